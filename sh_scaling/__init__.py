@@ -1,0 +1,11 @@
+"""sh_scaling: cheap scaling-law sweeps for Optuna.
+
+Compute-aware successive halving guided by learning-curve surrogates (a pruner), scaling-law priors for
+samplers, and a simulator that replays recorded and synthetic learning curves.
+"""
+
+from sh_scaling.curves import Curve, CurveSet
+
+__version__ = "0.1.0"
+
+__all__ = ["Curve", "CurveSet", "__version__"]

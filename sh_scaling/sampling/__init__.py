@@ -1,0 +1,1 @@
+"""sh_scaling.sampling"""

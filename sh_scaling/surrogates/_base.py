@@ -1,0 +1,182 @@
+"""The surrogate protocol and the one function decisions use to ask surrogates for a forecast.
+
+A surrogate looks like a scikit-learn regressor on one learning curve::
+
+    PowerLawSurrogate().fit(compute, loss).predict(compute_grid, return_std=True)
+
+A *multi-curve* surrogate also offers ``fit_many(observations)`` / ``predict_many(targets, return_std=True)``
+so curves can share information (the multi-output GP). Decision code (successive halving, the pruner) never
+calls either directly: it calls :func:`forecast`, which handles short curves, failed fits and nonsense
+predictions with a recorded fallback, so that a surrogate problem can never crash a study.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "Surrogate",
+    "MultiCurveSurrogate",
+    "Forecast",
+    "forecast",
+    "make_surrogate",
+    "MIN_POINTS",
+]
+
+#: Fewer observed points than this and a curve is ranked by its observed minimum.
+MIN_POINTS = 3
+
+
+@runtime_checkable
+class Surrogate(Protocol):
+    """A learning-curve model fitted on one curve."""
+
+    def fit(self, compute: np.ndarray, loss: np.ndarray) -> Surrogate: ...
+
+    def predict(self, compute: np.ndarray, return_std: bool = False) -> Any: ...
+
+
+@runtime_checkable
+class MultiCurveSurrogate(Protocol):
+    """A learning-curve model fitted jointly on several curves."""
+
+    def fit_many(self, observations: Sequence[tuple[np.ndarray, np.ndarray]]) -> MultiCurveSurrogate: ...
+
+    def predict_many(self, targets: Sequence[np.ndarray], return_std: bool = False) -> Any: ...
+
+
+@dataclass
+class Forecast:
+    """Forecast of each curve's loss at its target compute.
+
+    Attributes:
+        mean: Predicted loss at the target, never above the curve's observed minimum (a loss curve that
+            has reached a value keeps it: the best checkpoint is kept).
+        std: Predictive standard deviation (0 for fallbacks).
+        fallback: True where the observed minimum was used instead of the surrogate.
+        reason: Why the fallback was used (``None`` where it was not).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    fallback: np.ndarray
+    reason: list[str | None] = field(default_factory=list)
+
+    def optimistic(self, quantile: float | None) -> np.ndarray:
+        """The mean, or a lower quantile of the Gaussian forecast (``quantile`` in (0, 0.5])."""
+        if quantile is None:
+            return self.mean
+        from scipy.stats import norm
+
+        return self.mean + norm.ppf(quantile) * self.std
+
+
+def make_surrogate(spec: str | Any) -> Any:
+    """A fresh surrogate from a name or a prototype object.
+
+    Names: ``"powerlaw"``, ``"exponential"``, ``"mmf"``, ``"gp"`` (one GP per curve), ``"gp-multi"``
+    (one GP over all curves, sharing information). An object is deep-copied, so a prototype can be passed
+    once and used for many curves.
+    """
+    if not isinstance(spec, str):
+        return copy.deepcopy(spec)
+    from sh_scaling.surrogates import _gp, _parametric
+
+    table = {
+        "powerlaw": _parametric.PowerLawSurrogate,
+        "exponential": _parametric.ExponentialSurrogate,
+        "mmf": _parametric.MMFSurrogate,
+        "gp": _gp.GPSurrogate,
+        "gp-multi": _gp.MultiCurveGPSurrogate,
+    }
+    try:
+        return table[spec]()
+    except KeyError:
+        raise ValueError(f"unknown surrogate {spec!r}; choose one of {sorted(table)} or pass an object") from None
+
+
+def _check_prediction(pred: np.ndarray, std: np.ndarray, observed_min: float) -> str | None:
+    if not (np.isfinite(pred) and np.isfinite(std)):
+        return "non-finite prediction"
+    if pred <= 0:
+        return f"non-positive predicted loss {pred:.4g}"
+    if pred < 0.2 * observed_min:
+        return f"implausible predicted loss {pred:.4g} (observed minimum {observed_min:.4g})"
+    return None
+
+
+def forecast(
+    surrogate: str | Any,
+    observations: Sequence[tuple[np.ndarray, np.ndarray]],
+    targets: Sequence[float] | np.ndarray,
+) -> Forecast:
+    """Forecast each curve's loss at its own target compute.
+
+    Args:
+        surrogate: A name or prototype for :func:`make_surrogate`. Multi-curve surrogates are fitted once on
+            all curves with at least :data:`MIN_POINTS` points; single-curve ones once per curve.
+        observations: ``(compute, loss)`` per curve, the points observed so far (clean: positive, sorted).
+        targets: Compute each curve would reach, one per curve.
+
+    Returns:
+        A :class:`Forecast`. A curve with fewer than :data:`MIN_POINTS` points, a fit that raises, and a
+        prediction that is non-finite, non-positive or implausibly low fall back to the observed minimum; the
+        reason is recorded. The mean is clipped to the observed minimum.
+    """
+    n = len(observations)
+    targets = np.asarray(targets, dtype=float).reshape(-1)
+    if targets.size != n:
+        raise ValueError(f"forecast: {n} curves but {targets.size} targets")
+    obs_min = np.array([float(np.min(l)) if len(l) else np.nan for _, l in observations])
+    mean = obs_min.copy()
+    std = np.zeros(n)
+    fallback = np.ones(n, dtype=bool)
+    reason: list[str | None] = [f"fewer than {MIN_POINTS} points"] * n
+    usable = [i for i, (c, _) in enumerate(observations) if len(c) >= MIN_POINTS]
+    if not usable:
+        return Forecast(mean, std, fallback, reason)
+
+    proto = make_surrogate(surrogate)
+    raw: dict[int, tuple[float, float]] = {}
+    errors: dict[int, str] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if isinstance(proto, MultiCurveSurrogate):
+            try:
+                proto.fit_many([observations[i] for i in usable])
+                m, s = proto.predict_many([np.array([targets[i]]) for i in usable], return_std=True)
+                for j, i in enumerate(usable):
+                    raw[i] = (float(np.ravel(m[j])[0]), float(np.ravel(s[j])[0]))
+            except Exception as exc:  # noqa: BLE001 - any fit failure becomes a recorded fallback
+                for i in usable:
+                    errors[i] = f"fit failed: {type(exc).__name__}: {exc}"
+        else:
+            for i in usable:
+                model = proto if i == usable[-1] else copy.deepcopy(proto)
+                try:
+                    c, l = observations[i]
+                    model.fit(np.asarray(c, float), np.asarray(l, float))
+                    m, s = model.predict(np.array([targets[i]]), return_std=True)
+                    raw[i] = (float(np.ravel(m)[0]), float(np.ravel(s)[0]))
+                except Exception as exc:  # noqa: BLE001
+                    errors[i] = f"fit failed: {type(exc).__name__}: {exc}"
+    for i in usable:
+        if i in errors:
+            reason[i] = errors[i]
+            continue
+        m, s = raw[i]
+        problem = _check_prediction(np.float64(m), np.float64(s), obs_min[i])
+        if problem is not None:
+            reason[i] = problem
+            continue
+        mean[i] = min(m, obs_min[i])
+        std[i] = max(s, 0.0)
+        fallback[i] = False
+        reason[i] = None
+    return Forecast(mean, std, fallback, reason)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def routing_path() -> Path | None:
+    """The routing curves: ``SH_SCALING_ROUTING_PATH`` or the shared copy beside the repository."""
+    env = os.environ.get("SH_SCALING_ROUTING_PATH")
+    candidates = [Path(env)] if env else []
+    candidates.append(_REPO.parent / "shared" / "data" / "routing" / "curves.csv.gz")
+    for p in candidates:
+        if p.is_file():
+            return p
+    return None
+
+
+@pytest.fixture(scope="session")
+def routing_csv() -> Path:
+    p = routing_path()
+    if p is None:
+        pytest.skip("routing curves not found: set SH_SCALING_ROUTING_PATH or place ../shared/data/routing")
+    return p
