@@ -6,7 +6,8 @@ from sh_scaling.surrogates._base import (
     MultiCurveSurrogate,
     Surrogate,
     forecast,
+    forecast_paths,
     make_surrogate,
 )
 
-__all__ = ["MIN_POINTS", "Forecast", "MultiCurveSurrogate", "Surrogate", "forecast", "make_surrogate"]
+__all__ = ["MIN_POINTS", "Forecast", "MultiCurveSurrogate", "Surrogate", "forecast", "forecast_paths", "make_surrogate"]

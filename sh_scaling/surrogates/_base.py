@@ -25,6 +25,7 @@ __all__ = [
     "MultiCurveSurrogate",
     "Forecast",
     "forecast",
+    "forecast_paths",
     "make_surrogate",
     "MIN_POINTS",
 ]
@@ -111,6 +112,82 @@ def _check_prediction(pred: np.ndarray, std: np.ndarray, observed_min: float) ->
     return None
 
 
+def _fit_predict(
+    surrogate: str | Any,
+    observations: Sequence[tuple[np.ndarray, np.ndarray]],
+    usable: list[int],
+    grids: Sequence[np.ndarray],
+) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], dict[int, str]]:
+    """Fit ``surrogate`` on the usable curves and predict each on its grid; failures go to ``errors``."""
+    proto = make_surrogate(surrogate)
+    raw: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    errors: dict[int, str] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if isinstance(proto, MultiCurveSurrogate):
+            try:
+                proto.fit_many([observations[i] for i in usable])
+                m, s = proto.predict_many([grids[i] for i in usable], return_std=True)
+                for j, i in enumerate(usable):
+                    raw[i] = (np.asarray(m[j], float).ravel(), np.asarray(s[j], float).ravel())
+            except Exception as exc:  # noqa: BLE001 - any fit failure becomes a recorded fallback
+                for i in usable:
+                    errors[i] = f"fit failed: {type(exc).__name__}: {exc}"
+        else:
+            for i in usable:
+                model = proto if i == usable[-1] else copy.deepcopy(proto)
+                try:
+                    c, l = observations[i]
+                    model.fit(np.asarray(c, float), np.asarray(l, float))
+                    m, s = model.predict(grids[i], return_std=True)
+                    raw[i] = (np.asarray(m, float).ravel(), np.asarray(s, float).ravel())
+                except Exception as exc:  # noqa: BLE001
+                    errors[i] = f"fit failed: {type(exc).__name__}: {exc}"
+    return raw, errors
+
+
+def forecast_paths(
+    surrogate: str | Any,
+    observations: Sequence[tuple[np.ndarray, np.ndarray]],
+    grids: Sequence[np.ndarray],
+) -> list[Forecast]:
+    """Forecast each curve along its own compute grid (one :class:`Forecast` per curve, one entry per point).
+
+    Same fallbacks as :func:`forecast`; the mean along each grid is the running minimum of the surrogate's
+    mean and the observed minimum, so a forecast never turns up.
+    """
+    n = len(observations)
+    if len(grids) != n:
+        raise ValueError(f"forecast_paths: {n} curves but {len(grids)} grids")
+    grids = [np.asarray(g, dtype=float).reshape(-1) for g in grids]
+    obs_min = [float(np.min(l)) if len(l) else np.nan for _, l in observations]
+    out = [
+        Forecast(np.full(g.size, m), np.zeros(g.size), np.ones(g.size, bool), [f"fewer than {MIN_POINTS} points"])
+        for g, m in zip(grids, obs_min)
+    ]
+    usable = [i for i, (c, _) in enumerate(observations) if len(c) >= MIN_POINTS]
+    if not usable:
+        return out
+    raw, errors = _fit_predict(surrogate, observations, usable, grids)
+    for i in usable:
+        if i in errors:
+            out[i].reason = [errors[i]]
+            continue
+        m, s = raw[i]
+        problems = [_check_prediction(mi, si, obs_min[i]) for mi, si in zip(m, s)]
+        problem = next((p for p in problems if p is not None), None)
+        if problem is not None:
+            out[i].reason = [problem]
+            continue
+        out[i] = Forecast(
+            np.minimum.accumulate(np.minimum(m, obs_min[i])),
+            np.maximum(s, 0.0),
+            np.zeros(m.size, bool),
+            [None],
+        )
+    return out
+
+
 def forecast(
     surrogate: str | Any,
     observations: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -129,54 +206,13 @@ def forecast(
         prediction that is non-finite, non-positive or implausibly low fall back to the observed minimum; the
         reason is recorded. The mean is clipped to the observed minimum.
     """
-    n = len(observations)
     targets = np.asarray(targets, dtype=float).reshape(-1)
-    if targets.size != n:
-        raise ValueError(f"forecast: {n} curves but {targets.size} targets")
-    obs_min = np.array([float(np.min(l)) if len(l) else np.nan for _, l in observations])
-    mean = obs_min.copy()
-    std = np.zeros(n)
-    fallback = np.ones(n, dtype=bool)
-    reason: list[str | None] = [f"fewer than {MIN_POINTS} points"] * n
-    usable = [i for i, (c, _) in enumerate(observations) if len(c) >= MIN_POINTS]
-    if not usable:
-        return Forecast(mean, std, fallback, reason)
-
-    proto = make_surrogate(surrogate)
-    raw: dict[int, tuple[float, float]] = {}
-    errors: dict[int, str] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if isinstance(proto, MultiCurveSurrogate):
-            try:
-                proto.fit_many([observations[i] for i in usable])
-                m, s = proto.predict_many([np.array([targets[i]]) for i in usable], return_std=True)
-                for j, i in enumerate(usable):
-                    raw[i] = (float(np.ravel(m[j])[0]), float(np.ravel(s[j])[0]))
-            except Exception as exc:  # noqa: BLE001 - any fit failure becomes a recorded fallback
-                for i in usable:
-                    errors[i] = f"fit failed: {type(exc).__name__}: {exc}"
-        else:
-            for i in usable:
-                model = proto if i == usable[-1] else copy.deepcopy(proto)
-                try:
-                    c, l = observations[i]
-                    model.fit(np.asarray(c, float), np.asarray(l, float))
-                    m, s = model.predict(np.array([targets[i]]), return_std=True)
-                    raw[i] = (float(np.ravel(m)[0]), float(np.ravel(s)[0]))
-                except Exception as exc:  # noqa: BLE001
-                    errors[i] = f"fit failed: {type(exc).__name__}: {exc}"
-    for i in usable:
-        if i in errors:
-            reason[i] = errors[i]
-            continue
-        m, s = raw[i]
-        problem = _check_prediction(np.float64(m), np.float64(s), obs_min[i])
-        if problem is not None:
-            reason[i] = problem
-            continue
-        mean[i] = min(m, obs_min[i])
-        std[i] = max(s, 0.0)
-        fallback[i] = False
-        reason[i] = None
-    return Forecast(mean, std, fallback, reason)
+    if targets.size != len(observations):
+        raise ValueError(f"forecast: {len(observations)} curves but {targets.size} targets")
+    paths = forecast_paths(surrogate, observations, [np.array([t]) for t in targets])
+    return Forecast(
+        np.array([p.mean[0] for p in paths]),
+        np.array([p.std[0] for p in paths]),
+        np.array([bool(p.fallback[0]) for p in paths]),
+        [p.reason[0] for p in paths],
+    )
