@@ -1,0 +1,154 @@
+"""``sh-scaling simulate``: replay curves through allocation strategies and print the paper-style table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sh_scaling.simulation import DEFAULT_STRATEGIES, STRATEGIES
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}")
+    return names
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="replay learning curves through budget-allocation strategies",
+        description="Replay learning curves (synthetic, the DeepMind routing runs, or a CSV of your own) through "
+        "uniform allocation and successive halving with and without surrogates, on random candidate sets, and "
+        "report relative improvement over SH, regret, savings and the error of the fitted law.",
+    )
+    p.add_argument("--curves", default="synthetic", help="'synthetic', 'routing', or a path to a long-format CSV "
+                   "(columns run_id, compute, loss)")
+    p.add_argument("--noise", default="white", help="synthetic noise model: none, white, brownian, ou")
+    p.add_argument("--n-curves", type=int, default=100, help="number of synthetic curves (default 100)")
+    p.add_argument("--routing-path", default=None, help="local copy of the routing curves.csv.gz "
+                   "(default: download once and cache)")
+    p.add_argument("--loss", default="loss_validation", help="routing loss column (default loss_validation)")
+    p.add_argument("--candidates", type=_ints, default=[5, 10, 20], help="candidate-set sizes (default 5,10,20)")
+    p.add_argument("--budgets", type=_floats, default=[0.01, 0.03, 0.1, 0.3],
+                   help="budgets as fractions of exhaustive compute (default 0.01,0.03,0.1,0.3)")
+    p.add_argument("--strategies", type=_names, default=list(DEFAULT_STRATEGIES),
+                   help=f"comma-separated, from {', '.join(STRATEGIES)} (default {','.join(DEFAULT_STRATEGIES)})")
+    p.add_argument("--repeats", type=int, default=30, help="random candidate sets per size (default 30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eta", type=float, default=2.0, help="reduction factor (default 2)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; -1 for all cores)")
+    p.add_argument("--out", default=None, help="directory for runs.csv, summary.csv, summary.json and plots")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def load_curves(args: argparse.Namespace):
+    from sh_scaling.curves import generate_synthetic, load_csv, load_routing
+
+    if args.curves == "synthetic":
+        return generate_synthetic(args.n_curves, seed=args.seed, noise=args.noise, name=f"synthetic-{args.noise}")
+    if args.curves == "routing":
+        return load_routing(args.routing_path, loss=args.loss)
+    path = Path(args.curves)
+    if not path.exists():
+        raise FileNotFoundError(f"--curves: {args.curves!r} is neither 'synthetic', 'routing' nor an existing file")
+    return load_csv(path)
+
+
+def paper_table(summary: pd.DataFrame, column: str = "ri_mean", scale: float = 100.0) -> pd.DataFrame:
+    """Rows (candidates, budget), columns strategies, cells 'mean ± std' of ``column`` (RI in % by default)."""
+    std_col = {"ri_mean": "ri_std"}.get(column)
+    cells = summary.copy()
+    if std_col:
+        cells["cell"] = [f"{scale * m:+.2f} ± {scale * s:.2f}" for m, s in zip(cells[column], cells[std_col].fillna(0))]
+    else:
+        cells["cell"] = [f"{scale * m:.3g}" for m in cells[column]]
+    cells["budget"] = [f"{100 * b:g}%" for b in cells.budget_frac]
+    table = cells.pivot_table(index=["n_candidates", "budget_frac", "budget"], columns="strategy", values="cell",
+                              aggfunc="first")
+    table = table.reset_index(level="budget_frac", drop=True)
+    table.columns.name = None
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    from sh_scaling.simulation import simulate, summarize
+
+    t0 = time.perf_counter()
+    curves = load_curves(args)
+    df = simulate(
+        curves,
+        candidates=args.candidates,
+        budgets=args.budgets,
+        strategies=args.strategies,
+        repeats=args.repeats,
+        seed=args.seed,
+        eta=args.eta,
+        n_jobs=args.jobs,
+        progress=not args.quiet,
+    )
+    summary = summarize(df)
+    elapsed = time.perf_counter() - t0
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(f"\n{curves.name}: {len(curves)} curves, {args.repeats} candidate sets per size, eta={args.eta:g}")
+        print("\nRelative improvement of the best loss over SH, % (mean ± std):")
+        print(paper_table(summary).to_string())
+        print("\nRegret vs exhaustive best, % (mean):")
+        print(paper_table(summary, "regret_mean").to_string())
+        print("\nLaw error: mean |ln L_fit - ln L_exhaustive| over the exhaustive range, x100 (median):")
+        print(paper_table(summary, "law_area").to_string())
+        print(f"\nCompute savings vs exhaustive: {100 * summary.savings.min():.1f}% to "
+              f"{100 * summary.savings.max():.1f}%; surrogate fallbacks: {int(summary.fallbacks.sum())}; "
+              f"{elapsed:.1f}s")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out / "runs.csv", index=False)
+        summary.to_csv(out / "summary.csv", index=False)
+        meta = {
+            "curves": curves.name,
+            "n_curves": len(curves),
+            "candidates": args.candidates,
+            "budgets": args.budgets,
+            "strategies": args.strategies,
+            "repeats": args.repeats,
+            "seed": args.seed,
+            "eta": args.eta,
+            "seconds": round(elapsed, 2),
+            "summary": json.loads(summary.to_json(orient="records")),
+        }
+        (out / "summary.json").write_text(json.dumps(meta, indent=2))
+        if not args.no_plots:
+            from sh_scaling.simulation._plots import plot_frontiers, plot_ri_by_budget
+
+            plot_ri_by_budget(summary, out / "ri_by_budget.png", title=curves.name)
+            k = max(args.candidates)
+            rng = np.random.default_rng(args.seed)
+            ids = list(rng.choice(curves.ids, size=k, replace=False))
+            plot_frontiers(curves.subset(ids), sorted(args.budgets)[len(args.budgets) // 2], args.strategies,
+                           out / "frontiers.png", eta=args.eta)
+        print(f"wrote {out}/runs.csv, summary.csv, summary.json" + ("" if args.no_plots else " and plots"))
+    return 0

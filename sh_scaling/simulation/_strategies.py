@@ -1,0 +1,218 @@
+"""Budget-allocation strategies replayed on recorded curves (SPEC §1.2).
+
+Fixed-budget successive halving over a candidate set M0 with total budget B and reduction factor eta
+(Schram et al., ICML 2026): R = ceil(log_eta |M0|) rounds; in round r every survivor is trained further by
+C_r = B / (|M_r| * R); then the best ceil(|M_r| / eta) survive. The strategies differ only in how survivors are
+ranked:
+
+* ``UA``: uniform allocation, B / |M0| to every candidate, no pruning.
+* ``SH``: lowest observed loss.
+* ``SH+PL`` / ``SH+GP`` / ``SH+GPM``: lowest loss forecast at the compute the curve would have at the end of the
+  schedule if it survived (power law, one GP per curve, one multi-curve GP).
+* ``SH+FA``: frontier-aware. A survivor is ranked by how close its forecast continuation comes to the frontier
+  of all the other candidates (observed for eliminated ones, forecast for survivors) anywhere in the compute
+  range; a curve that would lower the frontier somewhere ranks first.
+
+A curve trained to compute c is observed only at its recorded evaluations with compute <= c. Training never
+goes past a curve's last recorded point (its planned length): the share that would go beyond is not spent.
+Forecasts decide what to prune only; reported losses and laws use observed points only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sh_scaling.curves import Curve, CurveSet
+from sh_scaling.surrogates import forecast, forecast_paths
+
+__all__ = ["Strategy", "STRATEGIES", "AllocationResult", "allocate", "n_rounds", "get_strategy"]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How survivors are ranked: ``ranking`` is ``"none"`` (UA), ``"observed"``, ``"forecast"`` or ``"frontier"``."""
+
+    name: str
+    ranking: str
+    surrogate: str | None = None
+
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy("UA", "none"),
+        Strategy("SH", "observed"),
+        Strategy("SH+PL", "forecast", "powerlaw"),
+        Strategy("SH+EXP", "forecast", "exponential"),
+        Strategy("SH+MMF", "forecast", "mmf"),
+        Strategy("SH+GP", "forecast", "gp"),
+        Strategy("SH+GPM", "forecast", "gp-multi"),
+        Strategy("SH+FA", "frontier", "powerlaw"),
+        Strategy("SH+FA-GP", "frontier", "gp"),
+    )
+}
+
+
+def get_strategy(name: str | Strategy) -> Strategy:
+    if isinstance(name, Strategy):
+        return name
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; choose from {sorted(STRATEGIES)}") from None
+
+
+@dataclass
+class AllocationResult:
+    """What a strategy did with one candidate set.
+
+    Attributes:
+        strategy: Strategy name.
+        trained: Compute each candidate was trained to (never past its last point).
+        observed: Each candidate's observed prefix.
+        spent: Total compute spent.
+        best_loss: Lowest observed loss over all candidates.
+        n_fallbacks: Surrogate forecasts that fell back to the observed minimum.
+        survivors: Candidate ids alive at the start of each round.
+    """
+
+    strategy: str
+    trained: dict[str, float]
+    observed: list[Curve]
+    spent: float
+    best_loss: float
+    n_fallbacks: int = 0
+    survivors: list[list[str]] = field(default_factory=list)
+
+
+def n_rounds(n_candidates: int, eta: float) -> int:
+    """R = ceil(log_eta |M0|), at least 1."""
+    if n_candidates < 1:
+        raise ValueError(f"need at least one candidate, got {n_candidates}")
+    if eta <= 1:
+        raise ValueError(f"reduction factor eta must be > 1, got {eta!r}")
+    # The small epsilon keeps exact powers (log_2 8 = 3) from rounding up.
+    return max(1, math.ceil(math.log(n_candidates) / math.log(eta) - 1e-9))
+
+
+def _observed(curve: Curve, compute: float) -> Curve:
+    return curve.observed_until(compute)
+
+
+def _score_observed(obs: list[Curve]) -> np.ndarray:
+    return np.array([c.min_loss if len(c) else np.inf for c in obs])
+
+
+def _score_forecast(strategy: Strategy, obs: list[Curve], targets: np.ndarray) -> tuple[np.ndarray, int]:
+    fc = forecast(strategy.surrogate, [(c.compute, c.loss) for c in obs], targets)
+    score = np.where(np.isnan(fc.mean), np.inf, fc.mean)
+    return score, int(sum(1 for c, f in zip(obs, fc.fallback) if f and len(c)))
+
+
+def _score_frontier(
+    strategy: Strategy, alive: list[Curve], obs_alive: list[Curve], targets: np.ndarray, obs_dead: list[Curve]
+) -> tuple[np.ndarray, int]:
+    firsts = [c.compute[0] for c in alive]
+    grid = np.geomspace(min(firsts), max(targets.max(), min(firsts) * 1.0001), 64)
+    paths = []
+    fc = forecast_paths(strategy.surrogate, [(c.compute, c.loss) for c in obs_alive], [grid] * len(alive))
+    n_fallbacks = 0
+    for c, o, f, t in zip(alive, obs_alive, fc, targets):
+        if not len(o):
+            paths.append(np.full(grid.size, np.nan))
+            continue
+        n_fallbacks += int(f.fallback.any())
+        seen = o.best_loss_at(grid)
+        future = np.where((grid > o.final_compute) & (grid <= t * (1 + 1e-9)), f.mean, np.nan)
+        paths.append(np.where(grid <= o.final_compute, seen, future))
+    others_dead = [o.best_loss_at(grid) for o in obs_dead if len(o)]
+    mat = np.log(np.vstack(paths + others_dead))
+    n_alive = len(alive)
+    score = np.full(n_alive, np.inf)
+    for i in range(n_alive):
+        mine = mat[i]
+        if np.all(np.isnan(mine)):
+            continue
+        rest = np.delete(mat, i, axis=0)
+        with np.errstate(all="ignore"):
+            env = np.where(np.all(np.isnan(rest), axis=0), np.inf, np.nanmin(np.where(np.isnan(rest), np.inf, rest), axis=0))
+        gap = mine - env
+        score[i] = np.nanmin(gap)
+    return score, n_fallbacks
+
+
+def allocate(
+    candidates: CurveSet | list[Curve],
+    budget: float,
+    strategy: str | Strategy = "SH",
+    *,
+    eta: float = 2.0,
+    rng: np.random.Generator | None = None,
+) -> AllocationResult:
+    """Replay one strategy on one candidate set.
+
+    Args:
+        candidates: The candidate curves (their full recorded curves; only prefixes are revealed).
+        budget: Total compute B.
+        strategy: A name from :data:`STRATEGIES` or a :class:`Strategy`.
+        eta: Reduction factor.
+        rng: Breaks ties (e.g. between curves with no observed point yet) at random.
+    """
+    strat = get_strategy(strategy)
+    cands = list(candidates)
+    if not cands:
+        raise ValueError("allocate: empty candidate set")
+    if not (np.isfinite(budget) and budget > 0):
+        raise ValueError(f"allocate: budget must be a positive number, got {budget!r}")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    trained = {c.id: 0.0 for c in cands}
+    finals = {c.id: c.final_compute for c in cands}
+    n_fallbacks = 0
+    history: list[list[str]] = []
+
+    if strat.ranking == "none":
+        for c in cands:
+            trained[c.id] = min(budget / len(cands), finals[c.id])
+    else:
+        R = n_rounds(len(cands), eta)
+        sizes = [len(cands)]
+        for _ in range(R - 1):
+            sizes.append(math.ceil(sizes[-1] / eta))
+        shares = [budget / (m * R) for m in sizes]
+        alive = cands
+        for r in range(R):
+            history.append([c.id for c in alive])
+            for c in alive:
+                trained[c.id] = min(trained[c.id] + shares[r], finals[c.id])
+            if r == R - 1:
+                break
+            obs_alive = [_observed(c, trained[c.id]) for c in alive]
+            future = sum(shares[r + 1 :])
+            targets = np.array([min(trained[c.id] + future, finals[c.id]) for c in alive])
+            if strat.ranking == "observed":
+                score = _score_observed(obs_alive)
+            elif strat.ranking == "forecast":
+                score, nf = _score_forecast(strat, obs_alive, targets)
+                n_fallbacks += nf
+            else:
+                alive_ids = {c.id for c in alive}
+                dead = [_observed(c, trained[c.id]) for c in cands if c.id not in alive_ids]
+                score, nf = _score_frontier(strat, alive, obs_alive, targets, dead)
+                n_fallbacks += nf
+            order = np.lexsort((rng.random(len(alive)), score))
+            alive = [alive[i] for i in order[: sizes[r + 1]]]
+
+    observed = [_observed(c, trained[c.id]) for c in cands]
+    losses = [o.min_loss for o in observed if len(o)]
+    return AllocationResult(
+        strategy=strat.name,
+        trained=trained,
+        observed=observed,
+        spent=float(sum(trained.values())),
+        best_loss=float(min(losses)) if losses else float("nan"),
+        n_fallbacks=n_fallbacks,
+        survivors=history,
+    )

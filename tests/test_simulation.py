@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from sh_scaling.curves import Curve, CurveSet
+from sh_scaling.simulation import allocate, n_rounds, simulate, summarize
+
+
+def _crossing_pair():
+    """A small model that leads early and a big one that wins late (Chinchilla-like crossing)."""
+    c = np.geomspace(1, 1000, 30)
+    small = Curve.from_arrays("small", c[:20], 2.0 + 2.0 * c[:20] ** -0.5)
+    big = Curve.from_arrays("big", c, 1.0 + 6.0 * c ** -0.5)
+    return small, big
+
+
+def test_rounds():
+    assert [n_rounds(k, 2) for k in (1, 2, 5, 8, 10, 20)] == [1, 1, 3, 3, 4, 5]
+    assert n_rounds(9, 3) == 2
+    with pytest.raises(ValueError, match="eta"):
+        n_rounds(4, 1)
+
+
+def test_budget_is_never_exceeded_and_ua_splits_evenly():
+    rng = np.random.default_rng(0)
+    curves = CurveSet(
+        Curve.from_arrays(i, np.geomspace(1, 10 ** rng.uniform(2, 3), 20), 1 + rng.uniform(1, 5) * np.geomspace(1, 100, 20) ** -0.3)
+        for i in range(10)
+    )
+    for name in ("UA", "SH", "SH+FA"):
+        res = allocate(curves, 0.2 * curves.exhaustive_compute, name)
+        assert res.spent <= 0.2 * curves.exhaustive_compute * (1 + 1e-9)
+    ua = allocate(curves, 100.0, "UA")
+    assert set(ua.trained.values()) == {10.0}
+
+
+def test_sh_keeps_the_early_leaders_and_forecast_keeps_the_late_winner():
+    c = np.geomspace(1, 1000, 30)
+    small = Curve.from_arrays("small", c, 2.0 + 2.0 * c ** -0.5)
+    small2 = Curve.from_arrays("small2", c, 2.05 + 2.0 * c ** -0.5)
+    big = Curve.from_arrays("big", c, 1.0 + 6.0 * c ** -0.5)  # crosses the small ones at c = 16
+    bad = Curve.from_arrays("bad", c, np.full(30, 5.0))
+    cands = CurveSet([small, small2, big, bad])
+    # R = 2 rounds: 4 curves to compute 10 each, then 2 survivors to 30.
+    sh = allocate(cands, 80.0, "SH")
+    assert sh.survivors == [["small", "small2", "big", "bad"], ["small", "small2"]]
+    assert sh.best_loss == pytest.approx(small.best_loss_at(30.0)[0], rel=0.02)
+
+    class LogLogLine:
+        def fit(self, c, l):
+            self.c, self.l = np.log(c), np.log(l)
+            return self
+
+        def predict(self, c, return_std=False):
+            # Straight-line extrapolation of the last two points in log-log space.
+            slope = (self.l[-1] - self.l[-2]) / (self.c[-1] - self.c[-2])
+            m = np.exp(self.l[-1] + slope * (np.log(c) - self.c[-1]))
+            return (m, np.zeros_like(m)) if return_std else m
+
+    from sh_scaling.simulation import Strategy
+
+    fc = allocate(cands, 80.0, Strategy("SH+line", "forecast", LogLogLine()))
+    assert "big" in fc.survivors[1]
+    assert fc.best_loss < sh.best_loss - 0.1
+
+
+def test_unobserved_curves_do_not_crash_and_ties_are_seeded():
+    small, big = _crossing_pair()
+    cands = CurveSet([small, big])
+    a = allocate(cands, 1e-6, "SH", rng=np.random.default_rng(1))
+    assert np.isnan(a.best_loss) and a.spent == pytest.approx(1e-6)
+
+
+def test_simulate_grid_and_ri(tmp_path):
+    rng = np.random.default_rng(0)
+    curves = []
+    for i in range(12):
+        n = 10 ** rng.uniform(0, 2)
+        c = np.geomspace(1, 100 * n, 25)
+        curves.append(Curve.from_arrays(i, c, 1 + 1 / n ** 0.3 + 3 * (c / n) ** -0.3))
+    df = simulate(CurveSet(curves), candidates=(4, 8), budgets=(0.1, 0.3), strategies=("UA", "SH"), repeats=5,
+                  progress=False)
+    assert len(df) == 2 * 2 * 5 * 2
+    assert np.allclose(df[df.strategy == "SH"].ri_vs_sh, 0)
+    s = summarize(df)
+    assert {"ri_mean", "ri_lo", "ri_hi", "law_area", "savings"} <= set(s.columns)
+    assert (s.savings > 0.6).all()
+
+
+def test_bad_arguments():
+    small, big = _crossing_pair()
+    with pytest.raises(ValueError, match="budget"):
+        allocate(CurveSet([small]), -1.0)
+    with pytest.raises(ValueError, match="unknown strategy"):
+        allocate(CurveSet([small]), 1.0, "SH+XYZ")
+    with pytest.raises(ValueError, match="outside"):
+        simulate(CurveSet([small, big]), candidates=(3,), progress=False)
