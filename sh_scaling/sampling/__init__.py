@@ -1,1 +1,17 @@
-"""sh_scaling.sampling"""
+"""Samplers with scaling-law priors, and the IsoFLOP sweep planner."""
+
+from sh_scaling.sampling._prior_sampler import (
+    FROM_PRIOR_KEY,
+    PREDICTED_LOSS_KEY,
+    PRIOR_WEIGHT_KEY,
+    ScalingPriorSampler,
+)
+from sh_scaling.sampling._priors import FORECAST_KEY
+
+__all__ = [
+    "FORECAST_KEY",
+    "FROM_PRIOR_KEY",
+    "PREDICTED_LOSS_KEY",
+    "PRIOR_WEIGHT_KEY",
+    "ScalingPriorSampler",
+]
