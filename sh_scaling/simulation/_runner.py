@@ -46,7 +46,7 @@ class _Progress:
 
 
 def _one_candidate_set(args: tuple) -> list[dict]:
-    curves, ids, k, budgets, strategies, eta, repeat, seed = args
+    curves, ids, k, budgets, strategies, eta, carry_over, repeat, seed = args
     cands = curves.subset(ids)
     exh_law = frontier_law(list(cands))
     rows = []
@@ -55,7 +55,7 @@ def _one_candidate_set(args: tuple) -> list[dict]:
         for name in strategies:
             # Every strategy gets the same tie-breaking stream for this candidate set and budget.
             rng = np.random.default_rng([seed, k, repeat, int(frac * 1e6)])
-            res = allocate(cands, budget, name, eta=eta, rng=rng)
+            res = allocate(cands, budget, name, eta=eta, carry_over=carry_over, rng=rng)
             row = {
                 "n_candidates": k,
                 "budget_frac": frac,
@@ -78,6 +78,7 @@ def simulate(
     repeats: int = 30,
     seed: int = 0,
     eta: float = 2.0,
+    carry_over: bool = True,
     n_jobs: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -87,11 +88,14 @@ def simulate(
         curves: The pool of recorded curves.
         candidates: Candidate-set sizes |M0|.
         budgets: Budgets as fractions of the candidate set's exhaustive compute (every curve to its end).
-        strategies: Names from :data:`sh_scaling.simulation.STRATEGIES`. ``"SH"`` is always added, because
+        strategies: Names from :data:`sh_scaling.simulation.STRATEGIES` or :class:`Strategy` objects (e.g. with a
+            surrogate of your own). ``"SH"`` is always added, because
             relative improvement is measured against it.
         repeats: Random candidate sets per size; the same sets are used for every budget and strategy.
         seed: Seed of the candidate draws and the tie-breaking.
         eta: Reduction factor of successive halving.
+        carry_over: Pass compute that finished curves cannot use to the other survivors
+            (see :func:`sh_scaling.simulation.allocate`).
         n_jobs: Worker processes (1 runs in-process).
         progress: Print progress on stderr.
 
@@ -100,9 +104,9 @@ def simulate(
         :func:`sh_scaling.simulation.allocation_metrics`, plus ``ri_vs_sh`` (relative improvement of the best
         loss over SH on the same candidate set and budget).
     """
-    names = [get_strategy(s).name for s in strategies]
-    if "SH" not in names:
-        names.insert(0, "SH")
+    names = [get_strategy(s) for s in strategies]
+    if "SH" not in [s.name for s in names]:
+        names.insert(0, get_strategy("SH"))
     for k in candidates:
         if not 1 <= k <= len(curves):
             raise ValueError(f"candidate-set size {k} is outside 1..{len(curves)} (the number of curves)")
@@ -117,7 +121,7 @@ def simulate(
     for k in candidates:
         for repeat in range(repeats):
             chosen = list(rng.choice(len(ids), size=k, replace=False))
-            tasks.append((curves, [ids[i] for i in chosen], k, tuple(budgets), tuple(names), eta, repeat, seed))
+            tasks.append((curves, [ids[i] for i in chosen], k, tuple(budgets), tuple(names), eta, carry_over, repeat, seed))
     bar = _Progress(len(tasks), f"simulate[{curves.name}]", progress)
     rows: list[dict] = []
     if n_jobs == 1:

@@ -14,7 +14,10 @@ ranked:
   range; a curve that would lower the frontier somewhere ranks first.
 
 A curve trained to compute c is observed only at its recorded evaluations with compute <= c. Training never
-goes past a curve's last recorded point (its planned length): the share that would go beyond is not spent.
+goes past a curve's last recorded point (its planned length). With ``carry_over=True`` (the default) the share a
+finished curve cannot use is split among the other survivors of the round (water-filling) and what is still
+left moves to the next round, so every strategy spends the same budget where it can; ``carry_over=False``
+follows the paper's schedule to the letter and leaves that compute unspent.
 Forecasts decide what to prune only; reported losses and laws use observed points only.
 """
 
@@ -144,12 +147,27 @@ def _score_frontier(
     return score, n_fallbacks
 
 
+def _water_fill(pool: float, room: np.ndarray) -> np.ndarray:
+    """Split ``pool`` as equally as possible among curves that can take at most ``room`` more each."""
+    give = np.zeros_like(room)
+    left = pool
+    open_ = room > 0
+    while left > 1e-12 * pool and open_.any():
+        share = left / open_.sum()
+        add = np.where(open_, np.minimum(share, room - give), 0.0)
+        give += add
+        left -= add.sum()
+        open_ = open_ & (room - give > 1e-12 * np.maximum(room, 1.0))
+    return give
+
+
 def allocate(
     candidates: CurveSet | list[Curve],
     budget: float,
     strategy: str | Strategy = "SH",
     *,
     eta: float = 2.0,
+    carry_over: bool = True,
     rng: np.random.Generator | None = None,
 ) -> AllocationResult:
     """Replay one strategy on one candidate set.
@@ -159,6 +177,7 @@ def allocate(
         budget: Total compute B.
         strategy: A name from :data:`STRATEGIES` or a :class:`Strategy`.
         eta: Reduction factor.
+        carry_over: Give compute a finished curve cannot use to the other survivors (see the module doc).
         rng: Breaks ties (e.g. between curves with no observed point yet) at random.
     """
     strat = get_strategy(strategy)
@@ -174,8 +193,12 @@ def allocate(
     history: list[list[str]] = []
 
     if strat.ranking == "none":
-        for c in cands:
-            trained[c.id] = min(budget / len(cands), finals[c.id])
+        if carry_over:
+            give = _water_fill(budget, np.array([finals[c.id] for c in cands]))
+        else:
+            give = np.minimum(budget / len(cands), [finals[c.id] for c in cands])
+        for c, g in zip(cands, give):
+            trained[c.id] = float(g)
     else:
         R = n_rounds(len(cands), eta)
         sizes = [len(cands)]
@@ -183,10 +206,18 @@ def allocate(
             sizes.append(math.ceil(sizes[-1] / eta))
         shares = [budget / (m * R) for m in sizes]
         alive = cands
+        carry = 0.0
         for r in range(R):
             history.append([c.id for c in alive])
-            for c in alive:
-                trained[c.id] = min(trained[c.id] + shares[r], finals[c.id])
+            room = np.array([finals[c.id] - trained[c.id] for c in alive])
+            if carry_over:
+                pool = shares[r] * len(alive) + carry
+                give = _water_fill(pool, room)
+                carry = pool - float(give.sum())
+            else:
+                give = np.minimum(shares[r], room)
+            for c, g in zip(alive, give):
+                trained[c.id] = min(trained[c.id] + float(g), finals[c.id])
             if r == R - 1:
                 break
             obs_alive = [_observed(c, trained[c.id]) for c in alive]

@@ -13,6 +13,7 @@ predictions with a recorded fallback, so that a surrogate problem can never cras
 from __future__ import annotations
 
 import copy
+import importlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,19 +88,17 @@ def make_surrogate(spec: str | Any) -> Any:
     """
     if not isinstance(spec, str):
         return copy.deepcopy(spec)
-    from sh_scaling.surrogates import _gp, _parametric
-
     table = {
-        "powerlaw": _parametric.PowerLawSurrogate,
-        "exponential": _parametric.ExponentialSurrogate,
-        "mmf": _parametric.MMFSurrogate,
-        "gp": _gp.GPSurrogate,
-        "gp-multi": _gp.MultiCurveGPSurrogate,
+        "powerlaw": ("_parametric", "PowerLawSurrogate"),
+        "exponential": ("_parametric", "ExponentialSurrogate"),
+        "mmf": ("_parametric", "MMFSurrogate"),
+        "gp": ("_gp", "GPSurrogate"),
+        "gp-multi": ("_gp", "MultiCurveGPSurrogate"),
     }
-    try:
-        return table[spec]()
-    except KeyError:
-        raise ValueError(f"unknown surrogate {spec!r}; choose one of {sorted(table)} or pass an object") from None
+    if spec not in table:
+        raise ValueError(f"unknown surrogate {spec!r}; choose one of {sorted(table)} or pass an object")
+    module, name = table[spec]
+    return getattr(importlib.import_module(f"sh_scaling.surrogates.{module}"), name)()
 
 
 def _check_prediction(pred: np.ndarray, std: np.ndarray, observed_min: float) -> str | None:

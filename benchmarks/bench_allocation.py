@@ -1,0 +1,106 @@
+"""Allocation quality (SPEC §1.2): UA, SH and surrogate-guided SH on synthetic and routing curves.
+
+Runs the paper-style grid (candidate-set sizes 5/10/20, four budgets from 1 % to 30 % of exhaustive compute,
+30 random candidate sets each) on the routing curves and on synthetic curves under each noise model, prints
+the tables (RI over SH with 95 % intervals, regret, law error), the wall time of each grid, and writes
+``results/allocation/<curves>/`` (CSV, JSON, plots) plus ``results/allocation/summary.md``.
+
+    python benchmarks/bench_allocation.py                  # full grid
+    python benchmarks/bench_allocation.py --quick          # 5 candidate sets, two budgets
+    python benchmarks/bench_allocation.py --only routing   # one curve set
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sh_scaling.curves import generate_synthetic, load_routing
+from sh_scaling.simulation import simulate, summarize
+from sh_scaling.simulation._plots import plot_ri_by_budget
+
+STRATEGIES = ("UA", "SH", "SH+PL", "SH+GP", "SH+FA")
+NOISES = ("none", "white", "brownian", "ou")
+
+
+def _routing_path() -> str | None:
+    env = os.environ.get("SH_SCALING_ROUTING_PATH")
+    here = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing" / "curves.csv.gz"
+    return env or (str(here) if here.exists() else None)
+
+
+def _verdict(summary: pd.DataFrame) -> pd.DataFrame:
+    sur = summary[~summary.strategy.isin(["SH", "UA"])]
+    best = sur.loc[sur.groupby(["n_candidates", "budget_frac"]).ri_mean.idxmax()]
+    return best[["n_candidates", "budget_frac", "strategy", "ri_mean", "ri_lo", "ri_hi"]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["routing", "synthetic"], default=None)
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default="results/allocation")
+    args = ap.parse_args(argv)
+    repeats = args.repeats or (5 if args.quick else 30)
+    budgets = (0.03, 0.3) if args.quick else (0.01, 0.03, 0.1, 0.3)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    warnings.simplefilter("ignore")
+
+    sets = []
+    if args.only in (None, "routing"):
+        sets.append(("routing", lambda: load_routing(_routing_path())))
+    if args.only in (None, "synthetic"):
+        for noise in NOISES:
+            sets.append((f"synthetic-{noise}", lambda noise=noise: generate_synthetic(100, seed=0, noise=noise,
+                                                                                      name=f"synthetic-{noise}")))
+    md = ["| curves | candidates | budget | best surrogate strategy | RI over SH (95 % CI) | UA RI | time |",
+          "|---|---|---|---|---|---|---|"]
+    for label, make in sets:
+        curves = make()
+        t0 = time.perf_counter()
+        df = simulate(curves, candidates=(5, 10, 20), budgets=budgets, strategies=STRATEGIES, repeats=repeats,
+                      seed=0, n_jobs=args.jobs, progress=True)
+        secs = time.perf_counter() - t0
+        s = summarize(df)
+        d = out / label
+        d.mkdir(exist_ok=True)
+        df.to_csv(d / "runs.csv", index=False)
+        s.to_csv(d / "summary.csv", index=False)
+        plot_ri_by_budget(s, d / "ri_by_budget.png", title=label)
+        piv = s.pivot_table(index=["n_candidates", "budget_frac"], columns="strategy", values="ri_mean") * 100
+        print(f"\n== {label}: {len(curves)} curves, {repeats} candidate sets per size, {secs:.1f}s "
+              f"({args.jobs} processes) ==")
+        print("RI over SH (%, mean):")
+        print(piv.round(2).to_string())
+        print("Law error (median mean |ln gap| x100):")
+        print((s.pivot_table(index=["n_candidates", "budget_frac"], columns="strategy", values="law_area") * 100)
+              .round(2).to_string())
+        v = _verdict(s)
+        ua = s[s.strategy == "UA"].set_index(["n_candidates", "budget_frac"]).ri_mean
+        for _, r in v.iterrows():
+            key = (r.n_candidates, r.budget_frac)
+            md.append(f"| {label} | {r.n_candidates} | {100 * r.budget_frac:g}% | {r.strategy} | "
+                      f"{100 * r.ri_mean:+.2f}% [{100 * r.ri_lo:+.2f}, {100 * r.ri_hi:+.2f}] | "
+                      f"{100 * ua.get(key, np.nan):+.2f}% | {secs:.0f}s |")
+        best = v.loc[v.ri_mean.idxmax()]
+        print(f"best setting: {best.strategy} at {best.n_candidates} candidates, {100 * best.budget_frac:g}% "
+              f"budget: RI {100 * best.ri_mean:+.2f}% [{100 * best.ri_lo:+.2f}, {100 * best.ri_hi:+.2f}]")
+        worst = s[~s.strategy.isin(["SH"])].ri_hi.min()
+        print(f"lowest upper 95% bound of any strategy's RI: {100 * worst:+.2f}%")
+    (out / "summary.md").write_text("\n".join(md) + "\n")
+    print(f"\nwrote {out}/summary.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
