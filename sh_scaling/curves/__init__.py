@@ -1,5 +1,20 @@
 """Learning curves and where they come from: recorded runs, a user's CSV, or a synthetic generator."""
 
+from sh_scaling.curves._csv import load_csv
 from sh_scaling.curves._curve import Curve, CurveSet, CurveWarning
+from sh_scaling.curves._routing import ROUTER_TYPES, ROUTING_SHA256, ROUTING_URL, fetch_routing, load_routing
+from sh_scaling.curves._synthetic import NOISE_MODELS, generate_synthetic
 
-__all__ = ["Curve", "CurveSet", "CurveWarning"]
+__all__ = [
+    "Curve",
+    "CurveSet",
+    "CurveWarning",
+    "load_routing",
+    "fetch_routing",
+    "ROUTING_URL",
+    "ROUTING_SHA256",
+    "ROUTER_TYPES",
+    "generate_synthetic",
+    "NOISE_MODELS",
+    "load_csv",
+]

@@ -1,0 +1,212 @@
+import math
+
+import numpy as np
+import pytest
+
+from sh_scaling.constants import EPOCH_2024
+from sh_scaling.curves import CurveSet, generate_synthetic
+
+
+def _residuals(curves: CurveSet) -> list[np.ndarray]:
+    return [c.loss - c.meta["noiseless_loss"] for c in curves]
+
+
+def _crossing_stats(curves: CurveSet) -> tuple[float, float, float]:
+    """Over pairs whose compute ranges overlap: fraction whose loss difference changes sign inside the overlap,
+    fraction of those where the smaller model leads first, and fraction of pairs where the smaller model
+    leads at the start of the overlap while the larger one ends lower."""
+    overlapping = crossing = small_first = reversal = 0
+    items = sorted(curves, key=lambda c: c.meta["n_params"])
+    for i, small in enumerate(items):
+        for large in items[i + 1 :]:
+            lo = max(small.compute[0], large.compute[0])
+            hi = min(small.final_compute, large.final_compute)
+            if hi <= lo:
+                continue
+            overlapping += 1
+            grid = np.geomspace(lo, hi, 60)
+            diff = small.loss_at(grid) - large.loss_at(grid)  # < 0: the small model leads
+            if diff.min() < 0 < diff.max():
+                crossing += 1
+                small_first += diff[np.flatnonzero(diff != 0)[0]] < 0
+            reversal += diff[0] < 0 and large.final_loss < small.final_loss
+    return crossing / overlapping, small_first / max(crossing, 1), reversal / overlapping
+
+
+def test_shape_ids_units_and_compute_convention():
+    curves = generate_synthetic(7, seed=3, n_points=25)
+    assert len(curves) == 7 and curves.ids == [f"syn-{i:03d}" for i in range(7)]
+    for c in curves:
+        assert len(c) == 25 and c.unit == "FLOPs"
+        assert np.all(np.diff(c.compute) > 0) and np.all(c.loss > 0)
+        np.testing.assert_allclose(c.compute, 6 * c.meta["n_params"] * c.meta["tokens_seen"])
+        np.testing.assert_allclose(c.meta["tokens_seen"][-1], c.meta["tokens"])
+        assert 1e7 <= c.meta["n_params"] <= 1e9
+        assert 5 <= c.meta["tokens_per_param"] <= 100
+
+
+def test_same_seed_same_curves_other_seed_other_curves():
+    a = generate_synthetic(10, seed=42, noise="ou")
+    b = generate_synthetic(10, seed=42, noise="ou")
+    c = generate_synthetic(10, seed=43, noise="ou")
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.compute, y.compute)
+        np.testing.assert_array_equal(x.loss, y.loss)
+        assert x.meta["n_params"] == y.meta["n_params"]
+    assert not any(np.array_equal(x.loss, z.loss) for x, z in zip(a, c))
+    # A Generator is accepted and advanced like a seed would be.
+    g1 = generate_synthetic(3, seed=np.random.default_rng(5))
+    g2 = generate_synthetic(3, seed=np.random.default_rng(5))
+    np.testing.assert_array_equal(g1[2].loss, g2[2].loss)
+
+
+def test_noise_model_does_not_change_the_law():
+    plain = generate_synthetic(12, seed=8, noise="none")
+    for model in ("white", "brownian", "ou"):
+        noisy = generate_synthetic(12, seed=8, noise=model)
+        for p, n in zip(plain, noisy):
+            np.testing.assert_array_equal(p.compute, n.compute)
+            np.testing.assert_allclose(p.meta["noiseless_loss"], n.meta["noiseless_loss"])
+            np.testing.assert_array_equal(p.loss, p.meta["noiseless_loss"])
+
+
+def test_white_noise_has_the_documented_scale():
+    curves = generate_synthetic(150, seed=0, noise="white", noise_scale=0.02)
+    res = np.concatenate(_residuals(curves))
+    assert abs(res.std() - 0.02) < 0.002
+    assert abs(res.mean()) < 0.002
+    # Independent: lag-1 correlation near zero.
+    lag = np.concatenate([r[1:] * r[:-1] for r in _residuals(curves)]).mean() / res.var()
+    assert abs(lag) < 0.07
+
+
+def test_brownian_noise_grows_by_sigma_per_sqrt_log_compute():
+    sigma = 0.03
+    curves = generate_synthetic(150, seed=1, noise="brownian", noise_scale=sigma, spacing="linear")
+    steps = []
+    for c, r in zip(curves, _residuals(curves)):
+        assert r[0] == 0.0  # the walk starts at the first evaluation
+        steps.append(np.diff(r) / np.sqrt(np.diff(np.log(c.compute))))
+    steps = np.concatenate(steps)
+    assert abs(steps.std() - sigma) < 0.1 * sigma
+    # The walk's spread at the end matches sigma * sqrt(log-compute span).
+    ends = np.array([r[-1] for r in _residuals(curves)])
+    span = math.log(curves[0].compute[-1] / curves[0].compute[0])
+    assert 0.8 < ends.std() / (sigma * math.sqrt(span)) < 1.2
+
+
+def test_ou_noise_is_stationary_with_documented_correlation():
+    sigma, theta = 0.02, 2.0
+    curves = generate_synthetic(250, seed=2, noise="ou", noise_scale=sigma, ou_theta=theta)
+    res = _residuals(curves)
+    all_res = np.concatenate(res)
+    assert abs(all_res.std() - sigma) < 0.1 * sigma
+    # Same spread at the start and at the end: stationary, unlike the random walk.
+    assert abs(np.std([r[0] for r in res]) - np.std([r[-1] for r in res])) < 0.25 * sigma
+    # Log-spaced points: constant step in log-compute, so one expected lag-1 correlation.
+    dt = np.diff(np.log(curves[0].compute))[0]
+    lag1 = np.mean(np.concatenate([r[1:] * r[:-1] for r in res])) / sigma**2
+    assert abs(lag1 - math.exp(-theta * dt)) < 0.06
+
+
+def test_losses_stay_positive_under_huge_noise():
+    for model in ("white", "brownian", "ou"):
+        curves = generate_synthetic(20, seed=4, noise=model, noise_scale=5.0)
+        assert all(np.all(c.loss > 0) for c in curves)
+
+
+def test_warmup_starts_near_uniform_loss_and_falls_into_the_law():
+    cap = math.log(50_257)
+    with_warmup = generate_synthetic(30, seed=5, noise="none", warmup_fraction=0.01, schedule="constant")
+    without = generate_synthetic(30, seed=5, noise="none", warmup_fraction=0.0, schedule="constant")
+    firsts = np.array([c.loss[0] for c in with_warmup])
+    assert np.all(firsts <= cap) and np.median(firsts) > 0.9 * cap
+    assert all(c.loss[0] - c.loss[-1] > 3.0 for c in with_warmup)
+    delays = []
+    for w, n in zip(with_warmup, without):
+        tokens = w.meta["tokens_seen"]
+        during = tokens < w.meta["warmup_tokens"]
+        assert during.sum() >= 3
+        assert np.all(w.loss[during] >= n.loss[during])
+        delays.append(np.max(w.loss[during] - n.loss[during]))
+        late = tokens > 10 * w.meta["warmup_tokens"]
+        np.testing.assert_allclose(w.loss[late], n.loss[late], rtol=0.02)
+    # Warm-up visibly delays the fall (small models sit at the cap either way, hence not every curve).
+    assert np.mean(np.array(delays) > 0.3) > 0.3
+
+
+def test_noiseless_truth_matches_the_law():
+    curves = generate_synthetic(10, seed=6, noise="none", schedule="constant", warmup_fraction=0.0,
+                                constants=EPOCH_2024, jitter=0.0)
+    for c in curves:
+        m = c.meta
+        assert (m["E"], m["A"], m["B"], m["alpha"], m["beta"]) == pytest.approx(
+            (EPOCH_2024.E, EPOCH_2024.A, EPOCH_2024.B, EPOCH_2024.alpha, EPOCH_2024.beta)
+        )
+        law = m["E"] + m["A"] / m["n_params"] ** m["alpha"] + m["B"] / m["tokens_seen"] ** m["beta"]
+        late = law < 0.5 * math.log(50_257)  # where the cap at ln(vocab) no longer bends the law
+        np.testing.assert_allclose(c.loss[late], law[late], rtol=1e-3)
+        assert m["final_law_loss"] == pytest.approx(law[-1])
+
+
+def test_jitter_varies_constants_per_curve():
+    curves = generate_synthetic(20, seed=7, jitter=0.1)
+    alphas = np.array([c.meta["alpha"] for c in curves])
+    Es = np.array([c.meta["E"] for c in curves])
+    assert alphas.std() > 0 and 0.05 < Es.std() / Es.mean() < 0.2
+    assert np.all(np.abs(alphas / 0.34 - 1) < 0.06)
+
+
+def test_cosine_schedule_drops_faster_near_the_end():
+    cos = generate_synthetic(15, seed=9, noise="none", schedule="cosine", anneal_gain=0.1)
+    const = generate_synthetic(15, seed=9, noise="none", schedule="constant")
+    for a, b in zip(cos, const):
+        assert a.final_loss < b.final_loss
+        # Same loss early (the learning rate has barely decayed), growing gap late.
+        early = a.meta["tokens_seen"] < 0.05 * a.meta["tokens"]
+        np.testing.assert_allclose(a.loss[early], b.loss[early], rtol=2e-3)
+        tail = slice(-6, None)  # the last 6 log-spaced points: the last ~70 % of the tokens
+        assert (a.loss[tail][0] - a.loss[-1]) > (b.loss[tail][0] - b.loss[-1])
+
+
+def test_linear_spacing():
+    c = generate_synthetic(2, seed=0, spacing="linear", n_points=10)[0]
+    np.testing.assert_allclose(np.diff(c.compute), c.compute[0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_curves_cross_like_real_ones(seed):
+    crossing, small_first, reversal = _crossing_stats(generate_synthetic(40, seed=seed, noise="none"))
+    # Clark et al.'s routing curves (loss_validation): 11 % of the overlapping pairs cross inside the overlap.
+    assert crossing >= 0.08
+    # Small models lead early, large ones win late.
+    assert reversal >= 0.75
+    # Most crossings go that way; warm-up length and cosine annealing depend on each curve's own budget, so a
+    # small model annealing at its end may also dip under a larger one mid-run, as in real sweeps.
+    assert small_first >= 0.5
+    plain = _crossing_stats(
+        generate_synthetic(40, seed=seed, noise="none", schedule="constant", warmup_fraction=0.0)
+    )
+    assert plain[0] >= 0.15 and plain[1] >= 0.9
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_curves": 0}, "n_curves"),
+        ({"noise": "pink"}, "noise='pink'"),
+        ({"schedule": "linear"}, "schedule"),
+        ({"spacing": "sqrt"}, "spacing"),
+        ({"noise_scale": -0.1}, "noise_scale"),
+        ({"n_params_range": (1e9, 1e7)}, "n_params_range"),
+        ({"tokens_per_param_range": (0, 10)}, "tokens_per_param_range"),
+        ({"start_fraction": 1.0}, "start_fraction"),
+        ({"warmup_fraction": 1.0}, "warmup_fraction"),
+        ({"n_points": 1}, "n_points"),
+        ({"ou_theta": 0.0}, "ou_theta"),
+        ({"vocab_size": 1}, "vocab_size"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate_synthetic(**kwargs)
