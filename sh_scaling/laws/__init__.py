@@ -7,5 +7,39 @@ from sh_scaling.laws._frontier import (
     frontier_grid,
     observed_frontier,
 )
+from sh_scaling.laws._chinchilla import (
+    ChinchillaAllocation,
+    ChinchillaFit,
+    chinchilla_loss,
+    compute_optimal_allocation,
+    fit_chinchilla,
+)
+from sh_scaling.laws._transformer import TransformerConfig
+from sh_scaling.laws._vocabulary import (
+    VocabularyExtrapolationWarning,
+    VocabularyPrediction,
+    VocabularySolverError,
+    optimal_flops_for_non_vocab,
+    optimal_non_vocab_for_flops,
+    optimal_vocabulary,
+    vocabulary_loss,
+    width_for_non_vocab,
+)
 
 __all__ = ["ScalingLaw", "area_between_laws", "fit_scaling_law", "frontier_grid", "observed_frontier"]
+__all__ += [
+    "ChinchillaAllocation",
+    "ChinchillaFit",
+    "chinchilla_loss",
+    "compute_optimal_allocation",
+    "fit_chinchilla",
+    "TransformerConfig",
+    "VocabularyExtrapolationWarning",
+    "VocabularyPrediction",
+    "VocabularySolverError",
+    "optimal_flops_for_non_vocab",
+    "optimal_non_vocab_for_flops",
+    "optimal_vocabulary",
+    "vocabulary_loss",
+    "width_for_non_vocab",
+]
