@@ -291,7 +291,7 @@ class SurrogateHalvingPruner(BasePruner):
                     if low is not None:
                         floor = min(floor, low["loss"])
         n = len(others) + 1
-        if n < self._n_startup:
+        if n <= self._n_startup:
             promoted, why = True, f"startup ({n} of {self._n_startup} trials at this rung)"
             record.update(n_competitors=n)
         else:

@@ -1,0 +1,419 @@
+"""SurrogateHalvingPruner and report(): rung semantics, stored state, bad input."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sh_scaling.pruning import SurrogateHalvingPruner, report
+from sh_scaling.pruning._attrs import (
+    DECISION_KEY,
+    FORECAST_KEY,
+    MIN_COMPUTE_STUDY_KEY,
+    PRUNED_KEY,
+    compute_key,
+    rung_key,
+)
+from sh_scaling.pruning._pruner import _frontier_scores
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+class LogLinear:
+    """A straight line in log-log space: the smallest surrogate that extrapolates."""
+
+    def fit(self, compute, loss):
+        self.coef_ = np.polyfit(np.log(compute), np.log(loss), 1)
+        return self
+
+    def predict(self, compute, return_std=False):
+        mean = np.exp(np.polyval(self.coef_, np.log(compute)))
+        return (mean, np.full_like(mean, 0.05)) if return_std else mean
+
+
+class Broken:
+    def fit(self, compute, loss):
+        raise RuntimeError("did not converge")
+
+    def predict(self, compute, return_std=False):
+        raise AssertionError("never called")
+
+
+def _study(pruner, direction="minimize"):
+    return optuna.create_study(pruner=pruner, direction=direction)
+
+
+def _run(study, compute, loss, params=None, use_report=True, **report_kw):
+    """Report a curve point by point into a new trial; returns (trial number, state)."""
+    trial = study.ask(fixed_distributions={}) if params is None else study.ask()
+    for name, value in (params or {}).items():
+        trial.suggest_float(name, value, value)
+    for step, (c, l) in enumerate(zip(compute, loss)):
+        if use_report:
+            report(trial, l, compute=c, **report_kw)
+        else:
+            trial.report(l, step)
+        if trial.should_prune():
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return trial.number, optuna.trial.TrialState.PRUNED
+    study.tell(trial, float(loss[-1]))
+    return trial.number, optuna.trial.TrialState.COMPLETE
+
+
+def _power_curve(scale, n=12, c0=1.0, c1=100.0, e=1.0):
+    c = np.geomspace(c0, c1, n)
+    return c, e + scale * c**-0.5
+
+
+# ---------------------------------------------------------------------------------------------- report()
+def test_report_keeps_compute_out_of_step_column():
+    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=1e30, min_compute=1e20))
+    trial = study.ask()
+    assert report(trial, 3.0, compute=1e21) == 0
+    assert report(trial, 2.5, compute=2e21) == 1
+    assert report(trial, 2.0, compute=5e21, step=7) == 7
+    frozen = study.trials[0]
+    assert frozen.intermediate_values == {0: 3.0, 1: 2.5, 7: 2.0}
+    assert frozen.system_attrs[compute_key(7)] == 5e21
+    assert frozen.system_attrs[compute_key(0)] == 1e21
+
+
+def test_report_with_compute_fn():
+    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=1e9))
+    trial = study.ask()
+    trial.suggest_float("n", 10.0, 10.0)
+    report(trial, 3.0, step=4, compute_fn=lambda p, s: p["n"] * (s + 1))
+    assert study.trials[0].system_attrs[compute_key(4)] == 50.0
+
+
+def test_report_without_compute_says_how():
+    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=10.0))
+    trial = study.ask()
+    with pytest.raises(ValueError, match="compute="):
+        report(trial, 3.0)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, math.inf, "lots"])
+def test_report_rejects_bad_compute(bad):
+    trial = _study(SurrogateHalvingPruner(LogLinear(), max_compute=10.0)).ask()
+    with pytest.raises(ValueError, match="compute"):
+        report(trial, 3.0, compute=bad)
+
+
+def test_report_rejects_decreasing_compute_both_ways():
+    trial = _study(SurrogateHalvingPruner(LogLinear(), max_compute=10.0)).ask()
+    report(trial, 3.0, compute=2.0, step=2)
+    with pytest.raises(ValueError, match="increase"):
+        report(trial, 2.9, compute=1.5, step=3)
+    with pytest.raises(ValueError, match="increase"):
+        report(trial, 3.1, compute=2.5, step=1)
+    report(trial, 3.1, compute=1.0, step=1)  # out of order but consistent: accepted
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {1: 3.1, 2: 3.0}
+
+
+def test_report_repeated_step_keeps_first_value_and_compute():
+    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=10.0))
+    trial = study.ask()
+    report(trial, 3.0, compute=1.0, step=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report(trial, 9.0, compute=5.0, step=0)
+    frozen = study.trials[0]
+    assert frozen.intermediate_values == {0: 3.0}
+    assert frozen.system_attrs[compute_key(0)] == 1.0
+
+
+def test_report_multi_objective_is_a_clear_error():
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    with pytest.raises(ValueError, match="multi-objective"):
+        report(study.ask(), 1.0, compute=1.0)
+
+
+# --------------------------------------------------------------------------------------------- the rungs
+def test_rung_value_is_read_at_the_rung_compute_not_the_last_report():
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=100.0, min_compute=3.0, n_startup_trials=1)
+    study = _study(pruner)
+    c = np.array([1.0, 2.0, 4.0, 8.0])
+    l = np.array([5.0, 4.0, 3.0, 2.5])
+    _run(study, c, l)
+    rec = study.trials[0].system_attrs[rung_key(0)]
+    expected = math.exp(np.interp(math.log(3.0), np.log(c), np.log(l)))
+    assert rec["compute"] == pytest.approx(3.0)
+    assert rec["loss"] == pytest.approx(expected)
+    assert rec["loss"] != pytest.approx(3.0)  # not the value at the report that crossed the rung
+    assert rec["n_points"] == 3
+    # rung 1 at compute 6, again interpolated between the reports at 4 and 8
+    rec1 = study.trials[0].system_attrs[rung_key(1)]
+    assert rec1["loss"] == pytest.approx(math.exp(np.interp(math.log(6.0), np.log(c), np.log(l))))
+
+
+def test_big_late_winner_survives_because_of_the_forecast():
+    """A large model is worse than small ones at the rung compute but forecast to end lower."""
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=lambda p: p["target"], min_compute=4.0,
+                                    n_startup_trials=1, reduction_factor=2)
+    study = _study(pruner)
+    grid = np.geomspace(1.0, 8.0, 7)
+    for _ in range(3):  # small models: good now, flat later
+        _run(study, grid, 2.0 + 0.5 * grid**-1.0, params={"target": 8.0})
+    big_c = np.geomspace(1.0, 1000.0, 16)
+    number, state = _run(study, big_c, 1.0 + 3.0 * big_c**-0.3, params={"target": 1000.0})
+    assert state == optuna.trial.TrialState.COMPLETE
+    rec = study.trials[number].system_attrs[rung_key(0)]
+    assert rec["loss"] > 2.2 and rec["forecast"] < 2.0 and rec["promoted"]
+
+
+def test_quota_is_ceil_n_over_eta_and_first_arrivals_are_not_required_to_beat_everyone():
+    # Final losses get worse with each trial; with eta=2 the k-th arrival (1-based) goes on iff its rank k
+    # is within ceil(k/2): only the first (and the ones that tie) survive.
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
+    study = _study(pruner)
+    states = [_run(study, *_power_curve(1.0 + i, c1=64.0))[1] for i in range(4)]
+    assert states[0] == optuna.trial.TrialState.COMPLETE
+    assert all(s == optuna.trial.TrialState.PRUNED for s in states[1:])
+    # Improving trials: each newcomer is the best so far, so every one survives.
+    study2 = _study(SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1))
+    states2 = [_run(study2, *_power_curve(5.0 - i, c1=64.0))[1] for i in range(4)]
+    assert all(s == optuna.trial.TrialState.COMPLETE for s in states2)
+    # Second arrival of three-way eta: rank 2 of 2 with ceil(2/3) = 1 is pruned; rank 2 of 3 with eta=1.5
+    # (ceil(3/1.5) = 2) is promoted.
+    study3 = _study(SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1,
+                                           reduction_factor=1.5))
+    s3 = [_run(study3, *_power_curve(v, c1=64.0))[1] for v in (1.0, 3.0, 2.0)]
+    assert s3[2] == optuna.trial.TrialState.COMPLETE
+
+
+def test_startup_trials_are_promoted_not_pruned():
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=3)
+    study = _study(pruner)
+    states = [_run(study, *_power_curve(1.0 + i, c1=64.0))[1] for i in range(4)]
+    assert states[:3] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert states[3] == optuna.trial.TrialState.PRUNED
+    rec = study.trials[1].system_attrs[rung_key(0)]
+    assert rec["promoted"] and rec["n_competitors"] == 2
+
+
+def test_decisions_and_forecasts_are_stored_for_dashboard_and_samplers():
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
+    study = _study(pruner)
+    for i in range(3):
+        _run(study, *_power_curve(1.0 + i, c1=64.0))
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned
+    for t in pruned:
+        assert isinstance(t.user_attrs[FORECAST_KEY], float)
+        assert t.user_attrs[DECISION_KEY].startswith("pruned at rung")
+        assert "forecast" in t.system_attrs[PRUNED_KEY]
+        last = max(int(k.rsplit(":", 1)[1]) for k in t.system_attrs if k.startswith("sh_scaling:rung:"))
+        rec = t.system_attrs[rung_key(last)]
+        assert rec["promoted"] is False and rec["rank"] > rec["quota"]
+        assert t.user_attrs[FORECAST_KEY] == pytest.approx(rec["forecast"])
+
+
+def test_no_rung_at_or_beyond_the_trials_target():
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=8.0, min_compute=4.0, n_startup_trials=1)
+    study = _study(pruner)
+    for i in range(3):
+        _run(study, *_power_curve(1.0 + i, c1=8.0))
+    for t in study.trials:
+        assert rung_key(1) not in t.system_attrs  # rung 1 sits at 8 = max_compute
+
+
+def test_auto_first_rung_is_fixed_in_study_storage():
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=100.0)
+    study = _study(pruner)
+    c, l = _power_curve(1.0, c1=100.0)
+    _run(study, c, l)
+    assert study._storage.get_study_system_attrs(study._study_id)[MIN_COMPUTE_STUDY_KEY] == pytest.approx(c[2])
+
+
+def test_pruner_compute_fn_lets_plain_trial_report_work():
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1,
+                                    compute_fn=lambda p, s: 2.0 ** (s / 2))
+    study = _study(pruner)
+    for i in range(3):
+        c, l = _power_curve(1.0 + i, n=13, c1=64.0)
+        _run(study, c, l, use_report=False)
+    assert study.trials[1].state == optuna.trial.TrialState.PRUNED
+    assert rung_key(0) in study.trials[0].system_attrs
+
+
+def test_frontier_score_keeps_the_small_model_that_owns_low_compute():
+    # Rung at compute 1. Two big trials forecast 2.0 at 1000; the small one (target 10) forecasts 2.2 but
+    # gets there at compute 10, where the big trials' paths are still higher.
+    loss_r = np.array([3.0, 4.0, 4.0])
+    target = np.array([10.0, 1000.0, 1000.0])
+    mean = np.array([2.2, 2.0, 2.0])
+    scores = _frontier_scores(1.0, loss_r, target, mean, mean, math.inf)
+    assert scores[0] < 0  # the small trial lowers the others' frontier somewhere
+    assert np.argmin(scores) == 0
+    # best_loss would rank it last
+    assert np.argmax(mean) == 0
+    # An observed floor below everything means nobody can lower the frontier.
+    assert np.all(_frontier_scores(1.0, loss_r, target, mean, mean, 1.5) > 0)
+
+
+@pytest.mark.parametrize("objective, expected", [("frontier", "COMPLETE"), ("best_loss", "PRUNED")])
+def test_frontier_objective_end_to_end(objective, expected):
+    # A small model that owns the frontier at low compute: kept for the frontier, pruned for the best loss.
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=lambda p: p["target"], min_compute=2.0,
+                                    n_startup_trials=1, objective=objective)
+    study = _study(pruner)
+    big_c = np.geomspace(1.0, 1000.0, 16)
+    _run(study, big_c, 1.0 + 3.0 * big_c**-0.3, params={"target": 1000.0})
+    small_c = np.geomspace(1.0, 10.0, 8)
+    _, state = _run(study, small_c, 1.5 + 1.0 * small_c**-1.0, params={"target": 10.0})
+    assert state.name == expected
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_loss_prunes_with_reason(bad):
+    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0))
+    trial = study.ask()
+    report(trial, 3.0, compute=1.0)
+    assert not trial.should_prune()
+    report(trial, bad, compute=2.0)
+    assert trial.should_prune()
+    assert "non-finite" in study.trials[0].system_attrs[PRUNED_KEY]
+    assert trial.should_prune()  # stays pruned
+
+
+def test_trial_without_compute_gets_one_clear_error():
+    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=64.0))
+    trial = study.ask()
+    trial.report(3.0, 0)
+    with pytest.raises(ValueError, match=r"no compute.*sh_scaling\.report\(trial, loss, compute="):
+        trial.should_prune()
+
+
+def test_failed_surrogate_fit_falls_back_and_is_recorded():
+    pruner = SurrogateHalvingPruner(Broken(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
+    study = _study(pruner)
+    for i in range(3):
+        _run(study, *_power_curve(1.0 + i, c1=64.0))
+    rec = study.trials[1].system_attrs[rung_key(0)]
+    assert rec["fallback"] is True and "did not converge" in rec["reason"]
+    assert study.trials[1].state == optuna.trial.TrialState.PRUNED  # observed ranking still works
+
+
+@pytest.mark.parametrize("bad", [0.0, -5.0, math.nan])
+def test_non_positive_max_compute(bad):
+    with pytest.raises(ValueError, match="max_compute"):
+        SurrogateHalvingPruner(LogLinear(), max_compute=bad)
+    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=lambda p: bad, min_compute=1.0))
+    trial = study.ask()
+    report(trial, 3.0, compute=1.0)
+    with pytest.raises(ValueError, match="max_compute"):
+        trial.should_prune()
+
+
+def test_missing_max_compute_and_per_trial_override():
+    study = _study(SurrogateHalvingPruner(LogLinear(), min_compute=1.0))
+    trial = study.ask()
+    report(trial, 3.0, compute=1.0)
+    with pytest.raises(ValueError, match="max_compute"):
+        trial.should_prune()
+    trial2 = study.ask()
+    report(trial2, 3.0, compute=1.0, max_compute=50.0)
+    assert trial2.should_prune() is False
+
+
+def test_maximize_and_multi_objective_studies_are_refused():
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=10.0)
+    study = _study(pruner, direction="maximize")
+    trial = study.ask()
+    report(trial, 3.0, compute=1.0)
+    with pytest.raises(ValueError, match="maximize"):
+        trial.should_prune()
+    multi = optuna.create_study(directions=["minimize", "minimize"], pruner=pruner)
+    with pytest.raises(ValueError, match="multi-objective"):
+        pruner.prune(multi, multi.ask()._get_latest_trial())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"surrogate": "splines"}, "surrogate"),
+        ({"surrogate": object()}, "surrogate protocol"),
+        ({"reduction_factor": 1}, "reduction_factor"),
+        ({"n_startup_trials": 0}, "n_startup_trials"),
+        ({"optimism": 0.9}, "optimism"),
+        ({"objective": "area"}, "objective"),
+        ({"min_compute": -1.0}, "min_compute"),
+        ({"compute_fn": 3}, "compute_fn"),
+    ],
+)
+def test_constructor_validation(kwargs, match):
+    kwargs = {"surrogate": LogLinear(), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        SurrogateHalvingPruner(**kwargs)
+
+
+def test_threads_share_one_pruner():
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, n_startup_trials=2)
+
+    def objective(trial):
+        scale = trial.suggest_float("scale", 0.5, 5.0)
+        c, l = _power_curve(scale, c1=64.0)
+        for ci, li in zip(c, l):
+            report(trial, li, compute=ci)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(l[-1])
+
+    study = _study(pruner)
+    study.optimize(objective, n_trials=24, n_jobs=4)
+    states = [t.state for t in study.trials]
+    assert len(states) == 24 and optuna.trial.TrialState.RUNNING not in states
+    assert optuna.trial.TrialState.FAIL not in states
+    assert any(s == optuna.trial.TrialState.PRUNED for s in states)
+
+
+# ---------------------------------------------------------------------------------------- property-based
+_curve = st.lists(
+    st.tuples(
+        st.floats(0.01, 5.0),  # compute increment
+        st.one_of(st.floats(0.05, 20.0), st.sampled_from([math.nan, math.inf])),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    curves=st.lists(_curve, min_size=1, max_size=5),
+    order_seed=st.integers(0, 2**16),
+    eta=st.sampled_from([1.5, 2, 3]),
+    objective=st.sampled_from(["best_loss", "frontier"]),
+    broken=st.booleans(),
+    optimism=st.sampled_from([None, 0.2]),
+)
+def test_prune_never_raises_and_never_loses_a_report(curves, order_seed, eta, objective, broken, optimism):
+    rng = np.random.default_rng(order_seed)
+    pruner = SurrogateHalvingPruner(Broken() if broken else LogLinear(), max_compute=lambda p: p["target"],
+                                    reduction_factor=eta, n_startup_trials=1, objective=objective,
+                                    optimism=optimism)
+    study = _study(pruner)
+    for points in curves:
+        compute = np.cumsum([p[0] for p in points])
+        loss = [p[1] for p in points]
+        trial = study.ask()
+        trial.suggest_float("target", float(compute[-1] * rng.uniform(0.5, 3)), float(compute[-1] * 3))
+        steps = rng.permutation(len(points))
+        for s in steps:
+            report(trial, loss[s], compute=float(compute[s]), step=int(s))
+            trial.should_prune()  # must not raise
+        frozen = study._storage.get_trial(trial._trial_id)
+        assert sorted(frozen.intermediate_values) == list(range(len(points)))
+        for s in range(len(points)):
+            assert frozen.system_attrs[compute_key(s)] == pytest.approx(compute[s])
+            got = frozen.intermediate_values[s]
+            assert got == loss[s] or (math.isnan(got) and math.isnan(loss[s]))
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
