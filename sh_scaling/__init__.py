@@ -5,7 +5,8 @@ samplers, and a simulator that replays recorded and synthetic learning curves.
 """
 
 from sh_scaling.curves import Curve, CurveSet
+from sh_scaling.pruning import SurrogateHalvingPruner, report
 
 __version__ = "0.1.0"
 
-__all__ = ["Curve", "CurveSet", "__version__"]
+__all__ = ["Curve", "CurveSet", "SurrogateHalvingPruner", "report", "__version__"]
