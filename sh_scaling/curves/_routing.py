@@ -185,11 +185,17 @@ def _download(url: str, target: Path, *, sha256: str | None, timeout: float) -> 
     tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
+        received = 0
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                declared = response.headers.get("Content-Length")
                 while chunk := response.read(1 << 16):
                     out.write(chunk)
                     digest.update(chunk)
+                    received += len(chunk)
+            # A connection closed early ends the read loop quietly; the declared length tells.
+            if declared is not None and declared.isdigit() and received != int(declared):
+                raise OSError(f"connection closed after {received} of {declared} bytes")
         except (OSError, http.client.HTTPException) as err:
             raise OSError(
                 f"could not download the routing curves from {url}: {err}. Download the file by hand and "
