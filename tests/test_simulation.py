@@ -94,3 +94,15 @@ def test_bad_arguments():
         allocate(CurveSet([small]), 1.0, "SH+XYZ")
     with pytest.raises(ValueError, match="outside"):
         simulate(CurveSet([small, big]), candidates=(3,), progress=False)
+
+
+def test_oracle_ranks_by_the_true_future():
+    c = np.geomspace(1, 1000, 30)
+    cands = CurveSet([
+        Curve.from_arrays("small", c, 2.0 + 2.0 * c ** -0.5),
+        Curve.from_arrays("small2", c, 2.05 + 2.0 * c ** -0.5),
+        Curve.from_arrays("big", c, 1.0 + 6.0 * c ** -0.5),
+        Curve.from_arrays("bad", c, np.full(30, 5.0)),
+    ])
+    res = allocate(cands, 80.0, "SH+oracle")
+    assert res.survivors[1][0] == "big"

@@ -12,6 +12,8 @@ ranked:
 * ``SH+FA``: frontier-aware. A survivor is ranked by how close its forecast continuation comes to the frontier
   of all the other candidates (observed for eliminated ones, forecast for survivors) anywhere in the compute
   range; a curve that would lower the frontier somewhere ranks first.
+* ``SH+oracle``: ranks by the loss each curve really reaches at its target (read off the full recorded curve).
+  Not a method: an upper bound on what any forecast can gain over ``SH`` on a given set of curves.
 
 A curve trained to compute c is observed only at its recorded evaluations with compute <= c. Training never
 goes past a curve's last recorded point (its planned length). With ``carry_over=True`` (the default) the share a
@@ -36,7 +38,8 @@ __all__ = ["Strategy", "STRATEGIES", "AllocationResult", "allocate", "n_rounds",
 
 @dataclass(frozen=True)
 class Strategy:
-    """How survivors are ranked: ``ranking`` is ``"none"`` (UA), ``"observed"``, ``"forecast"`` or ``"frontier"``."""
+    """How survivors are ranked: ``ranking`` is ``"none"`` (UA), ``"observed"``, ``"forecast"``, ``"frontier"``
+    or ``"oracle"``; ``surrogate`` is a name or prototype for :func:`sh_scaling.surrogates.make_surrogate`."""
 
     name: str
     ranking: str
@@ -55,6 +58,7 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("SH+GPM", "forecast", "gp-multi"),
         Strategy("SH+FA", "frontier", "powerlaw"),
         Strategy("SH+FA-GP", "frontier", "gp"),
+        Strategy("SH+oracle", "oracle"),
     )
 }
 
@@ -225,6 +229,9 @@ def allocate(
             targets = np.array([min(trained[c.id] + future, finals[c.id]) for c in alive])
             if strat.ranking == "observed":
                 score = _score_observed(obs_alive)
+            elif strat.ranking == "oracle":
+                score = np.array([c.best_loss_at(t)[0] for c, t in zip(alive, targets)])
+                score = np.where(np.isnan(score), np.inf, score)
             elif strat.ranking == "forecast":
                 score, nf = _score_forecast(strat, obs_alive, targets)
                 n_fallbacks += nf
