@@ -2,6 +2,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sh_scaling.constants import EPOCH_2024
 from sh_scaling.curves import CurveSet, generate_synthetic
@@ -210,3 +212,36 @@ def test_curves_cross_like_real_ones(seed):
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_synthetic(**kwargs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_curves=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+    noise=st.sampled_from(["none", "white", "brownian", "ou"]),
+    noise_scale=st.floats(0.0, 3.0),
+    low=st.floats(1e5, 1e11),
+    span=st.floats(1.0, 100.0),
+    n_points=st.integers(2, 40),
+    spacing=st.sampled_from(["log", "linear"]),
+    start_fraction=st.floats(1e-5, 0.9),
+    warmup_fraction=st.floats(0.0, 0.9),
+    schedule=st.sampled_from(["constant", "cosine"]),
+    anneal_gain=st.floats(0.0, 0.99),
+    jitter=st.floats(0.0, 0.5),
+)
+def test_any_valid_arguments_give_valid_curves(
+    n_curves, seed, noise, noise_scale, low, span, n_points, spacing, start_fraction, warmup_fraction, schedule,
+    anneal_gain, jitter,
+):
+    curves = generate_synthetic(
+        n_curves, seed=seed, noise=noise, noise_scale=noise_scale, n_params_range=(low, low * span),
+        n_points=n_points, spacing=spacing, start_fraction=start_fraction, warmup_fraction=warmup_fraction,
+        schedule=schedule, anneal_gain=anneal_gain, jitter=jitter,
+    )
+    assert len(curves) == n_curves
+    for c in curves:
+        assert len(c) == n_points
+        assert np.all(np.isfinite(c.loss)) and np.all(c.loss > 0)
+        clean = c.meta["noiseless_loss"]
+        assert np.all(clean > 0) and np.all(clean <= math.log(50_257) + 1e-9)

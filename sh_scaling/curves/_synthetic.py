@@ -213,10 +213,9 @@ def _noiseless_loss(
 ) -> np.ndarray:
     """The noiseless loss after ``tokens`` tokens of a run planned for ``budget`` tokens (see the docstring above)."""
     warm = warmup_fraction * budget
-    if warm > 0:
-        d_eff = np.where(tokens < warm, tokens**2 / (2 * warm), tokens - warm / 2)
-    else:
-        d_eff = tokens.astype(float)
+    d_eff = tokens - warm / 2
+    during = tokens < warm
+    d_eff[during] = tokens[during] ** 2 / (2 * warm)
     with np.errstate(divide="ignore"):
         reducible = A / n_params**alpha + B / d_eff**beta
     if schedule == "cosine":
