@@ -262,3 +262,17 @@ def test_cache_directory_from_environment(routing_csv, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert fetch_routing(url=url) == tmp_path / "home" / ".cache" / "sh_scaling" / _CACHE_NAME
     shutil.rmtree(tmp_path / "home")
+
+
+def test_stale_partial_downloads_are_cleaned(routing_csv, tmp_path):
+    import os
+    import time
+
+    stale = tmp_path / f".{_CACHE_NAME}.abc123.part"
+    fresh = tmp_path / f".{_CACHE_NAME}.def456.part"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"in progress elsewhere")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    fetch_routing(cache_dir=tmp_path, url=routing_csv.resolve().as_uri())
+    assert _cache_files(tmp_path) == sorted([fresh.name, _CACHE_NAME])

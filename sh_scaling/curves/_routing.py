@@ -14,6 +14,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -52,6 +53,8 @@ _SPLIT_FINAL_STEPS = (248_000, 249_000)
 _TRAINING_PER_FORWARD = 3.0
 _FLOPS_KINDS = ("training", "forward")
 _PER_RUN_EXCLUDED = ("step",)
+#: A temporary download file untouched for this long was left by a killed process.
+_STALE_PART_SECONDS = 3600.0
 
 
 def load_routing(
@@ -123,7 +126,7 @@ def load_routing(
     Example:
         >>> curves = load_routing(router_types=["Dense"])  # doctest: +SKIP
         >>> len(curves), curves[0].meta["model_size_label"]  # doctest: +SKIP
-        (13, '25M')
+        (13, '370M')
     """
     if flops not in _FLOPS_KINDS:
         raise ValueError(f"flops={flops!r} is not one of {list(_FLOPS_KINDS)}")
@@ -181,6 +184,7 @@ def _resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
 def _download(url: str, target: Path, *, sha256: str | None, timeout: float) -> None:
     """Stream ``url`` into a temporary file beside ``target``, verify it, then rename it atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
@@ -211,6 +215,15 @@ def _download(url: str, target: Path, *, sha256: str | None, timeout: float) -> 
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _remove_stale_parts(target: Path) -> None:
+    """Remove temporary files left by downloads that were killed; a recent one may belong to a live download."""
+    cutoff = time.time() - _STALE_PART_SECONDS
+    for part in target.parent.glob(f".{target.name}.*.part"):
+        with contextlib.suppress(OSError):
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
 
 
 def _check_sha256(file: Path, *, hint: str) -> None:
