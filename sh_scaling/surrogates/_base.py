@@ -31,7 +31,8 @@ __all__ = [
     "MIN_POINTS",
 ]
 
-#: Fewer observed points than this and a curve is ranked by its observed minimum.
+#: Fewer observed points than this and a curve is ranked by its observed minimum, unless the surrogate
+#: declares a smaller ``min_points`` of its own.
 MIN_POINTS = 3
 
 
@@ -161,13 +162,20 @@ def forecast_paths(
     grids = [np.asarray(g, dtype=float).reshape(-1) for g in grids]
     obs_min = [float(np.min(l)) if len(l) else np.nan for _, l in observations]
     out = [
-        Forecast(np.full(g.size, m), np.zeros(g.size), np.ones(g.size, bool), [f"fewer than {MIN_POINTS} points"])
+        Forecast(np.full(g.size, m), np.zeros(g.size), np.ones(g.size, bool), [None])
         for g, m in zip(grids, obs_min)
     ]
-    usable = [i for i, (c, _) in enumerate(observations) if len(c) >= MIN_POINTS]
+    # A surrogate may declare that it copes with shorter curves (a multi-curve model borrows strength from the
+    # other curves) by a class attribute ``min_points``.
+    proto = make_surrogate(surrogate)
+    need = max(1, int(getattr(proto, "min_points", MIN_POINTS)))
+    usable = [i for i, (c, _) in enumerate(observations) if len(c) >= need]
+    for i, (c, _) in enumerate(observations):
+        if len(c) < need:
+            out[i].reason = [f"fewer than {need} points"]
     if not usable:
         return out
-    raw, errors = _fit_predict(surrogate, observations, usable, grids)
+    raw, errors = _fit_predict(proto, observations, usable, grids)
     for i in usable:
         if i in errors:
             out[i].reason = [errors[i]]
