@@ -6,12 +6,13 @@ from sh_scaling.sampling._prior_sampler import (
     PRIOR_WEIGHT_KEY,
     ScalingPriorSampler,
 )
-from sh_scaling.sampling._priors import FORECAST_KEY
+from sh_scaling.sampling._priors import FORECAST_KEY, ScalingLawPrior
 
 __all__ = [
     "FORECAST_KEY",
     "FROM_PRIOR_KEY",
     "PREDICTED_LOSS_KEY",
     "PRIOR_WEIGHT_KEY",
+    "ScalingLawPrior",
     "ScalingPriorSampler",
 ]

@@ -38,15 +38,13 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from sh_scaling.constants import HOFFMANN_2022, ChinchillaConstants
-from sh_scaling.laws._chinchilla import chinchilla_loss
-from sh_scaling.laws._transformer import TransformerConfig
-from sh_scaling.laws._vocabulary import vocabulary_loss
+from sh_scaling.laws import TransformerConfig, chinchilla_loss, vocabulary_loss
+from sh_scaling.laws._wallclock import StepTimeCalibration, tokens_in_time
 
 __all__ = [
     "ScalingLawPrior",
     "FORECAST_KEY",
     "load_wall_clock",
-    "tokens_in_time",
     "default_heads",
     "prior_weight",
     "prior_log_weights",
@@ -168,7 +166,8 @@ class ScalingLawPrior:
     * ``flops=C``: the model sees ``D = C / (6 N)`` tokens (the ``C = 6 N D`` of Hoffmann et al. 2022, with
       ``N`` all parameters counted by :class:`~sh_scaling.laws.TransformerConfig`).
     * ``hours=T`` with ``calibration``: the model sees ``D = T * tokens_per_step / t_step`` tokens, ``t_step``
-      predicted by the wall-clock model from the calibration (Inbar & Sernau 2024, "Time Matters").
+      predicted by the wall-clock model from the calibration (Inbar & Sernau 2024, "Time Matters"), with
+      whichever step-time proxy (memory copies or FLOPs) fitted the calibration better.
 
     The loss (``loss=``):
 
@@ -178,12 +177,14 @@ class ScalingLawPrior:
       Its value is a unigram-normalised loss; only its ranking of configurations matters to the sampler. For a
       time budget the tokens ``D(T)`` are converted to the equivalent budget ``6 (Nnv + Nv) D``.
     * ``"auto"`` (default): ``"vocabulary"`` when ``vocab_size`` is a searched parameter, else ``"chinchilla"``.
+    * a callable ``(config, tokens) -> loss``: your own law (for example one fitted on your earlier sweeps with
+      :func:`sh_scaling.laws.fit_chinchilla`).
 
     Args:
         flops: Training budget in FLOPs (positive, finite). Exactly one of ``flops`` and ``hours``.
         hours: Training budget in hours of wall-clock time; needs ``calibration``.
-        calibration: A wall-clock calibration (a path to the JSON written by ``sh-scaling calibrate``, or the
-            loaded model object).
+        calibration: A step-time calibration: a :class:`~sh_scaling.laws.StepTimeCalibration` or the path of
+            the JSON written by ``sh-scaling calibrate --out FILE``.
         params: How the search space maps to the model: ``{config field: trial parameter name}``, e.g.
             ``{"n_layers": "n_layer", "d_model": "width", "vocab_size": "vocab"}``. Fields are those of
             :class:`~sh_scaling.laws.TransformerConfig` (``n_layers, d_model, n_heads, vocab_size, seq_len,
@@ -193,7 +194,7 @@ class ScalingLawPrior:
         fixed: Values of fields that are not searched, e.g. ``{"seq_len": 1024, "batch_size": 64}``. Unset
             fields default to ``vocab_size=32000, seq_len=2048, batch_size=256`` and ``n_heads = d_model / 64``
             (rounded down to a divisor of ``d_model``).
-        loss: ``"auto"``, ``"chinchilla"`` or ``"vocabulary"`` (above).
+        loss: ``"auto"``, ``"chinchilla"``, ``"vocabulary"`` or a callable ``(config, tokens) -> loss`` (above).
         constants: Chinchilla constants (default :data:`sh_scaling.constants.HOFFMANN_2022`).
 
     Raises:
@@ -215,14 +216,14 @@ class ScalingLawPrior:
         params: Mapping[str, str] | None = None,
         model: Callable[[Mapping[str, Any]], Any] | None = None,
         fixed: Mapping[str, Any] | None = None,
-        loss: str = "auto",
+        loss: str | Callable[[TransformerConfig, float], float] = "auto",
         constants: ChinchillaConstants = HOFFMANN_2022,
     ) -> None:
         if (flops is None) == (hours is None):
             raise ValueError("give exactly one budget: flops=... (FLOPs) or hours=... (wall-clock, with calibration)")
         self.flops = _positive_finite("flops", flops) if flops is not None else None
         self.hours = _positive_finite("hours", hours) if hours is not None else None
-        self.wall_clock = None
+        self.wall_clock: StepTimeCalibration | None = None
         if self.hours is not None:
             self.wall_clock = load_wall_clock(calibration)
         if (params is None) == (model is None):
@@ -244,8 +245,8 @@ class ScalingLawPrior:
                 if not isinstance(pname, str) or not pname:
                     raise ValueError(f"params[{field!r}] must be a parameter name, got {pname!r}")
         self.model = model
-        if loss not in _LOSSES:
-            raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
+        if not callable(loss) and loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {_LOSSES} or a callable (config, tokens) -> loss, got {loss!r}")
         if loss == "auto":
             loss = "vocabulary" if self.params is not None and "vocab_size" in self.params else "chinchilla"
         self.loss = loss
@@ -278,11 +279,13 @@ class ScalingLawPrior:
         if self.flops is not None:
             return self.flops / (6.0 * cfg.n_params)
         assert self.hours is not None and self.wall_clock is not None
-        return tokens_in_time(self.wall_clock, cfg, self.hours * 3600.0)
+        return tokens_in_time(self.hours * 3600.0, cfg, self.wall_clock, self.wall_clock.best_proxy)
 
     def predict_config(self, cfg: TransformerConfig) -> float:
         """Predicted final loss of ``cfg`` trained on the whole budget."""
         d = self.tokens(cfg)
+        if callable(self.loss):
+            return float(self.loss(cfg, d))
         if self.loss == "chinchilla":
             return float(chinchilla_loss(cfg.n_params, d, self.constants))
         # Tao et al.'s law counts the vocabulary once and ties D to C by C = 6 (Nnv + Nv) D.
@@ -350,35 +353,27 @@ def default_heads(d_model: int, head_dim: int = _DEFAULT_HEAD_DIM) -> int:
     return h
 
 
-def load_wall_clock(calibration: Any) -> Any:
-    """The wall-clock model of a calibration: a path to the JSON of ``sh-scaling calibrate``, or the model itself.
+def load_wall_clock(calibration: StepTimeCalibration | str | Path | None) -> StepTimeCalibration:
+    """The step-time calibration of a time budget: a :class:`~sh_scaling.laws.StepTimeCalibration`, or the path
+    of the JSON written by ``sh-scaling calibrate --out FILE``.
 
     Raises:
-        ValueError: ``calibration`` is ``None`` (a time budget needs one) or cannot be read.
+        ValueError: ``calibration`` is ``None`` (a time budget needs one: the message says how to make it), the
+            file does not exist, or it is not a calibration.
     """
     if calibration is None:
         raise ValueError(
-            "a wall-clock budget (hours=...) needs a step-time calibration of your hardware: run "
-            "`sh-scaling calibrate --output calibration.json` and pass calibration='calibration.json' "
+            "a wall-clock budget (hours) needs a step-time calibration of your hardware: run "
+            "`sh-scaling calibrate --out calibration.json` and pass calibration='calibration.json' "
             "(or give the budget in FLOPs instead)"
         )
+    if isinstance(calibration, StepTimeCalibration):
+        return calibration
     if isinstance(calibration, (str, Path)):
-        path = Path(calibration)
-        if not path.is_file():
-            raise ValueError(f"calibration file not found: {str(path)!r} (create it with `sh-scaling calibrate`)")
-        return _wall_clock_from_json(path)
-    if not hasattr(calibration, "step_time"):
-        raise ValueError(f"calibration must be a path or a wall-clock model with step_time(cfg), got {calibration!r}")
-    return calibration
-
-
-def tokens_in_time(wall_clock: Any, cfg: TransformerConfig, seconds: float) -> float:
-    """Tokens ``cfg`` trains on in ``seconds``: ``seconds * tokens_per_step / t_step(cfg)``."""
-    t = float(wall_clock.step_time(cfg))
-    if not (math.isfinite(t) and t > 0):
-        raise ValueError(f"the wall-clock model predicts a non-positive step time {t!r} for {cfg}")
-    return seconds * cfg.tokens_per_step / t
-
-
-def _wall_clock_from_json(path: Path) -> Any:
-    raise NotImplementedError
+        try:
+            return StepTimeCalibration.load(calibration)
+        except FileNotFoundError as exc:
+            raise ValueError(str(exc)) from None
+    raise ValueError(
+        f"calibration must be a StepTimeCalibration or the path of its JSON, got {type(calibration).__name__}"
+    )
