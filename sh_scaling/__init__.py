@@ -6,7 +6,9 @@ samplers, and a simulator that replays recorded and synthetic learning curves.
 
 from sh_scaling.curves import Curve, CurveSet
 from sh_scaling.pruning import SurrogateHalvingPruner, report
+from sh_scaling.sampling import ScalingLawPrior, ScalingPriorSampler, plan_sweep
 
 __version__ = "0.1.0"
 
-__all__ = ["Curve", "CurveSet", "SurrogateHalvingPruner", "report", "__version__"]
+__all__ = ["Curve", "CurveSet", "SurrogateHalvingPruner", "report",
+           "ScalingLawPrior", "ScalingPriorSampler", "plan_sweep", "__version__"]

@@ -6,13 +6,17 @@ from sh_scaling.sampling._prior_sampler import (
     PRIOR_WEIGHT_KEY,
     ScalingPriorSampler,
 )
+from sh_scaling.sampling._planner import PLAN_COLUMNS, enqueue, plan_sweep
 from sh_scaling.sampling._priors import FORECAST_KEY, ScalingLawPrior
 
 __all__ = [
     "FORECAST_KEY",
     "FROM_PRIOR_KEY",
+    "PLAN_COLUMNS",
     "PREDICTED_LOSS_KEY",
     "PRIOR_WEIGHT_KEY",
     "ScalingLawPrior",
     "ScalingPriorSampler",
+    "enqueue",
+    "plan_sweep",
 ]

@@ -364,8 +364,9 @@ def load_wall_clock(calibration: StepTimeCalibration | str | Path | None) -> Ste
     if calibration is None:
         raise ValueError(
             "a wall-clock budget (hours) needs a step-time calibration of your hardware: run "
-            "`sh-scaling calibrate --out calibration.json` and pass calibration='calibration.json' "
-            "(or give the budget in FLOPs instead)"
+            "`sh-scaling calibrate --out calibration.json` and pass that file as the calibration "
+            "(calibration='calibration.json', or --calibration calibration.json on the command line), "
+            "or give the budget in FLOPs instead"
         )
     if isinstance(calibration, StepTimeCalibration):
         return calibration
