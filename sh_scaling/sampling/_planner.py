@@ -156,10 +156,10 @@ def plan_sweep(
     if lo >= hi:
         raise ValueError(f"aspect_range must be (low, high) with low < high, got {aspect_range!r}")
 
-    cal = load_wall_clock(calibration) if (hours is not None or calibration is not None) else None
     raw = flops if flops is not None else hours
     name = "flops" if flops is not None else "hours"
     budgets = _budgets(name, raw, n_budgets, budget_ratio)
+    cal = load_wall_clock(calibration) if (hours is not None or calibration is not None) else None
     shaper = _Shaper(seq_len, batch_size, head_dim, aspect_ratio, (lo, hi), vocab_size, vocab_multiple, cal)
 
     rows: list[dict[str, Any]] = []
