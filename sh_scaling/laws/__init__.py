@@ -14,6 +14,7 @@ from sh_scaling.laws._chinchilla import (
     compute_optimal_allocation,
     fit_chinchilla,
 )
+from sh_scaling.laws._calibration import calibrate, calibration_configs, time_training_step
 from sh_scaling.laws._transformer import TransformerConfig
 from sh_scaling.laws._vocabulary import (
     VocabularyExtrapolationWarning,
@@ -24,6 +25,14 @@ from sh_scaling.laws._vocabulary import (
     optimal_vocabulary,
     vocabulary_loss,
     width_for_non_vocab,
+)
+from sh_scaling.laws._wallclock import (
+    ProxyFit,
+    StepTimeCalibration,
+    fit_step_time,
+    time_budget_loss,
+    tokens_in_time,
+    wider_or_deeper,
 )
 
 __all__ = ["ScalingLaw", "area_between_laws", "fit_scaling_law", "frontier_grid", "observed_frontier"]
@@ -42,4 +51,13 @@ __all__ += [
     "optimal_vocabulary",
     "vocabulary_loss",
     "width_for_non_vocab",
+    "ProxyFit",
+    "StepTimeCalibration",
+    "fit_step_time",
+    "time_budget_loss",
+    "tokens_in_time",
+    "wider_or_deeper",
+    "calibrate",
+    "calibration_configs",
+    "time_training_step",
 ]

@@ -174,7 +174,9 @@ class TransformerConfig:
 
     # --- memory traffic ---------------------------------------------------------------------------------------
 
-    def memory_traffic_terms(self, bytes_per_element: float = 4.0, optimizer: str = "adam") -> dict[str, float]:
+    def memory_traffic_terms(
+        self, bytes_per_element: float = 4.0, optimizer: str = "adam", param_bytes_per_element: float | None = None
+    ) -> dict[str, float]:
         """Bytes read and written by one training step, term by term.
 
         A first-principles count (no caches, no fusion, attention scores materialised), in the spirit of
@@ -198,14 +200,20 @@ class TransformerConfig:
         and read in the backward pass.
 
         Args:
-            bytes_per_element: Bytes per stored number (4 for float32, 2 for bf16/fp16).
+            bytes_per_element: Bytes per stored activation (4 for float32, 2 for bf16/fp16).
             optimizer: One of :data:`OPTIMIZER_STATES` (default ``"adam"``).
+            param_bytes_per_element: Bytes per weight, gradient and optimizer-state number; ``None`` (default)
+                means ``bytes_per_element``. Mixed-precision training keeps these in float32 (4) while
+                activations are bf16 (2).
 
         Returns:
             ``{term: bytes}`` with the keys above.
         """
         if not bytes_per_element > 0:
             raise ValueError(f"bytes_per_element must be positive, got {bytes_per_element!r}")
+        param_bytes = bytes_per_element if param_bytes_per_element is None else param_bytes_per_element
+        if not param_bytes > 0:
+            raise ValueError(f"param_bytes_per_element must be positive, got {param_bytes_per_element!r}")
         if optimizer not in OPTIMIZER_STATES:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZER_STATES)}, got {optimizer!r}")
         s = OPTIMIZER_STATES[optimizer]
@@ -224,11 +232,16 @@ class TransformerConfig:
             "attention_scores": _ACTIVATION_PASSES * _SCORE_TENSORS_PER_LAYER * L * B * self.n_heads * S * S,
             "logits": _ACTIVATION_PASSES * 2 * B * S * self.vocab_size,
         }
-        return {k: float(v) * bytes_per_element for k, v in elements.items()}
+        parameter_terms = ("weights", "gradients", "optimizer")
+        return {
+            k: float(v) * (param_bytes if k in parameter_terms else bytes_per_element) for k, v in elements.items()
+        }
 
-    def memory_copies_per_step(self, bytes_per_element: float = 4.0, optimizer: str = "adam") -> float:
+    def memory_copies_per_step(
+        self, bytes_per_element: float = 4.0, optimizer: str = "adam", param_bytes_per_element: float | None = None
+    ) -> float:
         """Total bytes moved by one training step: the sum of :meth:`memory_traffic_terms`."""
-        return float(sum(self.memory_traffic_terms(bytes_per_element, optimizer).values()))
+        return float(sum(self.memory_traffic_terms(bytes_per_element, optimizer, param_bytes_per_element).values()))
 
     # --- serialisation ----------------------------------------------------------------------------------------
 

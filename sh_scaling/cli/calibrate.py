@@ -1,0 +1,92 @@
+"""``sh-scaling calibrate``: time training steps of small transformers here and fit the step-time models.
+
+Prints one row per configuration (parameters, FLOPs, memory traffic, measured and predicted milliseconds), then
+the R² of the memory-copy and FLOP models and which predicts step time better on this machine. ``--out``
+writes the calibration as JSON for :func:`sh_scaling.laws.time_budget_loss` and the wall-clock priors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["register", "format_table"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "calibrate",
+        help="time training steps on this machine and fit step time on memory copies and on FLOPs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--device", default="cpu", help="PyTorch device: cpu (default), cuda, cuda:1, ...")
+    p.add_argument("--quick", action="store_true", help="tiny models and few steps (a smoke test)")
+    p.add_argument("--out", default=None, help="write the calibration JSON here")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="activation precision: float32 (default) or bfloat16 mixed precision (autocast)",
+    )
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps per configuration")
+    p.add_argument("--repeats", type=int, default=None, help="timed steps per configuration (median kept)")
+    p.set_defaults(func=_run)
+
+
+def format_table(calibration) -> str:
+    """The per-configuration table and the summary lines printed by the command."""
+    header = (
+        f"{'#':>2} {'L':>3} {'d':>5} {'H':>3} {'seq':>5} {'B':>4} {'V':>6} {'params':>10} {'GFLOP':>9} "
+        f"{'copies MB':>10} {'meas ms':>9} {'copies ms':>9} {'flops ms':>9}"
+    )
+    lines = [header, "-" * len(header)]
+    for i, (cfg, sec) in enumerate(zip(calibration.configs, calibration.measured_seconds)):
+        lines.append(
+            f"{i:>2} {cfg.n_layers:>3} {cfg.d_model:>5} {cfg.n_heads:>3} {cfg.seq_len:>5} {cfg.batch_size:>4} "
+            f"{cfg.vocab_size:>6} {cfg.n_params:>10,d} {cfg.training_flops_per_step() / 1e9:>9.3f} "
+            f"{calibration.proxy_value(cfg, 'copies') / 1e6:>10.1f} {sec * 1e3:>9.3f} "
+            f"{calibration.predict_step_time(cfg, 'copies') * 1e3:>9.3f} "
+            f"{calibration.predict_step_time(cfg, 'flops') * 1e3:>9.3f}"
+        )
+    lines.append("")
+    dtype = calibration.metadata.get("dtype", "float32")
+    lines.append(f"device: {calibration.device}; activations {dtype}; {len(calibration.configs)} configurations")
+    lines.append(
+        f"R^2 memory copies: {calibration.copies.r2:.4f}   "
+        f"(t = {calibration.copies.slope:.4g} s/byte * copies + {calibration.copies.intercept * 1e3:.4g} ms)"
+    )
+    lines.append(
+        f"R^2 FLOPs:         {calibration.flops.r2:.4f}   "
+        f"(t = {calibration.flops.slope:.4g} s/FLOP * flops + {calibration.flops.intercept * 1e3:.4g} ms)"
+    )
+    winner = "memory copies" if calibration.best_proxy == "copies" else "FLOPs"
+    lines.append(f"better predictor of step time here: {winner}")
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("sh-scaling calibrate needs PyTorch: pip install 'sh_scaling[torch]'", file=sys.stderr)
+        return 2
+    from sh_scaling.laws._calibration import calibrate
+
+    def progress(i, cfg, sec):
+        print(
+            f"  timed {i + 1:>2}: L={cfg.n_layers} d={cfg.d_model} H={cfg.n_heads} seq={cfg.seq_len} "
+            f"B={cfg.batch_size} V={cfg.vocab_size}: {sec * 1e3:.3f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    cal = calibrate(
+        device=args.device, quick=args.quick, n_warmup=args.warmup, n_repeats=args.repeats, dtype=args.dtype,
+        progress=progress,
+    )
+    print(format_table(cal))
+    if args.out:
+        path = cal.save(args.out)
+        print(f"calibration written to {path}")
+    return 0
