@@ -45,6 +45,12 @@ class Broken:
         raise AssertionError("never called")
 
 
+def _pruner(*args, **kwargs):
+    """The pruner without its warm-up guard, so that tiny curves are decided from their first rungs."""
+    kwargs.setdefault("warmup_fraction", 0.0)
+    return SurrogateHalvingPruner(*args, **kwargs)
+
+
 def _study(pruner, direction="minimize"):
     return optuna.create_study(pruner=pruner, direction=direction)
 
@@ -73,7 +79,7 @@ def _power_curve(scale, n=12, c0=1.0, c1=100.0, e=1.0):
 
 # ---------------------------------------------------------------------------------------------- report()
 def test_report_keeps_compute_out_of_step_column():
-    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=1e30, min_compute=1e20))
+    study = _study(_pruner(LogLinear(), max_compute=1e30, min_compute=1e20))
     trial = study.ask()
     assert report(trial, 3.0, compute=1e21) == 0
     assert report(trial, 2.5, compute=2e21) == 1
@@ -85,7 +91,7 @@ def test_report_keeps_compute_out_of_step_column():
 
 
 def test_report_with_compute_fn():
-    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=1e9))
+    study = _study(_pruner(LogLinear(), max_compute=1e9))
     trial = study.ask()
     trial.suggest_float("n", 10.0, 10.0)
     report(trial, 3.0, step=4, compute_fn=lambda p, s: p["n"] * (s + 1))
@@ -93,7 +99,7 @@ def test_report_with_compute_fn():
 
 
 def test_report_without_compute_says_how():
-    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=10.0))
+    study = _study(_pruner(LogLinear(), max_compute=10.0))
     trial = study.ask()
     with pytest.raises(ValueError, match="compute="):
         report(trial, 3.0)
@@ -101,13 +107,13 @@ def test_report_without_compute_says_how():
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, math.inf, "lots"])
 def test_report_rejects_bad_compute(bad):
-    trial = _study(SurrogateHalvingPruner(LogLinear(), max_compute=10.0)).ask()
+    trial = _study(_pruner(LogLinear(), max_compute=10.0)).ask()
     with pytest.raises(ValueError, match="compute"):
         report(trial, 3.0, compute=bad)
 
 
 def test_report_rejects_decreasing_compute_both_ways():
-    trial = _study(SurrogateHalvingPruner(LogLinear(), max_compute=10.0)).ask()
+    trial = _study(_pruner(LogLinear(), max_compute=10.0)).ask()
     report(trial, 3.0, compute=2.0, step=2)
     with pytest.raises(ValueError, match="increase"):
         report(trial, 2.9, compute=1.5, step=3)
@@ -118,7 +124,7 @@ def test_report_rejects_decreasing_compute_both_ways():
 
 
 def test_report_repeated_step_keeps_first_value_and_compute():
-    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=10.0))
+    study = _study(_pruner(LogLinear(), max_compute=10.0))
     trial = study.ask()
     report(trial, 3.0, compute=1.0, step=0)
     with warnings.catch_warnings():
@@ -137,7 +143,7 @@ def test_report_multi_objective_is_a_clear_error():
 
 # --------------------------------------------------------------------------------------------- the rungs
 def test_rung_value_is_read_at_the_rung_compute_not_the_last_report():
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=100.0, min_compute=3.0, n_startup_trials=1)
+    pruner = _pruner(LogLinear(), max_compute=100.0, min_compute=3.0, n_startup_trials=1)
     study = _study(pruner)
     c = np.array([1.0, 2.0, 4.0, 8.0])
     l = np.array([5.0, 4.0, 3.0, 2.5])
@@ -155,7 +161,7 @@ def test_rung_value_is_read_at_the_rung_compute_not_the_last_report():
 
 def test_big_late_winner_survives_because_of_the_forecast():
     """A large model is worse than small ones at the rung compute but forecast to end lower."""
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=lambda p: p["target"], min_compute=4.0,
+    pruner = _pruner(LogLinear(), max_compute=lambda p: p["target"], min_compute=4.0,
                                     n_startup_trials=1, reduction_factor=2)
     study = _study(pruner)
     grid = np.geomspace(1.0, 8.0, 7)
@@ -171,25 +177,25 @@ def test_big_late_winner_survives_because_of_the_forecast():
 def test_quota_is_ceil_n_over_eta_and_first_arrivals_are_not_required_to_beat_everyone():
     # Final losses get worse with each trial; with eta=2 the k-th arrival (1-based) goes on iff its rank k
     # is within ceil(k/2): only the first (and the ones that tie) survive.
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
+    pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
     study = _study(pruner)
     states = [_run(study, *_power_curve(1.0 + i, c1=64.0))[1] for i in range(4)]
     assert states[0] == optuna.trial.TrialState.COMPLETE
     assert all(s == optuna.trial.TrialState.PRUNED for s in states[1:])
     # Improving trials: each newcomer is the best so far, so every one survives.
-    study2 = _study(SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1))
+    study2 = _study(_pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1))
     states2 = [_run(study2, *_power_curve(5.0 - i, c1=64.0))[1] for i in range(4)]
     assert all(s == optuna.trial.TrialState.COMPLETE for s in states2)
     # Second arrival of three-way eta: rank 2 of 2 with ceil(2/3) = 1 is pruned; rank 2 of 3 with eta=1.5
     # (ceil(3/1.5) = 2) is promoted.
-    study3 = _study(SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1,
+    study3 = _study(_pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1,
                                            reduction_factor=1.5))
     s3 = [_run(study3, *_power_curve(v, c1=64.0))[1] for v in (1.0, 3.0, 2.0)]
     assert s3[2] == optuna.trial.TrialState.COMPLETE
 
 
 def test_startup_trials_are_promoted_not_pruned():
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=3)
+    pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=3)
     study = _study(pruner)
     states = [_run(study, *_power_curve(1.0 + i, c1=64.0))[1] for i in range(4)]
     assert states[:3] == [optuna.trial.TrialState.COMPLETE] * 3
@@ -199,7 +205,7 @@ def test_startup_trials_are_promoted_not_pruned():
 
 
 def test_decisions_and_forecasts_are_stored_for_dashboard_and_samplers():
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
+    pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
     study = _study(pruner)
     for i in range(3):
         _run(study, *_power_curve(1.0 + i, c1=64.0))
@@ -215,8 +221,37 @@ def test_decisions_and_forecasts_are_stored_for_dashboard_and_samplers():
         assert t.user_attrs[FORECAST_KEY] == pytest.approx(rec["forecast"])
 
 
+def test_no_decision_during_warmup_fraction():
+    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1,
+                                    warmup_fraction=0.2)
+    study = _study(pruner)
+    for i in range(3):
+        _run(study, *_power_curve(1.0 + i, c1=64.0))
+    decided = [int(k.rsplit(":", 1)[1]) for t in study.trials for k in t.system_attrs if k.startswith("sh_scaling:rung:")]
+    assert decided and min(decided) == 2  # rungs at 4 and 8 lie below 0.2 * 64
+
+
+def test_rung_factor_spaces_rungs_independently_of_the_quota():
+    pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1, rung_factor=1.5,
+                     reduction_factor=4)
+    study = _study(pruner)
+    _run(study, *_power_curve(1.0, c1=64.0, n=30))
+    recs = {int(k.rsplit(":", 1)[1]): v for k, v in study.trials[0].system_attrs.items()
+            if k.startswith("sh_scaling:rung:")}
+    assert recs[1]["compute"] == pytest.approx(6.0) and recs[2]["compute"] == pytest.approx(9.0)
+
+
+def test_trial_without_forecast_is_ranked_on_observed_loss_at_the_rung():
+    pruner = _pruner(Broken(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
+    study = _study(pruner)
+    _run(study, *_power_curve(3.0, c1=64.0))
+    _run(study, *_power_curve(1.0, c1=64.0))  # lower loss at the same compute: promoted
+    rec = study.trials[1].system_attrs[rung_key(0)]
+    assert rec["ranking"] == "observed" and rec["promoted"] and rec["rank"] == 1
+
+
 def test_no_rung_at_or_beyond_the_trials_target():
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=8.0, min_compute=4.0, n_startup_trials=1)
+    pruner = _pruner(LogLinear(), max_compute=8.0, min_compute=4.0, n_startup_trials=1)
     study = _study(pruner)
     for i in range(3):
         _run(study, *_power_curve(1.0 + i, c1=8.0))
@@ -225,7 +260,7 @@ def test_no_rung_at_or_beyond_the_trials_target():
 
 
 def test_auto_first_rung_is_fixed_in_study_storage():
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=100.0)
+    pruner = _pruner(LogLinear(), max_compute=100.0)
     study = _study(pruner)
     c, l = _power_curve(1.0, c1=100.0)
     _run(study, c, l)
@@ -233,7 +268,7 @@ def test_auto_first_rung_is_fixed_in_study_storage():
 
 
 def test_pruner_compute_fn_lets_plain_trial_report_work():
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1,
+    pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1,
                                     compute_fn=lambda p, s: 2.0 ** (s / 2))
     study = _study(pruner)
     for i in range(3):
@@ -249,19 +284,20 @@ def test_frontier_score_keeps_the_small_model_that_owns_low_compute():
     loss_r = np.array([3.0, 4.0, 4.0])
     target = np.array([10.0, 1000.0, 1000.0])
     mean = np.array([2.2, 2.0, 2.0])
-    scores = _frontier_scores(1.0, loss_r, target, mean, mean, math.inf)
+    start = np.ones(3)
+    scores = _frontier_scores(start, loss_r, target, mean, mean, math.inf)
     assert scores[0] < 0  # the small trial lowers the others' frontier somewhere
     assert np.argmin(scores) == 0
     # best_loss would rank it last
     assert np.argmax(mean) == 0
     # An observed floor below everything means nobody can lower the frontier.
-    assert np.all(_frontier_scores(1.0, loss_r, target, mean, mean, 1.5) > 0)
+    assert np.all(_frontier_scores(start, loss_r, target, mean, mean, 1.5) > 0)
 
 
 @pytest.mark.parametrize("objective, expected", [("frontier", "COMPLETE"), ("best_loss", "PRUNED")])
 def test_frontier_objective_end_to_end(objective, expected):
     # A small model that owns the frontier at low compute: kept for the frontier, pruned for the best loss.
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=lambda p: p["target"], min_compute=2.0,
+    pruner = _pruner(LogLinear(), max_compute=lambda p: p["target"], min_compute=2.0,
                                     n_startup_trials=1, objective=objective)
     study = _study(pruner)
     big_c = np.geomspace(1.0, 1000.0, 16)
@@ -274,7 +310,7 @@ def test_frontier_objective_end_to_end(objective, expected):
 # ---------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_loss_prunes_with_reason(bad):
-    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0))
+    study = _study(_pruner(LogLinear(), max_compute=64.0, min_compute=4.0))
     trial = study.ask()
     report(trial, 3.0, compute=1.0)
     assert not trial.should_prune()
@@ -285,7 +321,7 @@ def test_non_finite_loss_prunes_with_reason(bad):
 
 
 def test_trial_without_compute_gets_one_clear_error():
-    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=64.0))
+    study = _study(_pruner(LogLinear(), max_compute=64.0))
     trial = study.ask()
     trial.report(3.0, 0)
     with pytest.raises(ValueError, match=r"no compute.*sh_scaling\.report\(trial, loss, compute="):
@@ -293,7 +329,7 @@ def test_trial_without_compute_gets_one_clear_error():
 
 
 def test_failed_surrogate_fit_falls_back_and_is_recorded():
-    pruner = SurrogateHalvingPruner(Broken(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
+    pruner = _pruner(Broken(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
     study = _study(pruner)
     for i in range(3):
         _run(study, *_power_curve(1.0 + i, c1=64.0))
@@ -306,7 +342,7 @@ def test_failed_surrogate_fit_falls_back_and_is_recorded():
 def test_non_positive_max_compute(bad):
     with pytest.raises(ValueError, match="max_compute"):
         SurrogateHalvingPruner(LogLinear(), max_compute=bad)
-    study = _study(SurrogateHalvingPruner(LogLinear(), max_compute=lambda p: bad, min_compute=1.0))
+    study = _study(_pruner(LogLinear(), max_compute=lambda p: bad, min_compute=1.0))
     trial = study.ask()
     report(trial, 3.0, compute=1.0)
     with pytest.raises(ValueError, match="max_compute"):
@@ -314,7 +350,7 @@ def test_non_positive_max_compute(bad):
 
 
 def test_missing_max_compute_and_per_trial_override():
-    study = _study(SurrogateHalvingPruner(LogLinear(), min_compute=1.0))
+    study = _study(_pruner(LogLinear(), min_compute=1.0))
     trial = study.ask()
     report(trial, 3.0, compute=1.0)
     with pytest.raises(ValueError, match="max_compute"):
@@ -325,7 +361,7 @@ def test_missing_max_compute_and_per_trial_override():
 
 
 def test_maximize_and_multi_objective_studies_are_refused():
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=10.0)
+    pruner = _pruner(LogLinear(), max_compute=10.0)
     study = _study(pruner, direction="maximize")
     trial = study.ask()
     report(trial, 3.0, compute=1.0)
@@ -347,6 +383,8 @@ def test_maximize_and_multi_objective_studies_are_refused():
         ({"objective": "area"}, "objective"),
         ({"min_compute": -1.0}, "min_compute"),
         ({"compute_fn": 3}, "compute_fn"),
+        ({"warmup_fraction": 1.0}, "warmup_fraction"),
+        ({"rung_factor": 1.0}, "rung_factor"),
     ],
 )
 def test_constructor_validation(kwargs, match):
@@ -356,7 +394,7 @@ def test_constructor_validation(kwargs, match):
 
 
 def test_threads_share_one_pruner():
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, n_startup_trials=2)
+    pruner = _pruner(LogLinear(), max_compute=64.0, n_startup_trials=2)
 
     def objective(trial):
         scale = trial.suggest_float("scale", 0.5, 5.0)
@@ -397,7 +435,7 @@ _curve = st.lists(
 )
 def test_prune_never_raises_and_never_loses_a_report(curves, order_seed, eta, objective, broken, optimism):
     rng = np.random.default_rng(order_seed)
-    pruner = SurrogateHalvingPruner(Broken() if broken else LogLinear(), max_compute=lambda p: p["target"],
+    pruner = _pruner(Broken() if broken else LogLinear(), max_compute=lambda p: p["target"],
                                     reduction_factor=eta, n_startup_trials=1, objective=objective,
                                     optimism=optimism)
     study = _study(pruner)

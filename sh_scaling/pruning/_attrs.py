@@ -8,6 +8,8 @@ optuna-dashboard) sees the same state:
   Optuna's ``step`` column, which is a 32-bit integer in RDB storages.
 * ``sh_scaling:max_compute`` (system attr): compute the trial is meant to reach, when given per trial.
 * ``sh_scaling:rung:<k>`` (system attr): the decision at rung ``k`` and the forecast behind it.
+* ``sh_scaling:first_rung`` (system attr): the first rung the trial was decided at (trials that start beyond
+  the early rungs skip them).
 * ``sh_scaling:pruned`` (system attr) and ``sh_scaling:decision`` (user attr, shown by optuna-dashboard): why the
   trial was pruned, or the latest promotion.
 * ``sh_scaling:forecast_final_loss`` (user attr): the surrogate's latest forecast of the loss at the trial's
@@ -25,6 +27,7 @@ import numpy as np
 COMPUTE_PREFIX = "sh_scaling:compute:"
 MAX_COMPUTE_KEY = "sh_scaling:max_compute"
 RUNG_PREFIX = "sh_scaling:rung:"
+FIRST_RUNG_KEY = "sh_scaling:first_rung"
 PRUNED_KEY = "sh_scaling:pruned"
 DECISION_KEY = "sh_scaling:decision"
 FORECAST_KEY = "sh_scaling:forecast_final_loss"

@@ -14,6 +14,7 @@ from optuna.study import StudyDirection
 
 from sh_scaling.pruning._attrs import (
     DECISION_KEY,
+    FIRST_RUNG_KEY,
     FORECAST_KEY,
     HOW_TO_REPORT,
     MAX_COMPUTE_KEY,
@@ -115,7 +116,9 @@ class SurrogateHalvingPruner(BasePruner):
         max_compute: float | Callable[[dict[str, Any]], float] | None = None,
         min_compute: float | None = None,
         reduction_factor: float = 2,
+        rung_factor: float | None = None,
         n_startup_trials: int = 5,
+        warmup_fraction: float = 0.05,
         optimism: float | str | None = None,
         objective: str = "best_loss",
         compute_fn: Callable[[dict[str, Any], int], float] | None = None,
@@ -133,8 +136,14 @@ class SurrogateHalvingPruner(BasePruner):
             _check_positive("min_compute", min_compute)
         if not (isinstance(reduction_factor, (int, float)) and math.isfinite(reduction_factor) and reduction_factor > 1):
             raise ValueError(f"reduction_factor={reduction_factor!r}: must be a number > 1")
+        if rung_factor is not None and not (
+            isinstance(rung_factor, (int, float)) and math.isfinite(rung_factor) and rung_factor > 1
+        ):
+            raise ValueError(f"rung_factor={rung_factor!r}: must be a number > 1 (or None for reduction_factor)")
         if not (isinstance(n_startup_trials, int) and n_startup_trials >= 1):
             raise ValueError(f"n_startup_trials={n_startup_trials!r}: must be an integer >= 1")
+        if not (isinstance(warmup_fraction, (int, float)) and 0 <= warmup_fraction < 1):
+            raise ValueError(f"warmup_fraction={warmup_fraction!r}: must be in [0, 1)")
         if optimism == "mean":
             optimism = None
         if optimism is not None and not (isinstance(optimism, (int, float)) and 0 < optimism <= 0.5):
@@ -147,7 +156,9 @@ class SurrogateHalvingPruner(BasePruner):
         self._max_compute = max_compute
         self._min_compute = None if min_compute is None else float(min_compute)
         self._eta = float(reduction_factor)
+        self._spacing = float(reduction_factor if rung_factor is None else rung_factor)
         self._n_startup = n_startup_trials
+        self._warmup = float(warmup_fraction)
         self._optimism = None if optimism is None else float(optimism)
         self._objective = objective
         self._compute_fn = compute_fn
@@ -181,13 +192,15 @@ class SurrogateHalvingPruner(BasePruner):
         first = self._first_rung(study, compute)
         if first is None:
             return False
-        log_eta = math.log(self._eta)
+        log_eta = math.log(self._spacing)
         k_lo = max(0, math.ceil(math.log(compute[0] / first) / log_eta - _RTOL))
         k_hi = math.floor(math.log(compute[-1] / first) / log_eta + _RTOL)
         for k in range(k_lo, k_hi + 1):
-            r = first * self._eta**k
+            r = first * self._spacing**k
             if r >= target * (1 - _RTOL):
                 break
+            if r < self._warmup * target:
+                continue
             # A rung is decided once the trial has MIN_POINTS points up to it (its loss at the rung included),
             # so that what is compared at a rung is a surrogate forecast, not an observed minimum set against
             # forecasts; a trial whose first reports lie beyond the early rungs starts at a later one.
@@ -198,7 +211,7 @@ class SurrogateHalvingPruner(BasePruner):
                 if not record.get("promoted", True):
                     return True
                 continue
-            if not self._decide(study, trial, k, r, compute, loss, target, notes):
+            if not self._decide(study, trial, attrs, k, r, compute, loss, target, notes):
                 return True
         return False
 
@@ -251,6 +264,7 @@ class SurrogateHalvingPruner(BasePruner):
         self,
         study: optuna.study.Study,
         trial: optuna.trial.FrozenTrial,
+        attrs: Mapping[str, Any],
         k: int,
         r: float,
         compute: np.ndarray,
@@ -276,6 +290,9 @@ class SurrogateHalvingPruner(BasePruner):
             record["skipped_reports"] = notes[:5]
 
         key = rung_key(k)
+        # Competitors: every trial that has passed this rung's compute. Those with a record here were read at
+        # exactly r. Those that started beyond r (a larger model's first evaluations already cost more) have
+        # no value at r; they take part with their first record, which is later in compute and better informed.
         others: list[dict[str, Any]] = []
         floor = math.inf
         for other in study.get_trials(deepcopy=False):
@@ -283,6 +300,9 @@ class SurrogateHalvingPruner(BasePruner):
                 continue
             sa = other.system_attrs
             rec = sa.get(key)
+            if rec is None:
+                j = sa.get(FIRST_RUNG_KEY)
+                rec = sa.get(rung_key(j)) if j is not None and j > k else None
             if rec is not None and rec.get("forecast") is not None:
                 others.append(rec)
             if self._objective == "frontier":
@@ -290,17 +310,31 @@ class SurrogateHalvingPruner(BasePruner):
                     low = sa.get(rung_key(j))
                     if low is not None:
                         floor = min(floor, low["loss"])
-        n = len(others) + 1
+        # The quota applies among the trials that compete for the same next slice of compute: those meant to
+        # go at least as far as this one does next (to the next rung, or to its end if that comes first). A
+        # large model is not promoted merely for beating small ones that are about to finish anyway.
+        reach = min(target, r * self._spacing) * (1 - _RTOL)
+        ranking = self._objective
+        if record["fallback"]:
+            # No forecast for this trial (too short, failed fit, implausible prediction): rank it as plain
+            # successive halving would, on its loss at this rung's compute, among the trials read there too.
+            ranking = "observed"
+            others = [rec for rec in others if abs(rec["compute"] / r - 1) < 1e-6]
+        in_pool = np.array([rec["target"] >= reach for rec in others], dtype=bool)
+        n = int(in_pool.sum()) + 1
         if n <= self._n_startup:
             promoted, why = True, f"startup ({n} of {self._n_startup} trials at this rung)"
             record.update(n_competitors=n)
         else:
-            scores = self._scores([record, *others], floor)
-            rank = 1 + int(np.sum(scores[1:] < scores[0]))
+            if ranking == "observed":
+                scores = np.array([loss_r] + [rec["loss"] for rec in others], dtype=float)
+            else:
+                scores = self._scores([record, *others], floor)
+            rank = 1 + int(np.sum(scores[1:][in_pool] < scores[0]))
             quota = math.ceil(n / self._eta)
             promoted = rank <= quota
-            why = f"ranked {rank} of {n} ({self._objective} score {scores[0]:.5g}); top {quota} go on"
-            record.update(n_competitors=n, rank=rank, quota=quota, score=clean_float(scores[0]))
+            why = f"ranked {rank} of {n} ({ranking} score {scores[0]:.5g}); top {quota} go on"
+            record.update(n_competitors=n, rank=rank, quota=quota, score=clean_float(scores[0]), ranking=ranking)
         record.update(objective=self._objective, promoted=promoted)
         source = "observed minimum" if record["fallback"] else "surrogate"
         text = (
@@ -309,6 +343,8 @@ class SurrogateHalvingPruner(BasePruner):
         )
         storage, tid = study._storage, trial._trial_id
         storage.set_trial_system_attr(tid, key, record)
+        if FIRST_RUNG_KEY not in attrs:
+            storage.set_trial_system_attr(tid, FIRST_RUNG_KEY, k)
         storage.set_trial_user_attr(tid, FORECAST_KEY, clean_float(mean))
         storage.set_trial_user_attr(tid, DECISION_KEY, text)
         if not promoted:
@@ -322,15 +358,15 @@ class SurrogateHalvingPruner(BasePruner):
         optimistic = Forecast(mean, std, np.zeros(len(records), bool)).optimistic(self._optimism)
         if self._objective == "best_loss":
             return optimistic
-        r = float(records[0]["compute"])
+        start = np.array([rec["compute"] for rec in records], dtype=float)
         loss_r = np.array([rec["loss"] for rec in records], dtype=float)
         target = np.array([rec["target"] for rec in records], dtype=float)
-        return _frontier_scores(r, loss_r, target, mean, optimistic, floor)
+        return _frontier_scores(start, loss_r, target, mean, optimistic, floor)
 
 
 def _frontier_scores(
-    r: float,
-    loss_r: np.ndarray,
+    start: np.ndarray,
+    loss_start: np.ndarray,
     target: np.ndarray,
     mean: np.ndarray,
     optimistic: np.ndarray,
@@ -339,35 +375,40 @@ def _frontier_scores(
 ) -> np.ndarray:
     """How far below the other trials' frontier each trial's forecast path goes (log loss; lower is better).
 
-    A trial's path runs from its loss at the rung compute ``r`` to its forecast at its target, straight in
-    log-log space (a power law between the two), and stays flat after the target (the frontier is the lowest
-    loss reached at compute <= C). The frontier of the *others* at each compute is the lower envelope of their
-    mean paths and ``floor``, the lowest loss observed by anyone at lower rungs. The score is the minimum over
-    a log grid from ``r`` to the largest target of ``log(own optimistic path) - log(others' frontier)``:
-    negative where the trial could lower the frontier.
+    Trial ``i``'s path runs from its loss ``loss_start[i]`` at the rung compute ``start[i]`` to its forecast at
+    ``target[i]``, straight in log-log space (a power law between the two), stays flat after the target (the
+    frontier is the lowest loss reached at compute <= C), and is unknown before ``start[i]``. The frontier of
+    the *others* at each compute is the lower envelope of their mean paths and ``floor``, the lowest loss
+    observed by anyone at lower rungs. The score is the minimum over a log grid from ``start[0]`` (the rung
+    being decided) to the largest target of ``log(own optimistic path) - log(others' frontier)``: negative
+    where the trial could lower the frontier.
     """
-    grid = np.log(np.geomspace(r, max(float(target.max()), r * (1 + 1e-6)), n_grid))
-    x0 = math.log(r)
-    span = np.maximum(np.log(target) - x0, 1e-12)
-    frac = np.clip((grid[None, :] - x0) / span[:, None], 0.0, 1.0)
+    n = len(loss_start)
+    if n == 1:
+        return np.full(1, -np.inf)
+    x_start = np.log(start)
+    grid = np.linspace(x_start[0], max(float(np.log(target).max()), x_start[0] + 1e-6), n_grid)
+    span = np.maximum(np.log(target) - x_start, 1e-12)
+    frac = np.clip((grid[None, :] - x_start[:, None]) / span[:, None], 0.0, 1.0)
+    unknown = grid[None, :] < x_start[:, None] * (1 - 1e-12)
 
     def paths(end: np.ndarray) -> np.ndarray:
-        start = np.log(np.maximum(loss_r, 1e-300))[:, None]
-        stop = np.log(np.maximum(np.minimum(end, loss_r), 1e-300))[:, None]
-        return start + frac * (stop - start)
+        first = np.log(np.maximum(loss_start, 1e-300))[:, None]
+        last = np.log(np.maximum(np.minimum(end, loss_start), 1e-300))[:, None]
+        return np.where(unknown, np.inf, first + frac * (last - first))
 
     mean_paths = paths(mean)
     own = paths(optimistic)
-    n = len(loss_r)
-    if n == 1:
-        return np.full(1, -np.inf)
     order = np.argsort(mean_paths, axis=0)
     lowest = np.take_along_axis(mean_paths, order[:1], axis=0)[0]
     second = np.take_along_axis(mean_paths, order[1:2], axis=0)[0]
     others = np.where(order[0][None, :] == np.arange(n)[:, None], second[None, :], lowest[None, :])
     if math.isfinite(floor) and floor > 0:
         others = np.minimum(others, math.log(floor))
-    return np.min(own - others, axis=1)
+    with np.errstate(invalid="ignore"):
+        gap = own - others
+    gap = np.where(unknown, np.inf, gap)  # no claim where the trial's own path is unknown
+    return np.min(gap, axis=1)
 
 
 def _check_study(study: optuna.study.Study) -> None:
