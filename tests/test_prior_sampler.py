@@ -471,3 +471,22 @@ def test_wrong_prior_costs_little_on_a_small_problem():
     # Measured: the law's optimum here is 2.59985; in 40 trials TPE reaches 2.5999, random search 2.6014, this
     # sampler 2.5999, and the same prior without decay (beta = 1e9, adaptive=False) only 2.95 to 3.11.
     assert max(best) < 2.59985 * 1.002
+
+
+def test_one_sampler_serving_two_studies_learns_each_search_space():
+    # Random base: Optuna 5's TPESampler itself keeps one study's intersection search space for the next.
+    sampler = ScalingPriorSampler(_prior(), optuna.samplers.RandomSampler(seed=0), seed=0)
+    a = _study(sampler)
+    a.optimize(_law_objective, n_trials=3)
+
+    def narrow(trial):
+        shape = {"n_layers": trial.suggest_int("n_layers", 2, 8), "d_model": trial.suggest_int("d_model", 256, 512)}
+        return _prior()(shape)
+
+    b = _study(sampler)
+    b.optimize(narrow, n_trials=6)
+    from_prior = [t for t in b.trials if PREDICTED_LOSS_KEY in t.system_attrs]
+    assert from_prior
+    for t in from_prior:  # the prior proposed these values itself, inside study b's ranges
+        assert t.system_attrs[PREDICTED_LOSS_KEY] == pytest.approx(t.value)
+        assert 2 <= t.params["n_layers"] <= 8 and 256 <= t.params["d_model"] <= 512

@@ -167,7 +167,7 @@ class ScalingPriorSampler(BaseSampler):
 
         self._lock = threading.Lock()
         self._decisions: dict[int, _Decision] = {}  # trial_id -> decision, for trials running in this process
-        self._learned_space: dict[str, BaseDistribution] | None = None
+        self._learned_spaces: dict[tuple[int, int], dict[str, BaseDistribution]] = {}
         self._loss_cache: dict[tuple[Any, ...], float] = {}
 
     # ------------------------------------------------------------------ the Optuna sampler contract
@@ -247,10 +247,10 @@ class ScalingPriorSampler(BaseSampler):
         return w
 
     def _decide(self, study: Study, trial: FrozenTrial) -> _Decision:
+        w = self._weight(study)
         fixed = trial.system_attrs.get("fixed_params", {}) or {}
         if all(n in fixed for n in self._names):
-            return _Decision(False, 0.0)  # an enqueued trial that fixes the whole shape: nothing to propose
-        w = self._weight(study)
+            return _Decision(False, w)  # an enqueued trial that fixes the whole shape: nothing to propose
         use = bool(self._trial_rng(trial, 0).random() < w)
         return _Decision(use, w)
 
@@ -272,9 +272,11 @@ class ScalingPriorSampler(BaseSampler):
     def _prior_space(self, study: Study) -> dict[str, BaseDistribution] | None:
         if self._search_space is not None:
             return {n: self._search_space[n] for n in self._names}
+        key = (id(study._storage), study._study_id)  # a sampler object may serve several studies
         with self._lock:
-            if self._learned_space is not None:
-                return dict(self._learned_space)
+            learned = self._learned_spaces.get(key)
+        if learned is not None:
+            return dict(learned)
         found: dict[str, BaseDistribution] = {}
         for t in study.get_trials(deepcopy=False):
             for n in self._names:
@@ -282,7 +284,7 @@ class ScalingPriorSampler(BaseSampler):
                     found[n] = t.distributions[n]
             if len(found) == len(self._names):
                 with self._lock:
-                    self._learned_space = dict(found)
+                    self._learned_spaces[key] = dict(found)
                 return found
         return None
 
