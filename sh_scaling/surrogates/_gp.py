@@ -39,7 +39,7 @@ from scipy.optimize import minimize
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Hyperparameter, Kernel, WhiteKernel
 
-from sh_scaling.surrogates._parametric import _check_curve, _check_query
+from sh_scaling.surrogates._parametric import _check_curve, _check_query, _one_blas_thread
 
 __all__ = ["ExponentialDecayKernel", "GPSurrogate", "MultiCurveGPSurrogate"]
 
@@ -144,15 +144,21 @@ def _log_grid(c: np.ndarray, y: np.ndarray, n_points: int) -> tuple[np.ndarray, 
 
 
 def _monotone_forecast(
-    t: np.ndarray, t_last: float, predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    t: np.ndarray, t_last: float, predict_log: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std at ``t``; beyond ``t_last`` the mean never rises and the std never shrinks with ``t``."""
+    """Loss mean and std at ``t`` from a log-loss predictor; beyond ``t_last`` the mean never rises and the
+    std never shrinks with ``t`` (both in loss units)."""
+
+    def to_loss(m: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean = np.exp(m)
+        return mean, mean * s
+
     beyond = t > t_last
     if not beyond.any():
-        return predict(t)
+        return to_loss(*predict_log(t))
     grid = np.union1d(np.linspace(t_last, float(t[beyond].max()), _MONOTONE_GRID), t[beyond])
     inside = t[~beyond]
-    m, s = predict(np.concatenate([inside, grid]))
+    m, s = to_loss(*predict_log(np.concatenate([inside, grid])))
     mg = np.minimum.accumulate(m[inside.size:])
     sg = np.maximum.accumulate(s[inside.size:])
     mean = np.empty_like(t)
@@ -223,7 +229,8 @@ class GPSurrogate:
             random_state=self.random_state,
         )
         self.y_mean_ = float(z.mean())
-        gp.fit(t[:, None], z - self.y_mean_)
+        with _one_blas_thread():
+            gp.fit(t[:, None], z - self.y_mean_)
         self.gp_ = gp
         self.kernel_ = gp.kernel_
         self.log_compute_ref_ = float(np.log(c[0]))
@@ -240,11 +247,10 @@ class GPSurrogate:
             raise RuntimeError(f"{type(self).__name__}: call fit() before predict()")
         c = _check_query(compute, type(self).__name__)
         t = np.maximum(np.log(np.atleast_1d(c).ravel()) - self.log_compute_ref_, 0.0)
-        m, s = _monotone_forecast(t, self.t_last_, self._predict_log)
-        mean = np.exp(m)
+        mean, std = _monotone_forecast(t, self.t_last_, self._predict_log)
         if not return_std:
             return mean.reshape(np.shape(c))
-        return mean.reshape(np.shape(c)), (mean * s).reshape(np.shape(c))
+        return mean.reshape(np.shape(c)), std.reshape(np.shape(c))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n_points={self.n_points!r}, "
@@ -253,8 +259,9 @@ class GPSurrogate:
 
 # Hyper-parameters of the multi-curve model, optimised on the log scale, in this order.
 _MULTI_NAMES = ("decay_var", "alpha", "beta", "bias_var", "noise_var")
-_MULTI_BOUNDS = np.log(np.array([[1e-4, 1e2], [1e-2, 1e2], [1e-2, 1e2], [1e-4, 1e2], [1e-8, 1.0]]))
-_MULTI_START = np.log(np.array([1.0, 1.0, 1.0, 1.0, 1e-3]))
+# Units are log-loss (centred, not scaled), as for GPSurrogate: the noise bound is a 10 % noise std.
+_MULTI_BOUNDS = np.log(np.array([[1e-8, 1e2], [1e-2, 1e2], [1e-2, 1e2], [1e-8, 1e2], [1e-10, 1e-2]]))
+_MULTI_START = np.log(np.array([0.1, 1.0, 1.0, 0.1, 1e-4]))
 
 
 class _BlockData:
@@ -334,11 +341,11 @@ class MultiCurveGPSurrogate:
     ``decay_var * I``. Curves share information through the hyper-parameters (fitted on all curves jointly,
     so a short curve borrows how fast learning curves bend from the long ones) and through ``mu``. A full-rank
     coregionalisation matrix (curve-to-curve correlations of the decay) was not used: with 20 curves it adds
-    ~200 hyper-parameters and a 400x400 covariance, over a second per fit; this model's covariance is
-    block-diagonal, so the likelihood and its gradient cost one batched 20x20 Cholesky per evaluation and a
+    ~200 hyper-parameters and a dense 400x400 covariance whose likelihood gradient needs one 400x400 matrix
+    per hyper-parameter; this model's covariance is block-diagonal, so the likelihood and its gradient cost one batched 20x20 Cholesky per evaluation and a
     20-curve x 20-point fit takes tens of milliseconds (``benchmarks/bench_surrogates.py``).
 
-    Targets are ``log(loss)`` standardised by the mean and std over all points; transform, resampling and
+    Targets are ``log(loss)`` centred on the mean over all points; transform, resampling and
     monotone forecasts as described in the module docstring. The predictive variance includes the noise and
     the uncertainty of ``mu``.
 
@@ -349,7 +356,7 @@ class MultiCurveGPSurrogate:
         random_state: Seed of the restarts (default 0).
 
     Attributes:
-        hyperparameters_: Fitted ``decay_var, alpha, beta, bias_var, noise_var`` (standardised units) and
+        hyperparameters_: Fitted ``decay_var, alpha, beta, bias_var, noise_var`` (log-loss units, centred) and
             ``mu``. ``log_marginal_likelihood_value_``: the profiled log marginal likelihood at the optimum.
         n_curves_: Number of curves fitted.
 
@@ -391,12 +398,8 @@ class MultiCurveGPSurrogate:
             ts.append(t)
             zs.append(z)
             refs.append(float(np.log(c[0])))
-        all_z = np.concatenate(zs)
-        z_mean = float(all_z.mean())
-        z_scale = float(all_z.std())
-        if not z_scale > 0:
-            z_scale = 1.0  # every point has the same loss: nothing to standardise
-        data = _BlockData(ts, [(z - z_mean) / z_scale for z in zs])
+        z_mean = float(np.concatenate(zs).mean())
+        data = _BlockData(ts, [z - z_mean for z in zs])
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             lml, grad, _ = _block_likelihood(theta, data)
@@ -409,10 +412,11 @@ class MultiCurveGPSurrogate:
             rng.uniform(_MULTI_BOUNDS[:, 0], _MULTI_BOUNDS[:, 1]) for _ in range(int(self.n_restarts_optimizer))
         ]
         best = None
-        for x0 in starts:
-            res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=_MULTI_BOUNDS)
-            if np.isfinite(res.fun) and res.fun < 1e25 and (best is None or res.fun < best.fun):
-                best = res
+        with _one_blas_thread():
+            for x0 in starts:
+                res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=_MULTI_BOUNDS)
+                if np.isfinite(res.fun) and res.fun < 1e25 and (best is None or res.fun < best.fun):
+                    best = res
         if best is None:
             raise RuntimeError(f"{name}.fit_many: no hyper-parameters gave a positive-definite covariance")
         lml, _, state = _block_likelihood(best.x, data, with_grad=False)
@@ -423,7 +427,7 @@ class MultiCurveGPSurrogate:
         self.n_curves_ = len(ts)
         self._data = data
         self._state = state
-        self._z_mean, self._z_scale = z_mean, z_scale
+        self._z_mean = z_mean
         self._refs = refs
         self._t_last = [float(t[-1]) for t in ts]
         return self
@@ -441,7 +445,7 @@ class MultiCurveGPSurrogate:
         var = k_ss - np.einsum("qi,ij,qj->q", k_star, k_inv, k_star)
         var += (1.0 - k_star @ s["k_inv_one"][i, m]) ** 2 / s["one_k_one"]  # uncertainty of the shared mean
         std = np.sqrt(np.maximum(var, 0.0))
-        return self._z_mean + self._z_scale * mean, self._z_scale * std
+        return self._z_mean + mean, std
 
     def predict_many(self, targets: Sequence[Any], return_std: bool = False) -> Any:
         """Forecast each fitted curve at its own compute values.
@@ -466,9 +470,8 @@ class MultiCurveGPSurrogate:
     def _forecast_curve(self, i: int, compute: Any) -> tuple[np.ndarray, np.ndarray]:
         c = _check_query(compute, type(self).__name__)
         t = np.maximum(np.log(np.atleast_1d(c).ravel()) - self._refs[i], 0.0)
-        m, s = _monotone_forecast(t, self._t_last[i], lambda q: self._predict_log(i, q))
-        mean = np.exp(m)
-        return mean.reshape(np.shape(c)), (mean * s).reshape(np.shape(c))
+        mean, std = _monotone_forecast(t, self._t_last[i], lambda q: self._predict_log(i, q))
+        return mean.reshape(np.shape(c)), std.reshape(np.shape(c))
 
     def fit(self, compute: Any, loss: Any) -> MultiCurveGPSurrogate:
         """Fit on a single curve (the model then reduces to one freeze–thaw GP)."""

@@ -42,6 +42,25 @@ __all__ = ["PowerLawSurrogate", "ExponentialSurrogate", "MMFSurrogate"]
 #: Largest exponent passed to ``exp``; keeps intermediate values finite far outside the data.
 _EXP_CLIP = 700.0
 
+_blas_controller: Any = None
+
+
+def _one_blas_thread() -> Any:
+    """Context manager in which BLAS runs on a single thread.
+
+    Surrogate fits make thousands of linear-algebra calls on matrices of at most a few hundred entries, where
+    threads cannot help; but numpy and scipy each ship an OpenBLAS with its own thread pool, and on a busy
+    2-core machine the pools fight: scipy's L-BFGS-B step took 3 ms instead of 0.1 ms and a GP fit was 3-7x
+    slower than with one thread (measured while writing ``benchmarks/bench_surrogates.py``). The limit is
+    process-wide while the context is open (threadpoolctl, a scikit-learn dependency).
+    """
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
+
 
 def _check_curve(compute: Any, loss: Any, owner: str, min_points: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Validated ``(compute, loss)`` as float arrays sorted by compute; raises ``ValueError`` on bad input."""
@@ -163,12 +182,13 @@ class _ParametricSurrogate:
             return jac / f[:, None]
 
         best = None
-        for start in self._starts(u, y):
-            p0 = np.clip(start, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
-            res = least_squares(residuals, p0, jac=jacobian, bounds=(lo, hi), loss=self.loss,
-                                f_scale=self.f_scale, max_nfev=max_nfev, method="trf")
-            if np.all(np.isfinite(res.x)) and np.isfinite(res.cost) and (best is None or res.cost < best.cost):
-                best = res
+        with _one_blas_thread():
+            for start in self._starts(u, y):
+                p0 = np.clip(start, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
+                res = least_squares(residuals, p0, jac=jacobian, bounds=(lo, hi), loss=self.loss,
+                                    f_scale=self.f_scale, max_nfev=max_nfev, method="trf")
+                if np.isfinite(res.cost) and np.all(np.isfinite(res.x)) and (best is None or res.cost < best.cost):
+                    best = res
         if best is None:
             raise RuntimeError(f"{name}.fit: the least-squares fit returned no finite solution")
         p = best.x
