@@ -490,3 +490,11 @@ def test_one_sampler_serving_two_studies_learns_each_search_space():
     for t in from_prior:  # the prior proposed these values itself, inside study b's ranges
         assert t.system_attrs[PREDICTED_LOSS_KEY] == pytest.approx(t.value)
         assert 2 <= t.params["n_layers"] <= 8 and 256 <= t.params["d_model"] <= 512
+
+
+def test_a_prior_parameter_the_study_never_suggests_is_reported():
+    prior = ScalingLawPrior(flops=FLOPS, params={"n_layers": "n_layer", "d_model": "d_model"})  # typo: n_layer
+    study = _study(ScalingPriorSampler(prior, seed=0))
+    with pytest.warns(UserWarning, match=r"\['n_layer'\].*parameters seen: \['d_model', 'n_layers'\]"):
+        study.optimize(_law_objective, n_trials=5)
+    assert not any(PREDICTED_LOSS_KEY in t.system_attrs for t in study.trials)

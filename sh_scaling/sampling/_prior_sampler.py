@@ -36,6 +36,8 @@ FROM_PRIOR_KEY = "sh_scaling:from_prior"
 PREDICTED_LOSS_KEY = "sh_scaling:prior_predicted_loss"
 
 _EVIDENCE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+#: Without ``search_space``, warn when this many finished trials never suggested a parameter the prior reads.
+_TRIALS_BEFORE_NAME_WARNING = 3
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ class ScalingPriorSampler(BaseSampler):
         self._lock = threading.Lock()
         self._decisions: dict[int, _Decision] = {}  # trial_id -> decision, for trials running in this process
         self._learned_spaces: dict[tuple[int, int], dict[str, BaseDistribution]] = {}
+        self._warned_names: set[tuple[int, int]] = set()
         self._loss_cache: dict[tuple[Any, ...], float] = {}
 
     # ------------------------------------------------------------------ the Optuna sampler contract
@@ -205,6 +208,8 @@ class ScalingPriorSampler(BaseSampler):
         if study._is_multi_objective():
             return  # the error is raised by the sample_* calls, inside the trial, so the trial is marked failed
         decision = self._decide(study, trial)
+        if self._search_space is None:
+            self._prior_space(study)  # learn the space early, and warn about names no trial uses
         with self._lock:
             self._decisions[trial._trial_id] = decision
         study._storage.set_trial_system_attr(trial._trial_id, PRIOR_WEIGHT_KEY, decision.weight)
@@ -265,6 +270,8 @@ class ScalingPriorSampler(BaseSampler):
             decision = _Decision(bool(attrs[FROM_PRIOR_KEY]), float(attrs.get(PRIOR_WEIGHT_KEY, 0.0)))
         else:
             decision = self._decide(study, trial)
+        if self._search_space is None:
+            self._prior_space(study)  # learn the space early, and warn about names no trial uses
         with self._lock:
             self._decisions[trial._trial_id] = decision
         return decision
@@ -278,7 +285,8 @@ class ScalingPriorSampler(BaseSampler):
         if learned is not None:
             return dict(learned)
         found: dict[str, BaseDistribution] = {}
-        for t in study.get_trials(deepcopy=False):
+        trials = study.get_trials(deepcopy=False)
+        for t in trials:
             for n in self._names:
                 if n not in found and n in t.distributions:
                     found[n] = t.distributions[n]
@@ -286,6 +294,20 @@ class ScalingPriorSampler(BaseSampler):
                 with self._lock:
                     self._learned_spaces[key] = dict(found)
                 return found
+        finished = [t for t in trials if t.state.is_finished() and t.distributions]
+        if len(finished) >= _TRIALS_BEFORE_NAME_WARNING:
+            with self._lock:
+                warn = key not in self._warned_names
+                self._warned_names.add(key)
+            if warn:
+                missing = sorted(set(self._names) - set(found))
+                seen = sorted({n for t in finished for n in t.distributions})
+                warnings.warn(
+                    f"ScalingPriorSampler: the prior reads parameter(s) {missing}, which no trial of this study "
+                    f"has suggested (parameters seen: {seen}); the prior is not used. Check the parameter names "
+                    "given to the prior, or pass search_space=.",
+                    stacklevel=2,
+                )
         return None
 
     def _sample_from_prior(
