@@ -337,10 +337,11 @@ def test_forwards_every_sampler_call_to_the_base():
     study.optimize(objective, n_trials=3)
     sampler.reseed_rng()
     assert spy.calls.count("before") == 3 and spy.calls.count("after") == 3
-    assert spy.calls.count("infer") == 3 and spy.calls.count("reseed") == 1
+    assert spy.calls.count("infer") >= 3 and spy.calls.count("reseed") == 1
     assert "independent:y" in spy.calls
-    # In the first trial (a prior trial) the base sees its relative space without the prior's parameters.
-    assert spy.calls[2] == "relative:x"
+    # The base only ever sees its own relative space, never the prior's parameters.
+    assert spy.calls.count("relative:x") == 3
+    assert {c for c in spy.calls if c.startswith("relative:")} == {"relative:x"}
     assert all(t.params["x"] == 0.5 for t in study.trials)
     assert study.trials[0].system_attrs[FROM_PRIOR_KEY] is True
 

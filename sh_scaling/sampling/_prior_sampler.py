@@ -188,11 +188,13 @@ class ScalingPriorSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         _raise_if_multi_objective(study)
-        drawn: dict[str, Any] = {}
         decision = self._decision(study, trial)
-        if decision.use_prior and all(n in search_space for n in self._names):
-            drawn = self._sample_from_prior(study, trial, {n: search_space[n] for n in self._names}, decision)
-        base_space = {k: v for k, v in search_space.items() if k not in drawn}
+        if not (decision.use_prior and all(n in search_space for n in self._names)):
+            return dict(self._base.sample_relative(study, trial, search_space))
+        drawn = self._sample_from_prior(study, trial, {n: search_space[n] for n in self._names}, decision)
+        # The base sees the relative space it inferred itself, less what the prior drew.
+        own = self._base.infer_relative_search_space(study, trial)
+        base_space = {k: v for k, v in own.items() if k not in drawn}
         out = dict(self._base.sample_relative(study, trial, base_space)) if base_space else {}
         out.update(drawn)
         return out
