@@ -136,10 +136,27 @@ def test_forecasts_never_rise_beyond_the_data(cls):
 def test_gp_uncertainty_grows_away_from_the_data(cls):
     rng = np.random.default_rng(2)
     loss = power_law(COMPUTE) * np.exp(0.003 * rng.standard_normal(COMPUTE.size))
-    s = cls().fit(COMPUTE, loss)
-    _, std = s.predict(np.array([COMPUTE[-1], 1e21, 1e24]), return_std=True)
-    assert std[0] < std[1] <= std[2]
-    assert std[2] > 2 * std[0]
+    q = np.array([COMPUTE[-1], 1e21, 1e24])
+    # The GP's own posterior std (no discrepancy term) already grows with distance from the data ...
+    _, own = cls(extrapolation_std=0.0).fit(COMPUTE, loss).predict(q, return_std=True)
+    assert own[0] < own[1] < own[2]
+    assert own[2] > 3 * own[0]
+    # ... and the discrepancy term adds extrapolation_std * mean * e-folds beyond the data, in quadrature.
+    mean, std = cls().fit(COMPUTE, loss).predict(q, return_std=True)
+    assert std[0] == pytest.approx(own[0])
+    efolds = np.log(q / COMPUTE[-1])
+    np.testing.assert_allclose(std[1:], np.hypot(own[1:], 0.02 * mean[1:] * efolds[1:]), rtol=0.05)
+
+
+def test_parametric_std_adds_the_discrepancy_beyond_the_data():
+    s0 = PowerLawSurrogate(extrapolation_std=0.0).fit(COMPUTE, power_law(COMPUTE))
+    s1 = PowerLawSurrogate(extrapolation_std=0.05).fit(COMPUTE, power_law(COMPUTE))
+    q = np.array([COMPUTE[5], COMPUTE[-1] * np.e])
+    m0, std0 = s0.predict(q, return_std=True)
+    m1, std1 = s1.predict(q, return_std=True)
+    np.testing.assert_allclose(m0, m1)
+    assert std0 == pytest.approx([0.0, 0.0], abs=1e-6)  # noiseless data: no fit uncertainty
+    assert std1[0] == pytest.approx(0.0, abs=1e-6) and std1[1] == pytest.approx(0.05 * m1[1], rel=1e-3)
 
 
 def test_gp_monotone_fix_on_unsorted_queries():
@@ -186,6 +203,9 @@ def test_bad_settings_are_named():
         GPSurrogate(n_points=2).fit(COMPUTE, power_law(COMPUTE))
     with pytest.raises(ValueError, match="n_restarts_optimizer"):
         MultiCurveGPSurrogate(n_restarts_optimizer=-1).fit(COMPUTE, power_law(COMPUTE))
+    for cls in SINGLE:
+        with pytest.raises(ValueError, match="extrapolation_std must be a finite number >= 0"):
+            cls(extrapolation_std=-0.1).fit(COMPUTE, power_law(COMPUTE))
 
 
 def test_multi_curve_bad_input_names_the_curve():
@@ -292,32 +312,35 @@ def test_gp_resamples_long_curves_to_n_points():
 
 
 def _extrapolation_errors(make, curves, fraction):
-    errs, naive = [], []
+    errs, naive, z = [], [], []
     for curve in curves:
         seen = prefix(curve, fraction)
-        pred = make().fit(seen.compute, seen.loss).predict(np.array([curve.final_compute]))[0]
-        pred = min(pred, seen.min_loss)  # what forecast() does: the best checkpoint is kept
+        mean, std = make().fit(seen.compute, seen.loss).predict(np.array([curve.final_compute]), return_std=True)
+        pred = min(mean[0], seen.min_loss)  # what forecast() does: the best checkpoint is kept
         errs.append(abs(pred - curve.final_loss) / curve.final_loss)
         naive.append(abs(seen.min_loss - curve.final_loss) / curve.final_loss)
-    return np.array(errs), np.array(naive)
+        z.append((mean[0] - curve.final_loss) / std[0])
+    return np.array(errs), np.array(naive), np.array(z)
 
 
 @pytest.mark.parametrize("fraction", [0.3, 0.5])
 def test_power_law_extrapolates_routing_curves(routing, fraction):
     # Every 4th of the 223 curves. Measured (all curves): median relative error of the final loss 2.0 % at
     # 50 % of the compute and 2.5 % at 30 %; the last observed value misses by 4.1 % and 6.0 %.
-    errs, naive = _extrapolation_errors(PowerLawSurrogate, routing[::4], fraction)
+    errs, naive, z = _extrapolation_errors(PowerLawSurrogate, routing[::4], fraction)
     assert np.median(errs) < 0.03
     assert errs.max() < 0.07
     assert np.mean(errs < naive) > 0.9
+    assert np.mean(np.abs(z) < 2) > 0.75  # the +-2 std interval holds the final loss for most curves
 
 
 @pytest.mark.parametrize("cls", [GPSurrogate, MultiCurveGPSurrogate])
 def test_gp_extrapolates_routing_curves(routing, cls):
     # Every 15th curve, fitted on the first half of its compute. Measured (all curves): median error 1.3 %.
-    errs, naive = _extrapolation_errors(cls, routing[::15], 0.5)
+    errs, naive, z = _extrapolation_errors(cls, routing[::15], 0.5)
     assert np.median(errs) < 0.025
     assert np.mean(errs < naive) > 0.8
+    assert np.mean(np.abs(z) < 2) > 0.6  # 11 and 12 of these 15 curves measured
 
 
 def test_multi_curve_gp_on_routing_group(routing):

@@ -21,6 +21,10 @@ Transform used by both surrogates (documented once here):
   For queries beyond the last observation the mean and std are evaluated on a grid from the last observation
   to the query; the mean is made non-increasing (running minimum) and the std non-decreasing (running
   maximum) along it, so a forecast never rises with compute and its uncertainty never shrinks with distance.
+* Model discrepancy: beyond the data the log-loss std gains ``extrapolation_std * (t - t_last)`` in
+  quadrature (0.02 per e-fold by default, measured on the routing curves; see
+  :data:`sh_scaling.surrogates._parametric.EXTRAPOLATION_STD`): the GP's own std, with point-estimated
+  hyper-parameters on smooth curves, is far too small to cover how real curves leave their early shape.
 
 References:
     K. Swersky, J. Snoek, R. P. Adams. Freeze-Thaw Bayesian Optimization. arXiv:1406.3896, 2014 (eq. 4, the
@@ -39,7 +43,13 @@ from scipy.optimize import minimize
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Hyperparameter, Kernel, WhiteKernel
 
-from sh_scaling.surrogates._parametric import _check_curve, _check_query, _one_blas_thread
+from sh_scaling.surrogates._parametric import (
+    EXTRAPOLATION_STD,
+    _check_curve,
+    _check_extrapolation_std,
+    _check_query,
+    _one_blas_thread,
+)
 
 __all__ = ["ExponentialDecayKernel", "GPSurrogate", "MultiCurveGPSurrogate"]
 
@@ -144,21 +154,29 @@ def _log_grid(c: np.ndarray, y: np.ndarray, n_points: int) -> tuple[np.ndarray, 
 
 
 def _monotone_forecast(
-    t: np.ndarray, t_last: float, predict_log: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    t: np.ndarray,
+    t_last: float,
+    predict_log: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    extrapolation_std: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Loss mean and std at ``t`` from a log-loss predictor; beyond ``t_last`` the mean never rises and the
-    std never shrinks with ``t`` (both in loss units)."""
+    """Loss mean and std at ``t`` from a log-loss predictor.
 
-    def to_loss(m: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    Beyond ``t_last`` the log-loss std gains the discrepancy term ``extrapolation_std * (t - t_last)`` (in
+    quadrature), then the mean is made non-increasing and the std non-decreasing along ``t`` (loss units).
+    """
+
+    def to_loss(q: np.ndarray, m: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = np.hypot(s, extrapolation_std * np.maximum(q - t_last, 0.0))
         mean = np.exp(m)
         return mean, mean * s
 
     beyond = t > t_last
     if not beyond.any():
-        return to_loss(*predict_log(t))
+        return to_loss(t, *predict_log(t))
     grid = np.union1d(np.linspace(t_last, float(t[beyond].max()), _MONOTONE_GRID), t[beyond])
     inside = t[~beyond]
-    m, s = to_loss(*predict_log(np.concatenate([inside, grid])))
+    both = np.concatenate([inside, grid])
+    m, s = to_loss(both, *predict_log(both))
     mg = np.minimum.accumulate(m[inside.size:])
     sg = np.maximum.accumulate(s[inside.size:])
     mean = np.empty_like(t)
@@ -189,6 +207,9 @@ class GPSurrogate:
             fit, 10-30 ms on a 20-point curve, and restarts did not change the routing-curve forecasts in
             ``benchmarks/bench_surrogates.py``; the fixed start plus the noise bound avoid the bad optimum).
         random_state: Seed of the restarts (default 0: forecasts are reproducible).
+        extrapolation_std: Relative std added per e-fold of compute beyond the data, for the model discrepancy
+            the GP's point-estimated hyper-parameters ignore (default
+            :data:`~sh_scaling.surrogates._parametric.EXTRAPOLATION_STD`, 0.02; see there).
 
     Attributes:
         gp_: The fitted ``GaussianProcessRegressor``; ``kernel_``: its fitted kernel.
@@ -203,10 +224,17 @@ class GPSurrogate:
         True
     """
 
-    def __init__(self, n_points: int = 20, n_restarts_optimizer: int = 0, random_state: int | None = 0) -> None:
+    def __init__(
+        self,
+        n_points: int = 20,
+        n_restarts_optimizer: int = 0,
+        random_state: int | None = 0,
+        extrapolation_std: float = EXTRAPOLATION_STD,
+    ) -> None:
         self.n_points = n_points
         self.n_restarts_optimizer = n_restarts_optimizer
         self.random_state = random_state
+        self.extrapolation_std = extrapolation_std
 
     def fit(self, compute: Any, loss: Any) -> GPSurrogate:
         """Fit the GP to one curve; raises ``ValueError`` on fewer than 3 points or non-finite values."""
@@ -214,6 +242,7 @@ class GPSurrogate:
         n_points = _check_n_points(self.n_points, name)
         if not isinstance(self.n_restarts_optimizer, (int, np.integer)) or self.n_restarts_optimizer < 0:
             raise ValueError(f"{name}: n_restarts_optimizer must be an integer >= 0, got {self.n_restarts_optimizer!r}")
+        _check_extrapolation_std(self.extrapolation_std, name)
         c, y = _check_curve(compute, loss, name)
         t, z = _log_grid(c, y, n_points)
         # Units are log-loss, centred on the curve's mean (not scaled: a noise std of 0.01 is a 1 % noise
@@ -247,7 +276,7 @@ class GPSurrogate:
             raise RuntimeError(f"{type(self).__name__}: call fit() before predict()")
         c = _check_query(compute, type(self).__name__)
         t = np.maximum(np.log(np.atleast_1d(c).ravel()) - self.log_compute_ref_, 0.0)
-        mean, std = _monotone_forecast(t, self.t_last_, self._predict_log)
+        mean, std = _monotone_forecast(t, self.t_last_, self._predict_log, self.extrapolation_std)
         if not return_std:
             return mean.reshape(np.shape(c))
         return mean.reshape(np.shape(c)), std.reshape(np.shape(c))
@@ -354,6 +383,7 @@ class MultiCurveGPSurrogate:
         n_restarts_optimizer: Extra L-BFGS-B runs from random log-uniform starts within the bounds (default 1;
             the first run starts from a fixed, typical point).
         random_state: Seed of the restarts (default 0).
+        extrapolation_std: As for :class:`GPSurrogate` (default 0.02).
 
     Attributes:
         hyperparameters_: Fitted ``decay_var, alpha, beta, bias_var, noise_var`` (log-loss units, centred) and
@@ -370,10 +400,17 @@ class MultiCurveGPSurrogate:
         (3, True)
     """
 
-    def __init__(self, n_points: int = 20, n_restarts_optimizer: int = 1, random_state: int | None = 0) -> None:
+    def __init__(
+        self,
+        n_points: int = 20,
+        n_restarts_optimizer: int = 1,
+        random_state: int | None = 0,
+        extrapolation_std: float = EXTRAPOLATION_STD,
+    ) -> None:
         self.n_points = n_points
         self.n_restarts_optimizer = n_restarts_optimizer
         self.random_state = random_state
+        self.extrapolation_std = extrapolation_std
 
     def fit_many(self, observations: Sequence[tuple[Any, Any]]) -> MultiCurveGPSurrogate:
         """Fit the model on ``(compute, loss)`` pairs, one per curve (each at least 3 finite points).
@@ -387,6 +424,7 @@ class MultiCurveGPSurrogate:
         n_points = _check_n_points(self.n_points, name)
         if not isinstance(self.n_restarts_optimizer, (int, np.integer)) or self.n_restarts_optimizer < 0:
             raise ValueError(f"{name}: n_restarts_optimizer must be an integer >= 0, got {self.n_restarts_optimizer!r}")
+        _check_extrapolation_std(self.extrapolation_std, name)
         if len(observations) == 0:
             raise ValueError(f"{name}.fit_many: observations is empty; pass at least one (compute, loss) pair")
         ts, zs, refs = [], [], []
@@ -470,7 +508,7 @@ class MultiCurveGPSurrogate:
     def _forecast_curve(self, i: int, compute: Any) -> tuple[np.ndarray, np.ndarray]:
         c = _check_query(compute, type(self).__name__)
         t = np.maximum(np.log(np.atleast_1d(c).ravel()) - self._refs[i], 0.0)
-        mean, std = _monotone_forecast(t, self._t_last[i], lambda q: self._predict_log(i, q))
+        mean, std = _monotone_forecast(t, self._t_last[i], lambda q: self._predict_log(i, q), self.extrapolation_std)
         return mean.reshape(np.shape(c)), std.reshape(np.shape(c))
 
     def fit(self, compute: Any, loss: Any) -> MultiCurveGPSurrogate:
