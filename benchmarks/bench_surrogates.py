@@ -11,8 +11,12 @@ For every surrogate (power law, stretched exponential, MMF, one GP per curve, th
   observed minimum, as :func:`sh_scaling.surrogates.forecast` does. Reported: median and 90th percentile of
   ``|forecast - final loss| / final loss``, its median signed value (bias), the share of curves where the
   surrogate beats the naive forecast "the lowest loss seen so far", and the share whose final loss lies
-  within +-2 predicted std (calibration of the uncertainty, model-discrepancy term included). The multi-curve GP is fitted on groups of 20 curves at a time
-  (consecutive ``hyper_id``), as a pruner would fit it on one rung.
+  within +-2 predicted std (calibration of the uncertainty, model-discrepancy term included). The multi-curve
+  GP is fitted on groups of 20 curves at a time (consecutive ``hyper_id``), as a pruner would fit it on one
+  rung.
+* **sharing across curves**: the same, but in each group of 20 a random half of the curves is seen whole and
+  the other half is cut at 25 % / 50 %; errors on the cut curves only. This is where the multi-curve GP can
+  borrow from the longer curves; the single-curve surrogates see only their own curve.
 
 Compute is ``flops_per_step * step`` (forward FLOPs; a constant factor changes nothing here); step 0 and NaN
 losses are dropped. Data: Clark et al., *Unified Scaling Laws for Routed Language Models* (ICML 2022),
@@ -119,6 +123,33 @@ def forecasts(name: str, seen, finals) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(preds, [y.min() for _, y in seen]), stds
 
 
+def sharing(curves, seed: int = 0) -> dict[float, dict[str, np.ndarray]]:
+    """Relative errors on the cut curves of groups where half the curves are seen whole."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for frac in FRACTIONS:
+        errs: dict[str, list[float]] = {"last value": [], "powerlaw": [], "gp": [], "gp-multi": []}
+        groups = [curves[k:k + GROUP] for k in range(0, max(len(curves) - GROUP + 1, 1), GROUP)]
+        for group in groups:
+            whole = set(rng.choice(len(group), len(group) // 2, replace=False).tolist())
+            seen = [cv if j in whole else cut(cv, frac) for j, cv in enumerate(group)]
+            multi = MultiCurveGPSurrogate().fit_many(seen).predict_many([cv[0][-1:] for cv in group])
+            for j, (c, y) in enumerate(group):
+                if j in whole:
+                    continue
+                best = seen[j][1].min()
+                preds = {
+                    "last value": best,
+                    "powerlaw": PowerLawSurrogate().fit(*seen[j]).predict(c[-1:])[0],
+                    "gp": GPSurrogate().fit(*seen[j]).predict(c[-1:])[0],
+                    "gp-multi": multi[j][0],
+                }
+                for name, p in preds.items():
+                    errs[name].append(abs(min(p, best) - y[-1]) / y[-1])
+        out[frac] = {name: np.array(e) for name, e in errs.items()}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="every 5th curve only")
@@ -174,6 +205,12 @@ def main() -> None:
         cover = "" if np.isnan(r.coverage) else f"{100 * r.coverage:.0f} %"
         print(f"{100 * r.fraction:>5.0f}% {r.surrogate:<13}{100 * r.median:>8.2f}%{100 * r.p90:>8.2f}%"
               f"{100 * r.bias:>12.2f}%{wins:>18}{cover:>14}")
+
+    print("\nSharing across curves: half of each group of 20 seen whole; error on the other half (median)")
+    shared = sharing(curves)
+    print(f"{'seen':>6}" + "".join(f"{name:>13}" for name in shared[FRACTIONS[0]]))
+    for frac, errs in shared.items():
+        print(f"{100 * frac:>5.0f}%" + "".join(f"{100 * np.median(e):>12.2f}%" for e in errs.values()))
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
