@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny models and few steps")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch while timing")
     parser.add_argument("--load", nargs="+", default=None, help="calibration JSON files to report instead of timing")
     parser.add_argument("--save", default=None, help="write the new calibration JSON here")
     parser.add_argument("--plot", default=str(RESULTS / "bench_calibration.png"))
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.load:
         cals = [StepTimeCalibration.load(p) for p in args.load]
     else:
-        cal = calibrate(device=args.device, quick=args.quick, dtype=args.dtype)
+        cal = calibrate(device=args.device, quick=args.quick, dtype=args.dtype, threads=args.threads)
         if args.save:
             cal.save(args.save)
         cals = [cal]

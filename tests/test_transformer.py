@@ -119,3 +119,13 @@ def test_dict_round_trip() -> None:
     assert TransformerConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown"):
         TransformerConfig.from_dict({**cfg.to_dict(), "dropout": 0.1})
+
+
+def test_numpy_integers_are_accepted_and_stored_as_int() -> None:
+    import json
+
+    import numpy as np
+
+    cfg = _gpt2_small(n_layers=np.int64(6), d_ff=np.int32(1000))
+    assert type(cfg.n_layers) is int and type(cfg.d_ff) is int
+    json.dumps(cfg.to_dict())  # JSON-ready

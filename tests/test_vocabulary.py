@@ -7,6 +7,8 @@ import math
 import warnings
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sh_scaling.constants import TAO_2024
 from sh_scaling.laws import (
@@ -155,3 +157,23 @@ def test_prediction_is_frozen() -> None:
     pred = optimal_vocabulary(302e6)
     with pytest.raises(AttributeError):
         pred.vocab_size = 3  # type: ignore[misc]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    log_nnv=st.floats(min_value=math.log(1e5), max_value=math.log(1e12)),
+    log_k=st.floats(min_value=math.log(1e-3), max_value=math.log(1e3)),
+)
+def test_approach3_solves_the_condition_everywhere(log_nnv: float, log_k: float) -> None:
+    # Over nine decades of model size and six of budget around the optimum, the bracketed solver finds a root
+    # that satisfies the optimality condition and is a minimum of the loss along Nv.
+    k = TAO_2024
+    n = math.exp(log_nnv)
+    c = math.exp(log_k) * optimal_flops_for_non_vocab(n)
+    nv = _approach3_nv(n, c, k)
+    assert math.isfinite(nv) and nv > 0
+    m = nv / 1e6
+    lhs = k.alpha2 * k.A2 * m ** (-k.alpha2 - 1)
+    rhs = k.beta * k.B * (6 / (c / 1e15)) ** k.beta * (n / 1e6 + m) ** (k.beta - 1)
+    assert lhs == pytest.approx(rhs, rel=1e-8)
+    assert vocabulary_loss(n, nv, c) <= min(vocabulary_loss(n, nv * 1.01, c), vocabulary_loss(n, nv / 1.01, c))

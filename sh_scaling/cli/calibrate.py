@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="float32",
         help="activation precision: float32 (default) or bfloat16 mixed precision (autocast)",
     )
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for PyTorch (1 is steadier on a busy machine)"
+    )
     p.add_argument("--warmup", type=int, default=None, help="untimed steps per configuration")
     p.add_argument("--repeats", type=int, default=None, help="timed steps per configuration (median kept)")
     p.set_defaults(func=_run)
@@ -83,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
 
     cal = calibrate(
         device=args.device, quick=args.quick, n_warmup=args.warmup, n_repeats=args.repeats, dtype=args.dtype,
-        progress=progress,
+        threads=args.threads, progress=progress,
     )
     print(format_table(cal))
     if args.out:

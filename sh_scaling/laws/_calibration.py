@@ -6,8 +6,9 @@ pre-layer-norm blocks, attention computed explicitly (the ``batch x heads x seq 
 as the memory-traffic count of :meth:`TransformerConfig.memory_traffic_terms` assumes), GELU feed-forward,
 tied output embedding, AdamW, float32 weights; activations in float32 (default) or bfloat16 under autocast
 (mixed precision). A step is forward, cross-entropy, backward and optimizer update on random
-tokens; warm-up steps are excluded and the median of the timed steps is kept; on CUDA the device is synchronised
-before the clock is read.
+tokens; warm-up steps are excluded, the configurations are timed in interleaved rounds (one step of each per
+round, so that a slow spell of a shared machine does not land on one configuration) and the median over rounds
+is kept; on CUDA the device is synchronised before the clock is read.
 """
 
 from __future__ import annotations
@@ -25,10 +26,6 @@ __all__ = ["calibration_configs", "time_training_step", "calibrate"]
 
 #: Bytes per activation element of each supported training dtype.
 _DTYPE_BYTES = {"float32": 4.0, "bfloat16": 2.0}
-
-
-def _family(base: dict[str, int], variations: Sequence[dict[str, int]]) -> list[TransformerConfig]:
-    return [TransformerConfig(**{**base, **v}) for v in variations]
 
 
 # Each family varies one or two things at a time around a base shape: width, depth, heads (head size), sequence
@@ -133,6 +130,70 @@ def _build_model(cfg: TransformerConfig, torch: Any) -> Any:
     return GPT()
 
 
+def _make_step(config: TransformerConfig, device: str, seed: int, dtype: str) -> tuple[Callable[[], None], Any]:
+    """A closure running one training step of ``config`` on ``device``, and the device."""
+    import contextlib
+
+    import torch
+
+    if dtype not in _DTYPE_BYTES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPE_BYTES)}, got {dtype!r}")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asked for, but PyTorch sees no CUDA device")
+    torch.manual_seed(seed)
+    model = _build_model(config, torch).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    shape = (config.batch_size, config.seq_len)
+    x = torch.randint(0, config.vocab_size, shape, generator=gen).to(dev)
+    y = torch.randint(0, config.vocab_size, shape, generator=gen).to(dev)
+
+    def autocast() -> Any:
+        if dtype == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast():
+            logits = model(x)
+            loss = torch.nn.functional.cross_entropy(logits.view(-1, config.vocab_size).float(), y.view(-1))
+        loss.backward()
+        opt.step()
+
+    return step, dev
+
+
+def _median_step_times(steps: Sequence[Callable[[], None]], dev: Any, n_warmup: int, n_repeats: int) -> list[float]:
+    """Warm each step up, then time them in interleaved rounds (one step of each per round).
+
+    Interleaving spreads slow spells of a shared machine over all configurations instead of letting one
+    configuration absorb them; the median over rounds discards the remaining outliers.
+    """
+    import torch
+
+    if n_warmup < 0 or n_repeats < 1:
+        raise ValueError(f"need n_warmup >= 0 and n_repeats >= 1, got {n_warmup}, {n_repeats}")
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for step in steps:
+        for _ in range(n_warmup):
+            step()
+    sync()
+    times: list[list[float]] = [[] for _ in steps]
+    for _ in range(n_repeats):
+        for i, step in enumerate(steps):
+            start = time.perf_counter()
+            step()
+            sync()
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
 def time_training_step(
     config: TransformerConfig,
     *,
@@ -157,56 +218,10 @@ def time_training_step(
         ImportError: PyTorch is not installed.
         ValueError: bad counts or dtype, or a CUDA device asked for but not available.
     """
-    import contextlib
-
-    import torch
-
-    if dtype not in _DTYPE_BYTES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPE_BYTES)}, got {dtype!r}")
-
     if n_warmup < 0 or n_repeats < 1:
         raise ValueError(f"need n_warmup >= 0 and n_repeats >= 1, got {n_warmup}, {n_repeats}")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asked for, but PyTorch sees no CUDA device")
-    torch.manual_seed(seed)
-    model = _build_model(config, torch).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    shape = (config.batch_size, config.seq_len)
-    x = torch.randint(0, config.vocab_size, shape, generator=gen).to(dev)
-    y = torch.randint(0, config.vocab_size, shape, generator=gen).to(dev)
-
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
-    def autocast() -> Any:
-        if dtype == "float32":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with autocast():
-            logits = model(x)
-            loss = torch.nn.functional.cross_entropy(logits.view(-1, config.vocab_size).float(), y.view(-1))
-        loss.backward()
-        opt.step()
-
-    for _ in range(n_warmup):
-        step()
-    sync()
-    times = []
-    for _ in range(n_repeats):
-        start = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - start)
-    del model, opt
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
-    return statistics.median(times)
+    step, dev = _make_step(config, device, seed, dtype)
+    return _median_step_times([step], dev, n_warmup, n_repeats)[0]
 
 
 def _device_description(device: str) -> str:
@@ -217,7 +232,8 @@ def _device_description(device: str) -> str:
     dev = torch.device(device)
     if dev.type == "cuda":
         return f"{torch.cuda.get_device_name(dev)} (torch {torch.__version__})"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
 def calibrate(
@@ -229,6 +245,7 @@ def calibrate(
     n_repeats: int | None = None,
     seed: int = 0,
     dtype: str = "float32",
+    threads: int | None = None,
     progress: Callable[[int, TransformerConfig, float], None] | None = None,
 ) -> StepTimeCalibration:
     """Time real training steps of a family of small transformers and fit both step-time models.
@@ -243,7 +260,9 @@ def calibrate(
         seed: Seed of weights and data.
         dtype: ``"float32"`` or ``"bfloat16"`` (mixed precision; the memory count then uses 2 bytes per
             activation and 4 per weight, gradient and optimizer-state number).
-        progress: Called as ``progress(index, config, seconds)`` after each configuration is timed.
+        threads: CPU threads PyTorch may use while timing (``None``: its default). On a machine shared with
+            other jobs, ``1`` avoids the thread oversubscription that otherwise makes CPU timings erratic.
+        progress: Called as ``progress(index, config, seconds)`` for each configuration once all are timed.
 
     Returns:
         A :class:`StepTimeCalibration` (save it with ``.save(path)``).
@@ -260,21 +279,34 @@ def calibrate(
     cfgs = list(configs)
     warm = (1 if quick else 3) if n_warmup is None else n_warmup
     reps = (3 if quick else 7) if n_repeats is None else n_repeats
-    seconds = []
-    for i, cfg in enumerate(cfgs):
-        s = time_training_step(cfg, device=device, n_warmup=warm, n_repeats=reps, seed=seed, dtype=dtype)
-        seconds.append(s)
-        if progress is not None:
-            progress(i, cfg, s)
+    if warm < 0 or reps < 1:
+        raise ValueError(f"need n_warmup >= 0 and n_repeats >= 1, got {warm}, {reps}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     import torch
 
+    default_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        built = [_make_step(cfg, device, seed, dtype) for cfg in cfgs]
+        seconds = _median_step_times([step for step, _ in built], built[0][1], warm, reps)
+        description = _device_description(device)
+    finally:
+        torch.set_num_threads(default_threads)
+    del built
+    if is_cuda:
+        torch.cuda.empty_cache()
+    if progress is not None:
+        for i, (cfg, sec) in enumerate(zip(cfgs, seconds)):
+            progress(i, cfg, sec)
     return fit_step_time(
         cfgs,
         seconds,
         bytes_per_element=_DTYPE_BYTES[dtype],
         param_bytes_per_element=4.0,
         optimizer="adamw",
-        device=_device_description(device),
+        device=description,
         metadata={
             "torch": torch.__version__,
             "n_warmup": warm,
@@ -282,5 +314,6 @@ def calibrate(
             "quick": quick,
             "dtype": dtype,
             "seed": seed,
+            "threads": threads,
         },
     )

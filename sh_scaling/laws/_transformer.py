@@ -17,6 +17,7 @@ The counts follow the usual published conventions, term by term, so each number 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -40,9 +41,9 @@ _ACTIVATION_PASSES = 4
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,11 @@ class TransformerConfig:
     _resolved_d_ff: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Integral types other than int (numpy integers from a sweep grid) are stored as plain ints.
         for name in ("n_layers", "d_model", "n_heads", "vocab_size", "seq_len", "batch_size"):
-            _positive_int(name, getattr(self, name))
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
         if self.d_ff is not None:
-            _positive_int("d_ff", self.d_ff)
+            object.__setattr__(self, "d_ff", _positive_int("d_ff", self.d_ff))
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model must be divisible by n_heads, got d_model={self.d_model} and n_heads={self.n_heads}"
