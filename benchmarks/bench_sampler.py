@@ -11,21 +11,27 @@ optimum is known from a dense grid:
     Nnv = 12 n_layers d_model**2,  Nv = vocab_size d_model,  D = C / (6 (Nnv + Nv)).
 
 Per seed the constants are jittered (E by 5 %, A and B by 20 %, alpha and beta by 3 %, all log-normal; the
-preferred aspect ratio r* between 32 and 200), and every observation carries N(0, 0.005) noise. A trial
-"reaches" the optimum when its noise-free loss is within 1 % of the grid optimum.
+preferred aspect ratio r* log-uniform between 32 and 200; c_shape = 0.005), and every observation carries
+N(0, 0.005) noise. A trial "reaches" the optimum when its noise-free loss is within 1 % (or 0.5 %) of the optimum
+of a dense grid. Two search spaces (``--space``): "wide" (default; n_layers 1-96, d_model 64-16384 log,
+vocab_size 1K-512K log) and "narrow" (2-48, 128-8192, 4K-256K).
 
-Samplers compared, each on the same worlds (seeds):
+Samplers compared, each on the same worlds (seeds), all with TPE as the base:
 
-* ``tpe``: Optuna's ``TPESampler`` (the base sampler);
+* ``tpe``: Optuna's ``TPESampler`` alone;
 * ``random``: ``RandomSampler`` (for scale);
-* ``prior-chinchilla``: ``ScalingPriorSampler`` with the nominal Hoffmann et al. constants (right prior);
-* ``prior-vocab``: ``ScalingPriorSampler`` with the vocabulary law of Tao et al. (another right prior);
-* ``prior-wrong``: ``ScalingPriorSampler`` with constants that make data, not parameters, the bottleneck
-  (A = 4, B = 4000), so the prior pushes towards far too small models;
+* ``prior-right``: ``ScalingPriorSampler`` whose prior is the world's own law with the nominal constants
+  (no jitter, no aspect preference: what the published laws know);
+* ``prior-chinchilla``: the built-in Chinchilla prior (``loss="chinchilla"``, Hoffmann et al. constants, ``N``
+  counting vocabulary parameters): an approximately right prior;
+* ``prior-vocab``: the built-in vocabulary-law prior (Tao et al. 2024, approach 3), a different law from the
+  world's: another approximate prior;
+* ``prior-wrong``: constants that make data, not parameters, the bottleneck (A = 4, B = 4000), so the prior
+  pushes towards far too small models;
 * ``prior-wrong-nonadaptive``: the same with ``adaptive=False`` (decay by ``beta/(beta+n)`` alone).
 
-Also measured: per-trial sampler overhead (``study.optimize`` time per trial on a trivial objective, minus
-nothing: the objective costs microseconds) for TPE and for the wrapper around it.
+Also measured: the time per trial of ``study.optimize`` on a trivial objective (so almost all of it is the
+sampler) for TPE and for the wrapper around TPE, with in-memory storage.
 
 Run: ``python benchmarks/bench_sampler.py`` (``--quick`` for a smoke run). Prints a table and writes
 ``results/bench_sampler.png``.
