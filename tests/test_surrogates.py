@@ -325,8 +325,9 @@ def _extrapolation_errors(make, curves, fraction):
 
 @pytest.mark.parametrize("fraction", [0.3, 0.5])
 def test_power_law_extrapolates_routing_curves(routing, fraction):
-    # Every 4th of the 223 curves. Measured (all curves): median relative error of the final loss 2.0 % at
-    # 50 % of the compute and 2.5 % at 30 %; the last observed value misses by 4.1 % and 6.0 %.
+    # Every 4th of the 223 curves. Measured on all curves: median relative error of the final loss 2.0 % at
+    # 50 % of the compute and 2.7 % at 30 % (worst 4.4 % and 6.3 %); the lowest loss seen so far misses by
+    # 4.1 % and 6.6 %, and the power law is closer on every curve.
     errs, naive, z = _extrapolation_errors(PowerLawSurrogate, routing[::4], fraction)
     assert np.median(errs) < 0.03
     assert errs.max() < 0.07
@@ -336,23 +337,32 @@ def test_power_law_extrapolates_routing_curves(routing, fraction):
 
 @pytest.mark.parametrize("cls", [GPSurrogate, MultiCurveGPSurrogate])
 def test_gp_extrapolates_routing_curves(routing, cls):
-    # Every 15th curve, fitted on the first half of its compute. Measured (all curves): median error 1.3 %.
+    # Every 15th curve, fitted on the first half of its compute. Measured on all curves: median error 1.4 %
+    # (GPSurrogate) and 1.3 % (MultiCurveGPSurrogate fitted per curve), against 4.1 % for the last value.
     errs, naive, z = _extrapolation_errors(cls, routing[::15], 0.5)
     assert np.median(errs) < 0.025
     assert np.mean(errs < naive) > 0.8
     assert np.mean(np.abs(z) < 2) > 0.6  # 11 and 12 of these 15 curves measured
 
 
-def test_multi_curve_gp_on_routing_group(routing):
+def test_multi_curve_gp_borrows_from_longer_routing_curves(routing):
+    # 20 curves, every other one seen whole, the rest cut at half their compute: the joint model learns how
+    # routing curves bend from the whole ones. Measured on four such groups: median error on the cut curves
+    # 0.7-0.9 % jointly against 1.1-1.7 % with one GP per curve, better on every cut curve.
     curves = routing[::11][:20]
-    seen = [prefix(c, 0.5) for c in curves]
+    seen = [c if j % 2 == 0 else prefix(c, 0.5) for j, c in enumerate(curves)]
     multi = MultiCurveGPSurrogate().fit_many([(s.compute, s.loss) for s in seen])
     means, stds = multi.predict_many([np.array([c.final_compute]) for c in curves], return_std=True)
-    errs = np.array([abs(min(m[0], s.min_loss) - c.final_loss) / c.final_loss for m, s, c in zip(means, seen, curves)])
-    naive = np.array([abs(s.min_loss - c.final_loss) / c.final_loss for s, c in zip(seen, curves)])
-    assert np.median(errs) < 0.025
-    assert np.mean(errs < naive) > 0.8
     assert all(s[0] > 0 for s in stds)
+    joint, alone = [], []
+    for j in range(1, 20, 2):
+        curve, cut_curve = curves[j], seen[j]
+        single = GPSurrogate().fit(cut_curve.compute, cut_curve.loss).predict(np.array([curve.final_compute]))
+        joint.append(abs(min(means[j][0], cut_curve.min_loss) - curve.final_loss) / curve.final_loss)
+        alone.append(abs(min(single[0], cut_curve.min_loss) - curve.final_loss) / curve.final_loss)
+    assert np.median(joint) < 0.012
+    assert np.median(joint) < np.median(alone)
+    assert np.mean(np.array(joint) < np.array(alone)) >= 0.7
 
 
 # --- forecast() end to end ----------------------------------------------------------------------------
