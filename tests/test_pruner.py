@@ -46,8 +46,11 @@ class Broken:
 
 
 def _pruner(*args, **kwargs):
-    """The pruner without its warm-up guard, so that tiny curves are decided from their first rungs."""
-    kwargs.setdefault("warmup_fraction", 0.0)
+    """Classic SH settings (rungs eta apart, ranking on the forecast mean at the target), no warm-up guard:
+    small hand-made curves, where each decision can be worked out by hand."""
+    for key, value in {"warmup_fraction": 0.0, "reduction_factor": 2, "rung_factor": None,
+                       "objective": "best_loss", "optimism": None}.items():
+        kwargs.setdefault(key, value)
     return SurrogateHalvingPruner(*args, **kwargs)
 
 
@@ -222,8 +225,7 @@ def test_decisions_and_forecasts_are_stored_for_dashboard_and_samplers():
 
 
 def test_no_decision_during_warmup_fraction():
-    pruner = SurrogateHalvingPruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1,
-                                    warmup_fraction=0.2)
+    pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1, warmup_fraction=0.2)
     study = _study(pruner)
     for i in range(3):
         _run(study, *_power_curve(1.0 + i, c1=64.0))
@@ -378,7 +380,7 @@ def test_maximize_and_multi_objective_studies_are_refused():
         ({"surrogate": "splines"}, "surrogate"),
         ({"surrogate": object()}, "surrogate protocol"),
         ({"reduction_factor": 1}, "reduction_factor"),
-        ({"n_startup_trials": 0}, "n_startup_trials"),
+        ({"n_startup_trials": -1}, "n_startup_trials"),
         ({"optimism": 0.9}, "optimism"),
         ({"objective": "area"}, "objective"),
         ({"min_compute": -1.0}, "min_compute"),
