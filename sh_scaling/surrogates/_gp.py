@@ -187,6 +187,11 @@ def _monotone_forecast(
     return mean, std
 
 
+def _check_restarts(n_restarts: Any, owner: str) -> None:
+    if isinstance(n_restarts, bool) or not isinstance(n_restarts, (int, np.integer)) or n_restarts < 0:
+        raise ValueError(f"{owner}: n_restarts_optimizer must be an integer >= 0, got {n_restarts!r}")
+
+
 def _check_n_points(n_points: Any, owner: str) -> int:
     if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 3:
         raise ValueError(f"{owner}: n_points must be an integer >= 3, got {n_points!r}")
@@ -203,9 +208,11 @@ class GPSurrogate:
 
     Args:
         n_points: Curves with more points are resampled to this many log-spaced points (default 20).
-        n_restarts_optimizer: Extra L-BFGS runs from random starts (default 0: each restart costs one more
-            fit, 10-30 ms on a 20-point curve, and restarts did not change the routing-curve forecasts in
-            ``benchmarks/bench_surrogates.py``; the fixed start plus the noise bound avoid the bad optimum).
+        n_restarts_optimizer: Extra L-BFGS runs from random starts (default 0: each restart costs about one
+            more fit, and restarts did not change the routing-curve forecasts; the fixed start plus the noise
+            bound avoid the bad optimum). scikit-learn's kernel machinery makes this surrogate several times
+            slower than :class:`MultiCurveGPSurrogate` on the same single curve (same model, closed-form
+            gradient); see ``benchmarks/bench_surrogates.py``.
         random_state: Seed of the restarts (default 0: forecasts are reproducible).
         extrapolation_std: Relative std added per e-fold of compute beyond the data, for the model discrepancy
             the GP's point-estimated hyper-parameters ignore (default
@@ -240,8 +247,7 @@ class GPSurrogate:
         """Fit the GP to one curve; raises ``ValueError`` on fewer than 3 points or non-finite values."""
         name = type(self).__name__
         n_points = _check_n_points(self.n_points, name)
-        if not isinstance(self.n_restarts_optimizer, (int, np.integer)) or self.n_restarts_optimizer < 0:
-            raise ValueError(f"{name}: n_restarts_optimizer must be an integer >= 0, got {self.n_restarts_optimizer!r}")
+        _check_restarts(self.n_restarts_optimizer, name)
         _check_extrapolation_std(self.extrapolation_std, name)
         c, y = _check_curve(compute, loss, name)
         t, z = _log_grid(c, y, n_points)
@@ -283,7 +289,8 @@ class GPSurrogate:
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n_points={self.n_points!r}, "
-                f"n_restarts_optimizer={self.n_restarts_optimizer!r}, random_state={self.random_state!r})")
+                f"n_restarts_optimizer={self.n_restarts_optimizer!r}, random_state={self.random_state!r}, "
+                f"extrapolation_std={self.extrapolation_std!r})")
 
 
 # Hyper-parameters of the multi-curve model, optimised on the log scale, in this order.
@@ -396,7 +403,7 @@ class MultiCurveGPSurrogate:
         >>> c = np.geomspace(1e17, 1e19, 12)
         >>> obs = [(c * s, 1.8 + 300 * (c * s) ** -0.14) for s in (1.0, 3.0, 10.0)]
         >>> gp = MultiCurveGPSurrogate().fit_many(obs)
-        >>> means, stds = gp.predict_many([np.array([1e20])] * 3, return_std=True)
+        >>> means, stds = gp.predict_many([np.array([1e21])] * 3, return_std=True)
         >>> len(means), bool(np.all(np.concatenate(stds) > 0))
         (3, True)
     """
@@ -423,8 +430,7 @@ class MultiCurveGPSurrogate:
         """
         name = type(self).__name__
         n_points = _check_n_points(self.n_points, name)
-        if not isinstance(self.n_restarts_optimizer, (int, np.integer)) or self.n_restarts_optimizer < 0:
-            raise ValueError(f"{name}: n_restarts_optimizer must be an integer >= 0, got {self.n_restarts_optimizer!r}")
+        _check_restarts(self.n_restarts_optimizer, name)
         _check_extrapolation_std(self.extrapolation_std, name)
         if len(observations) == 0:
             raise ValueError(f"{name}.fit_many: observations is empty; pass at least one (compute, loss) pair")
@@ -525,4 +531,5 @@ class MultiCurveGPSurrogate:
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n_points={self.n_points!r}, "
-                f"n_restarts_optimizer={self.n_restarts_optimizer!r}, random_state={self.random_state!r})")
+                f"n_restarts_optimizer={self.n_restarts_optimizer!r}, random_state={self.random_state!r}, "
+                f"extrapolation_std={self.extrapolation_std!r})")
