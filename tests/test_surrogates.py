@@ -405,6 +405,16 @@ def test_forecast_multi_curve_without_bad_curves(routing):
     assert np.all(out.std[~out.fallback] > 0)
 
 
+def test_docstring_examples_run():
+    import doctest
+
+    from sh_scaling.surrogates import _gp, _parametric
+
+    for module in (_gp, _parametric):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
 def test_make_surrogate_names_and_prototypes():
     for name, cls in zip(NAMES, SINGLE):
         assert isinstance(make_surrogate(name), cls)

@@ -135,9 +135,6 @@ def _power_law_start(u: np.ndarray, y: np.ndarray, n_grid: int = 24) -> np.ndarr
 class _ParametricSurrogate:
     """Shared fitting machinery; a family defines its parameters, bounds, model, Jacobian and starts."""
 
-    #: Names of the fitted parameters, in the order of ``params_``.
-    _names: tuple[str, ...] = ()
-
     #: Evaluation cap of ``least_squares`` per start when ``max_nfev`` is ``None``.
     _default_max_nfev = 100
 
@@ -286,8 +283,6 @@ class PowerLawSurrogate(_ParametricSurrogate):
         (0.15, 1.7)
     """
 
-    _names = ("E", "b", "alpha")
-
     def _bounds(self, u: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         top = float(y.min()) * (1.0 - 1e-6)
         return np.array([0.0, -60.0, 1e-3]), np.array([top, 60.0, 10.0])
@@ -331,7 +326,6 @@ class ExponentialSurrogate(_ParametricSurrogate):
         E_, A_, tau_, c_: The fitted law (``tau_`` in the caller's compute unit); ``params_ = (E, a, c, v)``.
     """
 
-    _names = ("E", "a", "c", "v")
     _default_max_nfev = 40
 
     def _bounds(self, u: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -387,7 +381,6 @@ class MMFSurrogate(_ParametricSurrogate):
             ``params_ = (E, a, delta, v)``.
     """
 
-    _names = ("E", "a", "delta", "v")
     _default_max_nfev = 40
 
     def _bounds(self, u: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
