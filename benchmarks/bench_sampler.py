@@ -133,7 +133,9 @@ class World:
         return true + float(self.rng.normal(0, NOISE))
 
 
-SAMPLERS = ("tpe", "random", "prior-right", "prior-chinchilla", "prior-vocab", "prior-wrong", "prior-wrong-nonadaptive")
+SAMPLERS = (
+    "tpe", "random", "prior-right", "prior-chinchilla", "prior-vocab", "prior-wrong", "prior-wrong-nonadaptive"
+)
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:

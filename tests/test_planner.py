@@ -8,8 +8,7 @@ import optuna
 import pytest
 
 from sh_scaling.cli import main
-from sh_scaling.laws import TransformerConfig, compute_optimal_allocation, optimal_vocabulary
-from sh_scaling.laws._wallclock import fit_step_time
+from sh_scaling.laws import TransformerConfig, compute_optimal_allocation, fit_step_time, optimal_vocabulary
 from sh_scaling.sampling import PLAN_COLUMNS, enqueue, plan_sweep
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -158,7 +157,9 @@ def test_enqueue_runs_the_plan_in_a_study(plan):
         return trial.user_attrs["sh_scaling:plan:predicted_loss"]
 
     study.optimize(objective, n_trials=4)
-    expected = [((int(r.n_layers), int(r.d_model), int(r.vocab_size)), int(r.steps)) for r in plan.head(4).itertuples()]
+    expected = [
+        ((int(r.n_layers), int(r.d_model), int(r.vocab_size)), int(r.steps)) for r in plan.head(4).itertuples()
+    ]
     assert seen == expected
     assert "sh_scaling:plan:budget_hours" not in study.trials[0].user_attrs  # NaN columns are left out
 

@@ -14,8 +14,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from sh_scaling.constants import ChinchillaConstants
-from sh_scaling.laws import TransformerConfig
-from sh_scaling.laws._wallclock import fit_step_time
+from sh_scaling.laws import TransformerConfig, fit_step_time
 from sh_scaling.sampling import (
     FORECAST_KEY,
     FROM_PRIOR_KEY,

@@ -14,13 +14,14 @@ import pandas as pd
 
 from sh_scaling.constants import HOFFMANN_2022, ChinchillaConstants
 from sh_scaling.laws import (
+    StepTimeCalibration,
     TransformerConfig,
     VocabularyExtrapolationWarning,
     chinchilla_loss,
     compute_optimal_allocation,
     optimal_vocabulary,
+    tokens_in_time,
 )
-from sh_scaling.laws._wallclock import StepTimeCalibration, tokens_in_time
 from sh_scaling.sampling._priors import load_wall_clock
 
 __all__ = ["plan_sweep", "enqueue", "PLAN_COLUMNS"]
@@ -306,7 +307,10 @@ class _Shaper:
         return max(self.vocab_multiple, self.vocab_multiple * round(nv / d_model / self.vocab_multiple))
 
     def _aspect_shape(self, n_non_vocab: float) -> tuple[int, int]:
-        """The aspect-ratio rule: ``d = aspect * L`` and ``Nnv = 12 L d**2``, so ``d = (aspect Nnv / 12)**(1/3)``."""
+        """The aspect-ratio rule: ``d = aspect * L`` and ``Nnv = 12 L d**2``, so ``d = (aspect Nnv / 12)**(1/3)``.
+
+        ``d`` is rounded to a multiple of ``head_dim`` and ``L`` to a whole number of layers (at least one).
+        """
         hd = self.head_dim
         d = (self.aspect_ratio * n_non_vocab / 12.0) ** (1.0 / 3.0)
         d = max(hd, hd * round(d / hd))

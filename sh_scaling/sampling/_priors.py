@@ -38,8 +38,13 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from sh_scaling.constants import HOFFMANN_2022, ChinchillaConstants
-from sh_scaling.laws import TransformerConfig, chinchilla_loss, vocabulary_loss
-from sh_scaling.laws._wallclock import StepTimeCalibration, tokens_in_time
+from sh_scaling.laws import (
+    StepTimeCalibration,
+    TransformerConfig,
+    chinchilla_loss,
+    tokens_in_time,
+    vocabulary_loss,
+)
 
 __all__ = [
     "ScalingLawPrior",
@@ -147,7 +152,9 @@ def count_evidence(trials: Sequence[FrozenTrial]) -> int:
 
 
 #: ``TransformerConfig`` fields a prior may read from the search space or from ``fixed``.
-_CONFIG_FIELDS = ("n_layers", "d_model", "n_heads", "vocab_size", "seq_len", "batch_size", "d_ff", "tied_embeddings")
+_CONFIG_FIELDS = (
+    "n_layers", "d_model", "n_heads", "vocab_size", "seq_len", "batch_size", "d_ff", "tied_embeddings"
+)
 #: Values used for fields that are neither searched nor fixed. They do not change a FLOPs-budget prediction
 #: except through ``vocab_size`` (and, for a time budget, ``seq_len``/``batch_size``: fix those to your own).
 _DEFAULTS: dict[str, Any] = {"vocab_size": 32000, "seq_len": 2048, "batch_size": 256}
@@ -220,7 +227,9 @@ class ScalingLawPrior:
         constants: ChinchillaConstants = HOFFMANN_2022,
     ) -> None:
         if (flops is None) == (hours is None):
-            raise ValueError("give exactly one budget: flops=... (FLOPs) or hours=... (wall-clock, with calibration)")
+            raise ValueError(
+                "give exactly one budget: flops=... (FLOPs) or hours=... (wall-clock, with calibration)"
+            )
         self.flops = _positive_finite("flops", flops) if flops is not None else None
         self.hours = _positive_finite("hours", hours) if hours is not None else None
         self.wall_clock: StepTimeCalibration | None = None
