@@ -275,6 +275,7 @@ def test_search_space_is_learnt_from_the_study_without_one():
     study = _study(sampler)
     study.optimize(_law_objective, n_trials=4)
     assert PREDICTED_LOSS_KEY not in study.trials[0].system_attrs  # nothing to sample the prior on yet
+    assert study.trials[0].system_attrs[FROM_PRIOR_KEY] is False
     assert PREDICTED_LOSS_KEY in study.trials[1].system_attrs
 
 

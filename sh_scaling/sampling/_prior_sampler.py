@@ -30,7 +30,8 @@ __all__ = ["ScalingPriorSampler", "PRIOR_WEIGHT_KEY", "FROM_PRIOR_KEY", "PREDICT
 
 #: ``system_attrs`` key: the prior weight ``w`` in force when the trial started.
 PRIOR_WEIGHT_KEY = "sh_scaling:prior_weight"
-#: ``system_attrs`` key: ``True`` when the prior proposed the trial's model-shape parameters.
+#: ``system_attrs`` key: ``True`` when the trial was given to the prior (it then proposes the shape parameters that
+#: are not fixed, unless it can score no candidate).
 FROM_PRIOR_KEY = "sh_scaling:from_prior"
 #: ``system_attrs`` key: the loss the prior predicted for the proposed configuration.
 PREDICTED_LOSS_KEY = "sh_scaling:prior_predicted_loss"
@@ -210,8 +211,6 @@ class ScalingPriorSampler(BaseSampler):
         if study._is_multi_objective():
             return  # the error is raised by the sample_* calls, inside the trial, so the trial is marked failed
         decision = self._decide(study, trial)
-        if self._search_space is None:
-            self._prior_space(study)  # learn the space early, and warn about names no trial uses
         with self._lock:
             self._decisions[trial._trial_id] = decision
         study._storage.set_trial_system_attr(trial._trial_id, PRIOR_WEIGHT_KEY, decision.weight)
@@ -258,6 +257,8 @@ class ScalingPriorSampler(BaseSampler):
         fixed = trial.system_attrs.get("fixed_params", {}) or {}
         if all(n in fixed for n in self._names):
             return _Decision(False, w)  # an enqueued trial that fixes the whole shape: nothing to propose
+        if self._prior_space(study) is None:
+            return _Decision(False, w)  # no search space yet (learnt from the trials; warns on unknown names)
         use = bool(self._trial_rng(trial, 0).random() < w)
         return _Decision(use, w)
 
@@ -272,8 +273,6 @@ class ScalingPriorSampler(BaseSampler):
             decision = _Decision(bool(attrs[FROM_PRIOR_KEY]), float(attrs.get(PRIOR_WEIGHT_KEY, 0.0)))
         else:
             decision = self._decide(study, trial)
-        if self._search_space is None:
-            self._prior_space(study)  # learn the space early, and warn about names no trial uses
         with self._lock:
             self._decisions[trial._trial_id] = decision
         return decision
