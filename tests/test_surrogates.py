@@ -275,6 +275,24 @@ def test_block_likelihood_matches_scikit_learn():
     assert lml == pytest.approx(total, rel=1e-8)
 
 
+def test_gp_surrogate_optimum_matches_scikit_learns_own_optimiser(routing):
+    # GPSurrogate hands GaussianProcessRegressor a closed-form likelihood; scikit-learn's own L-BFGS-B on its
+    # generic kernel algebra, from the same start, must find the same likelihood.
+    for curve in routing[::40]:
+        seen = prefix(curve, 0.5)
+        s = GPSurrogate().fit(seen.compute, seen.loss)
+        X, y = s.gp_.X_train_, s.gp_.y_train_
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = GaussianProcessRegressor(s.gp_.kernel).fit(X, y)
+        ours = s.gp_.log_marginal_likelihood_value_
+        assert ours == pytest.approx(reference.log_marginal_likelihood_value_, abs=1e-3)
+        theta = s.kernel_.theta
+        assert s.gp_.log_marginal_likelihood(theta) == pytest.approx(
+            _block_likelihood(theta, _BlockData([X[:, 0]], [y]), mean=0.0)[0], abs=1e-6
+        )
+
+
 def test_block_likelihood_gradient_matches_finite_differences():
     data = _BlockData(*_random_blocks())
     theta = np.log([0.7, 1.5, 0.8, 0.3, 1e-3])
