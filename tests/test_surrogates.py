@@ -221,6 +221,29 @@ def test_multi_curve_bad_input_names_the_curve():
         s.predict_many([np.array([1e20])])
 
 
+def test_failed_fits_raise_and_forecast_falls_back(monkeypatch):
+    from types import SimpleNamespace
+
+    from sh_scaling.surrogates import _gp, _parametric
+
+    def diverged(fun, x0, **kwargs):
+        return SimpleNamespace(x=np.full_like(x0, np.nan), cost=np.nan, status=0)
+
+    def no_optimum(fun, x0, **kwargs):
+        return SimpleNamespace(x=x0, fun=np.inf, success=False)
+
+    monkeypatch.setattr(_parametric, "least_squares", diverged)
+    monkeypatch.setattr(_gp, "minimize", no_optimum)
+    with pytest.raises(RuntimeError, match="no finite solution"):
+        PowerLawSurrogate().fit(COMPUTE, power_law(COMPUTE))
+    with pytest.raises(RuntimeError, match="positive-definite"):
+        MultiCurveGPSurrogate().fit(COMPUTE, power_law(COMPUTE))
+    for name in ("powerlaw", "gp-multi"):
+        out = forecast(name, [(COMPUTE, power_law(COMPUTE))], [1e21])
+        assert out.fallback[0] and "fit failed: RuntimeError" in out.reason[0]
+        assert out.mean[0] == power_law(COMPUTE).min()
+
+
 def test_three_points_are_enough():
     c, loss = COMPUTE[:3], power_law(COMPUTE[:3])
     for cls in SINGLE:
