@@ -242,7 +242,7 @@ def plot(curves, table, t_full, multi, path: Path) -> None:
     ax = axes[1]
     data = [1e3 * t_full[n] for n in SURROGATES] + [multi[1]]
     ax.boxplot(data, showfliers=False)
-    ax.set_xticks(np.arange(1, len(data) + 1), [*SURROGATES, f"gp-multi\n{GROUP} curves"], rotation=20)
+    ax.set_xticks(np.arange(1, len(data) + 1), [*SURROGATES, f"gp-multi, {GROUP}\ncurves in one fit"], rotation=20)
     ax.set_yscale("log")
     ax.set_ylabel("fit + predict time (ms)")
     ax.set_title("Fit time per curve (whole curves)")

@@ -404,8 +404,8 @@ class MultiCurveGPSurrogate:
     coregionalisation matrix (curve-to-curve correlations of the decay) was not used: with 20 curves it adds
     ~200 hyper-parameters and a dense 400x400 covariance whose likelihood gradient needs one 400x400 matrix
     per hyper-parameter; this model's covariance is block-diagonal, so the likelihood and its gradient cost
-    one batched 20x20 Cholesky per evaluation and a 20-curve x 20-point fit takes tens of milliseconds
-    (``benchmarks/bench_surrogates.py``).
+    one batched 20x20 Cholesky per evaluation and a 20-curve x 20-point fit takes about 15 ms with the
+    default single restart on a 2-core machine (``benchmarks/bench_surrogates.py``).
 
     Targets are ``log(loss)`` centred on the mean over all points; transform, resampling and
     monotone forecasts as described in the module docstring. The predictive variance includes the noise and
