@@ -51,8 +51,9 @@ OPTUNA_PRUNERS = {
 }
 
 
-def _ours(surrogate: str, objective: str, eta: float = 2.0, n_startup: int = 5, spacing: float | None = None):
-    return {"surrogate": surrogate, "objective": objective, "eta": eta, "n_startup": n_startup, "spacing": spacing}
+def _ours(surrogate: str, objective: str, **overrides):
+    """Our pruner with its defaults, except for the surrogate, the objective and ``overrides``."""
+    return {"surrogate": surrogate, "objective": objective, **overrides}
 
 
 def _routing_path() -> str | None:
@@ -73,22 +74,17 @@ def _make_pruner(spec, curves: CurveSet):
     final = [c.final_compute for c in curves]
     # First rung: the third evaluation of the cheapest run (a user knows the sizes and the eval schedule).
     first = min(c.compute[min(2, len(c) - 1)] for c in curves)
+    options = {k: v for k, v in spec.items() if k not in ("surrogate",)}
     return SurrogateHalvingPruner(
-        spec["surrogate"],
-        max_compute=lambda p: final[p["curve"]],
-        min_compute=first,
-        reduction_factor=spec["eta"],
-        rung_factor=spec["spacing"],
-        objective=spec["objective"],
-        n_startup_trials=spec["n_startup"],
+        spec["surrogate"], max_compute=lambda p: final[p["curve"]], min_compute=first, **options
     )
 
 
 def _label(spec) -> str:
     if isinstance(spec, str):
         return spec
-    eta = "" if spec["eta"] == 2 else f",eta={spec['eta']:g}"
-    return f"Ours({spec['surrogate']},{spec['objective']}{eta})"
+    extra = "".join(f",{k}={v}" for k, v in spec.items() if k not in ("surrogate", "objective"))
+    return f"Ours({spec['surrogate']},{spec['objective']}{extra})"
 
 
 def replay(curves: CurveSet, spec, seed: int) -> tuple[list[Curve], float, float]:

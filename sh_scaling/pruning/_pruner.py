@@ -51,7 +51,8 @@ class SurrogateHalvingPruner(BasePruner):
        whose first evaluations already lay beyond ``r_k`` (larger models), with their first record;
     4. promotes the trial if it ranks in the top ``ceil(n / reduction_factor)`` of the ``n`` trials that go at
        least as far as it would next (a large model is not promoted merely for beating small models that are
-       about to finish anyway), and prunes it otherwise. Trials are never paused (asynchronous SH, Li et al.,
+       about to finish anyway), or, for the frontier objective, if it could lower the frontier; it prunes
+       the trial otherwise. Trials are never paused (asynchronous SH, Li et al.,
        MLSys 2020).
 
     Ranking on forecasts instead of the current loss is the point (Schram et al., *Active Budget Allocation for
@@ -94,10 +95,11 @@ class SurrogateHalvingPruner(BasePruner):
             rate warm-up makes the first points useless for forecasts). Default 0.05.
         optimism: ``None`` or ``"mean"`` ranks on the forecast mean; a quantile ``q`` in (0, 0.5] gives the
             trial being decided the benefit of the doubt: its lower ``q`` quantile is set against the others'
-            means. Default 0.2.
+            means. Default 0.3.
         objective: ``"frontier"`` (default) ranks on how far below the loss-compute frontier of the other
-            trials the trial's forecast path goes, anywhere in the compute range: a small model that could own
-            the frontier at low compute is kept although it will never reach the best loss; this is what the
+            trials the trial's forecast path goes, anywhere in the compute range, and keeps (whatever its rank)
+            a trial whose optimistic path goes below the others' somewhere: a small model that could own the
+            frontier at low compute is kept although it will never reach the best loss; this is what the
             fitted scaling law needs. ``"best_loss"`` (the paper's proxy) ranks on the forecast loss at
             ``max_compute``.
         compute_fn: ``compute_fn(params, step)`` gives the compute of a step reported with plain
@@ -134,7 +136,7 @@ class SurrogateHalvingPruner(BasePruner):
         rung_factor: float | None = 1.5,
         n_startup_trials: int = 0,
         warmup_fraction: float = 0.05,
-        optimism: float | str | None = 0.2,
+        optimism: float | str | None = 0.3,
         objective: str = "frontier",
         compute_fn: Callable[[dict[str, Any], int], float] | None = None,
     ) -> None:
@@ -348,6 +350,10 @@ class SurrogateHalvingPruner(BasePruner):
             rank = 1 + int(np.sum(scores[1:][in_pool] < scores[0]))
             quota = math.ceil(n / self._eta)
             promoted = rank <= quota
+            if ranking == "frontier" and scores[0] < 0:
+                # Its optimistic path goes below every other trial's forecast somewhere: it could lower the
+                # frontier, so it is kept whatever its rank.
+                promoted = True
             why = f"ranked {rank} of {n} ({ranking} score {scores[0]:.5g}); top {quota} go on"
             record.update(n_competitors=n, rank=rank, quota=quota, score=clean_float(scores[0]), ranking=ranking)
         record.update(objective=self._objective, promoted=promoted)
