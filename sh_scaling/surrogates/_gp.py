@@ -314,11 +314,8 @@ class _BlockOptimizer:
         self.data = data
 
     def __call__(self, obj_func: Any, initial_theta: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, float]:
-        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            lml, grad, _ = _block_likelihood(theta, self.data, mean=0.0)
-            return (1e25, np.zeros_like(theta)) if not np.isfinite(lml) else (-lml, -grad)
-
-        res = minimize(objective, initial_theta, jac=True, method="L-BFGS-B", bounds=bounds)
+        res = minimize(_negative_likelihood, initial_theta, args=(self.data, 0.0), jac=True, method="L-BFGS-B",
+                       bounds=bounds)
         return res.x, float(res.fun)
 
 
@@ -383,6 +380,16 @@ def _block_likelihood(
     )
     grad = np.array([0.5 * float(np.sum(W * g)) for g in grads])
     return lml, grad, state
+
+
+#: Objective value reported to L-BFGS-B where the covariance is not positive definite.
+_FAILED = 1e25
+
+
+def _negative_likelihood(theta: np.ndarray, data: _BlockData, mean: float | None) -> tuple[float, np.ndarray]:
+    """``-log marginal likelihood`` and its gradient, for the minimiser."""
+    lml, grad, _ = _block_likelihood(theta, data, mean=mean)
+    return (_FAILED, np.zeros_like(theta)) if not np.isfinite(lml) else (-lml, -grad)
 
 
 class MultiCurveGPSurrogate:
@@ -471,12 +478,6 @@ class MultiCurveGPSurrogate:
         z_mean = float(np.concatenate(zs).mean())
         data = _BlockData(ts, [z - z_mean for z in zs])
 
-        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            lml, grad, _ = _block_likelihood(theta, data)
-            if not np.isfinite(lml):
-                return 1e25, np.zeros_like(theta)
-            return -lml, -grad
-
         rng = np.random.default_rng(self.random_state)
         starts = [_MULTI_START] + [
             rng.uniform(_MULTI_BOUNDS[:, 0], _MULTI_BOUNDS[:, 1]) for _ in range(int(self.n_restarts_optimizer))
@@ -484,8 +485,9 @@ class MultiCurveGPSurrogate:
         best = None
         with _one_blas_thread():
             for x0 in starts:
-                res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=_MULTI_BOUNDS)
-                if np.isfinite(res.fun) and res.fun < 1e25 and (best is None or res.fun < best.fun):
+                res = minimize(_negative_likelihood, x0, args=(data, None), jac=True, method="L-BFGS-B",
+                               bounds=_MULTI_BOUNDS)
+                if np.isfinite(res.fun) and res.fun < _FAILED and (best is None or res.fun < best.fun):
                     best = res
         if best is None:
             raise RuntimeError(f"{name}.fit_many: no hyper-parameters gave a positive-definite covariance")
