@@ -106,3 +106,43 @@ def test_oracle_ranks_by_the_true_future():
     ])
     res = allocate(cands, 80.0, "SH+oracle")
     assert res.survivors[1][0] == "big"
+
+
+def test_finished_curves_leave_the_race_but_keep_their_result():
+    c = np.geomspace(1, 1000, 30)
+    tiny = Curve.from_arrays("tiny", c[:5], 1.5 + 0.0 * c[:5])  # best early, finished after compute 3.6
+    a = Curve.from_arrays("a", c, 2.0 + 2.0 * c ** -0.5)
+    b = Curve.from_arrays("b", c, 1.0 + 6.0 * c ** -0.5)
+    d = Curve.from_arrays("d", c, np.full(30, 5.0))
+    res = allocate(CurveSet([tiny, a, b, d]), 80.0, "SH")
+    assert "tiny" not in res.survivors[1]
+    assert res.best_loss == pytest.approx(1.5)
+
+
+def test_optimistic_quantile_changes_the_ranking_value():
+    from sh_scaling.simulation import Strategy
+
+    class Uncertain:
+        def fit(self, c, l):
+            self.last, self.n = l[-1], len(c)
+            return self
+
+        def predict(self, c, return_std=False):
+            m = np.full(len(c), self.last * 0.95)
+            return (m, np.full(len(c), 0.5 / self.n)) if return_std else m
+
+    dense = np.geomspace(1, 1000, 30)
+    sparse = np.array([2.0, 5.0, 9.0, 100.0, 1000.0])
+    cands = CurveSet([
+        Curve.from_arrays("dense1", dense, np.full(30, 2.0)),
+        Curve.from_arrays("dense2", dense, np.full(30, 2.01)),
+        Curve.from_arrays("sparse", sparse, np.full(5, 2.05)),
+        Curve.from_arrays("bad", dense, np.full(30, 5.0)),
+    ])
+    # Round 1 trains each to compute 10: the sparse curve has 3 points, so its forecast is the least certain.
+    mean = allocate(cands, 80.0, Strategy("m", "forecast", Uncertain()))
+    low = allocate(cands, 80.0, Strategy("q", "forecast", Uncertain(), quantile=0.05))
+    assert sorted(mean.survivors[1]) == ["dense1", "dense2"]
+    assert sorted(low.survivors[1]) == ["dense1", "sparse"]
+    with pytest.raises(ValueError, match="quantile"):
+        Strategy("bad", "forecast", Uncertain(), quantile=0.9)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,11 +40,22 @@ __all__ = ["Strategy", "STRATEGIES", "AllocationResult", "allocate", "n_rounds",
 @dataclass(frozen=True)
 class Strategy:
     """How survivors are ranked: ``ranking`` is ``"none"`` (UA), ``"observed"``, ``"forecast"``, ``"frontier"``
-    or ``"oracle"``; ``surrogate`` is a name or prototype for :func:`sh_scaling.surrogates.make_surrogate`."""
+    or ``"oracle"``; ``surrogate`` is a name or prototype for :func:`sh_scaling.surrogates.make_surrogate`;
+    ``quantile`` ranks forecasts by a lower quantile of the predictive distribution instead of the mean
+    (optimism in the face of uncertainty: a long extrapolation is given the benefit of the doubt)."""
 
     name: str
     ranking: str
-    surrogate: str | None = None
+    surrogate: Any = None
+    quantile: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.ranking not in ("none", "observed", "forecast", "frontier", "oracle"):
+            raise ValueError(f"Strategy {self.name!r}: unknown ranking {self.ranking!r}")
+        if self.ranking in ("forecast", "frontier") and self.surrogate is None:
+            raise ValueError(f"Strategy {self.name!r}: ranking {self.ranking!r} needs a surrogate")
+        if self.quantile is not None and not 0 < self.quantile <= 0.5:
+            raise ValueError(f"Strategy {self.name!r}: quantile must be in (0, 0.5], got {self.quantile!r}")
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -115,7 +127,8 @@ def _score_observed(obs: list[Curve]) -> np.ndarray:
 
 def _score_forecast(strategy: Strategy, obs: list[Curve], targets: np.ndarray) -> tuple[np.ndarray, int]:
     fc = forecast(strategy.surrogate, [(c.compute, c.loss) for c in obs], targets)
-    score = np.where(np.isnan(fc.mean), np.inf, fc.mean)
+    value = fc.optimistic(strategy.quantile)
+    score = np.where(np.isnan(value), np.inf, value)
     return score, int(sum(1 for c, f in zip(obs, fc.fallback) if f and len(c)))
 
 
@@ -240,7 +253,10 @@ def allocate(
                 dead = [_observed(c, trained[c.id]) for c in cands if c.id not in alive_ids]
                 score, nf = _score_frontier(strat, alive, obs_alive, targets, dead)
                 n_fallbacks += nf
-            order = np.lexsort((rng.random(len(alive)), score))
+            # A curve at its last point needs no more compute and its result stands whatever happens: it
+            # leaves the race and its slot goes to the best unfinished curve.
+            done = np.array([trained[c.id] >= finals[c.id] for c in alive])
+            order = np.lexsort((rng.random(len(alive)), score, done))
             alive = [alive[i] for i in order[: sizes[r + 1]]]
 
     observed = [_observed(c, trained[c.id]) for c in cands]
