@@ -91,7 +91,8 @@ class SurrogateHalvingPruner(BasePruner):
             Default 1.5: finer rungs than the cull rate decide each trial sooner after its first evaluations,
             which is where most compute is saved when model sizes differ.
         n_startup_trials: At each rung, the first ``n_startup_trials`` trials to arrive are promoted.
-            Default 0: a lone trial is promoted anyway, and forecasts make the second arrival comparable.
+            Default 2: a decision between two forecasts is a coin toss where they are close; from the third
+            arrival on, trials are ranked.
         warmup_fraction: No decision before a trial has spent this fraction of its ``max_compute`` (learning
             rate warm-up makes the first points useless for forecasts). Default 0.05.
         optimism: ``None`` or ``"mean"`` ranks on the forecast mean; a quantile ``q`` in (0, 0.5] gives the
@@ -135,7 +136,7 @@ class SurrogateHalvingPruner(BasePruner):
         min_compute: float | None = None,
         reduction_factor: float = 4,
         rung_factor: float | None = 1.5,
-        n_startup_trials: int = 0,
+        n_startup_trials: int = 2,
         warmup_fraction: float = 0.05,
         optimism: float | str | None = 0.4,
         objective: str = "frontier",
