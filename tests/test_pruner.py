@@ -197,6 +197,34 @@ def test_quota_is_ceil_n_over_eta_and_first_arrivals_are_not_required_to_beat_ev
     assert s3[2] == optuna.trial.TrialState.COMPLETE
 
 
+def test_small_trials_about_to_finish_do_not_take_a_large_trials_slot():
+    pruner = _pruner(LogLinear(), max_compute=lambda p: p["target"], min_compute=4.0, n_startup_trials=1)
+    study = _study(pruner)
+    small_c = np.geomspace(1.0, 5.0, 6)
+    for _ in range(3):  # much lower losses, but they end at 5, before the next rung (8)
+        _run(study, small_c, 1.0 + small_c**-0.5, params={"target": 5.0})
+    big_c = np.geomspace(1.0, 100.0, 12)
+    number, state = _run(study, big_c, 3.0 + 2.0 * big_c**-0.3, params={"target": 100.0})
+    rec = study.trials[number].system_attrs[rung_key(0)]
+    assert rec["promoted"] and rec["n_competitors"] == 1
+    # Among themselves, the small trials are ranked: the pool of each holds the others.
+    assert study.trials[2].system_attrs[rung_key(0)]["n_competitors"] == 3
+
+
+def test_trials_that_start_beyond_a_rung_compete_there_with_their_first_record():
+    pruner = _pruner(LogLinear(), max_compute=lambda p: p["target"], min_compute=2.0, n_startup_trials=1)
+    study = _study(pruner)
+    big_c = np.geomspace(10.0, 1000.0, 12)  # first evaluation already beyond rungs 0-2
+    _run(study, big_c, 1.0 + 3.0 * big_c**-0.3, params={"target": 1000.0})
+    big = study.trials[0].system_attrs
+    assert rung_key(0) not in big and big["sh_scaling:first_rung"] >= 3
+    small_c = np.geomspace(1.0, 40.0, 10)
+    _, state = _run(study, small_c, 2.5 + 1.0 * small_c**-0.5, params={"target": 40.0})
+    rec = study.trials[1].system_attrs[rung_key(0)]  # rung 0 at compute 2, 10 times below the big one's start
+    assert rec["n_competitors"] == 2 and rec["rank"] == 2 and not rec["promoted"]
+    assert state == optuna.trial.TrialState.PRUNED
+
+
 def test_startup_trials_are_promoted_not_pruned():
     pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=3)
     study = _study(pruner)
