@@ -423,6 +423,18 @@ def test_constructor_validation(kwargs, match):
         SurrogateHalvingPruner(**kwargs)
 
 
+def test_pruner_pickles_and_keeps_no_trial_state():
+    import pickle
+
+    pruner = SurrogateHalvingPruner("powerlaw", max_compute=64.0)
+    study = _study(pruner)
+    _run(study, *_power_curve(1.0, c1=64.0))
+    clone = pickle.loads(pickle.dumps(pruner))
+    assert clone._min_compute is None and not clone._first_rung_cache
+    # A fresh pruner object on the same storage reads the same first rung back.
+    assert clone._first_rung(study, np.array([1.0])) == pruner._first_rung(study, np.array([1.0]))
+
+
 def test_threads_share_one_pruner():
     pruner = _pruner(LogLinear(), max_compute=64.0, n_startup_trials=2)
 

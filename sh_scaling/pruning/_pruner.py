@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -182,7 +183,19 @@ class SurrogateHalvingPruner(BasePruner):
         self._objective = objective
         self._compute_fn = compute_fn
         # The only lazy state: the study's first rung once it is fixed in storage (per study; read-only after).
-        self._first_rung_cache: dict[tuple[int, int], float] = {}
+        # Keyed weakly by storage, so that a storage that is gone (and its id reused) is never confused.
+        self._first_rung_cache: weakref.WeakKeyDictionary[Any, dict[int, float]] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable (workers of other frameworks receive the pruner by pickle); the cache is rebuilt from storage.
+        state = self.__dict__.copy()
+        del state["_lock"], state["_first_rung_cache"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._first_rung_cache = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------------------------
@@ -255,10 +268,11 @@ class SurrogateHalvingPruner(BasePruner):
     def _first_rung(self, study: optuna.study.Study, compute: np.ndarray) -> float | None:
         if self._min_compute is not None:
             return self._min_compute
-        key = (id(study._storage), study._study_id)
+        storage, sid = study._storage, study._study_id
         with self._lock:
-            if key in self._first_rung_cache:
-                return self._first_rung_cache[key]
+            cached = self._first_rung_cache.get(storage, {}).get(sid)
+        if cached is not None:
+            return cached
         value = study._storage.get_study_system_attrs(study._study_id).get(MIN_COMPUTE_STUDY_KEY)
         if value is None:
             if compute.size < MIN_POINTS:
@@ -266,7 +280,7 @@ class SurrogateHalvingPruner(BasePruner):
             value = float(compute[MIN_POINTS - 1])
             study._storage.set_study_system_attr(study._study_id, MIN_COMPUTE_STUDY_KEY, value)
         with self._lock:
-            self._first_rung_cache[key] = float(value)
+            self._first_rung_cache.setdefault(storage, {})[sid] = float(value)
         return float(value)
 
     def _forecast(self, compute: np.ndarray, loss: np.ndarray, target: float) -> Forecast:
