@@ -146,3 +146,15 @@ def test_optimistic_quantile_changes_the_ranking_value():
     assert sorted(low.survivors[1]) == ["dense1", "sparse"]
     with pytest.raises(ValueError, match="quantile"):
         Strategy("bad", "forecast", Uncertain(), quantile=0.9)
+
+
+def test_carry_over_spends_what_finished_curves_leave():
+    c = np.geomspace(1, 1000, 30)
+    short = Curve.from_arrays("short", c[:10], 3.0 + c[:10] ** -0.5)  # ends at compute ~8.5
+    long = Curve.from_arrays("long", c, 2.0 + 3.0 * c ** -0.5)
+    cands = CurveSet([short, long])
+    plain = allocate(cands, 100.0, "UA")
+    carried = allocate(cands, 100.0, "UA", carry_over=True)
+    assert plain.spent == pytest.approx(short.final_compute + 50.0)
+    assert carried.spent == pytest.approx(100.0)
+    assert carried.trained["long"] == pytest.approx(100.0 - short.final_compute)

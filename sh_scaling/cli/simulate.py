@@ -58,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=30, help="random candidate sets per size (default 30)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eta", type=float, default=2.0, help="reduction factor (default 2)")
+    p.add_argument("--carry-over", action="store_true",
+                   help="give compute that finished curves cannot use to the other survivors (default: unspent, "
+                        "as in the paper's schedule)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; -1 for all cores)")
     p.add_argument("--out", default=None, help="directory for runs.csv, summary.csv, summary.json and plots")
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
@@ -107,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         seed=args.seed,
         eta=args.eta,
+        carry_over=args.carry_over,
         n_jobs=args.jobs,
         progress=not args.quiet,
     )
@@ -137,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
             "repeats": args.repeats,
             "seed": args.seed,
             "eta": args.eta,
+            "carry_over": args.carry_over,
             "seconds": round(elapsed, 2),
             "summary": json.loads(summary.to_json(orient="records")),
         }

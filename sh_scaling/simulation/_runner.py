@@ -78,7 +78,7 @@ def simulate(
     repeats: int = 30,
     seed: int = 0,
     eta: float = 2.0,
-    carry_over: bool = True,
+    carry_over: bool = False,
     n_jobs: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:

@@ -16,10 +16,13 @@ ranked:
   Not a method: an upper bound on what any forecast can gain over ``SH`` on a given set of curves.
 
 A curve trained to compute c is observed only at its recorded evaluations with compute <= c. Training never
-goes past a curve's last recorded point (its planned length). With ``carry_over=True`` (the default) the share a
-finished curve cannot use is split among the other survivors of the round (water-filling) and what is still
-left moves to the next round, so every strategy spends the same budget where it can; ``carry_over=False``
-follows the paper's schedule to the letter and leaves that compute unspent.
+goes past a curve's last recorded point (its planned length). By default the share that would go beyond is
+not spent, as in the paper's schedule. ``carry_over=True`` instead splits it among the other survivors of the
+round (water-filling) and moves what is still left to the next round; it lowers every strategy's regret, but
+the forecast targets (the compute a curve would reach if it survived) then underestimate what survivors really
+get, so forecast rankings are no longer consistent with the schedule. A curve that has reached its last point
+leaves the race (its result stands) and its survivor slot goes to the best unfinished curve.
+
 Forecasts decide what to prune only; reported losses and laws use observed points only.
 """
 
@@ -184,7 +187,7 @@ def allocate(
     strategy: str | Strategy = "SH",
     *,
     eta: float = 2.0,
-    carry_over: bool = True,
+    carry_over: bool = False,
     rng: np.random.Generator | None = None,
 ) -> AllocationResult:
     """Replay one strategy on one candidate set.
