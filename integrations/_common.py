@@ -1,0 +1,193 @@
+"""What every framework integration shares: the trial check, FLOPs per token of a model, token counting, the
+report-and-decide step, and failing a trial cleanly when a run is interrupted.
+
+Nothing here imports torch at module level: ``import sh_scaling.integrations`` stays light, and torch is
+imported only by the functions that inspect a torch model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from sh_scaling.pruning import report
+
+__all__ = [
+    "EvaluationReporter",
+    "check_trial",
+    "count_flops_per_token",
+    "positive_or_none",
+    "tell_on_error",
+    "tokens_in_batch",
+]
+
+_HOW_TO_GIVE_FLOPS = (
+    "pass flops_per_token=... (training FLOPs per token, e.g. "
+    "sh_scaling.laws.TransformerConfig(...).training_flops_per_token()) or compute_fn=... (a function returning "
+    "the cumulative training compute)"
+)
+
+
+def check_trial(trial: Any, owner: str) -> optuna.trial.Trial:
+    """``trial`` if it is a running :class:`optuna.trial.Trial`, else a ``ValueError`` saying what to pass."""
+    if isinstance(trial, optuna.trial.Trial):
+        return trial
+    if isinstance(trial, optuna.trial.FrozenTrial):
+        raise ValueError(
+            f"{owner}: got a FrozenTrial (a read-only copy); pass the running trial that the objective receives"
+        )
+    raise ValueError(
+        f"{owner}: trial must be the running optuna.trial.Trial given to your objective (or returned by "
+        f"study.ask()), got {trial!r}; create the callback inside the objective: {owner}(trial, ...)"
+    )
+
+
+def count_flops_per_token(model: Any) -> float:
+    """Training FLOPs per token of a torch model: ``6 N`` (Kaplan et al., *Scaling Laws for Neural Language
+    Models*, 2020, Section 2.1: forward ``2 N`` and backward ``4 N`` per token).
+
+    ``N`` counts every distinct trainable parameter once, except the weights of embedding modules
+    (``torch.nn.Embedding``) that no other module uses: a lookup costs no multiply-adds, but an input
+    embedding tied to the output projection (GPT-2) is a matrix product of ``V d`` weights per token and is
+    counted. The attention term quadratic in sequence length (``6 n_layers seq d_model``, Kaplan et al.) is
+    left out; for the detailed count of Hoffmann et al. (2022, Appendix F) pass
+    ``flops_per_token=TransformerConfig(...).training_flops_per_token()`` to the integration instead.
+
+    Raises:
+        ValueError: when ``model`` is not a torch module (nothing to count) or has no trainable parameter,
+            naming what to pass instead.
+    """
+    if not (hasattr(model, "named_modules") and hasattr(model, "parameters")):
+        raise ValueError(
+            f"cannot count the FLOPs of {type(model).__name__!s} (not a torch.nn.Module); {_HOW_TO_GIVE_FLOPS}"
+        )
+    import torch  # only reached with a torch model
+
+    embedding_only: dict[int, Any] = {}
+    used_elsewhere: set[int] = set()
+    for module in model.modules():
+        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        if isinstance(module, torch.nn.Embedding):
+            embedding_only.update((id(p), p) for p in own)
+        else:
+            used_elsewhere.update(id(p) for p in own)
+    unique = {id(p): p for p in model.parameters() if p.requires_grad}
+    n = sum(p.numel() for k, p in unique.items() if k not in embedding_only or k in used_elsewhere)
+    if n == 0:
+        raise ValueError(
+            f"cannot count the FLOPs of {type(model).__name__}: it has no trainable non-embedding parameter; "
+            f"{_HOW_TO_GIVE_FLOPS}"
+        )
+    return 6.0 * float(n)
+
+
+def tokens_in_batch(batch: Any) -> int:
+    """Number of tokens in a language-model batch: the size of its input ids.
+
+    A tensor of token ids (``batch x seq``), a mapping with ``"input_ids"``, or a tuple/list whose first
+    element is one of these. Raises ``ValueError`` otherwise, naming ``tokens_per_batch=``.
+    """
+    if isinstance(batch, Mapping):
+        if "input_ids" in batch:
+            return tokens_in_batch(batch["input_ids"])
+    elif isinstance(batch, (tuple, list)) and batch:
+        return tokens_in_batch(batch[0])
+    elif hasattr(batch, "numel") and hasattr(batch, "dtype"):
+        if getattr(batch.dtype, "is_floating_point", False):
+            raise ValueError(
+                "cannot count tokens: the batch holds floating-point features, not token ids; "
+                "pass tokens_per_batch=... (or compute_fn=...)"
+            )
+        return int(batch.numel())
+    raise ValueError(
+        f"cannot count tokens in a batch of type {type(batch).__name__} (expected token ids: a tensor, a dict "
+        f"with 'input_ids', or a tuple starting with one); pass tokens_per_batch=... (or compute_fn=...)"
+    )
+
+
+class EvaluationReporter:
+    """Report ``(loss, compute)`` pairs of one trial and remember whether the pruner stopped it.
+
+    Skips a report whose compute does not exceed the previous one (the same evaluation seen twice, as when
+    ``Trainer.evaluate()`` is called again after training ended): it carries no new information, and
+    :func:`sh_scaling.report` rejects compute that does not increase.
+    """
+
+    def __init__(self, trial: optuna.trial.Trial, max_compute: float | None) -> None:
+        self.trial = trial
+        self.max_compute = max_compute
+        self.last_compute = 0.0
+        self.pruned_reason: str | None = None
+        self.n_reports = 0
+
+    def __call__(self, loss: float, compute: float) -> bool:
+        """Report; return ``True`` when the trial should stop (and record why)."""
+        compute = float(compute)
+        if not compute > self.last_compute:
+            return self.pruned_reason is not None
+        report(self.trial, float(loss), compute=compute, max_compute=self.max_compute)
+        self.last_compute = compute
+        self.n_reports += 1
+        if self.trial.should_prune():
+            decision = self.trial.study._storage.get_trial(self.trial._trial_id).user_attrs.get(
+                "sh_scaling:decision"
+            )
+            self.pruned_reason = (
+                f"pruned at compute {compute:.4g} (loss {loss:.4g})" + (f": {decision}" if decision else "")
+            )
+            return True
+        return False
+
+    def raise_if_pruned(self) -> None:
+        if self.pruned_reason is not None:
+            raise optuna.TrialPruned(self.pruned_reason)
+
+
+def positive_or_none(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return v
+
+
+@contextlib.contextmanager
+def tell_on_error(study: optuna.Study, trial: optuna.trial.Trial) -> Iterator[optuna.trial.Trial]:
+    """Leave the study consistent when a trial run with ``study.ask()`` stops early.
+
+    ``study.optimize`` already marks a trial failed when the objective raises, Ctrl-C (``KeyboardInterrupt``)
+    included. With the ask-and-tell interface nothing does, and an interrupted trial stays ``RUNNING`` for
+    ever (or until a heartbeat notices, with RDB storages). Inside this context:
+
+    * :class:`optuna.TrialPruned` tells the study the trial was pruned (the exception is swallowed);
+    * any other exception, ``KeyboardInterrupt`` included, tells the study the trial failed, and is re-raised.
+
+    Example::
+
+        trial = study.ask()
+        with tell_on_error(study, trial):
+            loss = train(trial)            # may raise TrialPruned, or be interrupted with Ctrl-C
+            study.tell(trial, loss)
+    """
+    try:
+        yield trial
+    except optuna.TrialPruned:
+        if _is_running(study, trial):
+            study.tell(trial, state=TrialState.PRUNED)
+    except BaseException:
+        if _is_running(study, trial):
+            study.tell(trial, state=TrialState.FAIL)
+        raise
+
+
+def _is_running(study: optuna.Study, trial: optuna.trial.Trial) -> bool:
+    return study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING

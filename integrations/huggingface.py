@@ -1,0 +1,181 @@
+"""Hugging Face ``transformers``: a ``TrainerCallback`` that reports evaluations with their compute.
+
+Install with ``pip install "sh_scaling[hf]"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from sh_scaling.integrations._common import (
+    EvaluationReporter,
+    check_trial,
+    count_flops_per_token,
+    positive_or_none,
+)
+
+__all__ = ["SHScalingCallback"]
+
+
+class SHScalingCallback(TrainerCallback):
+    """Report each evaluation's loss to an Optuna trial with the training compute spent, and stop the run
+    cleanly when the pruner says so.
+
+    At every evaluation the metric (``eval_loss`` by default) goes to the trial through
+    :func:`sh_scaling.report` with the cumulative training compute. Where the compute comes from, in order:
+
+    1. ``compute_fn(state)``, when given (any unit: ``state`` is the ``TrainerState``).
+    2. ``flops_per_token * tokens seen``, when ``flops_per_token`` is given (or ``flops_per_token="count"``:
+       counted from the model, :func:`~sh_scaling.integrations.count_flops_per_token`). Tokens seen are
+       ``state.num_input_tokens_seen`` (set ``TrainingArguments(include_num_input_tokens_seen=True)``), or
+       ``tokens_per_step * state.global_step``.
+    3. Otherwise the ``Trainer``'s own count, ``state.total_flos`` (``6 N`` per token with ``N`` the
+       non-embedding parameters, from ``PreTrainedModel.floating_point_ops``). The Trainer folds its FLOPs
+       into ``state`` only when it logs, so the callback asks for a log at each evaluation step to keep the
+       count current.
+
+    When the pruner stops the trial the callback sets ``control.should_training_stop``: the ``Trainer``
+    finishes the step, saves nothing extra and returns from ``train()`` normally. Call :meth:`check_pruned`
+    after ``train()`` to raise :class:`optuna.TrialPruned`, so the study records the trial as pruned.
+
+    Args:
+        trial: The running trial.
+        metric: Evaluation metric to report (a loss: lower is better). Default ``"eval_loss"``.
+        flops_per_token: Training FLOPs per token, or ``"count"`` to count them from the model.
+        tokens_per_step: Tokens per optimizer step (all devices, all accumulation steps), used when the
+            Trainer does not count input tokens.
+        compute_fn: ``compute_fn(state) -> cumulative compute``; overrides the above.
+        max_compute: Compute this trial is meant to reach if never pruned (overrides the pruner's).
+
+    Raises:
+        ValueError: at construction, without a running trial or with invalid numbers; at an evaluation
+            (so ``train()`` stops and the trial fails with the message), when the metric is missing (the
+            message lists the metrics there are) or when no compute can be had (a model the Trainer cannot
+            count FLOPs for; the message names what to pass).
+
+    Example::
+
+        def objective(trial):
+            model = GPT2LMHeadModel(GPT2Config(n_layer=trial.suggest_int("n_layer", 2, 12), ...))
+            callback = SHScalingCallback(trial)
+            trainer = Trainer(model=model, args=TrainingArguments(eval_strategy="steps", eval_steps=50, ...),
+                              train_dataset=train, eval_dataset=val, callbacks=[callback])
+            trainer.train()
+            callback.check_pruned()                       # raises optuna.TrialPruned
+            return trainer.evaluate()["eval_loss"]
+    """
+
+    def __init__(
+        self,
+        trial: optuna.trial.Trial,
+        *,
+        metric: str = "eval_loss",
+        flops_per_token: float | str | None = None,
+        tokens_per_step: int | None = None,
+        compute_fn: Callable[[TrainerState], float] | None = None,
+        max_compute: float | None = None,
+    ) -> None:
+        self.trial = check_trial(trial, "SHScalingCallback")
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(f"metric must be the name of an evaluation metric, got {metric!r}")
+        if compute_fn is not None and not callable(compute_fn):
+            raise ValueError(f"compute_fn must be callable as compute_fn(state), got {compute_fn!r}")
+        self.metric = metric
+        self._count = flops_per_token == "count"
+        self.flops_per_token = None if self._count else positive_or_none("flops_per_token", flops_per_token)
+        tps = positive_or_none("tokens_per_step", tokens_per_step)
+        self.tokens_per_step = None if tps is None else int(tps)
+        self.compute_fn = compute_fn
+        self._reports = EvaluationReporter(self.trial, positive_or_none("max_compute", max_compute))
+
+    # --- Trainer events ---------------------------------------------------------------------------------------
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model: Any = None, **kw: Any
+    ) -> None:
+        if self._count and self.flops_per_token is None:
+            self.flops_per_token = count_flops_per_token(model)
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+    ) -> TrainerControl:
+        if control.should_evaluate and self._uses_total_flos:
+            # The Trainer adds its per-step FLOPs to state.total_flos only when it logs; logging is done before
+            # evaluating in the same step, so this keeps total_flos exact at the evaluation.
+            control.should_log = True
+        return control
+
+    def on_evaluate(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, float] | None = None,
+        **kw: Any,
+    ) -> TrainerControl:
+        metrics = metrics or {}
+        if self.metric not in metrics:
+            raise ValueError(
+                f"SHScalingCallback: evaluation returned no {self.metric!r}; metrics were {sorted(metrics)}. "
+                f"Give the eval dataset labels (so the Trainer computes a loss) or pass metric=... naming a "
+                f"loss-like metric (lower is better)"
+            )
+        compute = self._compute(state)
+        if compute is None:  # evaluation before any training step: nothing spent yet
+            return control
+        if self._reports(float(metrics[self.metric]), compute):
+            control.should_training_stop = True
+        return control
+
+    # --- results ----------------------------------------------------------------------------------------------
+
+    @property
+    def pruned(self) -> bool:
+        """Whether the pruner stopped the trial."""
+        return self._reports.pruned_reason is not None
+
+    @property
+    def n_reports(self) -> int:
+        """Evaluations reported to the trial so far."""
+        return self._reports.n_reports
+
+    def check_pruned(self) -> None:
+        """Raise :class:`optuna.TrialPruned` (with the pruner's reason) if the pruner stopped the trial."""
+        self._reports.raise_if_pruned()
+
+    # --- compute ----------------------------------------------------------------------------------------------
+
+    @property
+    def _uses_total_flos(self) -> bool:
+        return self.compute_fn is None and self.flops_per_token is None and not self._count
+
+    def _compute(self, state: TrainerState) -> float | None:
+        if self.compute_fn is not None:
+            return float(self.compute_fn(state)) if state.global_step > 0 else None
+        if self.flops_per_token is not None:
+            tokens = float(getattr(state, "num_input_tokens_seen", 0) or 0)
+            if tokens <= 0 and self.tokens_per_step is not None:
+                tokens = float(self.tokens_per_step * state.global_step)
+            if tokens <= 0:
+                if state.global_step > 0:
+                    raise ValueError(
+                        "SHScalingCallback: tokens seen are unknown; set "
+                        "TrainingArguments(include_num_input_tokens_seen=True) or pass tokens_per_step=..."
+                    )
+                return None
+            return self.flops_per_token * tokens
+        if state.global_step == 0:
+            return None
+        flos = float(state.total_flos or 0.0)
+        if flos <= 0:
+            raise ValueError(
+                "SHScalingCallback: the Trainer counted no FLOPs (state.total_flos is 0: the model is not a "
+                "transformers PreTrainedModel, or its inputs have no 'input_ids'); pass flops_per_token=... "
+                "(e.g. TransformerConfig(...).training_flops_per_token(), or 'count' to count 6N from the "
+                "model) with include_num_input_tokens_seen=True or tokens_per_step=..., or compute_fn=..."
+            )
+        return flos
