@@ -1,0 +1,162 @@
+"""The PyTorch Lightning callback, with a tiny GPT-style LightningModule really trained on CPU."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+torch = pytest.importorskip("torch")
+pl = pytest.importorskip("lightning.pytorch")
+
+from sh_scaling.integrations import SHScalingLightningCallback  # noqa: E402
+
+# Lightning's own use of a deprecated torch pytree API; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*")
+
+VOCAB, SEQ, D = 64, 16, 32
+
+
+@pytest.fixture(autouse=True)
+def _quiet_one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    level = logging.getLogger("lightning.pytorch").level
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    yield
+    torch.set_num_threads(n)
+    logging.getLogger("lightning.pytorch").setLevel(level)
+
+
+def _sequences(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    start = torch.randint(0, VOCAB, (n, 1), generator=g)
+    stride = torch.randint(1, 4, (n, 1), generator=g)
+    return (start + stride * torch.arange(SEQ)) % VOCAB
+
+
+class TinyGPT(pl.LightningModule):
+    """Two pre-norm causal transformer layers, width 32, tied embeddings."""
+
+    def __init__(self, lr=3e-3, log_name="val_loss"):
+        super().__init__()
+        self.lr, self.log_name = lr, log_name
+        self.tok = torch.nn.Embedding(VOCAB, D)
+        self.pos = torch.nn.Embedding(SEQ, D)
+        layer = torch.nn.TransformerEncoderLayer(D, 2, 4 * D, dropout=0.0, batch_first=True, norm_first=True)
+        self.blocks = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(D, VOCAB, bias=False)
+        self.head.weight = self.tok.weight
+
+    def loss(self, ids):
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(SEQ)
+        h = self.blocks(self.tok(ids) + self.pos(torch.arange(SEQ)), mask=mask, is_causal=True)
+        logits = self.head(h)[:, :-1]
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), ids[:, 1:].reshape(-1))
+
+    def training_step(self, batch, batch_idx):
+        return self.loss(batch)
+
+    def validation_step(self, batch, batch_idx):
+        self.log(self.log_name, self.loss(batch))
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+
+
+def _fit(module, callback, max_steps=30, extra=()):
+    train = torch.utils.data.DataLoader(_sequences(512, 0), batch_size=8)
+    val = torch.utils.data.DataLoader(_sequences(64, 1), batch_size=64)
+    trainer = pl.Trainer(max_steps=max_steps, val_check_interval=5, accelerator="cpu", devices=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[callback, *extra])
+    torch.manual_seed(0)
+    trainer.fit(module, train, val)
+    return trainer
+
+
+def _compute(trial):
+    return [trial.system_attrs[f"sh_scaling:compute:{s}"] for s in sorted(trial.intermediate_values)]
+
+
+def test_reports_with_compute_reach_the_study():
+    study = optuna.create_study()
+    holder = {}
+
+    def objective(trial):
+        cb = SHScalingLightningCallback(trial, max_compute=1e9)
+        holder["trainer"], holder["cb"] = _fit(TinyGPT(), cb), cb
+        cb.check_pruned()
+        return cb.last_loss
+
+    study.optimize(objective, n_trials=1)
+    t, cb = study.trials[0], holder["cb"]
+    assert t.state == TrialState.COMPLETE
+    assert sorted(t.intermediate_values) == list(range(6))  # sanity-check validation not reported
+    # 6N: two layers of 12 d^2 weights plus biases and norms, the tied embedding once, no position embedding.
+    per_layer = 12 * D * D + (3 * D + D + 4 * D + D) + 4 * D
+    assert cb.flops_per_token == 6 * (2 * per_layer + VOCAB * D)
+    assert _compute(t) == pytest.approx([cb.flops_per_token * 8 * SEQ * 5 * (k + 1) for k in range(6)])
+    assert t.intermediate_values[5] < t.intermediate_values[0] - 0.5  # it really trained
+    assert t.system_attrs["sh_scaling:max_compute"] == 1e9
+
+
+def test_pruned_run_stops():
+    class PruneAfterTwo(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return len(trial.intermediate_values) >= 2
+
+    study = optuna.create_study(pruner=PruneAfterTwo())
+    holder = {}
+
+    def objective(trial):
+        cb = SHScalingLightningCallback(trial)
+        holder["trainer"] = _fit(TinyGPT(), cb)
+        cb.check_pruned()
+        return cb.last_loss
+
+    study.optimize(objective, n_trials=1)
+    t = study.trials[0]
+    assert t.state == TrialState.PRUNED
+    assert len(t.intermediate_values) == 2
+    assert holder["trainer"].global_step == 10  # stopped at the second validation, not at 30
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="running optuna.trial.Trial"):
+        SHScalingLightningCallback(None)
+    study = optuna.create_study()
+    trial = study.ask()
+    with pytest.raises(ValueError, match="tokens_per_batch must be a positive"):
+        SHScalingLightningCallback(trial, tokens_per_batch=0)
+    # The validation loss logged under another name: the message lists what was logged.
+    with pytest.raises(ValueError, match=r"no 'val_loss' among the logged metrics \['valid/loss'\]"):
+        _fit(TinyGPT(log_name="valid/loss"), SHScalingLightningCallback(trial), max_steps=5)
+
+
+def test_ctrl_c_fails_the_trial():
+    class Interrupt(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 7:
+                raise KeyboardInterrupt
+
+    study = optuna.create_study()
+
+    def objective(trial):
+        _fit(TinyGPT(), SHScalingLightningCallback(trial), extra=[Interrupt()])
+        return 0.0
+
+    # Lightning handles Ctrl-C itself: it stops fit() gracefully (and, in Lightning >= 2.1, exits the process
+    # with SystemExit). Either way optuna records the trial as failed rather than leaving it RUNNING.
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises((KeyboardInterrupt, SystemExit)):
+            study.optimize(objective, n_trials=2)
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C after the first
+    (t,) = study.trials
+    assert t.state == TrialState.FAIL
+    assert len(t.intermediate_values) == 1
