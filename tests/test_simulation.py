@@ -158,3 +158,25 @@ def test_carry_over_spends_what_finished_curves_leave():
     assert plain.spent == pytest.approx(short.final_compute + 50.0)
     assert carried.spent == pytest.approx(100.0)
     assert carried.trained["long"] == pytest.approx(100.0 - short.final_compute)
+
+
+def test_warmup_points_are_left_out_of_fits():
+    from sh_scaling.simulation import Strategy
+
+    seen = []
+
+    class Recorder:
+        def fit(self, c, l):
+            seen.append(np.asarray(c).min())
+            return self
+
+        def predict(self, c, return_std=False):
+            m = np.full(len(c), 2.0)
+            return (m, np.zeros(len(c))) if return_std else m
+
+    c = np.geomspace(1, 1000, 30)
+    cands = CurveSet([Curve.from_arrays(i, c, 2.0 + k * c ** -0.3) for i, k in enumerate((1.0, 1.1, 1.2, 1.3))])
+    allocate(cands, 800.0, Strategy("w", "forecast", Recorder(), warmup_fraction=0.01))
+    assert seen and min(seen) >= 10.0  # 1 % of the planned compute 1000
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        Strategy("bad", "forecast", Recorder(), warmup_fraction=1.0)
