@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sh_scaling.pruning import report
+from sh_scaling.pruning._attrs import DECISION_KEY
 
 __all__ = [
     "EvaluationReporter",
@@ -134,9 +135,8 @@ class EvaluationReporter:
         self.last_compute = compute
         self.n_reports += 1
         if self.trial.should_prune():
-            decision = self.trial.study._storage.get_trial(self.trial._trial_id).user_attrs.get(
-                "sh_scaling:decision"
-            )
+            # Written by the pruner straight to storage (the trial's cached copy does not have it).
+            decision = self.trial.storage.get_trial_user_attrs(self.trial._trial_id).get(DECISION_KEY)
             self.pruned_reason = (
                 f"pruned at compute {compute:.4g} (loss {loss:.4g})" + (f": {decision}" if decision else "")
             )
@@ -190,4 +190,4 @@ def tell_on_error(study: optuna.Study, trial: optuna.trial.Trial) -> Iterator[op
 
 
 def _is_running(study: optuna.Study, trial: optuna.trial.Trial) -> bool:
-    return study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+    return trial.storage.get_trial(trial._trial_id).state == TrialState.RUNNING
