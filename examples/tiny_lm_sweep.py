@@ -350,8 +350,8 @@ def run_sweep(size: dict, seed: int = 0, log=print) -> dict:
 
     states = [t.state for t in study.trials]
     return dict(
-        study=study, runs=runs, laws=laws, plateau_laws=plateau_laws, n_models=len(runs), n_pruned=states.count(TrialState.PRUNED),
-        n_complete=states.count(TrialState.COMPLETE), spent=spent, exhaustive=exhaustive,
+        study=study, runs=runs, laws=laws, plateau_laws=plateau_laws, n_models=len(runs),
+        n_pruned=states.count(TrialState.PRUNED), n_complete=states.count(TrialState.COMPLETE), spent=spent, exhaustive=exhaustive,
         best_pruned=best_pruned, best_full=best_full, best_full_cfg=best_full_run.cfg, law_gap=gap,
         seconds_sweep=t_sweep, seconds_reference=t_ref, seconds_total=time.perf_counter() - t0,
         pruned_curves=pruned_curves, full_curves=full_curves,

@@ -57,7 +57,7 @@ def tiny(examples_path):
 
 
 def test_bits_per_byte_counts_the_same_text_for_every_tokenizer(tiny):
-    corpus = tiny.Corpus.build(60_000, 4_000)
+    corpus = tiny.Corpus.build(120_000, 4_000)
     assert len(corpus.val_text) == 4_000 and corpus.train_docs
     assert corpus.val_text not in "\n\n".join(corpus.train_docs)  # held out
     for vocab in (256, 1024):
@@ -76,7 +76,7 @@ def test_bits_per_byte_counts_the_same_text_for_every_tokenizer(tiny):
 def test_untrained_model_scores_about_log2_vocab_bits_per_token(tiny):
     import torch
 
-    corpus = tiny.Corpus.build(60_000, 4_000)
+    corpus = tiny.Corpus.build(120_000, 4_000)
     enc = tiny.encode(corpus, tiny.train_tokenizer(corpus.train_docs, 256))
     run = tiny.Run(tiny.model_config({"n_layers": 1, "d_model": 32, "vocab_size": 256}), enc, 1e9, 4, seed=0)
     with torch.no_grad():
