@@ -197,7 +197,7 @@ def test_postgres_four_processes(postgres_study_name):
 
 @pytest.mark.postgres
 def test_postgres_killed_worker_is_failed_by_heartbeat(postgres_study_name):
-    spec = ("rdb", POSTGRES_URL, 2)
+    spec = ("rdb", POSTGRES_URL, 5)
     optuna.create_study(study_name=postgres_study_name, storage=_storage(spec))
     ctx = multiprocessing.get_context("fork")
     doomed = ctx.Process(target=_killed_worker, args=(spec, postgres_study_name))
@@ -207,7 +207,7 @@ def test_postgres_killed_worker_is_failed_by_heartbeat(postgres_study_name):
     study = optuna.load_study(study_name=postgres_study_name, storage=_storage(spec))
     stuck = study.get_trials(deepcopy=False)
     assert [t.state for t in stuck] == [optuna.trial.TrialState.RUNNING]
-    time.sleep(3)  # past the grace period: the next worker's optimize() fails the stale trial
+    time.sleep(6)  # past the grace period: the next worker's optimize() fails the stale trial
     _run_workers(spec, postgres_study_name, n=2)
     study = optuna.load_study(study_name=postgres_study_name, storage=_storage(spec))
     _check_study(study, 1 + 2 * TRIALS_PER_WORKER, allow_failed=1)
