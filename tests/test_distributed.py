@@ -20,6 +20,7 @@ import pytest
 from sh_scaling.pruning import SurrogateHalvingPruner, report
 from sh_scaling.pruning._attrs import PRUNED_KEY, compute_key, rung_key
 from sh_scaling.surrogates._base import MIN_POINTS
+from _surrogates import LogLinear
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -30,24 +31,12 @@ SETTINGS = dict(min_compute=3.0, reduction_factor=3, rung_factor=1.5, warmup_fra
 N_EVALS = 15
 
 
-class LogLinear:
-    """A cheap surrogate (a straight line in log-log space), so that the test measures the storage."""
-
-    def fit(self, compute, loss):
-        self.coef_ = np.polyfit(np.log(compute), np.log(loss), 1)
-        return self
-
-    def predict(self, compute, return_std=False):
-        mean = np.exp(np.polyval(self.coef_, np.log(compute)))
-        return (mean, np.full_like(mean, 0.03)) if return_std else mean
-
-
 def _target(params):
     return params["size"] * 100.0
 
 
 def _pruner():
-    return SurrogateHalvingPruner(LogLinear(), max_compute=_target, **SETTINGS)
+    return SurrogateHalvingPruner(LogLinear(std=0.03), max_compute=_target, **SETTINGS)
 
 
 def _curve(params):

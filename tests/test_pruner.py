@@ -21,20 +21,9 @@ from sh_scaling.pruning._attrs import (
     rung_key,
 )
 from sh_scaling.pruning._pruner import _frontier_scores
+from _surrogates import LogLinear
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-
-
-class LogLinear:
-    """A straight line in log-log space: the smallest surrogate that extrapolates."""
-
-    def fit(self, compute, loss):
-        self.coef_ = np.polyfit(np.log(compute), np.log(loss), 1)
-        return self
-
-    def predict(self, compute, return_std=False):
-        mean = np.exp(np.polyval(self.coef_, np.log(compute)))
-        return (mean, np.full_like(mean, 0.05)) if return_std else mean
 
 
 class Broken:
