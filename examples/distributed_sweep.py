@@ -20,14 +20,19 @@ and watch it live (``pip install optuna-dashboard``)::
 
 The script ends by checking that every trial is accounted for: as many trials as asked for, each complete or
 pruned (none left running), and every reported loss with its compute. It exits with status 1 otherwise.
+Ctrl-C stops every worker; the trials they were running are marked failed (exit status 130). A worker stopped
+with SIGTERM does the same. A worker killed outright (SIGKILL, a lost machine) cannot: with an RDB storage the
+others fail its trial after the heartbeat grace period (20 s here).
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +50,9 @@ def storage_from(spec: str) -> optuna.storages.BaseStorage:
     """A storage from a URL (``postgresql://...``, ``mysql://...``, ``sqlite:///...``) or a journal file path."""
     if "://" in spec:
         # Heartbeats: a worker that dies mid-trial has its trial failed by the others after the grace period.
-        return optuna.storages.RDBStorage(spec, heartbeat_interval=5, grace_period=20)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(spec, heartbeat_interval=5, grace_period=20)
     path = Path(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
@@ -72,7 +79,14 @@ def objective(trial: optuna.Trial, delay: float) -> float:
     return loss
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def worker(storage_spec: str, study_name: str, n_trials: int, seed: int, delay: float) -> None:
+    # A worker stopped with SIGTERM (a job scheduler, `kill`) ends like one stopped with Ctrl-C: study.optimize
+    # marks its running trial failed before the process exits, so no trial is left RUNNING.
+    signal.signal(signal.SIGTERM, _interrupt)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
         study_name=study_name,
@@ -80,17 +94,24 @@ def worker(storage_spec: str, study_name: str, n_trials: int, seed: int, delay: 
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=8),
         pruner=sh_scaling.SurrogateHalvingPruner(max_compute=max_compute, min_compute=1e16),
     )
-    study.optimize(lambda t: objective(t, delay), n_trials=n_trials)
+    try:
+        study.optimize(lambda t: objective(t, delay), n_trials=n_trials)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
-def account(study: optuna.Study, expected: int) -> list[str]:
-    """What is wrong with the study's bookkeeping (empty when every trial is accounted for)."""
+def account(study: optuna.Study, expected: int, interrupted: bool = False) -> list[str]:
+    """What is wrong with the study's bookkeeping (empty when every trial is accounted for).
+
+    After an interruption the trials that were running must be failed, never left running.
+    """
     trials = study.get_trials(deepcopy=False)
     problems = []
     if len(trials) != expected:
         problems.append(f"{len(trials)} trials in the study, {expected} expected")
+    finished = (TrialState.COMPLETE, TrialState.PRUNED) + ((TrialState.FAIL,) if interrupted else ())
     for t in trials:
-        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+        if t.state not in finished:
             problems.append(f"trial {t.number} is {t.state.name}")
         missing = [s for s in t.intermediate_values if f"sh_scaling:compute:{s}" not in t.system_attrs]
         if missing:
@@ -105,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", default=str(DEFAULT_JOURNAL),
                         help=f"storage URL or journal file path (default {DEFAULT_JOURNAL})")
     parser.add_argument("--study-name", default=None, help="default: a new name per run")
-    parser.add_argument("--delay", type=float, default=0.01, help="seconds per evaluation (simulated training)")
+    parser.add_argument("--delay", type=float, default=0.05, help="seconds per evaluation (simulated training)")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
@@ -124,14 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for p in procs:
         p.start()
+    interrupted = False
     try:
         for p in procs:
             p.join()
     except KeyboardInterrupt:
-        # Ctrl-C reaches the workers too: each fails its running trial and exits. Wait for them.
+        # Ctrl-C reaches the workers too (one process group): each fails its running trial and exits.
         for p in procs:
             p.join()
-        print("interrupted")
+        print("interrupted: the trials that were running are marked failed")
+        interrupted = True
+        args.trials = len(study.get_trials(deepcopy=False))  # account for what was started
     seconds = time.perf_counter() - t0
 
     trials = study.get_trials(deepcopy=False)
@@ -146,13 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     if exhaustive:
         print(f"compute spent {spent:.3g} FLOPs = {spent / exhaustive:.0%} of training every trial to its end")
     print(f"worker exit codes: {[p.exitcode for p in procs]}")
-    problems = account(study, args.trials)
-    problems += [f"worker {i} exited with {p.exitcode}" for i, p in enumerate(procs) if p.exitcode != 0]
+    problems = account(study, args.trials, interrupted)
+    ok_exit = (0, 130) if interrupted else (0,)
+    problems += [f"worker {i} exited with {p.exitcode}" for i, p in enumerate(procs) if p.exitcode not in ok_exit]
     if problems:
         print("NOT accounted for:\n  " + "\n  ".join(problems))
         return 1
     print("every trial accounted for")
-    return 0
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -36,6 +40,25 @@ def test_distributed_sweep_accounts_for_every_trial(examples_path, tmp_path, cap
     # The accounting catches a trial left running (as a killed worker would leave it without heartbeats).
     study.ask()
     assert distributed_sweep.account(study, 10) == ["11 trials in the study, 10 expected", "trial 10 is RUNNING"]
+
+
+def test_sigterm_fails_the_running_trial(examples_path, tmp_path):
+    import distributed_sweep
+
+    journal = str(tmp_path / "sweep.journal")
+    study = optuna.create_study(study_name="s", storage=distributed_sweep.storage_from(journal))
+    proc = mp.get_context("spawn").Process(target=distributed_sweep.worker, args=(journal, "s", 100, 0, 0.1))
+    proc.start()
+    deadline = time.time() + 60
+    while not study.get_trials(deepcopy=False) and time.time() < deadline:  # wait until a trial runs
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.join(30)
+    assert proc.exitcode == 130
+    states = [t.state for t in study.get_trials()]
+    assert optuna.trial.TrialState.RUNNING not in states
+    assert states[-1] == optuna.trial.TrialState.FAIL
 
 
 def test_distributed_sweep_rejects_bad_arguments(examples_path):
