@@ -388,7 +388,7 @@ def plot(res: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for full, seen in zip(res["full_curves"], res["pruned_curves"]):
-        (line,) = ax.plot(full.compute, full.loss, color="0.8", lw=1)
+        ax.plot(full.compute, full.loss, color="0.8", lw=1)
         ax.plot(seen.compute, seen.loss, color="C0", lw=1, alpha=0.8)
     ax.plot([], [], color="C0", lw=1, label="observed with pruning")
     ax.plot([], [], color="0.8", lw=1, label="rest of the curve (exhaustive reference)")
