@@ -148,6 +148,26 @@ class EvaluationReporter:
             raise optuna.TrialPruned(self.pruned_reason)
 
 
+class PruningStatus:
+    """What the framework callbacks tell their user after ``fit``/``train``: read off ``self._reports``."""
+
+    _reports: EvaluationReporter
+
+    @property
+    def pruned(self) -> bool:
+        """Whether the pruner stopped the trial."""
+        return self._reports.pruned_reason is not None
+
+    @property
+    def n_reports(self) -> int:
+        """Evaluations reported to the trial so far."""
+        return self._reports.n_reports
+
+    def check_pruned(self) -> None:
+        """Raise :class:`optuna.TrialPruned` (with the pruner's reason) if the pruner stopped the trial."""
+        self._reports.raise_if_pruned()
+
+
 def positive_or_none(name: str, value: float | None) -> float | None:
     if value is None:
         return None

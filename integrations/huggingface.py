@@ -12,6 +12,7 @@ import optuna
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from sh_scaling.integrations._common import (
+    PruningStatus,
     EvaluationReporter,
     check_trial,
     count_flops_per_token,
@@ -21,7 +22,7 @@ from sh_scaling.integrations._common import (
 __all__ = ["SHScalingCallback"]
 
 
-class SHScalingCallback(TrainerCallback):
+class SHScalingCallback(PruningStatus, TrainerCallback):
     """Report each evaluation's loss to an Optuna trial with the training compute spent, and stop the run
     cleanly when the pruner says so.
 
@@ -131,21 +132,6 @@ class SHScalingCallback(TrainerCallback):
             control.should_training_stop = True
         return control
 
-    # --- results ----------------------------------------------------------------------------------------------
-
-    @property
-    def pruned(self) -> bool:
-        """Whether the pruner stopped the trial."""
-        return self._reports.pruned_reason is not None
-
-    @property
-    def n_reports(self) -> int:
-        """Evaluations reported to the trial so far."""
-        return self._reports.n_reports
-
-    def check_pruned(self) -> None:
-        """Raise :class:`optuna.TrialPruned` (with the pruner's reason) if the pruner stopped the trial."""
-        self._reports.raise_if_pruned()
 
     # --- compute ----------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sh_scaling.integrations._common import (
+    PruningStatus,
     EvaluationReporter,
     check_trial,
     count_flops_per_token,
@@ -23,7 +24,7 @@ from sh_scaling.integrations._common import (
 __all__ = ["SHScalingLightningCallback"]
 
 
-class SHScalingLightningCallback(pl.Callback):
+class SHScalingLightningCallback(PruningStatus, pl.Callback):
     """Report each validation loss to an Optuna trial with the training compute spent, and stop the run
     cleanly when the pruner says so.
 
@@ -132,16 +133,3 @@ class SHScalingLightningCallback(pl.Callback):
             storage.set_trial_system_attr(tid, "fail_reason", "KeyboardInterrupt during Lightning fit()")
             self.trial.study.tell(self.trial, state=TrialState.FAIL)
 
-    @property
-    def pruned(self) -> bool:
-        """Whether the pruner stopped the trial."""
-        return self._reports.pruned_reason is not None
-
-    @property
-    def n_reports(self) -> int:
-        """Validations reported to the trial so far."""
-        return self._reports.n_reports
-
-    def check_pruned(self) -> None:
-        """Raise :class:`optuna.TrialPruned` (with the pruner's reason) if the pruner stopped the trial."""
-        self._reports.raise_if_pruned()
