@@ -8,13 +8,13 @@ imported only by the functions that inspect a torch model.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from sh_scaling._checks import positive_finite
 from sh_scaling.pruning import report
 from sh_scaling.pruning._attrs import DECISION_KEY
 
@@ -169,15 +169,7 @@ class PruningStatus:
 
 
 def positive_or_none(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return v
+    return None if value is None else positive_finite(name, value)
 
 
 @contextlib.contextmanager

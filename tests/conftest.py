@@ -25,3 +25,13 @@ def routing_csv() -> Path:
     if p is None:
         pytest.skip("routing curves not found: set SH_SCALING_ROUTING_PATH or place ../shared/data/routing")
     return p
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models train as fast on one thread, and several threads spin against each other on a busy machine."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

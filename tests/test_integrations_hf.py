@@ -15,12 +15,8 @@ VOCAB, SEQ = 64, 16
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: one thread is as fast, and several spin against each other on a busy 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(n)
 
 
 class _Sequences(torch.utils.data.Dataset):

@@ -21,13 +21,10 @@ VOCAB, SEQ, D = 64, 16, 32
 
 
 @pytest.fixture(autouse=True)
-def _quiet_one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _quiet_one_thread(one_torch_thread):
     level = logging.getLogger("lightning.pytorch").level
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     yield
-    torch.set_num_threads(n)
     logging.getLogger("lightning.pytorch").setLevel(level)
 
 

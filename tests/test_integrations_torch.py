@@ -19,11 +19,8 @@ VOCAB, SEQ, BATCH = 48, 16, 8
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(n)
 
 
 class _TinyLM(torch.nn.Module):

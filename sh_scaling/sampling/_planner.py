@@ -22,7 +22,8 @@ from sh_scaling.laws import (
     optimal_vocabulary,
     tokens_in_time,
 )
-from sh_scaling.sampling._priors import _positive_finite, load_wall_clock
+from sh_scaling._checks import positive_finite
+from sh_scaling.sampling._priors import load_wall_clock
 
 __all__ = ["plan_sweep", "enqueue", "PLAN_COLUMNS"]
 
@@ -141,10 +142,10 @@ def plan_sweep(
     if (flops is None) == (hours is None):
         raise ValueError("give exactly one budget: flops=... or hours=... (with calibration=...)")
     _check_int("n_budgets", n_budgets, 1)
-    _positive_finite("budget_ratio", budget_ratio)
+    positive_finite("budget_ratio", budget_ratio)
     if budget_ratio <= 1.0:
         raise ValueError(f"budget_ratio must be > 1, got {budget_ratio!r}")
-    factors = [_positive_finite("size_factors entry", f) for f in size_factors]
+    factors = [positive_finite("size_factors entry", f) for f in size_factors]
     if not factors:
         raise ValueError("size_factors is empty")
     for name, value in (("seq_len", seq_len), ("batch_size", batch_size), ("head_dim", head_dim),
@@ -152,8 +153,8 @@ def plan_sweep(
         _check_int(name, value, 1)
     if vocab_size is not None:
         _check_int("vocab_size", vocab_size, 1)
-    _positive_finite("aspect_ratio", aspect_ratio)
-    lo, hi = (_positive_finite("aspect_range entry", a) for a in aspect_range)
+    positive_finite("aspect_ratio", aspect_ratio)
+    lo, hi = (positive_finite("aspect_range entry", a) for a in aspect_range)
     if lo >= hi:
         raise ValueError(f"aspect_range must be (low, high) with low < high, got {aspect_range!r}")
 
@@ -244,11 +245,11 @@ def _budgets(name: str, raw: float | Sequence[float], n: int, ratio: float) -> l
     if isinstance(raw, (str, bytes)):
         raise ValueError(f"{name} must be a number or a list of numbers, got {raw!r}")
     if isinstance(raw, Sequence) or isinstance(raw, np.ndarray):
-        values = [_positive_finite(f"{name} budget", v) for v in raw]
+        values = [positive_finite(f"{name} budget", v) for v in raw]
         if not values:
             raise ValueError(f"{name} is an empty list")
         return sorted(values)
-    top = _positive_finite(name, raw)
+    top = positive_finite(name, raw)
     return [top / ratio ** (n - 1 - i) for i in range(n)]
 
 

@@ -37,6 +37,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
+from sh_scaling._checks import positive_finite
 from sh_scaling.constants import HOFFMANN_2022, ChinchillaConstants
 from sh_scaling.laws import (
     StepTimeCalibration,
@@ -230,8 +231,8 @@ class ScalingLawPrior:
             raise ValueError(
                 "give exactly one budget: flops=... (FLOPs) or hours=... (wall-clock, with calibration)"
             )
-        self.flops = _positive_finite("flops", flops) if flops is not None else None
-        self.hours = _positive_finite("hours", hours) if hours is not None else None
+        self.flops = positive_finite("flops", flops) if flops is not None else None
+        self.hours = positive_finite("hours", hours) if hours is not None else None
         self.wall_clock: StepTimeCalibration | None = None
         if self.hours is not None:
             self.wall_clock = load_wall_clock(calibration)
@@ -319,14 +320,6 @@ class ScalingLawPrior:
         return out
 
 
-def _positive_finite(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return v
 
 
 def _check_fields(arg: str, mapping: Mapping[str, Any]) -> None:
