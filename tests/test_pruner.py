@@ -486,3 +486,25 @@ def test_prune_never_raises_and_never_loses_a_report(curves, order_seed, eta, ob
             got = frozen.intermediate_values[s]
             assert got == loss[s] or (math.isnan(got) and math.isnan(loss[s]))
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+
+def test_multi_curve_surrogate_sees_other_trials():
+    sizes = []
+
+    class CountingMulti:
+        """A multi-curve surrogate that records how many curves it was fitted on."""
+
+        def fit_many(self, observations):
+            sizes.append(len(observations))
+            self.last = [float(np.min(l)) for _, l in observations]
+            return self
+
+        def predict_many(self, targets, return_std=False):
+            means = [np.full(len(t), 0.9 * m) for t, m in zip(targets, self.last)]
+            return (means, [np.zeros(len(t)) for t in targets]) if return_std else means
+
+    study = _study(_pruner(CountingMulti(), max_compute=100.0, min_compute=3.0, n_startup_trials=1))
+    for scale in (1.0, 2.0, 3.0):
+        _run(study, *_power_curve(scale))
+    assert sizes and sizes[0] == 1  # the first decision has no other trial yet
+    assert max(sizes) == 3  # later decisions fit the deciding trial together with the two others

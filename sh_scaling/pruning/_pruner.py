@@ -32,6 +32,9 @@ __all__ = ["SurrogateHalvingPruner"]
 
 _SURROGATE_NAMES = ("powerlaw", "exponential", "mmf", "gp", "gp-multi")
 _OBJECTIVES = ("best_loss", "frontier")
+# A multi-curve surrogate is fitted on the deciding trial and at most this many other trials' curves (a GP over
+# 20 curves x 20 points fits in about 15 ms).
+_MAX_PEERS = 19
 # Relative tolerance on compute comparisons: rung boundaries are products of floats.
 _RTOL = 1e-9
 
@@ -77,7 +80,9 @@ class SurrogateHalvingPruner(BasePruner):
     Args:
         surrogate: ``"powerlaw"`` (default: a fit costs milliseconds), ``"exponential"``, ``"mmf"``, ``"gp"``,
             ``"gp-multi"``, or any object with the surrogate protocol (``fit(compute, loss)`` /
-            ``predict(compute, return_std=True)``); objects are deep-copied before each fit.
+            ``predict(compute, return_std=True)``); objects are deep-copied before each fit. A multi-curve
+            surrogate (``"gp-multi"``, or an object with ``fit_many``/``predict_many``) is fitted on the deciding
+            trial together with the observed curves of up to 19 other trials, the most recent ones.
         max_compute: Compute a trial is meant to reach if never pruned: a number, or a function of the trial's
             params (``lambda p: 6 * n_params(p) * p["tokens"]``). :func:`sh_scaling.report` can also set it
             per trial. Required by one of these routes; must be positive.
@@ -283,12 +288,37 @@ class SurrogateHalvingPruner(BasePruner):
             self._first_rung_cache.setdefault(storage, {})[sid] = float(value)
         return float(value)
 
-    def _forecast(self, compute: np.ndarray, loss: np.ndarray, target: float) -> Forecast:
+    def _shares_curves(self) -> bool:
+        return self._surrogate == "gp-multi" or isinstance(self._surrogate, MultiCurveSurrogate)
+
+    def _peer_curves(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> list[tuple[Any, Any]]:
+        """Other trials' observed curves, for a multi-curve surrogate to borrow strength from (the most recent
+        ``_MAX_PEERS`` with at least ``MIN_POINTS`` clean points)."""
+        peers: list[tuple[Any, Any]] = []
+        for other in reversed(study.get_trials(deepcopy=False)):
+            if other._trial_id == trial._trial_id or not other.intermediate_values:
+                continue
+            c, l, _ = observed_curve(other.intermediate_values, other.system_attrs, other.params, self._compute_fn)
+            ok = np.isfinite(l) & (l > 0)
+            if ok.sum() >= MIN_POINTS:
+                peers.append((c[ok], l[ok]))
+                if len(peers) == _MAX_PEERS:
+                    break
+        return peers
+
+    def _forecast(
+        self, compute: np.ndarray, loss: np.ndarray, target: float, peers: Sequence[tuple[Any, Any]] = ()
+    ) -> Forecast:
         if np.any(loss <= 0):
             reason = "non-positive loss: surrogates model positive losses"
         else:
             try:
-                return forecast(self._surrogate, [(compute, loss)], [target])
+                # Peers are fitted with the trial (a multi-curve model shares information across curves); only
+                # the trial's own forecast is used.
+                fc = forecast(
+                    self._surrogate, [(compute, loss), *peers], [target, *(float(c[-1]) for c, _ in peers)]
+                )
+                return Forecast(fc.mean[:1], fc.std[:1], fc.fallback[:1], fc.reason[:1])
             except Exception as exc:  # noqa: BLE001 - the study must go on; the reason is recorded
                 reason = f"forecast failed: {type(exc).__name__}: {exc}"
         return Forecast(np.array([loss.min()]), np.zeros(1), np.ones(1, bool), [reason])
@@ -307,7 +337,8 @@ class SurrogateHalvingPruner(BasePruner):
     ) -> bool:
         loss_r = loss_at(compute, loss, r)
         before = compute < r * (1 - _RTOL)
-        fc = self._forecast(np.append(compute[before], r), np.append(loss[before], loss_r), target)
+        peers = self._peer_curves(study, trial) if self._shares_curves() else []
+        fc = self._forecast(np.append(compute[before], r), np.append(loss[before], loss_r), target, peers)
         mean, std = float(fc.mean[0]), float(fc.std[0])
         record: dict[str, Any] = {
             "compute": r,
