@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from sh_scaling._checks import positive_finite
 from sh_scaling.pruning import report
-from sh_scaling.pruning._attrs import DECISION_KEY
+from sh_scaling.keys import DECISION_KEY
 
 __all__ = [
     "EvaluationReporter",

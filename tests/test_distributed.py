@@ -18,8 +18,9 @@ import optuna
 import pytest
 
 from sh_scaling.pruning import SurrogateHalvingPruner, report
-from sh_scaling.pruning._attrs import PRUNED_KEY, compute_key, rung_key
-from sh_scaling.surrogates._base import MIN_POINTS
+from sh_scaling.keys import PRUNED_KEY, rung_key
+from sh_scaling.pruning import reported_compute
+from sh_scaling.surrogates import MIN_POINTS
 from _surrogates import LogLinear
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -27,7 +28,7 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 POSTGRES_URL = os.environ.get("SH_SCALING_TEST_POSTGRES_URL")
 N_WORKERS = 4
 TRIALS_PER_WORKER = 6
-SETTINGS = dict(min_compute=3.0, reduction_factor=3, rung_factor=1.5, warmup_fraction=0.05)
+SETTINGS = dict(min_compute=3.0, reduction_factor=3, rung_factor=1.5, decision_start=0.05)
 N_EVALS = 15
 
 
@@ -104,13 +105,14 @@ def _run_workers(spec, study_name, n=N_WORKERS):
 
 def _eligible_rungs(compute, target):
     """The rungs the pruner must have decided for a trial that reported ``compute`` (its own rule)."""
-    first, spacing = SETTINGS["min_compute"], SETTINGS["rung_factor"]
-    out, k = [], 0
+    spacing = SETTINGS["rung_factor"]
+    out = []
+    k = math.ceil(math.log(SETTINGS["min_compute"]) / math.log(spacing) - 1e-9)  # rungs sit at spacing**k
     while True:
-        r = first * spacing**k
+        r = spacing**k
         if r > compute[-1] * (1 + 1e-9) or r >= target * (1 - 1e-9):
             return out
-        if r >= SETTINGS["warmup_fraction"] * target and np.count_nonzero(compute < r * (1 - 1e-9)) + 1 >= MIN_POINTS:
+        if r >= SETTINGS["decision_start"] * target and np.count_nonzero(compute < r * (1 - 1e-9)) + 1 >= MIN_POINTS:
             out.append(k)
         k += 1
 
@@ -128,11 +130,11 @@ def _check_study(study, n_expected, allow_failed=0):
             continue
         steps = sorted(t.intermediate_values)
         assert steps == list(range(len(steps)))
-        compute = np.array([t.system_attrs[compute_key(s)] for s in steps])
+        compute = np.array([reported_compute(t)[s] for s in steps])
         expected_c, expected_l = _curve(t.params)
         assert np.allclose(compute, expected_c[: len(steps)])
         assert np.allclose([t.intermediate_values[s] for s in steps], expected_l[: len(steps)])
-        records = {k: t.system_attrs[rung_key(k)] for k in range(40) if rung_key(k) in t.system_attrs}
+        records = {k: t.system_attrs[rung_key(k)] for k in range(-5, 40) if rung_key(k) in t.system_attrs}
         assert sorted(records) == _eligible_rungs(compute, _target(t.params))
         for rec in records.values():
             if "rank" in rec:

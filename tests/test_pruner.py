@@ -12,15 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sh_scaling.pruning import SurrogateHalvingPruner, report
-from sh_scaling.pruning._attrs import (
-    DECISION_KEY,
-    FORECAST_KEY,
-    MIN_COMPUTE_STUDY_KEY,
-    PRUNED_KEY,
-    compute_key,
-    rung_key,
-)
-from sh_scaling.pruning._pruner import _frontier_scores
+from sh_scaling.halving import frontier_scores
+from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, PRUNED_KEY, rung_key
+from sh_scaling.pruning import reported_compute
 from _surrogates import LogLinear
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -37,7 +31,7 @@ class Broken:
 def _pruner(*args, **kwargs):
     """Classic SH settings (rungs eta apart, ranking on the forecast mean at the target), no warm-up guard:
     small hand-made curves, where each decision can be worked out by hand."""
-    for key, value in {"warmup_fraction": 0.0, "reduction_factor": 2, "rung_factor": None,
+    for key, value in {"decision_start": 0.0, "warmup_fraction": 0.0, "reduction_factor": 2, "rung_factor": None,
                        "objective": "best_loss", "optimism": None}.items():
         kwargs.setdefault(key, value)
     return SurrogateHalvingPruner(*args, **kwargs)
@@ -78,8 +72,8 @@ def test_report_keeps_compute_out_of_step_column():
     assert report(trial, 2.0, compute=5e21, step=7) == 7
     frozen = study.trials[0]
     assert frozen.intermediate_values == {0: 3.0, 1: 2.5, 7: 2.0}
-    assert frozen.system_attrs[compute_key(7)] == 5e21
-    assert frozen.system_attrs[compute_key(0)] == 1e21
+    assert reported_compute(frozen)[7] == 5e21
+    assert reported_compute(frozen)[0] == 1e21
 
 
 def test_report_with_compute_fn():
@@ -87,7 +81,7 @@ def test_report_with_compute_fn():
     trial = study.ask()
     trial.suggest_float("n", 10.0, 10.0)
     report(trial, 3.0, step=4, compute_fn=lambda p, s: p["n"] * (s + 1))
-    assert study.trials[0].system_attrs[compute_key(4)] == 50.0
+    assert reported_compute(study.trials[0])[4] == 50.0
 
 
 def test_report_without_compute_says_how():
@@ -124,7 +118,7 @@ def test_report_repeated_step_keeps_first_value_and_compute():
         report(trial, 9.0, compute=5.0, step=0)
     frozen = study.trials[0]
     assert frozen.intermediate_values == {0: 3.0}
-    assert frozen.system_attrs[compute_key(0)] == 1.0
+    assert reported_compute(frozen)[0] == 1.0
 
 
 def test_report_multi_objective_is_a_clear_error():
@@ -135,20 +129,22 @@ def test_report_multi_objective_is_a_clear_error():
 
 # --------------------------------------------------------------------------------------------- the rungs
 def test_rung_value_is_read_at_the_rung_compute_not_the_last_report():
-    pruner = _pruner(LogLinear(), max_compute=100.0, min_compute=3.0, n_startup_trials=1)
+    # Rungs sit at 1.5**k; with min_compute=3 the first one is k=3 at 3.375.
+    pruner = _pruner(LogLinear(), max_compute=100.0, min_compute=3.0, n_startup_trials=1, rung_factor=1.5)
     study = _study(pruner)
     c = np.array([1.0, 2.0, 4.0, 8.0])
     l = np.array([5.0, 4.0, 3.0, 2.5])
     _run(study, c, l)
-    rec = study.trials[0].system_attrs[rung_key(0)]
-    expected = math.exp(np.interp(math.log(3.0), np.log(c), np.log(l)))
-    assert rec["compute"] == pytest.approx(3.0)
+    assert rung_key(2) not in study.trials[0].system_attrs  # 2.25 lies below min_compute
+    rec = study.trials[0].system_attrs[rung_key(3)]
+    expected = math.exp(np.interp(math.log(3.375), np.log(c), np.log(l)))
+    assert rec["compute"] == pytest.approx(3.375)
     assert rec["loss"] == pytest.approx(expected)
     assert rec["loss"] != pytest.approx(3.0)  # not the value at the report that crossed the rung
     assert rec["n_points"] == 3
-    # rung 1 at compute 6, again interpolated between the reports at 4 and 8
-    rec1 = study.trials[0].system_attrs[rung_key(1)]
-    assert rec1["loss"] == pytest.approx(math.exp(np.interp(math.log(6.0), np.log(c), np.log(l))))
+    # rung 4 at compute 5.0625, again interpolated between the reports at 4 and 8
+    rec1 = study.trials[0].system_attrs[rung_key(4)]
+    assert rec1["loss"] == pytest.approx(math.exp(np.interp(math.log(5.0625), np.log(c), np.log(l))))
 
 
 def test_big_late_winner_survives_because_of_the_forecast():
@@ -162,7 +158,7 @@ def test_big_late_winner_survives_because_of_the_forecast():
     big_c = np.geomspace(1.0, 1000.0, 16)
     number, state = _run(study, big_c, 1.0 + 3.0 * big_c**-0.3, params={"target": 1000.0})
     assert state == optuna.trial.TrialState.COMPLETE
-    rec = study.trials[number].system_attrs[rung_key(0)]
+    rec = study.trials[number].system_attrs[rung_key(2)]  # the rung at compute 4 = 2**2
     assert rec["loss"] > 2.2 and rec["forecast"] < 2.0 and rec["promoted"]
 
 
@@ -194,10 +190,10 @@ def test_small_trials_about_to_finish_do_not_take_a_large_trials_slot():
         _run(study, small_c, 1.0 + small_c**-0.5, params={"target": 5.0})
     big_c = np.geomspace(1.0, 100.0, 12)
     number, state = _run(study, big_c, 3.0 + 2.0 * big_c**-0.3, params={"target": 100.0})
-    rec = study.trials[number].system_attrs[rung_key(0)]
+    rec = study.trials[number].system_attrs[rung_key(2)]
     assert rec["promoted"] and rec["n_competitors"] == 1
     # Among themselves, the small trials are ranked: the pool of each holds the others.
-    assert study.trials[2].system_attrs[rung_key(0)]["n_competitors"] == 3
+    assert study.trials[2].system_attrs[rung_key(2)]["n_competitors"] == 3
 
 
 def test_trials_that_start_beyond_a_rung_compete_there_with_their_first_record():
@@ -206,10 +202,10 @@ def test_trials_that_start_beyond_a_rung_compete_there_with_their_first_record()
     big_c = np.geomspace(10.0, 1000.0, 12)  # first evaluation already beyond rungs 0-2
     _run(study, big_c, 1.0 + 3.0 * big_c**-0.3, params={"target": 1000.0})
     big = study.trials[0].system_attrs
-    assert rung_key(0) not in big and big["sh_scaling:first_rung"] >= 3
+    assert rung_key(1) not in big and big["sh_scaling:first_rung"] >= 4  # rungs at 2**k; it starts at 10
     small_c = np.geomspace(1.0, 40.0, 10)
     _, state = _run(study, small_c, 2.5 + 1.0 * small_c**-0.5, params={"target": 40.0})
-    rec = study.trials[1].system_attrs[rung_key(0)]  # rung 0 at compute 2, 10 times below the big one's start
+    rec = study.trials[1].system_attrs[rung_key(1)]  # rung 1 at compute 2, 5 times below the big one's start
     assert rec["n_competitors"] == 2 and rec["rank"] == 2 and not rec["promoted"]
     assert state == optuna.trial.TrialState.PRUNED
 
@@ -220,7 +216,7 @@ def test_startup_trials_are_promoted_not_pruned():
     states = [_run(study, *_power_curve(1.0 + i, c1=64.0))[1] for i in range(4)]
     assert states[:3] == [optuna.trial.TrialState.COMPLETE] * 3
     assert states[3] == optuna.trial.TrialState.PRUNED
-    rec = study.trials[1].system_attrs[rung_key(0)]
+    rec = study.trials[1].system_attrs[rung_key(2)]
     assert rec["promoted"] and rec["n_competitors"] == 2
 
 
@@ -241,13 +237,13 @@ def test_decisions_and_forecasts_are_stored_for_dashboard_and_samplers():
         assert t.user_attrs[FORECAST_KEY] == pytest.approx(rec["forecast"])
 
 
-def test_no_decision_during_warmup_fraction():
-    pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1, warmup_fraction=0.2)
+def test_no_decision_before_decision_start():
+    pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1, decision_start=0.2)
     study = _study(pruner)
     for i in range(3):
         _run(study, *_power_curve(1.0 + i, c1=64.0))
     decided = [int(k.rsplit(":", 1)[1]) for t in study.trials for k in t.system_attrs if k.startswith("sh_scaling:rung:")]
-    assert decided and min(decided) == 2  # rungs at 4 and 8 lie below 0.2 * 64
+    assert decided and min(decided) == 4  # rungs 2 and 3 (at 4 and 8) lie below 0.2 * 64
 
 
 def test_rung_factor_spaces_rungs_independently_of_the_quota():
@@ -257,7 +253,9 @@ def test_rung_factor_spaces_rungs_independently_of_the_quota():
     _run(study, *_power_curve(1.0, c1=64.0, n=30))
     recs = {int(k.rsplit(":", 1)[1]): v for k, v in study.trials[0].system_attrs.items()
             if k.startswith("sh_scaling:rung:")}
-    assert recs[1]["compute"] == pytest.approx(6.0) and recs[2]["compute"] == pytest.approx(9.0)
+    # Rungs at 1.5**k from min_compute=4 on: k=4 at 5.0625, k=5 at 7.59375.
+    assert min(recs) == 4
+    assert recs[4]["compute"] == pytest.approx(1.5**4) and recs[5]["compute"] == pytest.approx(1.5**5)
 
 
 def test_trial_without_forecast_is_ranked_on_observed_loss_at_the_rung():
@@ -265,7 +263,7 @@ def test_trial_without_forecast_is_ranked_on_observed_loss_at_the_rung():
     study = _study(pruner)
     _run(study, *_power_curve(3.0, c1=64.0))
     _run(study, *_power_curve(1.0, c1=64.0))  # lower loss at the same compute: promoted
-    rec = study.trials[1].system_attrs[rung_key(0)]
+    rec = study.trials[1].system_attrs[rung_key(2)]
     assert rec["ranking"] == "observed" and rec["promoted"] and rec["rank"] == 1
 
 
@@ -275,15 +273,18 @@ def test_no_rung_at_or_beyond_the_trials_target():
     for i in range(3):
         _run(study, *_power_curve(1.0 + i, c1=8.0))
     for t in study.trials:
-        assert rung_key(1) not in t.system_attrs  # rung 1 sits at 8 = max_compute
+        assert rung_key(3) not in t.system_attrs  # rung 3 sits at 8 = max_compute
 
 
-def test_auto_first_rung_is_fixed_in_study_storage():
-    pruner = _pruner(LogLinear(), max_compute=100.0)
+def test_rung_grid_is_fixed_without_shared_state():
+    pruner = _pruner(LogLinear(), max_compute=100.0, rung_factor=1.5)
     study = _study(pruner)
     c, l = _power_curve(1.0, c1=100.0)
     _run(study, c, l)
-    assert study._storage.get_study_system_attrs(study._study_id)[MIN_COMPUTE_STUDY_KEY] == pytest.approx(c[2])
+    assert study._storage.get_study_system_attrs(study._study_id) == {}
+    recs = {int(k.rsplit(":", 1)[1]): v for k, v in study.trials[0].system_attrs.items()
+            if k.startswith("sh_scaling:rung:")}
+    assert recs and all(v["compute"] == pytest.approx(1.5**k) for k, v in recs.items())
 
 
 def test_pruner_compute_fn_lets_plain_trial_report_work():
@@ -294,7 +295,7 @@ def test_pruner_compute_fn_lets_plain_trial_report_work():
         c, l = _power_curve(1.0 + i, n=13, c1=64.0)
         _run(study, c, l, use_report=False)
     assert study.trials[1].state == optuna.trial.TrialState.PRUNED
-    assert rung_key(0) in study.trials[0].system_attrs
+    assert rung_key(2) in study.trials[0].system_attrs
 
 
 def test_frontier_score_keeps_the_small_model_that_owns_low_compute():
@@ -304,13 +305,16 @@ def test_frontier_score_keeps_the_small_model_that_owns_low_compute():
     target = np.array([10.0, 1000.0, 1000.0])
     mean = np.array([2.2, 2.0, 2.0])
     start = np.ones(3)
-    scores = _frontier_scores(start, loss_r, target, mean, mean, math.inf)
+    everyone = np.ones(3, bool)
+    scores = frontier_scores(start, loss_r, target, mean, np.zeros(3), optimism=None, at_risk=everyone)
     assert scores[0] < 0  # the small trial lowers the others' frontier somewhere
     assert np.argmin(scores) == 0
     # best_loss would rank it last
     assert np.argmax(mean) == 0
-    # An observed floor below everything means nobody can lower the frontier.
-    assert np.all(_frontier_scores(start, loss_r, target, mean, mean, 1.5) > 0)
+    # An observed point below everything (of a curve no longer competing) means nobody can lower the frontier.
+    floor = (np.array([0.5]), np.array([1.5]), np.array([-1]))
+    assert np.all(frontier_scores(start, loss_r, target, mean, np.zeros(3), optimism=None, at_risk=everyone,
+                                  anchors=floor) > 0)
 
 
 @pytest.mark.parametrize("objective, expected", [("frontier", "COMPLETE"), ("best_loss", "PRUNED")])
@@ -352,7 +356,7 @@ def test_failed_surrogate_fit_falls_back_and_is_recorded():
     study = _study(pruner)
     for i in range(3):
         _run(study, *_power_curve(1.0 + i, c1=64.0))
-    rec = study.trials[1].system_attrs[rung_key(0)]
+    rec = study.trials[1].system_attrs[rung_key(2)]
     assert rec["fallback"] is True and "did not converge" in rec["reason"]
     assert study.trials[1].state == optuna.trial.TrialState.PRUNED  # observed ranking still works
 
@@ -419,9 +423,12 @@ def test_pruner_pickles_and_keeps_no_trial_state():
     study = _study(pruner)
     _run(study, *_power_curve(1.0, c1=64.0))
     clone = pickle.loads(pickle.dumps(pruner))
-    assert clone._min_compute is None and not clone._first_rung_cache
-    # A fresh pruner object on the same storage reads the same first rung back.
-    assert clone._first_rung(study, np.array([1.0])) == pruner._first_rung(study, np.array([1.0]))
+    assert clone._min_compute is None and not clone._warned
+    # A fresh pruner object on the same storage continues the study: same decisions on a new trial.
+    study.pruner = clone
+    _run(study, *_power_curve(1.0, c1=64.0))
+    a, b = (sorted(k for k in t.system_attrs if k.startswith("sh_scaling:rung:")) for t in study.trials)
+    assert a == b and a
 
 
 def test_threads_share_one_pruner():
@@ -482,7 +489,7 @@ def test_prune_never_raises_and_never_loses_a_report(curves, order_seed, eta, ob
         frozen = study._storage.get_trial(trial._trial_id)
         assert sorted(frozen.intermediate_values) == list(range(len(points)))
         for s in range(len(points)):
-            assert frozen.system_attrs[compute_key(s)] == pytest.approx(compute[s])
+            assert reported_compute(frozen)[s] == pytest.approx(compute[s])
             got = frozen.intermediate_values[s]
             assert got == loss[s] or (math.isnan(got) and math.isnan(loss[s]))
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)

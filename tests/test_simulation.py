@@ -16,7 +16,7 @@ def _crossing_pair():
 def test_rounds():
     assert [n_rounds(k, 2) for k in (1, 2, 5, 8, 10, 20)] == [1, 1, 3, 3, 4, 5]
     assert n_rounds(9, 3) == 2
-    with pytest.raises(ValueError, match="eta"):
+    with pytest.raises(ValueError, match="reduction_factor"):
         n_rounds(4, 1)
 
 
@@ -141,11 +141,11 @@ def test_optimistic_quantile_changes_the_ranking_value():
     ])
     # Round 1 trains each to compute 10: the sparse curve has 3 points, so its forecast is the least certain.
     mean = allocate(cands, 80.0, Strategy("m", "forecast", Uncertain()))
-    low = allocate(cands, 80.0, Strategy("q", "forecast", Uncertain(), quantile=0.05))
+    low = allocate(cands, 80.0, Strategy("q", "forecast", Uncertain(), optimism=0.05))
     assert sorted(mean.survivors[1]) == ["dense1", "dense2"]
     assert sorted(low.survivors[1]) == ["dense1", "sparse"]
-    with pytest.raises(ValueError, match="quantile"):
-        Strategy("bad", "forecast", Uncertain(), quantile=0.9)
+    with pytest.raises(ValueError, match="optimism"):
+        Strategy("bad", "forecast", Uncertain(), optimism=0.9)
 
 
 def test_carry_over_spends_what_finished_curves_leave():

@@ -2,31 +2,45 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
-import weakref
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import optuna
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
+from optuna.trial import TrialState
 
-from sh_scaling.pruning._attrs import (
+from sh_scaling.halving import (
+    DECISION_START,
+    DEFAULT_OPTIMISM,
+    RTOL,
+    WARMUP_FRACTION,
+    Decision,
+    decide,
+    fit_window,
+    forecast_scores,
+    frontier_scores,
+    rung_compute,
+    rungs_crossed,
+)
+from sh_scaling.keys import (
+    CHECKED_RUNG_KEY,
     DECISION_KEY,
     FIRST_RUNG_KEY,
     FORECAST_KEY,
-    HOW_TO_REPORT,
     MAX_COMPUTE_KEY,
-    MIN_COMPUTE_STUDY_KEY,
+    NO_DECISION_WARNING_KEY,
     PRUNED_KEY,
-    clean_float,
-    loss_at,
-    observed_curve,
+    RUNG_PREFIX,
     rung_key,
 )
-from sh_scaling.surrogates._base import MIN_POINTS, Forecast, MultiCurveSurrogate, Surrogate, forecast
+from sh_scaling.pruning._compute import HOW_TO_REPORT, clean_float, last_reported, loss_at, observed_curve
+from sh_scaling.surrogates import MIN_POINTS, Forecast, MultiCurveSurrogate, Surrogate, forecast
 
 __all__ = ["SurrogateHalvingPruner"]
 
@@ -35,29 +49,29 @@ _OBJECTIVES = ("best_loss", "frontier")
 # A multi-curve surrogate is fitted on the deciding trial and at most this many other trials' curves (a GP over
 # 20 curves x 20 points fits in about 15 ms).
 _MAX_PEERS = 19
-# Relative tolerance on compute comparisons: rung boundaries are products of floats.
-_RTOL = 1e-9
 
 
 class SurrogateHalvingPruner(BasePruner):
     """Asynchronous successive halving whose rungs are in compute, ranking trials by where they are going.
 
-    Rung ``k`` sits at compute ``r_k = min_compute * rung_factor**k``. When a trial's reports first pass ``r_k``
-    (with ``warmup_fraction * max_compute <= r_k < max_compute``), the pruner
+    Rungs sit on a fixed geometric grid in compute, ``r_k = rung_factor**k`` (in the unit compute is reported
+    in; :func:`sh_scaling.halving.rung_compute`), the same in every process and for every arrival order. When
+    a trial's reports first pass ``r_k`` (with ``decision_start * max_compute <= r_k < max_compute``, and at
+    least three points up to ``r_k`` so that forecasts, not observed minima, are compared), the pruner
 
     1. reads the trial's loss at exactly ``r_k``, interpolated (log-log) between the reports around it;
     2. asks the surrogate for the loss the trial would reach at its ``max_compute``, fitted on the points up to
-       ``r_k`` (through :func:`sh_scaling.surrogates.forecast`, which falls back to the observed minimum, with
-       the reason recorded, for short curves and failed fits); a rung is decided once the trial has three
-       points up to it, so that forecasts, not observed minima, are compared;
+       ``r_k`` past the warm-up (through :func:`sh_scaling.surrogates.forecast`, which falls back to the
+       observed minimum, with the reason recorded, for short curves and failed fits);
     3. compares it with every other trial that has passed ``r_k``: those read at ``r_k`` when *they* crossed
        it (trials of different sizes are compared at equal compute, never on "their last value"), and those
        whose first evaluations already lay beyond ``r_k`` (larger models), with their first record;
-    4. promotes the trial if it ranks in the top ``ceil(n / reduction_factor)`` of the ``n`` trials that go at
-       least as far as it would next (a large model is not promoted merely for beating small models that are
-       about to finish anyway), or, for the frontier objective, if it could lower the frontier; it prunes
-       the trial otherwise. Trials are never paused (asynchronous SH, Li et al.,
-       MLSys 2020).
+    4. scores them with the decision core (:mod:`sh_scaling.halving`, the same scores fixed-budget halving
+       uses in :func:`sh_scaling.simulation.allocate`) and promotes the trial if it ranks in the top
+       ``ceil(n / reduction_factor)`` of the ``n`` trials that go at least as far as it would next (a large
+       model is not promoted merely for beating small models that are about to finish anyway), or, for the
+       frontier objective with ``keep_below_frontier``, if its path could lower the frontier; it prunes the
+       trial otherwise. Trials are never paused (asynchronous SH, Li et al., MLSys 2020).
 
     Ranking on forecasts instead of the current loss is the point (Schram et al., *Active Budget Allocation for
     Efficient Scaling Law Estimation via Surrogate-Guided Pruning*, ICML 2026): small models look good early
@@ -71,24 +85,23 @@ class SurrogateHalvingPruner(BasePruner):
     arrivals promote ``ceil(n / eta)`` of them, where Optuna's rule makes the first ``eta - 1`` arrivals beat
     everyone.
 
-    State: nothing about trials is kept in this object. Each rung decision, with the forecast behind it, is a
-    system attribute of the trial (``sh_scaling:rung:<k>``); the latest decision and forecast final loss are
-    user attributes (``sh_scaling:decision``, ``sh_scaling:forecast_final_loss``), visible in optuna-dashboard
-    and readable by samplers. The study therefore runs unchanged on many threads, processes (JournalStorage)
-    or machines (RDBStorage).
+    State: nothing about trials is kept in this object, and the rung grid needs no shared state at all. Each
+    rung decision, with the forecast behind it, is a system attribute of the trial (keys in
+    :mod:`sh_scaling.keys`); the latest decision and forecast final loss are user attributes, visible in
+    optuna-dashboard and readable by samplers. The study therefore runs unchanged on many threads, processes
+    (JournalStorage) or machines (RDBStorage).
 
     Args:
         surrogate: ``"powerlaw"`` (default: a fit costs milliseconds), ``"exponential"``, ``"mmf"``, ``"gp"``,
             ``"gp-multi"``, or any object with the surrogate protocol (``fit(compute, loss)`` /
-            ``predict(compute, return_std=True)``); objects are deep-copied before each fit. A multi-curve
+            ``predict(compute, return_std=True)``); objects are copied before each fit. A multi-curve
             surrogate (``"gp-multi"``, or an object with ``fit_many``/``predict_many``) is fitted on the deciding
             trial together with the observed curves of up to 19 other trials, the most recent ones.
         max_compute: Compute a trial is meant to reach if never pruned: a number, or a function of the trial's
             params (``lambda p: 6 * n_params(p) * p["tokens"]``). :func:`sh_scaling.report` can also set it
-            per trial. Required by one of these routes; must be positive.
-        min_compute: Compute of the first rung. ``None``: the compute of the third report of the first trial
-            to make three (stored in the study's system attributes, so every worker uses the same rungs). Set it
-            explicitly for sweeps over model sizes, e.g. to the smallest model's third evaluation.
+            per trial. Required by one of these routes; must be positive and in the unit compute is reported
+            in (a warning, recorded in the study, says when reports never enter the decision window).
+        min_compute: No rung below this compute. ``None`` (default): rungs from the trial's third report on.
         reduction_factor: ``eta`` > 1: about ``1/eta`` of the trials at a rung go on. Default 4, as Optuna's
             ``SuccessiveHalvingPruner`` (Schram et al. use 2 in a synchronous, fixed-budget schedule; with
             asynchronous rungs 1.5x apart, 4 spent less for the same regret on both curve sets of
@@ -99,23 +112,29 @@ class SurrogateHalvingPruner(BasePruner):
         n_startup_trials: At each rung, the first ``n_startup_trials`` trials to arrive are promoted.
             Default 2: a decision between two forecasts is a coin toss where they are close; from the third
             arrival on, trials are ranked.
-        warmup_fraction: No decision before a trial has spent this fraction of its ``max_compute`` (learning
-            rate warm-up makes the first points useless for forecasts). Default 0.05.
+        decision_start: No decision before a trial has spent this fraction of its ``max_compute``. Default
+            0.05 (:data:`sh_scaling.halving.DECISION_START`).
+        warmup_fraction: Points before this fraction of the trial's ``max_compute`` are left out of surrogate
+            fits (learning-rate warm-up bends the start of a curve away from any law); the same setting as the
+            simulator's strategies. Default 0.02 (:data:`sh_scaling.halving.WARMUP_FRACTION`).
         optimism: ``None`` or ``"mean"`` ranks on the forecast mean; a quantile ``q`` in (0, 0.5] gives the
             trial being decided the benefit of the doubt: its lower ``q`` quantile is set against the others'
-            means. Default 0.4.
+            means. Default 0.4 (:data:`sh_scaling.halving.DEFAULT_OPTIMISM`).
         objective: ``"frontier"`` (default) ranks on how far below the loss-compute frontier of the other
-            trials the trial's forecast path goes, anywhere in the compute range, and keeps (whatever its rank)
-            a trial whose optimistic path goes below the others' somewhere: a small model that could own the
-            frontier at low compute is kept although it will never reach the best loss; this is what the
-            fitted scaling law needs. ``"best_loss"`` (the paper's proxy) ranks on the forecast loss at
-            ``max_compute``.
+            trials (their forecast paths and every point recorded at a rung) the trial's forecast path goes,
+            anywhere in the compute range: a small model that could own the frontier at low compute is kept
+            although it will never reach the best loss; this is what the fitted scaling law needs.
+            ``"best_loss"`` (the paper's proxy) ranks on the forecast loss at ``max_compute``.
+        keep_below_frontier: With the frontier objective, keep a trial whose optimistic path goes below the
+            others' frontier somewhere, whatever its rank. Default True.
         compute_fn: ``compute_fn(params, step)`` gives the compute of a step reported with plain
             ``trial.report`` (used when no compute was reported with :func:`sh_scaling.report`).
 
-    Raises (from :meth:`prune`, so the trial fails with the message): ``ValueError`` for a maximize or
-    multi-objective study, a trial with losses but no compute, and a missing or non-positive ``max_compute``.
-    A NaN or infinite loss prunes the trial, with the reason in ``sh_scaling:pruned``.
+    Raises: ``ValueError`` at construction for settings that can be checked then (numbers out of range,
+    functions that cannot take the arguments they will be given); from :meth:`prune` (so the trial fails with
+    the message) for a maximize or multi-objective study, a trial with losses but no compute, and a
+    ``max_compute`` that is missing, non-positive, or whose function raises (the message names it). A NaN or
+    infinite loss prunes the trial, with the reason in its attributes.
 
     Example::
 
@@ -143,9 +162,11 @@ class SurrogateHalvingPruner(BasePruner):
         reduction_factor: float = 4,
         rung_factor: float | None = 1.5,
         n_startup_trials: int = 2,
-        warmup_fraction: float = 0.05,
-        optimism: float | str | None = 0.4,
+        decision_start: float = DECISION_START,
+        warmup_fraction: float = WARMUP_FRACTION,
+        optimism: float | str | None = DEFAULT_OPTIMISM,
         objective: str = "frontier",
+        keep_below_frontier: bool = True,
         compute_fn: Callable[[dict[str, Any], int], float] | None = None,
     ) -> None:
         if isinstance(surrogate, str):
@@ -155,52 +176,61 @@ class SurrogateHalvingPruner(BasePruner):
             raise ValueError(
                 f"surrogate={surrogate!r} has neither fit/predict nor fit_many/predict_many (the surrogate protocol)"
             )
-        if max_compute is not None and not callable(max_compute):
-            _check_positive("max_compute", max_compute)
+        if max_compute is not None:
+            if callable(max_compute):
+                _check_callable("max_compute", max_compute, "max_compute(params)", 1)
+            else:
+                _check_positive("max_compute", max_compute)
         if min_compute is not None:
             _check_positive("min_compute", min_compute)
-        if not (isinstance(reduction_factor, (int, float)) and math.isfinite(reduction_factor) and reduction_factor > 1):
+        if not (_is_number(reduction_factor) and reduction_factor > 1):
             raise ValueError(f"reduction_factor={reduction_factor!r}: must be a number > 1")
-        if rung_factor is not None and not (
-            isinstance(rung_factor, (int, float)) and math.isfinite(rung_factor) and rung_factor > 1
-        ):
+        if rung_factor is not None and not (_is_number(rung_factor) and rung_factor > 1):
             raise ValueError(f"rung_factor={rung_factor!r}: must be a number > 1 (or None for reduction_factor)")
         if not (isinstance(n_startup_trials, int) and n_startup_trials >= 0):
             raise ValueError(f"n_startup_trials={n_startup_trials!r}: must be an integer >= 0")
-        if not (isinstance(warmup_fraction, (int, float)) and 0 <= warmup_fraction < 1):
-            raise ValueError(f"warmup_fraction={warmup_fraction!r}: must be in [0, 1)")
+        for name, value in (("decision_start", decision_start), ("warmup_fraction", warmup_fraction)):
+            if not (_is_number(value) and 0 <= value < 1):
+                raise ValueError(f"{name}={value!r}: must be in [0, 1)")
         if optimism == "mean":
             optimism = None
-        if optimism is not None and not (isinstance(optimism, (int, float)) and 0 < optimism <= 0.5):
+        if optimism is not None and not (_is_number(optimism) and 0 < optimism <= 0.5):  # type: ignore[operator]
             raise ValueError(f"optimism={optimism!r}: use None / 'mean' or a lower quantile in (0, 0.5]")
         if objective not in _OBJECTIVES:
             raise ValueError(f"objective={objective!r}: choose one of {list(_OBJECTIVES)}")
-        if compute_fn is not None and not callable(compute_fn):
-            raise ValueError(f"compute_fn={compute_fn!r}: must be callable as compute_fn(params, step)")
+        if compute_fn is not None:
+            if not callable(compute_fn):
+                raise ValueError(f"compute_fn={compute_fn!r}: must be callable as compute_fn(params, step)")
+            _check_callable("compute_fn", compute_fn, "compute_fn(params, step)", 2)
         self._surrogate = surrogate
         self._max_compute = max_compute
         self._min_compute = None if min_compute is None else float(min_compute)
         self._eta = float(reduction_factor)
         self._spacing = float(reduction_factor if rung_factor is None else rung_factor)
         self._n_startup = n_startup_trials
+        self._decision_start = float(decision_start)
         self._warmup = float(warmup_fraction)
-        self._optimism = None if optimism is None else float(optimism)
+        self._optimism = None if optimism is None else float(optimism)  # type: ignore[arg-type]
         self._objective = objective
+        self._keep = bool(keep_below_frontier)
         self._compute_fn = compute_fn
-        # The only lazy state: the study's first rung once it is fixed in storage (per study; read-only after).
-        # Keyed weakly by storage, so that a storage that is gone (and its id reused) is never confused.
-        self._first_rung_cache: weakref.WeakKeyDictionary[Any, dict[int, float]] = weakref.WeakKeyDictionary()
+        # Studies (by storage and id) whose no-decision warning has been given by this object: a cache only,
+        # the record itself is in the study's system attributes.
+        self._warned: set[tuple[int, int]] = set()
+        # Finished trials already checked for "never decided", per study (a cache: checking again is harmless).
+        self._checked: dict[tuple[int, int], set[int]] = {}
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        # Picklable (workers of other frameworks receive the pruner by pickle); the cache is rebuilt from storage.
+        # Picklable (workers of other frameworks receive the pruner by pickle).
         state = self.__dict__.copy()
-        del state["_lock"], state["_first_rung_cache"]
+        del state["_lock"]
+        state["_warned"] = set()
+        state["_checked"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._first_rung_cache = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------------------------
@@ -212,6 +242,20 @@ class SurrogateHalvingPruner(BasePruner):
         attrs = trial.system_attrs
         if PRUNED_KEY in attrs:
             return True
+        target = self._target(trial, attrs)
+        fast = self._latest_point(trial, attrs)
+        if fast is not None:
+            last_step, c_last = fast
+            last_loss = values.get(last_step)
+            rung = _highest_rung(c_last, self._spacing)
+            checked = attrs.get(CHECKED_RUNG_KEY)
+            # Between rungs nothing can change: the rungs up to the latest report were all looked at.
+            if last_loss is not None and math.isfinite(last_loss) and checked is not None and rung <= checked:
+                return False
+        return self._prune_slow(study, trial, attrs, target)
+
+    def _prune_slow(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, attrs: Any, target: float) -> bool:
+        values = trial.intermediate_values
         storage, tid = study._storage, trial._trial_id
         bad = [s for s in sorted(values) if not math.isfinite(values[s])]
         if bad:
@@ -225,23 +269,35 @@ class SurrogateHalvingPruner(BasePruner):
                 f"trial {trial.number}: {len(values)} loss(es) reported but no compute "
                 f"({'; '.join(notes[:2])}); {HOW_TO_REPORT}"
             )
-        target = self._target(trial, attrs)
-        first = self._first_rung(study, compute)
-        if first is None:
-            return False
-        log_eta = math.log(self._spacing)
-        k_lo = max(0, math.ceil(math.log(compute[0] / first) / log_eta - _RTOL))
-        k_hi = math.floor(math.log(compute[-1] / first) / log_eta + _RTOL)
-        for k in range(k_lo, k_hi + 1):
-            r = first * self._spacing**k
-            if r >= target * (1 - _RTOL):
+        if compute[0] >= target * (1 - RTOL):
+            self._warn_no_decision(
+                study,
+                f"trial {trial.number} reported compute {compute[0]:.4g} at its first point, at or past its "
+                f"max_compute {target:.4g}: no rung lies within its reports, so the pruner cannot decide it. Is "
+                "max_compute in the unit compute is reported in (FLOPs, PF-days, ...)?",
+            )
+        increasing = [n for n in notes if "does not increase" in n]
+        if increasing:
+            self._warn_no_decision(
+                study,
+                f"trial {trial.number}: compute does not increase from one report to the next "
+                f"({increasing[0]}); such reports are left out of its curve, and a curve without increasing "
+                "compute is never decided. Check compute_fn or the compute passed to sh_scaling.report.",
+            )
+        self._check_finished_trials(study)
+        highest = _highest_rung(float(compute[-1]), self._spacing)
+        for k in rungs_crossed(float(compute[0]), float(compute[-1]), self._spacing):
+            r = rung_compute(k, self._spacing)
+            if r >= target * (1 - RTOL):
                 break
-            if r < self._warmup * target:
+            if self._min_compute is not None and r < self._min_compute * (1 - RTOL):
+                continue
+            if r < self._decision_start * target:
                 continue
             # A rung is decided once the trial has MIN_POINTS points up to it (its loss at the rung included),
             # so that what is compared at a rung is a surrogate forecast, not an observed minimum set against
             # forecasts; a trial whose first reports lie beyond the early rungs starts at a later one.
-            if int(np.count_nonzero(compute < r * (1 - _RTOL))) + 1 < MIN_POINTS:
+            if int(np.count_nonzero(compute < r * (1 - RTOL))) + 1 < MIN_POINTS:
                 continue
             record = attrs.get(rung_key(k))
             if record is not None:
@@ -250,10 +306,25 @@ class SurrogateHalvingPruner(BasePruner):
                 continue
             if not self._decide(study, trial, attrs, k, r, compute, loss, target, notes):
                 return True
+        if attrs.get(CHECKED_RUNG_KEY) is None or highest > attrs.get(CHECKED_RUNG_KEY):
+            storage.set_trial_system_attr(tid, CHECKED_RUNG_KEY, highest)
         return False
 
     # ----------------------------------------------------------------------------------------------------
-    def _target(self, trial: optuna.trial.FrozenTrial, attrs: Mapping[str, Any]) -> float:
+    def _latest_point(self, trial: optuna.trial.FrozenTrial, attrs: Any) -> tuple[int, float] | None:
+        """The latest report's step and compute, read without rebuilding the curve (``None``: unknown)."""
+        last = last_reported(attrs)
+        if last is not None:
+            return last
+        if self._compute_fn is None:
+            return None
+        step = max(trial.intermediate_values)
+        try:
+            return step, float(self._compute_fn(dict(trial.params), int(step)))
+        except Exception:  # noqa: BLE001 - the slow path records why
+            return None
+
+    def _target(self, trial: optuna.trial.FrozenTrial, attrs: Any) -> float:
         value = attrs.get(MAX_COMPUTE_KEY)
         if value is None:
             if self._max_compute is None:
@@ -261,7 +332,21 @@ class SurrogateHalvingPruner(BasePruner):
                     f"trial {trial.number}: no max_compute; pass max_compute= to SurrogateHalvingPruner (a number "
                     "or a function of trial.params) or to sh_scaling.report"
                 )
-            value = self._max_compute(dict(trial.params)) if callable(self._max_compute) else self._max_compute
+            if callable(self._max_compute):
+                try:
+                    value = self._max_compute(dict(trial.params))
+                except KeyError as exc:
+                    raise ValueError(
+                        f"trial {trial.number}: max_compute(params) read the param {exc} that the trial does not "
+                        f"have (its params: {sorted(trial.params)})"
+                    ) from exc
+                except Exception as exc:  # noqa: BLE001 - re-raised with the function named
+                    raise ValueError(
+                        f"trial {trial.number}: max_compute(params) raised {type(exc).__name__}: {exc} "
+                        f"(params: {dict(trial.params)})"
+                    ) from exc
+            else:
+                value = self._max_compute
         try:
             value = float(value)
         except (TypeError, ValueError):
@@ -270,26 +355,55 @@ class SurrogateHalvingPruner(BasePruner):
             raise ValueError(f"trial {trial.number}: max_compute is {value!r}; it must be a positive finite number")
         return value
 
-    def _first_rung(self, study: optuna.study.Study, compute: np.ndarray) -> float | None:
-        if self._min_compute is not None:
-            return self._min_compute
-        storage, sid = study._storage, study._study_id
+    def _warn_no_decision(self, study: optuna.study.Study, message: str) -> None:
+        """Warn once per study (and record it in the study) that trials pass without a decision."""
+        key = (id(study._storage), study._study_id)
         with self._lock:
-            cached = self._first_rung_cache.get(storage, {}).get(sid)
-        if cached is not None:
-            return cached
-        value = study._storage.get_study_system_attrs(study._study_id).get(MIN_COMPUTE_STUDY_KEY)
-        if value is None:
-            if compute.size < MIN_POINTS:
-                return None
-            value = float(compute[MIN_POINTS - 1])
-            study._storage.set_study_system_attr(study._study_id, MIN_COMPUTE_STUDY_KEY, value)
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        storage = study._storage
+        if NO_DECISION_WARNING_KEY not in storage.get_study_system_attrs(study._study_id):
+            storage.set_study_system_attr(study._study_id, NO_DECISION_WARNING_KEY, message)
+            warnings.warn(f"SurrogateHalvingPruner: {message}", UserWarning, stacklevel=3)
+
+    def _check_finished_trials(self, study: optuna.study.Study) -> None:
+        """Warn when a trial finished without ever reaching a rung the pruner could decide at."""
+        key = (id(study._storage), study._study_id)
         with self._lock:
-            self._first_rung_cache.setdefault(storage, {})[sid] = float(value)
-        return float(value)
+            if key in self._warned:
+                return
+            seen = self._checked.setdefault(key, set())
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t._trial_id in seen:
+                continue
+            with self._lock:
+                seen.add(t._trial_id)
+            sa = t.system_attrs
+            if not t.intermediate_values or FIRST_RUNG_KEY in sa or PRUNED_KEY in sa:
+                continue
+            c, _, _ = observed_curve(t.intermediate_values, sa, t.params, self._compute_fn)
+            if c.size < MIN_POINTS:
+                continue
+            try:
+                target = self._target(t, sa)
+            except ValueError:
+                continue
+            self._warn_no_decision(
+                study,
+                f"trial {t.number} finished without a decision: its reports spanned compute {c[0]:.4g} to "
+                f"{c[-1]:.4g}, and the pruner decides between {self._decision_start:g} x max_compute = "
+                f"{self._decision_start * target:.4g} and max_compute = {target:.4g}. Is max_compute in the unit "
+                "compute is reported in (FLOPs, PF-days, ...)?",
+            )
+            return
 
     def _shares_curves(self) -> bool:
         return self._surrogate == "gp-multi" or isinstance(self._surrogate, MultiCurveSurrogate)
+
+    def _fit_points(self, compute: np.ndarray, loss: np.ndarray, planned: float) -> tuple[np.ndarray, np.ndarray]:
+        keep = fit_window(compute, planned, self._warmup)
+        return compute[keep], loss[keep]
 
     def _peer_curves(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> list[tuple[Any, Any]]:
         """Other trials' observed curves, for a multi-curve surrogate to borrow strength from (the most recent
@@ -327,7 +441,7 @@ class SurrogateHalvingPruner(BasePruner):
         self,
         study: optuna.study.Study,
         trial: optuna.trial.FrozenTrial,
-        attrs: Mapping[str, Any],
+        attrs: Any,
         k: int,
         r: float,
         compute: np.ndarray,
@@ -336,9 +450,10 @@ class SurrogateHalvingPruner(BasePruner):
         notes: list[str],
     ) -> bool:
         loss_r = loss_at(compute, loss, r)
-        before = compute < r * (1 - _RTOL)
+        before = compute < r * (1 - RTOL)
         peers = self._peer_curves(study, trial) if self._shares_curves() else []
-        fc = self._forecast(np.append(compute[before], r), np.append(loss[before], loss_r), target, peers)
+        fit_c, fit_l = self._fit_points(np.append(compute[before], r), np.append(loss[before], loss_r), target)
+        fc = self._forecast(fit_c, fit_l, target, peers)
         mean, std = float(fc.mean[0]), float(fc.std[0])
         record: dict[str, Any] = {
             "compute": r,
@@ -352,135 +467,116 @@ class SurrogateHalvingPruner(BasePruner):
         }
         if notes:
             record["skipped_reports"] = notes[:5]
+        others, anchors = competitors_at(study, trial, k)
+        decision, ranking, score = self.decide_record(record, others, anchors, r)
+        record.update(objective=self._objective, promoted=decision.promoted, rule=decision.rule,
+                      n_competitors=decision.n)
+        if decision.rule != "startup":
+            record.update(rank=decision.rank, quota=decision.quota, score=clean_float(score), ranking=ranking)
+        source = "observed minimum" if record["fallback"] else "surrogate"
+        score_text = "" if decision.rule == "startup" else f"; {ranking} score {score:.5g}"
+        text = (
+            f"{'promoted' if decision.promoted else 'pruned'} at rung {k} (compute {r:.4g}): loss {loss_r:.5g}, "
+            f"forecast {mean:.5g} at {target:.4g} ({source}){score_text}; {decision.explain()}"
+        )
+        storage, tid = study._storage, trial._trial_id
+        storage.set_trial_system_attr(tid, rung_key(k), record)
+        if FIRST_RUNG_KEY not in attrs:
+            storage.set_trial_system_attr(tid, FIRST_RUNG_KEY, k)
+        storage.set_trial_user_attr(tid, FORECAST_KEY, clean_float(mean))
+        storage.set_trial_user_attr(tid, DECISION_KEY, text)
+        if not decision.promoted:
+            storage.set_trial_system_attr(tid, PRUNED_KEY, text)
+        return decision.promoted
 
-        key = rung_key(k)
-        # Competitors: every trial that has passed this rung's compute. Those with a record here were read at
-        # exactly r. Those that started beyond r (a larger model's first evaluations already cost more) have
-        # no value at r; they take part with their first record, which is later in compute and better informed.
-        others: list[dict[str, Any]] = []
-        floor = math.inf
-        for other in study.get_trials(deepcopy=False):
-            if other._trial_id == trial._trial_id:
-                continue
-            sa = other.system_attrs
-            rec = sa.get(key)
-            if rec is None:
-                j = sa.get(FIRST_RUNG_KEY)
-                rec = sa.get(rung_key(j)) if j is not None and j > k else None
-            if rec is not None and rec.get("forecast") is not None:
-                others.append(rec)
-            if self._objective == "frontier":
-                for j in range(k):
-                    low = sa.get(rung_key(j))
-                    if low is not None:
-                        floor = min(floor, low["loss"])
+    def decide_record(
+        self,
+        record: dict[str, Any],
+        others: list[dict[str, Any]],
+        anchors: tuple[np.ndarray, np.ndarray, np.ndarray],
+        r: float,
+    ) -> tuple[Decision, str, float]:
+        """The decision core applied to one rung: ``record`` (the trial being decided) against ``others``.
+
+        Returns the decision, the ranking used (``"observed"`` when the trial's own forecast fell back) and
+        the trial's score. Pure: reads nothing from storage, so tests can check it against the core directly.
+        """
         # The quota applies among the trials that compete for the same next slice of compute: those meant to
-        # go at least as far as this one does next (to the next rung, or to its end if that comes first). A
-        # large model is not promoted merely for beating small ones that are about to finish anyway.
-        reach = min(target, r * self._spacing) * (1 - _RTOL)
+        # go at least as far as this one does next (to the next rung, or to its end if that comes first).
+        reach = min(record["target"], r * self._spacing) * (1 - RTOL)
         ranking = self._objective
         if record["fallback"]:
             # No forecast for this trial (too short, failed fit, implausible prediction): rank it as plain
             # successive halving would, on its loss at this rung's compute, among the trials read there too.
             ranking = "observed"
-            others = [rec for rec in others if abs(rec["compute"] / r - 1) < 1e-6]
+            keep = [i for i, rec in enumerate(others) if abs(rec["compute"] / r - 1) < 1e-6]
+            others = [others[i] for i in keep]
         in_pool = np.array([rec["target"] >= reach for rec in others], dtype=bool)
-        n = int(in_pool.sum()) + 1
-        if n <= self._n_startup:
-            promoted, why = True, f"startup ({n} of {self._n_startup} trials at this rung)"
-            record.update(n_competitors=n)
+        everyone = [record, *others]
+        at_risk = np.zeros(len(everyone), bool)
+        at_risk[0] = True  # asynchronous: only the trial being decided gets the benefit of the doubt
+        if ranking == "observed":
+            scores = np.array([rec["loss"] for rec in everyone], dtype=float)
         else:
-            if ranking == "observed":
-                scores = np.array([loss_r] + [rec["loss"] for rec in others], dtype=float)
+            mean = np.array([rec["forecast"] for rec in everyone], dtype=float)
+            std = np.array([rec.get("std") or 0.0 for rec in everyone], dtype=float)
+            if ranking == "best_loss":
+                scores = forecast_scores(mean, std, optimism=self._optimism, at_risk=at_risk)
             else:
-                scores = self._scores([record, *others], floor)
-            rank = 1 + int(np.sum(scores[1:][in_pool] < scores[0]))
-            quota = math.ceil(n / self._eta)
-            promoted = rank <= quota
-            if ranking == "frontier" and scores[0] < 0:
-                # Its optimistic path goes below every other trial's forecast somewhere: it could lower the
-                # frontier, so it is kept whatever its rank.
-                promoted = True
-            why = f"ranked {rank} of {n} ({ranking} score {scores[0]:.5g}); top {quota} go on"
-            record.update(n_competitors=n, rank=rank, quota=quota, score=clean_float(scores[0]), ranking=ranking)
-        record.update(objective=self._objective, promoted=promoted)
-        source = "observed minimum" if record["fallback"] else "surrogate"
-        text = (
-            f"{'promoted' if promoted else 'pruned'} at rung {k} (compute {r:.4g}): loss {loss_r:.5g}, "
-            f"forecast {mean:.5g} at {target:.4g} ({source}); {why}"
+                scores = frontier_scores(
+                    np.array([rec["compute"] for rec in everyone], dtype=float),
+                    np.array([rec["loss"] for rec in everyone], dtype=float),
+                    np.array([rec["target"] for rec in everyone], dtype=float),
+                    mean, std, optimism=self._optimism, at_risk=at_risk, anchors=anchors,
+                )
+        decision = decide(
+            float(scores[0]),
+            scores[1:][in_pool],
+            reduction_factor=self._eta,
+            n_startup=self._n_startup,
+            keep_below_frontier=self._keep and ranking == "frontier",
         )
-        storage, tid = study._storage, trial._trial_id
-        storage.set_trial_system_attr(tid, key, record)
-        if FIRST_RUNG_KEY not in attrs:
-            storage.set_trial_system_attr(tid, FIRST_RUNG_KEY, k)
-        storage.set_trial_user_attr(tid, FORECAST_KEY, clean_float(mean))
-        storage.set_trial_user_attr(tid, DECISION_KEY, text)
-        if not promoted:
-            storage.set_trial_system_attr(tid, PRUNED_KEY, text)
-        return promoted
-
-    def _scores(self, records: Sequence[Mapping[str, Any]], floor: float) -> np.ndarray:
-        """Lower is better; ``records[0]`` is the trial being decided.
-
-        Optimism is given to the trial being decided only (its lower quantile against the others' means): the
-        benefit of the doubt goes to the trial at risk, which is what protects a young, uncertain forecast.
-        """
-        mean = np.array([rec["forecast"] for rec in records], dtype=float)
-        std = np.array([rec.get("std") or 0.0 for rec in records], dtype=float)
-        optimistic = Forecast(mean, std, np.zeros(len(records), bool)).optimistic(self._optimism)
-        if self._objective == "best_loss":
-            return np.concatenate([optimistic[:1], mean[1:]])
-        start = np.array([rec["compute"] for rec in records], dtype=float)
-        loss_r = np.array([rec["loss"] for rec in records], dtype=float)
-        target = np.array([rec["target"] for rec in records], dtype=float)
-        return _frontier_scores(start, loss_r, target, mean, optimistic, floor)
+        return decision, ranking, float(scores[0])
 
 
-def _frontier_scores(
-    start: np.ndarray,
-    loss_start: np.ndarray,
-    target: np.ndarray,
-    mean: np.ndarray,
-    optimistic: np.ndarray,
-    floor: float,
-    n_grid: int = 16,
-) -> np.ndarray:
-    """How far below the other trials' frontier each trial's forecast path goes (log loss; lower is better).
+def competitors_at(
+    study: optuna.study.Study, trial: optuna.trial.FrozenTrial, k: int
+) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The other trials' records that compete at rung ``k``, and every recorded point as an anchor.
 
-    Trial ``i``'s path runs from its loss ``loss_start[i]`` at the rung compute ``start[i]`` to its forecast at
-    ``target[i]``, straight in log-log space (a power law between the two), stays flat after the target (the
-    frontier is the lowest loss reached at compute <= C), and is unknown before ``start[i]``. The frontier of
-    the *others* at each compute is the lower envelope of their mean paths and ``floor``, the lowest loss
-    observed by anyone at lower rungs. The score is the minimum over a log grid from ``start[0]`` (the rung
-    being decided) to the largest target of ``log(own optimistic path) - log(others' frontier)``: negative
-    where the trial could lower the frontier.
+    Competitors: every trial that has passed this rung's compute. Those with a record here were read at exactly
+    ``r_k``. Those that started beyond ``r_k`` (a larger model's first evaluations already cost more) have no
+    value there; they take part with their first record, which is later in compute and better informed.
+    Anchors: every other trial's recorded ``(compute, loss)`` at any rung, owned by its index among the
+    competitors (1-based: 0 is the trial being decided) or -1.
     """
-    n = len(loss_start)
-    if n == 1:
-        return np.full(1, -np.inf)
-    x_start = np.log(start)
-    grid = np.linspace(x_start[0], max(float(np.log(target).max()), x_start[0] + 1e-6), n_grid)
-    span = np.maximum(np.log(target) - x_start, 1e-12)
-    frac = np.clip((grid[None, :] - x_start[:, None]) / span[:, None], 0.0, 1.0)
-    unknown = grid[None, :] < x_start[:, None] * (1 - 1e-12)
+    key = rung_key(k)
+    others: list[dict[str, Any]] = []
+    c: list[float] = []
+    l: list[float] = []
+    owner: list[int] = []
+    for other in study.get_trials(deepcopy=False):
+        if other._trial_id == trial._trial_id:
+            continue
+        sa = other.system_attrs
+        rec = sa.get(key)
+        if rec is None:
+            j = sa.get(FIRST_RUNG_KEY)
+            rec = sa.get(rung_key(j)) if j is not None and j > k else None
+        index = -1
+        if rec is not None and rec.get("forecast") is not None:
+            others.append(rec)
+            index = len(others)
+        for name, value in sa.items():
+            if name.startswith(RUNG_PREFIX) and isinstance(value, dict):
+                c.append(float(value["compute"]))
+                l.append(float(value["loss"]))
+                owner.append(index)
+    return others, (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int))
 
-    def paths(end: np.ndarray) -> np.ndarray:
-        first = np.log(np.maximum(loss_start, 1e-300))[:, None]
-        last = np.log(np.maximum(np.minimum(end, loss_start), 1e-300))[:, None]
-        return np.where(unknown, np.inf, first + frac * (last - first))
 
-    mean_paths = paths(mean)
-    own = paths(optimistic)
-    order = np.argsort(mean_paths, axis=0)
-    lowest = np.take_along_axis(mean_paths, order[:1], axis=0)[0]
-    second = np.take_along_axis(mean_paths, order[1:2], axis=0)[0]
-    others = np.where(order[0][None, :] == np.arange(n)[:, None], second[None, :], lowest[None, :])
-    if math.isfinite(floor) and floor > 0:
-        others = np.minimum(others, math.log(floor))
-    with np.errstate(invalid="ignore"):
-        gap = own - others
-    gap = np.where(unknown, np.inf, gap)  # no claim where the trial's own path is unknown
-    return np.min(gap, axis=1)
+def _highest_rung(compute: float, spacing: float) -> int:
+    return math.floor(math.log(compute) / math.log(spacing) + RTOL)
 
 
 def _check_study(study: optuna.study.Study) -> None:
@@ -496,6 +592,10 @@ def _check_study(study: optuna.study.Study) -> None:
         )
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_positive(name: str, value: Any) -> None:
     try:
         ok = math.isfinite(float(value)) and float(value) > 0
@@ -503,3 +603,15 @@ def _check_positive(name: str, value: Any) -> None:
         ok = False
     if not ok:
         raise ValueError(f"{name}={value!r}: must be a positive finite number")
+
+
+def _check_callable(name: str, fn: Callable[..., Any], call: str, n_args: int) -> None:
+    """A function that cannot take the arguments it will be given is an error now, not in a trial."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # builtins without a signature: checked when called
+    try:
+        sig.bind(*([None] * n_args))
+    except TypeError as exc:
+        raise ValueError(f"{name}={fn!r}: it will be called as {call}, but {exc}") from None

@@ -3,39 +3,46 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
 import optuna
 
-from sh_scaling.pruning._attrs import HOW_TO_REPORT, MAX_COMPUTE_KEY, compute_key
+from sh_scaling.keys import COMPUTE_KEY, COMPUTE_TAIL_KEY, MAX_COMPUTE_KEY
+from sh_scaling.pruning._compute import HOW_TO_REPORT, stored_pairs, updated_lists
 
 __all__ = ["report"]
+
+#: Optuna's RDB storages keep ``step`` as a signed 32-bit integer.
+_MAX_STEP = 2**31 - 1
 
 
 def report(
     trial: optuna.trial.Trial,
     loss: float,
+    *,
     compute: float | None = None,
     step: int | None = None,
-    *,
     compute_fn: Callable[[dict[str, Any], int], float] | None = None,
     max_compute: float | None = None,
 ) -> int:
     """Report a validation loss together with the cumulative training compute behind it.
 
-    Drop-in replacement for ``trial.report(loss, step)``. The loss goes to Optuna's intermediate values under
-    a small step index, as usual; the compute (FLOPs, PF-days, GPU-hours: any unit, used consistently) goes to
-    the trial's system attributes under ``sh_scaling:compute:<step>``. FLOPs never go into Optuna's ``step``
-    column, which RDB storages keep as a 32-bit integer.
+    Replaces ``trial.report(loss, step)``. The loss goes to Optuna's intermediate values under a small step
+    index, as usual; the compute (FLOPs, PF-days, GPU-hours: any unit, used consistently) goes to the trial's
+    system attributes (:data:`sh_scaling.keys.COMPUTE_KEY`). FLOPs never go into Optuna's ``step`` column,
+    which RDB storages keep as a 32-bit integer. Everything but the loss is keyword-only, so that
+    ``report(trial, loss, step)`` written by analogy with ``trial.report`` fails loudly instead of passing the
+    step as compute.
 
     Args:
         trial: The running trial (``optuna.trial.Trial``).
-        loss: Validation loss. NaN and inf are recorded as Optuna records them; the pruner then prunes the
-            trial and writes the reason to its attributes.
+        loss: Validation loss (a real number). NaN and inf are recorded as Optuna records them; the pruner then
+            prunes the trial and writes the reason to its attributes.
         compute: Cumulative training compute so far (> 0, increasing from one report to the next).
-        step: Step index, as for ``trial.report``. Default: one more than the largest step reported so far
-            (0 for the first report).
+        step: Step index, as for ``trial.report`` (0 <= step < 2**31). Default: one more than the largest step
+            reported so far (0 for the first report).
         compute_fn: Alternative to ``compute``: ``compute_fn(trial.params, step)`` returns it, e.g.
             ``lambda p, s: 6 * n_params(p) * tokens_per_step * (s + 1)``.
         max_compute: Compute this trial is meant to reach if it is never pruned. Overrides the pruner's
@@ -45,10 +52,11 @@ def report(
         The step index used.
 
     Raises:
-        ValueError: when no compute is given (neither ``compute`` nor ``compute_fn``), when compute is
-            non-finite or not positive, when it does not increase with the step (e.g. 2e18 reported at step 3
-            after 3e18 at step 2), when ``max_compute`` is not a positive finite number, or for a
-            multi-objective study (which Optuna cannot prune).
+        ValueError: when the loss is not a real number, the step is out of range, no compute is given
+            (neither ``compute`` nor ``compute_fn``), compute is non-finite or not positive, compute does not
+            increase with the step (e.g. 2e18 reported at step 3 after 3e18 at step 2), ``max_compute`` is not
+            a positive finite number, or the study is multi-objective (which Optuna cannot prune). Nothing is
+            written when it raises.
 
     A step reported twice keeps its first loss and first compute, as ``trial.report`` does (with Optuna's
     warning). Steps may arrive out of order as long as compute increases with the step.
@@ -65,23 +73,45 @@ def report(
         raise ValueError(
             "report: multi-objective studies cannot be pruned by Optuna; use a single-objective study (the loss)"
         )
+    if isinstance(loss, bool):
+        raise ValueError(f"report: loss must be a real number, got {loss!r}")
+    try:
+        loss = float(loss)
+    except (TypeError, ValueError):
+        raise ValueError(f"report: loss must be a real number, got {loss!r}") from None
     frozen = trial._cached_frozen_trial
     values = frozen.intermediate_values
     if step is None:
         step = max(values) + 1 if values else 0
-    step = int(step)
+    try:
+        if isinstance(step, bool):
+            raise TypeError
+        step = operator.index(step)
+    except TypeError:
+        raise ValueError(f"report: step must be an integer, got {step!r}") from None
+    if not 0 <= step <= _MAX_STEP:
+        raise ValueError(
+            f"report: step {step} is outside 0..{_MAX_STEP} (Optuna's RDB storages keep steps as 32-bit "
+            "integers); report compute with compute=, not as the step"
+        )
     if compute is None:
         if compute_fn is None:
             raise ValueError(f"report: loss {loss!r} at step {step} came without compute; {HOW_TO_REPORT}")
-        compute = compute_fn(dict(frozen.params), step)
+        try:
+            compute = compute_fn(dict(frozen.params), step)
+        except Exception as exc:  # noqa: BLE001 - named, so the user sees which function failed
+            raise ValueError(f"report: compute_fn raised {type(exc).__name__}: {exc} at step {step}") from exc
     try:
-        compute = float(compute)
+        compute = float(compute)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ValueError(f"report: compute must be a number, got {compute!r}") from None
     if not (math.isfinite(compute) and compute > 0):
         raise ValueError(f"report: compute must be a positive finite number, got {compute!r} at step {step}")
     if max_compute is not None:
-        max_compute = float(max_compute)
+        try:
+            max_compute = float(max_compute)
+        except (TypeError, ValueError):
+            raise ValueError(f"report: max_compute must be a number, got {max_compute!r}") from None
         if not (math.isfinite(max_compute) and max_compute > 0):
             raise ValueError(f"report: max_compute must be a positive finite number, got {max_compute!r}")
 
@@ -90,27 +120,38 @@ def report(
         trial.report(loss, step)
         return step
 
+    # The trial's own process is the only writer of its compute lists, so the cached copy is current.
+    attrs = frozen.system_attrs
+    _check_increasing(attrs, step, compute)
     storage, tid = trial.storage, trial._trial_id
-    attrs = storage.get_trial_system_attrs(tid)
-    below = [s for s in values if s < step]
-    above = [s for s in values if s > step]
-    if below:
-        prev = attrs.get(compute_key(max(below)))
-        if prev is not None and compute <= prev:
-            raise ValueError(
-                f"report: compute must increase with the step; got {compute:.6g} at step {step} after "
-                f"{prev:.6g} at step {max(below)}"
-            )
-    if above:
-        nxt = attrs.get(compute_key(min(above)))
-        if nxt is not None and compute >= nxt:
-            raise ValueError(
-                f"report: compute must increase with the step; got {compute:.6g} at step {step} but "
-                f"{nxt:.6g} at step {min(above)}"
-            )
     # Compute first: a worker that reads the loss always finds its compute.
-    storage.set_trial_system_attr(tid, compute_key(step), compute)
+    for key, value in updated_lists(attrs, step, compute).items():
+        storage.set_trial_system_attr(tid, key, value)
+        attrs[key] = value
     if max_compute is not None and MAX_COMPUTE_KEY not in attrs:
         storage.set_trial_system_attr(tid, MAX_COMPUTE_KEY, max_compute)
+        attrs[MAX_COMPUTE_KEY] = max_compute
     trial.report(loss, step)
     return step
+
+
+def _check_increasing(attrs: Any, step: int, compute: float) -> None:
+    tail = attrs.get(COMPUTE_TAIL_KEY) or []
+    sealed = attrs.get(COMPUTE_KEY) or []
+    last = tail[-1] if tail else (sealed[-1] if sealed else None)
+    if last is not None and step > last[0]:
+        below, above = last, None
+    else:
+        pairs = stored_pairs(attrs)
+        below = next((p for p in reversed(pairs) if p[0] < step), None)
+        above = next((p for p in pairs if p[0] > step), None)
+    if below is not None and compute <= below[1]:
+        raise ValueError(
+            f"report: compute must increase with the step; got {compute:.6g} at step {step} after "
+            f"{below[1]:.6g} at step {below[0]}"
+        )
+    if above is not None and compute >= above[1]:
+        raise ValueError(
+            f"report: compute must increase with the step; got {compute:.6g} at step {step} but "
+            f"{above[1]:.6g} at step {above[0]}"
+        )

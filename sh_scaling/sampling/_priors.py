@@ -38,6 +38,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from sh_scaling._checks import positive_finite
+from sh_scaling.keys import FORECAST_KEY
 from sh_scaling.constants import HOFFMANN_2022, ChinchillaConstants
 from sh_scaling.laws import (
     StepTimeCalibration,
@@ -59,9 +60,6 @@ __all__ = [
     "evidence_value",
 ]
 
-#: ``user_attrs`` key under which a pruner stores the forecast final loss of a pruned trial. A pruned trial that
-#: carries it counts as evidence for the decay of the prior, like a finished one.
-FORECAST_KEY = "sh_scaling:forecast_final_loss"
 
 
 def prior_weight(n_evidence: int, beta: float) -> float:

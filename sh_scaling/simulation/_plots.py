@@ -78,7 +78,7 @@ def plot_frontiers(
         ax.plot(grid, law.predict(grid), "k--", lw=1, label=f"exhaustive law, gamma={law.exponent:.3f}")
     budget = budget_frac * candidates.exhaustive_compute
     for name in strategies:
-        res = allocate(candidates, budget, name, eta=eta, rng=np.random.default_rng(0))
+        res = allocate(candidates, budget, name, reduction_factor=eta, rng=np.random.default_rng(0))
         seen = [o for o in res.observed if len(o)]
         if not seen:
             continue

@@ -55,7 +55,7 @@ def _one_candidate_set(args: tuple) -> list[dict]:
         for name in strategies:
             # Every strategy gets the same tie-breaking stream for this candidate set and budget.
             rng = np.random.default_rng([seed, k, repeat, int(frac * 1e6)])
-            res = allocate(cands, budget, name, eta=eta, carry_over=carry_over, rng=rng)
+            res = allocate(cands, budget, name, reduction_factor=eta, carry_over=carry_over, rng=rng)
             row = {
                 "n_candidates": k,
                 "budget_frac": frac,

@@ -9,9 +9,10 @@ ranked:
 * ``SH``: lowest observed loss.
 * ``SH+PL`` / ``SH+GP`` / ``SH+GPM``: lowest loss forecast at the compute the curve would have at the end of the
   schedule if it survived (power law, one GP per curve, one multi-curve GP).
-* ``SH+FA``: frontier-aware. A survivor is ranked by how close its forecast continuation comes to the frontier
-  of all the other candidates (observed for eliminated ones, forecast for survivors) anywhere in the compute
-  range; a curve that would lower the frontier somewhere ranks first.
+* ``SH+FA``: frontier-aware, the rule :class:`sh_scaling.SurrogateHalvingPruner` ships (``objective="frontier"``,
+  its default optimism and warm-up). A survivor is ranked by how far below the frontier of the others (their
+  observed points, and the forecast paths of the other survivors) its own optimistic forecast path goes,
+  anywhere in the compute range; a curve that would lower the frontier somewhere ranks first.
 * ``SH+oracle``: ranks by the loss each curve really reaches at its target (read off the full recorded curve).
   Not a method: an upper bound on what any forecast can gain over ``SH`` on a given set of curves.
 
@@ -24,54 +25,69 @@ get, so forecast rankings are no longer consistent with the schedule. A curve th
 leaves the race (its result stands) and its survivor slot goes to the best unfinished curve.
 
 Forecasts decide what to prune only; reported losses and laws use observed points only.
+
+Rounds, shares, scores and the survivor rule all come from the decision core, :mod:`sh_scaling.halving`; this
+module only reveals prefixes of recorded curves and asks the surrogate for forecasts.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from sh_scaling.curves import Curve, CurveSet
-from sh_scaling.surrogates import forecast, forecast_paths
+from sh_scaling.halving import (
+    DEFAULT_OPTIMISM,
+    WARMUP_FRACTION,
+    fit_window,
+    forecast_scores,
+    frontier_scores,
+    n_rounds,
+    observed_scores,
+    round_shares,
+    round_sizes,
+    select_survivors,
+)
+from sh_scaling.surrogates import forecast
 
-__all__ = ["Strategy", "STRATEGIES", "AllocationResult", "allocate", "n_rounds", "get_strategy"]
+__all__ = ["Strategy", "STRATEGIES", "AllocationResult", "allocate", "n_rounds", "get_strategy", "round_inputs"]
+
+_RANKINGS = ("none", "observed", "forecast", "frontier", "oracle")
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """How survivors are ranked: ``ranking`` is ``"none"`` (UA), ``"observed"``, ``"forecast"``, ``"frontier"``
-    or ``"oracle"``; ``surrogate`` is a name or prototype for :func:`sh_scaling.surrogates.make_surrogate`;
-    ``quantile`` ranks forecasts by a lower quantile of the predictive distribution instead of the mean
-    (optimism in the face of uncertainty: a long extrapolation is given the benefit of the doubt);
-    ``warmup_fraction`` leaves out of surrogate fits the points before that fraction of each curve's planned
-    compute (learning-rate warm-up bends the start of a curve away from any law; the last point is always
-    kept)."""
+    """How survivors are ranked.
+
+    Attributes:
+        name: Label in tables and plots.
+        ranking: ``"none"`` (UA), ``"observed"``, ``"forecast"``, ``"frontier"`` or ``"oracle"``.
+        surrogate: A name or prototype for :func:`sh_scaling.surrogates.make_surrogate`.
+        optimism: Rank each survivor by the lower ``optimism`` quantile of its forecast (in (0, 0.5]) instead of
+            the mean (``None``): a long extrapolation is given the benefit of the doubt. Same meaning as the
+            pruner's ``optimism``.
+        warmup_fraction: Points before this fraction of each curve's planned compute are left out of
+            surrogate fits (the last point is always kept). Same meaning as the pruner's ``warmup_fraction``.
+    """
 
     name: str
     ranking: str
     surrogate: Any = None
-    quantile: float | None = None
+    optimism: float | None = None
     warmup_fraction: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.ranking not in ("none", "observed", "forecast", "frontier", "oracle"):
-            raise ValueError(f"Strategy {self.name!r}: unknown ranking {self.ranking!r}")
+        if self.ranking not in _RANKINGS:
+            raise ValueError(f"Strategy {self.name!r}: unknown ranking {self.ranking!r}; choose one of {_RANKINGS}")
         if self.ranking in ("forecast", "frontier") and self.surrogate is None:
             raise ValueError(f"Strategy {self.name!r}: ranking {self.ranking!r} needs a surrogate")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError(f"Strategy {self.name!r}: warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
-        if self.quantile is not None and not 0 < self.quantile <= 0.5:
-            raise ValueError(f"Strategy {self.name!r}: quantile must be in (0, 0.5], got {self.quantile!r}")
+        if self.optimism is not None and not 0 < self.optimism <= 0.5:
+            raise ValueError(f"Strategy {self.name!r}: optimism must be None or in (0, 0.5], got {self.optimism!r}")
 
-
-#: Surrogate fits skip the points before 2 % of a curve's planned compute, where learning-rate warm-up bends
-#: the curve away from any law (chosen among 0, 2, 5 and 20 % on the routing and synthetic curves of
-#: ``benchmarks/bench_allocation.py``: 0 made power-law forecasts significantly worse than SH on synthetic
-#: curves with warm-up, 5 % drops the first evaluation of every routing curve).
-WARMUP_FRACTION = 0.02
 
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
@@ -83,8 +99,9 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("SH+MMF", "forecast", "mmf", warmup_fraction=WARMUP_FRACTION),
         Strategy("SH+GP", "forecast", "gp", warmup_fraction=WARMUP_FRACTION),
         Strategy("SH+GPM", "forecast", "gp-multi", warmup_fraction=WARMUP_FRACTION),
-        Strategy("SH+FA", "frontier", "powerlaw", warmup_fraction=WARMUP_FRACTION),
-        Strategy("SH+FA-GP", "frontier", "gp", warmup_fraction=WARMUP_FRACTION),
+        # The pruner's default rule (objective="frontier", its optimism and warm-up), in fixed-budget form.
+        Strategy("SH+FA", "frontier", "powerlaw", DEFAULT_OPTIMISM, WARMUP_FRACTION),
+        Strategy("SH+FA-GP", "frontier", "gp", DEFAULT_OPTIMISM, WARMUP_FRACTION),
         Strategy("SH+oracle", "oracle"),
     )
 }
@@ -122,74 +139,76 @@ class AllocationResult:
     survivors: list[list[str]] = field(default_factory=list)
 
 
-def n_rounds(n_candidates: int, eta: float) -> int:
-    """R = ceil(log_eta |M0|), at least 1."""
-    if n_candidates < 1:
-        raise ValueError(f"need at least one candidate, got {n_candidates}")
-    if eta <= 1:
-        raise ValueError(f"reduction factor eta must be > 1, got {eta!r}")
-    # The small epsilon keeps exact powers (log_2 8 = 3) from rounding up.
-    return max(1, math.ceil(math.log(n_candidates) / math.log(eta) - 1e-9))
+@dataclass
+class RoundInputs:
+    """What the decision core sees at the end of a fixed-budget round (one entry per survivor).
+
+    ``start``/``loss`` are the survivor's last observed compute and its lowest loss so far (NaN before its
+    first evaluation), ``target`` the compute it would reach if it survived every remaining round, ``mean``/
+    ``std``/``fallback`` the surrogate's forecast there, and ``anchors`` every candidate's observed points as
+    ``(compute, loss, owner)`` with ``owner`` the survivor's index or -1 for eliminated candidates.
+    """
+
+    start: np.ndarray
+    loss: np.ndarray
+    target: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    fallback: np.ndarray
+    anchors: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def _observed(curve: Curve, compute: float) -> Curve:
-    return curve.observed_until(compute)
+def round_inputs(
+    strategy: Strategy, alive: list[Curve], trained: dict[str, float], targets: np.ndarray, dead: list[Curve]
+) -> RoundInputs:
+    """Observe every survivor up to its trained compute and forecast it at its target."""
+    obs = [c.observed_until(trained[c.id]) for c in alive]
+    n = len(alive)
+    start = np.array([o.final_compute if len(o) else np.nan for o in obs])
+    loss = np.array([o.min_loss if len(o) else np.nan for o in obs])
+    mean, std, fallback = loss.copy(), np.zeros(n), np.ones(n, bool)
+    if strategy.ranking in ("forecast", "frontier"):
+        points = []
+        for o, c in zip(obs, alive):
+            keep = fit_window(o.compute, c.final_compute, strategy.warmup_fraction)
+            points.append((o.compute[keep], o.loss[keep]))
+        fc = forecast(strategy.surrogate, points, targets)
+        seen = np.array([len(o) > 0 for o in obs])
+        mean = np.where(seen, fc.mean, np.nan)
+        std = np.where(seen, fc.std, 0.0)
+        fallback = np.where(seen, fc.fallback, True)
+    owners = [np.full(len(o), i) for i, o in enumerate(obs)]
+    dead_obs = [c.observed_until(trained[c.id]) for c in dead]
+    owners += [np.full(len(o), -1) for o in dead_obs]
+    every = obs + dead_obs
+    anchors = (
+        np.concatenate([o.compute for o in every] or [np.empty(0)]),
+        np.concatenate([o.loss for o in every] or [np.empty(0)]),
+        np.concatenate(owners or [np.empty(0, int)]).astype(int),
+    )
+    return RoundInputs(start, loss, np.asarray(targets, float), mean, std, fallback, anchors)
 
 
-def _score_observed(obs: list[Curve]) -> np.ndarray:
-    return np.array([c.min_loss if len(c) else np.inf for c in obs])
-
-
-def _fit_points(strategy: Strategy, obs: list[Curve], full: list[Curve]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The observed points a surrogate is fitted on: those past the strategy's warm-up fraction."""
-    out = []
-    for o, c in zip(obs, full):
-        keep = o.compute >= strategy.warmup_fraction * c.final_compute
-        if len(o) and not keep.any():
-            keep[-1] = True
-        out.append((o.compute[keep], o.loss[keep]))
-    return out
-
-
-def _score_forecast(
-    strategy: Strategy, alive: list[Curve], obs: list[Curve], targets: np.ndarray
-) -> tuple[np.ndarray, int]:
-    fc = forecast(strategy.surrogate, _fit_points(strategy, obs, alive), targets)
-    value = fc.optimistic(strategy.quantile)
-    score = np.where(np.isnan(value), np.inf, value)
-    return score, int(sum(1 for c, f in zip(obs, fc.fallback) if f and len(c)))
-
-
-def _score_frontier(
-    strategy: Strategy, alive: list[Curve], obs_alive: list[Curve], targets: np.ndarray, obs_dead: list[Curve]
-) -> tuple[np.ndarray, int]:
-    firsts = [c.compute[0] for c in alive]
-    grid = np.geomspace(min(firsts), max(targets.max(), min(firsts) * 1.0001), 64)
-    paths = []
-    fc = forecast_paths(strategy.surrogate, _fit_points(strategy, obs_alive, alive), [grid] * len(alive))
-    n_fallbacks = 0
-    for c, o, f, t in zip(alive, obs_alive, fc, targets):
-        if not len(o):
-            paths.append(np.full(grid.size, np.nan))
-            continue
-        n_fallbacks += int(f.fallback.any())
-        seen = o.best_loss_at(grid)
-        future = np.where((grid > o.final_compute) & (grid <= t * (1 + 1e-9)), f.mean, np.nan)
-        paths.append(np.where(grid <= o.final_compute, seen, future))
-    others_dead = [o.best_loss_at(grid) for o in obs_dead if len(o)]
-    mat = np.log(np.vstack(paths + others_dead))
-    n_alive = len(alive)
-    score = np.full(n_alive, np.inf)
-    for i in range(n_alive):
-        mine = mat[i]
-        if np.all(np.isnan(mine)):
-            continue
-        rest = np.delete(mat, i, axis=0)
-        with np.errstate(all="ignore"):
-            env = np.where(np.all(np.isnan(rest), axis=0), np.inf, np.nanmin(np.where(np.isnan(rest), np.inf, rest), axis=0))
-        gap = mine - env
-        score[i] = np.nanmin(gap)
-    return score, n_fallbacks
+def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
+    """The core's scores for a fixed-budget round: every survivor is at risk (decided at once)."""
+    seen = ~np.isnan(inputs.start)
+    at_risk = np.ones(inputs.start.size, bool)
+    if strategy.ranking == "observed":
+        return observed_scores(inputs.loss)
+    if strategy.ranking == "forecast":
+        return forecast_scores(inputs.mean, inputs.std, optimism=strategy.optimism, at_risk=at_risk)
+    score = np.full(inputs.start.size, np.inf)
+    if seen.any():
+        idx = np.flatnonzero(seen)
+        remap = np.full(inputs.start.size, -1)
+        remap[idx] = np.arange(idx.size)
+        c, l, owner = inputs.anchors
+        owner = np.where(owner >= 0, remap[np.maximum(owner, 0)], -1)
+        score[idx] = frontier_scores(
+            inputs.start[idx], inputs.loss[idx], inputs.target[idx], inputs.mean[idx], inputs.std[idx],
+            optimism=strategy.optimism, at_risk=at_risk[idx], anchors=(c, l, owner),
+        )
+    return score
 
 
 def _water_fill(pool: float, room: np.ndarray) -> np.ndarray:
@@ -211,17 +230,17 @@ def allocate(
     budget: float,
     strategy: str | Strategy = "SH",
     *,
-    eta: float = 2.0,
+    reduction_factor: float = 2.0,
     carry_over: bool = False,
     rng: np.random.Generator | None = None,
 ) -> AllocationResult:
-    """Replay one strategy on one candidate set.
+    """Replay one strategy on one candidate set (fixed-budget successive halving).
 
     Args:
         candidates: The candidate curves (their full recorded curves; only prefixes are revealed).
         budget: Total compute B.
         strategy: A name from :data:`STRATEGIES` or a :class:`Strategy`.
-        eta: Reduction factor.
+        reduction_factor: ``eta``: ``ceil(|M_r| / eta)`` survive each round.
         carry_over: Give compute a finished curve cannot use to the other survivors (see the module doc).
         rng: Breaks ties (e.g. between curves with no observed point yet) at random.
     """
@@ -245,11 +264,9 @@ def allocate(
         for c, g in zip(cands, give):
             trained[c.id] = float(g)
     else:
-        R = n_rounds(len(cands), eta)
-        sizes = [len(cands)]
-        for _ in range(R - 1):
-            sizes.append(math.ceil(sizes[-1] / eta))
-        shares = [budget / (m * R) for m in sizes]
+        sizes = round_sizes(len(cands), reduction_factor)
+        shares = round_shares(budget, sizes)
+        R = len(sizes)
         alive = cands
         carry = 0.0
         for r in range(R):
@@ -265,29 +282,23 @@ def allocate(
                 trained[c.id] = min(trained[c.id] + float(g), finals[c.id])
             if r == R - 1:
                 break
-            obs_alive = [_observed(c, trained[c.id]) for c in alive]
             future = sum(shares[r + 1 :])
             targets = np.array([min(trained[c.id] + future, finals[c.id]) for c in alive])
-            if strat.ranking == "observed":
-                score = _score_observed(obs_alive)
-            elif strat.ranking == "oracle":
+            if strat.ranking == "oracle":
                 score = np.array([c.best_loss_at(t)[0] for c, t in zip(alive, targets)])
                 score = np.where(np.isnan(score), np.inf, score)
-            elif strat.ranking == "forecast":
-                score, nf = _score_forecast(strat, alive, obs_alive, targets)
-                n_fallbacks += nf
             else:
                 alive_ids = {c.id for c in alive}
-                dead = [_observed(c, trained[c.id]) for c in cands if c.id not in alive_ids]
-                score, nf = _score_frontier(strat, alive, obs_alive, targets, dead)
-                n_fallbacks += nf
-            # A curve at its last point needs no more compute and its result stands whatever happens: it
-            # leaves the race and its slot goes to the best unfinished curve.
-            done = np.array([trained[c.id] >= finals[c.id] for c in alive])
-            order = np.lexsort((rng.random(len(alive)), score, done))
-            alive = [alive[i] for i in order[: sizes[r + 1]]]
+                dead = [c for c in cands if c.id not in alive_ids]
+                inputs = round_inputs(strat, alive, trained, targets, dead)
+                if strat.ranking in ("forecast", "frontier"):
+                    n_fallbacks += int(np.sum(inputs.fallback & ~np.isnan(inputs.start)))
+                score = round_scores(strat, inputs)
+            finished = np.array([trained[c.id] >= finals[c.id] for c in alive])
+            keep = select_survivors(score, sizes[r + 1], finished=finished, tiebreak=rng.random(len(alive)))
+            alive = [alive[i] for i in keep]
 
-    observed = [_observed(c, trained[c.id]) for c in cands]
+    observed = [c.observed_until(trained[c.id]) for c in cands]
     losses = [o.min_loss for o in observed if len(o)]
     return AllocationResult(
         strategy=strat.name,

@@ -1,0 +1,20 @@
+"""Policy defaults shared by every driver of the decision core, each with the measurement behind it."""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_OPTIMISM", "WARMUP_FRACTION", "DECISION_START"]
+
+#: Lower quantile of a forecast that a candidate at risk is ranked by (the benefit of the doubt). 0.4 was the
+#: pruner's default when its ranking was first tuned on the routing and synthetic sets of
+#: ``benchmarks/bench_optuna_replay.py`` (0.2 spends more compute for no lower regret there).
+DEFAULT_OPTIMISM = 0.4
+
+#: Points before this fraction of a curve's planned compute are left out of surrogate fits: learning-rate
+#: warm-up bends the start of a curve away from any law. Chosen among 0, 2, 5 and 20 % on the routing and
+#: synthetic curves of ``benchmarks/bench_allocation.py``: 0 made power-law forecasts significantly worse than
+#: SH on synthetic curves with warm-up; 5 % drops the first evaluation of every routing curve.
+WARMUP_FRACTION = 0.02
+
+#: The asynchronous pruner makes no decision before a trial has spent this fraction of its planned compute
+#: (fixed-budget halving decides at the ends of its rounds instead). 5 % is the pruner's long-standing default.
+DECISION_START = 0.05

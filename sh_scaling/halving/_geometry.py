@@ -1,0 +1,84 @@
+"""Where decisions happen: the rung grid of the asynchronous pruner, the rounds of fixed-budget halving.
+
+Rungs are a fixed geometric grid in compute, ``r_k = RUNG_ANCHOR * rung_factor**k`` for every integer ``k``
+(negative ones included), so that the grid depends on nothing but the rung factor: not on which trial arrives
+first, not on which process computes it, not on anything stored. Two workers that never talk to each other
+decide at the same compute, and a grid cannot change in the middle of a study.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "RUNG_ANCHOR",
+    "RTOL",
+    "rung_compute",
+    "rungs_crossed",
+    "n_rounds",
+    "round_sizes",
+    "round_shares",
+    "fit_window",
+]
+
+#: The compute every rung grid passes through, in the unit the compute is reported in. Any fixed value works
+#: (the grid is geometric, so it covers every scale); 1 keeps rung indices readable: rung ``k`` is
+#: ``rung_factor**k``.
+RUNG_ANCHOR = 1.0
+
+#: Relative tolerance on compute comparisons: rung boundaries are products of floats.
+RTOL = 1e-9
+
+
+def rung_compute(k: int, rung_factor: float) -> float:
+    """Compute of rung ``k``."""
+    return RUNG_ANCHOR * float(rung_factor) ** int(k)
+
+
+def rungs_crossed(c_first: float, c_last: float, rung_factor: float) -> range:
+    """Indices of the rungs ``r_k`` with ``c_first <= r_k <= c_last`` (within :data:`RTOL`), in order."""
+    if not (c_first > 0 and c_last > 0):
+        return range(0)
+    log_f = math.log(rung_factor)
+    lo = math.ceil(math.log(c_first / RUNG_ANCHOR) / log_f - RTOL)
+    hi = math.floor(math.log(c_last / RUNG_ANCHOR) / log_f + RTOL)
+    return range(lo, hi + 1)
+
+
+def n_rounds(n_candidates: int, reduction_factor: float) -> int:
+    """R = ceil(log_eta |M0|), at least 1 (Schram et al., ICML 2026, fixed-budget successive halving)."""
+    if n_candidates < 1:
+        raise ValueError(f"need at least one candidate, got {n_candidates}")
+    if not reduction_factor > 1:
+        raise ValueError(f"reduction_factor must be > 1, got {reduction_factor!r}")
+    # The small epsilon keeps exact powers (log_2 8 = 3) from rounding up.
+    return max(1, math.ceil(math.log(n_candidates) / math.log(reduction_factor) - RTOL))
+
+
+def round_sizes(n_candidates: int, reduction_factor: float) -> list[int]:
+    """Survivors at the start of each round: |M_0| = n, |M_{r+1}| = ceil(|M_r| / eta)."""
+    sizes = [n_candidates]
+    for _ in range(n_rounds(n_candidates, reduction_factor) - 1):
+        sizes.append(math.ceil(sizes[-1] / reduction_factor))
+    return sizes
+
+
+def round_shares(budget: float, sizes: list[int]) -> list[float]:
+    """Compute each survivor gets in each round: C_r = B / (|M_r| * R)."""
+    if not (math.isfinite(budget) and budget > 0):
+        raise ValueError(f"budget must be a positive number, got {budget!r}")
+    R = len(sizes)
+    return [budget / (m * R) for m in sizes]
+
+
+def fit_window(compute: np.ndarray, planned: float, warmup_fraction: float) -> np.ndarray:
+    """Which observed points a surrogate is fitted on: those at or past ``warmup_fraction`` of the planned
+    compute (learning-rate warm-up bends the start of a curve away from any law); the last point is always
+    kept."""
+    compute = np.asarray(compute, dtype=float)
+    keep = compute >= warmup_fraction * planned
+    if compute.size and not keep.any():
+        keep[-1] = True
+    return keep

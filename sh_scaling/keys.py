@@ -1,0 +1,78 @@
+"""Every study and trial attribute key sh_scaling writes, in one place.
+
+Everything the pruner and the sampler know lives in the study's storage under these keys, so that any worker
+process (or optuna-dashboard) sees the same state. Trial keys:
+
+* :data:`COMPUTE_KEY` (system attr): the compute of each reported step, as ``[[step, compute], ...]`` for the
+  steps sealed so far, and :data:`COMPUTE_TAIL_KEY` for the latest ones (at most
+  :data:`COMPUTE_TAIL_SIZE`). Two keys whatever the number of reports: each report rewrites a short list, and
+  ``study.trials_dataframe()`` gets two columns, not one per report. Compute never goes into Optuna's ``step``,
+  which is a 32-bit integer in RDB storages. Read it with :func:`sh_scaling.pruning.reported_compute`.
+* :data:`MAX_COMPUTE_KEY` (system attr): compute the trial is meant to reach, when given per trial.
+* :func:`rung_key` ``(k)`` (system attr): the decision at rung ``k`` and the forecast behind it.
+* :data:`FIRST_RUNG_KEY` (system attr): the first rung the trial was decided at.
+* :data:`CHECKED_RUNG_KEY` (system attr): the highest rung the pruner has looked at for this trial (decided
+  or skipped), so that a call between rungs costs nothing.
+* :data:`PRUNED_KEY` (system attr) and :data:`DECISION_KEY` (user attr, shown by optuna-dashboard): why the
+  trial was pruned, or the latest promotion.
+* :data:`FORECAST_KEY` (user attr): the surrogate's latest forecast of the loss at the trial's planned
+  compute; samplers read it to learn from pruned trials.
+* :data:`PRIOR_WEIGHT_KEY`, :data:`FROM_PRIOR_KEY`, :data:`PRIOR_PREDICTED_LOSS_KEY`, :data:`PRIOR_ERROR_KEY`
+  (system attrs): what :class:`~sh_scaling.sampling.ScalingPriorSampler` decided for the trial.
+* :func:`plan_key` ``(column)`` (user attr): a column of the sweep plan the trial was enqueued from.
+
+Study keys:
+
+* :data:`NO_DECISION_WARNING_KEY` (study system attr): why the pruner could not decide some trials (compute
+  in another unit than ``max_compute``, compute that does not increase), recorded once.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CHECKED_RUNG_KEY",
+    "COMPUTE_KEY",
+    "COMPUTE_TAIL_KEY",
+    "COMPUTE_TAIL_SIZE",
+    "DECISION_KEY",
+    "FIRST_RUNG_KEY",
+    "FORECAST_KEY",
+    "FROM_PRIOR_KEY",
+    "MAX_COMPUTE_KEY",
+    "NO_DECISION_WARNING_KEY",
+    "PLAN_PREFIX",
+    "PRIOR_ERROR_KEY",
+    "PRIOR_PREDICTED_LOSS_KEY",
+    "PRIOR_WEIGHT_KEY",
+    "PRUNED_KEY",
+    "RUNG_PREFIX",
+    "plan_key",
+    "rung_key",
+]
+
+COMPUTE_KEY = "sh_scaling:compute"
+COMPUTE_TAIL_KEY = "sh_scaling:compute_tail"
+#: Reports kept in the short list before it is sealed into :data:`COMPUTE_KEY`: each report rewrites at most
+#: this many entries, and the long list is rewritten once every this many reports.
+COMPUTE_TAIL_SIZE = 64
+MAX_COMPUTE_KEY = "sh_scaling:max_compute"
+RUNG_PREFIX = "sh_scaling:rung:"
+FIRST_RUNG_KEY = "sh_scaling:first_rung"
+CHECKED_RUNG_KEY = "sh_scaling:checked_rung"
+PRUNED_KEY = "sh_scaling:pruned"
+DECISION_KEY = "sh_scaling:decision"
+FORECAST_KEY = "sh_scaling:forecast_final_loss"
+PRIOR_WEIGHT_KEY = "sh_scaling:prior_weight"
+FROM_PRIOR_KEY = "sh_scaling:from_prior"
+PRIOR_PREDICTED_LOSS_KEY = "sh_scaling:prior_predicted_loss"
+PRIOR_ERROR_KEY = "sh_scaling:prior_error"
+PLAN_PREFIX = "sh_scaling:plan:"
+NO_DECISION_WARNING_KEY = "sh_scaling:no_decision_warning"
+
+
+def rung_key(rung: int) -> str:
+    return f"{RUNG_PREFIX}{int(rung)}"
+
+
+def plan_key(column: str) -> str:
+    return f"{PLAN_PREFIX}{column}"
