@@ -13,27 +13,19 @@ the tables (RI over SH with 95 % intervals, regret, law error), the wall time of
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from sh_scaling.benchmarking import data_path, default_jobs, output_dir
 from sh_scaling.curves import generate_synthetic, load_routing
-from sh_scaling.simulation import simulate, summarize
-from sh_scaling.simulation._plots import plot_ri_by_budget
+from sh_scaling.simulation import plot_ri_by_budget, simulate, summarize
 
 STRATEGIES = ("UA", "SH", "SH+PL", "SH+GP", "SH+GPM", "SH+FA", "SH+oracle")
 NOISES = ("none", "white", "brownian", "ou")
-
-
-def _routing_path() -> str | None:
-    env = os.environ.get("SH_SCALING_ROUTING_PATH")
-    here = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing" / "curves.csv.gz"
-    return env or (str(here) if here.exists() else None)
 
 
 REFERENCES = ("SH", "UA", "SH+oracle")
@@ -51,18 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=["routing", "synthetic"], default=None)
     ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--out", default="results/allocation")
+    ap.add_argument("--jobs", type=int, default=default_jobs())
+    ap.add_argument("--out", default="results")
     args = ap.parse_args(argv)
     repeats = args.repeats or (5 if args.quick else 30)
     budgets = (0.03, 0.3) if args.quick else (0.01, 0.03, 0.1, 0.3)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir("allocation", args.out)
     warnings.simplefilter("ignore")
 
     sets = []
     if args.only in (None, "routing"):
-        sets.append(("routing", lambda: load_routing(_routing_path())))
+        sets.append(("routing", lambda: load_routing(data_path("routing"))))
     if args.only in (None, "synthetic"):
         for noise in NOISES:
             sets.append((f"synthetic-{noise}", lambda noise=noise: generate_synthetic(100, seed=0, noise=noise,

@@ -1,11 +1,32 @@
 """Replaying learning curves through budget-allocation strategies, and the metrics that compare them."""
 
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law, relative_improvement
+from sh_scaling.simulation._plots import plot_frontiers, plot_ri_by_budget
+from sh_scaling.simulation._replay import PRUNERS, PrunerSpec, make_pruner, replay_study, summarize_replay
 from sh_scaling.simulation._runner import DEFAULT_STRATEGIES, simulate, summarize
-from sh_scaling.simulation._strategies import STRATEGIES, AllocationResult, Strategy, allocate, n_rounds
+from sh_scaling.simulation._strategies import (
+    STRATEGIES,
+    AllocationResult,
+    RoundInputs,
+    Strategy,
+    allocate,
+    n_rounds,
+    round_inputs,
+    round_scores,
+)
 
 __all__ = [
     "DEFAULT_STRATEGIES",
+    "PRUNERS",
+    "PrunerSpec",
+    "RoundInputs",
+    "make_pruner",
+    "plot_frontiers",
+    "plot_ri_by_budget",
+    "replay_study",
+    "round_inputs",
+    "round_scores",
+    "summarize_replay",
     "STRATEGIES",
     "AllocationResult",
     "Strategy",

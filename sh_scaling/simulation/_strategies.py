@@ -52,7 +52,10 @@ from sh_scaling.halving import (
 )
 from sh_scaling.surrogates import forecast
 
-__all__ = ["Strategy", "STRATEGIES", "AllocationResult", "allocate", "n_rounds", "get_strategy", "round_inputs"]
+__all__ = [
+    "Strategy", "STRATEGIES", "AllocationResult", "RoundInputs", "allocate", "n_rounds", "get_strategy",
+    "round_inputs", "round_scores",
+]
 
 _RANKINGS = ("none", "observed", "forecast", "frontier", "oracle")
 

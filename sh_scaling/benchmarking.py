@@ -1,0 +1,100 @@
+"""What every benchmark script shares: where the data are, where results go, a parallel map with progress,
+and a summary writer.
+
+Benchmarks print a table and save a plot; they are run on demand (``python benchmarks/bench_*.py``), never by
+the test suite.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import pandas as pd
+
+__all__ = ["data_path", "output_dir", "parallel_map", "write_summary", "default_jobs"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: The data sets the benchmarks read, as paths below a ``data`` folder (the layout of the project's shared
+#: copy) and the environment variable that overrides each.
+_DATA = {
+    "routing": ("routing/curves.csv.gz", "SH_SCALING_ROUTING_PATH"),
+    "multipowerlaw": ("multipowerlaw", "SH_SCALING_MULTIPOWERLAW_PATH"),
+}
+
+
+def data_path(name: str) -> str | None:
+    """A local copy of data set ``name`` (``"routing"``, ``"multipowerlaw"``), or ``None`` (the loaders then
+    download it).
+
+    Looked up in the environment variable (``SH_SCALING_ROUTING_PATH``, ``SH_SCALING_MULTIPOWERLAW_PATH``),
+    then in ``shared/data/`` next to the checkout and in the current directory's parents.
+    """
+    if name not in _DATA:
+        raise ValueError(f"unknown data set {name!r}; choose one of {sorted(_DATA)}")
+    rel, env = _DATA[name]
+    if os.environ.get(env):
+        return os.environ[env]
+    roots = [Path(__file__).resolve().parents[2], *Path.cwd().resolve().parents, Path.cwd().resolve()]
+    for root in roots:
+        candidate = root / "shared" / "data" / rel
+        if candidate.exists():
+            return str(candidate)
+    return None
+
+
+def output_dir(name: str, root: str | os.PathLike[str] = "results") -> Path:
+    """``results/<name>/``, created."""
+    out = Path(root) / name
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def default_jobs() -> int:
+    """Worker processes for a benchmark: every core but none beyond 2 on a shared machine."""
+    return min(2, os.cpu_count() or 1)
+
+
+def parallel_map(
+    fn: Callable[[T], R], tasks: Sequence[T], *, jobs: int = 1, label: str = "tasks", chunksize: int = 1
+) -> list[R]:
+    """``[fn(t) for t in tasks]`` over ``jobs`` processes (1: in this process), with a progress bar on stderr
+    (tqdm, which Optuna already depends on; quiet when stderr is not a terminal)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(tasks), desc=label, disable=not sys.stderr.isatty(), file=sys.stderr)
+    out: list[R] = []
+    try:
+        if jobs == 1:
+            for t in tasks:
+                out.append(fn(t))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                for r in pool.map(fn, tasks, chunksize=chunksize):
+                    out.append(r)
+                    bar.update()
+    finally:
+        bar.close()
+    return out
+
+
+def write_summary(df: pd.DataFrame, out: Path, name: str = "summary", *, notes: Iterable[str] = ()) -> str:
+    """Write ``<name>.csv`` and ``<name>.md`` (a Markdown table when ``tabulate`` is installed) and return the
+    table as text, for printing."""
+    df.to_csv(out / f"{name}.csv", index=False)
+    try:
+        table = df.to_markdown(index=False, floatfmt=".4g")
+    except ImportError:
+        table = df.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    text = table + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
+    (out / f"{name}.md").write_text(text)
+    return text
+
+

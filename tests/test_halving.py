@@ -1,0 +1,248 @@
+"""The decision core, and the drivers that must make exactly its decisions (fixed-budget simulator, pruner)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sh_scaling.curves import generate_synthetic
+from sh_scaling.halving import (
+    decide,
+    fit_window,
+    forecast_scores,
+    frontier_scores,
+    lower_envelope,
+    round_shares,
+    round_sizes,
+    rung_compute,
+    rungs_crossed,
+    select_survivors,
+)
+from sh_scaling.pruning import SurrogateHalvingPruner, report
+from sh_scaling.simulation import Strategy, allocate
+from sh_scaling.surrogates import forecast
+from _surrogates import LogLinear
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+# ------------------------------------------------------------------------------------------------ geometry
+@given(st.floats(1e-3, 1e6), st.floats(1.01, 1e4), st.sampled_from([1.5, 2.0, 3.0, 4.0]))
+def test_rungs_crossed_are_exactly_the_grid_points_in_range(lo, span, factor):
+    hi = lo * span
+    ks = list(rungs_crossed(lo, hi, factor))
+    for k in ks:
+        assert lo * (1 - 1e-9) <= rung_compute(k, factor) <= hi * (1 + 1e-9)
+    if ks:
+        assert rung_compute(ks[0] - 1, factor) < lo and rung_compute(ks[-1] + 1, factor) > hi
+
+
+@given(st.integers(1, 200), st.sampled_from([1.5, 2.0, 3.0, 4.0]), st.floats(1.0, 1e22))
+def test_round_shares_spend_exactly_the_budget(n, eta, budget):
+    sizes = round_sizes(n, eta)
+    assert sizes[0] == n and sizes[-1] >= 1
+    assert all(b == math.ceil(a / eta) for a, b in zip(sizes, sizes[1:]))
+    shares = round_shares(budget, sizes)
+    assert sum(m * s for m, s in zip(sizes, shares)) == pytest.approx(budget)
+
+
+def test_fit_window_keeps_the_last_point():
+    c = np.array([1.0, 2.0, 3.0])
+    assert fit_window(c, 100.0, 0.02).tolist() == [False, True, True]
+    assert fit_window(c, 1000.0, 0.5).tolist() == [False, False, True]
+
+
+def test_lower_envelope_excluding_own_row():
+    rows = np.array([[1.0, 5.0], [2.0, 3.0], [4.0, np.inf]])
+    assert lower_envelope(rows).tolist() == [1.0, 3.0]
+    assert lower_envelope(rows, exclude_own=True).tolist() == [[2.0, 3.0], [1.0, 5.0], [1.0, 3.0]]
+
+
+# ---------------------------------------------------------------------------------------------------- rules
+def test_decide_ranks_and_says_which_rule_decided():
+    d = decide(2.0, np.array([1.0, 3.0, 4.0]), reduction_factor=2)
+    assert d.promoted and d.rank == 2 and d.quota == 2 and d.rule == "rank"
+    d = decide(5.0, np.array([1.0, 3.0, 4.0]), reduction_factor=2)
+    assert not d.promoted and "ranked 4 of 4; top 2 go on" in d.explain()
+    d = decide(-0.1, np.array([-0.5, -0.3, -0.2]), reduction_factor=4, keep_below_frontier=True)
+    assert d.promoted and d.rule == "frontier" and "kept by the frontier rule" in d.explain()
+    d = decide(9.0, np.array([1.0]), reduction_factor=4, n_startup=2)
+    assert d.promoted and d.rule == "startup"
+
+
+def test_select_survivors_finished_last_ties_by_tiebreak():
+    scores = np.array([3.0, 1.0, 1.0, 0.5])
+    finished = np.array([False, False, False, True])
+    assert select_survivors(scores, 2, finished=finished, tiebreak=np.array([0, 0.9, 0.1, 0])).tolist() == [2, 1]
+
+
+# ------------------------------------------------- one score for both settings: only the rule tells them apart
+_cands = st.integers(2, 8).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.floats(1.0, 1e3), min_size=n, max_size=n),     # start
+        st.lists(st.floats(2.0, 6.0), min_size=n, max_size=n),     # loss at start
+        st.lists(st.floats(1.5, 1e3), min_size=n, max_size=n),     # target / start
+        st.lists(st.floats(0.5, 1.0), min_size=n, max_size=n),     # forecast / loss
+        st.lists(st.floats(0.0, 0.3), min_size=n, max_size=n),     # std
+    )
+)
+
+
+@given(_cands, st.sampled_from([None, 0.1, 0.4]))
+def test_a_candidates_score_is_the_same_whether_it_alone_or_everyone_is_at_risk(cands, optimism):
+    """The asynchronous pruner puts one trial at risk, fixed-budget halving all of them: a candidate's own
+    score depends only on its own optimism, so both settings score it identically."""
+    start, loss, ratio, frac, std = (np.array(v) for v in cands)
+    target, mean = start * ratio, loss * frac
+    n = start.size
+    everyone = np.ones(n, bool)
+    all_fa = frontier_scores(start, loss, target, mean, std, optimism=optimism, at_risk=everyone)
+    all_fc = forecast_scores(mean, std, optimism=optimism, at_risk=everyone)
+    for i in range(n):
+        alone = np.arange(n) == i
+        one_fa = frontier_scores(start, loss, target, mean, std, optimism=optimism, at_risk=alone)
+        one_fc = forecast_scores(mean, std, optimism=optimism, at_risk=alone)
+        assert one_fa[i] == all_fa[i]
+        assert one_fc[i] == all_fc[i]
+
+
+# ------------------------------------------------------------- the fixed-budget simulator makes the core's decisions
+def _core_round(strategy, alive, dead, trained, targets):
+    """The core's scores for one round, computed here from the curves, independently of the simulator."""
+    obs = [c.observed_until(trained[c.id]) for c in alive]
+    points = []
+    for o, c in zip(obs, alive):
+        keep = fit_window(o.compute, c.final_compute, strategy.warmup_fraction)
+        points.append((o.compute[keep], o.loss[keep]))
+    fc = forecast(strategy.surrogate, points, targets)
+    seen = np.array([len(o) > 0 for o in obs])
+    if strategy.ranking == "forecast":
+        s = forecast_scores(fc.mean, fc.std, optimism=strategy.optimism, at_risk=np.ones(len(alive), bool))
+        return np.where(seen, s, np.inf)
+    idx = np.flatnonzero(seen)
+    c, l, owner = [], [], []
+    for j, i in enumerate(idx):
+        c += list(obs[i].compute); l += list(obs[i].loss); owner += [j] * len(obs[i])
+    for d in dead:
+        o = d.observed_until(trained[d.id])
+        c += list(o.compute); l += list(o.loss); owner += [-1] * len(o)
+    scores = np.full(len(alive), np.inf)
+    if idx.size:
+        scores[idx] = frontier_scores(
+            np.array([obs[i].final_compute for i in idx]), np.array([obs[i].min_loss for i in idx]),
+            targets[idx], fc.mean[idx], fc.std[idx], optimism=strategy.optimism,
+            at_risk=np.ones(idx.size, bool), anchors=(np.array(c), np.array(l), np.array(owner, int)),
+        )
+    return scores
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(3, 12),
+    budget_frac=st.sampled_from([0.02, 0.05, 0.1, 0.3]),
+    ranking=st.sampled_from(["forecast", "frontier"]),
+    optimism=st.sampled_from([None, 0.2, 0.4]),
+    eta=st.sampled_from([2.0, 3.0]),
+)
+def test_simulator_makes_exactly_the_core_decisions(seed, n, budget_frac, ranking, optimism, eta):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        curves = list(generate_synthetic(n, seed=seed))
+    strategy = Strategy("under-test", ranking, LogLinear(), optimism, 0.02)
+    budget = budget_frac * sum(c.final_compute for c in curves)
+    result = allocate(curves, budget, strategy, reduction_factor=eta, rng=np.random.default_rng(seed))
+    # Replay the rounds the simulator went through and check each survivor set against the core's choice.
+    sizes = round_sizes(n, eta)
+    shares = round_shares(budget, sizes)
+    rng = np.random.default_rng(seed)
+    trained = {c.id: 0.0 for c in curves}
+    by_id = {c.id: c for c in curves}
+    for r, alive_ids in enumerate(result.survivors):
+        alive = [by_id[i] for i in alive_ids]
+        for c in alive:
+            trained[c.id] = min(trained[c.id] + shares[r], c.final_compute)
+        if r == len(result.survivors) - 1:
+            break
+        future = sum(shares[r + 1:])
+        targets = np.array([min(trained[c.id] + future, c.final_compute) for c in alive])
+        dead = [c for c in curves if c.id not in set(alive_ids)]
+        scores = _core_round(strategy, alive, dead, trained, targets)
+        finished = np.array([trained[c.id] >= c.final_compute for c in alive])
+        keep = select_survivors(scores, sizes[r + 1], finished=finished, tiebreak=rng.random(len(alive)))
+        assert [alive[i].id for i in keep] == result.survivors[r + 1]
+
+
+# ---------------------------------------------------------------------- the pruner makes the core's decisions
+class _Recording(SurrogateHalvingPruner):
+    """The shipped pruner, remembering what it handed to the core and what came back."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def decide_record(self, record, others, anchors, r):
+        out = super().decide_record(record, others, anchors, r)
+        self.calls.append((dict(record), [dict(o) for o in others], anchors, r, out))
+        return out
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    objective=st.sampled_from(["frontier", "best_loss"]),
+    optimism=st.sampled_from([None, 0.2, 0.4]),
+    eta=st.sampled_from([2.0, 3.0, 4.0]),
+)
+def test_pruner_decision_equals_the_core_decision_on_the_same_inputs(seed, objective, optimism, eta):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        curves = list(generate_synthetic(10, seed=seed))
+    finals = [c.final_compute for c in curves]
+    pruner = _Recording(LogLinear(), max_compute=lambda p: finals[p["i"]], objective=objective,
+                        optimism=optimism, reduction_factor=eta, n_startup_trials=1)
+    study = optuna.create_study(pruner=pruner)
+    for i in np.random.default_rng(seed).permutation(len(curves)):
+        trial = study.ask()
+        trial.suggest_int("i", int(i), int(i))
+        pruned = False
+        for c, l in zip(curves[i].compute, curves[i].loss):
+            report(trial, float(l), compute=float(c))
+            if trial.should_prune():
+                pruned = True
+                break
+        study.tell(trial, None if pruned else float(curves[i].loss[-1]),
+                   state=optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE)
+    assert pruner.calls
+    for record, others, anchors, r, (decision, ranking, score) in pruner.calls:
+        if record["fallback"]:
+            others = [o for o in others if abs(o["compute"] / r - 1) < 1e-6]
+            assert ranking == "observed"
+            scores = np.array([record["loss"]] + [o["loss"] for o in others])
+        else:
+            recs = [record, *others]
+            at_risk = np.arange(len(recs)) == 0
+            mean = np.array([x["forecast"] for x in recs])
+            std = np.array([x["std"] or 0.0 for x in recs])
+            if objective == "best_loss":
+                scores = forecast_scores(mean, std, optimism=optimism, at_risk=at_risk)
+            else:
+                scores = frontier_scores(np.array([x["compute"] for x in recs]), np.array([x["loss"] for x in recs]),
+                                         np.array([x["target"] for x in recs]), mean, std, optimism=optimism,
+                                         at_risk=at_risk, anchors=anchors)
+        reach = min(record["target"], r * 1.5) * (1 - 1e-9)
+        pool = np.array([o["target"] >= reach for o in others], bool)
+        expected = decide(scores[0], scores[1:][pool], reduction_factor=eta, n_startup=1,
+                          keep_below_frontier=(ranking == "frontier"))
+        assert decision == expected and score == scores[0]
+    # And what was stored is what the core decided.
+    for t in study.trials:
+        for k, v in t.system_attrs.items():
+            if k.startswith("sh_scaling:rung:") and "rank" in v:
+                assert v["promoted"] == (v["rank"] <= v["quota"] or v["rule"] == "frontier")
