@@ -41,6 +41,7 @@ from optuna.trial import TrialState
 
 import sh_scaling
 from sh_scaling.constants import HOFFMANN_2022
+from sh_scaling.pruning import reported_compute
 
 N_EVALS = 16
 DEFAULT_JOURNAL = Path("results/distributed_sweep.journal")
@@ -113,7 +114,8 @@ def account(study: optuna.Study, expected: int, interrupted: bool = False) -> li
     for t in trials:
         if t.state not in finished:
             problems.append(f"trial {t.number} is {t.state.name}")
-        missing = [s for s in t.intermediate_values if f"sh_scaling:compute:{s}" not in t.system_attrs]
+        compute = reported_compute(t)
+        missing = [s for s in t.intermediate_values if s not in compute]
         if missing:
             problems.append(f"trial {t.number}: steps {missing} have no compute")
     return problems
@@ -161,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     trials = study.get_trials(deepcopy=False)
     states = [t.state for t in trials]
     pids = {t.user_attrs.get("worker_pid") for t in trials}
-    spent = sum(max(v for k, v in t.system_attrs.items() if k.startswith("sh_scaling:compute:"))
-                for t in trials if t.intermediate_values)
+    spent = sum(max(reported_compute(t).values()) for t in trials if t.intermediate_values)
     exhaustive = sum(max_compute(t.params) for t in trials if t.params)
     print(f"{len(trials)} trials in {seconds:.1f} s from {len(pids)} worker processes: "
           f"{states.count(TrialState.COMPLETE)} complete, {states.count(TrialState.PRUNED)} pruned, "

@@ -19,6 +19,7 @@ import optuna
 import sh_scaling
 from sh_scaling.constants import HOFFMANN_2022
 from sh_scaling.curves import Curve
+from sh_scaling.keys import DECISION_KEY, FORECAST_KEY
 from sh_scaling.laws import fit_scaling_law, observed_frontier
 
 N_EVALS = 20
@@ -56,7 +57,7 @@ def main() -> None:
     study.optimize(objective, n_trials=60)
 
     states = [t.state for t in study.trials]
-    spent = sum(t.system_attrs[f"sh_scaling:compute:{max(t.intermediate_values)}"] for t in study.trials)
+    spent = sum(max(sh_scaling.pruning.reported_compute(t).values()) for t in study.trials)
     exhaustive = sum(flops(t.params) for t in study.trials)
     print(f"{states.count(optuna.trial.TrialState.COMPLETE)} complete, "
           f"{states.count(optuna.trial.TrialState.PRUNED)} pruned; compute spent {spent:.3g} FLOPs "
@@ -67,14 +68,14 @@ def main() -> None:
     print(f"  (training all {len(study.trials)} trials to the end would have found {full:.4f}, before noise)")
 
     pruned = next(t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED)
-    print(f"why trial {pruned.number} was pruned: {pruned.user_attrs['sh_scaling:decision']}")
-    print(f"  its forecast final loss (read by samplers): {pruned.user_attrs['sh_scaling:forecast_final_loss']:.4f}")
+    print(f"why trial {pruned.number} was pruned: {pruned.user_attrs[DECISION_KEY]}")
+    print(f"  its forecast final loss (read by samplers): {pruned.user_attrs[FORECAST_KEY]:.4f}")
 
     # The scaling law, fitted on what was observed (pruned trials' points included, forecasts never used).
     curves = []
     for t in study.trials:
         steps = sorted(t.intermediate_values)
-        compute = [t.system_attrs[f"sh_scaling:compute:{s}"] for s in steps]
+        compute = [sh_scaling.pruning.reported_compute(t)[s] for s in steps]
         curves.append(Curve.from_arrays(t.number, compute, [t.intermediate_values[s] for s in steps]))
     grid, frontier = observed_frontier(curves, n=30)
     law = fit_scaling_law(grid, frontier, n_bootstrap=100)

@@ -119,3 +119,23 @@ __all__ += [
     "TAO_2024_FITTED_VOCAB",
     "TAO_2024_FITTED_MAX_FLOPS",
 ]
+
+
+# --- Transformer accounting -------------------------------------------------------------------------------------
+#: Training FLOPs per parameter per token: a forward pass costs about 2 N FLOPs per token and the backward pass
+#: twice that, so C = 6 N D (Kaplan et al., "Scaling Laws for Neural Language Models", 2020, Section 2.1).
+FLOPS_PER_PARAM_TOKEN = 6.0
+
+#: Compute-optimal tokens per parameter, about 20 (Hoffmann et al. 2022, Table 3: 1.4T tokens for Chinchilla's
+#: 70B parameters).
+CHINCHILLA_TOKENS_PER_PARAM = 20.0
+
+#: d_model / n_layers of GPT-3 175B: d_model = 12288, 96 layers (Brown et al., "Language Models are Few-Shot
+#: Learners", 2020, Table 2.1).
+GPT3_ASPECT_RATIO = 128.0
+
+#: Width of one attention head in GPT-2 and in all but the largest GPT-3 models (Radford et al. 2019;
+#: Brown et al. 2020, Table 2.1: d_head = 64 up to 2.7B parameters).
+GPT_HEAD_DIM = 64
+
+__all__ += ["FLOPS_PER_PARAM_TOKEN", "CHINCHILLA_TOKENS_PER_PARAM", "GPT3_ASPECT_RATIO", "GPT_HEAD_DIM"]

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from sh_scaling.integrations import SHScalingCallback, count_flops_per_token  # noqa: E402
+from sh_scaling.pruning import reported_compute  # noqa: E402
 
 VOCAB, SEQ = 64, 16
 
@@ -76,7 +77,8 @@ def _objective(tmp_path, holder, **cb_kwargs):
 
 def _compute(trial):
     steps = sorted(trial.intermediate_values)
-    return [trial.system_attrs[f"sh_scaling:compute:{s}"] for s in steps]
+    compute = reported_compute(trial)
+    return [compute[s] for s in steps]
 
 
 def test_trainer_reports_loss_with_trainer_flops(tmp_path):

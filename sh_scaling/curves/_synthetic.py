@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from sh_scaling.constants import HOFFMANN_2022, ChinchillaConstants
+from sh_scaling.constants import FLOPS_PER_PARAM_TOKEN, HOFFMANN_2022, ChinchillaConstants
 from sh_scaling.curves._curve import Curve, CurveSet
 
 __all__ = ["generate_synthetic", "NOISE_MODELS", "SCHEDULES"]
@@ -180,7 +180,7 @@ def generate_synthetic(
             tokens, n_params[m], budget[m], E[m], A[m], B[m], alpha[m], beta[m],
             warmup_fraction=warmup_fraction, schedule=schedule, anneal_gain=anneal_gain, cap=cap,
         )
-        compute = 6.0 * n_params[m] * tokens
+        compute = FLOPS_PER_PARAM_TOKEN * n_params[m] * tokens
         eps = _noise(rng, noise, noise_scale, np.log(compute), ou_theta)
         loss = np.maximum(clean + eps, 0.5 * clean)
         clean.setflags(write=False)

@@ -21,6 +21,8 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from sh_scaling.constants import FLOPS_PER_PARAM_TOKEN
+
 __all__ = ["TransformerConfig", "OPTIMIZER_STATES"]
 
 #: Optimizer state tensors kept per parameter: Adam/AdamW keep first and second moments, momentum SGD one
@@ -155,9 +157,9 @@ class TransformerConfig:
             attention: Whether to include the terms quadratic in sequence length (marked above).
         """
         if method == "6N":
-            flops = 6.0 * self.n_params
+            flops = FLOPS_PER_PARAM_TOKEN * self.n_params
             if attention:
-                flops += 6.0 * self.n_layers * self.seq_len * self.d_model
+                flops += FLOPS_PER_PARAM_TOKEN * self.n_layers * self.seq_len * self.d_model
             return flops
         if method != "detailed":
             raise ValueError(f"method must be '6N' or 'detailed', got {method!r}")

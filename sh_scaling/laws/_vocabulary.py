@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from scipy.optimize import brentq
 
+from sh_scaling.constants import FLOPS_PER_PARAM_TOKEN
 from sh_scaling.constants import (
     TAO_2024,
     TAO_2024_FITTED_MAX_FLOPS,
@@ -142,7 +143,7 @@ def vocabulary_loss(
     nv = _check_positive("n_vocab", n_vocab) / _PARAM_UNIT
     c = _check_positive("flops", flops) / _FLOP_UNIT
     k = constants
-    tokens = c / (6.0 * (nnv + nv))
+    tokens = c / (FLOPS_PER_PARAM_TOKEN * (nnv + nv))
     return -k.E + k.A1 / nnv**k.alpha1 + k.A2 / nv**k.alpha2 + k.B / tokens**k.beta
 
 

@@ -23,6 +23,12 @@ from sh_scaling.laws import (
     tokens_in_time,
 )
 from sh_scaling._checks import positive_finite
+from sh_scaling.constants import (
+    CHINCHILLA_TOKENS_PER_PARAM,
+    FLOPS_PER_PARAM_TOKEN,
+    GPT3_ASPECT_RATIO,
+    GPT_HEAD_DIM,
+)
 from sh_scaling.sampling._priors import load_wall_clock
 
 __all__ = ["plan_sweep", "enqueue", "PLAN_COLUMNS"]
@@ -50,9 +56,9 @@ PLAN_COLUMNS = (
     "predicted_loss",
 )
 
-#: Brown et al., "Language Models are Few-Shot Learners" (2020), Table 2.1: GPT-3 175B has d_model = 12288 and
-#: 96 layers, an aspect ratio d_model / n_layers = 128. Used when no calibration chooses the shape.
-DEFAULT_ASPECT_RATIO = 128.0
+#: Aspect ratio d_model / n_layers used when no calibration chooses the shape (GPT-3 175B's, see
+#: :data:`sh_scaling.constants.GPT3_ASPECT_RATIO`).
+DEFAULT_ASPECT_RATIO = GPT3_ASPECT_RATIO
 #: Depths tried when a step-time calibration chooses the shape.
 _DEPTHS = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128)
 #: A calibration-chosen shape must be within this relative distance of the target size.
@@ -70,7 +76,7 @@ def plan_sweep(
     vocab_size: int | None = None,
     seq_len: int = 2048,
     batch_size: int = 256,
-    head_dim: int = 64,
+    head_dim: int = GPT_HEAD_DIM,
     aspect_ratio: float = DEFAULT_ASPECT_RATIO,
     aspect_range: tuple[float, float] = (16.0, 256.0),
     vocab_multiple: int = 64,
@@ -170,7 +176,7 @@ def plan_sweep(
             n_opt = float(compute_optimal_allocation(budget, constants).n_params)
             for f in factors:
                 cfg = shaper.shape(f * n_opt, budget)
-                tokens = budget / (6.0 * cfg.n_params)
+                tokens = budget / (FLOPS_PER_PARAM_TOKEN * cfg.n_params)
                 rows.append(_row(b_index, budget, math.nan, cfg, n_opt, tokens, cal, constants))
         else:
             seconds = budget * 3600.0
@@ -351,9 +357,9 @@ class _Shaper:
         assert self.cal is not None
         # The vocabulary law needs the FLOPs the run will use, which depend on the shape: start from 20 tokens
         # per parameter (Hoffmann et al. 2022's compute-optimal ratio) and iterate.
-        cfg = self.shape(n_total, 6.0 * n_total * 20.0 * n_total)
+        cfg = self.shape(n_total, FLOPS_PER_PARAM_TOKEN * n_total * CHINCHILLA_TOKENS_PER_PARAM * n_total)
         for _ in range(3):
-            flops = 6.0 * cfg.n_params * tokens_in_time(seconds, cfg, self.cal, self.cal.best_proxy)
+            flops = FLOPS_PER_PARAM_TOKEN * cfg.n_params * tokens_in_time(seconds, cfg, self.cal, self.cal.best_proxy)
             cfg = self.shape(n_total, flops)
         return cfg
 
@@ -368,7 +374,7 @@ def _time_optimal_size(seconds: float, shaper: _Shaper, constants: ChinchillaCon
                 # The grid reaches far outside the vocabulary law's fitted range on purpose; the chosen rows
                 # are shaped again afterwards, where an extrapolation warning is meaningful.
                 warnings.simplefilter("ignore", VocabularyExtrapolationWarning)
-                cfg = shaper.shape(float(n), 6.0 * n * 20.0 * n)
+                cfg = shaper.shape(float(n), FLOPS_PER_PARAM_TOKEN * n * CHINCHILLA_TOKENS_PER_PARAM * n)
             tokens = tokens_in_time(seconds, cfg, shaper.cal, shaper.cal.best_proxy)
         except ValueError:
             continue
@@ -410,7 +416,7 @@ def _row(
         "vocab_params": cfg.vocab_params,
         "tokens": tokens,
         "steps": steps,
-        "flops": 6.0 * cfg.n_params * tokens,
+        "flops": FLOPS_PER_PARAM_TOKEN * cfg.n_params * tokens,
         "tokens_per_param": tokens / cfg.n_params,
         "predicted_hours": hours,
         "predicted_loss": float(chinchilla_loss(cfg.n_params, tokens, constants)),

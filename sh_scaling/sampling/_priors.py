@@ -38,8 +38,8 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from sh_scaling._checks import positive_finite
+from sh_scaling.constants import FLOPS_PER_PARAM_TOKEN, GPT_HEAD_DIM, HOFFMANN_2022, ChinchillaConstants
 from sh_scaling.keys import FORECAST_KEY
-from sh_scaling.constants import HOFFMANN_2022, ChinchillaConstants
 from sh_scaling.laws import (
     StepTimeCalibration,
     TransformerConfig,
@@ -157,8 +157,8 @@ _CONFIG_FIELDS = (
 #: Values used for fields that are neither searched nor fixed. They do not change a FLOPs-budget prediction
 #: except through ``vocab_size`` (and, for a time budget, ``seq_len``/``batch_size``: fix those to your own).
 _DEFAULTS: dict[str, Any] = {"vocab_size": 32000, "seq_len": 2048, "batch_size": 256}
-#: Head width used when ``n_heads`` is neither searched nor fixed (GPT-2/3 and Chinchilla use 64 or 128).
-_DEFAULT_HEAD_DIM = 64
+#: Head width used when ``n_heads`` is neither searched nor fixed.
+_DEFAULT_HEAD_DIM = GPT_HEAD_DIM
 _LOSSES = ("auto", "chinchilla", "vocabulary")
 
 
@@ -285,7 +285,7 @@ class ScalingLawPrior:
     def tokens(self, cfg: TransformerConfig) -> float:
         """Training tokens the budget buys for ``cfg``."""
         if self.flops is not None:
-            return self.flops / (6.0 * cfg.n_params)
+            return self.flops / (FLOPS_PER_PARAM_TOKEN * cfg.n_params)
         assert self.hours is not None and self.wall_clock is not None
         return tokens_in_time(self.hours * 3600.0, cfg, self.wall_clock, self.wall_clock.best_proxy)
 
@@ -298,7 +298,7 @@ class ScalingLawPrior:
             return float(chinchilla_loss(cfg.n_params, d, self.constants))
         # Tao et al.'s law counts the vocabulary once and ties D to C by C = 6 (Nnv + Nv) D.
         nv = cfg.vocab_size * cfg.d_model
-        c = self.flops if self.flops is not None else 6.0 * (cfg.non_vocab_params + nv) * d
+        c = self.flops if self.flops is not None else FLOPS_PER_PARAM_TOKEN * (cfg.non_vocab_params + nv) * d
         return float(vocabulary_loss(cfg.non_vocab_params, nv, c))
 
     def __call__(self, params: Mapping[str, Any]) -> float:
