@@ -265,14 +265,12 @@ def test_cache_directory_from_environment(routing_csv, tmp_path, monkeypatch):
 
 
 def test_stale_partial_downloads_are_cleaned(routing_csv, tmp_path):
-    import os
-    import time
-
+    fcntl = pytest.importorskip("fcntl")
     stale = tmp_path / f".{_CACHE_NAME}.abc123.part"
-    fresh = tmp_path / f".{_CACHE_NAME}.def456.part"
+    live = tmp_path / f".{_CACHE_NAME}.def456.part"
     stale.write_bytes(b"half")
-    fresh.write_bytes(b"in progress elsewhere")
-    old = time.time() - 2 * 3600
-    os.utime(stale, (old, old))
-    fetch_routing(cache_dir=tmp_path, url=routing_csv.resolve().as_uri())
-    assert _cache_files(tmp_path) == sorted([fresh.name, _CACHE_NAME])
+    live.write_bytes(b"in progress elsewhere")
+    with open(live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a live download holds its file
+        fetch_routing(cache_dir=tmp_path, url=routing_csv.resolve().as_uri())
+    assert _cache_files(tmp_path) == sorted([live.name, _CACHE_NAME])

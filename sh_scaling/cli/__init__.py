@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # bad input, an unreadable file, no network: one line, no traceback
         print(f"sh-scaling {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

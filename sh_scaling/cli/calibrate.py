@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sh_scaling.cli._output import check_output_file
+
 __all__ = ["register", "format_table"]
 
 
@@ -23,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="PyTorch device: cpu (default), cuda, cuda:1, ...")
     p.add_argument("--quick", action="store_true", help="tiny models and few steps (a smoke test)")
     p.add_argument("--out", default=None, help="write the calibration JSON here")
+    p.add_argument("--force", action="store_true", help="overwrite the --out file if it exists")
     p.add_argument(
         "--dtype",
         choices=("float32", "bfloat16"),
@@ -69,6 +72,8 @@ def format_table(calibration) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Before the timing, which takes about a minute on a CPU without --quick.
+    out = check_output_file(args.out, option="--out", force=args.force) if args.out else None
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -89,7 +94,8 @@ def _run(args: argparse.Namespace) -> int:
         threads=args.threads, progress=progress,
     )
     print(format_table(cal))
-    if args.out:
-        path = cal.save(args.out)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        path = cal.save(out)
         print(f"calibration written to {path}")
     return 0

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+from sh_scaling.cli._output import check_output_file
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["register", "format_plan"]
 
@@ -44,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--aspect-ratio", type=float, default=128.0,
                    help="d_model / n_layers without a calibration (default 128)")
     p.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    p.add_argument("--force", action="store_true", help="overwrite the --csv file if it exists")
     p.add_argument("--study-name", default=None, help="enqueue the plan into this Optuna study")
     p.add_argument("--storage", default=None, help="Optuna storage URL of the study (e.g. sqlite:///sweep.db)")
     p.set_defaults(func=_run)
@@ -76,6 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if (args.study_name is None) != (args.storage is None):
         raise ValueError("--study-name and --storage go together (the study to enqueue the plan into)")
+    csv = check_output_file(args.csv, option="--csv", force=args.force) if args.csv else None
     budget = args.flops if args.flops is not None else args.hours
     if budget is not None and len(budget) == 1:
         budget = budget[0]
@@ -93,14 +100,52 @@ def _run(args: argparse.Namespace) -> int:
         aspect_ratio=args.aspect_ratio,
     )
     print(format_plan(plan))
-    if args.csv:
-        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-        plan.to_csv(args.csv, index=False)
-        print(f"table written to {args.csv}")
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        plan.to_csv(csv, index=False)
+        print(f"table written to {csv}")
     if args.study_name is not None:
         import optuna
 
         study = optuna.create_study(study_name=args.study_name, storage=args.storage, load_if_exists=True)
-        n = enqueue(study, plan)
-        print(f"enqueued {n} trials into study {args.study_name!r} ({args.storage})")
+        new = _rows_not_enqueued(study, plan)
+        n = enqueue(study, plan[new])
+        already = len(plan) - n
+        print(
+            f"enqueued {n} trials into study {args.study_name!r} ({args.storage})"
+            + (f"; {already} of the plan's runs were already in it" if already else "")
+        )
     return 0
+
+
+def _rows_not_enqueued(study: optuna.Study, plan: pd.DataFrame) -> list[bool]:
+    """For each row of ``plan``, whether ``study`` lacks a trial for it (so running the command twice, or after
+    an interruption, enqueues each run once).
+
+    ``enqueue_trial(skip_if_exists=True)`` is not enough: it compares the fixed parameters only, and two runs of
+    one plan may share a shape at different budgets (with a fixed vocabulary and budgets a square apart, twice
+    the optimal size at one budget is the optimal size at the next), so it would drop a planned run. A row is
+    identified here by its shape and everything :func:`~sh_scaling.sampling.enqueue` stores with it: the rows are
+    enqueued into an in-memory study and compared with the trials already in ``study`` (any state).
+    """
+    import optuna
+
+    from sh_scaling.sampling import enqueue
+
+    scratch = optuna.create_study()
+    enqueue(scratch, plan)
+    wanted = [(t.system_attrs["fixed_params"], t.user_attrs) for t in scratch.get_trials(deepcopy=False)]
+    existing = [
+        (t.system_attrs.get("fixed_params", t.params), t.user_attrs) for t in study.get_trials(deepcopy=False)
+    ]
+    unused = list(existing)
+    out = []
+    for params, attrs in wanted:
+        match = next(
+            (i for i, (p, a) in enumerate(unused) if p == params and all(a.get(k) == v for k, v in attrs.items())),
+            None,
+        )
+        if match is not None:
+            del unused[match]  # one trial answers for one row: a row planned twice is enqueued twice
+        out.append(match is None)
+    return out

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sh_scaling.cli._output import check_output_dir
 from sh_scaling.simulation import DEFAULT_STRATEGIES, STRATEGIES
 
 
@@ -63,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "as in the paper's schedule)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; -1 for all cores)")
     p.add_argument("--out", default=None, help="directory for runs.csv, summary.csv, summary.json and plots")
+    p.add_argument("--force", action="store_true", help="overwrite those files if --out already holds them")
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
@@ -97,9 +99,17 @@ def paper_table(summary: pd.DataFrame, column: str = "ri_mean", scale: float = 1
     return table
 
 
+def _output_names(args: argparse.Namespace) -> list[str]:
+    """The files ``run`` writes into ``--out``."""
+    plots = [] if args.no_plots else ["ri_by_budget.png", "frontiers.png"]
+    return ["runs.csv", "summary.csv", "summary.json", *plots]
+
+
 def run(args: argparse.Namespace) -> int:
     from sh_scaling.simulation import simulate, summarize
 
+    if args.out:  # before the simulation, which may take minutes
+        check_output_dir(args.out, _output_names(args), option="--out", force=args.force)
     t0 = time.perf_counter()
     curves = load_curves(args)
     df = simulate(

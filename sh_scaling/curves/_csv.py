@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
 from typing import IO, Any
 
 import numpy as np
@@ -49,9 +51,11 @@ def load_csv(
         name: Name of the returned set (default: the file name).
 
     Raises:
-        ValueError: missing columns (the message lists every missing column and the columns found), a
-            non-numeric value in ``compute_col`` or ``loss_col`` (naming the row), an empty table, or a
-            run that fails :meth:`Curve.from_arrays`.
+        ValueError: a file that is empty, not UTF-8 text or not a complete compressed file; a line with more
+            or fewer fields than the header (naming the line); missing columns (the message lists every missing
+            column and the columns found); a non-numeric value in ``compute_col`` or ``loss_col`` (naming the
+            row); a table without rows; or a run that fails :meth:`Curve.from_arrays`. Every message starts
+            with the file.
 
     Example:
         >>> import io
@@ -68,7 +72,7 @@ def load_csv(
         label = name or "dataframe"
     else:
         label = name or (os.path.basename(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else "csv")
-        frame = pd.read_csv(path)
+        frame = _read_table(path, os.fspath(path) if isinstance(path, (str, os.PathLike)) else label)
 
     wanted = [run_col, compute_col, loss_col]
     missing = [c for c in dict.fromkeys(wanted) if c not in frame.columns]
@@ -98,6 +102,100 @@ def load_csv(
             Curve.from_arrays(run_id, values[compute_col][index], values[loss_col][index], meta, unit=unit)
         )
     return CurveSet(curves, name=label)
+
+
+#: Suffixes from which pandas infers a compression (their bytes are binary by nature).
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar", ".tgz")
+#: pandas' words for a line with too many fields (both of its parsers).
+_PANDAS_EXTRA_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _read_table(source: str | os.PathLike[str] | IO[str], where: str):
+    """The table, or a ``ValueError`` starting with ``where`` when the file is not a rectangular CSV.
+
+    pandas alone reports an empty file as ``EmptyDataError`` and binary data as ``UnicodeDecodeError``, neither
+    naming the file; takes the first column for a row index when the first row has one field too many (every
+    column then shifts one place to the left); and pads a row with too few fields with empty values, which would
+    silently drop the point.
+    """
+    import pandas as pd
+
+    if not isinstance(source, (str, os.PathLike)):
+        data = source.read()  # a stream is read twice when its rows must be counted
+        source = io.StringIO(data) if isinstance(data, str) else io.BytesIO(data)
+    try:
+        frame = pd.read_csv(_from_start(source))
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{where}: the file is empty (no header line)") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{where}: not a UTF-8 text file (it holds the byte {err.object[err.start:err.start + 1]!r}): binary "
+            "data, or text to save as UTF-8"
+        ) from None
+    except pd.errors.ParserError as err:
+        if _is_binary(source):
+            raise ValueError(f"{where}: binary data, not a CSV text file") from None
+        message = _extra_fields_message(err) or f"not a readable CSV ({str(err).strip()})"
+        raise ValueError(f"{where}: {message}") from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except (OSError, EOFError) as err:  # a damaged or truncated compressed file
+        raise ValueError(f"{where}: cannot read the file ({err})") from None
+    inferred_index = not isinstance(frame.index, pd.RangeIndex)
+    if inferred_index or (len(frame.columns) and frame.iloc[:, -1].isna().any()):
+        problem = _field_count_error(source)
+        if problem is None and inferred_index:
+            problem = "the rows have more fields than the header"
+        if problem is not None:
+            raise ValueError(f"{where}: {problem}")
+    return frame
+
+
+def _field_count_error(source: str | os.PathLike[str] | io.IOBase) -> str | None:
+    """The first line whose number of fields differs from the header's, described, or ``None``."""
+    import pandas as pd
+
+    # Python's parser leaves the fields a short line lacks as NaN and keeps empty fields as "" (with no NA
+    # conversion), so the two can be told apart; with blank lines kept, row i is line i + 1.
+    try:
+        raw = pd.read_csv(
+            _from_start(source), header=None, dtype=str, na_filter=False, engine="python", skip_blank_lines=False
+        )
+    except pd.errors.ParserError as err:
+        return _extra_fields_message(err)
+    except (ValueError, OSError, EOFError):
+        return None
+    fields = raw.notna().sum(axis=1).to_numpy()
+    short = np.flatnonzero((fields > 0) & (fields < raw.shape[1]))
+    if len(short) == 0:
+        return None
+    i = int(short[0])
+    return f"line {i + 1} has {int(fields[i])} field(s), the header has {raw.shape[1]}"
+
+
+def _extra_fields_message(err: Exception) -> str | None:
+    match = _PANDAS_EXTRA_FIELDS.search(str(err))
+    if match is None:
+        return None
+    expected, line, seen = match.groups()
+    return f"line {line} has {seen} fields, the header has {expected}"
+
+
+def _is_binary(source: str | os.PathLike[str] | io.IOBase) -> bool:
+    """A NUL byte near the start of an uncompressed file: no text file has one."""
+    if not isinstance(source, (str, os.PathLike)) or os.fspath(source).lower().endswith(_COMPRESSED):
+        return False
+    try:
+        with open(source, "rb") as f:
+            return b"\0" in f.read(1 << 13)
+    except OSError:
+        return False
+
+
+def _from_start(source):
+    if isinstance(source, (io.StringIO, io.BytesIO)):
+        source.seek(0)
+    return source
 
 
 def _numeric_column(frame, column: str, label: str) -> np.ndarray:

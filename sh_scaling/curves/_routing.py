@@ -26,6 +26,11 @@ import numpy as np
 
 from sh_scaling.curves._curve import Curve, CurveSet, CurveWarning
 
+try:
+    import fcntl
+except ImportError:  # Windows: abandoned partial downloads are recognised by their age alone
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
     "load_routing",
     "fetch_routing",
@@ -53,8 +58,13 @@ _SPLIT_FINAL_STEPS = (248_000, 249_000)
 _TRAINING_PER_FORWARD = 3.0
 _FLOPS_KINDS = ("training", "forward")
 _PER_RUN_EXCLUDED = ("step",)
-#: A temporary download file untouched for this long was left by a killed process.
+#: Without file locks (Windows), a temporary download file untouched for this long was left by a killed process.
 _STALE_PART_SECONDS = 3600.0
+#: How to give a local copy, in the library's words and the command line's (its errors reach both users).
+_PATH_OPTION = "path=... (--routing-path on the command line)"
+_HOW_TO_MOVE_THE_CACHE = (
+    "choose another with cache_dir=... or $SH_SCALING_CACHE, or give a local copy with " + _PATH_OPTION
+)
 
 
 def load_routing(
@@ -73,12 +83,13 @@ def load_routing(
     **Where the file comes from.** With ``path`` given, that local copy is read. Otherwise the file is taken
     from the cache directory (``cache_dir``, else ``$SH_SCALING_CACHE``, else ``$XDG_CACHE_HOME/sh_scaling``,
     else ``~/.cache/sh_scaling``) and, on first use, downloaded from ``url`` (the public GitHub file at a fixed
-    commit) with :mod:`urllib`. A download goes to a temporary file in the cache directory and is renamed
-    into place only once it is complete and verified, so the cache never holds half a file. With
-    ``verify=True`` the sha256 of the file (local, cached or downloaded) must equal :data:`ROUTING_SHA256`;
-    every file must also be a complete gzip stream. A cached file that fails either check is removed (with a
-    warning) and downloaded again; a local ``path`` or a download that fails raises ``ValueError`` naming the
-    file.
+    commit) with :mod:`urllib`. A download goes to a temporary ``.part`` file in the cache directory and is
+    renamed into place only once it is complete and verified, so the cache never holds half a file; the
+    download holds a lock on its ``.part`` file, and every call removes the ``.part`` files whose lock is free
+    (left by a download that was killed), so none outlives the next call. With ``verify=True`` the sha256 of
+    the file (local, cached or downloaded) must equal :data:`ROUTING_SHA256`; every file must also be a
+    complete gzip stream. A cached file that fails either check is removed (with a warning) and downloaded
+    again; a local ``path`` or a download that fails raises ``ValueError`` naming the file.
 
     **Compute.** ``flops="training"`` (default): compute of an evaluation = ``3 * flops_per_step * step``, the
     training FLOPs (forward plus a backward pass costing twice the forward). ``flops="forward"``:
@@ -121,7 +132,9 @@ def load_routing(
     Raises:
         ValueError: unknown ``loss``, ``flops`` or router type (the message lists the valid ones); a file
             that fails the checksum or is not a complete gzip CSV (the message names the file).
-        OSError: the download failed (the message names the URL and how to provide the file by hand).
+        OSError: the download failed (the message names the URL and how to provide the file by hand); the
+            cache directory is a file (``NotADirectoryError``) or cannot be written (``PermissionError``), the
+            message naming it and how to choose another.
 
     Example:
         >>> curves = load_routing(router_types=["Dense"])  # doctest: +SKIP
@@ -136,9 +149,13 @@ def load_routing(
     else:
         file = Path(path)
         if not file.is_file():
-            raise ValueError(f"path={str(path)!r} is not a file")
+            raise ValueError(f"routing curves path={str(path)!r} (--routing-path) is not a file")
         if verify:
-            _check_sha256(file, hint="pass verify=False to read a modified copy")
+            _check_sha256(
+                file,
+                hint="use the original file, or leave out path= (--routing-path) to download it; a deliberately "
+                "modified copy is read from Python with load_routing(path, verify=False)",
+            )
     frame = _read_gzip_csv(file)
     return _curves_from_frame(frame, loss=loss, flops=flops, keep_types=keep_types, source=file)
 
@@ -156,6 +173,13 @@ def fetch_routing(
     """
     directory = _resolve_cache_dir(cache_dir)
     target = directory / _CACHE_NAME
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(
+            f"the routing curves cache directory {directory} is a file: {_HOW_TO_MOVE_THE_CACHE}"
+        )
+    if target.exists() and not target.is_file():
+        raise IsADirectoryError(f"{target} should be the cached routing curves but is not a file; remove it")
+    _remove_abandoned_parts(target)
     if target.is_file():
         try:
             if verify:
@@ -164,10 +188,20 @@ def fetch_routing(
             return target
         except ValueError as err:
             warnings.warn(f"removing corrupt cached file: {err}", CurveWarning, stacklevel=2)
-            with contextlib.suppress(FileNotFoundError):
-                target.unlink()
+            try:
+                target.unlink(missing_ok=True)
+            except OSError as unlink_err:
+                raise _unwritable(directory, unlink_err) from None
     _download(url, target, sha256=ROUTING_SHA256 if verify else None, timeout=timeout)
     return target
+
+
+def _unwritable(directory: Path, err: OSError) -> OSError:
+    """``err`` (same class: ``PermissionError``, ``NotADirectoryError``...) with a message saying what to do."""
+    reason = err.strerror or str(err)
+    return type(err)(
+        f"cannot write to the routing curves cache directory {directory} ({reason}): {_HOW_TO_MOVE_THE_CACHE}"
+    )
 
 
 def _resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
@@ -181,49 +215,84 @@ def _resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
     return base / "sh_scaling"
 
 
+# Why not a download library such as pooch (sha256 checks, a rename once complete): it would bring requests and
+# two more packages into the core dependencies for one file, it reads no file:// URLs (mirrors, the tests), and
+# its temporary file too stays behind when its process is killed, which is what the lock below is for.
 def _download(url: str, target: Path, *, sha256: str | None, timeout: float) -> None:
-    """Stream ``url`` into a temporary file beside ``target``, verify it, then rename it atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_parts(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
+    """Stream ``url`` into a locked temporary file beside ``target``, verify it, then rename it atomically."""
     try:
-        digest = hashlib.sha256()
-        received = 0
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-                declared = response.headers.get("Content-Length")
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-            # A connection closed early ends the read loop quietly; the declared length tells.
-            if declared is not None and declared.isdigit() and received != int(declared):
-                raise OSError(f"connection closed after {received} of {declared} bytes")
-        except (OSError, http.client.HTTPException) as err:
-            raise OSError(
-                f"could not download the routing curves from {url}: {err}. Download the file by hand and "
-                f"pass path=..., or place it at {target}"
-            ) from err
-        if sha256 is not None and digest.hexdigest() != sha256:
-            raise ValueError(
-                f"download from {url} is corrupt or incomplete: sha256 {digest.hexdigest()} "
-                f"({tmp.stat().st_size} bytes), expected {sha256}; nothing was cached"
-            )
-        _check_gzip(tmp, label=url)
-        os.replace(tmp, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _new_locked_part(target)
+    except OSError as err:
+        raise _unwritable(target.parent, err) from None
+    try:
+        # The file stays open, so locked, until it is in place: a cleaner must never take it for abandoned.
+        with os.fdopen(fd, "wb") as out:
+            digest = hashlib.sha256()
+            received = 0
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response:
+                    declared = response.headers.get("Content-Length")
+                    while chunk := response.read(1 << 16):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+                # A connection closed early ends the read loop quietly; the declared length tells.
+                if declared is not None and declared.isdigit() and received != int(declared):
+                    raise OSError(f"connection closed after {received} of {declared} bytes")
+            except (OSError, http.client.HTTPException) as err:
+                raise OSError(
+                    f"could not download the routing curves from {url}: {err}. Download the file by hand and "
+                    f"pass {_PATH_OPTION}, or place it at {target}"
+                ) from err
+            out.flush()
+            if sha256 is not None and digest.hexdigest() != sha256:
+                raise ValueError(
+                    f"download from {url} is corrupt or incomplete: sha256 {digest.hexdigest()} "
+                    f"({received} bytes), expected {sha256}; nothing was cached"
+                )
+            _check_gzip(tmp, label=url)
+            if fcntl is not None:
+                os.replace(tmp, target)  # POSIX renames an open file
+        if fcntl is None:
+            os.replace(tmp, target)  # Windows cannot, and has no lock to keep
     finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _new_locked_part(target: Path) -> tuple[int, Path]:
+    """A new ``.part`` file beside ``target``: its descriptor, holding a lock until it is closed, and its path.
+
+    The lock is what tells another process a live download from one that was killed: the kernel releases it
+    when its process dies, however it dies, and :func:`_remove_abandoned_parts` removes unlocked files.
+    """
+    while True:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        part = Path(name)
+        if fcntl is None:
+            return fd, part
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        # Between mkstemp and flock the file was unlocked, and a cleaner may have removed it: then start again.
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+            if os.stat(part).st_ino == os.fstat(fd).st_ino:
+                return fd, part
+        os.close(fd)
 
 
-def _remove_stale_parts(target: Path) -> None:
-    """Remove temporary files left by downloads that were killed; a recent one may belong to a live download."""
-    cutoff = time.time() - _STALE_PART_SECONDS
+def _remove_abandoned_parts(target: Path) -> None:
+    """Remove the ``.part`` files of downloads that were killed (their lock is free); live downloads keep theirs."""
     for part in target.parent.glob(f".{target.name}.*.part"):
-        with contextlib.suppress(OSError):
-            if part.stat().st_mtime < cutoff:
+        with contextlib.suppress(OSError):  # gone meanwhile, locked by a live download, or a read-only cache
+            if fcntl is None:
+                if part.stat().st_mtime < time.time() - _STALE_PART_SECONDS:
+                    part.unlink()
+                continue
+            fd = os.open(part, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 part.unlink()
+            finally:
+                os.close(fd)
 
 
 def _check_sha256(file: Path, *, hint: str) -> None:

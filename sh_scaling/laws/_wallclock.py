@@ -134,30 +134,62 @@ class StepTimeCalibration:
 
     @classmethod
     def from_dict(cls, data: Any) -> StepTimeCalibration:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: not a calibration, another format version, or a field that is missing or of the wrong
+                type or range (the message names it, e.g. ``copies.slope``).
+        """
+        return cls._from_dict(data, "")
+
+    @classmethod
+    def _from_dict(cls, data: Any, prefix: str) -> StepTimeCalibration:
         if not isinstance(data, dict) or data.get("format") != _FORMAT_NAME:
-            raise ValueError("not a step-time calibration (missing or wrong 'format' field)")
+            raise ValueError(f"{prefix}not a step-time calibration (missing or wrong 'format' field)")
         version = data.get("format_version")
         if version != CALIBRATION_FORMAT_VERSION:
             raise ValueError(
-                f"step-time calibration has format_version {version!r}; this version of sh_scaling reads "
+                f"{prefix}step-time calibration has format_version {version!r}; this version of sh_scaling reads "
                 f"{CALIBRATION_FORMAT_VERSION}: re-run `sh-scaling calibrate`"
             )
+        # Every field is checked here, where the file is named: a string where a number belongs would otherwise
+        # load and fail much later, inside the planner, as a TypeError naming neither.
         try:
+            configs = _json_list(data, "configs")
+            seconds = _json_list(data, "measured_seconds")
+            if len(seconds) != len(configs):
+                raise ValueError(f"field 'measured_seconds' has {len(seconds)} values for {len(configs)} configs")
+            optimizer = _json_field(data, "optimizer")
+            if optimizer not in OPTIMIZER_STATES:
+                raise ValueError(f"field 'optimizer' must be one of {sorted(OPTIMIZER_STATES)}, got {optimizer!r}")
+            device = data.get("device", "")
+            if not isinstance(device, str):
+                raise ValueError(f"field 'device' must be a string, got {device!r}")
+            metadata = data.get("metadata", {})
+            if not isinstance(metadata, dict):
+                raise ValueError(f"field 'metadata' must be an object, got {metadata!r}")
+            param_bytes = data.get("param_bytes_per_element")
             return cls(
-                copies=ProxyFit(**data["copies"]),
-                flops=ProxyFit(**data["flops"]),
-                configs=[TransformerConfig.from_dict(c) for c in data["configs"]],
-                measured_seconds=[float(s) for s in data["measured_seconds"]],
-                bytes_per_element=float(data["bytes_per_element"]),
-                optimizer=str(data["optimizer"]),
-                device=str(data.get("device", "")),
-                param_bytes_per_element=(
-                    None if data.get("param_bytes_per_element") is None else float(data["param_bytes_per_element"])
+                copies=_json_proxy_fit(data, "copies"),
+                flops=_json_proxy_fit(data, "flops"),
+                configs=[_json_config(c, f"configs[{i}]") for i, c in enumerate(configs)],
+                measured_seconds=[
+                    _json_number(s, f"measured_seconds[{i}]", positive=True) for i, s in enumerate(seconds)
+                ],
+                bytes_per_element=_json_number(
+                    _json_field(data, "bytes_per_element"), "bytes_per_element", positive=True
                 ),
-                metadata=dict(data.get("metadata", {})),
+                optimizer=optimizer,
+                device=device,
+                param_bytes_per_element=(
+                    None
+                    if param_bytes is None
+                    else _json_number(param_bytes, "param_bytes_per_element", positive=True)
+                ),
+                metadata=dict(metadata),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"corrupt step-time calibration: {exc!r}") from exc
+        except ValueError as exc:
+            raise ValueError(f"{prefix}corrupt step-time calibration: {exc}") from None
 
     def save(self, path: str | Path) -> Path:
         """Write the calibration as JSON (with its format version); returns the path."""
@@ -171,7 +203,8 @@ class StepTimeCalibration:
 
         Raises:
             FileNotFoundError: no such file (the message says how to make one).
-            ValueError: not JSON, not a calibration, another format version, or missing fields.
+            ValueError: not JSON, not a calibration, another format version, or a field that is missing or of
+                the wrong type (the message names the file and the field).
         """
         p = Path(path)
         if not p.is_file():
@@ -180,7 +213,51 @@ class StepTimeCalibration:
             data = json.loads(p.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"corrupt step-time calibration {str(p)!r}: not JSON ({exc})") from exc
-        return cls.from_dict(data)
+        return cls._from_dict(data, f"{p}: ")
+
+
+def _json_field(data: dict[str, Any], key: str, where: str = "") -> Any:
+    if key not in data:
+        raise ValueError(f"field {where + key!r} is missing")
+    return data[key]
+
+
+def _json_list(data: dict[str, Any], key: str) -> list[Any]:
+    value = _json_field(data, key)
+    if not isinstance(value, list):
+        raise ValueError(f"field {key!r} must be a list, got {value!r}")
+    return value
+
+
+def _json_number(value: Any, name: str, *, positive: bool = False) -> float:
+    """A JSON number as a float; strings, booleans, non-finite and (with ``positive``) values <= 0 are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"field {name!r} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or (positive and number <= 0):
+        raise ValueError(f"field {name!r} must be a {'positive ' if positive else ''}finite number, got {value!r}")
+    return number
+
+
+def _json_proxy_fit(data: dict[str, Any], key: str) -> ProxyFit:
+    fit = _json_field(data, key)
+    if not isinstance(fit, dict):
+        raise ValueError(f"field {key!r} must be an object with slope, intercept and r2, got {fit!r}")
+    unknown = sorted(set(fit) - {"slope", "intercept", "r2"})
+    if unknown:
+        raise ValueError(f"field {key!r} has unknown entries {unknown}")
+    return ProxyFit(
+        *(_json_number(_json_field(fit, n, f"{key}."), f"{key}.{n}") for n in ("slope", "intercept", "r2"))
+    )
+
+
+def _json_config(value: Any, name: str) -> TransformerConfig:
+    if not isinstance(value, dict):
+        raise ValueError(f"field {name!r} must be an object, got {value!r}")
+    try:
+        return TransformerConfig.from_dict(value)
+    except (TypeError, ValueError) as exc:  # TypeError: a required size is missing
+        raise ValueError(f"field {name!r}: {exc}") from None
 
 
 def fit_step_time(

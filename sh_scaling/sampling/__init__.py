@@ -3,6 +3,7 @@
 from sh_scaling.sampling._prior_sampler import (
     FROM_PRIOR_KEY,
     PREDICTED_LOSS_KEY,
+    PRIOR_ERROR_KEY,
     PRIOR_WEIGHT_KEY,
     ScalingPriorSampler,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "FROM_PRIOR_KEY",
     "PLAN_COLUMNS",
     "PREDICTED_LOSS_KEY",
+    "PRIOR_ERROR_KEY",
     "PRIOR_WEIGHT_KEY",
     "ScalingLawPrior",
     "ScalingPriorSampler",

@@ -26,7 +26,7 @@ from sh_scaling.sampling._priors import (
     prior_weight,
 )
 
-__all__ = ["ScalingPriorSampler", "PRIOR_WEIGHT_KEY", "FROM_PRIOR_KEY", "PREDICTED_LOSS_KEY"]
+__all__ = ["ScalingPriorSampler", "PRIOR_WEIGHT_KEY", "FROM_PRIOR_KEY", "PREDICTED_LOSS_KEY", "PRIOR_ERROR_KEY"]
 
 #: ``system_attrs`` key: the prior weight ``w`` in force when the trial started.
 PRIOR_WEIGHT_KEY = "sh_scaling:prior_weight"
@@ -35,6 +35,9 @@ PRIOR_WEIGHT_KEY = "sh_scaling:prior_weight"
 FROM_PRIOR_KEY = "sh_scaling:from_prior"
 #: ``system_attrs`` key: the loss the prior predicted for the proposed configuration.
 PREDICTED_LOSS_KEY = "sh_scaling:prior_predicted_loss"
+#: ``system_attrs`` key: why the prior could not be consulted for this trial (it raised, or answered with the
+#: wrong number of values); the trial then belongs to the base sampler.
+PRIOR_ERROR_KEY = "sh_scaling:prior_error"
 
 _EVIDENCE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 #: Without ``search_space``, warn when this many finished trials never suggested a parameter the prior reads.
@@ -45,6 +48,11 @@ _TRIALS_BEFORE_NAME_WARNING = 3
 class _Decision:
     use_prior: bool
     weight: float
+    error: str | None = None  # the prior failed while the decision was made
+
+
+class _PriorFailed(Exception):
+    """The prior raised or answered nonsense: the trial falls back to the base sampler (the message says why)."""
 
 
 class ScalingPriorSampler(BaseSampler):
@@ -83,12 +91,20 @@ class ScalingPriorSampler(BaseSampler):
     ``"sh_scaling:from_prior"``, ``"sh_scaling:prior_predicted_loss"``), so the sampler works with ``n_jobs > 1``
     (lazy caches are guarded by a lock) and across processes sharing an RDB or journal storage.
 
+    A prior that fails never fails the trial: the prior is consulted inside ``study.ask()`` (to measure its
+    agreement) and when the trial samples, and an exception there would leave the trial ``RUNNING`` for good or
+    abort ``optimize``. If the prior raises (a prior service that is down, a ``KeyError`` from a user's model) or
+    ``predict_many`` returns the wrong number of values, the trial is given to the base sampler, the reason is
+    stored in its ``system_attrs["sh_scaling:prior_error"]`` (:data:`PRIOR_ERROR_KEY`), one warning is issued
+    per sampler, and the next trial asks the prior again (a service may come back).
+
     Args:
         prior:
             A :class:`~sh_scaling.sampling.ScalingLawPrior` (budget in FLOPs or hours, and how the parameters map
-            to a transformer), or any callable ``params -> predicted loss`` (a ``float``; raise or return ``nan``
-            for configurations it cannot score). An object with ``predict_many(list_of_params)`` is scored in one
-            call.
+            to a transformer), or any callable ``params -> predicted loss`` (a ``float``; return ``nan``, or raise
+            ``ValueError``, ``ArithmeticError``, ``TypeError`` or ``KeyError``, for configurations it cannot score;
+            any other exception means the prior is unavailable, see above). An object with
+            ``predict_many(list_of_params)`` is scored in one call (any exception from it means unavailable).
         base_sampler:
             The sampler that takes over; default ``TPESampler(seed=seed)``.
         search_space:
@@ -172,6 +188,7 @@ class ScalingPriorSampler(BaseSampler):
         self._decisions: dict[int, _Decision] = {}  # trial_id -> decision, for trials running in this process
         self._learned_spaces: dict[tuple[int, int], dict[str, BaseDistribution]] = {}
         self._warned_names: set[tuple[int, int]] = set()
+        self._warned_failure = False
         self._loss_cache: dict[tuple[Any, ...], float] = {}
 
     # ------------------------------------------------------------------ the Optuna sampler contract
@@ -192,7 +209,11 @@ class ScalingPriorSampler(BaseSampler):
         decision = self._decision(study, trial)
         if not (decision.use_prior and all(n in search_space for n in self._names)):
             return dict(self._base.sample_relative(study, trial, search_space))
-        drawn = self._sample_from_prior(study, trial, {n: search_space[n] for n in self._names}, decision)
+        try:
+            drawn = self._sample_from_prior(study, trial, {n: search_space[n] for n in self._names}, decision)
+        except _PriorFailed as err:
+            self._record_failure(study, trial, str(err))
+            drawn = {}
         # The base sees the relative space it inferred itself, less what the prior drew.
         own = self._base.infer_relative_search_space(study, trial)
         base_space = {k: v for k, v in own.items() if k not in drawn}
@@ -215,6 +236,8 @@ class ScalingPriorSampler(BaseSampler):
             self._decisions[trial._trial_id] = decision
         study._storage.set_trial_system_attr(trial._trial_id, PRIOR_WEIGHT_KEY, decision.weight)
         study._storage.set_trial_system_attr(trial._trial_id, FROM_PRIOR_KEY, decision.use_prior)
+        if decision.error is not None:
+            self._record_failure(study, trial, decision.error)
 
     def after_trial(
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
@@ -235,25 +258,32 @@ class ScalingPriorSampler(BaseSampler):
         return self._base
 
     def prior_weight(self, study: Study) -> float:
-        """The prior weight ``w`` the next trial of ``study`` would start with (for monitoring)."""
-        return self._weight(study)
+        """The prior weight ``w`` the next trial of ``study`` would start with (for monitoring; 0 while the prior
+        fails)."""
+        return self._weight(study)[0]
 
     # ------------------------------------------------------------------ internals
 
     def _trial_rng(self, trial: FrozenTrial, salt: int) -> np.random.Generator:
         return np.random.default_rng([self._entropy, trial.number, salt])
 
-    def _weight(self, study: Study) -> float:
+    def _weight(self, study: Study) -> tuple[float, str | None]:
+        """The prior weight, and why the prior failed while measuring its agreement (the weight is then 0)."""
         trials = study.get_trials(deepcopy=False, states=_EVIDENCE_STATES)
         w = prior_weight(count_evidence(trials), self._beta)
         if self._adaptive:
-            rho = self._agreement(study, trials)
+            try:
+                rho = self._agreement(study, trials)
+            except _PriorFailed as err:
+                return 0.0, str(err)
             if rho is not None:
                 w *= float(np.clip(2.0 * rho, 0.0, 1.0))
-        return w
+        return w, None
 
     def _decide(self, study: Study, trial: FrozenTrial) -> _Decision:
-        w = self._weight(study)
+        w, error = self._weight(study)
+        if error is not None:
+            return _Decision(False, w, error)
         fixed = trial.system_attrs.get("fixed_params", {}) or {}
         if all(n in fixed for n in self._names):
             return _Decision(False, w)  # an enqueued trial that fixes the whole shape: nothing to propose
@@ -344,13 +374,41 @@ class ScalingPriorSampler(BaseSampler):
         return {n: candidates[i][n] for n in free}
 
     def _predict(self, candidates: list[dict[str, Any]]) -> np.ndarray:
+        """The prior's loss for each candidate (``nan``: cannot score it).
+
+        Raises:
+            _PriorFailed: the prior raised (for a callable, anything but the "cannot score" exceptions), or
+                ``predict_many`` did not return one number per candidate.
+        """
         predict_many = getattr(self._prior, "predict_many", None)
-        if predict_many is not None:
-            return np.asarray(predict_many(candidates), dtype=float)
-        out = np.empty(len(candidates))
-        for i, c in enumerate(candidates):
-            out[i] = _safe_call(self._prior, c)
+        if predict_many is None:
+            return np.array([_safe_call(self._prior, c) for c in candidates], dtype=float)
+        # The prior is user code or a remote service: whatever it raises, the trial must go on without it.
+        try:
+            raw = predict_many(candidates)
+        except Exception as err:
+            raise _PriorFailed(f"predict_many raised {type(err).__name__}: {err}") from err
+        try:
+            out = np.asarray(raw, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise _PriorFailed(f"predict_many returned {type(raw).__name__}, not numbers ({err})") from None
+        if out.shape != (len(candidates),):
+            raise _PriorFailed(
+                f"predict_many returned {out.size} value(s) of shape {out.shape} for {len(candidates)} configurations"
+            )
         return out
+
+    def _record_failure(self, study: Study, trial: FrozenTrial, reason: str) -> None:
+        study._storage.set_trial_system_attr(trial._trial_id, PRIOR_ERROR_KEY, reason)
+        with self._lock:
+            first = not self._warned_failure
+            self._warned_failure = True
+        if first:
+            warnings.warn(
+                f"ScalingPriorSampler: the prior failed ({reason}); trials fall back to the base sampler while it "
+                f"fails, each with the reason in system_attrs[{PRIOR_ERROR_KEY!r}]. This warning is shown once.",
+                stacklevel=3,
+            )
 
     def _agreement(self, study: Study, trials: Sequence[FrozenTrial]) -> float | None:
         """Spearman correlation between the prior's predicted loss and the evidence (``None``: too little)."""
@@ -405,10 +463,17 @@ def _single_value(dist: BaseDistribution) -> Any:
 
 
 def _safe_call(fn: Callable[[dict[str, Any]], float], params: dict[str, Any]) -> float:
+    """``fn(params)``; ``nan`` when it says it cannot score this configuration.
+
+    Raises:
+        _PriorFailed: any other exception (the prior itself is broken or unavailable).
+    """
     try:
         v = float(fn(params))
-    except (ValueError, ZeroDivisionError, OverflowError, ArithmeticError, TypeError, KeyError):
+    except (ValueError, ArithmeticError, TypeError, KeyError):
         return math.nan
+    except Exception as err:
+        raise _PriorFailed(f"the prior raised {type(err).__name__}: {err}") from err
     return v if math.isfinite(v) else math.nan
 
 
