@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.optimize import approx_fprime
+from sklearn.exceptions import NotFittedError
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
 
@@ -187,7 +188,7 @@ def test_bad_input_raises_clear_value_errors(cls):
         cls().fit([1.0, 2.0, 3.0], [3.0, 2.0])
     with pytest.raises(ValueError, match="distinct compute"):
         cls().fit([1.0, 1.0, 2.0], [3.0, 2.9, 2.0])
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         cls().predict([1.0])
     fitted = cls().fit(COMPUTE, power_law(COMPUTE))
     with pytest.raises(ValueError, match="finite and > 0"):

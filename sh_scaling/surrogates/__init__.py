@@ -1,6 +1,7 @@
 """Learning-curve surrogates behind one scikit-learn-shaped protocol."""
 
 from sh_scaling.surrogates._base import (
+    MIN_PLAUSIBLE_RATIO,
     MIN_POINTS,
     Forecast,
     MultiCurveSurrogate,
@@ -10,14 +11,27 @@ from sh_scaling.surrogates._base import (
     make_surrogate,
 )
 from sh_scaling.surrogates._gp import ExponentialDecayKernel, GPSurrogate, MultiCurveGPSurrogate
-from sh_scaling.surrogates._parametric import ExponentialSurrogate, MMFSurrogate, PowerLawSurrogate
+from sh_scaling.surrogates._parametric import (
+    EXTRAPOLATION_STD,
+    ExponentialSurrogate,
+    MMFSurrogate,
+    PowerLawSurrogate,
+)
 
-__all__ = ["MIN_POINTS", "Forecast", "MultiCurveSurrogate", "Surrogate", "forecast", "forecast_paths", "make_surrogate"]
-__all__ += [
+__all__ = [
+    "EXTRAPOLATION_STD",
+    "MIN_PLAUSIBLE_RATIO",
+    "MIN_POINTS",
     "ExponentialDecayKernel",
     "ExponentialSurrogate",
+    "Forecast",
     "GPSurrogate",
     "MMFSurrogate",
     "MultiCurveGPSurrogate",
+    "MultiCurveSurrogate",
     "PowerLawSurrogate",
+    "Surrogate",
+    "forecast",
+    "forecast_paths",
+    "make_surrogate",
 ]

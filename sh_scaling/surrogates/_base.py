@@ -12,7 +12,6 @@ predictions with a recorded fallback, so that a surrogate problem can never cras
 
 from __future__ import annotations
 
-import copy
 import importlib
 import warnings
 from collections.abc import Sequence
@@ -20,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from sklearn.base import clone
+
+from sh_scaling.surrogates._validation import MIN_FIT_POINTS
 
 __all__ = [
     "Surrogate",
@@ -29,11 +31,21 @@ __all__ = [
     "forecast_paths",
     "make_surrogate",
     "MIN_POINTS",
+    "MIN_PLAUSIBLE_RATIO",
 ]
 
 #: Fewer observed points than this and a curve is ranked by its observed minimum, unless the surrogate
-#: declares a smaller ``min_points`` of its own.
-MIN_POINTS = 3
+#: declares a smaller ``min_points`` of its own. The fewest points the surrogates here can fit: asking them
+#: with fewer would only record a failed fit.
+MIN_POINTS = MIN_FIT_POINTS
+
+#: A forecast below this fraction of a curve's lowest observed loss is rejected as implausible (the curve falls
+#: back to its observed minimum). A language model's loss falls by about a factor of five over a whole run, from
+#: ``log(vocabulary)`` at initialisation (10.8 nats for 50k tokens) to about 2; a forecast that falls five-fold
+#: *below what the curve has already reached* is an extrapolation artefact (an asymptote fitted towards zero
+#: through an early, steep stretch), not a forecast. On the routing curves the final loss is at least 0.84 of
+#: the lowest of the first three points, so the threshold never rejects a sound forecast there.
+MIN_PLAUSIBLE_RATIO = 0.2
 
 
 @runtime_checkable
@@ -84,11 +96,12 @@ def make_surrogate(spec: str | Any) -> Any:
     """A fresh surrogate from a name or a prototype object.
 
     Names: ``"powerlaw"``, ``"exponential"``, ``"mmf"``, ``"gp"`` (one GP per curve), ``"gp-multi"``
-    (one GP over all curves, sharing information). An object is deep-copied, so a prototype can be passed
-    once and used for many curves.
+    (one GP over all curves, sharing information). A scikit-learn estimator (every surrogate here) is
+    cloned (same settings, not fitted), any other object deep-copied, so a prototype can be passed once and
+    used for many curves.
     """
     if not isinstance(spec, str):
-        return copy.deepcopy(spec)
+        return clone(spec, safe=False)  # deep copy for objects without get_params
     table = {
         "powerlaw": ("_parametric", "PowerLawSurrogate"),
         "exponential": ("_parametric", "ExponentialSurrogate"),
@@ -107,7 +120,7 @@ def _check_prediction(pred: np.ndarray, std: np.ndarray, observed_min: float) ->
         return "non-finite prediction"
     if pred <= 0:
         return f"non-positive predicted loss {pred:.4g}"
-    if pred < 0.2 * observed_min:
+    if pred < MIN_PLAUSIBLE_RATIO * observed_min:
         return f"implausible predicted loss {pred:.4g} (observed minimum {observed_min:.4g})"
     return None
 
@@ -135,7 +148,7 @@ def _fit_predict(
                     errors[i] = f"fit failed: {type(exc).__name__}: {exc}"
         else:
             for i in usable:
-                model = proto if i == usable[-1] else copy.deepcopy(proto)
+                model = proto if i == usable[-1] else make_surrogate(proto)
                 try:
                     c, l = observations[i]
                     model.fit(np.asarray(c, float), np.asarray(l, float))

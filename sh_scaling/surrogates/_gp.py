@@ -23,8 +23,10 @@ Transform used by both surrogates (documented once here):
   maximum) along it, so a forecast never rises with compute and its uncertainty never shrinks with distance.
 * Model discrepancy: beyond the data the log-loss std gains ``extrapolation_std * (t - t_last)`` in
   quadrature (0.02 per e-fold by default, measured on the routing curves; see
-  :data:`sh_scaling.surrogates._parametric.EXTRAPOLATION_STD`): the GP's own std, with point-estimated
+  :data:`sh_scaling.surrogates.EXTRAPOLATION_STD`): the GP's own std, with point-estimated
   hyper-parameters on smooth curves, is far too small to cover how real curves leave their early shape.
+* Every hyper-parameter search is L-BFGS-B capped at :data:`_LBFGS_MAXITER` iterations, and a covariance is
+  checked to be finite before its Cholesky factorisation, so a fit ends with a result or a clear error.
 
 References:
     K. Swersky, J. Snoek, R. P. Adams. Freeze-Thaw Bayesian Optimization. arXiv:1406.3896, 2014 (eq. 4, the
@@ -40,21 +42,49 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
+from sklearn.base import BaseEstimator
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Hyperparameter, Kernel, WhiteKernel
+from sklearn.utils.validation import check_is_fitted
 
-from sh_scaling.surrogates._parametric import (
-    EXTRAPOLATION_STD,
-    _check_curve,
-    _check_extrapolation_std,
-    _check_query,
-    _one_blas_thread,
+from sh_scaling.surrogates._numerics import one_blas_thread
+from sh_scaling.surrogates._parametric import EXTRAPOLATION_STD
+from sh_scaling.surrogates._validation import (
+    MIN_FIT_POINTS,
+    check_curve,
+    check_extrapolation_std,
+    check_int,
+    check_query,
+    require_finite,
 )
 
 __all__ = ["ExponentialDecayKernel", "GPSurrogate", "MultiCurveGPSurrogate"]
 
-#: Points of the grid on which forecasts beyond the data are made monotone.
+#: Points of the grid on which forecasts beyond the data are made monotone: 32 intervals between the last
+#: observation and the farthest query. The GP is evaluated once per point, which costs far less than the fit.
 _MONOTONE_GRID = 33
+
+#: Iteration cap of every L-BFGS-B hyper-parameter search. The most any search took on the routing curves
+#: (every 5th curve cut at a quarter, half and all of its compute for ``GPSurrogate``; ten groups of 20 curves
+#: for ``MultiCurveGPSurrogate``) was 42 iterations, median 26; 200 leaves room for harder curves and still
+#: bounds a fit at a fraction of a second.
+_LBFGS_MAXITER = 200
+
+#: Starting value and search bounds of each hyper-parameter, shared by both surrogates, in the order of
+#: scikit-learn's ``theta`` for ``ConstantKernel * ExponentialDecayKernel + ConstantKernel + WhiteKernel``.
+#: Units are log-loss, centred on its mean but not scaled: a noise std of 0.01 is a 1 % noise whatever the
+#: curve, so the bounds mean the same for every curve. Variances run from negligible (1e-8) to a std of 10 in
+#: log-loss (1e2); the kernel's Gamma shape ``alpha`` and ``beta`` (in e-folds of compute) from 0.01 to 100,
+#: from a decay spread over the whole curve to one done within a fraction of an e-fold. Noise above a
+#: 10 % std (variance 1e-2) is ruled out: letting the white kernel explain everything is the likelihood's
+#: worst local optimum on short curves.
+_HYPER = {
+    "decay_var": (0.1, (1e-8, 1e2)),
+    "alpha": (1.0, (1e-2, 1e2)),
+    "beta": (1.0, (1e-2, 1e2)),
+    "bias_var": (0.1, (1e-8, 1e2)),
+    "noise_var": (1e-4, (1e-10, 1e-2)),
+}
 
 
 def _decay_cov(t1: np.ndarray, t2: np.ndarray, alpha: float, beta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -87,8 +117,8 @@ class ExponentialDecayKernel(Kernel):
         self,
         alpha: float = 1.0,
         beta: float = 1.0,
-        alpha_bounds: tuple[float, float] | str = (1e-2, 1e2),
-        beta_bounds: tuple[float, float] | str = (1e-2, 1e2),
+        alpha_bounds: tuple[float, float] | str = _HYPER["alpha"][1],
+        beta_bounds: tuple[float, float] | str = _HYPER["beta"][1],
     ) -> None:
         self.alpha = alpha
         self.beta = beta
@@ -187,18 +217,23 @@ def _monotone_forecast(
     return mean, std
 
 
-def _check_restarts(n_restarts: Any, owner: str) -> None:
-    if isinstance(n_restarts, bool) or not isinstance(n_restarts, (int, np.integer)) or n_restarts < 0:
-        raise ValueError(f"{owner}: n_restarts_optimizer must be an integer >= 0, got {n_restarts!r}")
+def _check_gp_settings(estimator: GPSurrogate | MultiCurveGPSurrogate) -> tuple[int, int]:
+    """Validated ``(n_points, n_restarts_optimizer)``; also checks ``extrapolation_std``."""
+    name = type(estimator).__name__
+    n_points = check_int(estimator.n_points, "n_points", MIN_FIT_POINTS, name)
+    restarts = check_int(estimator.n_restarts_optimizer, "n_restarts_optimizer", 0, name)
+    check_extrapolation_std(estimator.extrapolation_std, name)
+    return n_points, restarts
 
 
-def _check_n_points(n_points: Any, owner: str) -> int:
-    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 3:
-        raise ValueError(f"{owner}: n_points must be an integer >= 3, got {n_points!r}")
-    return int(n_points)
+def _freeze_thaw_kernel() -> Kernel:
+    """``ConstantKernel * ExponentialDecayKernel + ConstantKernel + WhiteKernel`` at the shared start."""
+    h = _HYPER
+    decay = ExponentialDecayKernel(h["alpha"][0], h["beta"][0], h["alpha"][1], h["beta"][1])
+    return ConstantKernel(*h["decay_var"]) * decay + ConstantKernel(*h["bias_var"]) + WhiteKernel(*h["noise_var"])
 
 
-class GPSurrogate:
+class GPSurrogate(BaseEstimator):
     """One Gaussian process per learning curve (scikit-learn ``GaussianProcessRegressor``).
 
     Kernel ``ConstantKernel * ExponentialDecayKernel + ConstantKernel + WhiteKernel`` on
@@ -216,11 +251,12 @@ class GPSurrogate:
         random_state: Seed of the restarts (default 0: forecasts are reproducible).
         extrapolation_std: Relative std added per e-fold of compute beyond the data, for the model discrepancy
             the GP's point-estimated hyper-parameters ignore (default
-            :data:`~sh_scaling.surrogates._parametric.EXTRAPOLATION_STD`, 0.02; see there).
+            :data:`~sh_scaling.surrogates.EXTRAPOLATION_STD`, 0.02; see there).
 
     Attributes:
         gp_: The fitted ``GaussianProcessRegressor``; ``kernel_``: its fitted kernel.
         log_compute_ref_: ``log(C_first)``; ``t_last_``: ``t`` of the last observation.
+        y_mean_: Mean log-loss of the fitted points (the GP models log-loss minus this).
 
     Example:
         >>> import numpy as np
@@ -245,27 +281,21 @@ class GPSurrogate:
 
     def fit(self, compute: Any, loss: Any) -> GPSurrogate:
         """Fit the GP to one curve; raises ``ValueError`` on fewer than 3 points or non-finite values."""
-        name = type(self).__name__
-        n_points = _check_n_points(self.n_points, name)
-        _check_restarts(self.n_restarts_optimizer, name)
-        _check_extrapolation_std(self.extrapolation_std, name)
-        c, y = _check_curve(compute, loss, name)
+        n_points, restarts = _check_gp_settings(self)
+        c, y = check_curve(compute, loss, type(self).__name__)
         t, z = _log_grid(c, y, n_points)
-        # Units are log-loss, centred on the curve's mean (not scaled: a noise std of 0.01 is a 1 % noise
-        # whatever the curve, so the bounds mean the same for every curve). Noise above 10 % is ruled out:
-        # letting the white kernel explain everything is the likelihood's worst local optimum on short curves.
-        kernel = (
-            ConstantKernel(0.1, (1e-8, 1e2)) * ExponentialDecayKernel(1.0, 1.0)
-            + ConstantKernel(0.1, (1e-8, 1e2))
-            + WhiteKernel(1e-4, (1e-10, 1e-2))
-        )
-        self.y_mean_ = float(z.mean())
+        y_mean = float(z.mean())
         gp = GaussianProcessRegressor(
-            kernel, optimizer=_BlockOptimizer(_BlockData([t], [z - self.y_mean_])), normalize_y=False,
-            n_restarts_optimizer=int(self.n_restarts_optimizer), random_state=self.random_state,
+            _freeze_thaw_kernel(), optimizer=_BlockOptimizer(_BlockData([t], [z - y_mean])), normalize_y=False,
+            n_restarts_optimizer=restarts, random_state=self.random_state,
         )
-        with _one_blas_thread():
-            gp.fit(t[:, None], z - self.y_mean_)
+        # The regressor factorises its covariance unchecked (check_finite=False); it is finite because it is
+        # built from finite times (checked here and again by scikit-learn's input validation) and
+        # hyper-parameters held within the bounds of _HYPER.
+        require_finite(t, "log-compute", f"{type(self).__name__}.fit")
+        with one_blas_thread():
+            gp.fit(t[:, None], z - y_mean)
+        self.y_mean_ = y_mean
         self.gp_ = gp
         self.kernel_ = gp.kernel_
         self.log_compute_ref_ = float(np.log(c[0]))
@@ -277,27 +307,24 @@ class GPSurrogate:
         return np.asarray(m, float) + self.y_mean_, np.asarray(s, float)
 
     def predict(self, compute: Any, return_std: bool = False) -> Any:
-        """Forecast loss at ``compute`` (monotone beyond the data); with ``return_std`` also its std."""
-        if not hasattr(self, "gp_"):
-            raise RuntimeError(f"{type(self).__name__}: call fit() before predict()")
-        c = _check_query(compute, type(self).__name__)
+        """Forecast loss at ``compute`` (monotone beyond the data); with ``return_std`` also its std.
+
+        Raises:
+            sklearn.exceptions.NotFittedError: before :meth:`fit`.
+        """
+        check_is_fitted(self, "gp_")
+        c = check_query(compute, type(self).__name__)
         t = np.maximum(np.log(np.atleast_1d(c).ravel()) - self.log_compute_ref_, 0.0)
         mean, std = _monotone_forecast(t, self.t_last_, self._predict_log, self.extrapolation_std)
         if not return_std:
             return mean.reshape(np.shape(c))
         return mean.reshape(np.shape(c)), std.reshape(np.shape(c))
 
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(n_points={self.n_points!r}, "
-                f"n_restarts_optimizer={self.n_restarts_optimizer!r}, random_state={self.random_state!r}, "
-                f"extrapolation_std={self.extrapolation_std!r})")
 
-
-# Hyper-parameters of the multi-curve model, optimised on the log scale, in this order.
-_MULTI_NAMES = ("decay_var", "alpha", "beta", "bias_var", "noise_var")
-# Units are log-loss (centred, not scaled), as for GPSurrogate: the noise bound is a 10 % noise std.
-_MULTI_BOUNDS = np.log(np.array([[1e-8, 1e2], [1e-2, 1e2], [1e-2, 1e2], [1e-8, 1e2], [1e-10, 1e-2]]))
-_MULTI_START = np.log(np.array([0.1, 1.0, 1.0, 0.1, 1e-4]))
+# Hyper-parameters of the multi-curve model, optimised on the log scale, in the order of ``_HYPER``.
+_MULTI_NAMES = tuple(_HYPER)
+_MULTI_BOUNDS = np.log(np.array([bounds for _, bounds in _HYPER.values()]))
+_MULTI_START = np.log(np.array([start for start, _ in _HYPER.values()]))
 
 
 class _BlockOptimizer:
@@ -315,7 +342,7 @@ class _BlockOptimizer:
 
     def __call__(self, obj_func: Any, initial_theta: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, float]:
         res = minimize(_negative_likelihood, initial_theta, args=(self.data, 0.0), jac=True, method="L-BFGS-B",
-                       bounds=bounds)
+                       bounds=bounds, options={"maxiter": _LBFGS_MAXITER})
         return res.x, float(res.fun)
 
 
@@ -352,6 +379,8 @@ def _block_likelihood(
     kd, log_ratio = _decay_cov(d.T[:, :, None], d.T[:, None, :], alpha, beta)
     kd = kd * d.pair
     K = decay_var * kd + bias_var * d.pair + noise_var * d.eye + d.pad_eye
+    if not np.all(np.isfinite(K)):
+        return -np.inf, np.zeros_like(theta), {}
     try:
         L = np.linalg.cholesky(K)
     except np.linalg.LinAlgError:
@@ -382,17 +411,25 @@ def _block_likelihood(
     return lml, grad, state
 
 
-#: Objective value reported to L-BFGS-B where the covariance is not positive definite.
+#: Objective value reported to L-BFGS-B where the covariance is not positive definite (or the likelihood or
+#: its gradient is not finite): far above any attainable ``-log likelihood`` but finite, so the line search
+#: backs off from the point instead of handing ``inf`` or ``NaN`` to the optimiser's own linear algebra.
 _FAILED = 1e25
 
 
 def _negative_likelihood(theta: np.ndarray, data: _BlockData, mean: float | None) -> tuple[float, np.ndarray]:
     """``-log marginal likelihood`` and its gradient, for the minimiser."""
     lml, grad, _ = _block_likelihood(theta, data, mean=mean)
-    return (_FAILED, np.zeros_like(theta)) if not np.isfinite(lml) else (-lml, -grad)
+    if not (np.isfinite(lml) and np.all(np.isfinite(grad))):
+        return _FAILED, np.zeros_like(theta)
+    return -lml, -grad
 
 
-class MultiCurveGPSurrogate:
+#: NotFittedError message of the multi-curve surrogate, which is fitted by ``fit`` or ``fit_many``.
+_NOT_FITTED = "This %(name)s instance is not fitted yet; call fit() or fit_many() before predicting."
+
+
+class MultiCurveGPSurrogate(BaseEstimator):
     """One Gaussian-process model over many learning curves that share what they have in common.
 
     The freeze–thaw model of Swersky et al. (2014, section 3.2) with a constant asymptote mean: for curve
@@ -427,8 +464,13 @@ class MultiCurveGPSurrogate:
 
     Attributes:
         hyperparameters_: Fitted ``decay_var, alpha, beta, bias_var, noise_var`` (log-loss units, centred) and
-            ``mu``. ``log_marginal_likelihood_value_``: the profiled log marginal likelihood at the optimum.
+            ``mu``; ``theta_``: their logs (without ``mu``), as optimised.
+            ``log_marginal_likelihood_value_``: the profiled log marginal likelihood at the optimum;
+            ``converged_``: whether the best L-BFGS-B run converged.
         n_curves_: Number of curves fitted.
+        log_compute_ref_, t_last_: Per curve, ``log(C_first)`` and ``t`` of its last observation.
+        y_mean_: Mean log-loss over all fitted points (the model's targets are log-loss minus this).
+        block_data_, posterior_: The padded training data and the posterior quantities predictions use.
 
     Example:
         >>> import numpy as np
@@ -461,16 +503,14 @@ class MultiCurveGPSurrogate:
             RuntimeError: every optimiser run failed (no positive-definite covariance found).
         """
         name = type(self).__name__
-        n_points = _check_n_points(self.n_points, name)
-        _check_restarts(self.n_restarts_optimizer, name)
-        _check_extrapolation_std(self.extrapolation_std, name)
+        n_points, restarts = _check_gp_settings(self)
         if len(observations) == 0:
             raise ValueError(f"{name}.fit_many: observations is empty; pass at least one (compute, loss) pair")
         ts, zs, refs = [], [], []
         for i, pair in enumerate(observations):
             if len(pair) != 2:
                 raise ValueError(f"{name}.fit_many: observation {i} is not a (compute, loss) pair")
-            c, y = _check_curve(pair[0], pair[1], f"{name} (curve {i})")
+            c, y = check_curve(pair[0], pair[1], f"{name} (curve {i})")
             t, z = _log_grid(c, y, n_points)
             ts.append(t)
             zs.append(z)
@@ -479,14 +519,12 @@ class MultiCurveGPSurrogate:
         data = _BlockData(ts, [z - z_mean for z in zs])
 
         rng = np.random.default_rng(self.random_state)
-        starts = [_MULTI_START] + [
-            rng.uniform(_MULTI_BOUNDS[:, 0], _MULTI_BOUNDS[:, 1]) for _ in range(int(self.n_restarts_optimizer))
-        ]
+        starts = [_MULTI_START] + [rng.uniform(_MULTI_BOUNDS[:, 0], _MULTI_BOUNDS[:, 1]) for _ in range(restarts)]
         best = None
-        with _one_blas_thread():
+        with one_blas_thread():
             for x0 in starts:
                 res = minimize(_negative_likelihood, x0, args=(data, None), jac=True, method="L-BFGS-B",
-                               bounds=_MULTI_BOUNDS)
+                               bounds=_MULTI_BOUNDS, options={"maxiter": _LBFGS_MAXITER})
                 if np.isfinite(res.fun) and res.fun < _FAILED and (best is None or res.fun < best.fun):
                     best = res
         if best is None:
@@ -497,17 +535,17 @@ class MultiCurveGPSurrogate:
         self.log_marginal_likelihood_value_ = lml
         self.converged_ = bool(best.success)
         self.n_curves_ = len(ts)
-        self._data = data
-        self._state = state
-        self._z_mean = z_mean
-        self._refs = refs
-        self._t_last = [float(t[-1]) for t in ts]
+        self.block_data_ = data
+        self.posterior_ = state
+        self.y_mean_ = z_mean
+        self.log_compute_ref_ = np.array(refs)
+        self.t_last_ = np.array([float(t[-1]) for t in ts])
         return self
 
     def _predict_log(self, i: int, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std of log-loss for curve ``i`` at times ``t`` (original log units)."""
         decay_var, alpha, beta, bias_var, noise_var = np.exp(self.theta_)
-        d, s = self._data, self._state
+        d, s = self.block_data_, self.posterior_
         m = d.mask[i]
         ti = d.T[i, m]
         k_star = decay_var * _decay_cov(t[:, None], ti[None, :], alpha, beta)[0] + bias_var
@@ -517,7 +555,7 @@ class MultiCurveGPSurrogate:
         var = k_ss - np.einsum("qi,ij,qj->q", k_star, k_inv, k_star)
         var += (1.0 - k_star @ s["k_inv_one"][i, m]) ** 2 / s["one_k_one"]  # uncertainty of the shared mean
         std = np.sqrt(np.maximum(var, 0.0))
-        return self._z_mean + mean, std
+        return self.y_mean_ + mean, std
 
     def predict_many(self, targets: Sequence[Any], return_std: bool = False) -> Any:
         """Forecast each fitted curve at its own compute values.
@@ -528,9 +566,11 @@ class MultiCurveGPSurrogate:
 
         Returns:
             A list of mean arrays (one per curve), or ``(means, stds)``.
+
+        Raises:
+            sklearn.exceptions.NotFittedError: before :meth:`fit_many`.
         """
-        if not hasattr(self, "theta_"):
-            raise RuntimeError(f"{type(self).__name__}: call fit_many() before predict_many()")
+        check_is_fitted(self, "theta_", msg=_NOT_FITTED)
         if len(targets) != self.n_curves_:
             raise ValueError(
                 f"{type(self).__name__}.predict_many: {len(targets)} targets for {self.n_curves_} fitted curves"
@@ -540,9 +580,9 @@ class MultiCurveGPSurrogate:
         return (means, [s for _, s in out]) if return_std else means
 
     def _forecast_curve(self, i: int, compute: Any) -> tuple[np.ndarray, np.ndarray]:
-        c = _check_query(compute, type(self).__name__)
-        t = np.maximum(np.log(np.atleast_1d(c).ravel()) - self._refs[i], 0.0)
-        mean, std = _monotone_forecast(t, self._t_last[i], lambda q: self._predict_log(i, q), self.extrapolation_std)
+        c = check_query(compute, type(self).__name__)
+        t = np.maximum(np.log(np.atleast_1d(c).ravel()) - self.log_compute_ref_[i], 0.0)
+        mean, std = _monotone_forecast(t, self.t_last_[i], lambda q: self._predict_log(i, q), self.extrapolation_std)
         return mean.reshape(np.shape(c)), std.reshape(np.shape(c))
 
     def fit(self, compute: Any, loss: Any) -> MultiCurveGPSurrogate:
@@ -551,12 +591,7 @@ class MultiCurveGPSurrogate:
 
     def predict(self, compute: Any, return_std: bool = False) -> Any:
         """Forecast the first fitted curve at ``compute`` (the single-curve protocol of :meth:`fit`)."""
-        if not hasattr(self, "theta_"):
-            raise RuntimeError(f"{type(self).__name__}: call fit() before predict()")
+        check_is_fitted(self, "theta_", msg=_NOT_FITTED)
         mean, std = self._forecast_curve(0, compute)
         return (mean, std) if return_std else mean
 
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(n_points={self.n_points!r}, "
-                f"n_restarts_optimizer={self.n_restarts_optimizer!r}, random_state={self.random_state!r}, "
-                f"extrapolation_std={self.extrapolation_std!r})")
