@@ -40,3 +40,21 @@ def test_simulate_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["simulate", "--strategies", "SH,XYZ"])
     assert "unknown strategies" in capsys.readouterr().err
+
+
+def test_simulate_replays_real_optuna_studies_under_pruners(tmp_path, capsys):
+    out = tmp_path / "replay"
+    assert main(["simulate", "--curves", "synthetic", "--n-curves", "10", "--pruners", "ours,sha,nop",
+                 "--repeats", "2", "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "as trials of Optuna studies" in text and "ours" in text and "sha" in text
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs.pruner) == {"ours", "sha", "nop"} and len(runs) == 3 * 2 * 10
+    summary = pd.read_csv(out / "summary.csv").set_index("pruner")
+    assert summary.at["nop", "compute_frac"] == pytest.approx(1.0)
+    assert (out / "tradeoff.png").stat().st_size > 0
+    meta = json.loads((out / "summary.json").read_text())
+    assert meta["pruners"] == ["ours", "sha", "nop"] and meta["seeds"] == [0, 1]
+    with pytest.raises(SystemExit):
+        main(["simulate", "--pruners", "ours,bogus"])
+    assert "unknown pruners" in capsys.readouterr().err

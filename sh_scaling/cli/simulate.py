@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sh_scaling.cli._output import check_output_dir
+from sh_scaling.cli._replay_mode import pruner_names, replay_outputs, run_replay
 from sh_scaling.simulation import DEFAULT_STRATEGIES, STRATEGIES
 
 
@@ -56,9 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="budgets as fractions of exhaustive compute (default 0.01,0.03,0.1,0.3)")
     p.add_argument("--strategies", type=_names, default=list(DEFAULT_STRATEGIES),
                    help=f"comma-separated, from {', '.join(STRATEGIES)} (default {','.join(DEFAULT_STRATEGIES)})")
-    p.add_argument("--repeats", type=int, default=30, help="random candidate sets per size (default 30)")
+    p.add_argument("--pruners", type=pruner_names, default=None,
+                   help="replay the curves as trials of real Optuna studies under these pruners instead (comma-"
+                        "separated: ours, sha, hyperband, median, percentile, patient, nop); --repeats seeds")
+    p.add_argument("--repeats", type=int, default=30,
+                   help="random candidate sets per size, or seeds with --pruners (default 30)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eta", type=float, default=2.0, help="reduction factor (default 2)")
+    p.add_argument("--reduction-factor", "--eta", dest="reduction_factor", type=float, default=2.0,
+                   help="reduction factor eta of fixed-budget halving (default 2)")
     p.add_argument("--carry-over", action="store_true",
                    help="give compute that finished curves cannot use to the other survivors (default: unspent, "
                         "as in the paper's schedule)")
@@ -108,10 +114,13 @@ def _output_names(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from sh_scaling.simulation import simulate, summarize
 
+    names = replay_outputs(args.no_plots) if args.pruners else _output_names(args)
     if args.out:  # before the simulation, which may take minutes
-        check_output_dir(args.out, _output_names(args), option="--out", force=args.force)
+        check_output_dir(args.out, names, option="--out", force=args.force)
     t0 = time.perf_counter()
     curves = load_curves(args)
+    if args.pruners:
+        return run_replay(args, curves)
     df = simulate(
         curves,
         candidates=args.candidates,
@@ -119,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         strategies=args.strategies,
         repeats=args.repeats,
         seed=args.seed,
-        eta=args.eta,
+        reduction_factor=args.reduction_factor,
         carry_over=args.carry_over,
         n_jobs=args.jobs,
         progress=not args.quiet,
@@ -127,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(df)
     elapsed = time.perf_counter() - t0
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(f"\n{curves.name}: {len(curves)} curves, {args.repeats} candidate sets per size, eta={args.eta:g}")
+        print(f"\n{curves.name}: {len(curves)} curves, {args.repeats} candidate sets per size, reduction_factor={args.reduction_factor:g}")
         print("\nRelative improvement of the best loss over SH, % (mean ± std):")
         print(paper_table(summary).to_string())
         print("\nRegret vs exhaustive best, % (mean):")
@@ -150,20 +159,20 @@ def run(args: argparse.Namespace) -> int:
             "strategies": args.strategies,
             "repeats": args.repeats,
             "seed": args.seed,
-            "eta": args.eta,
+            "reduction_factor": args.reduction_factor,
             "carry_over": args.carry_over,
             "seconds": round(elapsed, 2),
             "summary": json.loads(summary.to_json(orient="records")),
         }
         (out / "summary.json").write_text(json.dumps(meta, indent=2))
         if not args.no_plots:
-            from sh_scaling.simulation._plots import plot_frontiers, plot_ri_by_budget
+            from sh_scaling.simulation import plot_frontiers, plot_ri_by_budget
 
             plot_ri_by_budget(summary, out / "ri_by_budget.png", title=curves.name)
             k = max(args.candidates)
             rng = np.random.default_rng(args.seed)
             ids = list(rng.choice(curves.ids, size=k, replace=False))
             plot_frontiers(curves.subset(ids), sorted(args.budgets)[len(args.budgets) // 2], args.strategies,
-                           out / "frontiers.png", eta=args.eta)
+                           out / "frontiers.png", reduction_factor=args.reduction_factor)
         print(f"wrote {out}/runs.csv, summary.csv, summary.json" + ("" if args.no_plots else " and plots"))
     return 0

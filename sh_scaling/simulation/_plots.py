@@ -62,7 +62,7 @@ def plot_ri_by_budget(summary: pd.DataFrame, path: str | Path, title: str = "") 
 
 
 def plot_frontiers(
-    candidates: CurveSet, budget_frac: float, strategies: list[str], path: str | Path, eta: float = 2.0
+    candidates: CurveSet, budget_frac: float, strategies: list[str], path: str | Path, reduction_factor: float = 2.0
 ) -> Path:
     """The candidates' full curves, the exhaustive frontier and law, and each strategy's observed frontier
     and fitted law, for one candidate set and budget."""
@@ -78,7 +78,7 @@ def plot_frontiers(
         ax.plot(grid, law.predict(grid), "k--", lw=1, label=f"exhaustive law, gamma={law.exponent:.3f}")
     budget = budget_frac * candidates.exhaustive_compute
     for name in strategies:
-        res = allocate(candidates, budget, name, reduction_factor=eta, rng=np.random.default_rng(0))
+        res = allocate(candidates, budget, name, reduction_factor=reduction_factor, rng=np.random.default_rng(0))
         seen = [o for o in res.observed if len(o)]
         if not seen:
             continue

@@ -46,7 +46,7 @@ class _Progress:
 
 
 def _one_candidate_set(args: tuple) -> list[dict]:
-    curves, ids, k, budgets, strategies, eta, carry_over, repeat, seed = args
+    curves, ids, k, budgets, strategies, reduction_factor, carry_over, repeat, seed = args
     cands = curves.subset(ids)
     exh_law = frontier_law(list(cands))
     rows = []
@@ -55,7 +55,7 @@ def _one_candidate_set(args: tuple) -> list[dict]:
         for name in strategies:
             # Every strategy gets the same tie-breaking stream for this candidate set and budget.
             rng = np.random.default_rng([seed, k, repeat, int(frac * 1e6)])
-            res = allocate(cands, budget, name, reduction_factor=eta, carry_over=carry_over, rng=rng)
+            res = allocate(cands, budget, name, reduction_factor=reduction_factor, carry_over=carry_over, rng=rng)
             row = {
                 "n_candidates": k,
                 "budget_frac": frac,
@@ -77,7 +77,7 @@ def simulate(
     strategies: Sequence[str] = DEFAULT_STRATEGIES,
     repeats: int = 30,
     seed: int = 0,
-    eta: float = 2.0,
+    reduction_factor: float = 2.0,
     carry_over: bool = False,
     n_jobs: int = 1,
     progress: bool = True,
@@ -93,7 +93,7 @@ def simulate(
             relative improvement is measured against it.
         repeats: Random candidate sets per size; the same sets are used for every budget and strategy.
         seed: Seed of the candidate draws and the tie-breaking.
-        eta: Reduction factor of successive halving.
+        reduction_factor: ``eta``: ``ceil(|M_r| / eta)`` candidates survive each round.
         carry_over: Pass compute that finished curves cannot use to the other survivors
             (see :func:`sh_scaling.simulation.allocate`).
         n_jobs: Worker processes (1 runs in-process).
@@ -121,7 +121,7 @@ def simulate(
     for k in candidates:
         for repeat in range(repeats):
             chosen = list(rng.choice(len(ids), size=k, replace=False))
-            tasks.append((curves, [ids[i] for i in chosen], k, tuple(budgets), tuple(names), eta, carry_over, repeat, seed))
+            tasks.append((curves, [ids[i] for i in chosen], k, tuple(budgets), tuple(names), reduction_factor, carry_over, repeat, seed))
     bar = _Progress(len(tasks), f"simulate[{curves.name}]", progress)
     rows: list[dict] = []
     if n_jobs == 1:
