@@ -79,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     except ImportError:
         print("sh-scaling calibrate needs PyTorch: pip install 'sh_scaling[torch]'", file=sys.stderr)
         return 2
-    from sh_scaling.laws._calibration import calibrate
+    from sh_scaling.laws import calibrate
 
     def progress(i, cfg, sec):
         print(
