@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from sh_scaling.curves import CurveSet
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law, relative_improvement
@@ -18,31 +18,6 @@ from sh_scaling.simulation._strategies import allocate, get_strategy
 __all__ = ["simulate", "summarize", "DEFAULT_STRATEGIES"]
 
 DEFAULT_STRATEGIES = ("UA", "SH", "SH+PL", "SH+GP", "SH+FA")
-
-
-class _Progress:
-    """One line on stderr, rewritten at most once a second, with an ETA."""
-
-    def __init__(self, total: int, label: str, enabled: bool) -> None:
-        self.total, self.label, self.enabled = total, label, enabled
-        self.done = 0
-        self.start = self.last = time.monotonic()
-
-    def step(self, n: int = 1) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self.last > 1.0 or self.done == self.total):
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-9)
-            eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-            end = "\n" if self.done == self.total else ""
-            print(
-                f"\r{self.label}: {self.done}/{self.total} candidate sets, "
-                f"{now - self.start:.0f}s elapsed, ~{eta:.0f}s left",
-                end=end,
-                file=sys.stderr,
-                flush=True,
-            )
 
 
 def _one_candidate_set(args: tuple) -> list[dict]:
@@ -122,18 +97,21 @@ def simulate(
         for repeat in range(repeats):
             chosen = list(rng.choice(len(ids), size=k, replace=False))
             tasks.append((curves, [ids[i] for i in chosen], k, tuple(budgets), tuple(names), reduction_factor, carry_over, repeat, seed))
-    bar = _Progress(len(tasks), f"simulate[{curves.name}]", progress)
+    # A progress bar on a terminal only: in a log file a bar redrawn with carriage returns is one endless line.
+    bar = tqdm(total=len(tasks), desc=f"simulate[{curves.name}]", unit="set", file=sys.stderr,
+               disable=not (progress and sys.stderr.isatty()))
     rows: list[dict] = []
     if n_jobs == 1:
         for t in tasks:
             rows.extend(_one_candidate_set(t))
-            bar.step()
+            bar.update()
     else:
         workers = n_jobs if n_jobs > 0 else os.cpu_count() or 1
         with ProcessPoolExecutor(max_workers=workers) as pool:
             for out in pool.map(_one_candidate_set, tasks, chunksize=max(1, len(tasks) // (8 * workers))):
                 rows.extend(out)
-                bar.step()
+                bar.update()
+    bar.close()
     df = pd.DataFrame(rows)
     keys = ["n_candidates", "budget_frac", "repeat"]
     sh = df[df.strategy == "SH"].set_index(keys)["best_loss"].rename("sh_best_loss")
