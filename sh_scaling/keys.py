@@ -17,7 +17,7 @@ process (or optuna-dashboard) sees the same state. Trial keys:
   trial was pruned, or the latest promotion.
 * :data:`FORECAST_KEY` (user attr): the surrogate's latest forecast of the loss at the trial's planned
   compute; samplers read it to learn from pruned trials.
-* :data:`PRIOR_WEIGHT_KEY`, :data:`FROM_PRIOR_KEY`, :data:`PRIOR_PREDICTED_LOSS_KEY`, :data:`PRIOR_ERROR_KEY`
+* :data:`PRIOR_WEIGHT_KEY`, :data:`FROM_PRIOR_KEY`, :data:`PREDICTED_LOSS_KEY`, :data:`PRIOR_ERROR_KEY`
   (system attrs): what :class:`~sh_scaling.sampling.ScalingPriorSampler` decided for the trial.
 * :func:`plan_key` ``(column)`` (user attr): a column of the sweep plan the trial was enqueued from.
 
@@ -42,7 +42,7 @@ __all__ = [
     "NO_DECISION_WARNING_KEY",
     "PLAN_PREFIX",
     "PRIOR_ERROR_KEY",
-    "PRIOR_PREDICTED_LOSS_KEY",
+    "PREDICTED_LOSS_KEY",
     "PRIOR_WEIGHT_KEY",
     "PRUNED_KEY",
     "RUNG_PREFIX",
@@ -62,9 +62,15 @@ CHECKED_RUNG_KEY = "sh_scaling:checked_rung"
 PRUNED_KEY = "sh_scaling:pruned"
 DECISION_KEY = "sh_scaling:decision"
 FORECAST_KEY = "sh_scaling:forecast_final_loss"
+#: The prior weight ``w`` in force when the trial started.
 PRIOR_WEIGHT_KEY = "sh_scaling:prior_weight"
+#: ``True`` when the trial was given to the prior (it then proposes the shape parameters that are not fixed,
+#: unless it can score no candidate).
 FROM_PRIOR_KEY = "sh_scaling:from_prior"
-PRIOR_PREDICTED_LOSS_KEY = "sh_scaling:prior_predicted_loss"
+#: The loss the prior predicted for the proposed configuration.
+PREDICTED_LOSS_KEY = "sh_scaling:prior_predicted_loss"
+#: Why the prior could not be consulted for this trial (it raised, or answered with the wrong number of
+#: values); the trial then belongs to the base sampler.
 PRIOR_ERROR_KEY = "sh_scaling:prior_error"
 PLAN_PREFIX = "sh_scaling:plan:"
 NO_DECISION_WARNING_KEY = "sh_scaling:no_decision_warning"

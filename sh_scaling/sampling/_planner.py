@@ -29,6 +29,7 @@ from sh_scaling.constants import (
     GPT3_ASPECT_RATIO,
     GPT_HEAD_DIM,
 )
+from sh_scaling.keys import plan_key
 from sh_scaling.sampling._priors import load_wall_clock
 
 __all__ = ["plan_sweep", "enqueue", "PLAN_COLUMNS"]
@@ -229,7 +230,7 @@ def enqueue(
     for _, row in plan.iterrows():
         trial_params = {pname: _plain(row[column]) for column, pname in params.items()}
         attrs = {
-            f"sh_scaling:plan:{c}": _plain(row[c])
+            plan_key(c): _plain(row[c])
             for c in plan.columns
             if c not in params and not (isinstance(row[c], float) and math.isnan(row[c]))
         }

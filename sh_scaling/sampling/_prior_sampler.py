@@ -18,6 +18,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import spearmanr
 
+from sh_scaling.keys import FROM_PRIOR_KEY, PREDICTED_LOSS_KEY, PRIOR_ERROR_KEY, PRIOR_WEIGHT_KEY
 from sh_scaling.sampling._priors import (
     count_evidence,
     draw_uniform,
@@ -26,18 +27,8 @@ from sh_scaling.sampling._priors import (
     prior_weight,
 )
 
-__all__ = ["ScalingPriorSampler", "PRIOR_WEIGHT_KEY", "FROM_PRIOR_KEY", "PREDICTED_LOSS_KEY", "PRIOR_ERROR_KEY"]
+__all__ = ["ScalingPriorSampler"]
 
-#: ``system_attrs`` key: the prior weight ``w`` in force when the trial started.
-PRIOR_WEIGHT_KEY = "sh_scaling:prior_weight"
-#: ``system_attrs`` key: ``True`` when the trial was given to the prior (it then proposes the shape parameters that
-#: are not fixed, unless it can score no candidate).
-FROM_PRIOR_KEY = "sh_scaling:from_prior"
-#: ``system_attrs`` key: the loss the prior predicted for the proposed configuration.
-PREDICTED_LOSS_KEY = "sh_scaling:prior_predicted_loss"
-#: ``system_attrs`` key: why the prior could not be consulted for this trial (it raised, or answered with the
-#: wrong number of values); the trial then belongs to the base sampler.
-PRIOR_ERROR_KEY = "sh_scaling:prior_error"
 
 _EVIDENCE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 #: Without ``search_space``, warn when this many finished trials never suggested a parameter the prior reads.

@@ -50,7 +50,6 @@ from sh_scaling.laws import (
 
 __all__ = [
     "ScalingLawPrior",
-    "FORECAST_KEY",
     "load_wall_clock",
     "default_heads",
     "prior_weight",
