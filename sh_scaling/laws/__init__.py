@@ -1,6 +1,7 @@
 """Scaling laws: the loss-compute frontier and its fitted law, and the published laws used as priors."""
 
 from sh_scaling.laws._frontier import (
+    LossPrediction,
     ScalingLaw,
     area_between_laws,
     fit_scaling_law,
@@ -35,7 +36,14 @@ from sh_scaling.laws._wallclock import (
     wider_or_deeper,
 )
 
-__all__ = ["ScalingLaw", "area_between_laws", "fit_scaling_law", "frontier_grid", "observed_frontier"]
+__all__ = [
+    "LossPrediction",
+    "ScalingLaw",
+    "area_between_laws",
+    "fit_scaling_law",
+    "frontier_grid",
+    "observed_frontier",
+]
 __all__ += [
     "ChinchillaAllocation",
     "ChinchillaFit",
