@@ -1,7 +1,7 @@
-"""Learning curves and where they come from: recorded runs, a user's CSV, or a synthetic generator."""
+"""Learning curves and where they come from: recorded runs, a user's CSV, an Optuna study, or a synthetic generator."""
 
 from sh_scaling.curves._csv import load_csv
-from sh_scaling.curves._curve import Curve, CurveSet, CurveWarning
+from sh_scaling.curves._curve import DEFAULT_STATES, Curve, CurveSet, CurveWarning, from_study
 from sh_scaling.curves._routing import ROUTER_TYPES, ROUTING_SHA256, ROUTING_URL, fetch_routing, load_routing
 from sh_scaling.curves._synthetic import NOISE_MODELS, generate_synthetic
 
@@ -17,4 +17,6 @@ __all__ = [
     "generate_synthetic",
     "NOISE_MODELS",
     "load_csv",
+    "from_study",
+    "DEFAULT_STATES",
 ]

@@ -34,7 +34,8 @@ def load_csv(
         ...
 
     Every other column whose value is constant within each run (``n_params``, ``lr`` above) becomes curve
-    metadata; a column that varies within a run (say ``step``) is left out. Curves keep the order in which
+    metadata (left out of a run's metadata where its cells are empty); a column that varies within a run (say
+    ``step``) is left out. :meth:`CurveSet.to_csv` writes this format. Curves keep the order in which
     their runs first appear. Rows are cleaned as :meth:`Curve.from_arrays` does: empty or non-finite values
     are dropped with a :class:`~sh_scaling.curves.CurveWarning` per curve, zero compute is dropped,
     unsorted points are sorted and repeated compute values averaged (with a warning), negative compute or a
@@ -52,8 +53,9 @@ def load_csv(
 
     Raises:
         ValueError: a file that is empty, not UTF-8 text or not a complete compressed file; a line with more
-            or fewer fields than the header (naming the line); missing columns (the message lists every missing
-            column and the columns found); a non-numeric value in ``compute_col`` or ``loss_col`` (naming the
+            or fewer fields than the header (naming the line); a header that names a column twice; one column
+            given for two of ``run_col``, ``compute_col``, ``loss_col``; missing columns (the message lists every
+            missing column and the columns found); a non-numeric value in ``compute_col`` or ``loss_col`` (naming the
             row); a table without rows; or a run that fails :meth:`Curve.from_arrays`. Every message starts
             with the file.
 
@@ -74,6 +76,15 @@ def load_csv(
         label = name or (os.path.basename(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else "csv")
         frame = _read_table(path, os.fspath(path) if isinstance(path, (str, os.PathLike)) else label)
 
+    roles = {"run_col": run_col, "compute_col": compute_col, "loss_col": loss_col}
+    for i, (role, column) in enumerate(roles.items()):
+        for other, same in list(roles.items())[i + 1:]:
+            if column == same:
+                raise ValueError(
+                    f"{label}: {role} and {other} both name the column {column!r}; each needs its own column"
+                )
+    if frame.columns.duplicated().any():
+        raise ValueError(_repeated_message(label, [str(c) for c in frame.columns]))
     wanted = [run_col, compute_col, loss_col]
     missing = [c for c in dict.fromkeys(wanted) if c not in frame.columns]
     if missing:
@@ -97,7 +108,9 @@ def load_csv(
     for run_id in pd.unique(runs):
         index = positions[run_id]
         first = frame.iloc[index[0]]
-        meta = {c: _python_scalar(first[c]) for c in constant}
+        # An empty cell in a metadata column means "no value for this run" (e.g. a forecast that only pruned
+        # runs have), so the key is left out rather than set to NaN: CurveSet.to_csv then round-trips.
+        meta = {c: _python_scalar(first[c]) for c in constant if not pd.isna(first[c])}
         curves.append(
             Curve.from_arrays(run_id, values[compute_col][index], values[loss_col][index], meta, unit=unit)
         )
@@ -141,6 +154,9 @@ def _read_table(source: str | os.PathLike[str] | IO[str], where: str):
         raise
     except (OSError, EOFError) as err:  # a damaged or truncated compressed file
         raise ValueError(f"{where}: cannot read the file ({err})") from None
+    repeated = _repeated_header(frame, source)
+    if repeated is not None:
+        raise ValueError(_repeated_message(where, repeated))
     inferred_index = not isinstance(frame.index, pd.RangeIndex)
     if inferred_index or (len(frame.columns) and frame.iloc[:, -1].isna().any()):
         problem = _field_count_error(source)
@@ -149,6 +165,38 @@ def _read_table(source: str | os.PathLike[str] | IO[str], where: str):
         if problem is not None:
             raise ValueError(f"{where}: {problem}")
     return frame
+
+
+#: How pandas renames the second ``loss`` column of a header: ``loss.1``.
+_MANGLED = re.compile(r"^(.*)\.(\d+)$")
+
+
+def _repeated_header(frame, source: str | os.PathLike[str] | io.IOBase) -> list[str] | None:
+    """The header's names, read as plain text, when it holds a name twice; ``None`` otherwise.
+
+    ``pandas.read_csv`` renames a repeated name (``loss``, ``loss.1``), which would make the second column
+    vanish from view; the header is read again only when a name has that shape, to tell a repeat from a column
+    really named ``loss.1``.
+    """
+    import pandas as pd
+
+    names = [str(c) for c in frame.columns]
+    if not any(m and m.group(1) in names for m in map(_MANGLED.match, names)):
+        return None
+    try:
+        header = pd.read_csv(_from_start(source), header=None, nrows=1, dtype=str, na_filter=False).iloc[0]
+    except (ValueError, OSError, EOFError):
+        return None
+    raw = [str(c) for c in header.tolist()]
+    return raw if len(set(raw)) < len(raw) else None
+
+
+def _repeated_message(where: str, names: list[str]) -> str:
+    twice = list(dict.fromkeys(c for i, c in enumerate(names) if c in names[:i]))
+    return (
+        f"{where}: the header names the column(s) {', '.join(repr(c) for c in twice)} more than once; give "
+        "every column its own name"
+    )
 
 
 def _field_count_error(source: str | os.PathLike[str] | io.IOBase) -> str | None:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["Curve", "CurveSet", "CurveWarning"]
+from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, MAX_COMPUTE_KEY, RUNG_PREFIX
+from sh_scaling.pruning import reported_compute
+
+__all__ = ["Curve", "CurveSet", "CurveWarning", "DEFAULT_STATES", "from_study"]
+
+#: Columns :meth:`CurveSet.to_frame` writes for the points; metadata may not use these names.
+_POINT_COLUMNS = ("run_id", "compute", "loss")
 
 
 class CurveWarning(UserWarning):
@@ -181,14 +189,191 @@ class CurveSet(Sequence[Curve]):
         return CurveSet([self._by_id[str(i)] for i in ids], name=self.name)
 
     def to_frame(self):
-        """Long-format :class:`pandas.DataFrame` with columns ``run_id, compute, loss`` plus metadata."""
+        """Long-format :class:`pandas.DataFrame` with columns ``run_id, compute, loss`` plus metadata.
+
+        Each scalar metadata value becomes a column, repeated on the curve's rows (empty for curves without
+        it); metadata that is not a scalar (a list, a dict) is left out.
+
+        Raises:
+            ValueError: a metadata key is ``run_id``, ``compute`` or ``loss`` (it would overwrite the points).
+        """
         import pandas as pd
 
         frames = []
         for c in self._curves:
+            clash = [k for k in c.meta if k in _POINT_COLUMNS]
+            if clash:
+                raise ValueError(f"curve {c.id!r}: metadata {clash} has the name of a column of the points")
             df = pd.DataFrame({"run_id": c.id, "compute": c.compute, "loss": c.loss})
             for k, v in c.meta.items():
                 if np.isscalar(v):
                     df[k] = v
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
+
+    def to_csv(self, path: Any) -> None:
+        """Write the curves as a long-format CSV that :func:`sh_scaling.curves.load_csv` reads back.
+
+        One row per point (``run_id, compute, loss``) and one column per scalar metadata key (see
+        :meth:`to_frame`); compression follows the suffix (``.csv.gz``). Floats are written with all their
+        digits, so ``load_csv(path)`` returns the same ids, points and metadata (the unit is not stored: pass
+        it to ``load_csv`` again).
+        """
+        self.to_frame().to_csv(path, index=False)
+
+
+#: Trial states :func:`from_study` reads by default: the finished trials whose curves are final.
+DEFAULT_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def from_study(
+    study: optuna.study.Study,
+    *,
+    states: Iterable[TrialState] | None = DEFAULT_STATES,
+    compute_fn: Callable[[dict[str, Any], int], float] | None = None,
+    max_compute: float | Callable[[dict[str, Any]], float] | None = None,
+    unit: str = "FLOPs",
+    name: str | None = None,
+) -> CurveSet:
+    """The learning curves of a study's trials: loss against the compute reported with each step.
+
+    Reads both ways of reporting: :func:`sh_scaling.report` (compute stored in the trial's attributes, read
+    with :func:`sh_scaling.pruning.reported_compute`) and plain ``trial.report(loss, step)`` with the
+    pruner's ``compute_fn``, which must then be passed here too (stored compute wins where a step has both).
+    Each trial with at least one point becomes a curve whose id is the trial number (as a string) and whose
+    metadata holds:
+
+    * ``trial`` (its number) and ``state`` (``"COMPLETE"``, ``"PRUNED"``, ...);
+    * ``max_compute``: the compute the trial was meant to reach, from the trial's own record
+      (``report(..., max_compute=...)``), else the ``max_compute`` argument, else the target of the pruner's
+      rung records (the pruner's ``max_compute`` when it decided), else, for a finished trial, its last
+      compute; absent when none is known;
+    * ``forecast``: the pruner's last forecast of the loss at ``max_compute`` and ``decision``: its last
+      decision in words (both absent for trials the pruner never decided);
+    * ``params_<name>`` for each parameter (the naming of ``study.trials_dataframe()``).
+
+    Losses are the reported intermediate values, cleaned as :meth:`Curve.from_arrays` does (a NaN loss that got
+    a trial pruned is dropped with a :class:`CurveWarning`). Steps without compute are left out with one
+    warning naming the trials.
+
+    Args:
+        study: The study (or anything with ``get_trials`` and ``study_name``).
+        states: Trial states to read (default complete and pruned; ``None``: every state, running and failed
+            trials included).
+        compute_fn: ``compute_fn(params, step)``: the compute of a step reported with plain ``trial.report``.
+        max_compute: A number, or a function of the trial's params, for trials that stored none.
+        unit: Unit of the compute, carried by each curve for labels.
+        name: Name of the set (default: the study's name).
+
+    Raises:
+        ValueError: no trial in ``states`` reported a loss, or losses were reported without compute and no
+            ``compute_fn`` gives it (the message says how to report compute), or ``compute_fn`` or
+            ``max_compute`` raised (naming the trial).
+
+    Example::
+
+        study = optuna.load_study(study_name="sweep", storage="sqlite:///sweep.db")
+        curves = from_study(study)
+        curves.to_csv("sweep.csv.gz")
+    """
+    wanted = None if states is None else tuple(states)
+    label = name or getattr(study, "study_name", "study")
+    trials = study.get_trials(deepcopy=False, states=wanted)
+    curves: list[Curve] = []
+    without_compute: list[int] = []
+    partly: list[int] = []
+    for trial in trials:
+        compute, loss, missing = _points(trial, compute_fn)
+        if not compute:
+            if missing:
+                without_compute.append(trial.number)
+            continue
+        if missing:
+            partly.append(trial.number)
+        meta = _trial_meta(trial, max_compute, max(compute))
+        curves.append(Curve.from_arrays(trial.number, compute, loss, meta, unit=unit))
+    if not curves:
+        if without_compute:
+            raise ValueError(
+                f"study {label!r}: {len(without_compute)} trial(s) reported losses but no compute (trials "
+                f"{_numbers(without_compute)}); report with sh_scaling.report(trial, loss, compute=...), or pass "
+                "compute_fn=lambda params, step: ... (the pruner's) to read plain trial.report values"
+            )
+        which = "any state" if wanted is None else "state " + "/".join(s.name for s in wanted)
+        raise ValueError(f"study {label!r}: no trial in {which} reported a loss")
+    if without_compute or partly:
+        warnings.warn(
+            f"study {label!r}: steps without compute left out (trials {_numbers(without_compute + partly)}); "
+            "pass compute_fn= to read them",
+            CurveWarning,
+            stacklevel=2,
+        )
+    return CurveSet(curves, name=label)
+
+
+def _points(
+    trial: FrozenTrial, compute_fn: Callable[[dict[str, Any], int], float] | None
+) -> tuple[list[float], list[float], list[int]]:
+    """The trial's ``(compute, loss)`` points in step order, and the steps that have no compute."""
+    stored = reported_compute(trial)
+    compute: list[float] = []
+    loss: list[float] = []
+    missing: list[int] = []
+    for step, value in sorted(trial.intermediate_values.items()):
+        c = stored.get(step)
+        if c is None and compute_fn is not None:
+            try:
+                c = float(compute_fn(dict(trial.params), step))
+            except Exception as exc:  # noqa: BLE001 - re-raised with the trial and step named
+                raise ValueError(
+                    f"trial {trial.number}: compute_fn(params, {step}) raised {type(exc).__name__}: {exc}"
+                ) from exc
+        if c is None:
+            missing.append(step)
+            continue
+        compute.append(c)
+        loss.append(float(value))
+    return compute, loss, missing
+
+
+def _trial_meta(
+    trial: FrozenTrial, max_compute: float | Callable[[dict[str, Any]], float] | None, last: float
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
+    target = _max_compute(trial, max_compute, last)
+    if target is not None:
+        meta["max_compute"] = target
+    forecast = trial.user_attrs.get(FORECAST_KEY)
+    if forecast is not None:
+        meta["forecast"] = float(forecast)
+    decision = trial.user_attrs.get(DECISION_KEY)
+    if decision:
+        meta["decision"] = str(decision)
+    meta.update({f"params_{k}": v for k, v in trial.params.items()})
+    return meta
+
+
+def _max_compute(
+    trial: FrozenTrial, given: float | Callable[[dict[str, Any]], float] | None, last: float
+) -> float | None:
+    """What the trial was meant to reach (see :func:`from_study`); ``last`` is its last reported compute."""
+    attrs = trial.system_attrs
+    if attrs.get(MAX_COMPUTE_KEY) is not None:
+        return float(attrs[MAX_COMPUTE_KEY])
+    if given is not None:
+        if not callable(given):
+            return float(given)
+        try:
+            return float(given(dict(trial.params)))
+        except Exception as exc:  # noqa: BLE001 - re-raised with the trial named
+            raise ValueError(f"trial {trial.number}: max_compute(params) raised {type(exc).__name__}: {exc}") from exc
+    # The pruner writes its max_compute into every rung record as the decision's target.
+    targets = [v["target"] for k, v in attrs.items() if k.startswith(RUNG_PREFIX) and isinstance(v, dict)]
+    if targets:
+        return float(targets[-1])
+    return last if trial.state == TrialState.COMPLETE else None
+
+
+def _numbers(numbers: list[int], shown: int = 10) -> str:
+    text = ", ".join(str(n) for n in sorted(numbers)[:shown])
+    return text + (f" and {len(numbers) - shown} more" if len(numbers) > shown else "")
