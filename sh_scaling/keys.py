@@ -25,6 +25,22 @@ Study keys:
 
 * :data:`NO_DECISION_WARNING_KEY` (study system attr): why the pruner could not decide some trials (compute
   in another unit than ``max_compute``, compute that does not increase), recorded once.
+
+Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose study belongs to the driver:
+
+* :data:`BUDGETED_PLAN_KEY` (study system attr): the schedule (budget, reduction factor, strategy, round sizes
+  and shares, seed, a fingerprint of the candidates, where checkpoints are kept), so that a restart checks it
+  continues the same sweep.
+* :func:`budgeted_round_key` ``(r)`` (study system attr): round ``r``: who was alive, its share, and once decided
+  the ranking, scores and survivors.
+* :data:`BUDGETED_LEDGER_KEY` (study system attr): the budget's running total (charged, reserved, retries),
+  rewritten by the driver from the segment records, which are the ledger itself.
+* :data:`BUDGETED_CANDIDATE_KEY` (trial system attr): the candidate's index, configuration and planned end.
+* :func:`budgeted_segment_key` ``(k)`` (trial system attr): segment ``k`` of the candidate's training: the
+  compute it was granted (reserved before it starts), the checkpoint it resumed from and the one it left,
+  attempts, and what had to be clipped or dropped.
+* :data:`BUDGETED_FAILED_KEY` (trial system attr): why the candidate failed (its ``train_fn`` raised, its
+  worker died too often).
 """
 
 from __future__ import annotations
@@ -48,6 +64,14 @@ __all__ = [
     "RUNG_PREFIX",
     "plan_key",
     "rung_key",
+    "BUDGETED_CANDIDATE_KEY",
+    "BUDGETED_FAILED_KEY",
+    "BUDGETED_LEDGER_KEY",
+    "BUDGETED_PLAN_KEY",
+    "BUDGETED_ROUND_PREFIX",
+    "BUDGETED_SEGMENT_PREFIX",
+    "budgeted_round_key",
+    "budgeted_segment_key",
 ]
 
 COMPUTE_KEY = "sh_scaling:compute"
@@ -82,3 +106,22 @@ def rung_key(rung: int) -> str:
 
 def plan_key(column: str) -> str:
     return f"{PLAN_PREFIX}{column}"
+
+
+# Budget-limited halving (sh_scaling.budgeted). Rounds and segments get one key each, so that every write
+# replaces one small value and no writer has to read, change and rewrite a shared list.
+BUDGETED_PLAN_KEY = "sh_scaling:budgeted:plan"
+BUDGETED_ROUND_PREFIX = "sh_scaling:budgeted:round:"
+BUDGETED_LEDGER_KEY = "sh_scaling:budgeted:ledger"
+BUDGETED_CANDIDATE_KEY = "sh_scaling:budgeted:candidate"
+BUDGETED_SEGMENT_PREFIX = "sh_scaling:budgeted:segment:"
+BUDGETED_FAILED_KEY = "sh_scaling:budgeted:failed"
+
+
+def budgeted_round_key(r: int) -> str:
+    return f"{BUDGETED_ROUND_PREFIX}{int(r)}"
+
+
+def budgeted_segment_key(k: int) -> str:
+    # Zero-padded so that the keys sort in segment order wherever they are listed (dashboard, dataframes).
+    return f"{BUDGETED_SEGMENT_PREFIX}{int(k):03d}"
