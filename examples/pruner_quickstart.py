@@ -20,7 +20,7 @@ import sh_scaling
 from sh_scaling.constants import HOFFMANN_2022
 from sh_scaling.curves import Curve
 from sh_scaling.keys import DECISION_KEY, FORECAST_KEY
-from sh_scaling.laws import fit_scaling_law, observed_frontier
+from sh_scaling.laws import fit_scaling_law
 
 N_EVALS = 20
 
@@ -77,8 +77,8 @@ def main() -> None:
         steps = sorted(t.intermediate_values)
         compute = [sh_scaling.pruning.reported_compute(t)[s] for s in steps]
         curves.append(Curve.from_arrays(t.number, compute, [t.intermediate_values[s] for s in steps]))
-    grid, frontier = observed_frontier(curves, n=30)
-    law = fit_scaling_law(grid, frontier, n_bootstrap=100)
+    # Intervals resample the runs (curves), not points of the frontier grid.
+    law = fit_scaling_law(curves, n_grid=30, n_bootstrap=200)
     print(f"law fitted on the observed frontier: {law}")
 
 

@@ -340,9 +340,10 @@ def run_sweep(size: dict, seed: int = 0, log=print) -> dict:
     laws, plateau_laws = {}, {}
     for name, curves in (("pruned", pruned_curves), ("exhaustive", full_curves)):
         grid, frontier = observed_frontier(curves, n=30)
-        laws[name] = (grid, frontier, fit_scaling_law(grid, frontier, n_bootstrap=200, seed=seed))
+        # Intervals resample the runs (curves), not points of the frontier grid.
+        laws[name] = (grid, frontier, fit_scaling_law(curves, n_grid=30, n_bootstrap=200, seed=seed))
         try:  # with an irreducible term, E + A C^-gamma: the frontier of models this small flattens
-            plateau_laws[name] = fit_scaling_law(grid, frontier, form="irreducible", n_bootstrap=200, seed=seed)
+            plateau_laws[name] = fit_scaling_law(curves, form="irreducible", n_grid=30, n_bootstrap=200, seed=seed)
         except ValueError as exc:
             plateau_laws[name] = f"fit failed: {exc}"
     lo, hi = laws["exhaustive"][2].c_min, laws["exhaustive"][2].c_max
