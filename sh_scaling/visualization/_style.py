@@ -1,0 +1,74 @@
+"""What the plotly and matplotlib versions of each plot share: colours, markers, labels, and the imports.
+
+Both versions draw the same things in the same colours so that a figure in a paper (matplotlib) and the one
+attached to the study for optuna-dashboard (plotly) read alike. Colours are from the Okabe-Ito palette, which
+stays distinct for the common kinds of colour blindness; complete and pruned runs differ in marker shape too,
+so the plots survive greyscale printing.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+__all__ = [
+    "COLORS",
+    "OUTCOME_STYLE",
+    "RULE_SYMBOLS",
+    "TRADEOFF_SYMBOLS",
+    "format_number",
+    "import_matplotlib",
+    "import_plotly",
+]
+
+COLORS = {
+    "complete": "#0072B2",  # blue
+    "pruned": "#E69F00",  # orange
+    "other": "#999999",  # running or failed trials
+    "frontier": "#000000",
+    "law": "#D55E00",  # vermillion
+    "promoted": "#009E73",  # bluish green
+    "pruned_decision": "#CC79A7",  # reddish purple
+}
+#: (colour, plotly symbol, matplotlib marker) of each kind of curve.
+OUTCOME_STYLE = {
+    "complete": (COLORS["complete"], "circle", "o"),
+    "pruned": (COLORS["pruned"], "x", "x"),
+    "other": (COLORS["other"], "square", "s"),
+}
+#: (plotly symbol, matplotlib marker, words) for the rule behind a decision (:class:`sh_scaling.halving.Decision`).
+RULE_SYMBOLS = {
+    "startup": ("circle-open", "o", "too few trials at the rung to rank"),
+    "rank": ("circle", "o", "ranked"),
+    "frontier": ("diamond", "D", "kept by the frontier rule"),
+}
+#: One (plotly symbol, matplotlib marker) per pruner of a trade-off plot, in order.
+TRADEOFF_SYMBOLS = [("circle", "o"), ("square", "s"), ("diamond", "D"), ("triangle-up", "^"),
+                    ("triangle-down", "v"), ("star", "*"), ("pentagon", "p"), ("hexagon", "h")]
+#: A qualitative palette for pruners (Okabe-Ito without black).
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"]
+
+
+def format_number(value: Any) -> str:
+    """A compact number for hover text and legends (``1.23e+18``, ``3.142``), or the value as it is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def import_plotly() -> ModuleType:
+    """``plotly.graph_objects``, or an ImportError that says which extra installs it."""
+    try:
+        import plotly.graph_objects as go
+    except ImportError as exc:
+        raise ImportError("sh_scaling.visualization needs plotly: pip install 'sh_scaling[plotly]'") from exc
+    return go
+
+
+def import_matplotlib() -> ModuleType:
+    """``matplotlib.pyplot`` (its current backend kept), or an ImportError that says which extra installs it."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("sh_scaling.visualization.matplotlib needs matplotlib: pip install 'sh_scaling[plot]'") from exc
+    return plt

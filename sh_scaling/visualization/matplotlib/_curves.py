@@ -1,0 +1,89 @@
+"""plot_curves with matplotlib."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import optuna
+
+from sh_scaling.curves import Curve, CurveSet
+from sh_scaling.laws import ScalingLaw
+from sh_scaling.visualization._data import N_BOOTSTRAP, CurvesData, curves_data, describe_interval, law_label
+from sh_scaling.visualization._style import COLORS, OUTCOME_STYLE, import_matplotlib
+from sh_scaling.visualization.matplotlib._axes import legend_outside, readable_log_axes
+
+__all__ = ["plot_curves"]
+
+_GROUP_NAMES = {"complete": "complete runs", "pruned": "pruned runs", "other": "running or failed runs"}
+
+
+def plot_curves(
+    study_or_curves: optuna.study.Study | CurveSet | list[Curve],
+    *,
+    compute_fn: Callable[[dict[str, Any], int], float] | None = None,
+    law: ScalingLaw | bool = True,
+    predict_at: float | None = None,
+    n_bootstrap: int = N_BOOTSTRAP,
+    seed: int | None = 0,
+) -> Any:
+    """Loss against compute on log-log axes: every run, the pruner's forecasts, the frontier and the law.
+
+    The matplotlib version of :func:`sh_scaling.visualization.plot_curves` (same arguments, same content).
+
+    Returns:
+        A ``matplotlib.figure.Figure``.
+    """
+    plt = import_matplotlib()
+    data = curves_data(study_or_curves, compute_fn=compute_fn, law=law, predict_at=predict_at,
+                       n_bootstrap=n_bootstrap, seed=seed)
+    fig, ax = plt.subplots(figsize=(10, 5.2), layout="constrained")
+    grid, front = data.frontier
+    # Under the runs: the frontier is made of their points and would hide them.
+    ax.plot(grid, front, color=COLORS["frontier"], lw=7, alpha=0.2, solid_capstyle="round", label="observed frontier",
+            zorder=1)
+    for group, curves in data.groups.items():
+        color, _, marker = OUTCOME_STYLE[group]
+        for i, c in enumerate(curves):
+            ax.plot(c.compute, c.loss, color=color, lw=1, marker=marker, ms=3.5, alpha=0.85, zorder=2,
+                    label=f"{_GROUP_NAMES[group]} ({len(curves)})" if i == 0 else None)
+    for i, (_, c0, l0, c1, fc) in enumerate(data.forecasts):
+        ax.plot([c0, c1], [l0, fc], color=COLORS["pruned"], lw=1, ls="--", zorder=2,
+                label=f"pruner's forecast at max_compute ({len(data.forecasts)})" if i == 0 else None)
+        ax.plot([c1], [fc], marker="o", mfc="none", color=COLORS["pruned"], ms=5, zorder=2)
+    _draw_law(ax, data)
+    ax.set_xlabel(f"compute ({data.unit})")
+    ax.set_ylabel("loss")
+    counts = ", ".join(f"{len(v)} {k}" for k, v in data.groups.items() if v)
+    ax.set_title(f"{data.curves.name}: {counts}" + (f"\n{data.law_note}" if data.law_note else ""), fontsize=10,
+                 loc="left")
+    ax.grid(alpha=0.25, which="major")
+    readable_log_axes(ax)
+    legend_outside(fig, ax)
+    return fig
+
+
+def _draw_law(ax: Any, data: CurvesData) -> None:
+    law = data.law
+    if law is None:
+        return
+    color = COLORS["law"]
+    if data.band is None:
+        c = np.geomspace(law.c_min, law.c_max, 50)
+        ax.plot(c, law.predict(c), color=color, lw=2, zorder=3, label=f"law: {law_label(law, 'tex')}")
+    else:
+        band = data.band
+        ax.fill_between(band.compute, band.low, band.high, color=color, alpha=0.18, lw=0, zorder=1,
+                        label=f"law's band: {describe_interval(law)}")
+        inside = band.compute <= law.c_max * (1 + 1e-9)
+        ax.plot(band.compute[inside], band.loss[inside], color=color, lw=2, zorder=3, label=f"law: {law_label(law, 'tex')}")
+        if not inside.all():
+            start = max(int(np.argmax(~inside)) - 1, 0)
+            ax.plot(band.compute[start:], band.loss[start:], color=color, lw=2, ls=":", zorder=3,
+                    label="law, extrapolated")
+    if data.prediction is not None:
+        p = data.prediction
+        c, mid, lo, hi = float(p.compute[0]), float(p.loss[0]), float(p.low[0]), float(p.high[0])
+        ax.errorbar([c], [mid], yerr=[[mid - lo], [hi - mid]], fmt="D", color=color, ms=7, capsize=4, zorder=4,
+                    label=f"prediction at {c:.3g}: {mid:.4g} [{lo:.4g}, {hi:.4g}]")
