@@ -1,0 +1,17 @@
+"""sh_scaling.budgeted: budget-limited sweeps.
+
+* :class:`BudgetedHalving`: the paper's fixed-budget successive halving executed on real training, with
+  candidates paused and resumed from checkpoints, under a total compute budget, on one or many processes.
+* :class:`ComputeBudget`: a study callback that stops ``study.optimize`` before a compute budget is passed
+  (for the asynchronous pruner, or any study that reports compute).
+* :class:`CheckpointError`: what a ``train_fn`` raises when it cannot load the checkpoint it was handed.
+* :func:`segments`, :func:`ledger`, :func:`round_share`: the records a sweep leaves in its study, the budget
+  they add up to, and how a round's share shrinks when the budget runs short.
+"""
+
+from sh_scaling.budgeted._budget import ComputeBudget, ledger, round_share
+from sh_scaling.budgeted._driver import BudgetedHalving
+from sh_scaling.budgeted._records import segments
+from sh_scaling.budgeted._segment import CheckpointError
+
+__all__ = ["BudgetedHalving", "CheckpointError", "ComputeBudget", "ledger", "round_share", "segments"]

@@ -1,0 +1,667 @@
+"""BudgetedHalving: the paper's fixed-budget successive halving, executed on real training with checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pickle
+import signal
+import tempfile
+import threading
+import uuid
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.distributions import CategoricalDistribution
+from optuna.storages import InMemoryStorage
+from optuna.trial import TrialState
+
+from sh_scaling.budgeted._budget import ledger, round_share
+from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
+from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
+from sh_scaling.budgeted._segment import SegmentTask, fail_trial
+from sh_scaling.halving import RTOL, round_shares, round_sizes, select_survivors
+from sh_scaling.keys import (
+    BUDGETED_CANDIDATE_KEY,
+    BUDGETED_LEDGER_KEY,
+    BUDGETED_PLAN_KEY,
+    DECISION_KEY,
+    FORECAST_KEY,
+    PRUNED_KEY,
+    budgeted_round_key,
+    budgeted_segment_key,
+)
+from sh_scaling.simulation import STRATEGIES, Strategy, round_inputs, round_scores
+
+__all__ = ["BudgetedHalving"]
+
+#: A segment whose worker dies this many times fails its candidate: the cause is more likely the candidate
+#: (it runs out of memory, it crashes the interpreter) than the machine.
+MAX_ATTEMPTS = 3
+
+#: Study name used when none is given, so that a restart with the same storage finds the sweep again.
+DEFAULT_STUDY_NAME = "budgeted-halving"
+
+_PLAN_VERSION = 1
+
+
+class BudgetedHalving:
+    """Fixed-budget successive halving on real training, paused and resumed from checkpoints, in an Optuna study.
+
+    The schedule is the paper's (Schram et al., *Active Budget Allocation for Efficient Scaling Law Estimation
+    via Surrogate-Guided Pruning*, ICML 2026), as in the simulator (:func:`sh_scaling.simulation.allocate`):
+    with ``n`` candidates, total budget ``B`` and reduction factor ``eta``, ``R = ceil(log_eta n)`` rounds;
+    in round ``r`` every survivor is trained further by ``C_r = B / (|M_r| R)`` (never past its planned end),
+    then paused; the best ``ceil(|M_r| / eta)`` go on. Rounds, shares, scores and the survivor rule all come
+    from the decision core (:mod:`sh_scaling.halving`) through the simulator's own
+    :func:`~sh_scaling.simulation.round_inputs` and :func:`~sh_scaling.simulation.round_scores`: each
+    survivor's curve observed up to the compute it was trained to, its target (that compute plus the rest of
+    the schedule's shares, capped at its planned end), the curves of eliminated candidates as anchors of the
+    frontier, and the same seeded tie-breaks. A replay of recorded curves through this driver therefore makes
+    exactly the simulator's decisions (``tests/test_budgeted.py`` checks it on routing and synthetic curves).
+
+    **One trial per candidate, paused between rounds.** Optuna has no pause, but it has a state for a trial
+    that exists and waits to run: WAITING (what ``enqueue_trial`` creates). Every candidate is a trial created
+    WAITING when the sweep starts, with its configuration as params. A segment (one round's training of one
+    candidate) moves it to RUNNING (only one process can: the storage refuses the second), reports its
+    evaluations with :func:`sh_scaling.report` (one curve across segments: step numbers continue), uploads its
+    checkpoint with :func:`optuna.artifacts.upload_artifact`, and puts it back to WAITING: paused. Eliminated
+    candidates become PRUNED (the reason in :data:`~sh_scaling.keys.PRUNED_KEY`, the forecast that ranked them
+    in :data:`~sh_scaling.keys.FORECAST_KEY`, where samplers read it), those that reach their planned end or
+    survive the last round COMPLETE (value: their lowest loss, the simulator's ``best_loss``), those whose
+    ``train_fn`` raised FAIL (the reason in :data:`~sh_scaling.keys.BUDGETED_FAILED_KEY`). A trial is RUNNING
+    only while a process trains it: when :meth:`run` returns or is interrupted (an exception, Ctrl-C,
+    SIGTERM) the running segments are stopped and their trials put back to WAITING. Keeping trials RUNNING
+    between rounds, or creating them only at the end, was the alternative: the first leaves RUNNING trials
+    behind whenever the driver stops, and Optuna forbids reporting to a trial once it is finished, so it could
+    not be resumed; the second hides the sweep from the dashboard and from samplers until it ends. Nothing
+    else in Optuna pops a WAITING trial except ``study.ask``/``study.optimize``, so the study belongs to the
+    driver: do not optimize other objectives in it.
+
+    **Restart.** All state is in the storage: the schedule (:data:`~sh_scaling.keys.BUDGETED_PLAN_KEY`),
+    each round's survivors and ranking (:func:`~sh_scaling.keys.budgeted_round_key`), each segment's grant,
+    checkpoints and outcome (:func:`~sh_scaling.keys.budgeted_segment_key`). Calling :meth:`run` again with
+    the same storage, study name and arguments continues where the last call stopped: decided rounds are not
+    decided again, finished segments are not trained again, an interrupted segment is retried from its
+    candidate's last checkpoint, and a trial left RUNNING by a driver killed outright (SIGKILL) is taken back.
+    Arguments that would change the sweep (candidates, budget, strategy, ...) raise ``ValueError``. Run one
+    driver per study at a time.
+
+    **The budget is a promise.** Before a segment starts, the compute it is granted is written into its
+    record (reserved); the records of all segments are the ledger (:func:`sh_scaling.budgeted.ledger`), so
+    what counts against the budget is always in the storage. A grant never exceeds what the budget has left,
+    and when something ate into it (a restart from scratch, the grant of a segment that failed), the
+    remaining rounds' shares shrink in proportion (:func:`sh_scaling.budgeted.round_share`), so the total
+    never passes the budget. A segment counts once: its retry after a killed worker uses the same record (and
+    the checkpoint it was to resume from), and its points are reported under the same step numbers, so a
+    point reported before the kill is not reported twice. The grant is what is counted: ``train_fn`` is
+    trusted to train to ``until_compute`` and no further; points it reports past that are clipped from the
+    curve (every candidate is ranked on what it was granted) and recorded as ``overshoot``.
+
+    Args:
+        candidates: The configurations to race: a sequence of mappings (JSON-serialisable; numpy scalars are
+            converted), or a :class:`pandas.DataFrame` such as :func:`sh_scaling.plan_sweep` returns (one
+            candidate per row). Duplicates raise ``ValueError``. Primitive values also become the trial's
+            params (one-choice categorical distributions), so the dashboard shows them.
+        budget: Total compute ``B`` of the sweep, in the unit of the compute ``train_fn`` reports.
+        max_compute: Each candidate's planned end (the compute its training schedule is set for, e.g. the end
+            of its learning-rate decay): a number or a function of the configuration. A candidate is never
+            trained past it; once there it leaves the race, and its result stands. Default: the most any
+            candidate can get from the schedule, ``sum_r C_r``.
+        first_eval_compute: Compute of a candidate's first evaluation (number or function of the
+            configuration). When given, a budget whose first round cannot reach every candidate's first
+            evaluation raises ``ValueError`` before any training (no decision could see those candidates).
+        reduction_factor: ``eta`` > 1. Default 2, the paper's.
+        strategy: How survivors are ranked: a name from :data:`sh_scaling.simulation.STRATEGIES` or a
+            :class:`~sh_scaling.simulation.Strategy` (surrogate, optimism, warm-up window, objective).
+            Default ``"SH+FA"``, the rule the pruner ships (frontier-aware ranking on power-law forecasts).
+            ``"UA"`` trains every candidate by ``B / n`` and ranks nobody; ``"SH+oracle"`` needs the future
+            and is refused.
+        storage: An Optuna storage or URL. ``None``: in memory (one process, no restart). Worker processes
+            (``n_workers > 1``) need one they can share: a ``JournalStorage`` file or an RDB URL.
+        study_name: Default ``"budgeted-halving"``, so that a restart finds the sweep.
+        artifact_store: Where checkpoints go; any Optuna artifact store. Default: a
+            :class:`~optuna.artifacts.FileSystemArtifactStore` in a folder next to a journal file or SQLite
+            database (``<file>.checkpoints``), else in a new temporary folder; the folder is recorded in the
+            plan, so that a restart finds it. A store that cannot be written raises ``ValueError`` before any
+            training.
+        seed: Seeds the tie-breaks between equal scores (the simulator's ``rng``; default 0, as its default).
+
+    After :meth:`run`: ``study_`` (the Optuna study), ``survivors_`` (candidate indices alive at the start of
+    each round, as the simulator's ``AllocationResult.survivors``), ``trained_`` (compute each candidate was
+    trained to), ``ledger_`` (:func:`sh_scaling.budgeted.ledger`), ``spent_`` (its total), ``best_index_`` and
+    ``best_loss_`` (the lowest observed loss and its candidate).
+
+    Example::
+
+        def train_fn(config, from_checkpoint, until_compute):
+            model = build(config) if from_checkpoint is None else load(from_checkpoint)
+            points = []
+            while model.compute < until_compute:
+                model.train_step()
+                if model.should_evaluate():
+                    points.append((model.compute, model.evaluate()))
+            points.append((model.compute, model.evaluate()))   # the loss where the segment ends
+            return points, model.save_bytes()
+
+        sweep = sh_scaling.BudgetedHalving(configs, 1e21, max_compute=lambda c: 6 * c["n"] * c["tokens"],
+                                           storage="sqlite:///sweep.db", study_name="ladder")
+        sweep.run(train_fn)
+        print(sweep.best_loss_, sweep.ledger_["total"])
+
+    ``train_fn(config, from_checkpoint, until_compute) -> (points, checkpoint)`` trains the candidate from
+    ``from_checkpoint`` (a local file path holding a checkpoint it returned before, or ``None``: from scratch)
+    to the cumulative compute ``until_compute``, and returns its evaluations ``[(compute, loss), ...]``
+    (cumulative compute; those already reported are dropped, those past ``until_compute`` clipped) and the
+    checkpoint to resume from next time: a file path (uploaded; the file is left where it is), bytes, or
+    ``None`` for a trainer that keeps its own state. It should evaluate where its segment ends, so that the
+    round's decision sees the candidate where it is; a segment whose last point is short of
+    ``until_compute`` is recorded (``short``). If it cannot load ``from_checkpoint`` it should raise
+    :class:`sh_scaling.budgeted.CheckpointError`: the segment restarts from scratch, recorded, and is granted
+    the extra compute if the budget has it. Any other exception fails the candidate with the reason; the round
+    goes on. With ``n_workers > 1`` it runs in worker processes started with ``spawn``, so it must be
+    picklable (a module-level function or a ``functools.partial`` of one).
+    """
+
+    def __init__(
+        self,
+        candidates: Any,
+        budget: float,
+        *,
+        max_compute: float | Callable[[dict[str, Any]], float] | None = None,
+        first_eval_compute: float | Callable[[dict[str, Any]], float] | None = None,
+        reduction_factor: float = 2,
+        strategy: str | Strategy = "SH+FA",
+        storage: str | optuna.storages.BaseStorage | None = None,
+        study_name: str | None = None,
+        artifact_store: Any = None,
+        seed: int = 0,
+    ) -> None:
+        self.candidates = candidates
+        self.budget = budget
+        self.max_compute = max_compute
+        self.first_eval_compute = first_eval_compute
+        self.reduction_factor = reduction_factor
+        self.strategy = strategy
+        self.storage = storage
+        self.study_name = study_name
+        self.artifact_store = artifact_store
+        self.seed = seed
+
+    # ------------------------------------------------------------------------------------------------ run
+    def run(self, train_fn: Callable[..., Any], n_workers: int = 1) -> BudgetedHalving:
+        """Run (or continue) the sweep; returns ``self``. See the class docstring for ``train_fn``."""
+        if not callable(train_fn):
+            raise ValueError(f"train_fn must be callable, got {train_fn!r}")
+        if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+            raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
+        configs = _configs(self.candidates)
+        budget = _positive("budget", self.budget)
+        if isinstance(self.reduction_factor, bool) or not (
+                isinstance(self.reduction_factor, (int, float)) and self.reduction_factor > 1):
+            raise ValueError(f"reduction_factor must be a number > 1, got {self.reduction_factor!r}")
+        strat = _strategy(self.strategy)
+        if strat.ranking == "oracle":
+            raise ValueError(f"strategy {strat.name!r} ranks by the future of each curve: a replay-only bound")
+        n = len(configs)
+        if strat.ranking == "none":
+            sizes, shares = [n], [budget / n]
+        else:
+            sizes = round_sizes(n, self.reduction_factor)
+            shares = round_shares(budget, sizes)
+        planned = [_per_candidate("max_compute", self.max_compute, c, i, default=float(sum(shares)))
+                   for i, c in enumerate(configs)]
+        if self.first_eval_compute is not None:
+            first = [_per_candidate("first_eval_compute", self.first_eval_compute, c, i, default=0.0)
+                     for i, c in enumerate(configs)]
+            short = [i for i in range(n) if min(shares[0], planned[i]) < first[i] * (1 - RTOL)]
+            if short:
+                need = max(first) * sizes[0] * len(sizes) if strat.ranking != "none" else max(first) * n
+                raise ValueError(
+                    f"budget {budget:.6g} gives each of the {n} candidates {shares[0]:.6g} in the first round, less "
+                    f"than the first evaluation of candidate(s) {short[:10]} ({first[short[0]]:.6g}): no decision "
+                    f"could see their loss. The smallest budget that evaluates every candidate once in the first "
+                    f"round is {need:.6g}")
+        storage = optuna.storages.get_storage(self.storage)
+        if n_workers > 1:
+            if isinstance(storage, InMemoryStorage):
+                raise ValueError("n_workers > 1 needs a storage the worker processes share: a JournalStorage file "
+                                 "or an RDB URL, not the in-memory default")
+            try:
+                pickle.dumps((train_fn, storage, self.artifact_store))
+            except Exception as exc:  # noqa: BLE001 - any pickling error means the same to the user
+                raise ValueError(f"n_workers > 1 runs train_fn in spawned worker processes, so train_fn, the storage "
+                                 f"and the artifact store must be picklable (a module-level function): {exc}"
+                                 ) from exc
+        study_name = self.study_name or DEFAULT_STUDY_NAME
+        study = optuna.create_study(storage=storage, study_name=study_name, direction="minimize",
+                                    load_if_exists=True, sampler=optuna.samplers.RandomSampler(self.seed))
+        plan = {
+            "version": _PLAN_VERSION, "budget": budget, "reduction_factor": float(self.reduction_factor),
+            "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
+            "n_candidates": n, "fingerprint": _fingerprint(configs, planned),
+        }
+        plan = self._check_plan(study, plan)
+        store = self._artifact_store(plan, storage)
+        _check_writable(store)
+        if BUDGETED_PLAN_KEY not in study._storage.get_study_system_attrs(study._study_id):
+            study._storage.set_study_system_attr(study._study_id, BUDGETED_PLAN_KEY, plan)
+        trial_ids = self._ensure_trials(study, configs, planned)
+
+        ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed))
+        self._take_back(ctx, "the driver stopped while it ran")
+        ctx.total = ledger(self._trials(ctx), budget)["total"]
+        pool: Any = (WorkerProcesses(n_workers, storage, study_name, store, train_fn) if n_workers > 1
+                     else InProcess(study, store, train_fn))
+        restore = _terminate_as_interrupt()
+        try:
+            self._rounds(ctx, pool)
+            pool.close()
+        except BaseException:
+            pool.close(abort=True)
+            raise
+        finally:
+            restore()
+            self._take_back(ctx, "the driver was interrupted while it ran")
+            self._write_ledger(ctx)
+        trials = self._trials(ctx)
+        self.study_ = study
+        self.survivors_ = ctx.history
+        self.trained_ = [trained_compute(segments(t)) for t in trials]
+        self.ledger_ = ledger(trials, budget)
+        self.spent_ = self.ledger_["total"]
+        curves = [planned_curve(t, p) for t, p in zip(trials, planned)]
+        losses = [c.min_loss if len(c) else math.inf for c in curves]
+        self.best_index_ = int(np.argmin(losses)) if losses and min(losses) < math.inf else None
+        self.best_loss_ = float(min(losses)) if self.best_index_ is not None else float("nan")
+        return self
+
+    # --------------------------------------------------------------------------------------------- rounds
+    def _rounds(self, ctx: _Context, pool: Any) -> None:
+        R = len(ctx.sizes)
+        rng = np.random.default_rng(ctx.seed)
+        alive = list(range(len(ctx.planned)))
+        storage, sid = ctx.study._storage, ctx.study._study_id
+        for r in range(R):
+            rec = storage.get_study_system_attrs(sid).get(budgeted_round_key(r))
+            if rec is None:
+                alive = [i for i in alive if self._trial(ctx, i).state != TrialState.FAIL]
+                share = round_share(ctx.shares, ctx.sizes, r, ctx.budget - ctx.total)
+                rec = {"alive": alive, "share": share}
+                storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
+            alive = [int(i) for i in rec["alive"]]
+            ctx.history.append(list(alive))
+            if "survivors" in rec:  # decided before a restart: draw its tie-breaks again, so later ones match
+                rng.random(int(rec["n_ranked"]))
+                alive = [int(i) for i in rec["survivors"]]
+                continue
+            self._train_round(ctx, pool, r, alive, float(rec["share"]))
+            self._complete_finished(ctx, alive)
+            self._write_ledger(ctx)
+            if r == R - 1:
+                break
+            rec = self._decide(ctx, r, alive, rng, rec)
+            storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
+            alive = [int(i) for i in rec["survivors"]]
+        for i in range(len(ctx.planned)):
+            self._settle(ctx, i)
+
+    def _train_round(self, ctx: _Context, pool: Any, r: int, alive: list[int], share: float) -> None:
+        tasks = []
+        for i in alive:
+            t = self._trial(ctx, i)
+            if t.state.is_finished():
+                continue
+            segs = segments(t)
+            seg = next((s for s in segs if s["round"] == r), None)
+            if seg is None:
+                start = trained_compute(segs)
+                # Exactly the simulator's arithmetic, so that the compute trained to is the same float.
+                give = min(share, ctx.planned[i] - start)
+                if not give > 0:
+                    continue
+                until = min(start + give, ctx.planned[i])
+                seg = self._reserve_next(ctx, t, len(segs), r, start, until, segs)
+                if seg is None:
+                    continue
+            if seg["status"] == "reserved":
+                tasks.append(SegmentTask(t._trial_id, budgeted_segment_key(seg["k"]), int(seg["attempts"])))
+        pool.execute(tasks, lambda task, outcome: self._handle(ctx, task, outcome))
+
+    def _reserve_next(self, ctx: _Context, t: Any, k: int, r: int, start: float, until: float,
+                      segs: list[dict]) -> dict | None:
+        """Reserve segment ``k`` of a candidate, resuming from its last checkpoint."""
+        done = [s for s in segs if s["status"] == "done"]
+        resume = done[-1].get("checkpoint") if done else None
+        notes: list[str] = []
+        if done and done[-1].get("checkpoint_lost"):
+            notes.append(f"the checkpoint of segment {done[-1]['k']} was not stored "
+                         f"({done[-1].get('checkpoint_error')}): restarted from scratch")
+            return self._reserve(ctx, t, k, r, 0.0, until, None, True, notes, 1, prior=0.0)
+        return self._reserve(ctx, t, k, r, start, until, resume, False, notes, 1, prior=0.0)
+
+    def _reserve(self, ctx: _Context, t: Any, k: int, r: int, start: float, until: float, resume: str | None,
+                 from_scratch: bool, notes: list[str], attempts: int, prior: float) -> dict | None:
+        """Write a segment's grant into its record before it starts, within what the budget has left."""
+        free = ctx.budget - ctx.total + prior
+        charge = until - start
+        if charge > free:
+            if not free > 0:
+                notes.append(f"no budget left for this segment (wanted {charge:.6g})")
+                self._note_round(ctx, t, r, notes[-1])
+                return None
+            notes.append(f"granted {free:.6g} instead of {charge:.6g}: what the budget had left")
+            until, charge = start + free, free
+        steps = t.intermediate_values
+        seg = {
+            "k": k, "round": r, "from": start, "until": until, "charge": charge,
+            "first_step": (max(steps) + 1) if steps else 0, "resume": resume, "from_scratch": from_scratch,
+            "status": "reserved", "attempts": attempts, "notes": notes, "reserved_at": _now(),
+        }
+        ctx.study._storage.set_trial_system_attr(t._trial_id, budgeted_segment_key(k), seg)
+        ctx.total += charge - prior
+        return seg
+
+    def _note_round(self, ctx: _Context, t: Any, r: int, note: str) -> None:
+        ctx.study._storage.set_trial_user_attr(t._trial_id, DECISION_KEY, f"round {r + 1}: {note}")
+
+    def _handle(self, ctx: _Context, task: SegmentTask, outcome: dict[str, Any]) -> list[SegmentTask]:
+        """What follows a segment's outcome: nothing, a retry from the same checkpoint, or a restart."""
+        status = outcome["status"]
+        if status in ("done", "failed"):
+            return []
+        storage = ctx.study._storage
+        t = storage.get_trial(task.trial_id)
+        seg = dict(t.system_attrs[task.key])
+        if status == "stale" or seg["status"] != "reserved":
+            if t.state == TrialState.RUNNING and seg["status"] != "reserved":
+                storage.set_trial_state_values(t._trial_id, TrialState.WAITING)  # died after recording
+            if status == "stale":
+                warnings.warn(f"BudgetedHalving: segment {task.key} of trial {t.number} not run: {outcome['reason']}",
+                              RuntimeWarning, stacklevel=2)
+            return []
+        attempts = int(seg["attempts"])
+        if status == "checkpoint":
+            notes = list(seg.get("notes", [])) + [
+                f"attempt {attempts}: checkpoint {seg['resume']} could not be loaded ({outcome['reason']}); "
+                "restarted from scratch"]
+            new = self._reserve(ctx, t, int(seg["k"]), int(seg["round"]), 0.0, float(seg["until"]), None, True,
+                                notes, attempts + 1, prior=float(seg["charge"]))
+            if new is None:
+                fail_trial(storage, t._trial_id, "its checkpoint could not be loaded and the budget has nothing "
+                           "left to train it again from scratch", segment=(task.key, {**seg, "notes": notes}))
+                return []
+            return [SegmentTask(t._trial_id, task.key, attempts + 1)]
+        # The worker died (killed, out of memory, the machine lost): retry from the same checkpoint and grant.
+        if t.state == TrialState.RUNNING:
+            storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
+        notes = list(seg.get("notes", [])) + [f"attempt {attempts}: {outcome['reason']}"]
+        if attempts >= MAX_ATTEMPTS:
+            fail_trial(storage, t._trial_id, f"its segment's worker died {attempts} times ({outcome['reason']})",
+                       segment=(task.key, {**seg, "notes": notes}))
+            return []
+        storage.set_trial_system_attr(t._trial_id, task.key, {**seg, "attempts": attempts + 1, "notes": notes})
+        return [SegmentTask(t._trial_id, task.key, attempts + 1)]
+
+    def _decide(self, ctx: _Context, r: int, alive: list[int], rng: np.random.Generator, rec: dict) -> dict:
+        """The round's decision, from the storage, with the simulator's own functions."""
+        trials = self._trials(ctx)
+        curves = [planned_curve(t, p) for t, p in zip(trials, ctx.planned)]
+        trained = {c.id: trained_compute(segments(t)) for c, t in zip(curves, trials)}
+        ranked = [i for i in alive if trials[i].state != TrialState.FAIL]
+        future = sum(ctx.shares[r + 1:])
+        targets = np.array([min(trained[curves[i].id] + future, ctx.planned[i]) for i in ranked])
+        dead = [curves[j] for j in range(len(curves)) if j not in set(ranked)]
+        inputs = round_inputs(ctx.strategy, [curves[i] for i in ranked], trained, targets, dead)
+        score = round_scores(ctx.strategy, inputs)
+        finished = np.array([trained[curves[i].id] >= ctx.planned[i] for i in ranked], bool)
+        tiebreak = rng.random(len(ranked))
+        n_keep = ctx.sizes[r + 1]
+        keep = select_survivors(score, n_keep, finished=finished, tiebreak=tiebreak)
+        order = select_survivors(score, len(ranked), finished=finished, tiebreak=tiebreak)
+        survivors = [ranked[j] for j in keep]
+        storage = ctx.study._storage
+        R = len(ctx.sizes)
+        for rank, j in enumerate(order, start=1):
+            i, tid = ranked[j], trials[ranked[j]]._trial_id
+            how = (f"round {r + 1} of {R}: ranked {rank} of {len(ranked)} by {ctx.strategy.name} "
+                   f"(score {score[j]:.6g}, target {targets[j]:.6g}); the best {n_keep} go on")
+            if trials[i].state.is_finished():
+                continue
+            if ctx.strategy.ranking in ("forecast", "frontier") and not inputs.fallback[j]:
+                if math.isfinite(inputs.mean[j]):
+                    storage.set_trial_user_attr(tid, FORECAST_KEY, float(inputs.mean[j]))
+            if i in survivors:
+                storage.set_trial_user_attr(tid, DECISION_KEY, f"goes on: {how}")
+            else:
+                storage.set_trial_system_attr(tid, PRUNED_KEY, how)
+                storage.set_trial_user_attr(tid, DECISION_KEY, f"pruned: {how}")
+                storage.set_trial_state_values(tid, TrialState.PRUNED)
+        return {**rec, "n_ranked": len(ranked), "ranked": [ranked[j] for j in order],
+                "scores": [_clean(score[j]) for j in order], "targets": [_clean(targets[j]) for j in order],
+                "survivors": survivors, "decided_at": _now()}
+
+    def _complete_finished(self, ctx: _Context, alive: list[int]) -> None:
+        """Candidates that reached their planned end leave the race with their result."""
+        for i in alive:
+            t = self._trial(ctx, i)
+            if t.state == TrialState.WAITING and trained_compute(segments(t)) >= ctx.planned[i]:
+                self._finish(ctx, t, i)
+
+    def _settle(self, ctx: _Context, i: int) -> None:
+        """At the end of the schedule every candidate still waiting is done with."""
+        t = self._trial(ctx, i)
+        if t.state == TrialState.WAITING:
+            self._finish(ctx, t, i)
+
+    def _finish(self, ctx: _Context, t: Any, i: int) -> None:
+        curve = planned_curve(t, ctx.planned[i])
+        storage = ctx.study._storage
+        if len(curve):
+            storage.set_trial_state_values(t._trial_id, TrialState.COMPLETE, values=[curve.min_loss])
+        else:
+            fail_trial(storage, t._trial_id, "no finite positive loss was reported for it")
+
+    # -------------------------------------------------------------------------------------- bookkeeping
+    def _check_plan(self, study: optuna.Study, plan: dict) -> dict:
+        stored = study._storage.get_study_system_attrs(study._study_id).get(BUDGETED_PLAN_KEY)
+        if stored is None:
+            others = [t for t in study.get_trials(deepcopy=False) if candidate_index(t) is None]
+            if others:
+                raise ValueError(f"study {study.study_name!r} already has {len(others)} trial(s) that BudgetedHalving "
+                                 "did not create; use a new study_name")
+            return plan
+        diff = [k for k in plan if k not in ("artifacts",) and _jsonable(stored.get(k)) != _jsonable(plan[k])]
+        if diff:
+            raise ValueError(
+                f"study {study.study_name!r} holds a budgeted sweep with other settings ({', '.join(diff)} differ: "
+                f"stored {[stored.get(k) for k in diff]}); a restart must pass the same candidates, budget, "
+                "max_compute, reduction_factor, strategy and seed, or use a new study_name")
+        return {**plan, "artifacts": stored.get("artifacts")}
+
+    def _artifact_store(self, plan: dict, storage: Any) -> Any:
+        if self.artifact_store is not None:
+            return self.artifact_store
+        folder = plan.get("artifacts") or _default_checkpoint_folder(storage)
+        plan["artifacts"] = folder
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return FileSystemArtifactStore(folder)
+
+    def _ensure_trials(self, study: optuna.Study, configs: list[dict], planned: list[float]) -> list[int]:
+        have = {candidate_index(t): t._trial_id for t in study.get_trials(deepcopy=False)}
+        for i, (config, p) in enumerate(zip(configs, planned)):
+            if i in have:
+                continue
+            params = {k: v for k, v in config.items() if isinstance(v, (bool, int, float, str)) or v is None}
+            trial = optuna.trial.create_trial(
+                state=TrialState.WAITING, params=params,
+                distributions={k: CategoricalDistribution([v]) for k, v in params.items()},
+                system_attrs={BUDGETED_CANDIDATE_KEY: {"index": i, "config": config, "planned": p}},
+            )
+            study.add_trial(trial)
+        have = {candidate_index(t): t._trial_id for t in study.get_trials(deepcopy=False)}
+        return [have[i] for i in range(len(configs))]
+
+    def _trials(self, ctx: _Context) -> list[Any]:
+        by_id = {t._trial_id: t for t in ctx.study.get_trials(deepcopy=False)}
+        return [by_id[tid] for tid in ctx.trial_ids]
+
+    def _trial(self, ctx: _Context, i: int) -> Any:
+        return ctx.study._storage.get_trial(ctx.trial_ids[i])
+
+    def _take_back(self, ctx: _Context, why: str) -> None:
+        """Put every candidate trial left RUNNING back to WAITING: its segment is retried on the next run."""
+        storage = ctx.study._storage
+        for tid in ctx.trial_ids:
+            t = storage.get_trial(tid)
+            if t.state != TrialState.RUNNING:
+                continue
+            for s in segments(t):
+                if s["status"] == "reserved":
+                    key = budgeted_segment_key(s["k"])
+                    storage.set_trial_system_attr(tid, key, {
+                        **s, "attempts": int(s["attempts"]) + 1,
+                        "notes": list(s.get("notes", [])) + [f"attempt {s['attempts']}: {why}"]})
+            storage.set_trial_state_values(tid, TrialState.WAITING)
+
+    def _write_ledger(self, ctx: _Context) -> None:
+        summary = ledger(self._trials(ctx), ctx.budget)
+        ctx.study._storage.set_study_system_attr(ctx.study._study_id, BUDGETED_LEDGER_KEY, summary)
+
+
+class _Context:
+    """What one call of :meth:`BudgetedHalving.run` works with."""
+
+    def __init__(self, study: optuna.Study, trial_ids: list[int], planned: list[float], budget: float,
+                 sizes: list[int], shares: list[float], strategy: Strategy, seed: int) -> None:
+        self.study, self.trial_ids, self.planned, self.budget = study, trial_ids, planned, budget
+        self.sizes, self.shares, self.strategy, self.seed = sizes, shares, strategy, seed
+        self.total = 0.0  # the ledger's total, kept current by the one process that writes grants
+        self.history: list[list[int]] = []
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _configs(candidates: Any) -> list[dict[str, Any]]:
+    if hasattr(candidates, "to_dict") and hasattr(candidates, "columns"):
+        candidates = candidates.to_dict("records")
+    if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
+        raise ValueError(f"candidates must be a sequence of configurations (mappings), got {type(candidates).__name__}")
+    if not candidates:
+        raise ValueError("candidates is empty: nothing to race")
+    configs, seen = [], {}
+    for i, c in enumerate(candidates):
+        if not isinstance(c, Mapping):
+            raise ValueError(f"candidate {i} is a {type(c).__name__}, not a mapping of settings")
+        try:
+            config = json.loads(json.dumps({str(k): v for k, v in c.items()}, default=_plain, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"candidate {i} cannot be stored as JSON: {exc}") from None
+        key = json.dumps(config, sort_keys=True)
+        if key in seen:
+            raise ValueError(f"candidates {seen[key]} and {i} are the same configuration {config}: race each once")
+        seen[key] = i
+        configs.append(config)
+    return configs
+
+
+def _strategy(strategy: Any) -> Strategy:
+    if isinstance(strategy, Strategy):
+        return strategy
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy {strategy!r}: choose one of {sorted(STRATEGIES)} or pass a Strategy")
+    return STRATEGIES[strategy]
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item"):  # numpy scalars from a DataFrame
+        return v.item()
+    raise TypeError(f"{v!r} is not JSON-serialisable")
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
+            math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _per_candidate(name: str, spec: Any, config: dict, i: int, default: float) -> float:
+    if spec is None:
+        return default
+    try:
+        value = spec(dict(config)) if callable(spec) else spec
+    except Exception as exc:  # noqa: BLE001 - named, so the user sees which function failed
+        raise ValueError(f"{name} raised {type(exc).__name__}: {exc} for candidate {i}") from exc
+    return _positive(f"{name} of candidate {i}", value)
+
+
+def _describe(s: Strategy) -> dict[str, Any]:
+    surrogate = s.surrogate if s.surrogate is None or isinstance(s.surrogate, str) else type(s.surrogate).__name__
+    return {"name": s.name, "ranking": s.ranking, "surrogate": surrogate, "optimism": s.optimism,
+            "warmup_fraction": s.warmup_fraction}
+
+
+def _fingerprint(configs: list[dict], planned: list[float]) -> str:
+    text = json.dumps([configs, planned], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _jsonable(v: Any) -> Any:
+    return json.loads(json.dumps(v, sort_keys=True))
+
+
+def _clean(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _default_checkpoint_folder(storage: Any) -> str:
+    """Next to a journal file or SQLite database, else a new temporary folder."""
+    backend = getattr(storage, "_backend", storage)
+    path = getattr(backend, "_file_path", None)  # JournalFileBackend
+    url = getattr(backend, "url", None) or getattr(getattr(backend, "engine", None), "url", None)
+    if path is None and url is not None and str(url).startswith("sqlite:///"):
+        path = str(url)[len("sqlite:///"):]
+    if path:
+        return f"{os.path.abspath(path)}.checkpoints"
+    return tempfile.mkdtemp(prefix="sh_scaling-checkpoints-")
+
+
+def _check_writable(store: Any) -> None:
+    """Write and remove a probe, so that a store that cannot take checkpoints fails before any training."""
+    probe = f"sh_scaling-probe-{uuid.uuid4().hex}"
+    try:
+        store.write(probe, BytesIO(b"probe"))
+    except Exception as exc:  # noqa: BLE001 - any failure means the same: checkpoints could not be kept
+        raise ValueError(f"artifact_store {store!r} is not writable ({type(exc).__name__}: {exc}); checkpoints "
+                         "could not be kept, so paused candidates could not resume") from exc
+    try:
+        store.remove(probe)
+    except Exception:  # noqa: BLE001 - a probe left behind is harmless
+        pass
+
+
+def _terminate_as_interrupt() -> Callable[[], None]:
+    """While the driver runs, SIGTERM (a job scheduler, ``kill``) interrupts it like Ctrl-C, so that the running
+    segments are stopped and their trials put back to WAITING instead of being left RUNNING."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
