@@ -498,13 +498,20 @@ class BudgetedHalving:
 
     def _ensure_trials(self, study: optuna.Study, configs: list[dict], planned: list[float]) -> list[int]:
         have = {candidate_index(t): t._trial_id for t in study.get_trials(deepcopy=False)}
+        # One distribution per parameter for the whole study (RDB storages refuse a parameter whose
+        # distribution changes from trial to trial): every value the candidates give it.
+        choices: dict[str, list[Any]] = {}
+        for config in configs:
+            for k, v in config.items():
+                if _is_param(v) and not any(type(v) is type(u) and v == u for u in choices.setdefault(k, [])):
+                    choices[k].append(v)
         for i, (config, p) in enumerate(zip(configs, planned)):
             if i in have:
                 continue
-            params = {k: v for k, v in config.items() if isinstance(v, (bool, int, float, str)) or v is None}
+            params = {k: v for k, v in config.items() if _is_param(v)}
             trial = optuna.trial.create_trial(
                 state=TrialState.WAITING, params=params,
-                distributions={k: CategoricalDistribution([v]) for k, v in params.items()},
+                distributions={k: CategoricalDistribution(choices[k]) for k in params},
                 system_attrs={BUDGETED_CANDIDATE_KEY: {"index": i, "config": config, "planned": p}},
             )
             study.add_trial(trial)
@@ -579,6 +586,11 @@ def _strategy(strategy: Any) -> Strategy:
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r}: choose one of {sorted(STRATEGIES)} or pass a Strategy")
     return STRATEGIES[strategy]
+
+
+def _is_param(v: Any) -> bool:
+    """A value Optuna can hold as a categorical param (the dashboard then shows it)."""
+    return v is None or isinstance(v, (bool, int, float, str))
 
 
 def _plain(v: Any) -> Any:
