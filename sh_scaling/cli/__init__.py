@@ -19,7 +19,8 @@ __all__ = ["main", "build_parser"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sh-scaling",
-        description="Cheap scaling-law sweeps: simulate budget allocation, plan sweeps, calibrate step time.",
+        description="Cheap scaling-law sweeps: simulate budget allocation, plan sweeps, calibrate step time, "
+        "report on a study.",
     )
     from sh_scaling import __version__
 

@@ -70,5 +70,7 @@ def import_matplotlib() -> ModuleType:
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ImportError("sh_scaling.visualization.matplotlib needs matplotlib: pip install 'sh_scaling[plot]'") from exc
+        raise ImportError(
+            "sh_scaling.visualization.matplotlib needs matplotlib: pip install 'sh_scaling[plot]'"
+        ) from exc
     return plt

@@ -70,14 +70,15 @@ def _draw_law(ax: Any, data: CurvesData) -> None:
         return
     color = COLORS["law"]
     if data.band is None:
-        c = np.geomspace(law.c_min, law.c_max, 50)
-        ax.plot(c, law.predict(c), color=color, lw=2, zorder=3, label=f"law: {law_label(law, 'tex')}")
+        grid = np.geomspace(law.c_min, law.c_max, 50)
+        ax.plot(grid, law.predict(grid), color=color, lw=2, zorder=3, label=f"law: {law_label(law, 'tex')}")
     else:
         band = data.band
         ax.fill_between(band.compute, band.low, band.high, color=color, alpha=0.18, lw=0, zorder=1,
                         label=f"law's band: {describe_interval(law)}")
         inside = band.compute <= law.c_max * (1 + 1e-9)
-        ax.plot(band.compute[inside], band.loss[inside], color=color, lw=2, zorder=3, label=f"law: {law_label(law, 'tex')}")
+        ax.plot(band.compute[inside], band.loss[inside], color=color, lw=2, zorder=3,
+                label=f"law: {law_label(law, 'tex')}")
         if not inside.all():
             start = max(int(np.argmax(~inside)) - 1, 0)
             ax.plot(band.compute[start:], band.loss[start:], color=color, lw=2, ls=":", zorder=3,

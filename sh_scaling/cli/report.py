@@ -1,0 +1,330 @@
+"""``sh-scaling report``: what a finished (or running) sweep found, read from its Optuna storage.
+
+A table (trials by state, compute spent against training every trial to its ``max_compute``, best loss, the
+law fitted to the observed frontier with its intervals over runs, and its prediction at ten times the largest
+compute), the plots as PNG (matplotlib) and HTML (plotly), the curves as CSV, and optionally the figures
+attached to the study for optuna-dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from sh_scaling.cli._output import check_output_dir
+from sh_scaling.curves import CurveSet, from_study
+from sh_scaling.laws import ScalingLaw, fit_scaling_law
+
+__all__ = ["register", "open_study", "Report", "build_report", "format_table"]
+
+#: How far past the largest compute of the sweep the law is asked to predict: one decade, the usual next step
+#: of a scaling ladder (and far enough for the interval's growth with extrapolation to show).
+PREDICT_FACTOR = 10.0
+#: Bootstrap replicates of the law (the 2.5 % tails of a 95 % interval rest on 25 replicates each).
+N_BOOTSTRAP = 1000
+#: Files written into ``--out``.
+OUTPUTS = ("report.md", "summary.json", "curves.csv", "curves.png", "curves.html", "decisions.png",
+           "decisions.html", "plotly.min.js")
+#: Ids of the figures attached to the study: a second report replaces them instead of adding copies.
+DASHBOARD_IDS = {"curves": "sh-scaling-curves", "decisions": "sh-scaling-decisions"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="what a sweep found: compute spent and saved, best loss, the law with intervals, plots",
+        description="Read a study from its Optuna storage and report its trials by state, the compute spent "
+        "against training every trial to its max_compute, the best loss, the law fitted to the observed "
+        "frontier with intervals over runs and its prediction at 10x the largest compute; with --out, the "
+        "plots (PNG and HTML) and the curves (CSV); with --dashboard, the figures attached to the study for "
+        "optuna-dashboard.",
+    )
+    p.add_argument("--storage", required=True, help="Optuna storage URL (e.g. sqlite:///sweep.db)")
+    p.add_argument("--study", "--study-name", dest="study", required=True, help="name of the study")
+    p.add_argument("--out", default=None, help=f"directory for {', '.join(OUTPUTS)}")
+    p.add_argument("--force", action="store_true", help="overwrite those files if --out already holds them")
+    p.add_argument("--dashboard", action="store_true",
+                   help="attach the curves and decisions figures to the study, for optuna-dashboard")
+    p.add_argument("--unit", default="FLOPs", help="unit compute was reported in, for labels (default FLOPs)")
+    p.add_argument("--bootstrap", type=int, default=N_BOOTSTRAP,
+                   help=f"bootstrap replicates of the law over runs (default {N_BOOTSTRAP})")
+    p.set_defaults(func=run)
+
+
+# --- the storage and the study ---------------------------------------------------------------------------------
+
+
+def open_study(url: str, name: str) -> optuna.study.Study:
+    """The study ``name`` in the storage at ``url``, or a ``ValueError`` saying what is wrong, in one line.
+
+    The storage is opened without creating tables, so that a report never writes to a database that is not an
+    Optuna storage; a SQLite file that does not exist is refused rather than created empty.
+    """
+    parsed = urlparse(url)
+    if "://" not in url or not parsed.scheme:
+        raise ValueError(f"--storage {url!r} is not a database URL (e.g. sqlite:///sweep.db or "
+                         "postgresql://user@host/db)")
+    if parsed.scheme == "sqlite":
+        path = url.split("://", 1)[1][1:]  # sqlite:///relative.db and sqlite:////absolute.db
+        if path and path != ":memory:" and not Path(path).is_file():
+            raise ValueError(f"--storage {url!r}: no such file {path!r}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+    except Exception as exc:  # noqa: BLE001 - drivers raise many types; one line says which and why
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"--storage {url!r} does not open as an Optuna storage: {type(exc).__name__}: {first}") \
+            from None
+    names = [s.study_name for s in summaries]
+    if name not in names:
+        there = f"studies there: {', '.join(repr(n) for n in names)}" if names else "it holds no study"
+        raise ValueError(f"--study {name!r}: no such study in {url}; {there}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _check_study(study: optuna.study.Study) -> None:
+    if len(study.directions) > 1:
+        raise ValueError(f"study {study.study_name!r} has {len(study.directions)} objectives; sh-scaling reads "
+                         "single-objective studies of a loss")
+    if study.direction != StudyDirection.MINIMIZE:
+        raise ValueError(f"study {study.study_name!r} maximizes its objective; sh-scaling reads a loss to "
+                         "minimise (a study created with direction='minimize')")
+
+
+# --- the report ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """What ``sh-scaling report`` prints and writes.
+
+    ``rows`` are ``(quantity, value)`` pairs of the table, ``notes`` what the reader must know to read it
+    (missing data, estimates), ``summary`` the same numbers for ``summary.json``.
+    """
+
+    study: str
+    rows: list[tuple[str, str]]
+    notes: list[str]
+    summary: dict[str, Any]
+    curves: CurveSet
+    law: ScalingLaw | None
+    predict_at: float | None
+
+
+def build_report(study: optuna.study.Study, *, unit: str = "FLOPs", n_bootstrap: int = N_BOOTSTRAP) -> Report:
+    """The table of a study (see the module). Raises ``ValueError`` for a study that cannot be reported."""
+    _check_study(study)
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        curves = from_study(study, states=None, unit=unit)
+    notes += [str(w.message) for w in caught]
+    trials = study.get_trials(deepcopy=False)
+    by_state = {s: sum(t.state == s for t in trials) for s in TrialState}
+    finished = CurveSet([c for c in curves if c.meta["state"] in ("COMPLETE", "PRUNED")], name=curves.name)
+    if not len(finished):
+        raise ValueError(f"study {study.study_name!r}: no complete or pruned trial reported compute yet")
+
+    spent = curves.exhaustive_compute  # compute of every trial's last report, whatever its state
+    projected, unknown = 0.0, []
+    for c in curves:
+        target = c.meta.get("max_compute")
+        if target is None:
+            unknown.append(c.id)
+            target = c.final_compute
+        projected += max(float(target), c.final_compute)
+    if unknown:
+        notes.append(f"{len(unknown)} trial(s) without a known max_compute (trials {', '.join(unknown[:10])}) "
+                     "count at their last compute: the projected exhaustive compute is a lower bound")
+
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if complete:
+        best = min(complete, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+        best_text = f"{best.value:.6g} (trial {best.number}, complete)"
+        best_value: float | None = best.value
+    else:
+        lowest = min(finished, key=lambda c: c.min_loss)
+        best_text = f"no complete trial; lowest loss observed: {lowest.min_loss:.6g} (trial {lowest.id}, pruned)"
+        best_value = None
+        notes.append("every reported trial was pruned: the law below rests on curves that stopped early")
+
+    law, law_text, law_note = _law(finished, n_bootstrap)
+    if law_note:
+        notes.append(law_note)
+    predict_at = PREDICT_FACTOR * max(c.final_compute for c in finished)
+    prediction_text, prediction = _prediction(law, predict_at)
+
+    states = ", ".join(f"{n} {s.name.lower()}" for s, n in by_state.items() if n)
+    rows = [
+        ("study", f"{study.study_name} ({len(trials)} trials: {states})"),
+        ("compute spent", f"{spent:.4g} {unit}"),
+        ("projected exhaustive compute", f"{projected:.4g} {unit} (every trial to its max_compute)"),
+        ("saved", f"{projected - spent:.4g} {unit} ({100 * (1 - spent / projected):.1f} % of exhaustive)"),
+        ("best loss", best_text),
+        ("law", law_text),
+        (f"prediction at {PREDICT_FACTOR:g}x the largest compute", prediction_text),
+    ]
+    summary = {
+        "study": study.study_name,
+        "trials": {s.name: n for s, n in by_state.items()},
+        "unit": unit,
+        "compute_spent": spent,
+        "projected_exhaustive_compute": projected,
+        "saved_fraction": 1 - spent / projected,
+        "best_loss": best_value,
+        "law": None if law is None else {
+            "form": law.form,
+            "params": law.params,
+            "intervals": {k: list(v) for k, v in law.intervals.items()},
+            "interval": _interval_name(law) if law.intervals else None,
+            "c_min": law.c_min,
+            "c_max": law.c_max,
+        },
+        "prediction": prediction,
+        "notes": notes,
+    }
+    return Report(study.study_name, rows, notes, summary, curves, law, predict_at if law is not None else None)
+
+
+def _interval_name(law: ScalingLaw) -> str:
+    over = f"{law.n_runs} runs" if law.resampling == "runs" else f"{law.n_points} frontier points"
+    return f"{100 * law.confidence:g} % {law.interval_method} bootstrap over {over}"
+
+
+def _law(curves: CurveSet, n_bootstrap: int) -> tuple[ScalingLaw | None, str, str]:
+    """The law fitted to the observed frontier, its text for the table, and a note when something is missing."""
+    runs = list(curves)
+    boot = n_bootstrap if len(runs) >= 2 else 0
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            law = fit_scaling_law(runs, n_bootstrap=boot, seed=0)
+    except ValueError as exc:
+        return None, f"not fitted: {exc}", ""
+    note = "; ".join(str(w.message) for w in caught)
+    params = ", ".join(
+        f"{k} = {v:.4g}" + (" [{:.4g}, {:.4g}]".format(*law.intervals[k]) if k in law.intervals else "")
+        for k, v in law.params.items()
+    )
+    formula = "L = a * C^-gamma" if law.form == "power" else "L = E + A * C^-gamma"
+    span = f"fitted over C = {law.c_min:.3g} to {law.c_max:.3g}"
+    if law.intervals:
+        return law, f"{formula}: {params} ({_interval_name(law)}; {span})", note
+    why = f"intervals over runs need at least 2 runs, the study has {len(runs)}" if boot == 0 else \
+        "every bootstrap refit failed"
+    return law, f"{formula}: {params} (no interval: {why}; {span})", note or f"no interval: {why}"
+
+
+def _prediction(law: ScalingLaw | None, at: float) -> tuple[str, dict[str, Any] | None]:
+    if law is None:
+        return "missing: no law", None
+    if not law.replicates.size:
+        return f"{float(law.predict(at)):.5g} at C = {at:.4g} (no interval: the law has none)", None
+    p = law.predict_interval(at)
+    text = (f"{p.loss[0]:.5g} [{p.low[0]:.5g}, {p.high[0]:.5g}] at C = {at:.4g} "
+            f"({100 * p.confidence:g} % {law.interval_method} bootstrap over {law.n_runs} runs)")
+    return text, {"compute": at, "loss": float(p.loss[0]), "low": float(p.low[0]), "high": float(p.high[0]),
+                  "confidence": p.confidence}
+
+
+def format_table(report: Report, markdown: bool = False) -> str:
+    """The table as aligned text, or as a Markdown table (for report.md and a README)."""
+    if markdown:
+        lines = ["| quantity | value |", "| --- | --- |"]
+        lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in report.rows]
+        lines += [""] + [f"- note: {n}" for n in report.notes]
+        return "\n".join(lines).rstrip() + "\n"
+    width = max(len(k) for k, _ in report.rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in report.rows]
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+# --- the command -----------------------------------------------------------------------------------------------
+
+
+def _check_extras(out: bool, dashboard: bool) -> None:
+    """Every optional package the command will need, checked before any work, with the extra that installs it."""
+    needed = []
+    if out:
+        needed += [("matplotlib", "plot"), ("plotly", "plotly")]
+    if dashboard:
+        needed += [("plotly", "plotly"), ("optuna_dashboard", "dashboard")]
+    import importlib.util
+
+    missing = sorted({extra for module, extra in needed if importlib.util.find_spec(module) is None})
+    if missing:
+        raise ValueError(f"this needs more packages: pip install 'sh_scaling[{','.join(missing)}]'")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    if args.out:  # before the work, which may take a while on a large study
+        check_output_dir(args.out, OUTPUTS, option="--out", force=args.force)
+    _check_extras(bool(args.out), args.dashboard)
+    study = open_study(args.storage, args.study)
+    report = build_report(study, unit=args.unit, n_bootstrap=args.bootstrap)
+    print(format_table(report))
+    figures: dict[str, Any] = {}
+    if args.out or args.dashboard:
+        from sh_scaling.visualization import plot_curves, plot_decisions
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a study without decisions gets a figure saying so
+            figures["curves"] = plot_curves(report.curves, law=report.law or False, predict_at=report.predict_at)
+            figures["decisions"] = plot_decisions(study)
+    if args.out:
+        _write(Path(args.out), report, study, figures)
+    if args.dashboard:
+        from optuna_dashboard import save_plotly_graph_object
+
+        for key, fig in figures.items():
+            save_plotly_graph_object(study, fig, graph_object_id=DASHBOARD_IDS[key])
+        print(f"attached the curves and decisions figures to study {study.study_name!r}; see them with "
+              f"`optuna-dashboard {args.storage}`")
+    return 0
+
+
+def _write(out: Path, report: Report, study: optuna.study.Study, figures: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sh_scaling.visualization import matplotlib as viz_mpl
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(f"# sh-scaling report: {report.study}\n\n" + format_table(report, markdown=True))
+    (out / "summary.json").write_text(json.dumps(report.summary, indent=2, default=_json_default))
+    report.curves.to_csv(out / "curves.csv")
+    for key, fig in figures.items():
+        # plotly.js once beside the pages, not inside each (4.6 MB) nor from a CDN (a report is read offline too).
+        fig.write_html(out / f"{key}.html", include_plotlyjs="directory")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pngs = {
+            "curves": viz_mpl.plot_curves(report.curves, law=report.law or False, predict_at=report.predict_at),
+            "decisions": viz_mpl.plot_decisions(study),
+        }
+    for key, fig in pngs.items():
+        fig.savefig(out / f"{key}.png", dpi=130)
+        plt.close(fig)
+    print(f"wrote {out}/: {', '.join(OUTPUTS)}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
