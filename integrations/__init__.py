@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sh_scaling.integrations._common import count_flops_per_token, tell_on_error, tokens_in_batch
+from ._common import count_flops_per_token, tell_on_error, tokens_in_batch
 
 __all__ = [
     "SHScalingCallback",

@@ -168,7 +168,7 @@ class PruningStatus:
         self._reports.raise_if_pruned()
 
 
-def positive_or_none(name: str, value: float | None) -> float | None:
+def positive_or_none(name: str, value: object) -> float | None:
     return None if value is None else positive_finite(name, value)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from sh_scaling.integrations._common import (
+from ._common import (
     PruningStatus,
     EvaluationReporter,
     check_trial,

@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 import optuna
 from optuna.trial import TrialState
 
-from sh_scaling.integrations._common import (
+from ._common import (
     PruningStatus,
     EvaluationReporter,
     check_trial,

@@ -10,7 +10,7 @@ from typing import Any
 
 import optuna
 
-from sh_scaling.integrations._common import (
+from ._common import (
     EvaluationReporter,
     check_trial,
     count_flops_per_token,

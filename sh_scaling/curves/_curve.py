@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import optuna
@@ -159,7 +159,13 @@ class CurveSet(Sequence[Curve]):
             raise ValueError(f"{name}: duplicated curve ids {dup[:5]}")
         self._by_id = {c.id: c for c in self._curves}
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> Curve: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> CurveSet: ...
+
+    def __getitem__(self, index: int | slice) -> Curve | CurveSet:
         if isinstance(index, slice):
             return CurveSet(self._curves[index], name=self.name)
         return self._curves[index]
@@ -277,7 +283,7 @@ def from_study(
         curves.to_csv("sweep.csv.gz")
     """
     wanted = None if states is None else tuple(states)
-    label = name or getattr(study, "study_name", "study")
+    label = name or str(getattr(study, "study_name", "study"))
     trials = study.get_trials(deepcopy=False, states=wanted)
     curves: list[Curve] = []
     without_compute: list[int] = []

@@ -10,6 +10,8 @@ Chinchilla law prefers a larger model the more compute there is.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Any, cast
 
 import numpy as np
 
@@ -274,7 +276,8 @@ def _check_int(name: str, value: object, minimum: int) -> int:
 
 def _check_range(name: str, value: object) -> None:
     try:
-        lo, hi = (float(v) for v in value)  # type: ignore[union-attr]
+        # A value that is not an iterable of two numbers raises TypeError or ValueError, reported below.
+        lo, hi = (float(v) for v in cast("Iterable[Any]", value))
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a pair (low, high) of positive numbers, got {value!r}") from None
     if not (0 < lo <= hi < math.inf):

@@ -60,11 +60,14 @@ _BASES = {
 }
 
 
-def _scaled(base: dict[str, int], variation: dict[str, int]) -> dict[str, int]:
-    out = dict(base)
-    for key, factor in variation.items():
-        out[key] = base[key] * factor if factor > 0 else max(1, base[key] // -factor)
-    return out
+def _scaled(base: dict[str, int], variation: dict[str, int]) -> TransformerConfig:
+    def size(key: str) -> int:
+        factor = variation.get(key, 1)
+        return base[key] * factor if factor > 0 else max(1, base[key] // -factor)
+
+    # Each field by name: a TransformerConfig(**shape) call cannot be type-checked against its bool field.
+    return TransformerConfig(n_layers=size("n_layers"), d_model=size("d_model"), n_heads=size("n_heads"),
+                             vocab_size=size("vocab_size"), seq_len=size("seq_len"), batch_size=size("batch_size"))
 
 
 def calibration_configs(preset: str = "cpu") -> list[TransformerConfig]:
@@ -76,11 +79,12 @@ def calibration_configs(preset: str = "cpu") -> list[TransformerConfig]:
     if preset not in _BASES:
         raise ValueError(f"preset must be one of {sorted(_BASES)}, got {preset!r}")
     base = _BASES[preset]
-    return [TransformerConfig(**_scaled(base, v)) for v in _VARIATIONS]
+    return [_scaled(base, v) for v in _VARIATIONS]
 
 
 def _build_model(cfg: TransformerConfig, torch: Any) -> Any:
-    nn = torch.nn
+    # Annotated: mypy accepts a base class of declared type Any (nn.Module below), not of inferred type.
+    nn: Any = torch.nn
     F = torch.nn.functional
 
     class Block(nn.Module):

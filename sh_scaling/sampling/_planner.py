@@ -146,7 +146,11 @@ def plan_sweep(
         >>> plan = plan_sweep(1e20, n_budgets=2)  # doctest: +SKIP
         >>> plan[["budget_flops", "n_layers", "d_model", "vocab_size", "tokens"]]  # doctest: +SKIP
     """
-    if (flops is None) == (hours is None):
+    if flops is not None and hours is None:
+        unit, raw = "flops", flops
+    elif hours is not None and flops is None:
+        unit, raw = "hours", hours
+    else:
         raise ValueError("give exactly one budget: flops=... or hours=... (with calibration=...)")
     _check_int("n_budgets", n_budgets, 1)
     positive_finite("budget_ratio", budget_ratio)
@@ -165,21 +169,20 @@ def plan_sweep(
     if lo >= hi:
         raise ValueError(f"aspect_range must be (low, high) with low < high, got {aspect_range!r}")
 
-    raw = flops if flops is not None else hours
-    name = "flops" if flops is not None else "hours"
-    budgets = _budgets(name, raw, n_budgets, budget_ratio)
+    budgets = _budgets(unit, raw, n_budgets, budget_ratio)
     cal = load_wall_clock(calibration) if (hours is not None or calibration is not None) else None
     shaper = _Shaper(seq_len, batch_size, head_dim, aspect_ratio, (lo, hi), vocab_size, vocab_multiple, cal)
 
     rows: list[dict[str, Any]] = []
     for b_index, budget in enumerate(budgets):
-        if name == "flops":
+        if unit == "flops":
             n_opt = float(compute_optimal_allocation(budget, constants).n_params)
             for f in factors:
                 cfg = shaper.shape(f * n_opt, budget)
                 tokens = budget / (FLOPS_PER_PARAM_TOKEN * cfg.n_params)
                 rows.append(_row(b_index, budget, math.nan, cfg, n_opt, tokens, cal, constants))
         else:
+            assert cal is not None  # a time budget loaded its calibration above (load_wall_clock raises without)
             seconds = budget * 3600.0
             n_opt = _time_optimal_size(seconds, shaper, constants)
             for f in factors:

@@ -103,26 +103,36 @@ def draw_uniform(distribution: BaseDistribution, rng: np.random.Generator, size:
         idx = rng.integers(0, len(distribution.choices), size=size)
         return [distribution.choices[i] for i in idx]
     if isinstance(distribution, IntDistribution):
-        low, high, step = distribution.low, distribution.high, distribution.step
-        if distribution.log:
-            # Uniform in log over [low - 0.5, high + 0.5] then rounded: every integer gets its log-width share.
-            u = rng.uniform(math.log(low - 0.5), math.log(high + 0.5), size=size)
-            vals = np.clip(np.round(np.exp(u)), low, high)
-        else:
-            k = rng.integers(0, (high - low) // step + 1, size=size)
-            vals = low + k * step
-        return [int(v) for v in vals]
+        return _draw_int(distribution, rng, size)
     if isinstance(distribution, FloatDistribution):
-        low, high = distribution.low, distribution.high
-        if distribution.log:
-            vals = np.exp(rng.uniform(math.log(low), math.log(high), size=size))
-        elif distribution.step is not None:
-            k = rng.integers(0, int(round((high - low) / distribution.step)) + 1, size=size)
-            vals = low + k * distribution.step
-        else:
-            vals = rng.uniform(low, high, size=size)
-        return [float(min(max(v, low), high)) for v in vals]
+        return _draw_float(distribution, rng, size)
     raise ValueError(f"unsupported distribution for prior sampling: {distribution!r}")
+
+
+def _draw_int(distribution: IntDistribution, rng: np.random.Generator, size: int) -> list[int]:
+    low, high, step = distribution.low, distribution.high, distribution.step
+    vals: np.ndarray
+    if distribution.log:
+        # Uniform in log over [low - 0.5, high + 0.5] then rounded: every integer gets its log-width share.
+        u = rng.uniform(math.log(low - 0.5), math.log(high + 0.5), size=size)
+        vals = np.clip(np.round(np.exp(u)), low, high)
+    else:
+        k = rng.integers(0, (high - low) // step + 1, size=size)
+        vals = low + k * step
+    return [int(v) for v in vals]
+
+
+def _draw_float(distribution: FloatDistribution, rng: np.random.Generator, size: int) -> list[float]:
+    low, high = distribution.low, distribution.high
+    vals: np.ndarray
+    if distribution.log:
+        vals = np.exp(rng.uniform(math.log(low), math.log(high), size=size))
+    elif distribution.step is not None:
+        k = rng.integers(0, int(round((high - low) / distribution.step)) + 1, size=size)
+        vals = low + k * distribution.step
+    else:
+        vals = rng.uniform(low, high, size=size)
+    return [float(min(max(v, low), high)) for v in vals]
 
 
 def evidence_value(trial: FrozenTrial) -> float | None:

@@ -158,8 +158,8 @@ def _add_law(fig: Any, go: Any, data: CurvesData) -> None:
                                      line=dict(color=color, width=2.2, dash="dot"), legendgroup="law",
                                      name="law, extrapolated", hoverinfo="skip", legendrank=1003))
     else:
-        c = np.geomspace(law.c_min, law.c_max, 50)
-        fig.add_trace(go.Scatter(x=c, y=law.predict(c), mode="lines", line=dict(color=color, width=2.2),
+        grid = np.geomspace(law.c_min, law.c_max, 50)
+        fig.add_trace(go.Scatter(x=grid, y=law.predict(grid), mode="lines", line=dict(color=color, width=2.2),
                                  name=f"law: {law_label(law)}"))
     if data.prediction is not None:
         p = data.prediction

@@ -159,9 +159,9 @@ def curves_data(
         groups[outcome(c)].append(c)
     forecasts = []
     for c in groups["pruned"]:
-        target, fc = c.meta.get("max_compute"), c.meta.get("forecast")
-        if _finite(target) and _finite(fc) and float(target) > c.final_compute:
-            forecasts.append((c.id, c.final_compute, c.final_loss, float(target), float(fc)))
+        target, fc = _float(c.meta.get("max_compute")), _float(c.meta.get("forecast"))
+        if math.isfinite(target) and math.isfinite(fc) and target > c.final_compute:
+            forecasts.append((c.id, c.final_compute, c.final_loss, target, fc))
     frontier = observed_frontier(list(curves))
     note = ""
     fitted: ScalingLaw | None

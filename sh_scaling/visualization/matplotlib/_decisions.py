@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
 
-from sh_scaling.curves import from_study
+from sh_scaling.curves import Curve, from_study
 from sh_scaling.visualization._data import DecisionPoint, decision_points, dodge
 from sh_scaling.visualization._style import COLORS, RULE_SYMBOLS, import_matplotlib
 from sh_scaling.visualization.matplotlib._axes import legend_outside, readable_log_axes
@@ -39,6 +39,7 @@ def plot_decisions(
                       stacklevel=2)
         left.text(0.5, 0.5, "no pruning decision recorded", ha="center", va="center", transform=left.transAxes)
         return fig
+    curves: Sequence[Curve]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
