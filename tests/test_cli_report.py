@@ -182,3 +182,57 @@ def test_curves_csv_round_trips(sweep, tmp_path, capsys):
     assert main(["report", "--storage", url, "--study", name, "--out", str(out), *BOOT]) == 0
     frame = pd.read_csv(out / "curves.csv")
     assert {"run_id", "compute", "loss", "trial", "state", "max_compute"} <= set(frame.columns)
+
+
+# --- sh-scaling simulate on a past study, and a CSV's own column names -------------------------------------------
+
+
+def test_simulate_replays_a_past_study_with_notes(sweep, capsys):
+    url, name = sweep
+    study = optuna.load_study(study_name=name, storage=url)
+    n_complete = sum(t.state.name == "COMPLETE" for t in study.trials)
+    n_pruned = len(study.trials) - n_complete
+    assert main(["simulate", "--storage", url, "--study", name, "--repeats", "2", "--budgets", "0.3",
+                 "--strategies", "SH", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert f"{n_pruned} pruned trial(s) left out" in captured.err
+    dropped = [k for k in (5, 10, 20) if k > n_complete]
+    expected = f"candidate-set sizes {dropped} are above the number of runs ({n_complete})"
+    expected += f"; using {n_complete}" if len(dropped) == 3 else " and were dropped"
+    assert expected in captured.err
+    assert f"{name}: {n_complete} curves" in captured.out
+    assert main(["simulate", "--storage", url, "--study", name, "--pruners", "ours,nop", "--repeats", "1",
+                 "--quiet"]) == 0
+    assert "as trials of Optuna studies" in capsys.readouterr().out
+
+
+def test_simulate_maps_a_csvs_own_columns_and_drops_sizes_above_the_runs(tmp_path, capsys):
+    rows = [(f"r{i}", 1e15 * (i + 1) * k, 2 + (i + 1) * k ** -0.3) for i in range(6) for k in (1, 2, 4, 8, 16)]
+    path = tmp_path / "mine.csv"
+    pd.DataFrame(rows, columns=["name", "flops", "val_loss"]).to_csv(path, index=False)
+    assert main(["simulate", "--curves", str(path), "--run-col", "name", "--compute-col", "flops", "--loss-col",
+                 "val_loss", "--repeats", "2", "--budgets", "0.3", "--strategies", "SH", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "candidate-set sizes [10, 20] are above the number of runs (6) and were dropped" in captured.err
+    assert "mine.csv: 6 curves" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--compute-col", "loss", "--loss-col", "loss"], "--compute-col and --loss-col both name the column 'loss'"),
+        (["--loss-col", "val_loss"], "--loss-col name columns of a CSV file; give the file with --curves"),
+        (["--storage", "sqlite:///x.db"], "--storage and --study go together"),
+    ],
+    ids=["same-column-twice", "mapping-without-csv", "storage-without-study"],
+)
+def test_simulate_bad_column_and_study_options(args, message, capsys):
+    assert main(["simulate", *args, "--quiet"]) == 2
+    assert message in one_line_error(capsys)
+
+
+def test_simulate_a_csv_whose_header_names_a_column_twice(tmp_path, capsys):
+    path = tmp_path / "twice.csv"
+    path.write_text("run_id,compute,loss,loss\na,1,3.0,2.9\na,2,2.5,2.4\n")
+    assert main(["simulate", "--curves", str(path), "--quiet"]) == 2
+    assert f"{path}: the header names the column(s) 'loss' more than once" in one_line_error(capsys)

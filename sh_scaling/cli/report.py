@@ -25,7 +25,7 @@ from sh_scaling.cli._output import check_output_dir
 from sh_scaling.curves import CurveSet, from_study
 from sh_scaling.laws import ScalingLaw, fit_scaling_law
 
-__all__ = ["register", "open_study", "Report", "build_report", "format_table"]
+__all__ = ["register", "open_study", "check_study", "Report", "build_report", "format_table"]
 
 #: How far past the largest compute of the sweep the law is asked to predict: one decade, the usual next step
 #: of a scaling ladder (and far enough for the interval's growth with extrapolation to show).
@@ -93,7 +93,8 @@ def open_study(url: str, name: str) -> optuna.study.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def _check_study(study: optuna.study.Study) -> None:
+def check_study(study: optuna.study.Study) -> None:
+    """A study sh-scaling can read: one objective, a loss to minimise."""
     if len(study.directions) > 1:
         raise ValueError(f"study {study.study_name!r} has {len(study.directions)} objectives; sh-scaling reads "
                          "single-objective studies of a loss")
@@ -124,7 +125,7 @@ class Report:
 
 def build_report(study: optuna.study.Study, *, unit: str = "FLOPs", n_bootstrap: int = N_BOOTSTRAP) -> Report:
     """The table of a study (see the module). Raises ``ValueError`` for a study that cannot be reported."""
-    _check_study(study)
+    check_study(study)
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -41,12 +42,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate",
         help="replay learning curves through budget-allocation strategies",
-        description="Replay learning curves (synthetic, the DeepMind routing runs, or a CSV of your own) through "
+        description="Replay learning curves (synthetic, the DeepMind routing runs, a CSV of your own, or the complete "
+        "trials of a past Optuna study) through "
         "uniform allocation and successive halving with and without surrogates, on random candidate sets, and "
         "report relative improvement over SH, regret, savings and the error of the fitted law.",
     )
-    p.add_argument("--curves", default="synthetic", help="'synthetic', 'routing', or a path to a long-format CSV "
-                   "(columns run_id, compute, loss)")
+    p.add_argument("--curves", default=None, help="'synthetic' (default), 'routing', or a path to a long-format "
+                   "CSV (columns run_id, compute, loss, or as named by --run-col/--compute-col/--loss-col)")
+    p.add_argument("--run-col", default="run_id", help="CSV column identifying the run (default run_id)")
+    p.add_argument("--compute-col", default="compute", help="CSV column with cumulative compute (default compute)")
+    p.add_argument("--loss-col", default="loss", help="CSV column with the loss (default loss)")
+    p.add_argument("--storage", default=None, help="replay a past study instead: its Optuna storage URL "
+                   "(e.g. sqlite:///sweep.db), with --study")
+    p.add_argument("--study", "--study-name", dest="study", default=None,
+                   help="name of the study to replay (its complete trials: whole runs)")
     p.add_argument("--noise", default="white", help="synthetic noise model: none, white, brownian, ou")
     p.add_argument("--n-curves", type=int, default=100, help="number of synthetic curves (default 100)")
     p.add_argument("--routing-path", default=None, help="local copy of the routing curves.csv.gz "
@@ -77,16 +86,73 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_curves(args: argparse.Namespace):
+    """The curves to replay, and notes on what was left out."""
     from sh_scaling.curves import generate_synthetic, load_csv, load_routing
 
-    if args.curves == "synthetic":
-        return generate_synthetic(args.n_curves, seed=args.seed, noise=args.noise, name=f"synthetic-{args.noise}")
-    if args.curves == "routing":
-        return load_routing(args.routing_path, loss=args.loss)
-    path = Path(args.curves)
+    if args.storage or args.study:
+        return _study_curves(args)
+    source = args.curves or "synthetic"
+    if source == "synthetic":
+        return generate_synthetic(args.n_curves, seed=args.seed, noise=args.noise, name=f"synthetic-{args.noise}"), []
+    if source == "routing":
+        return load_routing(args.routing_path, loss=args.loss), []
+    path = Path(source)
     if not path.exists():
-        raise FileNotFoundError(f"--curves: {args.curves!r} is neither 'synthetic', 'routing' nor an existing file")
-    return load_csv(path)
+        raise FileNotFoundError(f"--curves: {source!r} is neither 'synthetic', 'routing' nor an existing file")
+    return load_csv(path, run_col=args.run_col, compute_col=args.compute_col, loss_col=args.loss_col), []
+
+
+def _study_curves(args: argparse.Namespace):
+    """A past study's complete trials, which are whole runs: a pruned trial's curve stops where it was pruned,
+    and a strategy replaying it would take it for a smaller run."""
+    from optuna.trial import TrialState
+
+    from sh_scaling.cli.report import check_study, open_study
+    from sh_scaling.curves import from_study
+
+    if not (args.storage and args.study):
+        raise ValueError("--storage and --study go together: the storage URL and the name of the study in it")
+    if args.curves is not None:
+        raise ValueError("give either --curves or --storage/--study, not both")
+    study = open_study(args.storage, args.study)
+    check_study(study)
+    curves = from_study(study, states=[TrialState.COMPLETE])
+    notes = []
+    n_pruned = sum(t.state == TrialState.PRUNED for t in study.get_trials(deepcopy=False))
+    if n_pruned:
+        notes.append(f"{n_pruned} pruned trial(s) left out: their curves stop where they were pruned, and the "
+                     f"strategies replay whole runs; {len(curves)} complete trial(s) replayed")
+    if len(curves) < 2:
+        raise ValueError(f"study {args.study!r}: {len(curves)} complete trial(s) with compute; replaying needs at "
+                         "least 2")
+    return curves, notes
+
+
+def _check_columns(args: argparse.Namespace) -> None:
+    """The CSV column options, checked before any work: one column named for two roles, or options for a CSV
+    given without one."""
+    options = {"--run-col": args.run_col, "--compute-col": args.compute_col, "--loss-col": args.loss_col}
+    names = list(options.items())
+    for i, (option, column) in enumerate(names):
+        for other, same in names[i + 1:]:
+            if column == same:
+                raise ValueError(f"{option} and {other} both name the column {column!r}; each needs its own column")
+    mapped = [o for o, c in options.items() if c != {"--run-col": "run_id", "--compute-col": "compute",
+                                                      "--loss-col": "loss"}[o]]
+    if mapped and (args.curves in (None, "synthetic", "routing") or args.storage or args.study):
+        raise ValueError(f"{', '.join(mapped)} name columns of a CSV file; give the file with --curves")
+
+
+def _fit_candidates(candidates: list[int], n_runs: int) -> tuple[list[int], list[str]]:
+    """Candidate-set sizes a pool of ``n_runs`` can fill; larger ones are dropped, with a note."""
+    kept = [k for k in candidates if k <= n_runs]
+    dropped = [k for k in candidates if k > n_runs]
+    if not dropped:
+        return candidates, []
+    if not kept:
+        kept = [n_runs]
+        return kept, [f"candidate-set sizes {dropped} are above the number of runs ({n_runs}); using {n_runs}"]
+    return kept, [f"candidate-set sizes {dropped} are above the number of runs ({n_runs}) and were dropped"]
 
 
 def paper_table(summary: pd.DataFrame, column: str = "ri_mean", scale: float = 100.0) -> pd.DataFrame:
@@ -115,10 +181,16 @@ def run(args: argparse.Namespace) -> int:
     from sh_scaling.simulation import simulate, summarize
 
     names = replay_outputs(args.no_plots) if args.pruners else _output_names(args)
+    _check_columns(args)
     if args.out:  # before the simulation, which may take minutes
         check_output_dir(args.out, names, option="--out", force=args.force)
     t0 = time.perf_counter()
-    curves = load_curves(args)
+    curves, notes = load_curves(args)
+    if not args.pruners:
+        args.candidates, dropped = _fit_candidates(args.candidates, len(curves))
+        notes += dropped
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.pruners:
         return run_replay(args, curves)
     df = simulate(
