@@ -207,3 +207,317 @@ def test_four_workers_on_postgres_one_killed_mid_segment(tmp_path, monkeypatch):
         _killed_worker_sweep(POSTGRES_URL, name, tmp_path, monkeypatch)
     finally:
         optuna.delete_study(study_name=name, storage=POSTGRES_URL)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def _sweep(curves, budget, **kw):
+    return BudgetedHalving([{"i": i} for i in range(len(curves))], budget,
+                           max_compute=lambda c: curves[c["i"]].final_compute, **kw)
+
+
+def _trainer(curves, calls=None, hook=None):
+    def train_fn(config, from_checkpoint, until):
+        i = config["i"]
+        if calls is not None:
+            calls.append((i, _read_checkpoint(from_checkpoint), until))
+        if hook is not None:
+            out = hook(i, from_checkpoint, until)
+            if out is not None:
+                return out
+        return _reveal(curves[i], i, from_checkpoint, until)
+
+    return train_fn
+
+
+def test_a_train_fn_that_raises_fails_its_candidate_and_the_round_goes_on():
+    curves = _synthetic(8, 11)
+    budget = 0.2 * sum(c.final_compute for c in curves)
+
+    def hook(i, ckpt, until):
+        if i == 2:
+            raise RuntimeError("CUDA out of memory")
+
+    sweep = _sweep(curves, budget).run(_trainer(curves, hook=hook))
+    trials = sweep.study_.trials
+    failed = trials[2]
+    assert failed.state == TrialState.FAIL
+    assert "RuntimeError: CUDA out of memory" in failed.system_attrs[BUDGETED_FAILED_KEY]["reason"]
+    assert "CUDA out of memory" in failed.system_attrs[BUDGETED_FAILED_KEY]["traceback"]
+    assert segments(failed)[0]["status"] == "failed"
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials if t.number != 2)
+    assert 2 in sweep.survivors_[0] and all(2 not in alive for alive in sweep.survivors_[1:])
+    assert len(sweep.survivors_[1]) == 4  # the round went on with the others: ceil(8 / 2) survive
+    assert sweep.spent_ <= budget
+    _no_trial_left_running(sweep.study_)
+
+
+def test_points_past_the_grant_are_clipped_and_a_short_segment_is_recorded():
+    curves = _synthetic(6, 12)
+    budget = 0.02 * sum(c.final_compute for c in curves)  # no candidate reaches its end in the first round
+
+    def hook(i, ckpt, until):
+        if i == 0:  # trains past what it was granted
+            seen = curves[0].observed_until(until * 1.5)
+            return list(zip(seen.compute, seen.loss)), _checkpoint(0, until)
+        if i == 1:  # returns nothing: fewer points than asked
+            return [], _checkpoint(1, until)
+        return None
+
+    sweep = _sweep(curves, budget).run(_trainer(curves, hook=hook))
+    over = sweep.study_.trials[0]
+    segs = segments(over)
+    assert segs[0]["overshoot"] > 0 and any("clipped" in n for n in segs[0]["notes"])
+    assert max(sh_scaling.pruning.reported_compute(over).values()) <= segs[-1]["until"] * (1 + 1e-9)
+    short = segments(sweep.study_.trials[1])[0]
+    assert short["short"] and short["n_points"] == 0
+    assert sweep.study_.trials[1].state == TrialState.PRUNED  # no loss: ranked last
+    book = sweep.ledger_
+    assert book["overshoot"] > 0 and book["total"] == pytest.approx(sum(sweep.trained_)) and book["total"] <= budget
+
+
+class _ForgetfulStore(optuna.artifacts.FileSystemArtifactStore):
+    """Loses the first checkpoint it is asked for (a wiped disk, an expired object)."""
+
+    def __init__(self, base_path):
+        super().__init__(base_path)
+        self.lost = []
+
+    def open_reader(self, artifact_id):
+        if not self.lost:
+            self.lost.append(artifact_id)
+            raise FileNotFoundError(f"{artifact_id} is gone")
+        return super().open_reader(artifact_id)
+
+
+@pytest.mark.parametrize("how", ["train_fn cannot load it", "the store lost it"])
+def test_a_checkpoint_that_cannot_be_loaded_restarts_its_segment_from_scratch(tmp_path, how):
+    curves = _synthetic(8, 13)
+    budget = 0.2 * sum(c.final_compute for c in curves)
+    calls = []
+    store = _ForgetfulStore(str(tmp_path)) if how == "the store lost it" else None
+    refused = []
+
+    def hook(i, ckpt, until):
+        if how == "train_fn cannot load it" and ckpt is not None and not refused:
+            refused.append(i)
+            raise CheckpointError("unexpected key 'blocks.0.attn' in state dict")
+
+    sweep = _sweep(curves, budget, artifact_store=store).run(_trainer(curves, calls, hook))
+    restarted = [(t, s) for t in sweep.study_.trials for s in segments(t) if s["from_scratch"]]
+    assert len(restarted) == 1
+    t, seg = restarted[0]
+    assert seg["from"] == 0.0 and seg["charge"] == seg["until"] and seg["attempts"] == 2 and seg["status"] == "done"
+    assert any("could not be loaded" in n and "restarted from scratch" in n for n in seg["notes"])
+    i = t.number
+    tries = [c for c in calls if c[0] == i and c[2] == seg["until"]]
+    if how == "train_fn cannot load it":
+        assert [c[1] is None for c in tries] == [False, True]  # handed the checkpoint, then nothing
+    else:
+        assert [c[1] is None for c in tries] == [True]  # the download failed before train_fn was called
+    book = sweep.ledger_
+    assert book["restarts"] == 1 and book["total"] <= budget * (1 + 1e-12)
+    assert book["total"] == pytest.approx(sum(s["charge"] for t in sweep.study_.trials for s in segments(t)))
+    _no_trial_left_running(sweep.study_)
+
+
+def test_a_budget_below_one_evaluation_of_every_candidate_fails_before_training():
+    curves = _synthetic(8, 14)
+    calls = []
+    first = lambda c: curves[c["i"]].compute[0]  # noqa: E731
+    too_small = 0.5 * max(c.compute[0] for c in curves) * 8 * 3  # half of what round 1 needs
+    with pytest.raises(ValueError, match=r"first evaluation of candidate.*smallest budget that evaluates every"):
+        _sweep(curves, too_small, first_eval_compute=first).run(_trainer(curves, calls))
+    assert calls == []
+    enough = max(c.compute[0] for c in curves) * 8 * 3
+    _sweep(curves, enough, first_eval_compute=first).run(_trainer(curves, calls))
+    assert calls
+
+
+def test_duplicate_candidates_are_refused():
+    with pytest.raises(ValueError, match=r"candidates 0 and 2 are the same configuration"):
+        BudgetedHalving([{"d": 64, "n": 2}, {"d": 128, "n": 2}, {"n": 2, "d": 64}], 1e18).run(lambda *a: ([], None))
+
+
+def test_an_artifact_store_that_cannot_be_written_fails_before_training(tmp_path):
+    curves = _synthetic(4, 15)
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    calls = []
+    store = optuna.artifacts.FileSystemArtifactStore(str(not_a_folder))
+    with pytest.raises(ValueError, match="not writable"):
+        _sweep(curves, 1e18, artifact_store=store).run(_trainer(curves, calls))
+    assert calls == []
+
+
+def _unpicklable_train_fn():
+    return lambda config, ckpt, until: ([], None)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(budget=0.0), "budget must be a positive"),
+    (dict(budget=float("nan")), "budget must be a positive"),
+    (dict(candidates=[]), "candidates is empty"),
+    (dict(candidates=[{"a": 1}, 3]), "candidate 1 is a int"),
+    (dict(candidates=[{"a": object()}]), "cannot be stored as JSON"),
+    (dict(strategy="SH+oracle"), "replay-only"),
+    (dict(strategy="nope"), "choose one of"),
+    (dict(reduction_factor=1), "reduction_factor"),
+    (dict(max_compute=-1.0), "max_compute of candidate 0"),
+    (dict(n_workers=2), "storage the worker processes share"),
+    (dict(n_workers=2, storage="journal"), "picklable"),
+    (dict(n_workers=0), "n_workers"),
+])
+def test_bad_arguments_are_refused_before_training(tmp_path, change, match):
+    args = dict(candidates=[{"a": 1}, {"a": 2}], budget=1e18, strategy="SH", reduction_factor=2, max_compute=None,
+                storage=None, n_workers=1)
+    args.update(change)
+    if args["storage"] == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        args["storage"] = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    n_workers = args.pop("n_workers")
+    with pytest.raises(ValueError, match=match):
+        BudgetedHalving(**args).run(_unpicklable_train_fn(), n_workers=n_workers)
+
+
+# -------------------------------------------------------------------------------------------------- restarts
+def _journal(path):
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def test_an_interrupted_run_leaves_nothing_running_and_a_restart_continues(tmp_path):
+    curves = _synthetic(8, 16)
+    budget = 0.2 * sum(c.final_compute for c in curves)
+    calls = []
+    interrupted = []
+
+    def hook(i, ckpt, until):
+        if ckpt is not None and not interrupted:  # Ctrl-C in the second round
+            interrupted.append((i, until))
+            raise KeyboardInterrupt
+
+    storage = _journal(tmp_path / "sweep.journal")
+    with pytest.raises(KeyboardInterrupt):
+        _sweep(curves, budget, storage=storage, study_name="s").run(_trainer(curves, calls, hook))
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert TrialState.RUNNING not in [t.state for t in study.trials]
+    i, until = interrupted[0]
+    seg = [s for s in segments(study.trials[i]) if s["until"] == until][0]
+    assert seg["status"] == "reserved" and seg["attempts"] == 2 and "interrupted" in seg["notes"][-1]
+    n_before = len(calls)
+
+    sweep = _sweep(curves, budget, storage=_journal(tmp_path / "sweep.journal"), study_name="s")
+    sweep.run(_trainer(curves, calls, hook))
+    _same_as_simulator(curves, budget, "SH+FA", sweep)
+    _no_trial_left_running(sweep.study_)
+    every = [s for t in sweep.study_.trials for s in segments(t)]
+    assert len(calls) == len(every) + 1  # no segment trained twice, but the interrupted one
+    assert calls[n_before][:3:2] == (i, until)  # the restart began with the interrupted segment
+    assert sweep.ledger_["total"] == pytest.approx(sum(sweep.trained_)) and sweep.ledger_["total"] <= budget
+    with pytest.raises(ValueError, match="budget.* differ"):
+        _sweep(curves, budget * 2, storage=_journal(tmp_path / "sweep.journal"), study_name="s").run(
+            _trainer(curves))
+
+
+def _driver_that_dies(journal, log):
+    """A driver process killed outright (SIGKILL, no cleanup) in the middle of a segment of its second round."""
+    curves = _synthetic(8, 17)
+    budget = 0.2 * sum(c.final_compute for c in curves)
+
+    def hook(i, ckpt, until):
+        Path(log, f"call-{uuid.uuid4().hex}").write_text(json.dumps([i, until]))
+        if ckpt is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    _sweep(curves, budget, storage=_journal(journal), study_name="s").run(_trainer(curves, hook=hook))
+
+
+def test_a_driver_killed_outright_is_taken_over_by_a_restart(tmp_path):
+    journal = tmp_path / "sweep.journal"
+    proc = multiprocessing.get_context("fork").Process(target=_driver_that_dies, args=(str(journal), str(tmp_path)))
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == -signal.SIGKILL
+    study = optuna.load_study(study_name="s", storage=_journal(journal))
+    assert [t.state for t in study.trials].count(TrialState.RUNNING) == 1  # what a killed driver leaves
+    curves = _synthetic(8, 17)
+    budget = 0.2 * sum(c.final_compute for c in curves)
+    sweep = _sweep(curves, budget, storage=_journal(journal), study_name="s").run(_trainer(curves))
+    _same_as_simulator(curves, budget, "SH+FA", sweep)
+    _no_trial_left_running(sweep.study_)
+    retried = [s for t in sweep.study_.trials for s in segments(t) if s["attempts"] > 1]
+    assert len(retried) == 1 and "stopped while it ran" in retried[0]["notes"][-1]
+    assert sweep.ledger_["total"] == pytest.approx(sum(sweep.trained_)) and sweep.ledger_["total"] <= budget
+
+
+# ---------------------------------------------------------------------------------------------- the budget
+def test_round_share_is_the_schedules_until_the_budget_runs_short():
+    sizes, shares = [8, 4, 2], [10.0, 20.0, 40.0]
+    assert round_share(shares, sizes, 1, 160.0) == 20.0  # 4 * 20 + 2 * 40 = 160 left: the schedule's share
+    assert round_share(shares, sizes, 1, 80.0) == pytest.approx(10.0)  # half left: every later round halves
+    assert round_share(shares, sizes, 1, -5.0) == 0.0
+
+
+def _compute_objective(planned, n_points=10, prune_after=None):
+    def objective(trial):
+        for k in range(1, n_points + 1):
+            sh_scaling.report(trial, 1.0 / k, compute=planned * k / n_points, max_compute=planned)
+            if prune_after is not None and k == prune_after:
+                raise optuna.TrialPruned()
+        return 1.0 / n_points
+
+    return objective
+
+
+def test_compute_budget_stops_optimize_before_the_budget_would_pass():
+    study = optuna.create_study()
+    budget = ComputeBudget(35.0)
+    study.optimize(_compute_objective(10.0), n_trials=100, callbacks=[budget])
+    assert len(study.trials) == 3  # 30 spent; one more trial of 10 would pass 35
+    status = budget.status(study)
+    assert status["spent"] == pytest.approx(30.0) and status["committed"] == 0 and status["next"] == 10.0
+
+
+def test_compute_budget_counts_a_running_trials_plan_and_pruned_trials_spend():
+    study = optuna.create_study()
+    study.optimize(_compute_objective(10.0, prune_after=2), n_trials=2)  # two pruned trials: 2 each
+    running = study.ask()
+    sh_scaling.report(running, 1.0, compute=1.0, max_compute=10.0)
+    status = ComputeBudget(100.0).status(study)
+    assert status["spent"] == pytest.approx(4.0) and status["committed"] == pytest.approx(10.0)
+    assert ComputeBudget(100.0, max_compute=lambda p: 50.0).status(study)["next"] == 10.0  # the largest known plan
+    assert ComputeBudget(23.0).would_pass(study) and not ComputeBudget(24.0).would_pass(study)
+
+
+def test_compute_budget_with_the_asynchronous_pruner_keeps_the_budget():
+    curves = _synthetic(30, 18)
+    planned = [c.final_compute for c in curves]
+    flops = 0.3 * sum(planned)
+    pruner = sh_scaling.SurrogateHalvingPruner(max_compute=lambda p: planned[p["i"]])
+    study = optuna.create_study(pruner=pruner)
+    for i in range(len(curves)):
+        study.enqueue_trial({"i": i})
+
+    def objective(trial):
+        c = curves[trial.suggest_int("i", 0, len(curves) - 1)]
+        for x, y in zip(c.compute, c.loss):
+            sh_scaling.report(trial, float(y), compute=float(x))
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(c.loss[-1])
+
+    budget = ComputeBudget(flops, max_compute=lambda p: planned[p["i"]])
+    study.optimize(objective, n_trials=len(curves), callbacks=[budget])
+    spent = budget.status(study)["spent"]
+    started = [t for t in study.trials if t.state != TrialState.WAITING]
+    assert spent <= flops and len(started) < len(curves)  # stopped early, within the budget
+    assert TrialState.PRUNED in [t.state for t in study.trials]
+
+
+@pytest.mark.parametrize("args", [dict(flops=0), dict(flops=float("inf")), dict(flops="1e21"),
+                                  dict(flops=1e21, max_compute=-1)])
+def test_compute_budget_refuses_bad_arguments(args):
+    with pytest.raises(ValueError):
+        ComputeBudget(**args)
