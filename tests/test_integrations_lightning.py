@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 pl = pytest.importorskip("lightning.pytorch")
 
 from sh_scaling.integrations import SHScalingLightningCallback  # noqa: E402
+from sh_scaling.pruning import reported_compute  # noqa: E402
 
 # Lightning's own use of a deprecated torch pytree API; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*")
@@ -76,7 +77,8 @@ def _fit(module, callback, max_steps=30, extra=()):
 
 
 def _compute(trial):
-    return [trial.system_attrs[f"sh_scaling:compute:{s}"] for s in sorted(trial.intermediate_values)]
+    compute = reported_compute(trial)
+    return [compute[s] for s in sorted(trial.intermediate_values)]
 
 
 def test_reports_with_compute_reach_the_study():

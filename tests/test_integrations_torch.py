@@ -10,6 +10,8 @@ import pytest
 from optuna.trial import TrialState
 
 from sh_scaling.integrations import tell_on_error, tokens_in_batch
+from sh_scaling.keys import MAX_COMPUTE_KEY
+from sh_scaling.pruning import reported_compute
 
 torch = pytest.importorskip("torch")
 
@@ -81,7 +83,7 @@ def test_reports_reach_the_study_with_compute():
     # Tied embedding counted once (it is the output projection), plus the mixing layer: 6N per token.
     assert rep.flops_per_token == 6 * (VOCAB * 32 + 2 * 32 * 32 + 32)
     assert sorted(t.intermediate_values) == list(range(8))
-    compute = [t.system_attrs[f"sh_scaling:compute:{s}"] for s in range(8)]
+    compute = [reported_compute(t)[s] for s in range(8)]
     assert compute == pytest.approx([rep.flops_per_token * BATCH * SEQ * 5 * (k + 1) for k in range(8)])
     assert t.intermediate_values[7] < t.intermediate_values[0]
     assert rep.tokens_seen == 40 * BATCH * SEQ
@@ -103,9 +105,9 @@ def test_compute_fn_and_max_compute():
     study = optuna.create_study()
     trial = study.ask()
     rep = _train(trial, n_steps=10, compute_fn=lambda tokens: tokens / 1e6, max_compute=10.0)
-    attrs = study._storage.get_trial_system_attrs(trial._trial_id)
-    assert attrs["sh_scaling:compute:1"] == pytest.approx(10 * BATCH * SEQ / 1e6)
-    assert attrs["sh_scaling:max_compute"] == 10.0
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert reported_compute(frozen)[1] == pytest.approx(10 * BATCH * SEQ / 1e6)
+    assert frozen.system_attrs[MAX_COMPUTE_KEY] == 10.0
     assert rep.n_reports == 2
 
 

@@ -210,7 +210,7 @@ class SurrogateHalvingPruner(BasePruner):
         self._n_startup = n_startup_trials
         self._decision_start = float(decision_start)
         self._warmup = float(warmup_fraction)
-        self._optimism = None if optimism is None else float(optimism)  # type: ignore[arg-type]
+        self._optimism = None if optimism is None else float(optimism)
         self._objective = objective
         self._keep = bool(keep_below_frontier)
         self._compute_fn = compute_fn

@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 
 from sh_scaling.keys import COMPUTE_KEY, COMPUTE_TAIL_KEY, MAX_COMPUTE_KEY
-from sh_scaling.pruning._compute import HOW_TO_REPORT, stored_pairs, updated_lists
+from sh_scaling.pruning._compute import HOW_TO_REPORT, last_reported, n_stored, stored_pairs, updated_lists
 
 __all__ = ["report"]
 
@@ -82,7 +82,7 @@ def report(
     frozen = trial._cached_frozen_trial
     values = frozen.intermediate_values
     if step is None:
-        step = max(values) + 1 if values else 0
+        step = _next_step(values, frozen.system_attrs)
     try:
         if isinstance(step, bool):
             raise TypeError
@@ -102,7 +102,7 @@ def report(
         except Exception as exc:  # noqa: BLE001 - named, so the user sees which function failed
             raise ValueError(f"report: compute_fn raised {type(exc).__name__}: {exc} at step {step}") from exc
     try:
-        compute = float(compute)  # type: ignore[arg-type]
+        compute = float(compute)
     except (TypeError, ValueError):
         raise ValueError(f"report: compute must be a number, got {compute!r}") from None
     if not (math.isfinite(compute) and compute > 0):
@@ -133,6 +133,20 @@ def report(
         attrs[MAX_COMPUTE_KEY] = max_compute
     trial.report(loss, step)
     return step
+
+
+def _next_step(values: Any, attrs: Any) -> int:
+    """One more than the largest step reported so far.
+
+    When every reported step has its compute stored, the compute lists (sorted by step) give it without a scan
+    of every step, which would make each report cost more than the one before.
+    """
+    if not values:
+        return 0
+    last = last_reported(attrs)
+    if last is not None and n_stored(attrs) == len(values) and last[0] + 1 not in values:
+        return last[0] + 1
+    return max(values) + 1
 
 
 def _check_increasing(attrs: Any, step: int, compute: float) -> None:
