@@ -618,8 +618,9 @@ class LearningRateHistory:
       ``lr_scale`` x the time unit);
     * the learning-rate *changes* ``drop[j] = eta_{j-1} - eta_j`` of the schedule discretised into ``n_cells``
       cells (:meth:`Schedule.nodes`), each placed at the middle of its cell (a jump at the jump), with the rate
-      after the change ``lr_after[j]``. The rate is 0 before the run starts, so a warm-up from 0 (or a start at
-      the peak) enters as a negative drop, as in the authors' fits (their loss-drop sum runs over the warm-up);
+      after the change ``lr_after[j]``. A warm-up from 0 enters as negative drops, as in the authors' fits (their
+      loss-drop sum runs over the warm-up); a run that starts at its peak has no change at the start, as in
+      their code, so that a constant rate without warm-up makes the law a pure power law in compute;
     * for every pair (query ``i``, change ``j`` at or before it): ``pair_query``, ``pair_change``, the area
       ``pair_since`` and the time ``pair_elapsed`` (``run_length`` units) from the change to the query.
 
@@ -647,10 +648,9 @@ class LearningRateHistory:
         nf, nl = schedule.nodes(n_cells)
         nl = nl / lr_scale
         cum = np.concatenate([[0.0], np.cumsum(0.5 * np.diff(nf) * (nl[1:] + nl[:-1]))])
-        # Changes: from rate 0 before the start to nl[0] at f = 0, then between consecutive nodes.
-        prev = np.concatenate([[0.0], nl[:-1]])
+        # Changes between consecutive nodes, each at the middle of its cell (a jump's two nodes coincide).
+        drop = np.concatenate([[0.0], nl[:-1] - nl[1:]])
         at = np.concatenate([[0.0], 0.5 * (nf[1:] + nf[:-1])])
-        drop = prev - nl
         keep = drop != 0.0
         self.drop = drop[keep]
         self.lr_after = nl[keep]

@@ -20,3 +20,27 @@ __all__ = [
     "from_study",
     "DEFAULT_STATES",
 ]
+
+from sh_scaling.curves._multipowerlaw import (  # noqa: E402 - grouped with its names below
+    MULTIPOWERLAW_SHA256,
+    MULTIPOWERLAW_SIZES,
+    MULTIPOWERLAW_URL,
+    fetch_multipowerlaw,
+    load_multipowerlaw,
+)
+from sh_scaling.curves._schedule_synthetic import (  # noqa: E402
+    LADDER_NOISE_MODELS,
+    LADDER_SCHEDULES,
+    generate_schedule_ladder,
+)
+
+__all__ += [
+    "load_multipowerlaw",
+    "fetch_multipowerlaw",
+    "MULTIPOWERLAW_URL",
+    "MULTIPOWERLAW_SHA256",
+    "MULTIPOWERLAW_SIZES",
+    "generate_schedule_ladder",
+    "LADDER_SCHEDULES",
+    "LADDER_NOISE_MODELS",
+]
