@@ -39,22 +39,21 @@ def ledger(trials: Iterable[FrozenTrial], budget: float) -> dict[str, Any]:
     ``segments``, ``retries`` (attempts after a killed worker) and ``restarts`` (segments restarted from
     scratch).
     """
-    charged = reserved = overshoot = 0.0
-    n = retries = restarts = 0
+    charged: list[float] = []
+    reserved: list[float] = []
+    overshoot: list[float] = []
+    retries = restarts = 0
     for t in trials:
         for s in segments(t):
-            n += 1
-            if s["status"] == "reserved":
-                reserved += float(s["charge"])
-            else:
-                charged += float(s["charge"])
-            overshoot += float(s.get("overshoot") or 0.0)
+            (reserved if s["status"] == "reserved" else charged).append(float(s["charge"]))
+            overshoot.append(float(s.get("overshoot") or 0.0))
             retries += int(s.get("attempts", 1)) - 1
             restarts += bool(s.get("from_scratch"))
-    total = charged + reserved
-    return {"budget": float(budget), "charged": charged, "reserved": reserved, "total": total,
-            "left": float(budget) - total, "overshoot": overshoot, "segments": n, "retries": retries,
-            "restarts": restarts}
+    # Exact sums (math.fsum): the driver keeps the exact total within the budget, so the ledger shows it so.
+    total = math.fsum(charged + reserved)
+    return {"budget": float(budget), "charged": math.fsum(charged), "reserved": math.fsum(reserved),
+            "total": total, "left": float(budget) - total, "overshoot": math.fsum(overshoot),
+            "segments": len(charged) + len(reserved), "retries": retries, "restarts": restarts}
 
 
 def round_share(shares: list[float], sizes: list[int], r: int, left: float) -> float:

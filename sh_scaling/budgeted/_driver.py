@@ -259,7 +259,7 @@ class BudgetedHalving:
 
         ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed))
         self._take_back(ctx, "the driver stopped while it ran")
-        ctx.total = ledger(self._trials(ctx), budget)["total"]
+        ctx.charges = {(t._trial_id, s["k"]): float(s["charge"]) for t in self._trials(ctx) for s in segments(t)}
         pool: Any = (WorkerProcesses(n_workers, storage, study_name, store, train_fn) if n_workers > 1
                      else InProcess(study, store, train_fn))
         restore = _terminate_as_interrupt()
@@ -295,7 +295,7 @@ class BudgetedHalving:
             rec = storage.get_study_system_attrs(sid).get(budgeted_round_key(r))
             if rec is None:
                 alive = [i for i in alive if self._trial(ctx, i).state != TrialState.FAIL]
-                share = round_share(ctx.shares, ctx.sizes, r, ctx.budget - ctx.total)
+                share = round_share(ctx.shares, ctx.sizes, r, ctx.budget - ctx.total())
                 rec = {"alive": alive, "share": share}
                 storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
             alive = [int(i) for i in rec["alive"]]
@@ -352,14 +352,16 @@ class BudgetedHalving:
     def _reserve(self, ctx: _Context, t: Any, k: int, r: int, start: float, until: float, resume: str | None,
                  from_scratch: bool, notes: list[str], attempts: int, prior: float) -> dict | None:
         """Write a segment's grant into its record before it starts, within what the budget has left."""
-        free = ctx.budget - ctx.total + prior
+        others = {key: c for key, c in ctx.charges.items() if key != (t._trial_id, k)}
         charge = until - start
-        if charge > free:
+        if _fsum(others, charge) > ctx.budget:
+            free = _largest_fitting(others, ctx.budget)
             if not free > 0:
                 notes.append(f"no budget left for this segment (wanted {charge:.6g})")
                 self._note_round(ctx, t, r, notes[-1])
                 return None
-            notes.append(f"granted {free:.6g} instead of {charge:.6g}: what the budget had left")
+            if free < charge * (1 - RTOL):
+                notes.append(f"granted {free:.6g} instead of {charge:.6g}: what the budget had left")
             until, charge = start + free, free
         steps = t.intermediate_values
         seg = {
@@ -368,7 +370,7 @@ class BudgetedHalving:
             "status": "reserved", "attempts": attempts, "notes": notes, "reserved_at": _now(),
         }
         ctx.study._storage.set_trial_system_attr(t._trial_id, budgeted_segment_key(k), seg)
-        ctx.total += charge - prior
+        ctx.charges[(t._trial_id, k)] = charge
         return seg
 
     def _note_round(self, ctx: _Context, t: Any, r: int, note: str) -> None:
@@ -468,8 +470,14 @@ class BudgetedHalving:
         storage = ctx.study._storage
         if len(curve):
             storage.set_trial_state_values(t._trial_id, TrialState.COMPLETE, values=[curve.min_loss])
+        elif trained_compute(segments(t)) >= ctx.planned[i]:
+            fail_trial(storage, t._trial_id, "it reached its planned end without reporting a finite positive loss")
         else:
-            fail_trial(storage, t._trial_id, "no finite positive loss was reported for it")
+            # Trained as far as the schedule allowed, not far enough to be evaluated: no value, no fault.
+            why = "the schedule ended before it reported a finite positive loss"
+            storage.set_trial_system_attr(t._trial_id, PRUNED_KEY, why)
+            storage.set_trial_user_attr(t._trial_id, DECISION_KEY, f"pruned: {why}")
+            storage.set_trial_state_values(t._trial_id, TrialState.PRUNED)
 
     # -------------------------------------------------------------------------------------- bookkeeping
     def _check_plan(self, study: optuna.Study, plan: dict) -> dict:
@@ -552,8 +560,12 @@ class _Context:
                  sizes: list[int], shares: list[float], strategy: Strategy, seed: int) -> None:
         self.study, self.trial_ids, self.planned, self.budget = study, trial_ids, planned, budget
         self.sizes, self.shares, self.strategy, self.seed = sizes, shares, strategy, seed
-        self.total = 0.0  # the ledger's total, kept current by the one process that writes grants
+        # Every segment's grant, kept current by the one process that writes grants.
+        self.charges: dict[tuple[int, int], float] = {}
         self.history: list[list[int]] = []
+
+    def total(self) -> float:
+        return math.fsum(self.charges.values())
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -638,6 +650,20 @@ def _clean(x: float) -> float | None:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _fsum(charges: dict, extra: float) -> float:
+    # Exact summation: the total is the same whatever order the segments are added in, so that "never
+    # passes the budget" holds for every reader of the ledger, not only up to rounding.
+    return math.fsum([*charges.values(), extra])
+
+
+def _largest_fitting(charges: dict, budget: float) -> float:
+    """The largest grant that keeps the exact total within ``budget``."""
+    free = budget - math.fsum(charges.values())
+    while free > 0 and _fsum(charges, free) > budget:
+        free = math.nextafter(free, 0.0)
+    return free
 
 
 def _default_checkpoint_folder(storage: Any) -> str:
