@@ -37,6 +37,8 @@ OUTPUTS = ("report.md", "summary.json", "curves.csv", "curves.png", "curves.html
            "decisions.html", "plotly.min.js")
 #: Ids of the figures attached to the study: a second report replaces them instead of adding copies.
 DASHBOARD_IDS = {"curves": "sh-scaling-curves", "decisions": "sh-scaling-decisions"}
+#: Height of optuna-dashboard's cards for user figures (0.21: a fixed 450 px, the overflow clipped).
+DASHBOARD_CARD_HEIGHT = 450
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -292,10 +294,23 @@ def run(args: argparse.Namespace) -> int:
         from optuna_dashboard import save_plotly_graph_object
 
         for key, fig in figures.items():
-            save_plotly_graph_object(study, fig, graph_object_id=DASHBOARD_IDS[key])
+            save_plotly_graph_object(study, _for_dashboard_card(fig), graph_object_id=DASHBOARD_IDS[key])
         print(f"attached the curves and decisions figures to study {study.study_name!r}; see them with "
               f"`optuna-dashboard {args.storage}`")
     return 0
+
+
+def _for_dashboard_card(fig: Any) -> Any:
+    """A copy of ``fig`` laid out for optuna-dashboard's cards (half the page wide, 450 px high, clipped): a
+    legend right of the axes would leave the data a sliver of the card, so it goes below them, off the data."""
+    card = type(fig)(fig)
+    card.update_layout(
+        height=DASHBOARD_CARD_HEIGHT,
+        legend=dict(orientation="h", x=0.0, xanchor="left", y=-0.3, yanchor="top", font=dict(size=9)),
+        title=dict(font=dict(size=13)),
+        margin=dict(l=55, r=15, t=45, b=150),
+    )
+    return card
 
 
 def _write(out: Path, report: Report, study: optuna.study.Study, figures: dict[str, Any]) -> None:

@@ -75,8 +75,7 @@ def plot_curves(
     fig.update_layout(
         title=dict(text=_title(data), x=0.01, xanchor="left"),
         template="plotly_white",
-        width=1000,
-        height=580,
+                height=580,
         legend=dict(x=1.02, y=1.0, xanchor="left", yanchor="top", font=dict(size=11)),
         margin=dict(r=20),
         hovermode="closest",

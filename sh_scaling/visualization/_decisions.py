@@ -45,7 +45,7 @@ def plot_decisions(
     points = decision_points(study)
     fig = make_subplots(rows=1, cols=2, shared_xaxes=True, horizontal_spacing=0.09,
                         subplot_titles=("loss at the rung", "forecast at max_compute (± 1 std)"))
-    fig.update_layout(template="plotly_white", width=1100, height=500,
+    fig.update_layout(template="plotly_white", height=500,
                       legend=dict(x=1.02, y=1.0, xanchor="left", yanchor="top", font=dict(size=11)),
                       title=dict(text=f"{study.study_name}: {len(points)} pruning decisions", x=0.01))
     if not points:

@@ -65,7 +65,7 @@ def plot_tradeoff(df: pd.DataFrame) -> Any:
         fig.update_yaxes(title=title, row=1, col=col, ticks="outside", zeroline=True)
         fig.update_xaxes(title="compute spent / exhaustive", row=1, col=col, ticks="outside", rangemode="tozero")
     fig.update_layout(
-        template="plotly_white", width=1100, height=460,
+        template="plotly_white", height=460,
         title=dict(text="Pruners replayed as Optuna studies: compute against regret and law error", x=0.01),
         legend=dict(x=1.02, y=1.0, xanchor="left", yanchor="top",
                     title=dict(text=f"mean ± s.e. over {n_seeds} seeds<br>(small: each seed)")),
