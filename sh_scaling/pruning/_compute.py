@@ -17,7 +17,9 @@ import numpy as np
 
 from sh_scaling.keys import COMPUTE_KEY, COMPUTE_TAIL_KEY, COMPUTE_TAIL_SIZE
 
-__all__ = ["HOW_TO_REPORT", "reported_compute", "last_reported", "observed_curve", "loss_at", "stored_pairs"]
+__all__ = [
+    "HOW_TO_REPORT", "reported_compute", "last_reported", "n_stored", "observed_curve", "loss_at", "stored_pairs",
+]
 
 HOW_TO_REPORT = (
     "report compute with each loss: replace `trial.report(loss, step)` by "
@@ -49,6 +51,11 @@ def reported_compute(trial: Any) -> dict[int, float]:
     return {int(s): float(c) for s, c in stored_pairs(trial.system_attrs)}
 
 
+def n_stored(system_attrs: Mapping[str, Any]) -> int:
+    """How many pairs are stored (without reading them; a pair seen twice while sealing counts twice)."""
+    return len(system_attrs.get(COMPUTE_KEY) or []) + len(system_attrs.get(COMPUTE_TAIL_KEY) or [])
+
+
 def last_reported(system_attrs: Mapping[str, Any]) -> tuple[int, float] | None:
     """The stored pair with the largest step, without reading the whole list when the short one has it."""
     tail = system_attrs.get(COMPUTE_TAIL_KEY) or []
@@ -66,16 +73,22 @@ def updated_lists(
     system_attrs: Mapping[str, Any], step: int, compute: float
 ) -> dict[str, list[list[float]]]:
     """The attribute values to write after adding ``(step, compute)`` (only the keys that change)."""
-    sealed = list(system_attrs.get(COMPUTE_KEY) or [])
-    tail = list(system_attrs.get(COMPUTE_TAIL_KEY) or [])
+    # New lists, never the stored ones changed in place; the long list is only copied when it changes, so
+    # that a report costs the same after 10 reports or 5,000.
+    sealed = system_attrs.get(COMPUTE_KEY) or []
+    tail = system_attrs.get(COMPUTE_TAIL_KEY) or []
     last = tail[-1][0] if tail else (sealed[-1][0] if sealed else -1)
     if step > last:
-        tail.append([int(step), float(compute)])
+        tail = [*tail, [int(step), float(compute)]]
         if len(tail) >= COMPUTE_TAIL_SIZE:
-            return {COMPUTE_KEY: sealed + tail, COMPUTE_TAIL_KEY: []}
+            return {COMPUTE_KEY: [*sealed, *tail], COMPUTE_TAIL_KEY: []}
+        if COMPUTE_KEY not in system_attrs:
+            # Both keys from the first report on, so that a trial has the same two attributes (and
+            # study.trials_dataframe() the same two columns) whether it made 10 reports or 500.
+            return {COMPUTE_KEY: [], COMPUTE_TAIL_KEY: tail}
         return {COMPUTE_TAIL_KEY: tail}
     # A step below the latest one (steps may arrive out of order): rebuild both lists, sorted.
-    pairs = sorted(sealed + tail + [[int(step), float(compute)]], key=lambda p: p[0])
+    pairs = sorted([*sealed, *tail, [int(step), float(compute)]], key=lambda p: p[0])
     return {COMPUTE_KEY: pairs, COMPUTE_TAIL_KEY: []}
 
 
