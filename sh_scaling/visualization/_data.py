@@ -28,6 +28,7 @@ __all__ = [
     "decision_points",
     "describe_interval",
     "dodge",
+    "forecast_range",
     "law_label",
     "tradeoff_data",
 ]
@@ -228,6 +229,16 @@ def decision_points(study: optuna.study.Study) -> list[DecisionPoint]:
                 )
             )
     return points
+
+
+def forecast_range(points: list[DecisionPoint], pad: float = 1.06) -> tuple[float, float]:
+    """The forecast axis's range: the forecasts themselves, padded. Error bars do not widen it: a forecast
+    whose standard deviation exceeds its mean (a short fit) would stretch a log axis below zero and squash
+    every other forecast into a few pixels; its bar runs off the axis instead."""
+    values = [p.forecast for p in points if math.isfinite(p.forecast) and p.forecast > 0]
+    if not values:
+        return 0.1, 10.0
+    return min(values) / pad, max(values) * pad
 
 
 def _describe(k: int, rec: dict[str, Any]) -> str:

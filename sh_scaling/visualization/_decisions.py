@@ -6,10 +6,11 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import optuna
 
 from sh_scaling.curves import from_study
-from sh_scaling.visualization._data import DecisionPoint, decision_points, dodge
+from sh_scaling.visualization._data import DecisionPoint, decision_points, dodge, forecast_range
 from sh_scaling.visualization._style import COLORS, RULE_SYMBOLS, format_number, import_plotly
 
 __all__ = ["plot_decisions"]
@@ -43,7 +44,7 @@ def plot_decisions(
     from plotly.subplots import make_subplots
 
     points = decision_points(study)
-    fig = make_subplots(rows=1, cols=2, shared_xaxes=True, horizontal_spacing=0.09,
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09,
                         subplot_titles=("loss at the rung", "forecast at max_compute (± 1 std)"))
     fig.update_layout(template="plotly_white", height=500,
                       legend=dict(x=1.02, y=1.0, xanchor="left", yanchor="top", font=dict(size=11)),
@@ -73,10 +74,11 @@ def plot_decisions(
             x=[shifted[p.trial, p.rung] for p in group], y=[p.forecast for p in group], showlegend=False,
             error_y=dict(type="data", array=[p.std for p in group], color=color, thickness=1, width=3), **common,
         ), row=1, col=2)
-    fig.update_xaxes(type="log", title="compute at the rung", exponentformat="power", ticks="outside")
+    # One compute axis for both panels (make_subplots' shared_xaxes links panels of a column, not of a row).
+    fig.update_xaxes(type="log", title="compute at the rung", exponentformat="power", ticks="outside", matches="x")
     fig.update_yaxes(type="log", ticks="outside")
     fig.update_yaxes(title="loss", row=1, col=1)
-    fig.update_yaxes(title="forecast loss at max_compute", row=1, col=2)
+    fig.update_yaxes(title="forecast loss at max_compute", row=1, col=2, range=list(np.log10(forecast_range(points))))
     return fig
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 
 from sh_scaling.curves import Curve, from_study
-from sh_scaling.visualization._data import DecisionPoint, decision_points, dodge
+from sh_scaling.visualization._data import DecisionPoint, decision_points, dodge, forecast_range
 from sh_scaling.visualization._style import COLORS, RULE_SYMBOLS, import_matplotlib
 from sh_scaling.visualization.matplotlib._axes import legend_outside, readable_log_axes
 
@@ -72,6 +72,8 @@ def plot_decisions(
                               fontsize=7, color=color)
     left.set_ylabel("loss")
     right.set_ylabel("forecast loss at max_compute")
+    right.set_yscale("log")
+    right.set_ylim(*forecast_range(points))
     for ax in (left, right):
         ax.set_xlabel("compute at the rung")
         ax.grid(alpha=0.25)
