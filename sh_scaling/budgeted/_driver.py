@@ -136,7 +136,8 @@ class BudgetedHalving:
             training.
         seed: Seeds the tie-breaks between equal scores (the simulator's ``rng``; default 0, as its default).
 
-    After :meth:`run`: ``study_`` (the Optuna study), ``survivors_`` (candidate indices alive at the start of
+    After :meth:`run`: ``study_`` (the Optuna study), ``artifact_store_`` (where the checkpoints are),
+    ``survivors_`` (candidate indices alive at the start of
     each round, as the simulator's ``AllocationResult.survivors``), ``trained_`` (compute each candidate was
     trained to), ``ledger_`` (:func:`sh_scaling.budgeted.ledger`), ``spent_`` (its total), ``best_index_`` and
     ``best_loss_`` (the lowest observed loss and its candidate).
@@ -275,6 +276,7 @@ class BudgetedHalving:
             self._write_ledger(ctx)
         trials = self._trials(ctx)
         self.study_ = study
+        self.artifact_store_ = store
         self.survivors_ = ctx.history
         self.trained_ = [trained_compute(segments(t)) for t in trials]
         self.ledger_ = ledger(trials, budget)
