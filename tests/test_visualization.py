@@ -145,3 +145,12 @@ def test_matplotlib_versions_draw_the_same_and_keep_the_legend_off_the_data(stud
     fig = viz_mpl.plot_tradeoff(replayed_df)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["ours", "nop"] and _legend_right_of_axes(fig)
     plt.close(fig)
+
+
+def test_many_runs_are_a_translucent_bundle_under_the_frontier_and_law():
+    many = generate_synthetic(40, seed=2)
+    fig = viz.plot_curves(many, n_bootstrap=50)
+    runs = [t for t in fig.data if t.legendgroup == "complete"]
+    assert len(runs) == 40 and all(t.mode == "lines" and t.opacity < 0.85 for t in runs)
+    few = [t for t in viz.plot_curves(many[:5], law=False).data if t.legendgroup == "complete"]
+    assert all(t.mode == "lines+markers" for t in few)

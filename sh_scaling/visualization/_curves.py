@@ -11,7 +11,14 @@ import optuna
 from sh_scaling.curves import Curve, CurveSet
 from sh_scaling.laws import ScalingLaw
 from sh_scaling.visualization._data import N_BOOTSTRAP, CurvesData, curves_data, describe_interval, law_label
-from sh_scaling.visualization._style import COLORS, OUTCOME_STYLE, format_number, import_plotly
+from sh_scaling.visualization._style import (
+    COLORS,
+    DRAW_ORDER,
+    OUTCOME_STYLE,
+    format_number,
+    import_plotly,
+    run_style,
+)
 
 __all__ = ["plot_curves"]
 
@@ -102,14 +109,17 @@ def _hover(curve: Curve) -> str:
 
 
 def _add_runs(fig: Any, go: Any, data: CurvesData) -> None:
-    for group, curves in data.groups.items():
+    for group in DRAW_ORDER:
+        curves = data.groups[group]
         color, symbol, _ = OUTCOME_STYLE[group]
+        style = run_style(len(curves))
         for i, c in enumerate(curves):
             fig.add_trace(go.Scatter(
-                x=c.compute, y=c.loss, mode="lines+markers", legendgroup=group, showlegend=i == 0,
-                name=f"{_GROUP_NAMES[group]} ({len(curves)})", line=dict(color=color, width=1.2),
+                x=c.compute, y=c.loss, mode="lines+markers" if style.markers else "lines", legendgroup=group,
+                showlegend=i == 0, name=f"{_GROUP_NAMES[group]} ({len(curves)})",
+                line=dict(color=color, width=style.width),
                 marker=dict(symbol=symbol, size=6, color=color, line=dict(width=1.2, color=color)),
-                opacity=0.85, hovertemplate=_hover(c),
+                opacity=style.alpha, hovertemplate=_hover(c),
             ))
 
 
@@ -125,9 +135,10 @@ def _add_forecasts(fig: Any, go: Any, data: CurvesData) -> None:
         y += [l0, fc, None]
         words = f"trial {cid}: forecast {fc:.5g} at max_compute {c1:.4g}"
         text += [words, words, None]
+    style = run_style(len(data.forecasts))
     fig.add_trace(go.Scatter(
         x=x, y=y, mode="lines+markers", name=f"pruner's forecast at max_compute ({len(data.forecasts)})",
-        line=dict(color=COLORS["pruned"], width=1.2, dash="dash"),
+        line=dict(color=COLORS["pruned"], width=style.width, dash="dash"), opacity=style.alpha,
         marker=dict(symbol="circle-open", size=[0, 8, 0] * len(data.forecasts), color=COLORS["pruned"]),
         text=text, hovertemplate="%{text}<extra></extra>",
     ))

@@ -8,6 +8,7 @@ so the plots survive greyscale printing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -16,7 +17,10 @@ __all__ = [
     "OUTCOME_STYLE",
     "RULE_SYMBOLS",
     "TRADEOFF_SYMBOLS",
+    "DRAW_ORDER",
+    "RunStyle",
     "format_number",
+    "run_style",
     "import_matplotlib",
     "import_plotly",
 ]
@@ -47,6 +51,33 @@ TRADEOFF_SYMBOLS = [("circle", "o"), ("square", "s"), ("diamond", "D"), ("triang
                     ("triangle-down", "v"), ("star", "*"), ("pentagon", "p"), ("hexagon", "h")]
 #: A qualitative palette for pruners (Okabe-Ito without black).
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"]
+
+
+#: Groups of runs from back to front: complete runs on top, where they make the frontier.
+DRAW_ORDER = ("other", "pruned", "complete")
+#: Above this many runs in a group, its lines are drawn as a translucent bundle without markers.
+DENSE_GROUP = 30
+
+
+@dataclass(frozen=True)
+class RunStyle:
+    """How the runs of one group are drawn: few runs as lines with markers, many as a translucent bundle."""
+
+    alpha: float
+    width: float
+    markers: bool
+
+
+def run_style(n_runs: int) -> RunStyle:
+    """Lines for ``n_runs`` runs of one group.
+
+    Up to :data:`DENSE_GROUP` runs each is readable on its own (markers show where it was evaluated). A sweep of
+    hundreds of runs would otherwise bury the frontier and the law under a solid block of colour; its lines
+    fade as their number grows (alpha about ``25 / n``, at least 0.12), so overlapping runs read as a density.
+    """
+    if n_runs <= DENSE_GROUP:
+        return RunStyle(alpha=0.85, width=1.2, markers=True)
+    return RunStyle(alpha=max(0.12, min(0.85, 25.0 / n_runs)), width=0.8, markers=False)
 
 
 def format_number(value: Any) -> str:

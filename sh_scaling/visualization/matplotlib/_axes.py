@@ -35,4 +35,9 @@ def legend_outside(fig: Any, ax: Any, **kwargs: Any) -> Any:
     The figure must use the constrained layout, which then makes room for it (``loc="outside ..."``).
     """
     handles, labels = ax.get_legend_handles_labels()
-    return fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False, **kwargs)
+    legend = fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False, **kwargs)
+    for handle in legend.legend_handles:
+        # A bundle of hundreds of faint lines is still named by a legend entry one can see.
+        if handle is not None and handle.get_alpha() is not None and handle.get_alpha() < 1:
+            handle.set_alpha(1.0)
+    return legend

@@ -11,7 +11,7 @@ import optuna
 from sh_scaling.curves import Curve, CurveSet
 from sh_scaling.laws import ScalingLaw
 from sh_scaling.visualization._data import N_BOOTSTRAP, CurvesData, curves_data, describe_interval, law_label
-from sh_scaling.visualization._style import COLORS, OUTCOME_STYLE, import_matplotlib
+from sh_scaling.visualization._style import COLORS, DRAW_ORDER, OUTCOME_STYLE, import_matplotlib, run_style
 from sh_scaling.visualization.matplotlib._axes import legend_outside, readable_log_axes
 
 __all__ = ["plot_curves"]
@@ -43,15 +43,19 @@ def plot_curves(
     # Under the runs: the frontier is made of their points and would hide them.
     ax.plot(grid, front, color=COLORS["frontier"], lw=7, alpha=0.2, solid_capstyle="round", label="observed frontier",
             zorder=1)
-    for group, curves in data.groups.items():
-        color, _, marker = OUTCOME_STYLE[group]
-        for i, c in enumerate(curves):
-            ax.plot(c.compute, c.loss, color=color, lw=1, marker=marker, ms=3.5, alpha=0.85, zorder=2,
-                    label=f"{_GROUP_NAMES[group]} ({len(curves)})" if i == 0 else None)
+    fstyle = run_style(len(data.forecasts))
     for i, (_, c0, l0, c1, fc) in enumerate(data.forecasts):
-        ax.plot([c0, c1], [l0, fc], color=COLORS["pruned"], lw=1, ls="--", zorder=2,
+        ax.plot([c0, c1], [l0, fc], color=COLORS["pruned"], lw=fstyle.width, ls="--", alpha=fstyle.alpha, zorder=2,
                 label=f"pruner's forecast at max_compute ({len(data.forecasts)})" if i == 0 else None)
-        ax.plot([c1], [fc], marker="o", mfc="none", color=COLORS["pruned"], ms=5, zorder=2)
+        ax.plot([c1], [fc], marker="o", mfc="none", color=COLORS["pruned"], ms=5, alpha=fstyle.alpha, zorder=2)
+    for level, group in enumerate(DRAW_ORDER):
+        curves = data.groups[group]
+        color, _, marker = OUTCOME_STYLE[group]
+        style = run_style(len(curves))
+        for i, c in enumerate(curves):
+            ax.plot(c.compute, c.loss, color=color, lw=style.width, marker=marker if style.markers else None,
+                    ms=3.5, alpha=style.alpha, zorder=2 + 0.1 * level,
+                    label=f"{_GROUP_NAMES[group]} ({len(curves)})" if i == 0 else None)
     _draw_law(ax, data)
     ax.set_xlabel(f"compute ({data.unit})")
     ax.set_ylabel("loss")
