@@ -150,13 +150,14 @@ def test_a_maximize_study(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("sweep.db", "is not a database URL"),
+        ("sweep.db", "is neither a database URL"),
+        ("{tmp}/text.db", "does not open as an Optuna storage"),
         ("sqlite:///{tmp}/missing.db", "no such file"),
         ("sqlite:///{tmp}/text.db", "does not open as an Optuna storage"),
         ("postgresql+psycopg2://nobody@127.0.0.1:1/none", "does not open as an Optuna storage"),
         ("nosuchdriver://host/db", "does not open as an Optuna storage"),
     ],
-    ids=["not-a-url", "missing-file", "not-a-database", "refused", "unknown-driver"],
+    ids=["not-a-url", "not-a-journal", "missing-file", "not-a-database", "refused", "unknown-driver"],
 )
 def test_a_storage_that_does_not_open(tmp_path, capsys, url, message):
     (tmp_path / "text.db").write_text("not a database\n" * 100)
@@ -236,3 +237,15 @@ def test_simulate_a_csv_whose_header_names_a_column_twice(tmp_path, capsys):
     path.write_text("run_id,compute,loss,loss\na,1,3.0,2.9\na,2,2.5,2.4\n")
     assert main(["simulate", "--curves", str(path), "--quiet"]) == 2
     assert f"{path}: the header names the column(s) 'loss' more than once" in one_line_error(capsys)
+
+
+def test_a_journal_file_storage(tmp_path, capsys):
+    from optuna.storages.journal import JournalFileBackend
+
+    path = tmp_path / "sweep.journal"
+    study = optuna.create_study(storage=optuna.storages.JournalStorage(JournalFileBackend(str(path))),
+                                study_name="j")
+    _curve_trial(study)
+    _curve_trial(study, scale=2.0)
+    assert main(["report", "--storage", str(path), "--study", "j", *BOOT]) == 0
+    assert "j (2 trials: 2 complete)" in capsys.readouterr().out

@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "plots (PNG and HTML) and the curves (CSV); with --dashboard, the figures attached to the study for "
         "optuna-dashboard.",
     )
-    p.add_argument("--storage", required=True, help="Optuna storage URL (e.g. sqlite:///sweep.db)")
+    p.add_argument("--storage", required=True,
+                   help="Optuna storage: a database URL (e.g. sqlite:///sweep.db) or a journal file")
     p.add_argument("--study", "--study-name", dest="study", required=True, help="name of the study")
     p.add_argument("--out", default=None, help=f"directory for {', '.join(OUTPUTS)}")
     p.add_argument("--force", action="store_true", help="overwrite those files if --out already holds them")
@@ -69,20 +70,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 def open_study(url: str, name: str) -> optuna.study.Study:
     """The study ``name`` in the storage at ``url``, or a ``ValueError`` saying what is wrong, in one line.
 
-    The storage is opened without creating tables, so that a report never writes to a database that is not an
-    Optuna storage; a SQLite file that does not exist is refused rather than created empty.
+    ``url`` is a database URL (RDB storage) or the path of a journal file (``JournalStorage``, as
+    optuna-dashboard accepts). A database is opened without creating tables, so that a report never writes to
+    a database that is not an Optuna storage; a SQLite file that does not exist is refused rather than created
+    empty.
     """
     parsed = urlparse(url)
     if "://" not in url or not parsed.scheme:
-        raise ValueError(f"--storage {url!r} is not a database URL (e.g. sqlite:///sweep.db or "
-                         "postgresql://user@host/db)")
-    if parsed.scheme == "sqlite":
+        if not Path(url).is_file():
+            raise ValueError(f"--storage {url!r} is neither a database URL (e.g. sqlite:///sweep.db or "
+                             "postgresql://user@host/db) nor an existing journal file")
+    elif parsed.scheme == "sqlite":
         path = url.split("://", 1)[1][1:]  # sqlite:///relative.db and sqlite:////absolute.db
         if path and path != ":memory:" and not Path(path).is_file():
             raise ValueError(f"--storage {url!r}: no such file {path!r}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage: optuna.storages.BaseStorage
     try:
-        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        if "://" in url:
+            storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+        else:
+            from optuna.storages.journal import JournalFileBackend
+
+            storage = optuna.storages.JournalStorage(JournalFileBackend(url))
         summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
     except Exception as exc:  # noqa: BLE001 - drivers raise many types; one line says which and why
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
