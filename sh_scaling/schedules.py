@@ -219,9 +219,10 @@ class _WarmupSchedule(Schedule):
         w = self.warmup
         if w == 0.0:
             return self.peak_lr * self._after_warmup(f)
-        ramp = f / w
+        during = f < w
+        ramp = np.divide(f, w, out=np.zeros_like(f), where=during)
         after = self._after_warmup(np.maximum(f, w))
-        return self.peak_lr * np.where(f < w, ramp, after)
+        return self.peak_lr * np.where(during, ramp, after)
 
     def _after_warmup(self, f: np.ndarray) -> np.ndarray:
         """Learning rate relative to the peak for ``f >= warmup``."""

@@ -320,9 +320,9 @@ def test_default_priors_come_from_the_papers_fits():
     p = default_priors()
     assert p["alpha"][0] == pytest.approx((0.508 + 0.453 + 0.429) / 3)
     gains = [q.B * 3e-4 / (q.L0 + q.B * 3e-4) for q in LUO_2025.values()]
-    assert math.exp(p["log_B"][0]) == pytest.approx(math.exp(np.mean(np.log(gains))))
-    assert set(p) == {"alpha", "log_B", "log_C", "beta", "gamma"}
-    assert set(default_priors("tissue")) == {"alpha", "log_B", "log_tau"}
+    assert math.exp(p["log_gain"][0]) == pytest.approx(math.exp(np.mean(np.log(gains))))
+    assert set(p) == {"alpha", "log_gain", "log_C", "beta", "gamma"}
+    assert set(default_priors("tissue")) == {"alpha", "log_gain", "log_tau"}
     one = priors_from_fits([LUO_2025["25M"]])
     assert one["beta"][0] == pytest.approx(0.583)
     with pytest.raises(ValueError, match="at least one"):
@@ -331,8 +331,8 @@ def test_default_priors_come_from_the_papers_fits():
 
 def test_a_prior_can_be_replaced_or_removed():
     c, y, m = run(WSD_RUN, 24000, upto=0.5)
-    tight = MultiPowerLawSurrogate(schedule=WSD_RUN, max_compute=m, priors={"log_B": (math.log(0.2), 0.01)})
-    loose = MultiPowerLawSurrogate(schedule=WSD_RUN, max_compute=m, priors={"log_B": None})
+    tight = MultiPowerLawSurrogate(schedule=WSD_RUN, max_compute=m, priors={"log_gain": (math.log(0.2), 0.01)})
+    loose = MultiPowerLawSurrogate(schedule=WSD_RUN, max_compute=m, priors={"log_gain": None})
     a = float(tight.fit(c, y).predict(m))
     b = float(loose.fit(c, y).predict(m))
     # A 20 % anneal gain is far more than the truth: the forecast follows the prior where the data are silent.

@@ -22,18 +22,22 @@ How the fit works:
 * **Parameters** are fitted in log space where positive (``A, B, C, tau``), with bounds (``0 <= L0 <
   min(loss)``; ``0.01 <= alpha <= 3``, ...; :data:`_BOUNDS`), so every fitted curve is a valid law.
 * **Robust fit in log-loss**: residuals ``log L_model - log L_observed`` standardised by the curve's own noise
-  (estimated from second differences of log-loss), passed through a soft-L1 loss of scale ``robust_scale``
-  noise units so the warm-up start of a curve and occasional spikes are down-weighted, plus Gaussian priors on
-  the parameters (:func:`default_priors`, from the constants Luo et al. fitted). A single early curve cannot
-  tell how much its decay will lower the loss; the priors say what annealing did on the paper's runs, and the
-  data override them where they can (a joint fit on a family that includes an annealed run).
-* ``scipy.optimize.least_squares`` (trust-region reflective) from two starts, at most ``max_nfev`` evaluations
-  each; values and Jacobians are checked finite before any linear algebra, and a fit ends with a result or a
-  ``ValueError``/``RuntimeError`` that says why.
+  (estimated from second differences of log-loss) combined with the law's own misfit
+  (:data:`MODEL_DISCREPANCY`), passed through a soft-L1 loss of scale ``robust_scale`` such units so the
+  warm-up start of a curve and occasional spikes are down-weighted, plus Gaussian priors
+  (:func:`default_priors`, from the constants Luo et al. fitted). A single early curve cannot tell how much
+  its decay will lower the loss; the priors say what annealing did on the paper's runs, and the data override
+  them where they can (a joint fit on a family that includes an annealed run). A second round re-weights the
+  points by the share that count as independent (:func:`_independent_share`): a law misses a curve smoothly.
+* ``scipy.optimize.least_squares`` (trust-region reflective) from two starts per round, at most ``max_nfev``
+  evaluations each; values and Jacobians are checked finite before any linear algebra, and a fit ends with a
+  result or a ``ValueError``/``RuntimeError`` that says why.
 * **Uncertainty** on log-loss: the delta method on the posterior covariance ``(J^T J + P)^-1`` (Gauss-Newton
   with the prior precision ``P``; data rows scaled by the larger of the noise estimate and the fit's residual
-  scale), plus that residual scale as observation noise, plus a model-discrepancy term
+  scale, and by the share of points that count as independent), plus that residual scale as observation
+  noise, plus (joint fits) the spread of the runs around the shared law, plus a model-discrepancy term
   ``extrapolation_std * log(C / C_last)`` beyond the last observation (:data:`EXTRAPOLATION_STD`).
+  ``benchmarks/bench_schedule_forecast.py`` measures the coverage.
 
 References:
     K. Luo, H. Wen, S. Hu, Z. Sun, Z. Liu, M. Sun, K. Lyu, W. Chen. A Multi-Power Law for Loss Curve
@@ -69,6 +73,7 @@ __all__ = [
     "default_priors",
     "priors_from_fits",
     "LAWS",
+    "PRIOR_KEYS",
     "EXTRAPOLATION_STD",
 ]
 
@@ -77,6 +82,13 @@ __all__ = [
 LAWS: dict[str, tuple[str, ...]] = {
     "multipower": ("L0", "log_A", "alpha", "log_B", "log_C", "beta", "gamma"),
     "tissue": ("L0", "log_A", "alpha", "log_B", "log_tau"),
+}
+#: What ``priors=`` may constrain, per law. ``log_gain`` is ``log(B / (L0 + B))``, the share of a constant-rate
+#: run's asymptotic loss that annealing the rate to 0 removes: a property of the model and data, unlike ``B``
+#: relative to the loss seen so far, which depends on where the run was cut.
+PRIOR_KEYS: dict[str, tuple[str, ...]] = {
+    "multipower": ("alpha", "log_gain", "log_C", "beta", "gamma"),
+    "tissue": ("alpha", "log_gain", "log_tau"),
 }
 
 #: Bounds of the internal parameters. ``L0`` is a fraction of the smallest observed loss (the asymptote lies
@@ -96,10 +108,10 @@ _BOUNDS: dict[str, tuple[float, float]] = {
 
 #: Std of log-loss added per e-fold of compute beyond the last observation (model discrepancy: real curves
 #: leave any fitted law). 0.003, far below the power law's 0.02 (``surrogates/_parametric.py``), because the
-#: schedule-aware law follows what the power law misses: on the 27 runs of Luo et al. (2025), forecasts of the
-#: final loss from 5-50 % of each run covered it with their 80 % intervals in 80 % (one run, priors from the
-#: other two model sizes) and 81 % (joint fit of each size, runs cut at the same fraction) of cases without
-#: this term, 88 % and 87 % with it (``benchmarks/bench_schedule_forecast.py``; calibrated on those runs).
+#: schedule-aware law follows what the power law misses. On the 27 runs of Luo et al. (2025), cut at 5-50 % of
+#: each run, the 80 % intervals covered the final loss in 74 % (one run), 73 % (one run, priors from the other
+#: model sizes) and 75 % (joint fit of each size, all runs cut) of cases without this term; 89 %, 85 % and 81 %
+#: with it (``benchmarks/bench_schedule_forecast.py``; chosen on those same runs).
 EXTRAPOLATION_STD = 0.003
 
 #: Run length (steps) and peak learning rate of the runs behind the default priors: Luo et al. (2025) train
@@ -112,7 +124,7 @@ _TISSUE_LAG_STEPS = -1.0 / math.log(TISSUE_2024_DECAY)
 #: to 6.2 % of the loss); e**2 = 7.4 on the lag constant (run lengths differ by that much between sweeps); 0.2
 #: on ``alpha`` and 0.1 on ``beta``/``gamma``, a few times the spread of the three fits; 1.5 on Tissue et al.'s
 #: lag. With 0.5 on ``B`` the 80 % intervals of one-run forecasts covered 88-100 % on the paper's runs.
-_PRIOR_STD = {"alpha": 0.2, "log_B": 0.3, "log_C": 2.0, "beta": 0.1, "gamma": 0.1, "log_tau": 1.5}
+_PRIOR_STD = {"alpha": 0.2, "log_gain": 0.3, "log_C": 2.0, "beta": 0.1, "gamma": 0.1, "log_tau": 1.5}
 
 #: Std of log-loss by which the law misses a curve it was fitted to in full, added (in quadrature) to the
 #: evaluation noise when weighting the data: Luo et al. (2025) report mean relative errors of 0.110-0.168 % for
@@ -149,9 +161,9 @@ def priors_from_fits(
     :data:`~sh_scaling.schedules.LUO_2025`), converted to the surrogate's units:
 
     * ``alpha``: the mean exponent (Luo et al.: 0.463), std 0.2;
-    * ``log_B``: mean log of the anneal gain relative to the loss, ``B * peak / (L0 + B * peak)``: the share of a
-      constant-rate run's asymptotic loss that decaying the rate to 0 removes (Luo et al.: 3.5 %, 4.7 %, 6.2 %
-      for 25M, 100M, 400M), std 0.3;
+    * ``log_gain``: mean log of the anneal gain ``B * peak / (L0 + B * peak)``, the share of a constant-rate
+      run's asymptotic loss that decaying the rate to 0 removes (Luo et al.: 3.5 %, 4.7 %, 6.2 % for 25M, 100M,
+      400M), std 0.3;
     * ``log_C``: mean of ``log(C * peak**(1 - gamma) * run_steps)``, the lag constant for a run of ``run_steps``
       steps at ``peak_lr`` (lags in steps carry over between runs; in fractions of a run they do not), std 2;
     * ``beta``, ``gamma``: the means (Luo et al.: 0.592, 0.644), std 0.1;
@@ -160,7 +172,7 @@ def priors_from_fits(
 
     The widths (:data:`_PRIOR_STD`) are about the spread between the paper's model sizes for the anneal gain
     and a few times that for the rest. Other models, data and optimisers may spread further: widen the priors
-    (``priors={"log_B": (mean, 0.6)}``) for a very different setting. A joint fit on a family whose runs anneal
+    (``priors={"log_gain": (mean, 0.6)}``) for a very different setting. A joint fit on a family whose runs anneal
     tells the law far more than these priors.
 
     Args:
@@ -178,13 +190,13 @@ def priors_from_fits(
     lag = [p.C * peak_lr ** (1.0 - p.gamma) * run_steps for p in fits]
     means = {
         "alpha": float(np.mean([p.alpha for p in fits])),
-        "log_B": float(np.mean(np.log(gain))),
+        "log_gain": float(np.mean(np.log(gain))),
         "log_C": float(np.mean(np.log(lag))),
         "beta": float(np.mean([p.beta for p in fits])),
         "gamma": float(np.mean([p.gamma for p in fits])),
         "log_tau": math.log(_TISSUE_LAG_STEPS / run_steps),
     }
-    return {k: (means[k], _PRIOR_STD[k]) for k in LAWS[law] if k in means}
+    return {k: (means[k], _PRIOR_STD[k]) for k in PRIOR_KEYS[law]}
 
 
 # --- the fit, shared by the single-run and the joint surrogate ----------------------------------------------
@@ -287,9 +299,9 @@ class _Objective:
         self.runs = runs
         self.law = law
         self.names = LAWS[law]
-        self.prior_idx = np.array([i for i, n in enumerate(self.names) if n in priors], dtype=int)
-        self.prior_mean = np.array([priors[self.names[i]][0] for i in self.prior_idx])
-        self.prior_std = np.array([priors[self.names[i]][1] for i in self.prior_idx])
+        self.prior_keys = [k for k in PRIOR_KEYS[law] if k in priors]
+        self.prior_mean = np.array([priors[k][0] for k in self.prior_keys])
+        self.prior_std = np.array([priors[k][1] for k in self.prior_keys])
         self.z = np.concatenate([r.log_loss for r in runs])
         self.white_noise = _noise_std([r.log_loss for r in runs])
         self.noise = math.hypot(self.white_noise, MODEL_DISCREPANCY)
@@ -305,7 +317,7 @@ class _Objective:
     def residuals(self, theta: np.ndarray) -> np.ndarray:
         model = self.model(theta, False)
         rr, _ = _soft_l1(np.log(np.maximum(model, 1e-12)) - self.z, self.scale)
-        prior = (theta[self.prior_idx] - self.prior_mean) / self.prior_std
+        prior, _ = self.prior_rows(theta)
         res = np.concatenate([self.weight * rr / self.noise, prior])
         return np.clip(np.nan_to_num(res, nan=_RESIDUAL_CAP), -_RESIDUAL_CAP, _RESIDUAL_CAP)
 
@@ -314,10 +326,28 @@ class _Objective:
         safe = np.maximum(model, 1e-12)
         _, slope = _soft_l1(np.log(safe) - self.z, self.scale)
         data = jac * ((model > 1e-12) * self.weight * slope / (safe * self.noise))[:, None]
-        prior = np.zeros((self.prior_idx.size, len(self.names)))
-        prior[np.arange(self.prior_idx.size), self.prior_idx] = 1.0 / self.prior_std
+        _, prior = self.prior_rows(theta)
         full = np.vstack([data, prior])
         return np.clip(np.nan_to_num(full, nan=0.0), -_RESIDUAL_CAP, _RESIDUAL_CAP)
+
+    def prior_rows(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised prior residuals ``(h(theta) - mean) / std`` and their Jacobian."""
+        values = np.empty(len(self.prior_keys))
+        jac = np.zeros((len(self.prior_keys), len(self.names)))
+        for row, key in enumerate(self.prior_keys):
+            if key == "log_gain":
+                # log(B / (L0 + B)) with B = exp(log_B), both relative to the loss scale.
+                i_l0, i_b = self.names.index("L0"), self.names.index("log_B")
+                b = math.exp(theta[i_b])
+                total = theta[i_l0] + b
+                values[row] = theta[i_b] - math.log(total)
+                jac[row, i_b] = theta[i_l0] / total
+                jac[row, i_l0] = -1.0 / total
+            else:
+                i = self.names.index(key)
+                values[row] = theta[i]
+                jac[row, i] = 1.0
+        return (values - self.prior_mean) / self.prior_std, jac / self.prior_std[:, None]
 
     def log_residuals(self, theta: np.ndarray) -> list[np.ndarray]:
         """``log L_model - log L_observed`` of each run."""
@@ -414,10 +444,10 @@ def _one_blas_thread() -> Any:
 def _starts(runs: list[_Run], law: str, priors: Mapping[str, tuple[float, float]],
             names: tuple[str, ...]) -> list[np.ndarray]:
     """Two starting points: the priors' means with ``(L0, A, alpha)`` from a power-law fit of what is left."""
-    defaults = default_priors(law)
-    theta = np.array([
-        priors[n][0] if n in priors else defaults.get(n, (0.0, 1.0))[0] for n in names
-    ], dtype=float)
+    centre = {**default_priors(law), **priors}
+    # log_B from the anneal gain with L0 + B near the loss scale (the smallest loss seen).
+    centre["log_B"] = centre["log_gain"]
+    theta = np.array([centre[n][0] if n in centre else 0.0 for n in names], dtype=float)
     theta[0], theta[1], theta[2] = 0.0, 0.0, 0.5  # L0 = 0, A = 1, alpha = 0.5: the anneal term is the rest
     anneal = np.concatenate([r.history.area**-0.5 - _law_values(theta, law, r.history, False) for r in runs])
     area = np.concatenate([r.history.area for r in runs])
@@ -447,8 +477,8 @@ def _posterior(theta: np.ndarray, objective: _Objective, owner: str) -> tuple[np
     rms = math.sqrt(float(r @ r) / dof)
     resid_std = max(objective.noise, min(mad, rms) if mad > 0 else rms)
     precision = objective.weight**2 * (g.T @ g) / resid_std**2
-    idx = objective.prior_idx
-    precision[idx, idx] += 1.0 / objective.prior_std**2
+    _, prior = objective.prior_rows(theta)
+    precision += prior.T @ prior
     if not np.all(np.isfinite(precision)):
         raise RuntimeError(f"{owner}.fit: the curvature of the fit is not finite")
     return np.linalg.pinv(precision, rcond=1e-12, hermitian=True), resid_std
@@ -465,10 +495,10 @@ def _check_settings(est: Any, owner: str) -> dict[str, tuple[float, float]]:
     if est.priors is not None:
         if not isinstance(est.priors, Mapping):
             raise ValueError(f"{owner}: priors must be a mapping {{parameter: (mean, std)}}, got {est.priors!r}")
-        unknown = sorted(set(est.priors) - set(LAWS[est.law]))
+        unknown = sorted(set(est.priors) - set(PRIOR_KEYS[est.law]))
         if unknown:
             raise ValueError(f"{owner}: priors name unknown parameter(s) {unknown}; "
-                             f"the parameters of law={est.law!r} are {list(LAWS[est.law])}")
+                             f"the priors of law={est.law!r} are on {list(PRIOR_KEYS[est.law])}")
         for name, value in est.priors.items():
             if value is None:
                 priors.pop(name, None)
@@ -634,8 +664,9 @@ class MultiPowerLawSurrogate(_LawEstimator):
         max_compute: The run's planned compute, in the unit of ``compute`` (the schedule's ``f = 1``). Needed
             unless the schedule is constant without warm-up.
         law: ``"multipower"`` (default; Luo et al. 2025) or ``"tissue"`` (Tissue et al. 2024, five constants).
-        priors: ``{parameter: (mean, std)}`` replacing entries of :func:`default_priors` (``None`` for a
-            parameter removes its prior). Default ``None``: the priors from Luo et al.'s fits.
+        priors: ``{key: (mean, std)}`` replacing entries of :func:`default_priors`, keys from
+            :data:`PRIOR_KEYS` (``None`` for a key removes its prior). Default ``None``: the priors from Luo et
+            al.'s fits.
         robust_scale: Residuals beyond this many noise standard deviations are down-weighted (soft-L1; default 3).
         max_nfev: Evaluation cap of each of the two least-squares starts (default 200: a fit of a 500-point
             curve then takes at most about a second).
