@@ -200,65 +200,34 @@ class BudgetedHalving:
 
     # ------------------------------------------------------------------------------------------------ run
     def run(self, train_fn: Callable[..., Any], n_workers: int = 1) -> BudgetedHalving:
-        """Run (or continue) the sweep; returns ``self``. See the class docstring for ``train_fn``."""
+        """Run (or continue) the sweep; returns ``self``. See the class docstring for ``train_fn``.
+
+        Everything that can be checked is checked before any training: the arguments, the budget against the
+        first evaluations, the storage and artifact store, a stored sweep's settings.
+        """
         if not callable(train_fn):
             raise ValueError(f"train_fn must be callable, got {train_fn!r}")
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
-        configs = _configs(self.candidates)
-        budget = _positive("budget", self.budget)
-        if isinstance(self.reduction_factor, bool) or not (
-                isinstance(self.reduction_factor, (int, float)) and self.reduction_factor > 1):
-            raise ValueError(f"reduction_factor must be a number > 1, got {self.reduction_factor!r}")
-        strat = _strategy(self.strategy)
-        if strat.ranking == "oracle":
-            raise ValueError(f"strategy {strat.name!r} ranks by the future of each curve: a replay-only bound")
-        n = len(configs)
-        if strat.ranking == "none":
-            sizes, shares = [n], [budget / n]
-        else:
-            sizes = round_sizes(n, self.reduction_factor)
-            shares = round_shares(budget, sizes)
-        planned = [_per_candidate("max_compute", self.max_compute, c, i, default=float(sum(shares)))
-                   for i, c in enumerate(configs)]
-        if self.first_eval_compute is not None:
-            first = [_per_candidate("first_eval_compute", self.first_eval_compute, c, i, default=0.0)
-                     for i, c in enumerate(configs)]
-            short = [i for i in range(n) if min(shares[0], planned[i]) < first[i] * (1 - RTOL)]
-            if short:
-                need = max(first) * sizes[0] * len(sizes) if strat.ranking != "none" else max(first) * n
-                raise ValueError(
-                    f"budget {budget:.6g} gives each of the {n} candidates {shares[0]:.6g} in the first round, less "
-                    f"than the first evaluation of candidate(s) {short[:10]} ({first[short[0]]:.6g}): no decision "
-                    f"could see their loss. The smallest budget that evaluates every candidate once in the first "
-                    f"round is {need:.6g}")
+        configs, budget, strat, sizes, shares, planned = self._schedule()
         storage = optuna.storages.get_storage(self.storage)
         if n_workers > 1:
-            if isinstance(storage, InMemoryStorage):
-                raise ValueError("n_workers > 1 needs a storage the worker processes share: a JournalStorage file "
-                                 "or an RDB URL, not the in-memory default")
-            try:
-                pickle.dumps((train_fn, storage, self.artifact_store))
-            except Exception as exc:  # noqa: BLE001 - any pickling error means the same to the user
-                raise ValueError(f"n_workers > 1 runs train_fn in spawned worker processes, so train_fn, the storage "
-                                 f"and the artifact store must be picklable (a module-level function): {exc}"
-                                 ) from exc
+            _check_shareable(storage, train_fn, self.artifact_store)
         study_name = self.study_name or DEFAULT_STUDY_NAME
         study = optuna.create_study(storage=storage, study_name=study_name, direction="minimize",
                                     load_if_exists=True, sampler=optuna.samplers.RandomSampler(self.seed))
-        plan = {
+        plan = self._check_plan(study, {
             "version": _PLAN_VERSION, "budget": budget, "reduction_factor": float(self.reduction_factor),
             "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
-            "n_candidates": n, "fingerprint": _fingerprint(configs, planned),
-        }
-        plan = self._check_plan(study, plan)
+            "n_candidates": len(configs), "fingerprint": _fingerprint(configs, planned),
+        })
         store = self._artifact_store(plan, storage)
         _check_writable(store)
         if BUDGETED_PLAN_KEY not in study._storage.get_study_system_attrs(study._study_id):
             study._storage.set_study_system_attr(study._study_id, BUDGETED_PLAN_KEY, plan)
-        trial_ids = self._ensure_trials(study, configs, planned)
 
-        ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed))
+        ctx = _Context(study, self._ensure_trials(study, configs, planned), planned, budget, sizes, shares, strat,
+                       int(self.seed))
         self._take_back(ctx, "the driver stopped while it ran")
         ctx.charges = {(t._trial_id, s["k"]): float(s["charge"]) for t in self._trials(ctx) for s in segments(t)}
         pool: Any = (WorkerProcesses(n_workers, storage, study_name, store, train_fn) if n_workers > 1
@@ -274,18 +243,53 @@ class BudgetedHalving:
             restore()
             self._take_back(ctx, "the driver was interrupted while it ran")
             self._write_ledger(ctx)
-        trials = self._trials(ctx)
-        self.study_ = study
         self.artifact_store_ = store
+        self._learn(ctx)
+        return self
+
+    def _schedule(self) -> tuple[list[dict], float, Strategy, list[int], list[float], list[float]]:
+        """Checked arguments, the rounds and shares, and each candidate's planned end."""
+        configs = _configs(self.candidates)
+        budget = _positive("budget", self.budget)
+        if isinstance(self.reduction_factor, bool) or not (
+                isinstance(self.reduction_factor, (int, float)) and self.reduction_factor > 1):
+            raise ValueError(f"reduction_factor must be a number > 1, got {self.reduction_factor!r}")
+        strat = _strategy(self.strategy)
+        if strat.ranking == "oracle":
+            raise ValueError(f"strategy {strat.name!r} ranks by the future of each curve: a replay-only bound")
+        n = len(configs)
+        if strat.ranking == "none":  # uniform allocation: one round, nobody ranked (the simulator's UA)
+            sizes, shares = [n], [budget / n]
+        else:
+            sizes = round_sizes(n, self.reduction_factor)
+            shares = round_shares(budget, sizes)
+        planned = [_per_candidate("max_compute", self.max_compute, c, i, default=float(sum(shares)))
+                   for i, c in enumerate(configs)]
+        if self.first_eval_compute is not None:
+            first = [_per_candidate("first_eval_compute", self.first_eval_compute, c, i, default=0.0)
+                     for i, c in enumerate(configs)]
+            short = [i for i in range(n) if min(shares[0], planned[i]) < first[i] * (1 - RTOL)]
+            if short:
+                raise ValueError(
+                    f"budget {budget:.6g} gives each of the {n} candidates {shares[0]:.6g} in the first round, less "
+                    f"than the first evaluation of candidate(s) {short[:10]} ({first[short[0]]:.6g}): no decision "
+                    f"could see their loss. The smallest budget that evaluates every candidate once in the first "
+                    f"round is {max(first) * budget / shares[0]:.6g}")
+        return configs, budget, strat, sizes, shares, planned
+
+    def _learn(self, ctx: _Context) -> None:
+        """The learned attributes, read back from the storage."""
+        trials = self._trials(ctx)
+        self.study_ = ctx.study
         self.survivors_ = ctx.history
         self.trained_ = [trained_compute(segments(t)) for t in trials]
-        self.ledger_ = ledger(trials, budget)
+        self.ledger_ = ledger(trials, ctx.budget)
         self.spent_ = self.ledger_["total"]
-        curves = [planned_curve(t, p) for t, p in zip(trials, planned)]
+        curves = [planned_curve(t, p) for t, p in zip(trials, ctx.planned)]
         losses = [c.min_loss if len(c) else math.inf for c in curves]
-        self.best_index_ = int(np.argmin(losses)) if losses and min(losses) < math.inf else None
-        self.best_loss_ = float(min(losses)) if self.best_index_ is not None else float("nan")
-        return self
+        found = bool(losses) and min(losses) < math.inf
+        self.best_index_ = int(np.argmin(losses)) if found else None
+        self.best_loss_ = float(min(losses)) if found else float("nan")
 
     # --------------------------------------------------------------------------------------------- rounds
     def _rounds(self, ctx: _Context, pool: Any) -> None:
@@ -678,6 +682,18 @@ def _default_checkpoint_folder(storage: Any) -> str:
     if path:
         return f"{os.path.abspath(path)}.checkpoints"
     return tempfile.mkdtemp(prefix="sh_scaling-checkpoints-")
+
+
+def _check_shareable(storage: Any, train_fn: Callable[..., Any], artifact_store: Any) -> None:
+    """Worker processes need a storage they can reach and a train_fn they can unpickle."""
+    if isinstance(storage, InMemoryStorage):
+        raise ValueError("n_workers > 1 needs a storage the worker processes share: a JournalStorage file or an RDB "
+                         "URL, not the in-memory default")
+    try:
+        pickle.dumps((train_fn, storage, artifact_store))
+    except Exception as exc:  # noqa: BLE001 - any pickling error means the same to the user
+        raise ValueError(f"n_workers > 1 runs train_fn in spawned worker processes, so train_fn, the storage and the "
+                         f"artifact store must be picklable (a module-level function): {exc}") from exc
 
 
 def _check_writable(store: Any) -> None:
