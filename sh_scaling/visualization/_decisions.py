@@ -11,7 +11,7 @@ import optuna
 
 from sh_scaling.curves import from_study
 from sh_scaling.visualization._data import DecisionPoint, decision_points, dodge, forecast_range
-from sh_scaling.visualization._style import COLORS, RULE_SYMBOLS, format_number, import_plotly
+from sh_scaling.visualization._style import COLORS, RULE_SYMBOLS, format_number, import_plotly, run_style
 
 __all__ = ["plot_decisions"]
 
@@ -60,13 +60,18 @@ def plot_decisions(
     # bars stay apart (the loss panel keeps exact compute, on the trials' curves).
     shifted = dict(zip(((p.trial, p.rung) for p in points), dodge([p.compute for p in points],
                                                                   [p.rung for p in points])))
+    # Hundreds of decisions (a large sweep) are drawn smaller and translucent, so that overlaps read as density;
+    # markers are larger than a line's points, so ten decisions count as one run's line.
+    style = run_style(len(points) // 10)
+    scale = 1.0 if style.markers else 0.65
     for (promoted, rule), group in _groups(points).items():
         color = COLORS["promoted"] if promoted else COLORS["pruned_decision"]
         symbol, _, words = RULE_SYMBOLS.get(rule, RULE_SYMBOLS["rank"])
         name = f"{'promoted' if promoted else 'pruned'}: {words} ({len(group)})"
         hover = [_hover(p) for p in group]
         common = dict(mode="markers", legendgroup=name, text=hover, hovertemplate="%{text}<extra></extra>",
-                      marker=dict(symbol=symbol, size=9 if promoted else 11, color=color,
+                      opacity=style.alpha,
+                      marker=dict(symbol=symbol, size=(9 if promoted else 11) * scale, color=color,
                                   line=dict(width=1.5, color=color)))
         fig.add_trace(go.Scatter(x=[p.compute for p in group], y=[p.loss for p in group], name=name, **common),
                       row=1, col=1)

@@ -10,7 +10,7 @@ import optuna
 
 from sh_scaling.curves import Curve, from_study
 from sh_scaling.visualization._data import DecisionPoint, decision_points, dodge, forecast_range
-from sh_scaling.visualization._style import COLORS, RULE_SYMBOLS, import_matplotlib
+from sh_scaling.visualization._style import COLORS, RULE_SYMBOLS, import_matplotlib, run_style
 from sh_scaling.visualization.matplotlib._axes import legend_outside, readable_log_axes
 
 __all__ = ["plot_decisions"]
@@ -55,18 +55,22 @@ def plot_decisions(
     # bars stay apart (the loss panel keeps exact compute, on the trials' curves).
     shifted = dict(zip(((p.trial, p.rung) for p in points), dodge([p.compute for p in points],
                                                                   [p.rung for p in points])))
+    # Hundreds of decisions (a large sweep) are drawn smaller and translucent, so that overlaps read as density;
+    # markers are larger than a line's points, so ten decisions count as one run's line.
+    style = run_style(len(points) // 10)
+    scale = 1.0 if style.markers else 0.65
     for (promoted, rule), group in groups.items():
         color = COLORS["promoted"] if promoted else COLORS["pruned_decision"]
         _, marker, words = RULE_SYMBOLS.get(rule, RULE_SYMBOLS["rank"])
         face = "none" if rule == "startup" else color
         name = f"{'promoted' if promoted else 'pruned'}: {words} ({len(group)})"
         x = [p.compute for p in group]
-        left.scatter(x, [p.loss for p in group], marker=marker, s=30 if promoted else 46, facecolors=face,
-                     edgecolors=color, zorder=3, label=name)
+        left.scatter(x, [p.loss for p in group], marker=marker, s=(30 if promoted else 46) * scale ** 2,
+                     facecolors=face, edgecolors=color, alpha=style.alpha, zorder=3, label=name)
         right.errorbar([shifted[p.trial, p.rung] for p in group], [p.forecast for p in group],
-                       yerr=[p.std for p in group], fmt=marker, ms=5, mfc=face,
+                       yerr=[p.std for p in group], fmt=marker, ms=5 * scale, mfc=face, alpha=style.alpha,
                        color=color, elinewidth=0.8, capsize=2, zorder=3)
-        if not promoted:
+        if not promoted and style.markers:  # trial numbers only where they stay legible
             for p in group:
                 left.annotate(str(p.trial), (p.compute, p.loss), xytext=(4, 3), textcoords="offset points",
                               fontsize=7, color=color)
