@@ -20,7 +20,8 @@ for the loss at the run's last evaluation, which is compared with the recorded f
 Single-run forecasts go through :func:`sh_scaling.surrogates.forecast` (a run with fewer than 3 points falls
 back to its observed minimum and is left out here; a forecast is never above the observed minimum); joint
 forecasts are clipped to the observed minimum the same way, and a run with no points yet is forecast from
-its family.
+its family. At 5 % and 10 % only the six 72k-step runs have 3 points (the others are in warm-up or have 2),
+so the single-run rows there cover 6 runs; the joint fits forecast all 27.
 
 Reported per surrogate and cut: the number of forecasts, the median and 90th percentile of ``|forecast -
 final| / final``, the median signed error (negative = too optimistic), the coverage of the central 80 %
@@ -28,7 +29,7 @@ interval (``|error| <= 1.2816 std``), and the largest optimism ``(final - foreca
 the issue, checked: median error <= 1 % from 25 % of a cosine or WSD run; 80 % intervals covering 70-90 %;
 no forecast at 5 % of a run more than 10 % too optimistic.
 
-    nice -n 10 python benchmarks/bench_schedule_forecast.py                 # about 2 minutes on 2 cores
+    nice -n 10 python benchmarks/bench_schedule_forecast.py                 # 1-2 minutes on 2 busy cores
     nice -n 10 python benchmarks/bench_schedule_forecast.py --data PATH     # a local copy of the curves
 
 Writes ``results/schedule_forecast/forecasts.csv`` (one row per run, cut and surrogate),
