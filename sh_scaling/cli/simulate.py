@@ -38,6 +38,14 @@ def _names(text: str) -> list[str]:
     return names
 
 
+#: The CSV column options: (default column, what it holds), as load_csv names them.
+_CSV_COLUMNS = {
+    "--run-col": ("run_id", "identifying the run"),
+    "--compute-col": ("compute", "with the cumulative compute"),
+    "--loss-col": ("loss", "with the loss"),
+}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate",
@@ -49,9 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--curves", default=None, help="'synthetic' (default), 'routing', or a path to a long-format "
                    "CSV (columns run_id, compute, loss, or as named by --run-col/--compute-col/--loss-col)")
-    p.add_argument("--run-col", default="run_id", help="CSV column identifying the run (default run_id)")
-    p.add_argument("--compute-col", default="compute", help="CSV column with cumulative compute (default compute)")
-    p.add_argument("--loss-col", default="loss", help="CSV column with the loss (default loss)")
+    for option, (column, what) in _CSV_COLUMNS.items():
+        p.add_argument(option, default=column, help=f"CSV column {what} (default {column})")
     p.add_argument("--storage", default=None, help="replay a past study instead: its Optuna storage URL "
                    "(e.g. sqlite:///sweep.db), with --study")
     p.add_argument("--study", "--study-name", dest="study", default=None,
@@ -131,14 +138,13 @@ def _study_curves(args: argparse.Namespace):
 def _check_columns(args: argparse.Namespace) -> None:
     """The CSV column options, checked before any work: one column named for two roles, or options for a CSV
     given without one."""
-    options = {"--run-col": args.run_col, "--compute-col": args.compute_col, "--loss-col": args.loss_col}
+    options = {option: getattr(args, option[2:].replace("-", "_")) for option in _CSV_COLUMNS}
     names = list(options.items())
     for i, (option, column) in enumerate(names):
         for other, same in names[i + 1:]:
             if column == same:
                 raise ValueError(f"{option} and {other} both name the column {column!r}; each needs its own column")
-    mapped = [o for o, c in options.items() if c != {"--run-col": "run_id", "--compute-col": "compute",
-                                                      "--loss-col": "loss"}[o]]
+    mapped = [option for option, column in options.items() if column != _CSV_COLUMNS[option][0]]
     if mapped and (args.curves in (None, "synthetic", "routing") or args.storage or args.study):
         raise ValueError(f"{', '.join(mapped)} name columns of a CSV file; give the file with --curves")
 

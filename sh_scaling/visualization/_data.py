@@ -154,6 +154,7 @@ def curves_data(
     n_bootstrap: int = N_BOOTSTRAP,
     seed: int | None = 0,
 ) -> CurvesData:
+    """What :func:`sh_scaling.visualization.plot_curves` draws (its arguments)."""
     curves = as_curves(study_or_curves, compute_fn)
     groups: dict[str, list[Curve]] = {"complete": [], "pruned": [], "other": []}
     for c in curves:
