@@ -167,7 +167,8 @@ def test_simulator_makes_exactly_the_core_decisions(seed, n, budget_frac, rankin
     for r, alive_ids in enumerate(result.survivors):
         alive = [by_id[i] for i in alive_ids]
         for c in alive:
-            trained[c.id] = min(trained[c.id] + shares[r], c.final_compute)
+            reached = trained[c.id] + min(shares[r], c.final_compute - trained[c.id])
+            trained[c.id] = c.final_compute if reached >= c.final_compute * (1 - 1e-9) else reached
         if r == len(result.survivors) - 1:
             break
         future = sum(shares[r + 1:])

@@ -125,22 +125,13 @@ _NO_DECISION = {
     "compute_fn-decreasing": (
         dict(max_compute=lambda p: p["size"] * 1e20, compute_fn=lambda p, s: p["size"] * 1e19 / (s + 1)), True, ["5e+18"]),
 }
-# The pruner's fast path between rungs reads the latest compute from compute_fn and returns before the slow path
-# sees that compute did not increase: these two cases never reach the check that warns.
-_FAST_PATH_HIDES_IT = pytest.mark.xfail(
-    strict=True,
-    reason="SurrogateHalvingPruner.prune's between-rungs fast path skips the 'compute does not increase' check "
-    "for compute from compute_fn",
-)
-
-
 @pytest.mark.parametrize(
     "case",
     [
         "max_compute-in-pf-days",
         "max_compute-1000x",
-        pytest.param("compute_fn-constant", marks=_FAST_PATH_HIDES_IT),
-        pytest.param("compute_fn-decreasing", marks=_FAST_PATH_HIDES_IT),
+        "compute_fn-constant",
+        "compute_fn-decreasing",
     ],
 )
 def test_sweep_the_pruner_cannot_decide_warns_once_and_records_why(case):

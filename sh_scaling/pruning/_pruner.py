@@ -239,7 +239,7 @@ class SurrogateHalvingPruner(BasePruner):
         values = trial.intermediate_values
         if not values:
             return False
-        attrs = trial.system_attrs
+        attrs = _system_attrs(study, trial)
         if PRUNED_KEY in attrs:
             return True
         target = self._target(trial, attrs)
@@ -320,7 +320,10 @@ class SurrogateHalvingPruner(BasePruner):
             return None
         step = max(trial.intermediate_values)
         try:
-            return step, float(self._compute_fn(dict(trial.params), int(step)))
+            c_last = float(self._compute_fn(dict(trial.params), int(step)))
+            if step > 0 and float(self._compute_fn(dict(trial.params), int(step) - 1)) >= c_last:
+                return None  # compute does not increase: the slow path warns about it
+            return step, c_last
         except Exception:  # noqa: BLE001 - the slow path records why
             return None
 
@@ -467,7 +470,7 @@ class SurrogateHalvingPruner(BasePruner):
         }
         if notes:
             record["skipped_reports"] = notes[:5]
-        others, anchors = competitors_at(study, trial, k)
+        others, anchors = competitors_at(study, trial, k, r)
         decision, ranking, score = self.decide_record(record, others, anchors, r)
         record.update(objective=self._objective, promoted=decision.promoted, rule=decision.rule,
                       n_competitors=decision.n)
@@ -540,15 +543,20 @@ class SurrogateHalvingPruner(BasePruner):
 
 
 def competitors_at(
-    study: optuna.study.Study, trial: optuna.trial.FrozenTrial, k: int
+    study: optuna.study.Study, trial: optuna.trial.FrozenTrial, k: int, r: float
 ) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The other trials' records that compete at rung ``k``, and every recorded point as an anchor.
 
     Competitors: every trial that has passed this rung's compute. Those with a record here were read at exactly
     ``r_k``. Those that started beyond ``r_k`` (a larger model's first evaluations already cost more) have no
     value there; they take part with their first record, which is later in compute and better informed.
-    Anchors: every other trial's recorded ``(compute, loss)`` at any rung, owned by its index among the
-    competitors (1-based: 0 is the trial being decided) or -1.
+    Anchors: every other trial's recorded ``(compute, loss)`` at rungs up to ``r`` (compute ``<= r``), owned by
+    its index among the competitors (1-based: 0 is the trial being decided) or -1. Records beyond ``r`` are
+    left out, as fixed-budget halving sees only what was observed up to the round it decides: set against
+    realised losses of trials that went further, a forecast made at ``r`` (pessimistic early, on real curves)
+    would lose to hindsight. Measured on the 223 routing curves (8 seeds of
+    :func:`sh_scaling.simulation.replay_study`): with records at every rung as anchors the default pruner
+    pruned the best run at its first rung in every seed (regret 0.58 %).
     """
     key = rung_key(k)
     others: list[dict[str, Any]] = []
@@ -568,11 +576,24 @@ def competitors_at(
             others.append(rec)
             index = len(others)
         for name, value in sa.items():
-            if name.startswith(RUNG_PREFIX) and isinstance(value, dict):
+            if name.startswith(RUNG_PREFIX) and isinstance(value, dict) and value["compute"] <= r * (1 + RTOL):
                 c.append(float(value["compute"]))
                 l.append(float(value["loss"]))
                 owner.append(index)
     return others, (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int))
+
+
+def _system_attrs(study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> Any:
+    """The trial's system attributes, read without loading the whole trial where that can be avoided.
+
+    ``trial.system_attrs`` goes through Optuna's storage cache, which reloads a running trial in full
+    (every intermediate value) from an RDB storage at each access: a cost that grows with the reports. The
+    cache's backend answers the attributes alone.
+    """
+    backend = getattr(study._storage, "_backend", None)
+    if backend is not None and hasattr(backend, "get_trial_system_attrs"):
+        return backend.get_trial_system_attrs(trial._trial_id)
+    return trial.system_attrs
 
 
 def _highest_rung(compute: float, spacing: float) -> int:

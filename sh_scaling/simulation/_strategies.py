@@ -39,6 +39,7 @@ import numpy as np
 
 from sh_scaling.curves import Curve, CurveSet
 from sh_scaling.halving import (
+    RTOL,
     DEFAULT_OPTIMISM,
     WARMUP_FRACTION,
     fit_window,
@@ -282,7 +283,9 @@ def allocate(
             else:
                 give = np.minimum(shares[r], room)
             for c, g in zip(alive, give):
-                trained[c.id] = min(trained[c.id] + float(g), finals[c.id])
+                # A curve given all the room it had is finished: t + (final - t) can round to just below final.
+                reached = trained[c.id] + float(g)
+                trained[c.id] = finals[c.id] if reached >= finals[c.id] * (1 - RTOL) else reached
             if r == R - 1:
                 break
             future = sum(shares[r + 1 :])
