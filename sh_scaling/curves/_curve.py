@@ -302,8 +302,8 @@ def from_study(
         if without_compute:
             raise ValueError(
                 f"study {label!r}: {len(without_compute)} trial(s) reported losses but no compute (trials "
-                f"{_numbers(without_compute)}); report with sh_scaling.report(trial, loss, compute=...), or pass "
-                "compute_fn=lambda params, step: ... (the pruner's) to read plain trial.report values"
+                f"{_numbers(without_compute)}); report with sh_scaling.report(trial, loss, compute=...), or read plain "
+                "trial.report values with from_study(study, compute_fn=...), the pruner's compute_fn(params, step)"
             )
         which = "any state" if wanted is None else "state " + "/".join(s.name for s in wanted)
         raise ValueError(f"study {label!r}: no trial in {which} reported a loss")
