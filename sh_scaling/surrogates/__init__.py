@@ -11,6 +11,7 @@ from sh_scaling.surrogates._base import (
     make_surrogate,
 )
 from sh_scaling.surrogates._gp import ExponentialDecayKernel, GPSurrogate, MultiCurveGPSurrogate
+from sh_scaling.surrogates._multipower import JointMultiPowerLawSurrogate, MultiPowerLawSurrogate
 from sh_scaling.surrogates._parametric import (
     EXTRAPOLATION_STD,
     ExponentialSurrogate,
@@ -26,7 +27,9 @@ __all__ = [
     "ExponentialSurrogate",
     "Forecast",
     "GPSurrogate",
+    "JointMultiPowerLawSurrogate",
     "MMFSurrogate",
+    "MultiPowerLawSurrogate",
     "MultiCurveGPSurrogate",
     "MultiCurveSurrogate",
     "PowerLawSurrogate",
