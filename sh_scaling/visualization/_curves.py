@@ -14,6 +14,7 @@ from sh_scaling.visualization._data import N_BOOTSTRAP, CurvesData, curves_data,
 from sh_scaling.visualization._style import (
     COLORS,
     DRAW_ORDER,
+    FRONTIER_GREY,
     OUTCOME_STYLE,
     format_number,
     import_plotly,
@@ -75,7 +76,7 @@ def plot_curves(
     grid, front = data.frontier
     # Under the runs: the frontier is made of their points and would hide them.
     fig.add_trace(go.Scatter(x=grid, y=front, mode="lines", name="observed frontier",
-                             line=dict(color="rgba(0,0,0,0.22)", width=9), hoverinfo="skip"))
+                             line=dict(color=FRONTIER_GREY, width=9), hoverinfo="skip"))
     _add_runs(fig, go, data)
     _add_forecasts(fig, go, data)
     _add_law(fig, go, data)

@@ -18,6 +18,7 @@ __all__ = [
     "RULE_SYMBOLS",
     "TRADEOFF_SYMBOLS",
     "DRAW_ORDER",
+    "FRONTIER_GREY",
     "RunStyle",
     "format_number",
     "run_style",
@@ -29,11 +30,13 @@ COLORS = {
     "complete": "#0072B2",  # blue
     "pruned": "#E69F00",  # orange
     "other": "#999999",  # running or failed trials
-    "frontier": "#000000",
     "law": "#D55E00",  # vermillion
     "promoted": "#009E73",  # bluish green
     "pruned_decision": "#CC79A7",  # reddish purple
 }
+#: The observed frontier: a wide, light, opaque band under the runs (opaque, so that it reads the same in the
+#: legend and wherever runs cross it).
+FRONTIER_GREY = "#C8C8C8"
 #: (colour, plotly symbol, matplotlib marker) of each kind of curve.
 OUTCOME_STYLE = {
     "complete": (COLORS["complete"], "circle", "o"),

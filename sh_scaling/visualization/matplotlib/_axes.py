@@ -34,10 +34,13 @@ def legend_outside(fig: Any, ax: Any, **kwargs: Any) -> Any:
 
     The figure must use the constrained layout, which then makes room for it (``loc="outside ..."``).
     """
+    from matplotlib.lines import Line2D
+
     handles, labels = ax.get_legend_handles_labels()
     legend = fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False, **kwargs)
     for handle in legend.legend_handles:
-        # A bundle of hundreds of faint lines is still named by a legend entry one can see.
-        if handle is not None and handle.get_alpha() is not None and handle.get_alpha() < 1:
+        # A bundle of hundreds of faint lines is still named by a legend entry one can see (lines only: a band's
+        # swatch keeps its transparency).
+        if isinstance(handle, Line2D) and handle.get_alpha() is not None:
             handle.set_alpha(1.0)
     return legend

@@ -11,7 +11,14 @@ import optuna
 from sh_scaling.curves import Curve, CurveSet
 from sh_scaling.laws import ScalingLaw
 from sh_scaling.visualization._data import N_BOOTSTRAP, CurvesData, curves_data, describe_interval, law_label
-from sh_scaling.visualization._style import COLORS, DRAW_ORDER, OUTCOME_STYLE, import_matplotlib, run_style
+from sh_scaling.visualization._style import (
+    COLORS,
+    DRAW_ORDER,
+    FRONTIER_GREY,
+    OUTCOME_STYLE,
+    import_matplotlib,
+    run_style,
+)
 from sh_scaling.visualization.matplotlib._axes import legend_outside, readable_log_axes
 
 __all__ = ["plot_curves"]
@@ -41,8 +48,7 @@ def plot_curves(
     fig, ax = plt.subplots(figsize=(10, 5.2), layout="constrained")
     grid, front = data.frontier
     # Under the runs: the frontier is made of their points and would hide them.
-    ax.plot(grid, front, color=COLORS["frontier"], lw=7, alpha=0.2, solid_capstyle="round", label="observed frontier",
-            zorder=1)
+    ax.plot(grid, front, color=FRONTIER_GREY, lw=7, solid_capstyle="round", label="observed frontier", zorder=1)
     fstyle = run_style(len(data.forecasts))
     for i, (_, c0, l0, c1, fc) in enumerate(data.forecasts):
         ax.plot([c0, c1], [l0, fc], color=COLORS["pruned"], lw=fstyle.width, ls="--", alpha=fstyle.alpha, zorder=2,
