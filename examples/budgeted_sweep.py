@@ -202,7 +202,11 @@ def exhaustive(configs, size, sweep):
                 optuna.artifacts.download_artifact(artifact_store=store, file_path=path,
                                                    artifact_id=done[-1]["checkpoint"])
                 load(run, path)
-            run.finish()
+            # Run.finish() counts evaluations to know where it is; the pauses added some, so go by step.
+            for step in run.eval_steps:
+                if step > run.step:
+                    run.train_to(step)
+                    run.evaluate()
             curves.append(Curve.from_arrays(t.number, run.compute, run.loss))
     spent = sum(c.final_compute for c in curves)
     return dict(name="exhaustive", curves=curves, spent=spent, n_trained=len(curves), n_pruned=0,
@@ -249,7 +253,7 @@ def run_sweep(size: dict, seed: int = 0, storage=None, workers: int = 1, log=pri
     for r in results:
         r["best"] = min(c.min_loss for c in r["curves"])
         r["law_gap"] = area_between_laws(r["law"], exh["law"], *span) / math.log(span[1] / span[0])
-    return dict(results=results, budget=budget, exhaustive=exh["spent"], configs=configs,
+    return dict(results=results, budget=budget, exhaustive=exh["spent"], planned=sum(planned), configs=configs,
                 seconds_total=time.perf_counter() - t0)
 
 

@@ -90,7 +90,7 @@ def _same_as_simulator(curves, budget, strategy, sweep):
 
 # ------------------------------------------------------------------ the simulator's decisions, on replay
 #: Random candidate sets of 5-20 curves, budgets from 1 % to 30 % of exhaustive, every ranking the driver
-#: supports and two reduction factors. ``/tmp``-free and in memory: about half a second per set.
+#: supports and two reduction factors; in-memory studies, about half a second per set.
 N_SETS = 20
 _STRATEGIES = ["SH+FA", "SH", "SH+PL", "SH+GP"]
 

@@ -62,7 +62,9 @@ def test_quick_run_keeps_both_budgets(example, one_torch_thread, capsys):
         assert 0 < r["spent"] <= res["budget"] < full["spent"]
         assert r["best"] >= full["best"] - 1e-12  # the exhaustive sweep trained every candidate to its end
     assert halving["sweep"].ledger_["total"] == halving["spent"]
-    assert full["spent"] == pytest.approx(res["exhaustive"])
+    assert full["spent"] == pytest.approx(res["exhaustive"]) == pytest.approx(res["planned"])  # every run ends
+    assert all(c.final_compute == pytest.approx(p) for c, p in zip(
+        full["curves"], [example.planned_compute(c, example.SIZES["quick"]) for c in res["configs"]]))
     for r in res["results"]:
         law = r["law"]
         assert set(law.intervals) == {"a", "gamma"} and math.isfinite(law.params["gamma"])
