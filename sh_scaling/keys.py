@@ -7,7 +7,13 @@ process (or optuna-dashboard) sees the same state. Trial keys:
   steps sealed so far, and :data:`COMPUTE_TAIL_KEY` for the latest ones (at most
   :data:`COMPUTE_TAIL_SIZE`). Two keys whatever the number of reports: each report rewrites a short list, and
   ``study.trials_dataframe()`` gets two columns, not one per report. Compute never goes into Optuna's ``step``,
-  which is a 32-bit integer in RDB storages. Read it with :func:`sh_scaling.pruning.reported_compute`.
+  which is a 32-bit integer in RDB storages. Read it with :func:`sh_scaling.pruning.reported_compute`. A report
+  that gives the learning rate in effect stores ``[step, compute, lr]`` instead (read with
+  :func:`sh_scaling.pruning.reported_lr`).
+* :data:`SCHEDULE_KEY` (system attr): the trial's planned learning-rate schedule,
+  :meth:`sh_scaling.schedules.Schedule.to_dict`, written once by the pruner (from its ``schedule=``).
+* :data:`SCHEDULE_NOTE_KEY` (system attr): why the trial's forecasts do not follow its stated schedule (the
+  schedule function failed, reported rates disagree with it, rates were reported without a schedule).
 * :data:`MAX_COMPUTE_KEY` (system attr): compute the trial is meant to reach, when given per trial.
 * :func:`rung_key` ``(k)`` (system attr): the decision at rung ``k`` and the forecast behind it.
 * :data:`FIRST_RUNG_KEY` (system attr): the first rung the trial was decided at.
@@ -25,6 +31,8 @@ Study keys:
 
 * :data:`NO_DECISION_WARNING_KEY` (study system attr): why the pruner could not decide some trials (compute
   in another unit than ``max_compute``, compute that does not increase), recorded once.
+* :data:`SCHEDULE_WARNING_KEY` (study system attr): the first trial whose reported learning rates disagreed
+  with its stated schedule (or whose schedule function failed), recorded once with the warning.
 
 Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose study belongs to the driver:
 
@@ -62,6 +70,9 @@ __all__ = [
     "PRIOR_WEIGHT_KEY",
     "PRUNED_KEY",
     "RUNG_PREFIX",
+    "SCHEDULE_KEY",
+    "SCHEDULE_NOTE_KEY",
+    "SCHEDULE_WARNING_KEY",
     "plan_key",
     "rung_key",
     "BUDGETED_CANDIDATE_KEY",
@@ -98,6 +109,9 @@ PREDICTED_LOSS_KEY = "sh_scaling:prior_predicted_loss"
 PRIOR_ERROR_KEY = "sh_scaling:prior_error"
 PLAN_PREFIX = "sh_scaling:plan:"
 NO_DECISION_WARNING_KEY = "sh_scaling:no_decision_warning"
+SCHEDULE_KEY = "sh_scaling:schedule"
+SCHEDULE_NOTE_KEY = "sh_scaling:schedule_note"
+SCHEDULE_WARNING_KEY = "sh_scaling:schedule_warning"
 
 
 def rung_key(rung: int) -> str:

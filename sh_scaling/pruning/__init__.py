@@ -5,8 +5,8 @@
 * :func:`reported_compute`: the compute reported with each step of a trial, read back from its attributes.
 """
 
-from sh_scaling.pruning._compute import reported_compute
+from sh_scaling.pruning._compute import reported_compute, reported_lr
 from sh_scaling.pruning._pruner import SurrogateHalvingPruner
 from sh_scaling.pruning._report import report
 
-__all__ = ["SurrogateHalvingPruner", "report", "reported_compute"]
+__all__ = ["SurrogateHalvingPruner", "report", "reported_compute", "reported_lr"]

@@ -4,7 +4,9 @@ The compute of each step goes to two system attributes (:data:`sh_scaling.keys.C
 so far, :data:`sh_scaling.keys.COMPUTE_TAIL_KEY` for at most :data:`~sh_scaling.keys.COMPUTE_TAIL_SIZE` recent
 ones), each a list of ``[step, compute]`` pairs sorted by step. A report rewrites the short list only, and the
 long one once every ``COMPUTE_TAIL_SIZE`` reports, so the cost of a report does not grow with the number of
-reports, and ``study.trials_dataframe()`` gets two columns however many reports there are.
+reports, and ``study.trials_dataframe()`` gets two columns however many reports there are. A report that gives
+the learning rate in effect stores ``[step, compute, lr]``: the rate travels with the compute it belongs to, at
+no extra write.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 from sh_scaling.keys import COMPUTE_KEY, COMPUTE_TAIL_KEY, COMPUTE_TAIL_SIZE
 
 __all__ = [
-    "HOW_TO_REPORT", "reported_compute", "last_reported", "n_stored", "observed_curve", "loss_at", "stored_pairs",
+    "HOW_TO_REPORT", "reported_compute", "reported_lr", "last_reported", "n_stored", "observed_curve", "loss_at",
+    "stored_pairs", "lr_curve",
 ]
 
 HOW_TO_REPORT = (
@@ -28,18 +31,38 @@ HOW_TO_REPORT = (
 )
 
 
-def stored_pairs(system_attrs: Mapping[str, Any]) -> list[list[float]]:
-    """Every stored ``[step, compute]`` pair, sorted by step (a step stored twice keeps its first compute)."""
+def _stored_entries(system_attrs: Mapping[str, Any]) -> list[list[float]]:
+    """Every stored entry (``[step, compute]`` or ``[step, compute, lr]``), sorted by step, each step once."""
     sealed = system_attrs.get(COMPUTE_KEY) or []
     tail = system_attrs.get(COMPUTE_TAIL_KEY) or []
-    pairs = list(sealed) + list(tail)
-    if not pairs:
+    entries = list(sealed) + list(tail)
+    if not entries:
         return []
-    # Sealing writes the long list before it empties the short one: a reader in between sees a pair twice.
-    seen: dict[int, float] = {}
-    for s, c in pairs:
-        seen.setdefault(int(s), float(c))
-    return [[s, seen[s]] for s in sorted(seen)]
+    # Sealing writes the long list before it empties the short one: a reader in between sees an entry twice.
+    seen: dict[int, list[float]] = {}
+    for e in entries:
+        seen.setdefault(int(e[0]), e)
+    return [seen[s] for s in sorted(seen)]
+
+
+def stored_pairs(system_attrs: Mapping[str, Any]) -> list[list[float]]:
+    """Every stored ``[step, compute]`` pair, sorted by step (a step stored twice keeps its first compute)."""
+    return [[int(e[0]), float(e[1])] for e in _stored_entries(system_attrs)]
+
+
+def lr_curve(system_attrs: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``(compute, lr)`` of the reports that gave a learning rate, sorted by step (empty arrays if none)."""
+    rows = [(float(e[1]), float(e[2])) for e in _stored_entries(system_attrs) if len(e) > 2 and e[2] is not None]
+    if not rows:
+        return np.empty(0), np.empty(0)
+    c, lr = zip(*rows)
+    return np.asarray(c, dtype=float), np.asarray(lr, dtype=float)
+
+
+def reported_lr(trial: Any) -> dict[int, float]:
+    """The learning rate reported with each step of a trial (``{step: lr}``; steps reported without one are
+    absent)."""
+    return {int(e[0]): float(e[2]) for e in _stored_entries(trial.system_attrs) if len(e) > 2 and e[2] is not None}
 
 
 def reported_compute(trial: Any) -> dict[int, float]:
@@ -60,26 +83,26 @@ def last_reported(system_attrs: Mapping[str, Any]) -> tuple[int, float] | None:
     """The stored pair with the largest step, without reading the whole list when the short one has it."""
     tail = system_attrs.get(COMPUTE_TAIL_KEY) or []
     if tail:
-        s, c = tail[-1]
-        return int(s), float(c)
+        return int(tail[-1][0]), float(tail[-1][1])
     sealed = system_attrs.get(COMPUTE_KEY) or []
     if sealed:
-        s, c = sealed[-1]
-        return int(s), float(c)
+        return int(sealed[-1][0]), float(sealed[-1][1])
     return None
 
 
 def updated_lists(
-    system_attrs: Mapping[str, Any], step: int, compute: float
+    system_attrs: Mapping[str, Any], step: int, compute: float, lr: float | None = None
 ) -> dict[str, list[list[float]]]:
-    """The attribute values to write after adding ``(step, compute)`` (only the keys that change)."""
+    """The attribute values to write after adding ``(step, compute)``, or ``(step, compute, lr)`` when a
+    learning rate is given (only the keys that change)."""
     # New lists, never the stored ones changed in place; the long list is only copied when it changes, so
     # that a report costs the same after 10 reports or 5,000.
     sealed = system_attrs.get(COMPUTE_KEY) or []
     tail = system_attrs.get(COMPUTE_TAIL_KEY) or []
     last = tail[-1][0] if tail else (sealed[-1][0] if sealed else -1)
+    entry = [int(step), float(compute)] if lr is None else [int(step), float(compute), float(lr)]
     if step > last:
-        tail = [*tail, [int(step), float(compute)]]
+        tail = [*tail, entry]
         if len(tail) >= COMPUTE_TAIL_SIZE:
             return {COMPUTE_KEY: [*sealed, *tail], COMPUTE_TAIL_KEY: []}
         if COMPUTE_KEY not in system_attrs:
@@ -88,7 +111,7 @@ def updated_lists(
             return {COMPUTE_KEY: [], COMPUTE_TAIL_KEY: tail}
         return {COMPUTE_TAIL_KEY: tail}
     # A step below the latest one (steps may arrive out of order): rebuild both lists, sorted.
-    pairs = sorted([*sealed, *tail, [int(step), float(compute)]], key=lambda p: p[0])
+    pairs = sorted([*sealed, *tail, entry], key=lambda p: p[0])
     return {COMPUTE_KEY: pairs, COMPUTE_TAIL_KEY: []}
 
 

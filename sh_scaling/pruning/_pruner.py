@@ -6,7 +6,7 @@ import inspect
 import math
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,10 +37,28 @@ from sh_scaling.keys import (
     NO_DECISION_WARNING_KEY,
     PRUNED_KEY,
     RUNG_PREFIX,
+    SCHEDULE_KEY,
+    SCHEDULE_NOTE_KEY,
+    SCHEDULE_WARNING_KEY,
     rung_key,
 )
-from sh_scaling.pruning._compute import HOW_TO_REPORT, clean_float, last_reported, loss_at, observed_curve
-from sh_scaling.surrogates import MIN_POINTS, Forecast, MultiCurveSurrogate, Surrogate, forecast
+from sh_scaling.pruning._compute import (
+    HOW_TO_REPORT,
+    clean_float,
+    last_reported,
+    loss_at,
+    lr_curve,
+    observed_curve,
+)
+from sh_scaling.schedules import Schedule, Table, as_schedule, schedule_from_dict
+from sh_scaling.surrogates import (
+    MIN_POINTS,
+    Forecast,
+    MultiCurveSurrogate,
+    MultiPowerLawSurrogate,
+    Surrogate,
+    forecast,
+)
 
 __all__ = ["SurrogateHalvingPruner"]
 
@@ -49,6 +67,16 @@ _OBJECTIVES = ("best_loss", "frontier")
 # A multi-curve surrogate is fitted on the deciding trial and at most this many other trials' curves (a GP over
 # 20 curves x 20 points fits in about 15 ms).
 _MAX_PEERS = 19
+#: Reported learning rates further than this factor from the stated schedule's (either way) mean the schedule
+#: is not the one the run follows (a wrong peak, a different shape); smaller gaps are rounding and schedulers
+#: that step in whole epochs.
+LR_MISMATCH_FACTOR = 2.0
+#: Rates below this fraction of the schedule's peak are not compared (the first steps of a warm-up, the last of
+#: a decay to zero), where a ratio means nothing.
+_LR_COMPARE_FLOOR = 0.05
+#: A schedule built from reported rates keeps at most this many of them (evenly spaced, the latest always): the
+#: multi-power law discretises the schedule into 128 cells anyway (MultiPowerLawSurrogate's ``n_cells``).
+_MAX_LR_NODES = 129
 
 
 class SurrogateHalvingPruner(BasePruner):
@@ -129,6 +157,24 @@ class SurrogateHalvingPruner(BasePruner):
             others' frontier somewhere, whatever its rank. Default True.
         compute_fn: ``compute_fn(params, step)`` gives the compute of a step reported with plain
             ``trial.report`` (used when no compute was reported with :func:`sh_scaling.report`).
+        schedule: The trials' planned learning-rate schedule, as a fraction of each trial's ``max_compute``:
+            a :class:`~sh_scaling.schedules.Schedule` (``Cosine(warmup=0.05, final_ratio=0.1)``), its
+            ``to_dict()``, or a function of the trial's params returning one of those (or ``None`` for a trial
+            without a known schedule; wrap a function of the fraction with
+            :func:`~sh_scaling.schedules.from_callable`). Each trial's schedule is stored once, as a system
+            attribute (:data:`sh_scaling.keys.SCHEDULE_KEY`). A trial with a schedule is forecast by the
+            multi-power law (:class:`~sh_scaling.surrogates.MultiPowerLawSurrogate`, Luo et al., ICLR 2025)
+            under its schedule to its ``max_compute``, so a run still at a high rate is forecast to drop when its
+            decay comes (on the 27 runs of Luo et al.: 0.4-0.6 % median error from a quarter of a cosine or WSD
+            run against 1.7-8.3 % for the power law, ``benchmarks/bench_schedule_forecast.py``). Default
+            ``None``: no schedule; forecasts as set by ``surrogate``, unless rates are reported (below).
+            Learning rates reported with :func:`sh_scaling.report` (``lr=``) are checked against the schedule:
+            a disagreement by more than a factor of 2 is warned about once per study (recorded in the study,
+            :data:`~sh_scaling.keys.SCHEDULE_WARNING_KEY`, and the trial, :data:`~sh_scaling.keys.SCHEDULE_NOTE_KEY`)
+            and the reports are trusted: the rates so far are the reported ones, the future the stated shape
+            scaled to meet the latest report. Rates reported without a schedule are used as given, the future
+            held at the latest rate (recorded in the trial). A params function that raises or returns something
+            that is not a valid schedule leaves the trial without one (recorded in the study and the trial).
 
     Raises: ``ValueError`` at construction for settings that can be checked then (numbers out of range,
     functions that cannot take the arguments they will be given); from :meth:`prune` (so the trial fails with
@@ -168,6 +214,7 @@ class SurrogateHalvingPruner(BasePruner):
         objective: str = "frontier",
         keep_below_frontier: bool = True,
         compute_fn: Callable[[dict[str, Any], int], float] | None = None,
+        schedule: Schedule | Mapping[str, Any] | Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         if isinstance(surrogate, str):
             if surrogate not in _SURROGATE_NAMES:
@@ -202,6 +249,19 @@ class SurrogateHalvingPruner(BasePruner):
             if not callable(compute_fn):
                 raise ValueError(f"compute_fn={compute_fn!r}: must be callable as compute_fn(params, step)")
             _check_callable("compute_fn", compute_fn, "compute_fn(params, step)", 2)
+        if isinstance(schedule, Mapping):
+            described: Mapping[str, Any] = schedule
+            try:
+                schedule = schedule_from_dict(described)
+            except ValueError as exc:
+                raise ValueError(f"schedule={dict(described)!r}: {exc}") from None
+        elif schedule is not None and not isinstance(schedule, Schedule):
+            if not callable(schedule):
+                raise ValueError(
+                    f"schedule={schedule!r}: pass a Schedule, its to_dict(), or a function of the trial's params "
+                    "returning one"
+                )
+            _check_callable("schedule", schedule, "schedule(params)", 1)
         self._surrogate = surrogate
         self._max_compute = max_compute
         self._min_compute = None if min_compute is None else float(min_compute)
@@ -214,9 +274,11 @@ class SurrogateHalvingPruner(BasePruner):
         self._objective = objective
         self._keep = bool(keep_below_frontier)
         self._compute_fn = compute_fn
+        self._schedule = schedule
         # Studies (by storage and id) whose no-decision warning has been given by this object: a cache only,
         # the record itself is in the study's system attributes.
         self._warned: set[tuple[int, int]] = set()
+        self._warned_schedule: set[tuple[int, int, str]] = set()
         # Finished trials already checked for "never decided", per study (a cache: checking again is harmless).
         self._checked: dict[tuple[int, int], set[int]] = {}
         self._lock = threading.Lock()
@@ -226,6 +288,7 @@ class SurrogateHalvingPruner(BasePruner):
         state = self.__dict__.copy()
         del state["_lock"]
         state["_warned"] = set()
+        state["_warned_schedule"] = set()
         state["_checked"] = {}
         return state
 
@@ -242,6 +305,8 @@ class SurrogateHalvingPruner(BasePruner):
         attrs = _system_attrs(study, trial)
         if PRUNED_KEY in attrs:
             return True
+        if self._schedule is not None and SCHEDULE_KEY not in attrs:
+            self._store_schedule(study, trial, attrs)
         target = self._target(trial, attrs)
         fast = self._latest_point(trial, attrs)
         if fast is not None:
@@ -370,6 +435,45 @@ class SurrogateHalvingPruner(BasePruner):
             storage.set_study_system_attr(study._study_id, NO_DECISION_WARNING_KEY, message)
             warnings.warn(f"SurrogateHalvingPruner: {message}", UserWarning, stacklevel=3)
 
+    def _store_schedule(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, attrs: Any) -> None:
+        """Resolve the trial's stated schedule and store it once (``None``: none, or a failed params function,
+        whose reason goes to the trial and, once, to the study)."""
+        value: dict[str, Any] | None
+        fn = self._schedule
+        if isinstance(fn, Schedule):
+            value = fn.to_dict()
+        elif callable(fn):
+            try:
+                value = _schedule_dict(fn(dict(trial.params)))
+            except Exception as exc:  # noqa: BLE001 - a broken schedule function must not fail the study
+                value = None
+                note = (
+                    f"trial {trial.number}: schedule(params) gave no valid schedule ({type(exc).__name__}: {exc}); "
+                    "its forecasts ignore the schedule"
+                )
+                self._note_schedule(study, trial, attrs, note)
+        else:
+            return
+        storage = study._storage
+        storage.set_trial_system_attr(trial._trial_id, SCHEDULE_KEY, value)
+        attrs[SCHEDULE_KEY] = value
+
+    def _note_schedule(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, attrs: Any, note: str) -> None:
+        """Record why a trial's forecasts do not follow its stated schedule: in the trial (once) and, with a
+        warning, once per study."""
+        storage = study._storage
+        if SCHEDULE_NOTE_KEY not in attrs:
+            storage.set_trial_system_attr(trial._trial_id, SCHEDULE_NOTE_KEY, note)
+            attrs[SCHEDULE_NOTE_KEY] = note
+        key = (id(storage), study._study_id, "schedule")
+        with self._lock:
+            if key in self._warned_schedule:
+                return
+            self._warned_schedule.add(key)
+        if SCHEDULE_WARNING_KEY not in storage.get_study_system_attrs(study._study_id):
+            storage.set_study_system_attr(study._study_id, SCHEDULE_WARNING_KEY, note)
+            warnings.warn(f"SurrogateHalvingPruner: {note}", UserWarning, stacklevel=4)
+
     def _check_finished_trials(self, study: optuna.study.Study) -> None:
         """Warn when a trial finished without ever reaching a rung the pruner could decide at."""
         key = (id(study._storage), study._study_id)
@@ -424,10 +528,22 @@ class SurrogateHalvingPruner(BasePruner):
         return peers
 
     def _forecast(
-        self, compute: np.ndarray, loss: np.ndarray, target: float, peers: Sequence[tuple[Any, Any]] = ()
+        self,
+        compute: np.ndarray,
+        loss: np.ndarray,
+        target: float,
+        peers: Sequence[tuple[Any, Any]] = (),
+        schedule: Schedule | None = None,
     ) -> Forecast:
         if np.any(loss <= 0):
             reason = "non-positive loss: surrogates model positive losses"
+        elif schedule is not None:
+            try:
+                # The trial's schedule to its own end: the multi-power law forecasts the drop its decay brings.
+                return forecast(MultiPowerLawSurrogate(schedule=schedule, max_compute=target), [(compute, loss)],
+                                [target])
+            except Exception as exc:  # noqa: BLE001 - the study must go on; the reason is recorded
+                reason = f"forecast failed: {type(exc).__name__}: {exc}"
         else:
             try:
                 # Peers are fitted with the trial (a multi-curve model shares information across curves); only
@@ -454,9 +570,17 @@ class SurrogateHalvingPruner(BasePruner):
     ) -> bool:
         loss_r = loss_at(compute, loss, r)
         before = compute < r * (1 - RTOL)
-        peers = self._peer_curves(study, trial) if self._shares_curves() else []
+        schedule, schedule_note, mismatch = trial_schedule(attrs, target, r)
+        if schedule_note is not None and (mismatch or SCHEDULE_NOTE_KEY not in attrs):
+            if mismatch:
+                schedule_note = f"trial {trial.number}: {schedule_note}"
+                self._note_schedule(study, trial, attrs, schedule_note)
+            else:
+                study._storage.set_trial_system_attr(trial._trial_id, SCHEDULE_NOTE_KEY, schedule_note)
+                attrs[SCHEDULE_NOTE_KEY] = schedule_note
+        peers = self._peer_curves(study, trial) if self._shares_curves() and schedule is None else []
         fit_c, fit_l = self._fit_points(np.append(compute[before], r), np.append(loss[before], loss_r), target)
-        fc = self._forecast(fit_c, fit_l, target, peers)
+        fc = self._forecast(fit_c, fit_l, target, peers, schedule)
         mean, std = float(fc.mean[0]), float(fc.std[0])
         record: dict[str, Any] = {
             "compute": r,
@@ -468,6 +592,9 @@ class SurrogateHalvingPruner(BasePruner):
             "reason": fc.reason[0] if fc.reason else None,
             "n_points": int(before.sum()) + 1,
         }
+        if schedule is not None:
+            record["surrogate"] = "multipower"
+            record["schedule"] = schedule.kind if schedule_note is None else schedule_note
         if notes:
             record["skipped_reports"] = notes[:5]
         others, anchors = competitors_at(study, trial, k, r)
@@ -581,6 +708,97 @@ def competitors_at(
                 l.append(float(value["loss"]))
                 owner.append(index)
     return others, (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int))
+
+
+def trial_schedule(attrs: Mapping[str, Any], target: float, upto: float) -> tuple[Schedule | None, str | None, bool]:
+    """The schedule a trial's forecast at compute ``upto`` follows, why it is not the stated one, and whether
+    that is because the reported rates disagree with it.
+
+    The stated schedule (:data:`~sh_scaling.keys.SCHEDULE_KEY`) unless learning rates were reported up to
+    ``upto``: rates without a stated schedule are the schedule so far, held at the latest rate; rates that
+    disagree with the stated schedule by more than :data:`LR_MISMATCH_FACTOR` replace it so far, the stated
+    shape scaled to the latest rate giving the future. Pure: reads the attributes, writes nothing.
+    """
+    stated: Schedule | None = None
+    data = attrs.get(SCHEDULE_KEY)
+    if data:
+        try:
+            stated = schedule_from_dict(data)
+        except ValueError:
+            stated = None  # written by another version or by hand; the reports or no schedule then
+    c, lr = lr_curve(attrs)
+    keep = c <= upto * (1 + RTOL)
+    c, lr = c[keep], lr[keep]
+    if lr.size == 0:
+        return stated, None, False
+    f = c / target
+    if stated is None:
+        table = _reported_schedule(f, lr, None)
+        if table is None:
+            return None, "reported learning rates are all 0; forecasts ignore them", False
+        return table, "learning rates reported without a schedule: used as given, the future held at the latest", False
+    disagreement = lr_disagreement(stated, f, lr)
+    if disagreement is None:
+        return stated, None, False
+    table = _reported_schedule(f, lr, stated)
+    why = f"reported learning rates disagree with the stated {stated.kind} schedule ({disagreement})"
+    if table is None:
+        return stated, f"{why}; they are all 0, so the stated schedule is kept", True
+    return table, f"{why}; the reported rates are trusted", True
+
+
+def lr_disagreement(schedule: Schedule, fraction: np.ndarray, lr: np.ndarray) -> str | None:
+    """Where reported rates ``lr`` at ``fraction`` of the run differ from ``schedule`` by more than
+    :data:`LR_MISMATCH_FACTOR` (the worst point, in words), or ``None``."""
+    expected = np.asarray(schedule(np.clip(fraction, 0.0, 1.0)), dtype=float)
+    high = np.maximum(expected, lr)
+    low = np.minimum(expected, lr)
+    compared = high >= _LR_COMPARE_FLOOR * schedule.peak_lr
+    if not compared.any():
+        return None
+    ratio = np.where(compared, high / np.maximum(low, 1e-300), 1.0)
+    worst = int(np.argmax(ratio))
+    if ratio[worst] <= LR_MISMATCH_FACTOR:
+        return None
+    return (
+        f"lr {lr[worst]:.3g} reported at {fraction[worst]:.3g} of the run where the schedule gives "
+        f"{expected[worst]:.3g}, more than a factor of {LR_MISMATCH_FACTOR:g} apart"
+    )
+
+
+def _reported_schedule(fraction: np.ndarray, lr: np.ndarray, stated: Schedule | None) -> Table | None:
+    """A :class:`~sh_scaling.schedules.Table` through the reported rates (held before the first one); past the
+    latest, the stated schedule scaled to meet it, or the latest rate held. ``None`` if every rate is 0."""
+    f = np.clip(np.asarray(fraction, dtype=float), 0.0, 1.0)
+    ok = f > 0
+    f, lr = f[ok], np.asarray(lr, dtype=float)[ok]
+    if f.size == 0 or not np.any(lr > 0):
+        return None
+    if f.size > _MAX_LR_NODES:
+        pick = np.unique(np.append(np.linspace(0, f.size - 1, _MAX_LR_NODES - 1).astype(int), f.size - 1))
+        f, lr = f[pick], lr[pick]
+    xs = [0.0, *f.tolist()]
+    ys = [float(lr[0]), *lr.tolist()]
+    last_f, last_lr = float(f[-1]), float(lr[-1])
+    if last_f < 1.0:
+        base = float(stated(last_f)) if stated is not None else 0.0
+        if stated is not None and base > 0:
+            grid = np.linspace(last_f, 1.0, 33)[1:]
+            xs += grid.tolist()
+            ys += (np.asarray(stated(grid), dtype=float) * (last_lr / base)).tolist()
+        else:
+            xs.append(1.0)
+            ys.append(last_lr)
+    try:
+        return Table(fractions=tuple(xs), lrs=tuple(ys))
+    except ValueError:
+        return None
+
+
+def _schedule_dict(value: Any) -> dict[str, Any] | None:
+    """What a ``schedule(params)`` function returned (a schedule, its ``to_dict()``, a function of the fraction
+    of the run, or ``None``: no schedule), validated and as stored."""
+    return None if value is None else as_schedule(value).to_dict()
 
 
 def _system_attrs(study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> Any:

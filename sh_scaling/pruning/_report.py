@@ -26,6 +26,7 @@ def report(
     step: int | None = None,
     compute_fn: Callable[[dict[str, Any], int], float] | None = None,
     max_compute: float | None = None,
+    lr: float | None = None,
 ) -> int:
     """Report a validation loss together with the cumulative training compute behind it.
 
@@ -47,6 +48,11 @@ def report(
             ``lambda p, s: 6 * n_params(p) * tokens_per_step * (s + 1)``.
         max_compute: Compute this trial is meant to reach if it is never pruned. Overrides the pruner's
             ``max_compute`` for this trial (stored once, at the first report that gives it).
+        lr: The learning rate in effect at this evaluation (finite, >= 0), e.g.
+            ``optimizer.param_groups[0]["lr"]``. Stored with the compute (``[step, compute, lr]``, no extra
+            write). The pruner checks it against the trial's stated schedule (a disagreement by more than a
+            factor of 2 is warned about once and the reported rates are trusted); without a stated schedule the
+            reported rates are the schedule so far, the future held at the latest one.
 
     Returns:
         The step index used.
@@ -55,8 +61,8 @@ def report(
         ValueError: when the loss is not a real number, the step is out of range, no compute is given
             (neither ``compute`` nor ``compute_fn``), compute is non-finite or not positive, compute does not
             increase with the step (e.g. 2e18 reported at step 3 after 3e18 at step 2), ``max_compute`` is not
-            a positive finite number, or the study is multi-objective (which Optuna cannot prune). Nothing is
-            written when it raises.
+            a positive finite number, ``lr`` is negative or not finite, or the study is multi-objective (which
+            Optuna cannot prune). Nothing is written when it raises.
 
     A step reported twice keeps its first loss and first compute, as ``trial.report`` does (with Optuna's
     warning). Steps may arrive out of order as long as compute increases with the step.
@@ -115,6 +121,16 @@ def report(
         if not (math.isfinite(max_compute) and max_compute > 0):
             raise ValueError(f"report: max_compute must be a positive finite number, got {max_compute!r}")
 
+    if lr is not None:
+        try:
+            if isinstance(lr, bool):
+                raise TypeError
+            lr = float(lr)
+        except (TypeError, ValueError):
+            raise ValueError(f"report: lr must be a number, got {lr!r}") from None
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"report: lr must be a finite number >= 0, got {lr!r} at step {step}")
+
     if step in values:
         # Same outcome as trial.report (first value wins, Optuna warns); the compute is ignored with it.
         trial.report(loss, step)
@@ -125,7 +141,7 @@ def report(
     _check_increasing(attrs, step, compute)
     storage, tid = trial.storage, trial._trial_id
     # Compute first: a worker that reads the loss always finds its compute.
-    for key, value in updated_lists(attrs, step, compute).items():
+    for key, value in updated_lists(attrs, step, compute, lr).items():
         storage.set_trial_system_attr(tid, key, value)
         attrs[key] = value
     if max_compute is not None and MAX_COMPUTE_KEY not in attrs:

@@ -1,0 +1,161 @@
+"""The pruner with learning-rate schedules: stated per trial, checked against reported rates, forecast by the
+multi-power law."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+
+from sh_scaling.keys import SCHEDULE_KEY, SCHEDULE_NOTE_KEY, SCHEDULE_WARNING_KEY, RUNG_PREFIX
+from sh_scaling.pruning import SurrogateHalvingPruner, report, reported_compute, reported_lr
+from sh_scaling.schedules import LUO_2025, WSD, Constant, Cosine, multi_power_law
+
+MAX = 10_000.0
+COSINE = Cosine(peak_lr=3e-4, warmup=0.09, final_ratio=0.1)
+
+
+def _curve(schedule, upto=0.3, n=60, size="100M"):
+    f = np.linspace(0.01, upto, n)
+    return f * MAX, multi_power_law(f, schedule, LUO_2025[size], run_length=24_000)
+
+
+def _study(**kwargs):
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    pruner = SurrogateHalvingPruner(max_compute=MAX, n_startup_trials=5, **kwargs)
+    return optuna.create_study(direction="minimize", pruner=pruner)
+
+
+def _run(study, compute, loss, lrs=None, params=None):
+    if params:
+        study.enqueue_trial(params)
+    trial = study.ask()
+    for name in params or {}:
+        trial.suggest_categorical(name, ["cosine", "constant"])
+    for i, (c, l) in enumerate(zip(compute, loss)):
+        report(trial, float(l), compute=float(c), lr=None if lrs is None else float(lrs[i]))
+        if trial.should_prune():
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return study.trials[-1]
+    study.tell(trial, float(loss[-1]))
+    return study.trials[-1]
+
+
+def _records(trial):
+    return [v for k, v in sorted(trial.system_attrs.items()) if k.startswith(RUNG_PREFIX)]
+
+
+def test_bad_schedules_are_errors_at_construction():
+    with pytest.raises(ValueError, match="final_ratio"):
+        SurrogateHalvingPruner(max_compute=MAX, schedule={"kind": "cosine", "final_ratio": -1})
+    with pytest.raises(ValueError, match="unknown schedule kind"):
+        SurrogateHalvingPruner(max_compute=MAX, schedule={"kind": "sawtooth"})
+    with pytest.raises(ValueError, match="schedule=3"):
+        SurrogateHalvingPruner(max_compute=MAX, schedule=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"schedule\(params\)"):
+        SurrogateHalvingPruner(max_compute=MAX, schedule=lambda p, q: COSINE)  # type: ignore[arg-type]
+
+
+def test_schedule_is_stored_once_per_trial_and_a_cosine_run_is_forecast_to_drop():
+    compute, loss = _curve(COSINE)
+    truth = float(multi_power_law(1.0, COSINE, LUO_2025["100M"], run_length=24_000))
+    aware = _run(_study(schedule=COSINE), compute, loss)
+    blind = _run(_study(), compute, loss)
+    assert aware.system_attrs[SCHEDULE_KEY] == COSINE.to_dict()
+    assert SCHEDULE_KEY not in blind.system_attrs
+    last_aware, last_blind = _records(aware)[-1], _records(blind)[-1]
+    assert last_aware["surrogate"] == "multipower" and last_aware["schedule"] == "cosine"
+    assert "surrogate" not in last_blind  # no schedule: today's forecast, unchanged
+    # From 30 % of a cosine run the law that knows the decay is within 1 % of the final loss; the power law in
+    # compute, which sees a still-hot run, is further off.
+    assert abs(last_aware["forecast"] / truth - 1) < 0.01
+    assert abs(last_blind["forecast"] / truth - 1) > abs(last_aware["forecast"] / truth - 1)
+
+
+def test_schedule_from_params_differs_per_trial():
+    study = _study(schedule=lambda p: COSINE if p["kind"] == "cosine" else {"kind": "constant", "warmup": 0.09})
+    compute, loss = _curve(COSINE, n=10)
+    a = _run(study, compute, loss, params={"kind": "cosine"})
+    b = _run(study, compute, loss, params={"kind": "constant"})
+    assert a.system_attrs[SCHEDULE_KEY] == COSINE.to_dict()
+    assert b.system_attrs[SCHEDULE_KEY] == Constant(warmup=0.09).to_dict()
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda p: 1 / 0,
+        lambda p: (lambda f: -1.0),  # a function of the fraction returning negative rates
+        lambda p: (lambda f: float("nan")),
+        lambda p: "cosine",
+    ],
+)
+def test_a_failing_schedule_function_is_a_recorded_fallback(fn):
+    study = _study(schedule=fn)
+    compute, loss = _curve(COSINE)
+    with pytest.warns(UserWarning, match="no valid schedule"):
+        t = _run(study, compute, loss)
+    assert t.system_attrs[SCHEDULE_KEY] is None
+    assert "no valid schedule" in t.system_attrs[SCHEDULE_NOTE_KEY]
+    assert "no valid schedule" in study._storage.get_study_system_attrs(study._study_id)[SCHEDULE_WARNING_KEY]
+    assert all("surrogate" not in r for r in _records(t))  # forecast as without a schedule
+
+
+def test_reported_lr_far_from_the_schedule_warns_once_and_the_reports_are_trusted():
+    study = _study(schedule=COSINE)
+    compute, loss = _curve(COSINE)
+    wrong = 3.0 * COSINE(compute / MAX)  # a peak three times the stated one
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        a = _run(study, compute, loss, lrs=wrong)
+        b = _run(study, compute, loss, lrs=wrong)
+    mine = [w for w in caught if "disagree" in str(w.message)]
+    assert len(mine) == 1
+    assert "disagree" in study._storage.get_study_system_attrs(study._study_id)[SCHEDULE_WARNING_KEY]
+    for t in (a, b):
+        assert "disagree" in t.system_attrs[SCHEDULE_NOTE_KEY]
+        rec = _records(t)[-1]
+        assert rec["surrogate"] == "multipower" and "trusted" in rec["schedule"]
+
+
+def test_reported_lr_that_agrees_with_the_schedule_is_silent():
+    study = _study(schedule=COSINE)
+    compute, loss = _curve(COSINE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = _run(study, compute, loss, lrs=1.5 * COSINE(compute / MAX))  # within the factor of 2
+    assert SCHEDULE_NOTE_KEY not in t.system_attrs
+    assert _records(t)[-1]["schedule"] == "cosine"
+
+
+def test_reported_lr_without_a_schedule_is_used_and_recorded():
+    wsd = WSD(peak_lr=3e-4, warmup=0.09, decay_start=0.8)
+    compute, loss = _curve(wsd)
+    study = _study()
+    t = _run(study, compute, loss, lrs=wsd(compute / MAX))
+    assert "without a schedule" in t.system_attrs[SCHEDULE_NOTE_KEY]
+    rec = _records(t)[-1]
+    assert rec["surrogate"] == "multipower" and "held at the latest" in rec["schedule"]
+    assert SCHEDULE_WARNING_KEY not in study._storage.get_study_system_attrs(study._study_id)
+
+
+def test_report_stores_lr_with_the_compute():
+    study = _study()
+    trial = study.ask()
+    report(trial, 3.0, compute=10.0, lr=3e-4)
+    report(trial, 2.9, compute=20.0)
+    report(trial, 2.8, compute=30.0, lr=1e-4)
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert reported_compute(frozen) == {0: 10.0, 1: 20.0, 2: 30.0}
+    assert reported_lr(frozen) == {0: 3e-4, 2: 1e-4}
+
+
+@pytest.mark.parametrize("bad", [-1e-4, float("nan"), float("inf"), "fast", True])
+def test_report_rejects_a_bad_lr(bad):
+    study = _study()
+    trial = study.ask()
+    with pytest.raises(ValueError, match="lr"):
+        report(trial, 3.0, compute=10.0, lr=bad)
+    assert study._storage.get_trial(trial._trial_id).intermediate_values == {}
