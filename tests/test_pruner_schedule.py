@@ -159,3 +159,82 @@ def test_report_rejects_a_bad_lr(bad):
     with pytest.raises(ValueError, match="lr"):
         report(trial, 3.0, compute=10.0, lr=bad)
     assert study._storage.get_trial(trial._trial_id).intermediate_values == {}
+
+
+# --- families ------------------------------------------------------------------------------------------------
+
+
+def _family_study(**kwargs):
+    return _study(schedule=lambda p: COSINE, family=lambda p: p["kind"], **kwargs)
+
+
+def _long_and_short(size="100M"):
+    """A short cosine run (a third of the long one's length) finished, and the first 30 % of a long one."""
+    f_short = np.linspace(0.03, 1.0, 60)
+    short = multi_power_law(f_short, COSINE, LUO_2025[size], run_length=8_000)
+    f_long = np.linspace(0.01, 0.3, 60)
+    long = multi_power_law(f_long, COSINE, LUO_2025[size], run_length=24_000)
+    return f_short * MAX / 3, short, f_long * MAX, long
+
+
+def _run_with_max(study, compute, loss, kind, max_compute):
+    study.enqueue_trial({"kind": kind})
+    trial = study.ask()
+    trial.suggest_categorical("kind", ["cosine", "constant"])
+    for c, l in zip(compute, loss):
+        report(trial, float(l), compute=float(c), max_compute=max_compute)
+        if trial.should_prune():
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return study.trials[-1]
+    study.tell(trial, float(loss[-1]))
+    return study.trials[-1]
+
+
+def test_bad_family_is_an_error_at_construction():
+    with pytest.raises(ValueError, match="family"):
+        SurrogateHalvingPruner(max_compute=MAX, family=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"family\(params\)"):
+        SurrogateHalvingPruner(max_compute=MAX, family=lambda p, q: 1)  # type: ignore[arg-type]
+
+
+def test_a_family_of_one_falls_back_to_the_trials_own_fit():
+    study = _family_study()
+    c_short, short, c_long, long = _long_and_short()
+    t = _run_with_max(study, c_long, long, "cosine", MAX)
+    rec = _records(t)[-1]
+    assert rec["family_size"] == 1 and "family of one" in rec["family_fallback"]
+    assert rec["surrogate"] == "multipower" and not rec["fallback"]
+
+
+def test_a_long_run_is_fitted_jointly_with_its_familys_finished_short_run():
+    study = _family_study()
+    c_short, short, c_long, long = _long_and_short()
+    _run_with_max(study, c_short, short, "cosine", MAX / 3)
+    t = _run_with_max(study, c_long, long, "cosine", MAX)
+    rec = _records(t)[-1]
+    assert rec["family"] == "cosine" and rec["family_size"] == 2 and "family_fallback" not in rec
+    truth = float(multi_power_law(1.0, COSINE, LUO_2025["100M"], run_length=24_000))
+    assert abs(rec["forecast"] / truth - 1) < 0.01
+    # Another family's runs are not borrowed from.
+    other = _run_with_max(study, c_long, long, "constant", MAX)
+    assert _records(other)[-1]["family_size"] == 1
+
+
+def test_a_family_whose_runs_disagree_wildly_falls_back():
+    study = _family_study()
+    c_short, short, c_long, long = _long_and_short()
+    _run_with_max(study, c_short, 1.6 * short, "cosine", MAX / 3)  # not the same model at all
+    t = _run_with_max(study, c_long, long, "cosine", MAX)
+    rec = _records(t)[-1]
+    assert rec["family_size"] == 2 and "misses the trial's own points" in rec["family_fallback"]
+    assert rec["family_miss"] > 0.02
+    truth = float(multi_power_law(1.0, COSINE, LUO_2025["100M"], run_length=24_000))
+    assert abs(rec["forecast"] / truth - 1) < 0.02  # the trial's own fit, unharmed by the other run
+
+
+def test_a_family_function_that_raises_is_a_recorded_fallback():
+    study = _study(schedule=COSINE, family=lambda p: p["missing"])
+    c_short, short, c_long, long = _long_and_short()
+    t = _run(study, c_long, long)
+    rec = _records(t)[-1]
+    assert "family(params) raised KeyError" in rec["family_fallback"] and not rec["fallback"]

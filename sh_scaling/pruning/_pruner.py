@@ -6,7 +6,7 @@ import inspect
 import math
 import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,8 +52,10 @@ from sh_scaling.pruning._compute import (
 )
 from sh_scaling.schedules import Schedule, Table, as_schedule, schedule_from_dict
 from sh_scaling.surrogates import (
+    MIN_PLAUSIBLE_RATIO,
     MIN_POINTS,
     Forecast,
+    JointMultiPowerLawSurrogate,
     MultiCurveSurrogate,
     MultiPowerLawSurrogate,
     Surrogate,
@@ -77,6 +79,14 @@ _LR_COMPARE_FLOOR = 0.05
 #: A schedule built from reported rates keeps at most this many of them (evenly spaced, the latest always): the
 #: multi-power law discretises the schedule into 128 cells anyway (MultiPowerLawSurrogate's ``n_cells``).
 _MAX_LR_NODES = 129
+#: A family fit that misses the deciding trial's own points by more than this (mean absolute relative error)
+#: does not describe the trial: its runs do not share one law (not one model, different data), and the
+#: trial's own fit is used instead. Luo et al. (ICLR 2025) fit one law per model size across nine schedules
+#: with 0.11-0.17 % mean relative error; this allows ten times that, plus evaluation noise.
+FAMILY_MISS = 0.02
+#: Points per run in a family fit: the joint fit's cost grows with points x cells x runs, and a run's shape is
+#: carried by a few dozen points.
+_FAMILY_POINTS = 60
 
 
 class SurrogateHalvingPruner(BasePruner):
@@ -175,6 +185,16 @@ class SurrogateHalvingPruner(BasePruner):
             scaled to meet the latest report. Rates reported without a schedule are used as given, the future
             held at the latest rate (recorded in the trial). A params function that raises or returns something
             that is not a valid schedule leaves the trial without one (recorded in the study and the trial).
+        family: ``family(params)`` names the model a trial trains (for example ``lambda p: p["n_params"]``):
+            trials of one family, whatever their lengths and schedules, share the multi-power law's constants
+            (Luo et al. fit one set per model size across nine schedules). The deciding trial is then fitted
+            jointly with its family's observed curves (running and finished, at most 19, the most recent; each
+            with its stored schedule and ``max_compute``) by
+            :class:`~sh_scaling.surrogates.JointMultiPowerLawSurrogate`, so that a short run's finished decay
+            informs a long run's forecast. A trial alone in its family, a family function that raises, a
+            family fit that fails, or one that misses the trial's own points by more than
+            :data:`FAMILY_MISS` fall back to the trial's own fit, with the reason in its rung record
+            (``family_fallback``). Default ``None``: no sharing.
 
     Raises: ``ValueError`` at construction for settings that can be checked then (numbers out of range,
     functions that cannot take the arguments they will be given); from :meth:`prune` (so the trial fails with
@@ -215,6 +235,7 @@ class SurrogateHalvingPruner(BasePruner):
         keep_below_frontier: bool = True,
         compute_fn: Callable[[dict[str, Any], int], float] | None = None,
         schedule: Schedule | Mapping[str, Any] | Callable[[dict[str, Any]], Any] | None = None,
+        family: Callable[[dict[str, Any]], Hashable] | None = None,
     ) -> None:
         if isinstance(surrogate, str):
             if surrogate not in _SURROGATE_NAMES:
@@ -262,6 +283,10 @@ class SurrogateHalvingPruner(BasePruner):
                     "returning one"
                 )
             _check_callable("schedule", schedule, "schedule(params)", 1)
+        if family is not None:
+            if not callable(family):
+                raise ValueError(f"family={family!r}: must be callable as family(params)")
+            _check_callable("family", family, "family(params)", 1)
         self._surrogate = surrogate
         self._max_compute = max_compute
         self._min_compute = None if min_compute is None else float(min_compute)
@@ -275,6 +300,7 @@ class SurrogateHalvingPruner(BasePruner):
         self._keep = bool(keep_below_frontier)
         self._compute_fn = compute_fn
         self._schedule = schedule
+        self._family = family
         # Studies (by storage and id) whose no-decision warning has been given by this object: a cache only,
         # the record itself is in the study's system attributes.
         self._warned: set[tuple[int, int]] = set()
@@ -556,6 +582,87 @@ class SurrogateHalvingPruner(BasePruner):
                 reason = f"forecast failed: {type(exc).__name__}: {exc}"
         return Forecast(np.array([loss.min()]), np.zeros(1), np.ones(1, bool), [reason])
 
+    def _family_members(
+        self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, name: Hashable
+    ) -> list[tuple[np.ndarray, np.ndarray, Schedule | None, float]]:
+        """The observed curves of the other trials of family ``name`` (fit window, clean points), each with its
+        schedule and ``max_compute``: the most recent ``_MAX_PEERS`` with at least ``MIN_POINTS`` points."""
+        assert self._family is not None
+        members: list[tuple[np.ndarray, np.ndarray, Schedule | None, float]] = []
+        for other in reversed(study.get_trials(deepcopy=False)):
+            if other._trial_id == trial._trial_id or not other.intermediate_values:
+                continue
+            if other.state not in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED):
+                continue
+            try:
+                if self._family(dict(other.params)) != name:
+                    continue
+                planned = self._target(other, other.system_attrs)
+            except Exception:  # noqa: BLE001 - a trial the family function or max_compute cannot place is left out
+                continue
+            sa = other.system_attrs
+            c, l, _ = observed_curve(other.intermediate_values, sa, other.params, self._compute_fn)
+            ok = np.isfinite(l) & (l > 0)
+            c, l = c[ok], l[ok]
+            keep = fit_window(c, planned, self._warmup)
+            c, l = c[keep], l[keep]
+            if c.size < MIN_POINTS:
+                continue
+            schedule, _, _ = trial_schedule(sa, planned, float(c[-1]))
+            members.append((c, l, schedule, planned))
+            if len(members) == _MAX_PEERS:
+                break
+        return members
+
+    def _family_forecast(
+        self,
+        study: optuna.study.Study,
+        trial: optuna.trial.FrozenTrial,
+        compute: np.ndarray,
+        loss: np.ndarray,
+        target: float,
+        schedule: Schedule | None,
+    ) -> tuple[Forecast | None, dict[str, Any]]:
+        """The trial's forecast from a joint fit with its family, and what to record; ``None`` when the trial's
+        own fit must do (the reason is in the record's ``family_fallback``)."""
+        assert self._family is not None
+        try:
+            name = self._family(dict(trial.params))
+        except Exception as exc:  # noqa: BLE001 - recorded; the trial's own fit is used
+            return None, {"family_fallback": f"family(params) raised {type(exc).__name__}: {exc}"}
+        info: dict[str, Any] = {"family": str(name)}
+        if np.any(loss <= 0) or compute.size < MIN_POINTS:
+            return None, {**info, "family_size": 1, "family_fallback": "too few positive points for a family fit"}
+        members = self._family_members(study, trial, name)
+        info["family_size"] = len(members) + 1
+        if not members:
+            return None, {**info, "family_fallback": "family of one: the trial's own fit"}
+        try:
+            model = JointMultiPowerLawSurrogate(max_points=_FAMILY_POINTS)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit_many(
+                    [(compute, loss), *((c, l) for c, l, _, _ in members)],
+                    [schedule, *(s for _, _, s, _ in members)],
+                    [target, *(m for _, _, _, m in members)],
+                )
+                means, stds = model.predict_many(
+                    [np.append(compute, target), *(np.array([m]) for _, _, _, m in members)], return_std=True
+                )
+        except Exception as exc:  # noqa: BLE001 - recorded; the trial's own fit is used
+            return None, {**info, "family_fallback": f"family fit failed: {type(exc).__name__}: {exc}"}
+        fitted, mean, std = means[0][:-1], float(means[0][-1]), float(stds[0][-1])
+        miss = float(np.mean(np.abs(fitted / loss - 1))) if np.all(np.isfinite(fitted)) else math.inf
+        info["family_miss"] = clean_float(miss)
+        observed_min = float(loss.min())
+        if not miss <= FAMILY_MISS:
+            why = (f"the family's law misses the trial's own points by {100 * miss:.2g} % "
+                   f"(limit {100 * FAMILY_MISS:g} %)")
+            return None, {**info, "family_fallback": why}
+        if not (math.isfinite(mean) and math.isfinite(std) and mean >= MIN_PLAUSIBLE_RATIO * observed_min):
+            return None, {**info, "family_fallback": f"implausible family forecast {mean:.4g}"}
+        return Forecast(np.array([min(mean, observed_min)]), np.array([max(std, 0.0)]), np.zeros(1, bool), [None]), info
+
     def _decide(
         self,
         study: optuna.study.Study,
@@ -580,7 +687,12 @@ class SurrogateHalvingPruner(BasePruner):
                 attrs[SCHEDULE_NOTE_KEY] = schedule_note
         peers = self._peer_curves(study, trial) if self._shares_curves() and schedule is None else []
         fit_c, fit_l = self._fit_points(np.append(compute[before], r), np.append(loss[before], loss_r), target)
-        fc = self._forecast(fit_c, fit_l, target, peers, schedule)
+        family_info: dict[str, Any] = {}
+        fc: Forecast | None = None
+        if self._family is not None:
+            fc, family_info = self._family_forecast(study, trial, fit_c, fit_l, target, schedule)
+        if fc is None:
+            fc = self._forecast(fit_c, fit_l, target, peers, schedule)
         mean, std = float(fc.mean[0]), float(fc.std[0])
         record: dict[str, Any] = {
             "compute": r,
@@ -595,6 +707,7 @@ class SurrogateHalvingPruner(BasePruner):
         if schedule is not None:
             record["surrogate"] = "multipower"
             record["schedule"] = schedule.kind if schedule_note is None else schedule_note
+        record.update(family_info)
         if notes:
             record["skipped_reports"] = notes[:5]
         others, anchors = competitors_at(study, trial, k, r)
