@@ -52,3 +52,28 @@ def test_summary_and_bad_input(curves):
         replay_study(curves, "nop", order="backwards")
     with pytest.raises(ValueError, match="at least 2"):
         replay_study(list(curves)[:1], "nop")
+
+
+def test_ours_reads_schedules_planned_compute_and_families_from_the_curves():
+    import os
+    from pathlib import Path
+
+    from sh_scaling.curves import CurveSet, load_multipowerlaw
+
+    env = os.environ.get("SH_SCALING_MULTIPOWERLAW_PATH")
+    where = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data" / "multipowerlaw"
+    if not (where / "loss_curve_repo").is_dir():
+        pytest.skip("multipowerlaw curves not found: set SH_SCALING_MULTIPOWERLAW_PATH or place ../shared/data")
+    mpl = load_multipowerlaw(where)
+    few = CurveSet([c for c in mpl if c.meta["size"] == "25M"][:5])
+    spec = PrunerSpec("ours", {"schedule": "from_curves", "family": "from_curves"})
+    df = replay_study(few, spec, seeds=[0])
+    assert sorted(df.curve) == sorted(few.ids) and (df.compute_frac <= 1).all()
+    from sh_scaling.simulation import make_pruner
+
+    pruner = make_pruner(spec, few)
+    assert pruner._schedule({"curve": 0}) == few[0].meta["schedule"]
+    assert pruner._max_compute({"curve": 0}) == few[0].meta["max_compute"]
+    assert pruner._family({"curve": 0}) == "25M"
+    with pytest.raises(ValueError, match="max_compute"):
+        make_pruner(PrunerSpec("ours", {"max_compute": 3.0}), few)

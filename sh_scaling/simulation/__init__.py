@@ -2,7 +2,7 @@
 
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law, relative_improvement
 from sh_scaling.simulation._plots import plot_frontiers, plot_ri_by_budget
-from sh_scaling.simulation._replay import PRUNERS, PrunerSpec, make_pruner, replay_study, summarize_replay
+from sh_scaling.simulation._replay import FROM_CURVES, PRUNERS, PrunerSpec, make_pruner, replay_study, summarize_replay
 from sh_scaling.simulation._runner import DEFAULT_STRATEGIES, simulate, summarize
 from sh_scaling.simulation._strategies import (
     STRATEGIES,
@@ -17,6 +17,7 @@ from sh_scaling.simulation._strategies import (
 
 __all__ = [
     "DEFAULT_STRATEGIES",
+    "FROM_CURVES",
     "PRUNERS",
     "PrunerSpec",
     "RoundInputs",

@@ -25,14 +25,49 @@ from sh_scaling.keys import DECISION_KEY, FORECAST_KEY
 from sh_scaling.pruning import SurrogateHalvingPruner, report
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law
 
-__all__ = ["PRUNERS", "PrunerSpec", "make_pruner", "replay_study", "summarize_replay"]
+__all__ = ["FROM_CURVES", "PRUNERS", "PrunerSpec", "make_pruner", "replay_study", "summarize_replay"]
 
 #: Largest step Optuna's RDB storages can hold (a signed 32-bit integer).
 _MAX_STEP = 2**31 - 1
 
 
-def _ours(curves: CurveSet, **kwargs: Any) -> optuna.pruners.BasePruner:
+#: ``PrunerSpec("ours", {"schedule": FROM_CURVES, "family": FROM_CURVES})``: each trial's schedule, planned
+#: compute or family read from its curve's metadata (``"from_curves"``).
+FROM_CURVES = "from_curves"
+
+
+def _ours(
+    curves: CurveSet, *, max_compute: Any = None, schedule: Any = None, family: Any = None, **kwargs: Any
+) -> optuna.pruners.BasePruner:
+    """Our pruner for a replay: ``max_compute`` is each curve's final compute, unless ``max_compute``,
+    ``schedule`` or ``family`` is :data:`FROM_CURVES`:
+
+    * ``max_compute="from_curves"``: the planned compute in the curve's metadata (``meta["max_compute"]``, the
+      schedule's end; the 25M two-stage runs of Luo et al. stop at 88 % of it), else its final compute;
+    * ``schedule="from_curves"``: ``meta["schedule"]`` (``None`` where a curve has none), with the planned
+      compute as above, since a schedule is a function of the fraction of the planned run;
+    * ``family="from_curves"``: ``meta["size"]`` (else ``meta["n_params"]``): runs of one model size share
+      the law's constants.
+
+    Other values of ``schedule`` and ``family`` go to the pruner as they are.
+    """
     final = [c.final_compute for c in curves]
+    if schedule == FROM_CURVES:
+        schedules = [c.meta.get("schedule") for c in curves]
+        kwargs["schedule"] = lambda p: schedules[p["curve"]]
+        max_compute = FROM_CURVES
+    elif schedule is not None:
+        kwargs["schedule"] = schedule
+    if family == FROM_CURVES:
+        names = [c.meta.get("size", c.meta.get("n_params")) for c in curves]
+        kwargs["family"] = lambda p: names[p["curve"]]
+    elif family is not None:
+        kwargs["family"] = family
+    if max_compute == FROM_CURVES:
+        planned = [float(c.meta.get("max_compute", c.final_compute)) for c in curves]
+        return SurrogateHalvingPruner(max_compute=lambda p: planned[p["curve"]], **kwargs)
+    if max_compute is not None:
+        raise ValueError(f"max_compute={max_compute!r}: the replay sets it (or {FROM_CURVES!r} from the metadata)")
     return SurrogateHalvingPruner(max_compute=lambda p: final[p["curve"]], **kwargs)
 
 
@@ -57,7 +92,9 @@ PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
 class PrunerSpec:
     """A pruner by name and settings, so that it can be rebuilt in a worker process for each study.
 
-    ``PrunerSpec("ours", {"surrogate": "gp"})``, ``PrunerSpec("sha", {"min_resource": 4})``.
+    ``PrunerSpec("ours", {"surrogate": "gp"})``, ``PrunerSpec("sha", {"min_resource": 4})``,
+    ``PrunerSpec("ours", {"schedule": "from_curves", "family": "from_curves"})`` (each curve's schedule and
+    model size from its metadata; see :data:`FROM_CURVES`).
     """
 
     name: str
