@@ -52,10 +52,11 @@ import pandas as pd
 
 from sh_scaling.curves import load_multipowerlaw
 from sh_scaling.schedules import LUO_2025
-from sh_scaling.surrogates import PowerLawSurrogate, forecast
-from sh_scaling.surrogates._multipower import (
+from sh_scaling.surrogates import (
     JointMultiPowerLawSurrogate,
     MultiPowerLawSurrogate,
+    PowerLawSurrogate,
+    forecast,
     priors_from_fits,
 )
 

@@ -11,7 +11,7 @@ from sh_scaling.surrogates._base import (
     make_surrogate,
 )
 from sh_scaling.surrogates._gp import ExponentialDecayKernel, GPSurrogate, MultiCurveGPSurrogate
-from sh_scaling.surrogates._multipower import JointMultiPowerLawSurrogate, MultiPowerLawSurrogate
+from sh_scaling.surrogates._multipower import JointMultiPowerLawSurrogate, MultiPowerLawSurrogate, priors_from_fits
 from sh_scaling.surrogates._parametric import (
     EXTRAPOLATION_STD,
     ExponentialSurrogate,
@@ -37,4 +37,5 @@ __all__ = [
     "forecast",
     "forecast_paths",
     "make_surrogate",
+    "priors_from_fits",
 ]
