@@ -157,3 +157,22 @@ def test_a_column_named_twice_is_a_clear_error(tmp_path):
     assert load_csv(path).get("a").meta == {"loss.1": 2.9}
     with pytest.raises(ValueError, match="compute_col and loss_col both name the column 'loss'"):
         load_csv(path, compute_col="loss")
+
+
+def test_the_schedule_the_pruner_stored_is_in_the_metadata_and_survives_the_csv(tmp_path):
+    import json
+
+    from sh_scaling.schedules import Cosine, schedule_from_dict
+
+    cosine = Cosine(peak_lr=3e-4, warmup=0.05, final_ratio=0.1)
+    study = optuna.create_study(pruner=sh_scaling.SurrogateHalvingPruner(max_compute=16.0, schedule=cosine))
+    for scale in (1.0, 1.5, 2.0):
+        trial = study.ask()
+        for step, c in enumerate([1.0, 2.0, 4.0, 8.0, 16.0]):
+            sh_scaling.report(trial, scale * 3.0 * c ** -0.1, compute=c, step=step)
+            trial.should_prune()
+        study.tell(trial, scale * 3.0 * 16.0 ** -0.1)
+    curves = from_study(study)
+    assert all(schedule_from_dict(json.loads(c.meta["schedule"])) == cosine for c in curves)
+    curves.to_csv(tmp_path / "s.csv")
+    assert [c.meta for c in load_csv(tmp_path / "s.csv")] == [c.meta for c in curves]

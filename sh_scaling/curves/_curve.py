@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, MAX_COMPUTE_KEY, RUNG_PREFIX
+from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, MAX_COMPUTE_KEY, RUNG_PREFIX, SCHEDULE_KEY
 from sh_scaling.pruning import reported_compute
 
 __all__ = ["Curve", "CurveSet", "CurveWarning", "DEFAULT_STATES", "from_study"]
@@ -256,6 +257,9 @@ def from_study(
       compute; absent when none is known;
     * ``forecast``: the pruner's last forecast of the loss at ``max_compute`` and ``decision``: its last
       decision in words (both absent for trials the pruner never decided);
+    * ``schedule``: the trial's learning-rate schedule as the pruner stored it (its ``schedule=``), as JSON
+      text (``sh_scaling.schedules.schedule_from_dict(json.loads(meta["schedule"]))`` rebuilds it); absent
+      when none was stated;
     * ``params_<name>`` for each parameter (the naming of ``study.trials_dataframe()``).
 
     Losses are the reported intermediate values, cleaned as :meth:`Curve.from_arrays` does (a NaN loss that got
@@ -355,6 +359,10 @@ def _trial_meta(
     decision = trial.user_attrs.get(DECISION_KEY)
     if decision:
         meta["decision"] = str(decision)
+    schedule = trial.system_attrs.get(SCHEDULE_KEY)
+    if schedule is not None:
+        # JSON text, a scalar: CurveSet.to_csv keeps it and load_csv gives it back unchanged.
+        meta["schedule"] = json.dumps(schedule, sort_keys=True)
     meta.update({f"params_{k}": v for k, v in trial.params.items()})
     return meta
 
