@@ -19,7 +19,7 @@ from sh_scaling.halving import (
     DECISION_START,
     DEFAULT_OPTIMISM,
     RTOL,
-    WARMUP_FRACTION,
+    PRUNER_WARMUP_FRACTION,
     Decision,
     decide,
     fit_window,
@@ -154,7 +154,8 @@ class SurrogateHalvingPruner(BasePruner):
             0.05 (:data:`sh_scaling.halving.DECISION_START`).
         warmup_fraction: Points before this fraction of the trial's ``max_compute`` are left out of surrogate
             fits (learning-rate warm-up bends the start of a curve away from any law); the same setting as the
-            simulator's strategies. Default 0.02 (:data:`sh_scaling.halving.WARMUP_FRACTION`).
+            simulator's strategies. Default 0 (:data:`sh_scaling.halving.PRUNER_WARMUP_FRACTION`, which gives the
+            measurement; the simulator's strategies use 0.02).
         optimism: ``None`` or ``"mean"`` ranks on the forecast mean; a quantile ``q`` in (0, 0.5] gives the
             trial being decided the benefit of the doubt: its lower ``q`` quantile is set against the others'
             means. Default 0.4 (:data:`sh_scaling.halving.DEFAULT_OPTIMISM`).
@@ -229,7 +230,7 @@ class SurrogateHalvingPruner(BasePruner):
         rung_factor: float | None = 1.5,
         n_startup_trials: int = 2,
         decision_start: float = DECISION_START,
-        warmup_fraction: float = WARMUP_FRACTION,
+        warmup_fraction: float = PRUNER_WARMUP_FRACTION,
         optimism: float | str | None = DEFAULT_OPTIMISM,
         objective: str = "frontier",
         keep_below_frontier: bool = True,
