@@ -77,8 +77,10 @@ class BudgetedHalving:
     checkpoint with :func:`optuna.artifacts.upload_artifact`, and puts it back to WAITING: paused. Eliminated
     candidates become PRUNED (the reason in :data:`~sh_scaling.keys.PRUNED_KEY`, the forecast that ranked them
     in :data:`~sh_scaling.keys.FORECAST_KEY`, where samplers read it), those that reach their planned end or
-    survive the last round COMPLETE (value: their lowest loss, the simulator's ``best_loss``), those whose
-    ``train_fn`` raised FAIL (the reason in :data:`~sh_scaling.keys.BUDGETED_FAILED_KEY`). A trial is RUNNING
+    survive the last round COMPLETE (value: their lowest loss, the simulator's ``best_loss``; a survivor the
+    budget never carried to its first evaluation is PRUNED, with that reason), those whose ``train_fn`` raised,
+    or whose worker died :data:`MAX_ATTEMPTS` times, FAIL (the reason in
+    :data:`~sh_scaling.keys.BUDGETED_FAILED_KEY`). A trial is RUNNING
     only while a process trains it: when :meth:`run` returns or is interrupted (an exception, Ctrl-C,
     SIGTERM) the running segments are stopped and their trials put back to WAITING. Keeping trials RUNNING
     between rounds, or creating them only at the end, was the alternative: the first leaves RUNNING trials
@@ -170,7 +172,8 @@ class BudgetedHalving:
     :class:`sh_scaling.budgeted.CheckpointError`: the segment restarts from scratch, recorded, and is granted
     the extra compute if the budget has it. Any other exception fails the candidate with the reason; the round
     goes on. With ``n_workers > 1`` it runs in worker processes started with ``spawn``, so it must be
-    picklable (a module-level function or a ``functools.partial`` of one).
+    picklable (a module-level function or a ``functools.partial`` of one), and a script that calls
+    :meth:`run` needs the ``if __name__ == "__main__":`` guard (every worker imports it).
     """
 
     def __init__(
