@@ -585,7 +585,8 @@ def _configs(candidates: Any) -> list[dict[str, Any]]:
         raise ValueError(f"candidates must be a sequence of configurations (mappings), got {type(candidates).__name__}")
     if not candidates:
         raise ValueError("candidates is empty: nothing to race")
-    configs, seen = [], {}
+    configs: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
     for i, c in enumerate(candidates):
         if not isinstance(c, Mapping):
             raise ValueError(f"candidate {i} is a {type(c).__name__}, not a mapping of settings")
@@ -723,4 +724,8 @@ def _terminate_as_interrupt() -> Callable[[], None]:
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore

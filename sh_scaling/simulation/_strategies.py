@@ -32,6 +32,7 @@ module only reveals prefixes of recorded curves and asks the surrogate for forec
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,7 +164,11 @@ class RoundInputs:
 
 
 def round_inputs(
-    strategy: Strategy, alive: list[Curve], trained: dict[str, float], targets: np.ndarray, dead: list[Curve]
+    strategy: Strategy,
+    alive: Sequence[Curve],
+    trained: dict[str, float],
+    targets: np.ndarray,
+    dead: Sequence[Curve],
 ) -> RoundInputs:
     """Observe every survivor up to its trained compute and forecast it at its target."""
     obs = [c.observed_until(trained[c.id]) for c in alive]
