@@ -162,11 +162,12 @@ def _fit_candidates(candidates: list[int], n_runs: int) -> tuple[list[int], list
 
 
 def paper_table(summary: pd.DataFrame, column: str = "ri_mean", scale: float = 100.0) -> pd.DataFrame:
-    """Rows (candidates, budget), columns strategies, cells 'mean ± std' of ``column`` (RI in % by default)."""
-    std_col = {"ri_mean": "ri_std"}.get(column)
+    """Rows (candidates, budget), columns strategies, cells of ``column`` (RI in % by default: 'mean [95 % interval
+    of the mean]', the interval the RI plot draws)."""
     cells = summary.copy()
-    if std_col:
-        cells["cell"] = [f"{scale * m:+.2f} ± {scale * s:.2f}" for m, s in zip(cells[column], cells[std_col].fillna(0))]
+    if column == "ri_mean":
+        cells["cell"] = [f"{scale * m:+.2f} [{scale * lo:+.2f}, {scale * hi:+.2f}]"
+                         for m, lo, hi in zip(cells.ri_mean, cells.ri_lo, cells.ri_hi)]
     else:
         cells["cell"] = [f"{scale * m:.3g}" for m in cells[column]]
     cells["budget"] = [f"{100 * b:g}%" for b in cells.budget_frac]
@@ -215,7 +216,8 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t0
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(f"\n{curves.name}: {len(curves)} curves, {args.repeats} candidate sets per size, reduction_factor={args.reduction_factor:g}")
-        print("\nRelative improvement of the best loss over SH, % (mean ± std):")
+        print("\nRelative improvement of the best loss over SH, % (mean [95 % interval of the mean, normal "
+              "approximation]):")
         print(paper_table(summary).to_string())
         print("\nRegret vs exhaustive best, % (mean):")
         print(paper_table(summary, "regret_mean").to_string())
