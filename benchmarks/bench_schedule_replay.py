@@ -23,28 +23,31 @@ Metrics per study: compute spent / exhaustive, best-loss regret ((best observed 
 best) and law error (mean |Δ ln L| between the law fitted on the observed frontier and on every full curve).
 The issue's goal on the schedule curves: compute <= 0.35 with regret <= 0.5 % (the power-law pruner: 0.70).
 
-Measured (5 seeds, ``--seeds 5 --sets schedule,ladder``; mean compute / regret / law error):
+Measured (20 seeds; mean compute / regret / law error; ``--sets schedule`` then ``--sets routing,ladder``):
 
-================================  =======================  =======================
-pruner                            schedule curves (27)     ladder (18, synthetic)
-================================  =======================  =======================
-ours, power law (defaults)        0.697 / 0 % / 0.0027     0.513 / 0.37 % / 0.0048
-ours, schedule-aware (defaults)   0.583 / 0 % / 0.0033     0.597 / 0.01 % / 0.0038
-ours, schedule-aware, mean        0.546 / 0 % / 0.0040     0.536 / 0.38 % / 0.0049
-ours, schedule-aware, family      0.611 / 0 % / 0.0029     0.784 / 0 % / 0.0007
-Optuna SHA (defaults)             0.306 / 4.0 % / 0.032    0.223 / 7.1 % / 0.019
-Optuna PercentilePruner(25)       0.285 / 4.1 % / 0.0066   0.381 / 2.1 % / 0.0098
-Optuna HyperbandPruner            0.589 / 1.7 % / 0.0037   0.371 / 2.9 % / 0.012
-================================  =======================  =======================
+================================  ======================  ======================  =======================
+pruner                            schedule curves (27)    ladder (18, synthetic)  routing (223)
+================================  ======================  ======================  =======================
+ours, power law (defaults)        0.686 / 0 % / 0.0026    0.486 / 1.7 % / 0.0045  0.255 / 0 % / 0.0001
+ours, schedule-aware (defaults)   0.532 / 0 % / 0.0041    0.648 / 0.15 % / 0.0018 (no schedules)
+ours, schedule-aware, mean        0.506 / 0 % / 0.0044    0.592 / 0.33 % / 0.0024 (no schedules)
+ours, schedule-aware, best_loss   0.529 / 0 % / 0.0087    0.510 / 0.20 % / 0.014  (no schedules)
+ours, schedule-aware, family      0.589 / 0 % / 0.0030    0.746 / 0 % / 0.0007    (no schedules)
+Optuna SHA (defaults)             0.233 / 5.7 % / 0.024   0.208 / 6.3 % / 0.022   0.098 / 4.0 % / 0.016
+Optuna SHA (reduction_factor=2)   0.405 / 2.5 % / 0.021   0.183 / 7.6 % / 0.023   0.111 / 4.2 % / 0.011
+Optuna PercentilePruner(25)       0.284 / 5.0 % / 0.0074  0.308 / 4.5 % / 0.0091  0.124 / 3.3 % / 0.0043
+Optuna HyperbandPruner            0.543 / 2.4 % / 0.0067  0.312 / 4.1 % / 0.011   0.159 / 1.7 % / 0.0065
+================================  ======================  ======================  =======================
 
-The schedule-aware forecast saves compute on the real schedule curves (0.70 -> 0.58) at no regret, but far
-from the goal of 0.35. Of the 0.58 (4 seeds of the defaults, decision records): 0.19 is the best run (400M,
+Knowing the schedule saves compute on the real schedule curves (0.69 -> 0.53) at no regret, but misses the
+goal of 0.35. Of the 0.55 spent in 4 seeds (0-3) of the defaults (decision records): 0.19 is the best run (400M,
 cosine to 72k steps), which must finish; 0.10 on average the 400M constant-rate run of 72k steps, which
 finishes whenever it reaches the late rungs before the cosine run (the first arrivals at a rung are
-promoted); 0.05 a 400M WSD run; 0.03 a 100M cosine run of 72k steps pruned late. On the synthetic ladder it spends more than the power
-law (0.60 against 0.51) for lower regret. Family fits lower the law error and spend more.
+promoted); 0.05 a 400M WSD run; 0.03 a 100M cosine run of 72k steps, pruned late (in seed 0 at 99.6 % of its run). On the
+synthetic ladder it removes most of the power law's regret (1.7 % -> 0.15 %) for more compute (0.49 -> 0.65).
+Family fits lower the law error and spend more.
 
-    nice -n 10 python benchmarks/bench_schedule_replay.py --seeds 5 --sets schedule,ladder --jobs 2
+    nice -n 10 python benchmarks/bench_schedule_replay.py --seeds 20 --sets schedule --jobs 2   # about 5 min
     nice -n 10 python benchmarks/bench_schedule_replay.py                     # 20 seeds, all three sets
 
 Writes ``results/schedule_replay/runs.csv``, ``summary.csv``, ``summary.md`` and ``compute_vs_regret.png``.
