@@ -40,12 +40,12 @@ Optuna HyperbandPruner            0.543 / 2.4 % / 0.0067  0.312 / 4.1 % / 0.011 
 ================================  ======================  ======================  =======================
 
 Knowing the schedule saves compute on the real schedule curves (0.69 -> 0.53) at no regret, but misses the
-goal of 0.35. Of the 0.55 spent in 4 seeds (0-3) of the defaults (decision records): 0.19 is the best run (400M,
-cosine to 72k steps), which must finish; 0.10 on average the 400M constant-rate run of 72k steps, which
-finishes whenever it reaches the late rungs before the cosine run (the first arrivals at a rung are
-promoted); 0.05 a 400M WSD run; 0.03 a 100M cosine run of 72k steps, pruned late (in seed 0 at 99.6 % of its run). On the
-synthetic ladder it removes most of the power law's regret (1.7 % -> 0.15 %) for more compute (0.49 -> 0.65).
-Family fits lower the law error and spend more.
+goal of 0.35. Of the 0.55 spent in 4 seeds (0-3) of the defaults (decision records): 0.19 is the best run
+(400M, cosine to 72k steps), which must finish; 0.10 on average the 400M constant-rate run of 72k steps,
+which finishes whenever it reaches the late rungs before the cosine run (the first arrivals at a rung are
+promoted); 0.05 a 400M WSD run; 0.03 a 100M cosine run of 72k steps, pruned late (in seed 0 at 99.6 % of
+its run). On the synthetic ladder it removes most of the power law's regret (1.7 % -> 0.15 %) for more
+compute (0.49 -> 0.65). Family fits lower the law error and spend more.
 
     nice -n 10 python benchmarks/bench_schedule_replay.py --seeds 20 --sets schedule --jobs 2   # about 5 min
     nice -n 10 python benchmarks/bench_schedule_replay.py                     # 20 seeds, all three sets
