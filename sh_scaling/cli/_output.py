@@ -8,11 +8,13 @@ file is replaced only with ``--force``. Each refusal is a ``ValueError`` naming 
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["check_output_file", "check_output_dir"]
+__all__ = ["check_output_file", "check_output_dir", "write_results"]
 
 
 def check_output_file(path: str | os.PathLike[str], *, option: str, force: bool) -> Path:
@@ -66,3 +68,15 @@ def _check_folder_can_be_written(folder: Path, option: str, given: Path) -> None
         raise ValueError(f"{option} {str(given)!r}: {str(existing)!r} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{option} {str(given)!r}: the directory {str(existing)!r} is not writable")
+
+
+def write_results(out: str | os.PathLike[str], runs: Any, summary: Any, meta: Mapping[str, Any]) -> Path:
+    """``runs.csv``, ``summary.csv`` and ``summary.json`` (``meta`` plus the summary's rows) in ``out``, which
+    :func:`check_output_dir` has cleared before the work."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(folder / "runs.csv", index=False)
+    summary.to_csv(folder / "summary.csv", index=False)
+    record = {**meta, "summary": json.loads(summary.to_json(orient="records"))}
+    (folder / "summary.json").write_text(json.dumps(record, indent=2))
+    return folder

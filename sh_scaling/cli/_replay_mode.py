@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from sh_scaling.cli._output import write_results
 from sh_scaling.simulation import PRUNERS
 
 __all__ = ["pruner_names", "replay_outputs", "run_replay"]
@@ -75,19 +75,13 @@ def run_replay(args: argparse.Namespace, curves: Any) -> int:
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         print(f"{elapsed:.1f}s")
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out / "runs.csv", index=False)
-        summary.to_csv(out / "summary.csv", index=False)
-        meta = {
+        out = write_results(args.out, df, summary, {
             "curves": curves.name,
             "n_curves": len(curves),
             "pruners": args.pruners,
             "seeds": list(range(args.seed, args.seed + args.repeats)),
             "seconds": round(elapsed, 2),
-            "summary": json.loads(summary.to_json(orient="records")),
-        }
-        (out / "summary.json").write_text(json.dumps(meta, indent=2))
+        })
         if not args.no_plots:
             plot_tradeoff(summary, out / "tradeoff.png", f"{curves.name}: pruners in real Optuna studies")
         print(f"wrote {out}/runs.csv, summary.csv, summary.json" + ("" if args.no_plots else " and tradeoff.png"))

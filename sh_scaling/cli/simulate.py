@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sh_scaling.cli._output import check_output_dir
+from sh_scaling.cli._output import check_output_dir, write_results
 from sh_scaling.cli._replay_mode import pruner_names, replay_outputs, run_replay
 from sh_scaling.simulation import DEFAULT_STRATEGIES, STRATEGIES
 
@@ -227,11 +226,7 @@ def run(args: argparse.Namespace) -> int:
               f"{100 * summary.savings.max():.1f}%; surrogate fallbacks: {int(summary.fallbacks.sum())}; "
               f"{elapsed:.1f}s")
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out / "runs.csv", index=False)
-        summary.to_csv(out / "summary.csv", index=False)
-        meta = {
+        out = write_results(args.out, df, summary, {
             "curves": curves.name,
             "n_curves": len(curves),
             "candidates": args.candidates,
@@ -242,9 +237,7 @@ def run(args: argparse.Namespace) -> int:
             "reduction_factor": args.reduction_factor,
             "carry_over": args.carry_over,
             "seconds": round(elapsed, 2),
-            "summary": json.loads(summary.to_json(orient="records")),
-        }
-        (out / "summary.json").write_text(json.dumps(meta, indent=2))
+        })
         if not args.no_plots:
             from sh_scaling.simulation import plot_frontiers, plot_ri_by_budget
 
