@@ -13,7 +13,6 @@ once, so every survivor is. That is the one place where the two settings differ,
 
 from __future__ import annotations
 
-import math
 from statistics import NormalDist
 
 import numpy as np
