@@ -23,7 +23,8 @@ Metrics per study: compute spent / exhaustive, best-loss regret ((best observed 
 best) and law error (mean |Δ ln L| between the law fitted on the observed frontier and on every full curve).
 The issue's goal on the schedule curves: compute <= 0.35 with regret <= 0.5 % (the power-law pruner: 0.70).
 
-Measured (20 seeds; mean compute / regret / law error; ``--sets schedule`` then ``--sets routing,ladder``):
+Measured at commit ce333e3 (20 seeds; mean compute / regret / law error; ``--sets schedule``, then
+``--sets routing,ladder``; HyperbandPruner's numbers move by about 0.002 between identical runs):
 
 ================================  ======================  ======================  =======================
 pruner                            schedule curves (27)    ladder (18, synthetic)  routing (223)
@@ -36,7 +37,7 @@ ours, schedule-aware, family      0.589 / 0 % / 0.0030    0.746 / 0 % / 0.0007  
 Optuna SHA (defaults)             0.233 / 5.7 % / 0.024   0.208 / 6.3 % / 0.022   0.098 / 4.0 % / 0.016
 Optuna SHA (reduction_factor=2)   0.405 / 2.5 % / 0.021   0.183 / 7.6 % / 0.023   0.111 / 4.2 % / 0.011
 Optuna PercentilePruner(25)       0.284 / 5.0 % / 0.0074  0.308 / 4.5 % / 0.0091  0.124 / 3.3 % / 0.0043
-Optuna HyperbandPruner            0.543 / 2.4 % / 0.0067  0.312 / 4.1 % / 0.011   0.159 / 1.7 % / 0.0065
+Optuna HyperbandPruner            0.541 / 2.4 % / 0.0051  0.312 / 4.1 % / 0.011   0.159 / 1.7 % / 0.0065
 ================================  ======================  ======================  =======================
 
 Knowing the schedule saves compute on the real schedule curves (0.69 -> 0.53) at no regret, but misses the
