@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sh_scaling.benchmarking import data_path as benchmark_data_path
 from sh_scaling.curves import load_multipowerlaw
 from sh_scaling.schedules import LUO_2025
 from sh_scaling.surrogates import (
@@ -68,8 +69,7 @@ Z80 = 1.2816
 
 def data_path(arg: str | None) -> Path | None:
     """``--data``, ``$SH_SCALING_MULTIPOWERLAW_PATH``, the shared copy beside the repository, else the cache."""
-    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "multipowerlaw"
-    for candidate in (arg, os.environ.get("SH_SCALING_MULTIPOWERLAW_PATH"), shared):
+    for candidate in (arg, benchmark_data_path("multipowerlaw")):
         if candidate and (Path(candidate) / "loss_curve_repo").is_dir():
             return Path(candidate)
     if arg:

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sh_scaling.benchmarking import data_path as benchmark_data_path
 from sh_scaling.surrogates import (
     ExponentialSurrogate,
     GPSurrogate,
@@ -60,8 +61,7 @@ GROUP = 20
 
 
 def routing_path(arg: str | None) -> Path:
-    candidates = [arg, os.environ.get("SH_SCALING_ROUTING_PATH"),
-                  Path(__file__).resolve().parents[2] / "shared" / "data" / "routing" / "curves.csv.gz"]
+    candidates = [arg, benchmark_data_path("routing")]
     for c in candidates:
         if c and Path(c).is_file():
             return Path(c)
