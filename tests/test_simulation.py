@@ -180,3 +180,29 @@ def test_warmup_points_are_left_out_of_fits():
     assert seen and min(seen) >= 10.0  # 1 % of the planned compute 1000
     with pytest.raises(ValueError, match="warmup_fraction"):
         Strategy("bad", "forecast", Recorder(), warmup_fraction=1.0)
+
+
+def test_schedule_aware_strategies_forecast_each_curve_under_its_own_schedule():
+    from pathlib import Path
+
+    from sh_scaling.curves import load_multipowerlaw
+    from sh_scaling.simulation import STRATEGIES, round_inputs
+    from sh_scaling.surrogates import MultiPowerLawSurrogate, forecast
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "multipowerlaw"
+    if not (path / "loss_curve_repo").is_dir():
+        pytest.skip("multipowerlaw curves not found beside the repository")
+    curves = [c for c in load_multipowerlaw(path) if c.meta["size"] == "100M"][:4]
+    strategy = STRATEGIES["SH+FA-MPL"]
+    trained = {c.id: 0.3 * c.final_compute for c in curves}
+    targets = np.array([c.final_compute for c in curves])
+    inputs = round_inputs(strategy, curves, trained, targets, [])
+    for i, c in enumerate(curves):
+        o = c.observed_until(trained[c.id])
+        keep = o.compute >= strategy.warmup_fraction * c.final_compute
+        proto = MultiPowerLawSurrogate(schedule=c.meta["schedule"], max_compute=c.meta["max_compute"])
+        alone = forecast(proto, [(o.compute[keep], o.loss[keep])], [targets[i]])
+        assert inputs.mean[i] == pytest.approx(alone.mean[0]) and not inputs.fallback[i]
+    # The fixed-budget driver runs with it end to end.
+    res = allocate(curves, 0.3 * sum(c.final_compute for c in curves), "SH+FA-MPL")
+    assert res.n_fallbacks == 0 and np.isfinite(res.best_loss)

@@ -13,6 +13,9 @@ ranked:
   its default optimism and warm-up). A survivor is ranked by how far below the frontier of the others (their
   observed points, and the forecast paths of the other survivors) its own optimistic forecast path goes,
   anywhere in the compute range; a curve that would lower the frontier somewhere ranks first.
+* ``SH+MPL`` / ``SH+FA-MPL``: the forecast and frontier-aware rankings with the multi-power law under each
+  curve's own learning-rate schedule (``meta["schedule"]``, ``meta["max_compute"]``), so that a run still at a
+  high learning rate is forecast to drop when its decay comes.
 * ``SH+oracle``: ranks by the loss each curve really reaches at its target (read off the full recorded curve).
   Not a method: an upper bound on what any forecast can gain over ``SH`` on a given set of curves.
 
@@ -52,7 +55,7 @@ from sh_scaling.halving import (
     round_sizes,
     select_survivors,
 )
-from sh_scaling.surrogates import forecast
+from sh_scaling.surrogates import Forecast, MultiPowerLawSurrogate, forecast
 
 __all__ = [
     "Strategy", "STRATEGIES", "AllocationResult", "RoundInputs", "allocate", "n_rounds", "get_strategy",
@@ -60,6 +63,10 @@ __all__ = [
 ]
 
 _RANKINGS = ("none", "observed", "forecast", "frontier", "oracle")
+
+#: ``Strategy.surrogate`` value for the multi-power law under each curve's own schedule and planned compute
+#: (read from the curve's metadata), a different surrogate per curve.
+SCHEDULE_AWARE = "multipower-schedule"
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,9 @@ STRATEGIES: dict[str, Strategy] = {
         # The pruner's default rule (objective="frontier", its optimism and warm-up), in fixed-budget form.
         Strategy("SH+FA", "frontier", "powerlaw", DEFAULT_OPTIMISM, WARMUP_FRACTION),
         Strategy("SH+FA-GP", "frontier", "gp", DEFAULT_OPTIMISM, WARMUP_FRACTION),
+        # Schedule-aware: each curve's learning-rate schedule from its metadata (Luo et al., ICLR 2025).
+        Strategy("SH+MPL", "forecast", SCHEDULE_AWARE, warmup_fraction=WARMUP_FRACTION),
+        Strategy("SH+FA-MPL", "frontier", SCHEDULE_AWARE, DEFAULT_OPTIMISM, WARMUP_FRACTION),
         Strategy("SH+oracle", "oracle"),
     )
 }
@@ -181,7 +191,10 @@ def round_inputs(
         for o, c in zip(obs, alive):
             keep = fit_window(o.compute, c.final_compute, strategy.warmup_fraction)
             points.append((o.compute[keep], o.loss[keep]))
-        fc = forecast(strategy.surrogate, points, targets)
+        if strategy.surrogate == SCHEDULE_AWARE:
+            fc = _forecast_under_schedules(alive, points, targets)
+        else:
+            fc = forecast(strategy.surrogate, points, targets)
         seen = np.array([len(o) > 0 for o in obs])
         mean = np.where(seen, fc.mean, np.nan)
         std = np.where(seen, fc.std, 0.0)
@@ -196,6 +209,25 @@ def round_inputs(
         np.concatenate(owners or [np.empty(0, int)]).astype(int),
     )
     return RoundInputs(start, loss, np.asarray(targets, float), mean, std, fallback, anchors)
+
+
+def _forecast_under_schedules(
+    curves: Sequence[Curve], points: list[tuple[np.ndarray, np.ndarray]], targets: np.ndarray
+) -> Forecast:
+    """Each curve forecast by the multi-power law under its own schedule and planned compute (its metadata's
+    ``schedule`` and ``max_compute``, as :func:`sh_scaling.curves.load_multipowerlaw` records them; a curve
+    without a schedule is forecast at a constant rate, a power law in compute)."""
+    parts = []
+    for c, p, t in zip(curves, points, targets):
+        proto = MultiPowerLawSurrogate(schedule=c.meta.get("schedule"),
+                                       max_compute=float(c.meta.get("max_compute", c.final_compute)))
+        parts.append(forecast(proto, [p], [t]))
+    return Forecast(
+        np.concatenate([f.mean for f in parts]) if parts else np.empty(0),
+        np.concatenate([f.std for f in parts]) if parts else np.empty(0),
+        np.concatenate([f.fallback for f in parts]) if parts else np.empty(0, bool),
+        [r for f in parts for r in f.reason],
+    )
 
 
 def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
