@@ -1,5 +1,6 @@
 """What every framework integration shares: the trial check, FLOPs per token of a model, token counting, the
-report-and-decide step, and failing a trial cleanly when a run is interrupted.
+learning rate an optimizer is at, the report-and-decide step, storing a trial's planned schedule, and failing a
+trial cleanly when a run is interrupted.
 
 Nothing here imports torch at module level: ``import sh_scaling.integrations`` stays light, and torch is
 imported only by the functions that inspect a torch model.
@@ -8,6 +9,7 @@ imported only by the functions that inspect a torch model.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,13 +18,16 @@ from optuna.trial import TrialState
 
 from sh_scaling._checks import positive_finite
 from sh_scaling.pruning import report
-from sh_scaling.keys import DECISION_KEY
+from sh_scaling.keys import DECISION_KEY, SCHEDULE_KEY, SCHEDULE_NOTE_KEY
+from sh_scaling.schedules import Schedule
 
 __all__ = [
     "EvaluationReporter",
     "check_trial",
     "count_flops_per_token",
+    "optimizer_lr",
     "positive_or_none",
+    "store_planned_schedule",
     "tell_on_error",
     "tokens_in_batch",
 ]
@@ -111,6 +116,43 @@ def tokens_in_batch(batch: Any) -> int:
     )
 
 
+def optimizer_lr(optimizer: Any = None, scheduler: Any = None) -> float | None:
+    """The learning rate of the first parameter group of ``optimizer`` (else ``scheduler.get_last_lr()[0]``),
+    or ``None`` when neither can be read.
+
+    ``None`` rather than an error: the rate only sharpens the forecasts (the pruner works without it), so an
+    optimizer this cannot read (a wrapper without ``param_groups``, a rate that is a tensor of several values,
+    a negative or non-finite number, which :func:`sh_scaling.report` would reject) must not fail the study.
+    """
+    for read in (lambda: optimizer.param_groups[0]["lr"], lambda: scheduler.get_last_lr()[0]):
+        try:
+            lr = float(read())
+        except Exception:  # noqa: BLE001 - anything unreadable means "no rate", never a failed trial
+            continue
+        if math.isfinite(lr) and lr >= 0:
+            return lr
+    return None
+
+
+def store_planned_schedule(trial: optuna.trial.Trial, schedule: Schedule | None, note: str | None) -> None:
+    """Store the trial's planned schedule (``schedule.to_dict()`` under :data:`~sh_scaling.keys.SCHEDULE_KEY`)
+    once, or, without one, why (:data:`~sh_scaling.keys.SCHEDULE_NOTE_KEY`).
+
+    :class:`~sh_scaling.pruning.SurrogateHalvingPruner` reads a trial's schedule from that key and writes its
+    own ``schedule=`` there only when the key is absent: a schedule the training framework states, written
+    before the first report, is the one the pruner forecasts with. A schedule already stored (a second
+    ``train()`` call on the same trial) is kept, so the trial keeps one schedule.
+    """
+    attrs = trial._cached_frozen_trial.system_attrs
+    if SCHEDULE_KEY in attrs or trial.storage.get_trial_system_attrs(trial._trial_id).get(SCHEDULE_KEY):
+        return
+    key, value = (SCHEDULE_KEY, schedule.to_dict()) if schedule is not None else (SCHEDULE_NOTE_KEY, note)
+    if value is None:
+        return
+    trial.storage.set_trial_system_attr(trial._trial_id, key, value)
+    attrs[key] = value
+
+
 class EvaluationReporter:
     """Report ``(loss, compute)`` pairs of one trial and remember whether the pruner stopped it.
 
@@ -126,12 +168,13 @@ class EvaluationReporter:
         self.pruned_reason: str | None = None
         self.n_reports = 0
 
-    def __call__(self, loss: float, compute: float) -> bool:
-        """Report; return ``True`` when the trial should stop (and record why)."""
+    def __call__(self, loss: float, compute: float, lr: float | None = None) -> bool:
+        """Report (with the learning rate in effect, when known); return ``True`` when the trial should stop
+        (and record why)."""
         compute = float(compute)
         if not compute > self.last_compute:
             return self.pruned_reason is not None
-        report(self.trial, float(loss), compute=compute, max_compute=self.max_compute)
+        report(self.trial, float(loss), compute=compute, max_compute=self.max_compute, lr=lr)
         self.last_compute = compute
         self.n_reports += 1
         if self.trial.should_prune():

@@ -5,21 +5,73 @@ Install with ``pip install "sh_scaling[hf]"``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import optuna
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from sh_scaling.schedules import Constant, Cosine, Linear, Schedule
+
 from ._common import (
     PruningStatus,
     EvaluationReporter,
     check_trial,
     count_flops_per_token,
+    optimizer_lr,
     positive_or_none,
+    store_planned_schedule,
 )
 
-__all__ = ["SHScalingCallback"]
+__all__ = ["SHScalingCallback", "planned_schedule"]
+
+
+def planned_schedule(args: TrainingArguments, total_steps: int) -> tuple[Schedule | None, str | None]:
+    """The learning-rate schedule the ``Trainer`` builds from ``args`` for a run of ``total_steps`` optimizer
+    steps, as a :mod:`sh_scaling.schedules` schedule of the fraction of the run, or ``None`` and why not.
+
+    Follows ``transformers.get_scheduler`` exactly: after ``k`` steps the rate is ``learning_rate *
+    lambda(k)``, with ``W = args.get_warmup_steps(total_steps)`` (``warmup_steps``, or a ratio of the run when
+    below 1) and ``T = total_steps``:
+
+    * ``"linear"``: ``(T - k) / (T - W)`` after warm-up (``k / W`` during it): ``Linear(final_ratio=0,
+      warmup=W / T)``;
+    * ``"cosine"``: ``(1 + cos(pi (k - W) / (T - W))) / 2``: ``Cosine(final_ratio=0, warmup=W / T)``;
+    * ``"constant_with_warmup"``: ``1``: ``Constant(warmup=W / T)``;
+    * ``"constant"``: ``1`` from the first step (``get_scheduler`` ignores the warm-up): ``Constant()``;
+
+    so the schedule at ``f = k / T`` is the rate after ``k`` steps. Any other type (polynomial, restarts,
+    inverse square root, WSD, reduce-on-plateau, ...), a ``cosine`` with ``num_cycles`` other than 0.5 or other
+    ``lr_scheduler_kwargs``, or a warm-up as long as the run gives ``None`` with the reason.
+    """
+    kind = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    peak = float(args.learning_rate)
+    if not (math.isfinite(peak) and peak > 0):
+        return None, f"learning_rate={args.learning_rate!r} states no schedule"
+    if total_steps <= 0:
+        return None, "the planned number of training steps is unknown (set max_steps)"
+    if kind == "constant":  # get_scheduler passes it neither the warm-up nor lr_scheduler_kwargs
+        return Constant(peak_lr=peak), None
+    extra = dict(getattr(args, "lr_scheduler_kwargs", None) or {})
+    if kind == "cosine" and extra.get("num_cycles", 0.5) == 0.5:
+        extra.pop("num_cycles", None)
+    if extra:
+        return None, f"lr_scheduler_type={kind!r} with lr_scheduler_kwargs={extra!r} has no sh_scaling schedule"
+    warmup_steps = args.get_warmup_steps(total_steps)
+    if warmup_steps >= total_steps:
+        return None, f"the warm-up ({warmup_steps} steps) lasts the whole run ({total_steps} steps)"
+    warmup = warmup_steps / total_steps
+    if kind == "linear":
+        return Linear(peak_lr=peak, warmup=warmup, final_ratio=0.0), None
+    if kind == "cosine":
+        return Cosine(peak_lr=peak, warmup=warmup, final_ratio=0.0), None
+    if kind == "constant_with_warmup":
+        return Constant(peak_lr=peak, warmup=warmup), None
+    return None, (
+        f"lr_scheduler_type={kind!r} has no sh_scaling schedule (derived: linear, cosine, constant, "
+        "constant_with_warmup); forecasts follow the reported learning rates"
+    )
 
 
 class SHScalingCallback(PruningStatus, TrainerCallback):
@@ -51,6 +103,17 @@ class SHScalingCallback(PruningStatus, TrainerCallback):
             Trainer does not count input tokens.
         compute_fn: ``compute_fn(state) -> cumulative compute``; overrides the above.
         max_compute: Compute this trial is meant to reach if never pruned (overrides the pruner's).
+        derive_schedule: Store the schedule the ``TrainingArguments`` plan (:func:`planned_schedule`, over
+            ``state.max_steps``, the planned total steps) as the trial's schedule when training begins, so the
+            pruner forecasts each run to its own end; when the arguments state no schedule it supports, the
+            reason goes to the trial (:data:`~sh_scaling.keys.SCHEDULE_NOTE_KEY`). Default ``True``; pass
+            ``False`` when the ``Trainer`` is given its own scheduler (``optimizers=(opt, scheduler)``), whose
+            schedule the arguments do not describe. The schedule is a function of the fraction of the run: it
+            lines up with compute when ``max_compute`` is the compute of the planned steps.
+
+    Every report also carries the learning rate the optimizer is at (its first parameter group, else the
+    scheduler's last rate): the rate of the next step, the one the schedule gives after ``global_step`` steps.
+    When neither can be read, the report goes without it (the pruner then relies on the stated schedule).
 
     Raises:
         ValueError: at construction, without a running trial or with invalid numbers; at an evaluation
@@ -79,6 +142,7 @@ class SHScalingCallback(PruningStatus, TrainerCallback):
         tokens_per_step: int | None = None,
         compute_fn: Callable[[TrainerState], float] | None = None,
         max_compute: float | None = None,
+        derive_schedule: bool = True,
     ) -> None:
         self.trial = check_trial(trial, "SHScalingCallback")
         if not isinstance(metric, str) or not metric:
@@ -91,6 +155,11 @@ class SHScalingCallback(PruningStatus, TrainerCallback):
         tps = positive_or_none("tokens_per_step", tokens_per_step)
         self.tokens_per_step = None if tps is None else int(tps)
         self.compute_fn = compute_fn
+        self.derive_schedule = bool(derive_schedule)
+        #: The schedule derived at the start of training (``None`` before, or when none could be).
+        self.schedule: Schedule | None = None
+        #: Why no schedule was derived (``None`` when one was, or before training).
+        self.schedule_note: str | None = None
         self._reports = EvaluationReporter(self.trial, positive_or_none("max_compute", max_compute))
 
     # --- Trainer events ---------------------------------------------------------------------------------------
@@ -100,6 +169,12 @@ class SHScalingCallback(PruningStatus, TrainerCallback):
     ) -> None:
         if self._count and self.flops_per_token is None:
             self.flops_per_token = count_flops_per_token(model)
+        if self.derive_schedule:
+            # Here, not at construction: the Trainer has resolved the planned steps (max_steps, or epochs x
+            # batches per epoch) into state.max_steps, and no evaluation has been reported yet, so the pruner
+            # finds the schedule at its first decision.
+            self.schedule, self.schedule_note = planned_schedule(args, int(state.max_steps or 0))
+            store_planned_schedule(self.trial, self.schedule, self.schedule_note)
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
@@ -128,7 +203,8 @@ class SHScalingCallback(PruningStatus, TrainerCallback):
         compute = self._compute(state)
         if compute is None:  # evaluation before any training step: nothing spent yet
             return control
-        if self._reports(float(metrics[self.metric]), compute):
+        lr = optimizer_lr(kw.get("optimizer"), kw.get("lr_scheduler"))
+        if self._reports(float(metrics[self.metric]), compute, lr):
             control.should_training_stop = True
         return control
 

@@ -17,6 +17,7 @@ from ._common import (
     EvaluationReporter,
     check_trial,
     count_flops_per_token,
+    optimizer_lr,
     positive_or_none,
     tokens_in_batch,
 )
@@ -33,7 +34,11 @@ class SHScalingLightningCallback(PruningStatus, pl.Callback):
     validation, reports ``trainer.callback_metrics[monitor]`` with compute ``flops_per_token * tokens seen``
     through :func:`sh_scaling.report`. When the pruner stops the trial it sets ``trainer.should_stop``, so
     ``fit()`` returns normally; call :meth:`check_pruned` afterwards to raise :class:`optuna.TrialPruned`.
-    Lightning's sanity-check validation, before any training, is not reported.
+    Lightning's sanity-check validation, before any training, is not reported. Each report carries the
+    learning rate of the first optimizer's first parameter group (``trainer.optimizers[0]``), the rate the next
+    step uses; when it cannot be read (no optimizer, a wrapper without ``param_groups``) the report goes
+    without it. Lightning states no planned schedule (its schedulers are arbitrary torch objects), so none is
+    derived: give the pruner ``schedule=`` for that.
 
     Args:
         trial: The running trial.
@@ -120,7 +125,8 @@ class SHScalingLightningCallback(PruningStatus, pl.Callback):
         else:
             assert self.flops_per_token is not None
             compute = self.flops_per_token * self.tokens_seen
-        if self._reports(self.last_loss, compute):
+        optimizers = getattr(trainer, "optimizers", None) or [None]
+        if self._reports(self.last_loss, compute, optimizer_lr(optimizers[0])):
             trainer.should_stop = True
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:

@@ -14,6 +14,7 @@ from ._common import (
     EvaluationReporter,
     check_trial,
     count_flops_per_token,
+    optimizer_lr,
     positive_or_none,
     tokens_in_batch,
 )
@@ -39,6 +40,11 @@ class TrialReporter:
             (GPU-hours, PF-days, ...).
         max_compute: Compute this trial is meant to reach if it is never pruned (stored with the first
             report; overrides the pruner's ``max_compute`` for this trial).
+        optimizer: The loop's optimizer: each report then carries the learning rate of its first parameter
+            group (after ``scheduler.step()``, the rate of the next step), which the pruner checks against the
+            trial's schedule, or uses as the schedule so far when none is stated. When it cannot be read (no
+            ``param_groups``, a rate that is not a finite number >= 0) the report goes without it, rather than
+            failing the trial. Default ``None``: no rate.
 
     Raises:
         ValueError: no trial; none of ``model``, ``flops_per_token``, ``compute_fn``; a model whose FLOPs
@@ -48,9 +54,10 @@ class TrialReporter:
 
         def objective(trial):
             model = build(trial.params)
-            tracker = TrialReporter(trial, model, max_compute=budget)
+            opt = torch.optim.AdamW(model.parameters(), lr=trial.suggest_float("lr", 1e-4, 1e-2, log=True))
+            tracker = TrialReporter(trial, model, max_compute=budget, optimizer=opt)
             for i, batch in enumerate(loader):
-                train_step(model, batch)
+                train_step(model, opt, batch)
                 tracker.step(batch)                    # counts batch["input_ids"].numel() tokens
                 if i % 100 == 99:
                     tracker.report(evaluate(model))    # raises optuna.TrialPruned when pruned
@@ -65,12 +72,14 @@ class TrialReporter:
         flops_per_token: float | None = None,
         compute_fn: Callable[[float], float] | None = None,
         max_compute: float | None = None,
+        optimizer: Any = None,
     ) -> None:
         self.trial = check_trial(trial, "TrialReporter")
         if compute_fn is not None and not callable(compute_fn):
             raise ValueError(f"compute_fn must be callable as compute_fn(tokens_seen), got {compute_fn!r}")
         self.flops_per_token = positive_or_none("flops_per_token", flops_per_token)
         self.compute_fn = compute_fn
+        self.optimizer = optimizer
         if self.flops_per_token is None and compute_fn is None:
             if model is None:
                 raise ValueError(
@@ -108,7 +117,8 @@ class TrialReporter:
         self.last_loss = float(loss)
         if self.tokens_seen == 0:
             return
-        if self._reports(loss, self.compute):
+        lr = None if self.optimizer is None else optimizer_lr(self.optimizer)
+        if self._reports(loss, self.compute, lr):
             self._reports.raise_if_pruned()
 
     @property

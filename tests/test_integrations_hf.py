@@ -9,8 +9,11 @@ from optuna.trial import TrialState
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from sh_scaling import schedules  # noqa: E402
 from sh_scaling.integrations import SHScalingCallback, count_flops_per_token  # noqa: E402
-from sh_scaling.pruning import reported_compute  # noqa: E402
+from sh_scaling.integrations.huggingface import planned_schedule  # noqa: E402
+from sh_scaling.keys import SCHEDULE_KEY, SCHEDULE_NOTE_KEY  # noqa: E402
+from sh_scaling.pruning import SurrogateHalvingPruner, reported_compute, reported_lr  # noqa: E402
 
 VOCAB, SEQ = 64, 16
 
@@ -231,3 +234,121 @@ def test_ctrl_c_fails_the_trial(tmp_path):
     (t,) = study.trials
     assert t.state == TrialState.FAIL  # not stuck RUNNING
     assert len(t.intermediate_values) == 1  # the evaluation at step 5 was reported before the interruption
+
+
+class _OptimizerLr(transformers.TrainerCallback):
+    """What the optimizer's learning rate was at each evaluation, read independently of the callback."""
+
+    def __init__(self) -> None:
+        self.lr: dict[int, float] = {}
+
+    def on_evaluate(self, args, state, control, optimizer=None, **kw):
+        self.lr[state.global_step] = optimizer.param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "warmup", "expected"),
+    [
+        ("cosine", 5, schedules.Cosine(peak_lr=3e-3, warmup=5 / 30, final_ratio=0.0)),
+        ("linear", 0.2, schedules.Linear(peak_lr=3e-3, warmup=6 / 30, final_ratio=0.0)),  # a ratio: 6 steps
+        ("constant_with_warmup", 8, schedules.Constant(peak_lr=3e-3, warmup=8 / 30)),
+        ("constant", 5, schedules.Constant(peak_lr=3e-3)),  # get_scheduler ignores its warm-up
+    ],
+)
+def test_reports_the_optimizer_lr_and_stores_the_planned_schedule(tmp_path, kind, warmup, expected):
+    # Compute = optimizer steps, so each report's fraction of the run is global_step / max_steps.
+    study = optuna.create_study(pruner=SurrogateHalvingPruner(max_compute=30))
+    seen = _OptimizerLr()
+
+    def objective(trial):
+        cb = SHScalingCallback(trial, compute_fn=lambda state: state.global_step)
+        _trainer(_gpt2(), [cb, seen], tmp_path, lr_scheduler_type=kind, warmup_steps=warmup).train()
+        assert cb.schedule == expected and cb.schedule_note is None
+        return 0.0
+
+    study.optimize(objective, n_trials=1)
+    t = study.trials[0]
+    steps = reported_compute(t)
+    lrs = reported_lr(t)
+    assert sorted(lrs) == sorted(steps) and len(lrs) == 6
+    # The stored rates are the optimizer's, report by report ...
+    assert {int(steps[s]): lrs[s] for s in lrs} == pytest.approx(seen.lr, rel=1e-12)
+    # ... and the derived schedule is the one the Trainer ran: it gives those rates at those fractions.
+    stored = schedules.schedule_from_dict(t.system_attrs[SCHEDULE_KEY])
+    assert stored == expected
+    for s, lr in lrs.items():
+        assert float(stored(steps[s] / 30)) == pytest.approx(lr, rel=1e-9, abs=1e-12)
+    assert any(lr < 0.99 * 3e-3 for lr in lrs.values()) == (kind != "constant")  # the shape was exercised
+
+
+def test_schedule_stored_by_the_callback_is_the_one_the_pruner_forecasts_with(tmp_path):
+    # The pruner writes its own schedule= only where none is stored: the Trainer's plan comes first.
+    study = optuna.create_study(pruner=SurrogateHalvingPruner(max_compute=30, schedule=schedules.Constant()))
+
+    def objective(trial):
+        cb = SHScalingCallback(trial, compute_fn=lambda state: state.global_step)
+        _trainer(_gpt2(), [cb], tmp_path, lr_scheduler_type="cosine", warmup_steps=0).train()
+        return 0.0
+
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].system_attrs[SCHEDULE_KEY]["kind"] == "cosine"
+
+
+def _args(tmp_path, **kw):
+    return transformers.TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-3, report_to="none",
+                                          use_cpu=True, **kw)
+
+
+def test_planned_schedule_of_types_it_cannot_state(tmp_path):
+    for kind in ("polynomial", "cosine_with_restarts", "inverse_sqrt"):
+        schedule, note = planned_schedule(_args(tmp_path, lr_scheduler_type=kind, warmup_steps=2), 100)
+        assert schedule is None and kind in note
+    schedule, note = planned_schedule(
+        _args(tmp_path, lr_scheduler_type="cosine", lr_scheduler_kwargs={"num_cycles": 1.0}), 100)
+    assert schedule is None and "num_cycles" in note
+    schedule, _ = planned_schedule(
+        _args(tmp_path, lr_scheduler_type="cosine", lr_scheduler_kwargs={"num_cycles": 0.5}), 100)
+    assert schedule == schedules.Cosine(peak_lr=1e-3, final_ratio=0.0)
+    schedule, note = planned_schedule(_args(tmp_path, lr_scheduler_type="linear", warmup_steps=100), 100)
+    assert schedule is None and "warm-up" in note
+    schedule, note = planned_schedule(_args(tmp_path), 0)
+    assert schedule is None and "max_steps" in note
+
+
+def test_unstated_schedule_is_recorded_and_rates_still_reported(tmp_path):
+    study = optuna.create_study()
+
+    def objective(trial):
+        cb = SHScalingCallback(trial, compute_fn=lambda state: state.global_step)
+        _trainer(_gpt2(), [cb], tmp_path, max_steps=10, lr_scheduler_type="polynomial").train()
+        return 0.0
+
+    study.optimize(objective, n_trials=1)
+    t = study.trials[0]
+    assert SCHEDULE_KEY not in t.system_attrs
+    assert "polynomial" in t.system_attrs[SCHEDULE_NOTE_KEY]
+    assert len(reported_lr(t)) == 2
+
+
+def test_unreadable_optimizer_reports_without_a_rate(tmp_path):
+    study = optuna.create_study()
+    trial = study.ask()
+    cb = SHScalingCallback(trial, compute_fn=lambda state: state.global_step, derive_schedule=False)
+    args, control = _args(tmp_path), transformers.TrainerControl()
+
+    class _Broken:
+        def get_last_lr(self):
+            raise RuntimeError("no rate yet")
+
+    for step, optimizer, scheduler in [(1, object(), _Broken()), (2, None, None), (3, object(), None)]:
+        state = transformers.TrainerState(global_step=step)
+        cb.on_evaluate(args, state, control, metrics={"eval_loss": 1.0}, optimizer=optimizer,
+                       lr_scheduler=scheduler)
+    # Where the optimizer cannot be read, the scheduler's last rate serves; else no rate.
+    cb.on_evaluate(args, transformers.TrainerState(global_step=4), control, metrics={"eval_loss": 1.0},
+                   optimizer=object(), lr_scheduler=torch.optim.lr_scheduler.ConstantLR(
+                       torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5), factor=1.0))
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert len(frozen.intermediate_values) == 4
+    assert reported_lr(frozen) == {3: 0.5}
+    assert SCHEDULE_KEY not in frozen.system_attrs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -13,7 +14,8 @@ torch = pytest.importorskip("torch")
 pl = pytest.importorskip("lightning.pytorch")
 
 from sh_scaling.integrations import SHScalingLightningCallback  # noqa: E402
-from sh_scaling.pruning import reported_compute  # noqa: E402
+from sh_scaling.keys import SCHEDULE_KEY  # noqa: E402
+from sh_scaling.pruning import reported_compute, reported_lr  # noqa: E402
 
 # Lightning's own use of a deprecated torch pytree API; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*")
@@ -39,9 +41,9 @@ def _sequences(n, seed):
 class TinyGPT(pl.LightningModule):
     """Two pre-norm causal transformer layers, width 32, tied embeddings."""
 
-    def __init__(self, lr=3e-3, log_name="val_loss"):
+    def __init__(self, lr=3e-3, log_name="val_loss", decay=False):
         super().__init__()
-        self.lr, self.log_name = lr, log_name
+        self.lr, self.log_name, self.decay = lr, log_name, decay
         self.tok = torch.nn.Embedding(VOCAB, D)
         self.pos = torch.nn.Embedding(SEQ, D)
         layer = torch.nn.TransformerEncoderLayer(D, 2, 4 * D, dropout=0.0, batch_first=True, norm_first=True)
@@ -62,7 +64,11 @@ class TinyGPT(pl.LightningModule):
         self.log(self.log_name, self.loss(batch))
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+        opt = torch.optim.AdamW(self.parameters(), lr=self.lr)
+        if not self.decay:
+            return opt
+        decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0 / (1.0 + k))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
 
 
 def _fit(module, callback, max_steps=30, extra=()):
@@ -159,3 +165,52 @@ def test_ctrl_c_fails_the_trial():
     (t,) = study.trials
     assert t.state == TrialState.FAIL
     assert len(t.intermediate_values) == 1
+
+
+class _OptimizerLr(pl.Callback):
+    """The optimizer's learning rate at each validation, read independently of the callback."""
+
+    def __init__(self) -> None:
+        self.lr: list[float] = []
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.lr.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_reports_carry_the_optimizer_lr():
+    study = optuna.create_study()
+    seen = _OptimizerLr()
+
+    def objective(trial):
+        _fit(TinyGPT(decay=True), SHScalingLightningCallback(trial), extra=[seen])
+        return 0.0
+
+    study.optimize(objective, n_trials=1)
+    t = study.trials[0]
+    lrs = reported_lr(t)
+    assert [lrs[s] for s in sorted(lrs)] == pytest.approx(seen.lr, rel=1e-12)
+    # The step scheduler ran between reports: after 5 k steps the rate is lr / (1 + 5 k).
+    assert seen.lr == pytest.approx([3e-3 / (1 + 5 * (k + 1)) for k in range(6)])
+    assert SCHEDULE_KEY not in t.system_attrs  # Lightning states no planned schedule
+
+
+def test_unreadable_optimizer_reports_without_a_rate():
+    study = optuna.create_study()
+    trial = study.ask()
+    cb = SHScalingLightningCallback(trial, flops_per_token=1.0)
+    trainers = [
+        SimpleNamespace(optimizers=[object()]),  # no param_groups
+        SimpleNamespace(optimizers=[]),
+        SimpleNamespace(),
+        SimpleNamespace(optimizers=[SimpleNamespace(param_groups=[{"lr": float("nan")}])]),
+        SimpleNamespace(optimizers=[SimpleNamespace(param_groups=[{"lr": 0.25}])]),
+    ]
+    for trainer in trainers:
+        trainer.sanity_checking, trainer.should_stop = False, False
+        trainer.callback_metrics = {"val_loss": torch.tensor(1.0)}
+        cb.tokens_seen += 10
+        cb.on_validation_end(trainer, None)
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert len(frozen.intermediate_values) == 5
+    assert reported_lr(frozen) == {4: 0.25}

@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from sh_scaling.integrations import tell_on_error, tokens_in_batch
 from sh_scaling.keys import MAX_COMPUTE_KEY
-from sh_scaling.pruning import reported_compute
+from sh_scaling.pruning import reported_compute, reported_lr
 
 torch = pytest.importorskip("torch")
 
@@ -109,6 +109,46 @@ def test_compute_fn_and_max_compute():
     assert reported_compute(frozen)[1] == pytest.approx(10 * BATCH * SEQ / 1e6)
     assert frozen.system_attrs[MAX_COMPUTE_KEY] == 10.0
     assert rep.n_reports == 2
+
+
+def test_reports_carry_the_optimizer_lr():
+    study = optuna.create_study()
+    trial = study.ask()
+    torch.manual_seed(0)
+    model = _TinyLM()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0 / (1.0 + k))
+    rep = TrialReporter(trial, model, optimizer=opt)
+    g, val, seen = torch.Generator().manual_seed(0), _batch(torch.Generator().manual_seed(1)), []
+    for i in range(20):
+        ids = _batch(g)
+        opt.zero_grad()
+        _loss(model, ids).backward()
+        opt.step()
+        decay.step()
+        rep.step(ids)
+        if (i + 1) % 5 == 0:
+            seen.append(opt.param_groups[0]["lr"])
+            with torch.no_grad():
+                rep.report(float(_loss(model, val)))
+    lrs = reported_lr(study._storage.get_trial(trial._trial_id))
+    assert [lrs[s] for s in sorted(lrs)] == pytest.approx(seen, rel=1e-12)
+    assert seen == pytest.approx([1e-2 / (1 + 5 * (k + 1)) for k in range(4)])
+
+
+def test_unreadable_optimizer_reports_without_a_rate():
+    study = optuna.create_study()
+    sgd = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    nan = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    nan.param_groups[0]["lr"] = float("nan")
+    for optimizer, expected in [(None, {}), (object(), {}), (nan, {}), (sgd, {0: 0.5})]:
+        trial = study.ask()
+        rep = TrialReporter(trial, flops_per_token=1.0, optimizer=optimizer)
+        rep.step(tokens=10)
+        rep.report(1.0)
+        frozen = study._storage.get_trial(trial._trial_id)
+        assert len(frozen.intermediate_values) == 1
+        assert reported_lr(frozen) == expected
 
 
 def test_bad_input():
