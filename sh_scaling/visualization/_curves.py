@@ -14,6 +14,7 @@ from sh_scaling.visualization._data import N_BOOTSTRAP, CurvesData, curves_data,
 from sh_scaling.visualization._style import (
     COLORS,
     DRAW_ORDER,
+    GROUP_NAMES,
     FRONTIER_GREY,
     OUTCOME_STYLE,
     format_number,
@@ -22,9 +23,6 @@ from sh_scaling.visualization._style import (
 )
 
 __all__ = ["plot_curves"]
-
-_GROUP_NAMES = {"complete": "complete runs", "pruned": "pruned runs", "other": "running or failed runs"}
-
 
 def plot_curves(
     study_or_curves: optuna.study.Study | CurveSet | list[Curve],
@@ -95,8 +93,7 @@ def plot_curves(
 
 
 def _title(data: CurvesData) -> str:
-    counts = ", ".join(f"{len(v)} {k}" for k, v in data.groups.items() if v)
-    text = f"{data.curves.name}: {counts}"
+    text = f"{data.curves.name}: {data.counts}"
     if data.law_note:
         text += f"<br><sup>{data.law_note}</sup>"
     return text
@@ -117,7 +114,7 @@ def _add_runs(fig: Any, go: Any, data: CurvesData) -> None:
         for i, c in enumerate(curves):
             fig.add_trace(go.Scatter(
                 x=c.compute, y=c.loss, mode="lines+markers" if style.markers else "lines", legendgroup=group,
-                showlegend=i == 0, name=f"{_GROUP_NAMES[group]} ({len(curves)})",
+                showlegend=i == 0, name=f"{GROUP_NAMES[group]} ({len(curves)})",
                 line=dict(color=color, width=style.width),
                 marker=dict(symbol=symbol, size=6, color=color, line=dict(width=1.2, color=color)),
                 opacity=style.alpha, hovertemplate=_hover(c),
@@ -159,12 +156,11 @@ def _add_law(fig: Any, go: Any, data: CurvesData) -> None:
             fillcolor="rgba(213,94,0,0.18)", legendgroup="band", hoverinfo="skip", legendrank=1002,
             name=f"law's band: {describe_interval(law)}",
         ))
-        inside = band.compute <= law.c_max * (1 + 1e-9)
+        inside, start = data.band_split()
         fig.add_trace(go.Scatter(x=band.compute[inside], y=band.loss[inside], mode="lines", line=dict(color=color,
                                  width=2.2), name=f"law: {law_label(law)}", legendgroup="law", legendrank=1001,
                                  hovertemplate="law: loss %{y:.5g} at compute %{x:.4g}<extra></extra>"))
-        if not inside.all():
-            start = max(int(np.argmax(~inside)) - 1, 0)
+        if start is not None:
             fig.add_trace(go.Scatter(x=band.compute[start:], y=band.loss[start:], mode="lines",
                                      line=dict(color=color, width=2.2, dash="dot"), legendgroup="law",
                                      name="law, extrapolated", hoverinfo="skip", legendrank=1003))

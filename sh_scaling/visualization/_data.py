@@ -66,6 +66,22 @@ class CurvesData:
     law_note: str
     unit: str
 
+    @property
+    def counts(self) -> str:
+        """``"9 complete, 214 pruned"``: how many runs of each outcome, for a title."""
+        return ", ".join(f"{len(v)} {k}" for k, v in self.groups.items() if v)
+
+    def band_split(self) -> tuple[np.ndarray, int | None]:
+        """Where the band lies within the law's fitted range (a mask), and the index from which it is drawn as
+        an extrapolation (``None`` when it does not go beyond); the two parts share a point so the line is
+        continuous."""
+        if self.band is None or self.law is None:
+            raise ValueError("band_split: there is no law band to split")
+        inside = self.band.compute <= self.law.c_max * (1 + 1e-9)
+        if inside.all():
+            return inside, None
+        return inside, max(int(np.argmax(~inside)) - 1, 0)
+
 
 def as_curves(
     study_or_curves: optuna.study.Study | CurveSet | Any,

@@ -18,6 +18,7 @@ __all__ = [
     "RULE_SYMBOLS",
     "TRADEOFF_SYMBOLS",
     "DRAW_ORDER",
+    "GROUP_NAMES",
     "FRONTIER_GREY",
     "RunStyle",
     "format_number",
@@ -58,6 +59,8 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F
 
 #: Groups of runs from back to front: complete runs on top, where they make the frontier.
 DRAW_ORDER = ("other", "pruned", "complete")
+#: Legend words of each group of runs.
+GROUP_NAMES = {"complete": "complete runs", "pruned": "pruned runs", "other": "running or failed runs"}
 #: Above this many runs in a group, its lines are drawn as a translucent bundle without markers.
 DENSE_GROUP = 30
 

@@ -14,6 +14,7 @@ from sh_scaling.visualization._data import N_BOOTSTRAP, CurvesData, curves_data,
 from sh_scaling.visualization._style import (
     COLORS,
     DRAW_ORDER,
+    GROUP_NAMES,
     FRONTIER_GREY,
     OUTCOME_STYLE,
     import_matplotlib,
@@ -22,9 +23,6 @@ from sh_scaling.visualization._style import (
 from sh_scaling.visualization.matplotlib._axes import legend_outside, readable_log_axes
 
 __all__ = ["plot_curves"]
-
-_GROUP_NAMES = {"complete": "complete runs", "pruned": "pruned runs", "other": "running or failed runs"}
-
 
 def plot_curves(
     study_or_curves: optuna.study.Study | CurveSet | list[Curve],
@@ -61,12 +59,11 @@ def plot_curves(
         for i, c in enumerate(curves):
             ax.plot(c.compute, c.loss, color=color, lw=style.width, marker=marker if style.markers else None,
                     ms=3.5, alpha=style.alpha, zorder=2 + 0.1 * level,
-                    label=f"{_GROUP_NAMES[group]} ({len(curves)})" if i == 0 else None)
+                    label=f"{GROUP_NAMES[group]} ({len(curves)})" if i == 0 else None)
     _draw_law(ax, data)
     ax.set_xlabel(f"compute ({data.unit})")
     ax.set_ylabel("loss")
-    counts = ", ".join(f"{len(v)} {k}" for k, v in data.groups.items() if v)
-    ax.set_title(f"{data.curves.name}: {counts}" + (f"\n{data.law_note}" if data.law_note else ""), fontsize=10,
+    ax.set_title(f"{data.curves.name}: {data.counts}" + (f"\n{data.law_note}" if data.law_note else ""), fontsize=10,
                  loc="left")
     ax.grid(alpha=0.25, which="major")
     readable_log_axes(ax)
@@ -86,11 +83,10 @@ def _draw_law(ax: Any, data: CurvesData) -> None:
         band = data.band
         ax.fill_between(band.compute, band.low, band.high, color=color, alpha=0.18, lw=0, zorder=1,
                         label=f"law's band: {describe_interval(law)}")
-        inside = band.compute <= law.c_max * (1 + 1e-9)
+        inside, start = data.band_split()
         ax.plot(band.compute[inside], band.loss[inside], color=color, lw=2, zorder=3,
                 label=f"law: {law_label(law, 'tex')}")
-        if not inside.all():
-            start = max(int(np.argmax(~inside)) - 1, 0)
+        if start is not None:
             ax.plot(band.compute[start:], band.loss[start:], color=color, lw=2, ls=":", zorder=3,
                     label="law, extrapolated")
     if data.prediction is not None:
