@@ -134,7 +134,7 @@ def test_cli_checksum_error_suggests_what_the_cli_can_do(routing_csv, tmp_path, 
 def test_without_file_locks_old_parts_are_removed_and_downloads_still_work(routing_csv, tmp_path, monkeypatch):
     import os
 
-    monkeypatch.setattr("sh_scaling.curves._routing.fcntl", None)  # as on Windows
+    monkeypatch.setattr("sh_scaling.curves._download.fcntl", None)  # as on Windows
     old = tmp_path / f".{_CACHE_NAME}.old.part"
     recent = tmp_path / f".{_CACHE_NAME}.recent.part"
     old.write_bytes(b"killed two hours ago")

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import os
-import tempfile
-import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from sh_scaling.curves._curve import Curve, CurveSet
+from sh_scaling.curves._download import cache_root, download, remove_abandoned_parts
 from sh_scaling.schedules import WSD, Constant, Cosine, Schedule, TwoStage
 
 __all__ = ["load_multipowerlaw", "fetch_multipowerlaw", "MULTIPOWERLAW_URL", "MULTIPOWERLAW_SHA256",
@@ -183,15 +181,20 @@ def fetch_multipowerlaw(
 
     See :func:`load_multipowerlaw` for the cache directory, the checks and the errors.
     """
-    base = _cache_root(cache_dir) / _CACHE_FOLDER
+    base = cache_root(cache_dir) / _CACHE_FOLDER
     for rel, digest in MULTIPOWERLAW_SHA256.items():
         target = base / rel
+        remove_abandoned_parts(target)
         if target.is_file():
             if not verify or hashlib.sha256(target.read_bytes()).hexdigest() == digest:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
-        _download(url + rel, target, sha256=digest if verify else None, timeout=timeout)
+        download(
+            url + rel, target, sha256=digest if verify else None, timeout=timeout, what=f"the schedule curves' {rel}",
+            by_hand="Download the repository's loss_curve_repo folder by hand and pass path=...",
+            unwritable=_unwritable,
+        )
     return base / "loss_curve_repo"
 
 
@@ -260,34 +263,10 @@ def _check_sha256(file: Path, rel: str, *, hint: str) -> None:
                          f"({MULTIPOWERLAW_SHA256[rel]}); {hint}")
 
 
-def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("SH_SCALING_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "sh_scaling"
-
-
-def _download(url: str, target: Path, *, sha256: str | None, timeout: float) -> None:
-    """Fetch ``url`` into a temporary file beside ``target``; rename it into place only if it is verified."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-        except (OSError, http.client.HTTPException) as err:
-            raise OSError(f"could not download {url}: {err}. Download the repository's loss_curve_repo folder "
-                          "by hand and pass path=...") from err
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        if sha256 is not None and digest != sha256:
-            raise ValueError(f"download from {url} is corrupt or incomplete: sha256 {digest}, expected {sha256}; "
-                             "nothing was cached")
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+def _unwritable(directory: Path, err: OSError) -> OSError:
+    """``err`` (same class) with a message saying what to do."""
+    reason = err.strerror or str(err)
+    return type(err)(
+        f"cannot write to the schedule curves cache directory {directory} ({reason}): choose another with "
+        "cache_dir=... or $SH_SCALING_CACHE, or give a local copy with path=..."
+    )

@@ -8,15 +8,9 @@ shipped with this package: :func:`load_routing` downloads it once, checks its sh
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
-import http.client
 import os
-import tempfile
-import time
-import urllib.error
-import urllib.request
 import warnings
 import zlib
 from collections.abc import Iterable
@@ -25,11 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sh_scaling.curves._curve import Curve, CurveSet, CurveWarning
-
-try:
-    import fcntl
-except ImportError:  # Windows: abandoned partial downloads are recognised by their age alone
-    fcntl = None  # type: ignore[assignment]
+from sh_scaling.curves._download import cache_root, download, remove_abandoned_parts
 
 __all__ = [
     "load_routing",
@@ -58,8 +48,6 @@ _SPLIT_FINAL_STEPS = (248_000, 249_000)
 _TRAINING_PER_FORWARD = 3.0
 _FLOPS_KINDS = ("training", "forward")
 _PER_RUN_EXCLUDED = ("step",)
-#: Without file locks (Windows), a temporary download file untouched for this long was left by a killed process.
-_STALE_PART_SECONDS = 3600.0
 #: How to give a local copy, in the library's words and the command line's (its errors reach both users).
 _PATH_OPTION = "path=... (--routing-path on the command line)"
 _HOW_TO_MOVE_THE_CACHE = (
@@ -171,7 +159,7 @@ def fetch_routing(
 
     See :func:`load_routing` for the cache directory, the checks and the errors.
     """
-    directory = _resolve_cache_dir(cache_dir)
+    directory = cache_root(cache_dir)
     target = directory / _CACHE_NAME
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(
@@ -179,7 +167,7 @@ def fetch_routing(
         )
     if target.exists() and not target.is_file():
         raise IsADirectoryError(f"{target} should be the cached routing curves but is not a file; remove it")
-    _remove_abandoned_parts(target)
+    remove_abandoned_parts(target)
     if target.is_file():
         try:
             if verify:
@@ -204,95 +192,12 @@ def _unwritable(directory: Path, err: OSError) -> OSError:
     )
 
 
-def _resolve_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("SH_SCALING_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "sh_scaling"
-
-
-# Why not a download library such as pooch (sha256 checks, a rename once complete): it would bring requests and
-# two more packages into the core dependencies for one file, it reads no file:// URLs (mirrors, the tests), and
-# its temporary file too stays behind when its process is killed, which is what the lock below is for.
 def _download(url: str, target: Path, *, sha256: str | None, timeout: float) -> None:
-    """Stream ``url`` into a locked temporary file beside ``target``, verify it, then rename it atomically."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _new_locked_part(target)
-    except OSError as err:
-        raise _unwritable(target.parent, err) from None
-    try:
-        # The file stays open, so locked, until it is in place: a cleaner must never take it for abandoned.
-        with os.fdopen(fd, "wb") as out:
-            digest = hashlib.sha256()
-            received = 0
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    declared = response.headers.get("Content-Length")
-                    while chunk := response.read(1 << 16):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        received += len(chunk)
-                # A connection closed early ends the read loop quietly; the declared length tells.
-                if declared is not None and declared.isdigit() and received != int(declared):
-                    raise OSError(f"connection closed after {received} of {declared} bytes")
-            except (OSError, http.client.HTTPException) as err:
-                raise OSError(
-                    f"could not download the routing curves from {url}: {err}. Download the file by hand and "
-                    f"pass {_PATH_OPTION}, or place it at {target}"
-                ) from err
-            out.flush()
-            if sha256 is not None and digest.hexdigest() != sha256:
-                raise ValueError(
-                    f"download from {url} is corrupt or incomplete: sha256 {digest.hexdigest()} "
-                    f"({received} bytes), expected {sha256}; nothing was cached"
-                )
-            _check_gzip(tmp, label=url)
-            if fcntl is not None:
-                os.replace(tmp, target)  # POSIX renames an open file
-        if fcntl is None:
-            os.replace(tmp, target)  # Windows cannot, and has no lock to keep
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _new_locked_part(target: Path) -> tuple[int, Path]:
-    """A new ``.part`` file beside ``target``: its descriptor, holding a lock until it is closed, and its path.
-
-    The lock is what tells another process a live download from one that was killed: the kernel releases it
-    when its process dies, however it dies, and :func:`_remove_abandoned_parts` removes unlocked files.
-    """
-    while True:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        part = Path(name)
-        if fcntl is None:
-            return fd, part
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        # Between mkstemp and flock the file was unlocked, and a cleaner may have removed it: then start again.
-        with contextlib.suppress(FileNotFoundError):
-            if os.stat(part).st_ino == os.fstat(fd).st_ino:
-                return fd, part
-        os.close(fd)
-
-
-def _remove_abandoned_parts(target: Path) -> None:
-    """Remove the ``.part`` files of downloads that were killed (their lock is free); live downloads keep theirs."""
-    for part in target.parent.glob(f".{target.name}.*.part"):
-        with contextlib.suppress(OSError):  # gone meanwhile, locked by a live download, or a read-only cache
-            if fcntl is None:
-                if part.stat().st_mtime < time.time() - _STALE_PART_SECONDS:
-                    part.unlink()
-                continue
-            fd = os.open(part, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                part.unlink()
-            finally:
-                os.close(fd)
+    download(
+        url, target, sha256=sha256, timeout=timeout, what="the routing curves",
+        by_hand=f"Download the file by hand and pass {_PATH_OPTION}, or place it at {target}",
+        unwritable=_unwritable, check=lambda tmp: _check_gzip(tmp, label=url),
+    )
 
 
 def _check_sha256(file: Path, *, hint: str) -> None:
