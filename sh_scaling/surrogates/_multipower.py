@@ -66,6 +66,7 @@ from sh_scaling.schedules import (
     Schedule,
     as_schedule,
 )
+from sh_scaling.surrogates._validation import check_curve
 
 __all__ = [
     "MultiPowerLawSurrogate",
@@ -538,24 +539,6 @@ def _thin(c: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np
     return c[keep], y[keep]
 
 
-def _check_curve(compute: Any, loss: Any, owner: str, min_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(compute, loss)`` as float arrays sorted by compute, or a ``ValueError`` that says what is wrong."""
-    c = np.asarray(compute, dtype=float).ravel()
-    y = np.asarray(loss, dtype=float).ravel()
-    if c.shape != y.shape:
-        raise ValueError(f"{owner}: compute has {c.size} points but loss has {y.size}")
-    if not (np.all(np.isfinite(c)) and np.all(np.isfinite(y))):
-        raise ValueError(f"{owner}: compute and loss must be finite (no NaN or inf); clean the curve first")
-    if np.any(c <= 0):
-        raise ValueError(f"{owner}: compute must be > 0, got {float(c[c <= 0][0])!r}")
-    if np.any(y <= 0):
-        raise ValueError(f"{owner}: loss must be > 0 (the fit is in log-loss), got {float(y[y <= 0][0])!r}")
-    if c.size < min_points:
-        raise ValueError(f"{owner}: needs at least {min_points} point(s), got {c.size}")
-    order = np.argsort(c, kind="stable")
-    return c[order], y[order]
-
-
 def _check_max_compute(max_compute: Any, schedule: Schedule, compute: np.ndarray, owner: str) -> float:
     """The run's planned compute; without one, only a schedule that ignores it (constant, no warm-up) works."""
     if max_compute is None:
@@ -738,7 +721,7 @@ class MultiPowerLawSurrogate(_LawEstimator):
         owner = type(self).__name__
         priors = _check_settings(self, owner)
         schedule = as_schedule(self.schedule)
-        c, y = _check_curve(compute, loss, f"{owner}.fit", min_points=2)
+        c, y = check_curve(compute, loss, owner, 2, distinct=False)
         last = float(c[-1])
         c, y = _thin(c, y, int(self.max_points))
         max_compute = _check_max_compute(self.max_compute, schedule, c, owner)
@@ -837,7 +820,7 @@ class JointMultiPowerLawSurrogate(_LawEstimator):
         maxes = list(max_computes) if max_computes is not None else [None] * n
         if len(scheds) != n or len(maxes) != n:
             raise ValueError(f"{owner}.fit_many: {n} runs but {len(scheds)} schedules and {len(maxes)} max_computes")
-        curves = [_check_curve(c, y, f"{owner}.fit_many (run {i})", min_points=0)
+        curves = [check_curve(c, y, f"{owner}.fit_many (run {i})", 0, method=None, distinct=False)
                   for i, (c, y) in enumerate(observations)]
         first = min((float(c[0]) for c, _ in curves if c.size), default=math.nan)
         # A run with no points is "observed" up to the family's first evaluation: all of it is extrapolation.

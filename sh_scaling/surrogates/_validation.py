@@ -30,28 +30,41 @@ MIN_FIT_POINTS = 3
 
 
 def check_curve(
-    compute: Any, loss: Any, owner: str, min_points: int = MIN_FIT_POINTS
+    compute: Any,
+    loss: Any,
+    owner: str,
+    min_points: int = MIN_FIT_POINTS,
+    *,
+    method: str | None = "fit",
+    distinct: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validated ``(compute, loss)`` as float arrays sorted by compute; raises ``ValueError`` on bad input."""
+    """Validated ``(compute, loss)`` as float arrays sorted by compute; raises ``ValueError`` on bad input.
+
+    Messages start with ``owner.method`` (``owner`` alone when ``method`` is ``None``). With ``distinct``, at
+    least ``min_points`` different compute values are required (a least-squares fit in compute needs them; a
+    law fitted against a schedule's learning-rate area does not).
+    """
+    label = owner if method is None else f"{owner}.{method}"
     c = np.asarray(compute, dtype=float).ravel()
     y = np.asarray(loss, dtype=float).ravel()
     if c.shape != y.shape:
-        raise ValueError(f"{owner}.fit: compute has {c.size} points but loss has {y.size}")
+        raise ValueError(f"{label}: compute has {c.size} points but loss has {y.size}")
     if not np.all(np.isfinite(c)):
-        raise ValueError(f"{owner}.fit: compute contains non-finite values (NaN or inf); clean the curve first")
+        raise ValueError(f"{label}: compute contains non-finite values (NaN or inf); clean the curve first")
     if not np.all(np.isfinite(y)):
-        raise ValueError(f"{owner}.fit: loss contains non-finite values (NaN or inf); clean the curve first")
+        raise ValueError(f"{label}: loss contains non-finite values (NaN or inf); clean the curve first")
     if np.any(c <= 0):
-        raise ValueError(f"{owner}.fit: compute must be > 0 (log-compute is used), got {c[c <= 0][0]!r}")
+        raise ValueError(f"{label}: compute must be > 0 (log-compute is used), got {c[c <= 0][0]!r}")
     if np.any(y <= 0):
-        raise ValueError(f"{owner}.fit: loss must be > 0 (log-loss residuals are used), got {y[y <= 0][0]!r}")
+        raise ValueError(f"{label}: loss must be > 0 (log-loss residuals are used), got {y[y <= 0][0]!r}")
     if c.size < min_points:
-        raise ValueError(f"{owner}.fit: needs at least {min_points} points, got {c.size}")
+        raise ValueError(f"{label}: needs at least {min_points} points, got {c.size}")
     order = np.argsort(c, kind="stable")
     c, y = c[order], y[order]
-    distinct = np.unique(c).size
-    if distinct < min_points:
-        raise ValueError(f"{owner}.fit: needs at least {min_points} distinct compute values, got {distinct}")
+    if distinct:
+        n_distinct = np.unique(c).size
+        if n_distinct < min_points:
+            raise ValueError(f"{label}: needs at least {min_points} distinct compute values, got {n_distinct}")
     return c, y
 
 
