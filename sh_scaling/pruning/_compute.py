@@ -50,6 +50,11 @@ def stored_pairs(system_attrs: Mapping[str, Any]) -> list[list[float]]:
     return [[int(e[0]), float(e[1])] for e in _stored_entries(system_attrs)]
 
 
+def _stored_compute(system_attrs: Mapping[str, Any]) -> dict[int, float]:
+    """``{step: compute}`` of every stored entry."""
+    return {int(e[0]): float(e[1]) for e in _stored_entries(system_attrs)}
+
+
 def lr_curve(system_attrs: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """``(compute, lr)`` of the reports that gave a learning rate, sorted by step (empty arrays if none)."""
     rows = [(float(e[1]), float(e[2])) for e in _stored_entries(system_attrs) if len(e) > 2 and e[2] is not None]
@@ -71,7 +76,7 @@ def reported_compute(trial: Any) -> dict[int, float]:
     Works with an ``optuna.trial.FrozenTrial`` (e.g. from ``study.trials``) or anything with
     ``system_attrs``. Steps reported with plain ``trial.report`` (no compute) are absent.
     """
-    return {int(s): float(c) for s, c in stored_pairs(trial.system_attrs)}
+    return _stored_compute(trial.system_attrs)
 
 
 def n_stored(system_attrs: Mapping[str, Any]) -> int:
@@ -99,7 +104,8 @@ def updated_lists(
     # that a report costs the same after 10 reports or 5,000.
     sealed = system_attrs.get(COMPUTE_KEY) or []
     tail = system_attrs.get(COMPUTE_TAIL_KEY) or []
-    last = tail[-1][0] if tail else (sealed[-1][0] if sealed else -1)
+    latest = last_reported(system_attrs)
+    last = latest[0] if latest is not None else -1
     entry = [int(step), float(compute)] if lr is None else [int(step), float(compute), float(lr)]
     if step > last:
         tail = [*tail, entry]
@@ -128,7 +134,7 @@ def observed_curve(
     (they stay in Optuna's intermediate values: nothing is lost) and named in the returned notes. Losses are
     returned as reported, non-finite ones included, so that the caller can prune on them.
     """
-    stored = {int(s): c for s, c in stored_pairs(system_attrs)}
+    stored = _stored_compute(system_attrs)
     compute: list[float] = []
     loss: list[float] = []
     notes: list[str] = []

@@ -9,7 +9,7 @@ from typing import Any
 
 import optuna
 
-from sh_scaling.keys import COMPUTE_KEY, COMPUTE_TAIL_KEY, MAX_COMPUTE_KEY
+from sh_scaling.keys import MAX_COMPUTE_KEY
 from sh_scaling.pruning._compute import HOW_TO_REPORT, last_reported, n_stored, stored_pairs, updated_lists
 
 __all__ = ["report"]
@@ -166,13 +166,13 @@ def _next_step(values: Any, attrs: Any) -> int:
 
 
 def _check_increasing(attrs: Any, step: int, compute: float) -> None:
-    tail = attrs.get(COMPUTE_TAIL_KEY) or []
-    sealed = attrs.get(COMPUTE_KEY) or []
-    last = tail[-1] if tail else (sealed[-1] if sealed else None)
+    below: tuple[int, float] | None
+    above: tuple[int, float] | None
+    last = last_reported(attrs)
     if last is not None and step > last[0]:
         below, above = last, None
     else:
-        pairs = stored_pairs(attrs)
+        pairs = [(int(s), float(c)) for s, c in stored_pairs(attrs)]
         below = next((p for p in reversed(pairs) if p[0] < step), None)
         above = next((p for p in pairs if p[0] > step), None)
     if below is not None and compute <= below[1]:
