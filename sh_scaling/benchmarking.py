@@ -62,13 +62,22 @@ def default_jobs() -> int:
 
 
 def parallel_map(
-    fn: Callable[[T], R], tasks: Sequence[T], *, jobs: int = 1, label: str = "tasks", chunksize: int = 1
+    fn: Callable[[T], R],
+    tasks: Sequence[T],
+    *,
+    jobs: int = 1,
+    label: str = "tasks",
+    chunksize: int = 1,
+    progress: bool = True,
 ) -> list[R]:
-    """``[fn(t) for t in tasks]`` over ``jobs`` processes (1: in this process), with a progress bar on stderr
-    (tqdm, which Optuna already depends on; quiet when stderr is not a terminal)."""
+    """``[fn(t) for t in tasks]`` over ``jobs`` processes (1: in this process; 0 or less: one per core), with a
+    progress bar on stderr (tqdm, which Optuna already depends on) when ``progress`` is set and stderr is a
+    terminal: in a log file a bar redrawn with carriage returns is one endless line."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(tasks), desc=label, disable=not sys.stderr.isatty(), file=sys.stderr)
+    if jobs < 1:
+        jobs = os.cpu_count() or 1
+    bar = tqdm(total=len(tasks), desc=label, disable=not (progress and sys.stderr.isatty()), file=sys.stderr)
     out: list[R] = []
     try:
         if jobs == 1:

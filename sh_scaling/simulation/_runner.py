@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from sh_scaling.benchmarking import parallel_map
 from sh_scaling.curves import CurveSet
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law, relative_improvement
 from sh_scaling.simulation._strategies import allocate, get_strategy
@@ -97,22 +95,10 @@ def simulate(
         for repeat in range(repeats):
             chosen = list(rng.choice(len(ids), size=k, replace=False))
             tasks.append((curves, [ids[i] for i in chosen], k, tuple(budgets), tuple(names), reduction_factor, carry_over, repeat, seed))
-    # A progress bar on a terminal only: in a log file a bar redrawn with carriage returns is one endless line.
-    bar = tqdm(total=len(tasks), desc=f"simulate[{curves.name}]", unit="set", file=sys.stderr,
-               disable=not (progress and sys.stderr.isatty()))
-    rows: list[dict] = []
-    if n_jobs == 1:
-        for t in tasks:
-            rows.extend(_one_candidate_set(t))
-            bar.update()
-    else:
-        workers = n_jobs if n_jobs > 0 else os.cpu_count() or 1
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for out in pool.map(_one_candidate_set, tasks, chunksize=max(1, len(tasks) // (8 * workers))):
-                rows.extend(out)
-                bar.update()
-    bar.close()
-    df = pd.DataFrame(rows)
+    workers = n_jobs if n_jobs > 0 else os.cpu_count() or 1
+    per_set = parallel_map(_one_candidate_set, tasks, jobs=workers, label=f"simulate[{curves.name}]",
+                           chunksize=max(1, len(tasks) // (8 * workers)), progress=progress)
+    df = pd.DataFrame([row for rows in per_set for row in rows])
     keys = ["n_candidates", "budget_frac", "repeat"]
     sh = df[df.strategy == "SH"].set_index(keys)["best_loss"].rename("sh_best_loss")
     df = df.join(sh, on=keys)
