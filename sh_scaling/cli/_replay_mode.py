@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -28,32 +27,6 @@ def pruner_names(text: str) -> list[str]:
 def replay_outputs(no_plots: bool) -> list[str]:
     """The files the replay mode writes into ``--out``."""
     return ["runs.csv", "summary.csv", "summary.json", *([] if no_plots else ["tradeoff.png"])]
-
-
-def plot_tradeoff(summary: pd.DataFrame, path: Path, title: str) -> None:
-    """Compute spent against regret and against law error, one marker per pruner (mean ± s.e. over seeds)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    markers = "osD^v<>ph*"
-    for i, (_, r) in enumerate(summary.iterrows()):
-        kw: dict[str, Any] = dict(marker=markers[i % len(markers)], color=f"C{i % 10}", capsize=2, label=r.pruner,
-                                  linestyle="none")
-        axes[0].errorbar(r.compute_frac, r.regret_pct, xerr=r.compute_frac_se, yerr=r.regret_se_pct, **kw)
-        axes[1].errorbar(r.compute_frac, r.law_error, xerr=r.compute_frac_se, yerr=r.law_error_se, **kw)
-    axes[0].set_ylabel("best-loss regret (%)")
-    axes[1].set_ylabel("law error (mean |Δ ln L|)")
-    for ax in axes:
-        ax.set_xlabel("compute spent / exhaustive")
-        ax.grid(alpha=0.3)
-    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, title="mean ± s.e. over seeds")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
 
 
 def run_replay(args: argparse.Namespace, curves: Any) -> int:
@@ -83,6 +56,10 @@ def run_replay(args: argparse.Namespace, curves: Any) -> int:
             "seconds": round(elapsed, 2),
         })
         if not args.no_plots:
-            plot_tradeoff(summary, out / "tradeoff.png", f"{curves.name}: pruners in real Optuna studies")
+            from sh_scaling.visualization.matplotlib import plot_tradeoff
+
+            fig = plot_tradeoff(df)
+            fig.suptitle(f"{curves.name}: pruners replayed as Optuna studies", x=0.01, ha="left", fontsize=10)
+            fig.savefig(out / "tradeoff.png", dpi=130, bbox_inches="tight")
         print(f"wrote {out}/runs.csv, summary.csv, summary.json" + ("" if args.no_plots else " and tradeoff.png"))
     return 0
