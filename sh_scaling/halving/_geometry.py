@@ -17,6 +17,7 @@ __all__ = [
     "RTOL",
     "rung_compute",
     "rungs_crossed",
+    "highest_rung",
     "n_rounds",
     "round_sizes",
     "round_shares",
@@ -41,10 +42,13 @@ def rungs_crossed(c_first: float, c_last: float, rung_factor: float) -> range:
     """Indices of the rungs ``r_k`` with ``c_first <= r_k <= c_last`` (within :data:`RTOL`), in order."""
     if not (c_first > 0 and c_last > 0):
         return range(0)
-    log_f = math.log(rung_factor)
-    lo = math.ceil(math.log(c_first / RUNG_ANCHOR) / log_f - RTOL)
-    hi = math.floor(math.log(c_last / RUNG_ANCHOR) / log_f + RTOL)
-    return range(lo, hi + 1)
+    lo = math.ceil(math.log(c_first / RUNG_ANCHOR) / math.log(rung_factor) - RTOL)
+    return range(lo, highest_rung(c_last, rung_factor) + 1)
+
+
+def highest_rung(compute: float, rung_factor: float) -> int:
+    """Index of the highest rung at or below ``compute`` (within :data:`RTOL`)."""
+    return math.floor(math.log(compute / RUNG_ANCHOR) / math.log(rung_factor) + RTOL)
 
 
 def n_rounds(n_candidates: int, reduction_factor: float) -> int:

@@ -23,6 +23,7 @@ from sh_scaling.halving import (
     Decision,
     decide,
     fit_window,
+    highest_rung,
     forecast_scores,
     frontier_scores,
     rung_compute,
@@ -341,7 +342,7 @@ class SurrogateHalvingPruner(BasePruner):
         if fast is not None:
             last_step, c_last = fast
             last_loss = values.get(last_step)
-            rung = _highest_rung(c_last, self._spacing)
+            rung = highest_rung(c_last, self._spacing)
             checked = attrs.get(CHECKED_RUNG_KEY)
             # Between rungs nothing can change: the rungs up to the latest report were all looked at.
             if last_loss is not None and math.isfinite(last_loss) and checked is not None and rung <= checked:
@@ -379,7 +380,7 @@ class SurrogateHalvingPruner(BasePruner):
                 "compute is never decided. Check compute_fn or the compute passed to sh_scaling.report.",
             )
         self._check_finished_trials(study)
-        highest = _highest_rung(float(compute[-1]), self._spacing)
+        highest = highest_rung(float(compute[-1]), self._spacing)
         for k in rungs_crossed(float(compute[0]), float(compute[-1]), self._spacing):
             r = rung_compute(k, self._spacing)
             if r >= target * (1 - RTOL):
@@ -935,10 +936,6 @@ def _system_attrs(study: optuna.study.Study, trial: optuna.trial.FrozenTrial) ->
     if backend is not None and hasattr(backend, "get_trial_system_attrs"):
         return backend.get_trial_system_attrs(trial._trial_id)
     return trial.system_attrs
-
-
-def _highest_rung(compute: float, spacing: float) -> int:
-    return math.floor(math.log(compute) / math.log(spacing) + RTOL)
 
 
 def _check_study(study: optuna.study.Study) -> None:
