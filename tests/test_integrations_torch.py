@@ -192,13 +192,15 @@ def test_tell_on_error_with_ask_and_tell():
     assert study.trials[0].intermediate_values == {0: 1.0}
 
 
-def test_import_sh_scaling_never_imports_torch():
+def test_import_sh_scaling_never_imports_torch(tmp_path):
     code = (
         "import sys, sh_scaling, sh_scaling.integrations, sh_scaling.pruning, sh_scaling.sampling;"
         "bad = [m for m in ('torch', 'transformers', 'lightning') if m in sys.modules];"
         "assert not bad, bad"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # Run outside the checkout: from its root, `python -c` would import the source folder `sh_scaling/`, which
+    # lacks `sh_scaling.integrations` (installed from the top-level `integrations/`).
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
 
 
 def test_missing_framework_names_the_extra(monkeypatch):
