@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     out = output_dir("optuna_replay", args.out)
     t0 = time.perf_counter()
     df = pd.concat(parallel_map(_task, tasks, jobs=args.jobs, label="studies"), ignore_index=True)
-    df.to_csv(out / "runs.csv", index=False)
+    df.drop(columns="rungs").to_csv(out / "runs.csv", index=False)
     summary = summarize_replay(df)
     lines = verdict(summary)
     write_summary(summary, out, notes=lines)

@@ -66,7 +66,7 @@ import pandas as pd
 
 from sh_scaling.benchmarking import data_path, default_jobs, output_dir, parallel_map, write_summary
 from sh_scaling.curves import CurveSet, generate_schedule_ladder, load_multipowerlaw, load_routing
-from sh_scaling.simulation import FROM_CURVES, PrunerSpec, replay_study, summarize_replay
+from sh_scaling.simulation import FROM_CURVES, PrunerSpec, clairvoyant_bound, replay_study, summarize_replay
 
 OPTUNA_PRUNERS = [
     PrunerSpec("nop"),
@@ -112,6 +112,18 @@ def curve_set(name: str, seed: int) -> CurveSet:
     raise ValueError(f"unknown curve set {name!r}")
 
 
+def bound_row(set_name: str, n_seeds: int) -> dict[str, float]:
+    """The clairvoyant bound over the seeds' arrival orders (each ladder seed is its own curve set)."""
+    seeds = range(n_seeds)
+    if set_name == "ladder":
+        frames = [clairvoyant_bound(curve_set(set_name, s), seeds=[s]) for s in seeds]
+        b = pd.concat(frames)
+    else:
+        b = clairvoyant_bound(curve_set(set_name, 0), seeds=seeds)
+    return {"clairvoyant_frac": b.compute_frac.mean(), "clairvoyant_all_orders": b.expected_frac.mean(),
+            "hindsight_frac": b.hindsight_frac.mean()}
+
+
 def _task(args: tuple[str, int, PrunerSpec]) -> pd.DataFrame:
     set_name, seed, spec = args
     warnings.simplefilter("ignore")
@@ -126,7 +138,7 @@ def kind(label: str) -> str:
     return "ours, schedule-aware" if "schedule" in label else "ours, power law"
 
 
-def plot(summary: pd.DataFrame, path: Path) -> None:
+def plot(summary: pd.DataFrame, path: Path, bounds: pd.DataFrame | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,6 +157,12 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
             for ax, y in ((axes[0, j], r.regret_pct), (axes[1, j], r.law_error)):
                 ax.annotate(r.pruner.replace("from_curves", "fc"), (r.compute_frac, y), fontsize=5,
                             xytext=(3, 3), textcoords="offset points")
+        if bounds is not None and cs in set(bounds.curves):
+            b = bounds[bounds.curves == cs].iloc[0]
+            for x, name, ls in ((b.clairvoyant_frac, "least for zero regret, one by one", "--"),
+                                (b.hindsight_frac, "hindsight (best run alone)", "-.")):
+                for ax in axes[:, j]:
+                    ax.axvline(x, color="k", lw=0.8, ls=ls, label=name)
         if cs == "schedule":
             axes[0, j].axvline(0.35, color="grey", lw=0.8, ls=":")
             axes[0, j].axhline(0.5, color="grey", lw=0.8, ls=":")
@@ -180,14 +198,20 @@ def main(argv: list[str] | None = None) -> int:
     out = output_dir("schedule_replay", args.out)
     t0 = time.perf_counter()
     df = pd.concat(parallel_map(_task, tasks, jobs=args.jobs, label="studies"), ignore_index=True)
-    df.to_csv(out / "runs.csv", index=False)
+    df.drop(columns="rungs").to_csv(out / "runs.csv", index=False)
     summary = summarize_replay(df)
+    bounds = pd.DataFrame([
+        {"curves": cs, **bound_row(cs, args.seeds)} for cs in sets
+    ])
+    bounds.to_csv(out / "bounds.csv", index=False)
     write_summary(summary, out)
-    plot(summary, out / "compute_vs_regret.png")
+    plot(summary, out / "compute_vs_regret.png", bounds)
     with pd.option_context("display.width", 220, "display.max_columns", 20, "display.max_colwidth", 70):
         cols = ["curves", "pruner", "seeds", "compute_frac", "compute_frac_se", "regret_pct", "regret_se_pct",
                 "law_error"]
         print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\nLeast compute for zero regret (trials arriving one by one, each seed's order):")
+    print(bounds.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"wrote {out}/ ({time.perf_counter() - t0:.0f}s)")
     return 0
 

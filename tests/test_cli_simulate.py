@@ -50,6 +50,8 @@ def test_simulate_replays_real_optuna_studies_under_pruners(tmp_path, capsys):
     assert "as trials of Optuna studies" in text and "ours" in text and "sha" in text
     runs = pd.read_csv(out / "runs.csv")
     assert set(runs.pruner) == {"ours", "sha", "nop"} and len(runs) == 3 * 2 * 10
+    records = runs[runs.pruner == "ours"].rungs.map(json.loads)  # decision records, as JSON text
+    assert records.map(len).sum() > 0 and all(r["rule"] for rs in records for r in rs)
     summary = pd.read_csv(out / "summary.csv").set_index("pruner")
     assert summary.at["nop", "compute_frac"] == pytest.approx(1.0)
     assert (out / "tradeoff.png").stat().st_size > 0

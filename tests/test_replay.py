@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
+import numpy as np
 import pytest
 
 from sh_scaling.curves import generate_synthetic
-from sh_scaling.simulation import PrunerSpec, replay_study, summarize_replay
+from sh_scaling.simulation import PrunerSpec, clairvoyant_bound, replay_study, summarize_replay
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,15 @@ def test_replay_turns_each_curve_into_one_trial(curves, spec):
     if spec == "ours":
         pruned = df[df.state == "PRUNED"]
         assert len(pruned) and pruned.decision.str.startswith("pruned at rung").all()
+        # The decision records: in order of compute, promoted at every rung but a pruned trial's last.
+        for _, row in df.iterrows():
+            computes = [r["compute"] for r in row.rungs]
+            assert computes == sorted(computes) and all(r["compute"] <= row.compute_spent for r in row.rungs)
+            verdicts = [r["promoted"] for r in row.rungs]
+            assert all(verdicts[:-1]) and (verdicts[-1] is False) == (row.state == "PRUNED") if verdicts else True
+        assert df.rungs.map(len).sum() > len(df)
+    elif spec != "ours" and isinstance(spec, str):
+        assert (df.rungs.map(len) == 0).all()
 
 
 def test_summary_and_bad_input(curves):
@@ -77,3 +88,40 @@ def test_ours_reads_schedules_planned_compute_and_families_from_the_curves():
     assert pruner._family({"curve": 0}) == "25M"
     with pytest.raises(ValueError, match="max_compute"):
         make_pruner(PrunerSpec("ours", {"max_compute": 3.0}), few)
+
+
+def _curve(cid, compute, loss):
+    from sh_scaling.curves import Curve
+
+    return Curve(cid, np.asarray(compute, float), np.asarray(loss, float))
+
+
+def test_clairvoyant_bound_by_hand():
+    # Lowest losses 3.0 (at compute 2 of 4), 2.0 (at 10, its end), 2.5 (at 3 of 6); total compute 20.
+    curves = [_curve("a", [1, 2, 4], [4.0, 3.0, 3.1]), _curve("b", [5, 10], [2.4, 2.0]),
+              _curve("c", [1, 3, 6], [3.0, 2.5, 2.6])]
+    df = clairvoyant_bound(curves, seeds=[0], order="given")
+    # a beats nothing earlier (2), b beats a (10), c does not beat b (0).
+    assert df.compute_frac.iloc[0] == pytest.approx(12 / 20)
+    assert df.hindsight_frac.iloc[0] == pytest.approx(10 / 20)
+    # Over all 6 orders: b always (rank 1), c half the time (rank 2), a a third of the time (rank 3).
+    assert df.expected_frac.iloc[0] == pytest.approx((10 + 3 / 2 + 2 / 3) / 20)
+    brute = []
+    for perm in itertools.permutations(range(3)):
+        brute.append(clairvoyant_bound([curves[i] for i in perm], order="given").compute_frac.iloc[0])
+    assert np.mean(brute) == pytest.approx(df.expected_frac.iloc[0])
+    with pytest.raises(ValueError, match="order"):
+        clairvoyant_bound(curves, order="sideways")
+
+
+def test_clairvoyant_bound_lies_between_hindsight_and_exhaustive(curves):
+    seeds = [0, 1, 2, 3]
+    df = clairvoyant_bound(curves, seeds=seeds)
+    assert (df.hindsight_frac <= df.compute_frac + 1e-12).all() and (df.compute_frac <= 1).all()
+    assert df.expected_frac.nunique() == 1 and df.hindsight_frac.iloc[0] <= df.expected_frac.iloc[0] <= 1
+    # Any replay with zero regret trained the best curve to its lowest loss: at least the hindsight bound.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = replay_study(curves, "ours", seeds=seeds)
+    zero = run.groupby("seed").first().query("regret == 0")
+    assert len(zero) and (zero.compute_frac >= df.hindsight_frac.iloc[0] - 1e-12).all()

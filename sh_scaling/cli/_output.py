@@ -75,6 +75,9 @@ def write_results(out: str | os.PathLike[str], runs: Any, summary: Any, meta: Ma
     :func:`check_output_dir` has cleared before the work."""
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
+    if "rungs" in getattr(runs, "columns", ()):
+        # Decision records as JSON text, one cell per trial, so that the CSV reads back as it was written.
+        runs = runs.assign(rungs=runs["rungs"].map(lambda r: json.dumps(r, default=str)))
     runs.to_csv(folder / "runs.csv", index=False)
     summary.to_csv(folder / "summary.csv", index=False)
     record = {**meta, "summary": json.loads(summary.to_json(orient="records"))}

@@ -2,7 +2,16 @@
 
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law, relative_improvement
 from sh_scaling.simulation._plots import plot_frontiers, plot_ri_by_budget
-from sh_scaling.simulation._replay import FROM_CURVES, PRUNERS, PrunerSpec, make_pruner, replay_study, summarize_replay
+from sh_scaling.simulation._replay import (
+    FROM_CURVES,
+    PRUNERS,
+    PrunerSpec,
+    arrival_order,
+    clairvoyant_bound,
+    make_pruner,
+    replay_study,
+    summarize_replay,
+)
 from sh_scaling.simulation._runner import DEFAULT_STRATEGIES, simulate, summarize
 from sh_scaling.simulation._strategies import (
     STRATEGIES,
@@ -21,6 +30,8 @@ __all__ = [
     "PRUNERS",
     "PrunerSpec",
     "RoundInputs",
+    "arrival_order",
+    "clairvoyant_bound",
     "make_pruner",
     "plot_frontiers",
     "plot_ri_by_budget",

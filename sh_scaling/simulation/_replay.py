@@ -21,11 +21,20 @@ import optuna
 import pandas as pd
 
 from sh_scaling.curves import Curve, CurveSet
-from sh_scaling.keys import DECISION_KEY, FORECAST_KEY
+from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, RUNG_PREFIX
 from sh_scaling.pruning import SurrogateHalvingPruner, report
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law
 
-__all__ = ["FROM_CURVES", "PRUNERS", "PrunerSpec", "make_pruner", "replay_study", "summarize_replay"]
+__all__ = [
+    "FROM_CURVES",
+    "PRUNERS",
+    "PrunerSpec",
+    "arrival_order",
+    "clairvoyant_bound",
+    "make_pruner",
+    "replay_study",
+    "summarize_replay",
+]
 
 #: Largest step Optuna's RDB storages can hold (a signed 32-bit integer).
 _MAX_STEP = 2**31 - 1
@@ -135,21 +144,63 @@ def _compute_steps(curves: CurveSet) -> list[np.ndarray]:
     return out
 
 
+def arrival_order(curves: Sequence[Curve], seed: int, order: str = "random") -> np.ndarray:
+    """The order in which a replay's study receives the curves (indices into ``curves``)."""
+    n = len(curves)
+    if order == "random":
+        return np.random.default_rng(seed).permutation(n)
+    if order == "given":
+        return np.arange(n)
+    if order == "small-first":
+        return np.argsort([c.final_compute for c in curves], kind="stable")
+    raise ValueError(f"order={order!r}: choose 'random', 'given' or 'small-first'")
+
+
+def clairvoyant_bound(
+    curves: CurveSet | Sequence[Curve], *, seeds: Sequence[int] | int = (0,), order: str = "random"
+) -> pd.DataFrame:
+    """The least compute a pruner with no regret can spend when trials arrive one by one, as in a replay.
+
+    The bound's pruner knows every arriving trial's whole curve at no cost, but not the trials still to come
+    (it sees the study in the order :func:`replay_study` uses for the same seed). To be sure of zero
+    best-loss regret, whatever comes later, it must train every trial that beats all earlier ones, up to the
+    compute where that trial reaches its lowest loss; everything else it stops before the first report. A
+    pruner that spends less in some study has stopped a trial that would have been the best had the study
+    ended with it: its zero regret there came from trials that happened to arrive later.
+
+    Returns:
+        One row per seed: ``seed``, ``compute_frac`` (the bound, a fraction of training every curve to its
+        end), ``expected_frac`` (the bound's mean over all arrival orders: the trial ranked ``k``-th by lowest
+        loss beats all earlier ones with probability ``1 / k``) and ``hindsight_frac`` (training the best
+        trial alone: the oracle that knows the whole study in advance).
+    """
+    cs = list(curves)
+    if len(cs) < 1:
+        raise ValueError("clairvoyant_bound: no curves")
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    best = np.array([float(np.min(c.loss)) for c in cs])
+    upto = np.array([float(c.compute[int(np.argmin(c.loss))]) for c in cs])
+    total = float(sum(c.final_compute for c in cs))
+    rank = np.argsort(np.argsort(best, kind="stable"), kind="stable") + 1
+    rows = []
+    for seed in seed_list:
+        record, spent = math.inf, 0.0
+        for i in arrival_order(cs, seed, order):
+            if best[i] < record:
+                record = best[i]
+                spent += upto[i]
+        rows.append({"seed": seed, "compute_frac": spent / total, "expected_frac": float(np.sum(upto / rank)) / total,
+                     "hindsight_frac": float(upto[int(np.argmin(best))]) / total})
+    return pd.DataFrame(rows)
+
+
 def _one_study(curves: CurveSet, spec: PrunerSpec, seed: int, order: str) -> pd.DataFrame:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
         direction="minimize", pruner=make_pruner(spec, curves), sampler=optuna.samplers.RandomSampler(seed)
     )
     n = len(curves)
-    if order == "random":
-        sequence = np.random.default_rng(seed).permutation(n)
-    elif order == "given":
-        sequence = np.arange(n)
-    elif order == "small-first":
-        sequence = np.argsort([c.final_compute for c in curves], kind="stable")
-    else:
-        raise ValueError(f"order={order!r}: choose 'random', 'given' or 'small-first'")
-    for i in sequence:
+    for i in arrival_order(curves, seed, order):
         study.enqueue_trial({"curve": int(i)})
     steps = _compute_steps(curves)
 
@@ -189,6 +240,10 @@ def _one_study(curves: CurveSet, spec: PrunerSpec, seed: int, order: str) -> pd.
                 "final_loss": curve.final_loss,
                 "forecast": t.user_attrs.get(FORECAST_KEY),
                 "decision": t.user_attrs.get(DECISION_KEY),
+                "rungs": sorted(
+                    (v for name, v in t.system_attrs.items() if name.startswith(RUNG_PREFIX) and isinstance(v, dict)),
+                    key=lambda v: v["compute"],
+                ),
             }
         )
     full = list(curves)
@@ -223,7 +278,9 @@ def replay_study(
     Returns:
         One row per seed and curve: ``seed, pruner, trial, curve, state, n_reported, compute_spent,
         final_compute, best_observed, final_loss, forecast, decision`` (the pruner's last forecast and
-        decision text for the trial, ours only) and the study's metrics, repeated on each of its rows:
+        decision text for the trial, ours only), ``rungs`` (ours: the trial's decision records, one dict per
+        rung in order of compute, as :func:`sh_scaling.report` users find them in the trial's system
+        attributes; other pruners: empty) and the study's metrics, repeated on each of its rows:
         ``compute_frac`` (compute spent / training every curve to its end), ``regret`` ((best observed -
         exhaustive best) / exhaustive best), ``law_error`` (mean absolute ln-loss gap between the law fitted
         on the observed frontier and the exhaustive law), ``exponent_error`` and ``wall_s``.
