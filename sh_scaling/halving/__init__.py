@@ -8,7 +8,13 @@ fixed budget. Where the two settings differ, the difference is an argument here 
 :func:`decide` against :func:`select_survivors`).
 """
 
-from sh_scaling.halving._defaults import DECISION_START, DEFAULT_OPTIMISM, PRUNER_WARMUP_FRACTION, WARMUP_FRACTION
+from sh_scaling.halving._defaults import (
+    DECISION_START,
+    DEFAULT_OPTIMISM,
+    N_STARTUP_TRIALS,
+    PRUNER_WARMUP_FRACTION,
+    WARMUP_FRACTION,
+)
 from sh_scaling.halving._geometry import (
     RTOL,
     RUNG_ANCHOR,
@@ -33,6 +39,7 @@ from sh_scaling.halving._scores import (
 
 __all__ = [
     "DECISION_START",
+    "N_STARTUP_TRIALS",
     "DEFAULT_OPTIMISM",
     "PRUNER_WARMUP_FRACTION",
     "WARMUP_FRACTION",

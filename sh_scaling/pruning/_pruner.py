@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from sh_scaling.halving import (
     DECISION_START,
     DEFAULT_OPTIMISM,
+    N_STARTUP_TRIALS,
     RTOL,
     PRUNER_WARMUP_FRACTION,
     Decision,
@@ -151,8 +152,8 @@ class SurrogateHalvingPruner(BasePruner):
             Default 1.5: finer rungs than the cull rate decide each trial sooner after its first evaluations,
             which is where most compute is saved when model sizes differ.
         n_startup_trials: At each rung, the first ``n_startup_trials`` trials to arrive are promoted.
-            Default 2: a decision between two forecasts is a coin toss where they are close; from the third
-            arrival on, trials are ranked.
+            Default 1 (:data:`sh_scaling.halving.N_STARTUP_TRIALS`): a trial alone at a rung goes on; from the
+            second arrival on, trials are ranked (spent less than 2 at equal regret on four curve sets).
         decision_start: No decision before a trial has spent this fraction of its ``max_compute``. Default
             0.05 (:data:`sh_scaling.halving.DECISION_START`).
         warmup_fraction: Points before this fraction of the trial's ``max_compute`` are left out of surrogate
@@ -231,7 +232,7 @@ class SurrogateHalvingPruner(BasePruner):
         min_compute: float | None = None,
         reduction_factor: float = 4,
         rung_factor: float | None = 1.5,
-        n_startup_trials: int = 2,
+        n_startup_trials: int = N_STARTUP_TRIALS,
         decision_start: float = DECISION_START,
         warmup_fraction: float = PRUNER_WARMUP_FRACTION,
         optimism: float | str | None = DEFAULT_OPTIMISM,
