@@ -15,7 +15,9 @@ What it does, end to end, with nothing downloaded:
    text into a token), so every model is scored in **bits per byte** of the same validation text: the summed
    negative log-likelihood of all validation tokens, in bits, divided by the UTF-8 bytes they cover.
 5. **Pruning.** ``SurrogateHalvingPruner`` decides at compute rungs; reports go through
-   :class:`sh_scaling.integrations.TrialReporter`.
+   :class:`sh_scaling.integrations.TrialReporter`, which is given each model's LR scheduler: the warm-up and
+   cosine that model will follow to the end of its own budget is stored with the trial, so the pruner's
+   forecasts know the rate still has to fall, and every report carries the rate the optimizer is at.
 6. **Exhaustive reference in the same run.** Every pruned model is then trained on to the end of its budget
    (resumed from where it was pruned: training is deterministic, so this is the same as a fresh run, at no
    extra cost), which gives the exhaustive sweep over the same proposed models. The script prints the compute
@@ -202,6 +204,7 @@ class Run:
         self.model = TinyGPT(self.cfg)
         self.fpt = self.cfg.training_flops_per_token()
         self.total_steps = max(1, round(self.flops / (self.fpt * self.cfg.tokens_per_step)))
+        self.planned_compute = self.fpt * self.total_steps * self.cfg.tokens_per_step
         # Evaluations at log-spaced fractions of the budget: every model is read at the same compute values.
         fractions = np.geomspace(0.02, 1.0, self.n_evals)
         self.eval_steps = sorted({max(1, round(f * self.total_steps)) for f in fractions})
@@ -294,7 +297,10 @@ def run_sweep(size: dict, seed: int = 0, log=print) -> dict:
         cfg = model_config(params)
         trial.set_user_attr("n_params", cfg.n_params)
         run = runs[trial.number] = Run(cfg, data_for(cfg.vocab_size), flops, size["n_evals"], seed + trial.number)
-        tracker = TrialReporter(trial, flops_per_token=run.fpt)
+        # The planned run is total_steps scheduler steps; its compute, the trial's max_compute, puts each
+        # report at the fraction of the schedule it was made at.
+        tracker = TrialReporter(trial, flops_per_token=run.fpt, optimizer=run.opt, scheduler=run.sched,
+                                total_steps=run.total_steps, max_compute=run.planned_compute)
         for s in run.eval_steps:
             run.train_to(s, tracker)
             try:

@@ -9,6 +9,8 @@ Each integration imports its framework lazily, so ``import sh_scaling`` never im
 * :class:`TrialReporter` (``sh_scaling.integrations.torch_loop``): a plain PyTorch training loop.
 * :func:`tell_on_error`: with ``study.ask()``, an interrupted or crashed trial is failed, not left running.
 * :func:`count_flops_per_token`, :func:`tokens_in_batch`: what the integrations count with.
+* :func:`schedule_from_scheduler`: the :mod:`sh_scaling.schedules` schedule a PyTorch LR scheduler will follow
+  over a run, which :class:`TrialReporter` and the Lightning callback store as the trial's schedule.
 
 Every integration reports through :func:`sh_scaling.report`, so compute goes to the trial's attributes and
 the pruner decides at compute rungs.
@@ -20,12 +22,14 @@ import importlib
 from typing import Any
 
 from ._common import count_flops_per_token, tell_on_error, tokens_in_batch
+from ._schedulers import schedule_from_scheduler
 
 __all__ = [
     "SHScalingCallback",
     "SHScalingLightningCallback",
     "TrialReporter",
     "count_flops_per_token",
+    "schedule_from_scheduler",
     "tell_on_error",
     "tokens_in_batch",
 ]

@@ -23,6 +23,7 @@ from ._common import (
     positive_or_none,
     store_planned_schedule,
 )
+from ._schedulers import schedule_from_scheduler
 
 __all__ = ["SHScalingCallback", "planned_schedule"]
 
@@ -41,9 +42,15 @@ def planned_schedule(args: TrainingArguments, total_steps: int) -> tuple[Schedul
     * ``"constant_with_warmup"``: ``1``: ``Constant(warmup=W / T)``;
     * ``"constant"``: ``1`` from the first step (``get_scheduler`` ignores the warm-up): ``Constant()``;
 
-    so the schedule at ``f = k / T`` is the rate after ``k`` steps. Any other type (polynomial, restarts,
-    inverse square root, WSD, reduce-on-plateau, ...), a ``cosine`` with ``num_cycles`` other than 0.5 or other
-    ``lr_scheduler_kwargs``, or a warm-up as long as the run gives ``None`` with the reason.
+    so the schedule at ``f = k / T`` is the rate after ``k`` steps. Every other type (``polynomial``,
+    ``cosine_with_restarts``, ``inverse_sqrt``, ``warmup_stable_decay``, ``cosine_with_min_lr``, ...), and the
+    types above with ``lr_scheduler_kwargs`` (a ``cosine`` with ``num_cycles`` other than 0.5), is the
+    ``LambdaLR`` that ``get_scheduler`` builds with the ``Trainer``'s arguments, on a throwaway optimizer over
+    one dummy parameter (the real optimizer is not touched), read by
+    :func:`~sh_scaling.integrations.schedule_from_scheduler`: its lambda sampled at every step into a
+    :class:`~sh_scaling.schedules.Table` (or the closed form it turns out to be). ``reduce_lr_on_plateau``
+    (its rate follows the metric), arguments ``get_scheduler`` rejects, a lambda that fails, or a warm-up as
+    long as the run give ``None`` with the reason.
     """
     kind = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
     peak = float(args.learning_rate)
@@ -56,22 +63,38 @@ def planned_schedule(args: TrainingArguments, total_steps: int) -> tuple[Schedul
     extra = dict(getattr(args, "lr_scheduler_kwargs", None) or {})
     if kind == "cosine" and extra.get("num_cycles", 0.5) == 0.5:
         extra.pop("num_cycles", None)
-    if extra:
-        return None, f"lr_scheduler_type={kind!r} with lr_scheduler_kwargs={extra!r} has no sh_scaling schedule"
     warmup_steps = args.get_warmup_steps(total_steps)
     if warmup_steps >= total_steps:
         return None, f"the warm-up ({warmup_steps} steps) lasts the whole run ({total_steps} steps)"
     warmup = warmup_steps / total_steps
-    if kind == "linear":
+    if not extra and kind == "linear":
         return Linear(peak_lr=peak, warmup=warmup, final_ratio=0.0), None
-    if kind == "cosine":
+    if not extra and kind == "cosine":
         return Cosine(peak_lr=peak, warmup=warmup, final_ratio=0.0), None
-    if kind == "constant_with_warmup":
+    if not extra and kind == "constant_with_warmup":
         return Constant(peak_lr=peak, warmup=warmup), None
-    return None, (
-        f"lr_scheduler_type={kind!r} has no sh_scaling schedule (derived: linear, cosine, constant, "
-        "constant_with_warmup); forecasts follow the reported learning rates"
-    )
+    return _sampled_schedule(kind, peak, warmup_steps, total_steps, getattr(args, "lr_scheduler_kwargs", None))
+
+
+def _sampled_schedule(
+    kind: str, peak: float, warmup_steps: int, total_steps: int, kwargs: dict[str, Any] | None
+) -> tuple[Schedule | None, str | None]:
+    """The schedule of the scheduler ``get_scheduler`` builds for ``kind`` with the ``Trainer``'s arguments,
+    built on a throwaway optimizer (one dummy parameter at ``peak``) so the run's own optimizer is untouched."""
+    import torch
+    from transformers import get_scheduler
+
+    throwaway = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    try:
+        scheduler = get_scheduler(kind, optimizer=throwaway, num_warmup_steps=warmup_steps,
+                                  num_training_steps=total_steps, scheduler_specific_kwargs=kwargs)
+    except Exception as exc:  # noqa: BLE001 - arguments the Trainer will reject itself; here only a reason
+        return None, (
+            f"lr_scheduler_type={kind!r}: transformers.get_scheduler failed ({type(exc).__name__}: {exc}); "
+            "forecasts follow the reported learning rates"
+        )
+    schedule, note = schedule_from_scheduler(scheduler, total_steps)
+    return schedule, None if note is None else f"lr_scheduler_type={kind!r}: {note}"
 
 
 class SHScalingCallback(PruningStatus, TrainerCallback):

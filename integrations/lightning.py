@@ -5,12 +5,15 @@ Install with ``pip install "sh_scaling[lightning]"``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
 import optuna
 from optuna.trial import TrialState
+
+from sh_scaling.schedules import Schedule
 
 from ._common import (
     PruningStatus,
@@ -19,10 +22,43 @@ from ._common import (
     count_flops_per_token,
     optimizer_lr,
     positive_or_none,
+    store_planned_schedule,
     tokens_in_batch,
 )
+from ._schedulers import schedule_from_scheduler
 
-__all__ = ["SHScalingLightningCallback"]
+__all__ = ["SHScalingLightningCallback", "planned_schedule"]
+
+
+def planned_schedule(trainer: pl.Trainer) -> tuple[Schedule | None, str | None]:
+    """The schedule the LR scheduler of ``trainer.optimizers[0]`` will follow over the planned run, or ``None``
+    and why not (``None, None`` when that optimizer has no scheduler: nothing is planned beyond its rate).
+
+    The scheduler must step after every optimizer step (``"interval": "step"``, ``"frequency": 1``, as
+    step-based schedules such as a warm-up and a cosine are configured); the run is
+    ``trainer.estimated_stepping_batches`` optimizer steps (``max_steps``, or the epochs' batches over
+    gradient accumulation), and the schedule is read off the scheduler by
+    :func:`~sh_scaling.integrations.schedule_from_scheduler`. Call it once the optimizers are set up (from
+    ``on_train_start`` on).
+    """
+    optimizers = getattr(trainer, "optimizers", None) or []
+    if not optimizers:
+        return None, None
+    configs = [c for c in trainer.lr_scheduler_configs if getattr(c.scheduler, "optimizer", None) is optimizers[0]]
+    if not configs:
+        return None, None
+    config = configs[0]
+    name = type(config.scheduler).__name__
+    if config.interval != "step" or config.frequency != 1:
+        return None, (
+            f"{name} steps every {config.frequency} {config.interval}(s); a schedule is derived only for a "
+            "scheduler stepped after every optimizer step (interval='step', frequency=1); forecasts follow the "
+            "reported learning rates"
+        )
+    total = float(trainer.estimated_stepping_batches)
+    if not (math.isfinite(total) and total >= 1):
+        return None, f"{name}: the planned number of training steps is unknown (set max_steps or max_epochs)"
+    return schedule_from_scheduler(config.scheduler, int(total))
 
 
 class SHScalingLightningCallback(PruningStatus, pl.Callback):
@@ -37,8 +73,7 @@ class SHScalingLightningCallback(PruningStatus, pl.Callback):
     Lightning's sanity-check validation, before any training, is not reported. Each report carries the
     learning rate of the first optimizer's first parameter group (``trainer.optimizers[0]``), the rate the next
     step uses; when it cannot be read (no optimizer, a wrapper without ``param_groups``) the report goes
-    without it. Lightning states no planned schedule (its schedulers are arbitrary torch objects), so none is
-    derived: give the pruner ``schedule=`` for that.
+    without it.
 
     Args:
         trial: The running trial.
@@ -51,6 +86,14 @@ class SHScalingLightningCallback(PruningStatus, pl.Callback):
         compute_fn: ``compute_fn(trainer, pl_module, tokens_seen) -> cumulative compute``; overrides the above
             (any unit).
         max_compute: Compute this trial is meant to reach if never pruned (overrides the pruner's).
+        derive_schedule: When training starts, store the schedule the first optimizer's LR scheduler will
+            follow over ``trainer.estimated_stepping_batches`` steps (:func:`planned_schedule`, read off the
+            scheduler without stepping it) as the trial's schedule, so the pruner forecasts each run to its
+            own end; a scheduler it cannot state (``ReduceLROnPlateau``, one stepped per epoch, a lambda that
+            fails) leaves the reason in the trial (:data:`~sh_scaling.keys.SCHEDULE_NOTE_KEY`) and training goes
+            on. Without a scheduler nothing is stored (the pruner's ``schedule=``, if any, applies). The
+            schedule is a function of the fraction of the run: it lines up with compute when ``max_compute``
+            is the compute of the planned steps. Default ``True``.
 
     Raises:
         ValueError: at construction, without a running trial or with invalid numbers; during ``fit`` (the
@@ -82,6 +125,7 @@ class SHScalingLightningCallback(PruningStatus, pl.Callback):
         tokens_per_batch: int | None = None,
         compute_fn: Callable[[pl.Trainer, pl.LightningModule, int], float] | None = None,
         max_compute: float | None = None,
+        derive_schedule: bool = True,
     ) -> None:
         super().__init__()
         self.trial = check_trial(trial, "SHScalingLightningCallback")
@@ -96,11 +140,23 @@ class SHScalingLightningCallback(PruningStatus, pl.Callback):
         self.compute_fn = compute_fn
         self.tokens_seen = 0
         self.last_loss = float("nan")
+        self.derive_schedule = bool(derive_schedule)
+        #: The schedule derived when training started (``None`` before, or when none could be).
+        self.schedule: Schedule | None = None
+        #: Why no schedule was derived (``None`` when one was, without a scheduler, or before training).
+        self.schedule_note: str | None = None
         self._reports = EvaluationReporter(self.trial, positive_or_none("max_compute", max_compute))
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.flops_per_token is None and self.compute_fn is None:
             self.flops_per_token = count_flops_per_token(pl_module)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.derive_schedule:
+            # Here: the optimizers and schedulers are configured and the planned steps known, and no
+            # validation has been reported yet, so the pruner finds the schedule at its first decision.
+            self.schedule, self.schedule_note = planned_schedule(trainer)
+            store_planned_schedule(self.trial, self.schedule, self.schedule_note)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int

@@ -1,6 +1,8 @@
-"""A small helper for a plain PyTorch training loop: count tokens, report each evaluation with its compute.
+"""A small helper for a plain PyTorch training loop: count tokens, report each evaluation with its compute,
+and state the run's learning-rate schedule from its scheduler.
 
-Needs nothing beyond what the loop already has (torch is imported only to count a model's parameters).
+Needs nothing beyond what the loop already has (torch is imported only to count a model's parameters and to
+recognise a scheduler).
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from typing import Any
 
 import optuna
 
+from sh_scaling.schedules import Schedule
+
 from ._common import (
     EvaluationReporter,
     check_trial,
     count_flops_per_token,
     optimizer_lr,
     positive_or_none,
+    store_planned_schedule,
     tokens_in_batch,
 )
+from ._schedulers import schedule_from_scheduler
 
 __all__ = ["TrialReporter"]
 
@@ -44,20 +50,33 @@ class TrialReporter:
             group (after ``scheduler.step()``, the rate of the next step), which the pruner checks against the
             trial's schedule, or uses as the schedule so far when none is stated. When it cannot be read (no
             ``param_groups``, a rate that is not a finite number >= 0) the report goes without it, rather than
-            failing the trial. Default ``None``: no rate.
+            failing the trial. Default ``None``: no rate (or the scheduler's last rate, with ``scheduler``).
+        scheduler: The loop's ``torch.optim.lr_scheduler`` scheduler, stepped once per optimizer step. With
+            ``total_steps``, the schedule it will follow over the run
+            (:func:`~sh_scaling.integrations.schedule_from_scheduler`, read from its settings without stepping
+            it) is stored as the trial's schedule at construction, before any report, so the pruner forecasts
+            each run to its own end; a scheduler it cannot state leaves the reason in the trial
+            (:data:`~sh_scaling.keys.SCHEDULE_NOTE_KEY`) and training goes on. A schedule already stored for the
+            trial is kept. The schedule is a function of the fraction of the run: it lines up with compute when
+            ``max_compute`` (or the pruner's) is the compute of ``total_steps`` steps. Default ``None``.
+        total_steps: Planned number of ``scheduler.step()`` calls in the run; needed with ``scheduler``.
 
     Raises:
         ValueError: no trial; none of ``model``, ``flops_per_token``, ``compute_fn``; a model whose FLOPs
-            cannot be counted (the message says what to pass instead); a non-positive number.
+            cannot be counted (the message says what to pass instead); a non-positive number; ``scheduler``
+            without ``total_steps`` (or the reverse), or a ``total_steps`` that is not a positive integer.
 
     Example::
 
         def objective(trial):
             model = build(trial.params)
             opt = torch.optim.AdamW(model.parameters(), lr=trial.suggest_float("lr", 1e-4, 1e-2, log=True))
-            tracker = TrialReporter(trial, model, max_compute=budget, optimizer=opt)
-            for i, batch in enumerate(loader):
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_steps, eta_min=1e-5)
+            tracker = TrialReporter(trial, model, max_compute=budget, optimizer=opt, scheduler=sched,
+                                    total_steps=n_steps)  # stores Cosine(final_ratio=1e-5 / lr) as the schedule
+            for i, batch in zip(range(n_steps), loader):
                 train_step(model, opt, batch)
+                sched.step()
                 tracker.step(batch)                    # counts batch["input_ids"].numel() tokens
                 if i % 100 == 99:
                     tracker.report(evaluate(model))    # raises optuna.TrialPruned when pruned
@@ -73,6 +92,8 @@ class TrialReporter:
         compute_fn: Callable[[float], float] | None = None,
         max_compute: float | None = None,
         optimizer: Any = None,
+        scheduler: Any = None,
+        total_steps: int | None = None,
     ) -> None:
         self.trial = check_trial(trial, "TrialReporter")
         if compute_fn is not None and not callable(compute_fn):
@@ -80,6 +101,12 @@ class TrialReporter:
         self.flops_per_token = positive_or_none("flops_per_token", flops_per_token)
         self.compute_fn = compute_fn
         self.optimizer = optimizer
+        self.scheduler = scheduler
+        if (scheduler is None) != (total_steps is None):
+            raise ValueError(
+                "TrialReporter: scheduler= and total_steps= go together (the schedule is the scheduler's over the "
+                f"planned steps); got scheduler={scheduler!r}, total_steps={total_steps!r}"
+            )
         if self.flops_per_token is None and compute_fn is None:
             if model is None:
                 raise ValueError(
@@ -90,6 +117,14 @@ class TrialReporter:
         self.tokens_seen = 0
         self.last_loss = float("nan")
         self._reports = EvaluationReporter(self.trial, positive_or_none("max_compute", max_compute))
+        #: The schedule derived from ``scheduler`` (``None`` without one, or when none could be derived).
+        self.schedule: Schedule | None = None
+        #: Why no schedule was derived from ``scheduler`` (``None`` when one was, or without a scheduler).
+        self.schedule_note: str | None = None
+        if scheduler is not None:
+            assert total_steps is not None
+            self.schedule, self.schedule_note = schedule_from_scheduler(scheduler, total_steps)
+            store_planned_schedule(self.trial, self.schedule, self.schedule_note)
 
     @property
     def compute(self) -> float:
@@ -117,7 +152,7 @@ class TrialReporter:
         self.last_loss = float(loss)
         if self.tokens_seen == 0:
             return
-        lr = None if self.optimizer is None else optimizer_lr(self.optimizer)
+        lr = optimizer_lr(self.optimizer, self.scheduler)
         if self._reports(loss, self.compute, lr):
             self._reports.raise_if_pruned()
 

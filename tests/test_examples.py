@@ -13,6 +13,9 @@ from pathlib import Path
 import optuna
 import pytest
 
+from sh_scaling.keys import SCHEDULE_KEY
+from sh_scaling.schedules import schedule_from_dict
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -127,6 +130,14 @@ def test_tiny_sweep_end_to_end(tiny, tmp_path):
     for name in ("pruned", "exhaustive"):
         law = res["laws"][name][2]
         assert set(law.intervals) == {"a", "gamma"} and math.isfinite(law.params["gamma"])
+    # Each trial's stored schedule is its model's own: the LambdaLR's warm-up and cosine over its planned steps.
+    for t in res["study"].trials:
+        run = res["runs"][t.number]
+        stored = schedule_from_dict(t.system_attrs[SCHEDULE_KEY])
+        assert stored.kind in ("cosine", "table")
+        planned = [tiny.LR * run.sched.lr_lambdas[0](k) for k in range(run.total_steps + 1)]
+        derived = [float(stored(k / run.total_steps)) for k in range(run.total_steps + 1)]
+        assert derived == pytest.approx(planned, rel=1e-6)
     text = tiny.summary(res)
     assert "models proposed: 4" in text and "saved" in text
     tiny.plot(res, tmp_path / "sweep.png")

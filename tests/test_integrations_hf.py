@@ -299,13 +299,47 @@ def _args(tmp_path, **kw):
                                           use_cpu=True, **kw)
 
 
+@pytest.mark.parametrize(
+    ("kind", "kwargs", "expected_kind"),
+    [
+        ("cosine_with_restarts", {"num_cycles": 2}, "table"),
+        ("polynomial", {"power": 2.0, "lr_end": 1e-4}, "table"),
+        ("polynomial", {}, "linear"),  # power 1: a linear decay to lr_end (1e-7)
+        ("inverse_sqrt", {}, "table"),
+        ("warmup_stable_decay", {"num_decay_steps": 10, "decay_type": "cosine"}, "table"),
+        ("cosine_with_min_lr", {"min_lr_rate": 0.1}, "cosine"),
+        ("cosine", {"num_cycles": 0.25}, "table"),
+    ],
+)
+def test_lambda_scheduler_types_are_sampled_into_the_schedule_the_trainer_runs(tmp_path, kind, kwargs,
+                                                                                   expected_kind):
+    study = optuna.create_study(pruner=SurrogateHalvingPruner(max_compute=30))
+    seen = _OptimizerLr()
+    eval_every_step = dict(eval_steps=1, per_device_eval_batch_size=64)
+
+    def objective(trial):
+        cb = SHScalingCallback(trial, compute_fn=lambda state: state.global_step)
+        _trainer(_gpt2(), [cb, seen], tmp_path, lr_scheduler_type=kind, warmup_steps=4, lr_scheduler_kwargs=kwargs,
+                 **eval_every_step).train()
+        assert cb.schedule_note is None and cb.schedule.kind == expected_kind
+        return 0.0
+
+    study.optimize(objective, n_trials=1)
+    t = study.trials[0]
+    steps, lrs = reported_compute(t), reported_lr(t)
+    assert len(lrs) == 30 and {int(steps[s]): lrs[s] for s in lrs} == pytest.approx(seen.lr, rel=1e-12)
+    stored = schedules.schedule_from_dict(t.system_attrs[SCHEDULE_KEY])
+    for s, lr in lrs.items():  # the rate the Trainer's scheduler gave after every step
+        assert float(stored(steps[s] / 30)) == pytest.approx(lr, rel=1e-6, abs=1e-15)
+
+
 def test_planned_schedule_of_types_it_cannot_state(tmp_path):
-    for kind in ("polynomial", "cosine_with_restarts", "inverse_sqrt"):
-        schedule, note = planned_schedule(_args(tmp_path, lr_scheduler_type=kind, warmup_steps=2), 100)
-        assert schedule is None and kind in note
-    schedule, note = planned_schedule(
-        _args(tmp_path, lr_scheduler_type="cosine", lr_scheduler_kwargs={"num_cycles": 1.0}), 100)
-    assert schedule is None and "num_cycles" in note
+    schedule, note = planned_schedule(_args(tmp_path, lr_scheduler_type="reduce_lr_on_plateau",
+                                            eval_strategy="steps"), 100)
+    assert schedule is None and "ReduceLROnPlateau" in note and "monitored metric" in note
+    # Arguments get_scheduler itself rejects: the reason, not an exception.
+    schedule, note = planned_schedule(_args(tmp_path, lr_scheduler_type="cosine_with_min_lr"), 100)
+    assert schedule is None and "get_scheduler failed" in note and "min_lr" in note
     schedule, _ = planned_schedule(
         _args(tmp_path, lr_scheduler_type="cosine", lr_scheduler_kwargs={"num_cycles": 0.5}), 100)
     assert schedule == schedules.Cosine(peak_lr=1e-3, final_ratio=0.0)
@@ -320,13 +354,13 @@ def test_unstated_schedule_is_recorded_and_rates_still_reported(tmp_path):
 
     def objective(trial):
         cb = SHScalingCallback(trial, compute_fn=lambda state: state.global_step)
-        _trainer(_gpt2(), [cb], tmp_path, max_steps=10, lr_scheduler_type="polynomial").train()
+        _trainer(_gpt2(), [cb], tmp_path, max_steps=10, lr_scheduler_type="reduce_lr_on_plateau").train()
         return 0.0
 
     study.optimize(objective, n_trials=1)
     t = study.trials[0]
     assert SCHEDULE_KEY not in t.system_attrs
-    assert "polynomial" in t.system_attrs[SCHEDULE_NOTE_KEY]
+    assert "reduce_lr_on_plateau" in t.system_attrs[SCHEDULE_NOTE_KEY]
     assert len(reported_lr(t)) == 2
 
 

@@ -13,8 +13,9 @@ from optuna.trial import TrialState
 torch = pytest.importorskip("torch")
 pl = pytest.importorskip("lightning.pytorch")
 
+from sh_scaling import schedules  # noqa: E402
 from sh_scaling.integrations import SHScalingLightningCallback  # noqa: E402
-from sh_scaling.keys import SCHEDULE_KEY  # noqa: E402
+from sh_scaling.keys import SCHEDULE_KEY, SCHEDULE_NOTE_KEY  # noqa: E402
 from sh_scaling.pruning import reported_compute, reported_lr  # noqa: E402
 
 # Lightning's own use of a deprecated torch pytree API; not ours to fix.
@@ -41,9 +42,9 @@ def _sequences(n, seed):
 class TinyGPT(pl.LightningModule):
     """Two pre-norm causal transformer layers, width 32, tied embeddings."""
 
-    def __init__(self, lr=3e-3, log_name="val_loss", decay=False):
+    def __init__(self, lr=3e-3, log_name="val_loss", decay=False, scheduler=None):
         super().__init__()
-        self.lr, self.log_name, self.decay = lr, log_name, decay
+        self.lr, self.log_name, self.decay, self.scheduler = lr, log_name, decay, scheduler
         self.tok = torch.nn.Embedding(VOCAB, D)
         self.pos = torch.nn.Embedding(SEQ, D)
         layer = torch.nn.TransformerEncoderLayer(D, 2, 4 * D, dropout=0.0, batch_first=True, norm_first=True)
@@ -65,6 +66,8 @@ class TinyGPT(pl.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr)
+        if self.scheduler is not None:  # scheduler(opt, planned steps) -> Lightning's lr_scheduler config
+            return {"optimizer": opt, "lr_scheduler": self.scheduler(opt, int(self.trainer.estimated_stepping_batches))}
         if not self.decay:
             return opt
         decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1.0 / (1.0 + k))
@@ -192,7 +195,10 @@ def test_reports_carry_the_optimizer_lr():
     assert [lrs[s] for s in sorted(lrs)] == pytest.approx(seen.lr, rel=1e-12)
     # The step scheduler ran between reports: after 5 k steps the rate is lr / (1 + 5 k).
     assert seen.lr == pytest.approx([3e-3 / (1 + 5 * (k + 1)) for k in range(6)])
-    assert SCHEDULE_KEY not in t.system_attrs  # Lightning states no planned schedule
+    # The LambdaLR's planned rates, sampled at every step of the 30 planned: lr / (1 + k) at f = k / 30.
+    stored = schedules.schedule_from_dict(t.system_attrs[SCHEDULE_KEY])
+    assert stored.kind == "table"
+    assert [float(stored(k / 30)) for k in range(31)] == pytest.approx([3e-3 / (1 + k) for k in range(31)], rel=1e-6)
 
 
 def test_unreadable_optimizer_reports_without_a_rate():
@@ -214,3 +220,80 @@ def test_unreadable_optimizer_reports_without_a_rate():
     frozen = study._storage.get_trial(trial._trial_id)
     assert len(frozen.intermediate_values) == 5
     assert reported_lr(frozen) == {4: 0.25}
+
+
+LRS = torch.optim.lr_scheduler
+
+
+def _warmup_then_cosine(opt, steps):
+    warmup = LRS.LinearLR(opt, start_factor=0.01, total_iters=6)
+    cosine = LRS.CosineAnnealingLR(opt, T_max=steps - 6, eta_min=3e-4)
+    return {"scheduler": LRS.SequentialLR(opt, [warmup, cosine], milestones=[6]), "interval": "step"}
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "kind"),
+    [
+        (lambda opt, steps: {"scheduler": LRS.CosineAnnealingLR(opt, T_max=steps, eta_min=3e-4), "interval": "step"},
+         "cosine"),
+        (_warmup_then_cosine, "table"),
+    ],
+)
+def test_stored_schedule_is_the_scheduler_one_and_gives_the_reported_rates(scheduler, kind):
+    study = optuna.create_study()
+    seen = _OptimizerLr()
+    holder = {}
+
+    def objective(trial):
+        # Compute = optimizer steps (8 sequences of SEQ tokens each), so a report's fraction is step / 30.
+        cb = SHScalingLightningCallback(trial, compute_fn=lambda trainer, module, tokens: tokens / (8 * SEQ))
+        _fit(TinyGPT(scheduler=scheduler), cb, extra=[seen])
+        holder["cb"] = cb
+        return 0.0
+
+    study.optimize(objective, n_trials=1)
+    t, cb = study.trials[0], holder["cb"]
+    stored = schedules.schedule_from_dict(t.system_attrs[SCHEDULE_KEY])
+    assert stored == cb.schedule and stored.kind == kind and cb.schedule_note is None
+    compute, lrs = reported_compute(t), reported_lr(t)
+    assert [lrs[s] for s in sorted(lrs)] == pytest.approx(seen.lr, rel=1e-12)
+    assert [float(stored(compute[s] / 30)) for s in sorted(lrs)] == pytest.approx(seen.lr, rel=1e-6)
+    assert float(stored(1.0)) == pytest.approx(3e-4)  # the plan reaches eta_min at the 30th step
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "reason"),
+    [
+        (lambda opt, steps: {"scheduler": LRS.StepLR(opt, step_size=1, gamma=0.9), "interval": "epoch"},
+         "steps every 1 epoch"),
+        (lambda opt, steps: {"scheduler": LRS.OneCycleLR(opt, max_lr=3e-3, total_steps=steps + 1),
+                             "interval": "step"}, "OneCycleLR: no closed form"),
+    ],
+)
+def test_scheduler_without_a_schedule_records_why_and_trains_on(scheduler, reason):
+    study = optuna.create_study()
+
+    def objective(trial):
+        cb = SHScalingLightningCallback(trial)
+        _fit(TinyGPT(scheduler=scheduler), cb)
+        assert cb.schedule is None
+        return cb.last_loss
+
+    study.optimize(objective, n_trials=1)
+    t = study.trials[0]
+    assert t.state == TrialState.COMPLETE and len(t.intermediate_values) == 6
+    assert SCHEDULE_KEY not in t.system_attrs
+    assert reason in t.system_attrs[SCHEDULE_NOTE_KEY]
+
+
+def test_no_scheduler_and_derive_schedule_false_store_nothing():
+    study = optuna.create_study()
+
+    def objective(trial):
+        decay = trial.number == 1  # a scheduler, but the callback is told not to derive its schedule
+        _fit(TinyGPT(decay=decay), SHScalingLightningCallback(trial, derive_schedule=not decay), max_steps=10)
+        return 0.0
+
+    study.optimize(objective, n_trials=2)
+    for t in study.trials:
+        assert SCHEDULE_KEY not in t.system_attrs and SCHEDULE_NOTE_KEY not in t.system_attrs
