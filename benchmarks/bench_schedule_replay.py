@@ -90,6 +90,7 @@ OURS_SWEEP: list[dict[str, object]] = [
     {"optimism": 0.2},
     {"optimism": "mean"},
     {"objective": "best_loss"},
+    {"calibrate": True},
 ]
 
 

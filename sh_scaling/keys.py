@@ -11,11 +11,12 @@ process (or optuna-dashboard) sees the same state. Trial keys:
   that gives the learning rate in effect stores ``[step, compute, lr]`` instead (read with
   :func:`sh_scaling.pruning.reported_lr`).
 * :data:`SCHEDULE_KEY` (system attr): the trial's planned learning-rate schedule,
-  :meth:`sh_scaling.schedules.Schedule.to_dict`, written once: by the Hugging Face callback when training
-  begins (the schedule its ``TrainingArguments`` plan), else by the pruner (from its ``schedule=``).
+  :meth:`sh_scaling.schedules.Schedule.to_dict`, written once: by an integration when training begins (the
+  Hugging Face callback from its ``TrainingArguments``, the Lightning callback and ``TrialReporter`` from the
+  run's PyTorch LR scheduler), else by the pruner (from its ``schedule=``).
 * :data:`SCHEDULE_NOTE_KEY` (system attr): why the trial's forecasts do not follow its stated schedule (the
-  schedule function failed, reported rates disagree with it, rates were reported without a schedule, the
-  ``TrainingArguments`` plan a schedule the Hugging Face callback cannot state).
+  schedule function failed, reported rates disagree with it, rates were reported without a schedule, an
+  integration met a scheduler or ``TrainingArguments`` plan whose schedule it cannot state).
 * :data:`MAX_COMPUTE_KEY` (system attr): compute the trial is meant to reach, when given per trial.
 * :func:`rung_key` ``(k)`` (system attr): the decision at rung ``k`` and the forecast behind it.
 * :data:`FIRST_RUNG_KEY` (system attr): the first rung the trial was decided at.

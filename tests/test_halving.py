@@ -188,8 +188,8 @@ class _Recording(SurrogateHalvingPruner):
         super().__init__(*args, **kwargs)
         self.calls = []
 
-    def decide_record(self, record, others, anchors, r):
-        out = super().decide_record(record, others, anchors, r)
+    def decide_record(self, record, others, anchors, r, residuals=None):
+        out = super().decide_record(record, others, anchors, r, residuals=residuals)
         self.calls.append((dict(record), [dict(o) for o in others], anchors, r, out))
         return out
 
@@ -247,3 +247,32 @@ def test_pruner_decision_equals_the_core_decision_on_the_same_inputs(seed, objec
         for k, v in t.system_attrs.items():
             if k.startswith("sh_scaling:rung:") and "rank" in v:
                 assert v["promoted"] == (v["rank"] <= v["quota"] or v["rule"] == "frontier")
+
+
+def test_calibrate_forecasts_uses_the_empirical_quantiles():
+    from statistics import NormalDist
+
+    from sh_scaling.halving import MIN_CALIBRATION_RESIDUALS, calibrate_forecasts, optimistic
+
+    rng = np.random.default_rng(0)
+    mean, std = np.array([3.0, 2.5]), np.array([0.1, 0.2])
+    # Forecasts that were pessimistic by one std and twice too confident: outcomes ~ mean - std + N(0, 2 std).
+    residuals = -1.0 + 2.0 * rng.standard_normal(4000)
+    m, s, info = calibrate_forecasts(mean, std, residuals, optimism=0.4)
+    assert info is not None and info["n"] == 4000
+    assert info["shift"] == pytest.approx(-1.0, abs=0.1) and info["scale"] == pytest.approx(2.0, rel=0.1)
+    # The median and the optimistic value are the empirical quantiles of the residuals.
+    assert m == pytest.approx(mean + np.median(residuals) * std)
+    assert optimistic(m, s, 0.4) == pytest.approx(mean + np.quantile(residuals, 0.4) * std)
+    # Calibrated Gaussian residuals change (almost) nothing.
+    m, s, _ = calibrate_forecasts(mean, std, rng.standard_normal(20000), optimism=0.4)
+    assert m == pytest.approx(mean, abs=0.01 * std.max()) and s == pytest.approx(std, rel=0.05)
+    # Too few residuals (NaN ones do not count): unchanged, and nothing applied.
+    few = np.append(np.ones(MIN_CALIBRATION_RESIDUALS - 1), np.nan)
+    m, s, info = calibrate_forecasts(mean, std, few, optimism=0.4)
+    assert info is None and (m == mean).all() and (s == std).all()
+    # optimism=None moves the median only; identical residuals keep a sliver of spread.
+    m, s, info = calibrate_forecasts(mean, std, np.full(50, 0.5), optimism=None)
+    assert m == pytest.approx(mean + 0.5 * std) and (s == std).all()
+    _, s, _ = calibrate_forecasts(mean, std, np.full(50, 0.5), optimism=0.4)
+    assert (s > 0).all() and NormalDist().inv_cdf(0.4) < 0

@@ -515,3 +515,41 @@ def test_multi_curve_surrogate_sees_other_trials():
         _run(study, *_power_curve(scale))
     assert sizes and sizes[0] == 1  # the first decision has no other trial yet
     assert max(sizes) == 3  # later decisions fit the deciding trial together with the two others
+
+
+# ---------------------------------------------------------------------------------------------- calibrate=True
+def test_calibration_reads_each_finished_forecast_against_its_outcome():
+    from sh_scaling.halving import MIN_CALIBRATION_RESIDUALS
+    from sh_scaling.keys import RUNG_PREFIX
+
+    pruner = SurrogateHalvingPruner("powerlaw", max_compute=100.0, calibrate=True, decision_start=0.0,
+                                    rung_factor=1.3)
+    study = _study(pruner)
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        c, loss = _power_curve(2.0 - 0.05 * i, n=15)  # each better than the last: most finish
+        _run(study, c, loss * np.exp(0.01 * rng.standard_normal(c.size)))
+    expected = []
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        final = t.intermediate_values[max(t.intermediate_values)]
+        for name, rec in t.system_attrs.items():
+            if name.startswith(RUNG_PREFIX) and not rec["fallback"] and rec["std"]:
+                expected.append((final - rec["forecast"]) / rec["std"])
+    assert len(expected) >= MIN_CALIBRATION_RESIDUALS
+    assert sorted(pruner._study_residuals(study)) == pytest.approx(sorted(expected))
+    # Every decision says what calibration it used: none until enough forecasts had an outcome, then the
+    # study's quantiles.
+    records = [rec for t in study.trials for n, rec in sorted(t.system_attrs.items()) if n.startswith(RUNG_PREFIX)]
+    assert all("calibration" in rec for rec in records if rec.get("ranking") != "observed")
+    applied = [rec["calibration"] for rec in records if "shift" in rec.get("calibration", {})]
+    assert applied and all(a["n"] >= MIN_CALIBRATION_RESIDUALS and a["scale"] > 0 for a in applied)
+    assert any(rec["calibration"].get("applied") is False for rec in records if "calibration" in rec)
+
+
+def test_calibration_leaves_trials_that_stopped_short_of_their_target_out():
+    pruner = SurrogateHalvingPruner("powerlaw", max_compute=100.0, calibrate=True, decision_start=0.0)
+    study = _study(pruner)
+    c, loss = _power_curve(1.0, n=15)
+    _run(study, c[:10], loss[:10])  # finished (COMPLETE) at compute < max_compute: no outcome at the target
+    assert pruner._study_residuals(study).size == 0
+    assert SurrogateHalvingPruner(calibrate=True).__getstate__()["_residuals"] == {}

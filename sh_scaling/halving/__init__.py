@@ -29,6 +29,8 @@ from sh_scaling.halving._geometry import (
 from sh_scaling.halving._rule import Decision, decide, quota, select_survivors
 from sh_scaling.halving._scores import (
     FRONTIER_GRID,
+    MIN_CALIBRATION_RESIDUALS,
+    calibrate_forecasts,
     forecast_paths_loglog,
     forecast_scores,
     frontier_scores,
@@ -38,6 +40,8 @@ from sh_scaling.halving._scores import (
 )
 
 __all__ = [
+    "MIN_CALIBRATION_RESIDUALS",
+    "calibrate_forecasts",
     "DECISION_START",
     "N_STARTUP_TRIALS",
     "DEFAULT_OPTIMISM",

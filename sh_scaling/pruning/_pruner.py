@@ -22,6 +22,7 @@ from sh_scaling.halving import (
     RTOL,
     PRUNER_WARMUP_FRACTION,
     Decision,
+    calibrate_forecasts,
     decide,
     fit_window,
     highest_rung,
@@ -200,6 +201,14 @@ class SurrogateHalvingPruner(BasePruner):
             family fit that fails, or one that misses the trial's own points by more than
             :data:`FAMILY_MISS` fall back to the trial's own fit, with the reason in its rung record
             (``family_fallback``). Default ``None``: no sharing.
+        calibrate: Rank with the study's own record of its forecasts instead of trusting their Gaussian
+            intervals. Each forecast recorded for a trial that has since finished is compared with the loss the
+            trial reached at that forecast's target, in units of its std; once
+            :data:`~sh_scaling.halving.MIN_CALIBRATION_RESIDUALS` such errors exist, every forecast is ranked
+            at their median and the trial at risk at their lower ``optimism`` quantile
+            (:func:`sh_scaling.halving.calibrate_forecasts`), so that ``optimism`` is the probability, as
+            observed in this study, that the outcome falls below the value the trial is ranked by. What was
+            applied is in each rung record (``calibration``). Default False.
 
     Raises: ``ValueError`` at construction for settings that can be checked then (numbers out of range,
     functions that cannot take the arguments they will be given); from :meth:`prune` (so the trial fails with
@@ -241,6 +250,7 @@ class SurrogateHalvingPruner(BasePruner):
         compute_fn: Callable[[dict[str, Any], int], float] | None = None,
         schedule: Schedule | Mapping[str, Any] | Callable[[dict[str, Any]], Any] | None = None,
         family: Callable[[dict[str, Any]], Hashable] | None = None,
+        calibrate: bool = False,
     ) -> None:
         if isinstance(surrogate, str):
             if surrogate not in _SURROGATE_NAMES:
@@ -306,6 +316,10 @@ class SurrogateHalvingPruner(BasePruner):
         self._compute_fn = compute_fn
         self._schedule = schedule
         self._family = family
+        self._calibrate = bool(calibrate)
+        # Standardised errors of the forecasts recorded for each finished trial, per study (a cache: a finished
+        # trial's records and outcome no longer change).
+        self._residuals: dict[tuple[int, int], dict[int, list[float]]] = {}
         # Studies (by storage and id) whose no-decision warning has been given by this object: a cache only,
         # the record itself is in the study's system attributes.
         self._warned: set[tuple[int, int]] = set()
@@ -321,6 +335,7 @@ class SurrogateHalvingPruner(BasePruner):
         state["_warned"] = set()
         state["_warned_schedule"] = set()
         state["_checked"] = {}
+        state["_residuals"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -723,7 +738,8 @@ class SurrogateHalvingPruner(BasePruner):
         if notes:
             record["skipped_reports"] = notes[:5]
         others, anchors = competitors_at(study, trial, k, r)
-        decision, ranking, score = self.decide_record(record, others, anchors, r)
+        residuals = self._study_residuals(study) if self._calibrate else None
+        decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals)
         record.update(objective=self._objective, promoted=decision.promoted, rule=decision.rule,
                       n_competitors=decision.n)
         if decision.rule != "startup":
@@ -744,14 +760,46 @@ class SurrogateHalvingPruner(BasePruner):
             storage.set_trial_system_attr(tid, PRUNED_KEY, text)
         return decision.promoted
 
+    def _study_residuals(self, study: optuna.study.Study) -> np.ndarray:
+        """Standardised errors ``(outcome - forecast) / std`` of every model forecast recorded for a finished
+        trial of the study, the outcome being the loss it reached at the forecast's target compute."""
+        key = (id(study._storage), study._study_id)
+        with self._lock:
+            known = self._residuals.setdefault(key, {})
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t._trial_id in known:
+                continue
+            sa = t.system_attrs
+            errors: list[float] = []
+            records = [v for n, v in sa.items() if n.startswith(RUNG_PREFIX) and isinstance(v, dict)]
+            if records and t.intermediate_values:
+                c, l, _ = observed_curve(t.intermediate_values, sa, t.params, self._compute_fn)
+                for rec in records:
+                    std, target = rec.get("std"), rec.get("target")
+                    if rec.get("fallback") or not std or rec.get("forecast") is None or target is None:
+                        continue
+                    if c.size == 0 or c[-1] < target * (1 - RTOL):
+                        continue  # finished before its planned compute: no outcome at the target
+                    outcome = loss_at(c, l, float(target))
+                    if math.isfinite(outcome):
+                        errors.append((outcome - float(rec["forecast"])) / float(std))
+            with self._lock:
+                known[t._trial_id] = errors
+        return np.array([e for errs in known.values() for e in errs], dtype=float)
+
     def decide_record(
         self,
         record: dict[str, Any],
         others: list[dict[str, Any]],
         anchors: tuple[np.ndarray, np.ndarray, np.ndarray],
         r: float,
+        residuals: np.ndarray | None = None,
     ) -> tuple[Decision, str, float]:
         """The decision core applied to one rung: ``record`` (the trial being decided) against ``others``.
+
+        ``residuals``: standardised errors of earlier forecasts whose outcome is known (``calibrate=True``);
+        every forecast is then ranked at the study's empirical quantiles, and what was applied is written to
+        ``record["calibration"]``.
 
         Returns the decision, the ranking used (``"observed"`` when the trial's own forecast fell back) and
         the trial's score. Pure: reads nothing from storage, so tests can check it against the core directly.
@@ -775,6 +823,9 @@ class SurrogateHalvingPruner(BasePruner):
         else:
             mean = np.array([rec["forecast"] for rec in everyone], dtype=float)
             std = np.array([rec.get("std") or 0.0 for rec in everyone], dtype=float)
+            if residuals is not None:
+                mean, std, applied = calibrate_forecasts(mean, std, residuals, optimism=self._optimism)
+                record["calibration"] = applied or {"n": float(np.isfinite(residuals).sum()), "applied": False}
             if ranking == "best_loss":
                 scores = forecast_scores(mean, std, optimism=self._optimism, at_risk=at_risk)
             else:
