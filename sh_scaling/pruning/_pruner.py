@@ -21,6 +21,7 @@ from sh_scaling.halving import (
     N_STARTUP_TRIALS,
     RTOL,
     PRUNER_WARMUP_FRACTION,
+    MIN_CALIBRATION_RESIDUALS,
     Decision,
     calibrate_forecasts,
     decide,
@@ -89,6 +90,11 @@ _MAX_LR_NODES = 129
 #: trial's own fit is used instead. Luo et al. (ICLR 2025) fit one law per model size across nine schedules
 #: with 0.11-0.17 % mean relative error; this allows ten times that, plus evaluation noise.
 FAMILY_MISS = 0.02
+#: With ``calibrate=True`` a decision at a fraction ``s`` of its target is calibrated by forecasts made between
+#: ``s / 2`` and ``2 s`` (when there are enough): on the routing, schedule and synthetic sets
+#: (``benchmarks/bench_forecast_coverage.py``) the errors of forecasts made before 10 % of a run are several
+#: times those made past half of it, in units of their own std.
+CALIBRATION_STAGE_FACTOR = 2.0
 #: Points per run in a family fit: the joint fit's cost grows with points x cells x runs, and a run's shape is
 #: carried by a few dozen points.
 _FAMILY_POINTS = 60
@@ -317,9 +323,9 @@ class SurrogateHalvingPruner(BasePruner):
         self._schedule = schedule
         self._family = family
         self._calibrate = bool(calibrate)
-        # Standardised errors of the forecasts recorded for each finished trial, per study (a cache: a finished
-        # trial's records and outcome no longer change).
-        self._residuals: dict[tuple[int, int], dict[int, list[float]]] = {}
+        # (standardised error, stage) of the forecasts recorded for each finished trial, per study (a cache: a
+        # finished trial's records and outcome no longer change).
+        self._residuals: dict[tuple[int, int], dict[int, list[tuple[float, float]]]] = {}
         # Studies (by storage and id) whose no-decision warning has been given by this object: a cache only,
         # the record itself is in the study's system attributes.
         self._warned: set[tuple[int, int]] = set()
@@ -738,7 +744,7 @@ class SurrogateHalvingPruner(BasePruner):
         if notes:
             record["skipped_reports"] = notes[:5]
         others, anchors = competitors_at(study, trial, k, r)
-        residuals = self._study_residuals(study) if self._calibrate else None
+        residuals = self._study_residuals(study, r / target) if self._calibrate else None
         decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals)
         record.update(objective=self._objective, promoted=decision.promoted, rule=decision.rule,
                       n_competitors=decision.n)
@@ -760,9 +766,14 @@ class SurrogateHalvingPruner(BasePruner):
             storage.set_trial_system_attr(tid, PRUNED_KEY, text)
         return decision.promoted
 
-    def _study_residuals(self, study: optuna.study.Study) -> np.ndarray:
-        """Standardised errors ``(outcome - forecast) / std`` of every model forecast recorded for a finished
-        trial of the study, the outcome being the loss it reached at the forecast's target compute."""
+    def _study_residuals(self, study: optuna.study.Study, stage: float | None = None) -> np.ndarray:
+        """Standardised errors ``(outcome - forecast) / std`` of the model forecasts recorded for finished
+        trials of the study, the outcome being the loss each reached at the forecast's target compute.
+
+        With ``stage`` (the fraction of its target a trial has spent at the decision), those of forecasts
+        made at a similar stage (within a factor of :data:`CALIBRATION_STAGE_FACTOR`) when there are enough
+        of them: early forecasts miss by more than late ones, and pooling would blur the two.
+        """
         key = (id(study._storage), study._study_id)
         with self._lock:
             known = self._residuals.setdefault(key, {})
@@ -770,7 +781,7 @@ class SurrogateHalvingPruner(BasePruner):
             if t._trial_id in known:
                 continue
             sa = t.system_attrs
-            errors: list[float] = []
+            errors: list[tuple[float, float]] = []
             records = [v for n, v in sa.items() if n.startswith(RUNG_PREFIX) and isinstance(v, dict)]
             if records and t.intermediate_values:
                 c, l, _ = observed_curve(t.intermediate_values, sa, t.params, self._compute_fn)
@@ -782,10 +793,16 @@ class SurrogateHalvingPruner(BasePruner):
                         continue  # finished before its planned compute: no outcome at the target
                     outcome = loss_at(c, l, float(target))
                     if math.isfinite(outcome):
-                        errors.append((outcome - float(rec["forecast"])) / float(std))
+                        z = (outcome - float(rec["forecast"])) / float(std)
+                        errors.append((z, float(rec["compute"]) / float(target)))
             with self._lock:
                 known[t._trial_id] = errors
-        return np.array([e for errs in known.values() for e in errs], dtype=float)
+        pairs = np.array([e for errs in known.values() for e in errs], dtype=float).reshape(-1, 2)
+        if stage is not None and stage > 0:
+            near = np.abs(np.log(np.maximum(pairs[:, 1], 1e-12) / stage)) <= math.log(CALIBRATION_STAGE_FACTOR)
+            if near.sum() >= MIN_CALIBRATION_RESIDUALS:
+                return pairs[near, 0]
+        return pairs[:, 0]
 
     def decide_record(
         self,
