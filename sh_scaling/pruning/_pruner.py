@@ -679,8 +679,9 @@ class SurrogateHalvingPruner(BasePruner):
                     [schedule, *(s for _, _, s, _ in members)],
                     [target, *(m for _, _, _, m in members)],
                 )
+                # Only the deciding trial's forecast is used: the members get empty queries (no history built).
                 means, stds = model.predict_many(
-                    [np.append(compute, target), *(np.array([m]) for _, _, _, m in members)], return_std=True
+                    [np.append(compute, target), *(np.empty(0) for _ in members)], return_std=True
                 )
         except Exception as exc:  # noqa: BLE001 - recorded; the trial's own fit is used
             return None, {**info, "family_fallback": f"family fit failed: {type(exc).__name__}: {exc}"}
