@@ -474,3 +474,28 @@ def test_joint_fit_on_a_noisy_ladder_forecasts_each_run_from_a_third_of_it():
     means = j.predict_many([np.array([c.final_compute]) for c in lad])
     errors = [abs(m[0] / c.meta["noiseless_loss"][-1] - 1) for m, c in zip(means, lad)]
     assert np.median(errors) < 0.01
+
+
+def test_stacked_histories_give_each_runs_own_values_bitwise():
+    runs = [(COSINE, np.geomspace(0.02, 1.0, 17)), (WSD_RUN, np.geomspace(0.05, 0.9, 9)),
+            (TwoStage(peak_lr=3e-4, switch=0.5, ratio=0.1), np.array([0.3, 0.6, 1.2]))]
+    histories = [LearningRateHistory(s, f, run_length=24000, lr_scale=3e-4, n_cells=128) for s, f in runs]
+    stacked = LearningRateHistory.stack(histories)
+    theta = (PAPER.L0, PAPER.A, PAPER.alpha, PAPER.B, PAPER.C, PAPER.beta, PAPER.gamma)
+    for law, args in (("multi_power_law", theta), ("momentum_law", (2.6, 0.6, 0.45, 30.0, 0.05))):
+        alone = [getattr(h, law)(*args, jacobian=True) for h in histories]
+        joint_loss, joint_jac = getattr(stacked, law)(*args, jacobian=True)
+        assert np.array_equal(joint_loss, np.concatenate([loss for loss, _ in alone]))
+        assert np.array_equal(joint_jac, np.concatenate([jac for _, jac in alone]))
+    with pytest.raises(ValueError, match="no histories"):
+        LearningRateHistory.stack([])
+
+
+def test_a_family_answers_only_the_runs_asked_about():
+    c, y, m = run(COSINE, 24000, upto=0.5)
+    c2, y2, m2 = run(WSD_RUN, 24000, upto=0.9)
+    j = JointMultiPowerLawSurrogate().fit_many([(c, y), (c2, y2)], [COSINE, WSD_RUN], [m, m2])
+    (full, other), (full_std, _) = j.predict_many([np.array([m]), np.array([m2])], return_std=True)
+    (mean, empty), (std, empty_std) = j.predict_many([np.array([m]), np.empty(0)], return_std=True)
+    assert mean == pytest.approx(full) and std == pytest.approx(full_std)  # the same fit, the same forecast
+    assert empty.size == 0 and empty_std.size == 0 and other.size == 1

@@ -55,7 +55,6 @@ from typing import Any, cast
 
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
@@ -285,44 +284,6 @@ class _CachedNodes:
         return getattr(self._schedule, name)
 
 
-class _StackedHistory(LearningRateHistory):
-    """Several runs' histories as one, whose queries are all runs' points in order: the law evaluated on it is
-    each run's values, concatenated; its sums over learning-rate changes are one sparse matrix product.
-
-    An evaluation of the law then costs one pass of numpy calls instead of one per run, and each sum a product
-    with the pairs' drops gathered once instead of a gather and an ``np.bincount`` per call (11 us against 98 us
-    on 20,000 pairs). The family fits of the pruner's decisions in a study of 500 trials
-    (``benchmarks/bench_pruner_latency.py``: 20 runs of about 10 points each, 17,000 pairs, some 50 evaluations
-    of the law with their Jacobians) took 20-27 ms (median, 2-core shared machine) instead of 46-73. The values are
-    bitwise those of the runs' own histories: every element is computed by the same operations, and the product
-    adds each query's pairs in the same order as ``np.bincount``, starting from 0.
-    """
-
-    def __init__(self, histories: Sequence[LearningRateHistory]) -> None:  # built from the runs' histories
-        queries = np.cumsum([0] + [h.fraction.size for h in histories[:-1]])
-        changes = np.cumsum([0] + [h.drop.size for h in histories[:-1]])
-
-        def joined(name: str) -> np.ndarray:
-            return np.concatenate([getattr(h, name) for h in histories])
-
-        self.drop, self.lr_after, self.at, self._log_lr = (joined(n) for n in ("drop", "lr_after", "at", "_log_lr"))
-        self.fraction, self.area = joined("fraction"), joined("area")
-        self.pair_since, self.pair_elapsed, self._log_since = (
-            joined(n) for n in ("pair_since", "pair_elapsed", "_log_since"))
-        # Pair indices shifted to the run's place in the whole.
-        self.pair_query = np.concatenate([h.pair_query + q for h, q in zip(histories, queries)])
-        self.pair_change = np.concatenate([h.pair_change + j for h, j in zip(histories, changes)])
-        self.run_length = histories[0].run_length if len(histories) == 1 else math.nan  # the laws do not read it
-        # Row i holds query i's pairs (contiguous: a history lists them query by query), weighted by their drops.
-        n_pairs = self.pair_query.size
-        bounds = np.searchsorted(self.pair_query, np.arange(self.fraction.size + 1))
-        self._by_query = csr_matrix((self.drop[self.pair_change], np.arange(n_pairs), bounds),
-                                    shape=(self.fraction.size, n_pairs))
-
-    def _sum_over_changes(self, per_pair: np.ndarray) -> np.ndarray:
-        return np.asarray(self._by_query @ per_pair)
-
-
 def _noise_std(log_losses: Sequence[np.ndarray]) -> float:
     """Std of log-loss evaluation noise from second differences (robust: median absolute deviation).
 
@@ -379,7 +340,7 @@ class _Objective:
     def __init__(self, runs: list[_Run], law: str, priors: Mapping[str, tuple[float, float]],
                  robust_scale: float) -> None:
         self.runs = runs
-        self.history = _StackedHistory([r.history for r in runs])
+        self.history = LearningRateHistory.stack([r.history for r in runs])
         self.law = law
         self.names = LAWS[law]
         self.prior_keys = [k for k in PRIOR_KEYS[law] if k in priors]
@@ -520,7 +481,7 @@ def _starts(history: LearningRateHistory, log_loss: np.ndarray, law: str, priors
             names: tuple[str, ...]) -> list[np.ndarray]:
     """Two starting points: the priors' means with ``(L0, A, alpha)`` from a power-law fit of what is left.
 
-    ``history`` and ``log_loss``: every run's points (:class:`_StackedHistory`, the objective's ``z``).
+    ``history`` and ``log_loss``: every run's points (:meth:`LearningRateHistory.stack`, the objective's ``z``).
     """
     centre = {**default_priors(law), **priors}
     # log_B from the anneal gain with L0 + B near the loss scale (the smallest loss seen).
