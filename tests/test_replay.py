@@ -112,6 +112,17 @@ def test_clairvoyant_bound_by_hand():
     assert np.mean(brute) == pytest.approx(df.expected_frac.iloc[0])
     with pytest.raises(ValueError, match="order"):
         clairvoyant_bound(curves, order="sideways")
+    # A stopped trial still costs its first look (here its second point, at least 30 % of its end).
+    looked = clairvoyant_bound(curves, seeds=[0], order="given", min_points=2, min_fraction=0.3)
+    assert looked.compute_frac.iloc[0] == pytest.approx((2 + 10 + 3) / 20)  # c is stopped at its 2nd point, 3
+    assert looked.hindsight_frac.iloc[0] == pytest.approx((10 + 2 + 3) / 20)
+    brute = [clairvoyant_bound([curves[i] for i in perm], order="given", min_points=2, min_fraction=0.3)
+             .compute_frac.iloc[0] for perm in itertools.permutations(range(3))]
+    assert np.mean(brute) == pytest.approx(looked.expected_frac.iloc[0])
+    with pytest.raises(ValueError, match="min_points"):
+        clairvoyant_bound(curves, min_points=-1)
+    with pytest.raises(ValueError, match="min_fraction"):
+        clairvoyant_bound(curves, min_fraction=2.0)
 
 
 def test_clairvoyant_bound_lies_between_hindsight_and_exhaustive(curves):

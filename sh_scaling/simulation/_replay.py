@@ -157,7 +157,12 @@ def arrival_order(curves: Sequence[Curve], seed: int, order: str = "random") -> 
 
 
 def clairvoyant_bound(
-    curves: CurveSet | Sequence[Curve], *, seeds: Sequence[int] | int = (0,), order: str = "random"
+    curves: CurveSet | Sequence[Curve],
+    *,
+    seeds: Sequence[int] | int = (0,),
+    order: str = "random",
+    min_points: int = 0,
+    min_fraction: float = 0.0,
 ) -> pd.DataFrame:
     """The least compute a pruner with no regret can spend when trials arrive one by one, as in a replay.
 
@@ -168,11 +173,20 @@ def clairvoyant_bound(
     pruner that spends less in some study has stopped a trial that would have been the best had the study
     ended with it: its zero regret there came from trials that happened to arrive later.
 
+    Args:
+        curves, seeds, order: As for :func:`replay_study`.
+        min_points, min_fraction: A trial it stops still costs the compute up to its first possible decision:
+            its ``min_points``-th point, and at least ``min_fraction`` of its planned compute
+            (``meta["max_compute"]``, else its final compute). The default pruner decides no trial before
+            3 points and 5 % of its ``max_compute`` (``min_points=3, min_fraction=0.05``); 0 and 0 (the
+            default) is the bound of any pruner.
+
     Returns:
         One row per seed: ``seed``, ``compute_frac`` (the bound, a fraction of training every curve to its
         end), ``expected_frac`` (the bound's mean over all arrival orders: the trial ranked ``k``-th by lowest
         loss beats all earlier ones with probability ``1 / k``) and ``hindsight_frac`` (training the best
-        trial alone: the oracle that knows the whole study in advance).
+        trial alone, and the others to their first possible decision: the oracle that knows the whole study
+        in advance).
     """
     cs = list(curves)
     if len(cs) < 1:
@@ -181,7 +195,18 @@ def clairvoyant_bound(
     best = np.array([float(np.min(c.loss)) for c in cs])
     upto = np.array([float(c.compute[int(np.argmin(c.loss))]) for c in cs])
     total = float(sum(c.final_compute for c in cs))
+    if not (isinstance(min_points, int) and min_points >= 0):
+        raise ValueError(f"min_points={min_points!r}: must be an integer >= 0")
+    if not (0.0 <= min_fraction <= 1.0):
+        raise ValueError(f"min_fraction={min_fraction!r}: must be in [0, 1]")
+    look = np.array([
+        min(float(c.final_compute), max(float(c.compute[min(min_points, len(c)) - 1]) if min_points else 0.0,
+                                        min_fraction * float(c.meta.get("max_compute", c.final_compute))))
+        for c in cs
+    ])
     rank = np.argsort(np.argsort(best, kind="stable"), kind="stable") + 1
+    # Over all orders: the trial ranked k-th is a record with probability 1 / k, stopped otherwise.
+    expected = float(np.sum(upto / rank + look * (1 - 1 / rank))) / total
     rows = []
     for seed in seed_list:
         record, spent = math.inf, 0.0
@@ -189,8 +214,11 @@ def clairvoyant_bound(
             if best[i] < record:
                 record = best[i]
                 spent += upto[i]
-        rows.append({"seed": seed, "compute_frac": spent / total, "expected_frac": float(np.sum(upto / rank)) / total,
-                     "hindsight_frac": float(upto[int(np.argmin(best))]) / total})
+            else:
+                spent += look[i]
+        rows.append({"seed": seed, "compute_frac": spent / total, "expected_frac": expected,
+                     "hindsight_frac": float(upto[int(np.argmin(best))] + look.sum() - look[int(np.argmin(best))])
+                     / total})
     return pd.DataFrame(rows)
 
 
