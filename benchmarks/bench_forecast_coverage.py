@@ -58,9 +58,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from sh_scaling.benchmarking import data_path, default_jobs, output_dir, parallel_map
-from sh_scaling.curves import Curve, CurveSet, generate_schedule_ladder, generate_synthetic, load_multipowerlaw
-from sh_scaling.curves import load_routing
+from sh_scaling.benchmarking import benchmark_curves, data_path, default_jobs, output_dir, parallel_map
+from sh_scaling.curves import Curve
 from sh_scaling.halving import DEFAULT_OPTIMISM
 from sh_scaling.simulation import FROM_CURVES, PrunerSpec, replay_study
 
@@ -80,18 +79,6 @@ RUNS = [
 STAGES = [0.0, 0.1, 0.25, 0.5, 1.0]
 
 
-def curve_set(name: str, seed: int) -> CurveSet:
-    if name == "schedule":
-        return load_multipowerlaw(data_path("multipowerlaw"))
-    if name == "ladder":
-        return generate_schedule_ladder(seed=seed)
-    if name == "routing":
-        return load_routing(data_path("routing"))
-    if name == "synthetic":
-        return generate_synthetic(100, seed=seed, noise="white", name="synthetic")
-    raise ValueError(f"unknown curve set {name!r}")
-
-
 #: A run whose last evaluation falls this close before its planned end (the schedule curves' last points lie
 #: 64-128 steps before it) counts as having reached it: its last loss is the outcome.
 END_TOLERANCE = 0.01
@@ -109,7 +96,7 @@ def truth_at(curve: Curve, target: float) -> float:
 def _task(args: tuple[str, str, dict[str, object], int]) -> pd.DataFrame:
     set_name, kind, kwargs, seed = args
     warnings.simplefilter("ignore")
-    curves = curve_set(set_name, seed)
+    curves = benchmark_curves(set_name, seed)
     df = replay_study(curves, PrunerSpec("ours", dict(kwargs)), seeds=[seed])
     rows = []
     for _, trial in df.iterrows():

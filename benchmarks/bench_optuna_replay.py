@@ -30,8 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sh_scaling.benchmarking import data_path, default_jobs, output_dir, parallel_map, write_summary
-from sh_scaling.curves import CurveSet, generate_synthetic, load_routing
+from sh_scaling.benchmarking import benchmark_curves, data_path, default_jobs, output_dir, parallel_map, write_summary
 from sh_scaling.simulation import PrunerSpec, replay_study, summarize_replay
 
 OPTUNA_PRUNERS = [
@@ -45,16 +44,10 @@ OPTUNA_PRUNERS = [
 ]
 
 
-def _curve_set(name: str, seed: int) -> CurveSet:
-    if name == "routing":
-        return load_routing(data_path("routing"))
-    return generate_synthetic(100, seed=seed, noise="white", name="synthetic")
-
-
 def _task(args: tuple[str, int, PrunerSpec]) -> pd.DataFrame:
     set_name, seed, spec = args
     warnings.simplefilter("ignore")
-    df = replay_study(_curve_set(set_name, seed), spec, seeds=[seed])
+    df = replay_study(benchmark_curves(set_name, seed), spec, seeds=[seed])
     df.insert(0, "curves", set_name)
     return df
 

@@ -76,11 +76,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from sh_scaling.benchmarking import data_path, default_jobs, output_dir, parallel_map, write_summary
+from sh_scaling.benchmarking import (
+    benchmark_curves,
+    data_path,
+    default_jobs,
+    output_dir,
+    parallel_map,
+    write_summary,
+)
 from sh_scaling.halving import DECISION_START
-from sh_scaling.surrogates import MIN_POINTS
-from sh_scaling.curves import CurveSet, generate_schedule_ladder, load_multipowerlaw, load_routing
 from sh_scaling.simulation import FROM_CURVES, PrunerSpec, clairvoyant_bound, replay_study, summarize_replay
+from sh_scaling.surrogates import MIN_POINTS
 
 OPTUNA_PRUNERS = [
     PrunerSpec("nop"),
@@ -117,16 +123,6 @@ def our_specs(set_name: str) -> list[PrunerSpec]:
     return specs
 
 
-def curve_set(name: str, seed: int) -> CurveSet:
-    if name == "schedule":
-        return load_multipowerlaw(data_path("multipowerlaw"))
-    if name == "ladder":
-        return generate_schedule_ladder(seed=seed)
-    if name == "routing":
-        return load_routing(data_path("routing"))
-    raise ValueError(f"unknown curve set {name!r}")
-
-
 def bound_row(set_name: str, n_seeds: int) -> dict[str, float]:
     """The clairvoyant bound over the seeds' arrival orders (each ladder seed is its own curve set)."""
     seeds = range(n_seeds)
@@ -134,9 +130,9 @@ def bound_row(set_name: str, n_seeds: int) -> dict[str, float]:
     # Any pruner; then one that, like ours by default, decides nothing before 3 points and 5 % of a run.
     for suffix, look in (("", {}), ("_first_look", {"min_points": MIN_POINTS, "min_fraction": DECISION_START})):
         if set_name == "ladder":
-            b = pd.concat([clairvoyant_bound(curve_set(set_name, s), seeds=[s], **look) for s in seeds])
+            b = pd.concat([clairvoyant_bound(benchmark_curves(set_name, s), seeds=[s], **look) for s in seeds])
         else:
-            b = clairvoyant_bound(curve_set(set_name, 0), seeds=seeds, **look)
+            b = clairvoyant_bound(benchmark_curves(set_name, 0), seeds=seeds, **look)
         out.update({f"clairvoyant{suffix}": b.compute_frac.mean(), f"all_orders{suffix}": b.expected_frac.mean(),
                     f"hindsight{suffix}": b.hindsight_frac.mean()})
     return out
@@ -145,7 +141,7 @@ def bound_row(set_name: str, n_seeds: int) -> dict[str, float]:
 def _task(args: tuple[str, int, PrunerSpec]) -> pd.DataFrame:
     set_name, seed, spec = args
     warnings.simplefilter("ignore")
-    df = replay_study(curve_set(set_name, seed), spec, seeds=[seed])
+    df = replay_study(benchmark_curves(set_name, seed), spec, seeds=[seed])
     df.insert(0, "curves", set_name)
     return df
 

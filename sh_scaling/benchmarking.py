@@ -12,11 +12,12 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 
-__all__ = ["data_path", "output_dir", "parallel_map", "write_summary", "default_jobs"]
+__all__ = ["BENCHMARK_CURVES", "benchmark_curves", "data_path", "output_dir", "parallel_map", "write_summary",
+           "default_jobs"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,6 +48,28 @@ def data_path(name: str) -> str | None:
         if candidate.exists():
             return str(candidate)
     return None
+
+
+#: The curve sets the replay benchmarks run on, by name (see :func:`benchmark_curves`).
+BENCHMARK_CURVES = ("schedule", "ladder", "routing", "synthetic")
+
+
+def benchmark_curves(name: str, seed: int = 0) -> Any:
+    """A benchmark curve set by name: ``"schedule"`` (the 27 runs of Luo et al. under nine schedules),
+    ``"ladder"`` (a synthetic schedule ladder, :func:`~sh_scaling.curves.generate_schedule_ladder`, drawn with
+    ``seed``), ``"routing"`` (the 223 runs of Clark et al.) or ``"synthetic"`` (100 synthetic curves with white
+    noise, drawn with ``seed``). Real sets are read from :func:`data_path`, else downloaded once."""
+    from sh_scaling.curves import generate_schedule_ladder, generate_synthetic, load_multipowerlaw, load_routing
+
+    if name == "schedule":
+        return load_multipowerlaw(data_path("multipowerlaw"))
+    if name == "ladder":
+        return generate_schedule_ladder(seed=seed)
+    if name == "routing":
+        return load_routing(data_path("routing"))
+    if name == "synthetic":
+        return generate_synthetic(100, seed=seed, noise="white", name="synthetic")
+    raise ValueError(f"unknown curve set {name!r}; choose one of {list(BENCHMARK_CURVES)}")
 
 
 def output_dir(name: str, root: str | os.PathLike[str] = "results") -> Path:

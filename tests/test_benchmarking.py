@@ -1,0 +1,22 @@
+"""sh_scaling.benchmarking: the shared pieces of the benchmark scripts."""
+
+from __future__ import annotations
+
+import pytest
+
+from sh_scaling.benchmarking import BENCHMARK_CURVES, benchmark_curves, data_path
+from sh_scaling.curves import CurveSet
+
+
+def test_benchmark_curve_sets_by_name():
+    ladder = benchmark_curves("ladder", seed=3)
+    assert isinstance(ladder, CurveSet) and len(ladder) == 18
+    assert benchmark_curves("ladder", seed=3).ids == ladder.ids  # seeded
+    synthetic = benchmark_curves("synthetic", seed=1)
+    assert len(synthetic) == 100
+    if data_path("multipowerlaw") is not None:
+        schedule = benchmark_curves("schedule")
+        assert len(schedule) == 27 and all("schedule" in c.meta for c in schedule)
+    assert set(BENCHMARK_CURVES) == {"schedule", "ladder", "routing", "synthetic"}
+    with pytest.raises(ValueError, match="unknown curve set 'nope'"):
+        benchmark_curves("nope")
