@@ -553,3 +553,40 @@ def test_calibration_leaves_trials_that_stopped_short_of_their_target_out():
     _run(study, c[:10], loss[:10])  # finished (COMPLETE) at compute < max_compute: no outcome at the target
     assert pruner._study_residuals(study).size == 0
     assert SurrogateHalvingPruner(calibrate=True).__getstate__()["_residuals"] == {}
+
+
+def test_calibration_holds_a_forecast_the_finished_trials_make_implausible():
+    from sh_scaling.keys import RUNG_PREFIX
+
+    class Wild:
+        """A surrogate that forecasts half the last loss: a drop no finished trial ever made."""
+
+        def fit(self, compute, loss):
+            self.last_ = float(loss[-1])
+            return self
+
+        def predict(self, compute, return_std=False):
+            mean = np.full(np.shape(compute), 0.5 * self.last_)
+            return (mean, np.full(np.shape(compute), 0.01)) if return_std else mean
+
+    honest = SurrogateHalvingPruner("powerlaw", max_compute=100.0, decision_start=0.0)
+    study = _study(honest)
+    for i in range(6):
+        c, loss = _power_curve(1.0 - 0.01 * i, n=15)  # each better than the last (all finish); 16 % drop from 10 % to the end
+        _run(study, c, loss)
+    wild = SurrogateHalvingPruner(Wild(), max_compute=100.0, decision_start=0.0, calibrate=True)
+    study.pruner = wild
+    c, loss = _power_curve(0.9, n=15)
+    _run(study, c[:8], loss[:8])
+    trial = study.trials[-1]
+    records = [rec for n, rec in trial.system_attrs.items() if n.startswith(RUNG_PREFIX)]
+    held = [rec for rec in records if "implausible" in rec]
+    assert held and all("finished trials dropped at most" in rec["implausible"] for rec in held)
+    for rec in held:  # held at 1.5 x (in log loss) the finished trials' largest drop from that stage, not at half
+        assert rec["forecast"] > 0.5 * rec["loss"] * 1.001
+    # Without calibrate nothing is checked: the wild forecast is used as it is.
+    study.pruner = SurrogateHalvingPruner(Wild(), max_compute=100.0, decision_start=0.0)
+    _run(study, c[:8], loss[:8])
+    plain = [rec for n, rec in study.trials[-1].system_attrs.items() if n.startswith(RUNG_PREFIX)]
+    assert plain and all("implausible" not in rec for rec in plain)
+    assert all(rec["forecast"] == pytest.approx(0.5 * rec["loss"], rel=0.05) for rec in plain if not rec["fallback"])

@@ -95,6 +95,14 @@ FAMILY_MISS = 0.02
 #: (``benchmarks/bench_forecast_coverage.py``) the errors of forecasts made before 10 % of a run are several
 #: times those made past half of it, in units of their own std.
 CALIBRATION_STAGE_FACTOR = 2.0
+#: With ``calibrate=True`` a forecast is implausible when it has the trial drop more, from its loss at a stage of
+#: its run to the end, than this factor times (in log loss) the largest drop any finished trial of the study made
+#: from the same stage; it is then held at that bound (recorded as ``implausible``). The largest of a handful of
+#: finished trials understates the largest possible; 1.5 leaves room for that and still catches the failure
+#: this is for, a power law fitted to the first points of a run forecasting 25-33 % below the outcome.
+IMPLAUSIBLE_DROP_FACTOR = 1.5
+#: Finished trials (that reached their ``max_compute``) needed before forecasts are checked against them.
+MIN_DROP_TRIALS = 5
 #: Points per run in a family fit: the joint fit's cost grows with points x cells x runs, and a run's shape is
 #: carried by a few dozen points.
 _FAMILY_POINTS = 60
@@ -214,7 +222,10 @@ class SurrogateHalvingPruner(BasePruner):
             at their median and the trial at risk at their lower ``optimism`` quantile
             (:func:`sh_scaling.halving.calibrate_forecasts`), so that ``optimism`` is the probability, as
             observed in this study, that the outcome falls below the value the trial is ranked by. What was
-            applied is in each rung record (``calibration``). Default False.
+            applied is in each rung record (``calibration``). The study's finished trials also bound what is
+            plausible: a forecast that has a trial drop, from its loss at a stage of its run to the end, more
+            than :data:`IMPLAUSIBLE_DROP_FACTOR` times (in log loss) the most any of them dropped from that stage
+            is held at that bound, with the reason in the record (``implausible``). Default False.
 
     Raises: ``ValueError`` at construction for settings that can be checked then (numbers out of range,
     functions that cannot take the arguments they will be given); from :meth:`prune` (so the trial fails with
@@ -326,6 +337,8 @@ class SurrogateHalvingPruner(BasePruner):
         # (standardised error, stage) of the forecasts recorded for each finished trial, per study (a cache: a
         # finished trial's records and outcome no longer change).
         self._residuals: dict[tuple[int, int], dict[int, list[tuple[float, float]]]] = {}
+        # Finished trials' curves as (log fraction of the run, log loss above its end), per study (a cache).
+        self._drops: dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray] | None]] = {}
         # Studies (by storage and id) whose no-decision warning has been given by this object: a cache only,
         # the record itself is in the study's system attributes.
         self._warned: set[tuple[int, int]] = set()
@@ -342,6 +355,7 @@ class SurrogateHalvingPruner(BasePruner):
         state["_warned_schedule"] = set()
         state["_checked"] = {}
         state["_residuals"] = {}
+        state["_drops"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -728,6 +742,18 @@ class SurrogateHalvingPruner(BasePruner):
         if fc is None:
             fc = self._forecast(fit_c, fit_l, target, peers, schedule)
         mean, std = float(fc.mean[0]), float(fc.std[0])
+        implausible = None
+        if self._calibrate and not bool(fc.fallback[0]) and target > r:
+            bound = self._study_drop_bound(study, r / target)
+            if bound is not None and math.isfinite(mean) and mean > 0 and math.log(loss_r / mean) > bound[0]:
+                floor = loss_r * math.exp(-bound[0])
+                implausible = (
+                    f"forecast {mean:.5g} is a drop of {100 * (1 - mean / loss_r):.3g} % from the loss at "
+                    f"{100 * r / target:.3g} % of the run; the study's {bound[1]} finished trials dropped at most "
+                    f"{100 * (1 - math.exp(-bound[0] / IMPLAUSIBLE_DROP_FACTOR)):.3g} % from there: held at "
+                    f"{floor:.5g}"
+                )
+                mean = floor
         record: dict[str, Any] = {
             "compute": r,
             "loss": loss_r,
@@ -738,6 +764,8 @@ class SurrogateHalvingPruner(BasePruner):
             "reason": fc.reason[0] if fc.reason else None,
             "n_points": int(before.sum()) + 1,
         }
+        if implausible is not None:
+            record["implausible"] = implausible
         if schedule is not None:
             record["surrogate"] = "multipower"
             record["schedule"] = schedule.kind if schedule_note is None else schedule_note
@@ -766,6 +794,40 @@ class SurrogateHalvingPruner(BasePruner):
         if not decision.promoted:
             storage.set_trial_system_attr(tid, PRUNED_KEY, text)
         return decision.promoted
+
+    def _study_drop_bound(self, study: optuna.study.Study, stage: float) -> tuple[float, int] | None:
+        """The largest plausible log drop from a trial's loss at ``stage`` (a fraction of its ``max_compute``)
+        to its end: :data:`IMPLAUSIBLE_DROP_FACTOR` times the largest the study's finished trials made from the
+        same stage, with how many finished trials that is; ``None`` with fewer than
+        :data:`MIN_DROP_TRIALS`."""
+        key = (id(study._storage), study._study_id)
+        with self._lock:
+            known = self._drops.setdefault(key, {})
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t._trial_id in known:
+                continue
+            curve: tuple[np.ndarray, np.ndarray] | None = None
+            if t.intermediate_values:
+                sa = t.system_attrs
+                c, l, _ = observed_curve(t.intermediate_values, sa, t.params, self._compute_fn)
+                try:
+                    planned = self._target(t, sa)
+                except ValueError:
+                    planned = math.nan
+                ok = np.isfinite(l) & (l > 0)
+                c, l = c[ok], l[ok]
+                if c.size >= MIN_POINTS and math.isfinite(planned) and c[-1] >= planned * (1 - RTOL):
+                    # Log loss above the trial's end, against log fraction of its run (a curve has noise:
+                    # the drop from a point is read off the running minimum, what the trial had reached).
+                    curve = (np.log(c / planned), np.log(np.minimum.accumulate(l) / l[-1]))
+            with self._lock:
+                known[t._trial_id] = curve
+        x = math.log(stage)
+        drops = [float(np.interp(x, lf, ld)) for lf, ld in (v for v in known.values() if v is not None)
+                 if lf[0] <= x <= lf[-1]]
+        if len(drops) < MIN_DROP_TRIALS:
+            return None
+        return IMPLAUSIBLE_DROP_FACTOR * max(max(drops), 0.0), len(drops)
 
     def _study_residuals(self, study: optuna.study.Study, stage: float | None = None) -> np.ndarray:
         """Standardised errors ``(outcome - forecast) / std`` of the model forecasts recorded for finished
