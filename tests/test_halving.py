@@ -276,3 +276,27 @@ def test_calibrate_forecasts_uses_the_empirical_quantiles():
     assert m == pytest.approx(mean + 0.5 * std) and (s == std).all()
     _, s, _ = calibrate_forecasts(mean, std, np.full(50, 0.5), optimism=0.4)
     assert (s > 0).all() and NormalDist().inv_cdf(0.4) < 0
+
+
+def test_lower_envelope_and_anchor_rows_match_the_plain_definitions():
+    from sh_scaling.halving import lower_envelope
+    from sh_scaling.halving._scores import _anchor_rows
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, g = int(rng.integers(1, 7)), int(rng.integers(1, 9))
+        rows = rng.choice([0.5, 1.0, 2.0, np.inf], size=(n, g))  # few values: many ties, unknowns
+        expected = np.array([[min([rows[j, x] for j in range(n) if j != i], default=np.inf) for x in range(g)]
+                             for i in range(n)])
+        assert np.array_equal(lower_envelope(rows, exclude_own=True), expected)
+        assert np.array_equal(lower_envelope(rows), rows.min(axis=0))
+        grid = np.sort(rng.normal(size=g))
+        m = int(rng.integers(0, 12))
+        c, l = np.exp(rng.normal(size=m)), np.exp(rng.normal(size=m))
+        owner = rng.integers(-1, n + 1, size=m)  # -1 and n: points of no candidate
+        owned, free = _anchor_rows(n, grid, (c, l, owner))
+        step = np.where(grid[None, :] >= np.log(c)[:, None] - 1e-12, np.log(l)[:, None], np.inf)
+        for i in range(n):
+            assert np.array_equal(owned[i], step[owner == i].min(axis=0, initial=np.inf))
+        outside = (owner < 0) | (owner >= n)
+        assert np.array_equal(free, step[outside].min(axis=0, initial=np.inf))

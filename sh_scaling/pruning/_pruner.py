@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import inspect
 import math
 import threading
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -339,6 +341,8 @@ class SurrogateHalvingPruner(BasePruner):
         self._residuals: dict[tuple[int, int], dict[int, list[tuple[float, float]]]] = {}
         # Finished trials' curves as (log fraction of the run, log loss above its end), per study (a cache).
         self._drops: dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray] | None]] = {}
+        # Finished trials' rung records, per study (a cache: a finished trial's records no longer change).
+        self._finished: dict[tuple[int, int], dict[int, _RungSummary]] = {}
         # Studies (by storage and id) whose no-decision warning has been given by this object: a cache only,
         # the record itself is in the study's system attributes.
         self._warned: set[tuple[int, int]] = set()
@@ -356,6 +360,7 @@ class SurrogateHalvingPruner(BasePruner):
         state["_checked"] = {}
         state["_residuals"] = {}
         state["_drops"] = {}
+        state["_finished"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -772,7 +777,9 @@ class SurrogateHalvingPruner(BasePruner):
         record.update(family_info)
         if notes:
             record["skipped_reports"] = notes[:5]
-        others, anchors = competitors_at(study, trial, k, r)
+        with self._lock:
+            finished = self._finished.setdefault((id(study._storage), study._study_id), {})
+        others, anchors = competitors_at(study, trial, k, r, finished)
         residuals = self._study_residuals(study, r / target) if self._calibrate else None
         decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals)
         record.update(objective=self._objective, promoted=decision.promoted, rule=decision.rule,
@@ -926,7 +933,11 @@ class SurrogateHalvingPruner(BasePruner):
 
 
 def competitors_at(
-    study: optuna.study.Study, trial: optuna.trial.FrozenTrial, k: int, r: float
+    study: optuna.study.Study,
+    trial: optuna.trial.FrozenTrial,
+    k: int,
+    r: float,
+    finished: dict[int, _RungSummary] | None = None,
 ) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The other trials' records that compete at rung ``k``, and every recorded point as an anchor.
 
@@ -940,8 +951,12 @@ def competitors_at(
     would lose to hindsight. Measured on the 223 routing curves (8 seeds of
     :func:`sh_scaling.simulation.replay_study`): with records at every rung as anchors the default pruner
     pruned the best run at its first rung in every seed (regret 0.58 %).
+
+    ``finished``: a cache of finished trials' rung records by trial id (they no longer change), so that a
+    decision reads each finished trial's attributes once per pruner rather than once per decision.
     """
     key = rung_key(k)
+    limit = r * (1 + RTOL)
     others: list[dict[str, Any]] = []
     c: list[float] = []
     l: list[float] = []
@@ -949,21 +964,41 @@ def competitors_at(
     for other in study.get_trials(deepcopy=False):
         if other._trial_id == trial._trial_id:
             continue
-        sa = other.system_attrs
-        rec = sa.get(key)
+        if finished is not None and other.state.is_finished():
+            summary = finished.get(other._trial_id)
+            if summary is None:
+                summary = finished[other._trial_id] = _RungSummary.read(other.system_attrs)
+        else:
+            summary = _RungSummary.read(other.system_attrs)
+        rec = summary.records.get(key)
         if rec is None:
-            j = sa.get(FIRST_RUNG_KEY)
-            rec = sa.get(rung_key(j)) if j is not None and j > k else None
+            j = summary.first_rung
+            rec = summary.records.get(rung_key(j)) if j is not None and j > k else None
         index = -1
         if rec is not None and rec.get("forecast") is not None:
             others.append(rec)
             index = len(others)
-        for name, value in sa.items():
-            if name.startswith(RUNG_PREFIX) and isinstance(value, dict) and value["compute"] <= r * (1 + RTOL):
-                c.append(float(value["compute"]))
-                l.append(float(value["loss"]))
-                owner.append(index)
+        n = bisect.bisect_right(summary.compute, limit)
+        c.extend(summary.compute[:n])
+        l.extend(summary.loss[:n])
+        owner.extend([index] * n)
     return others, (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int))
+
+
+@dataclass(frozen=True)
+class _RungSummary:
+    """A trial's rung records by attribute key, its first rung, and their points in order of compute."""
+
+    records: dict[str, dict[str, Any]]
+    first_rung: int | None
+    compute: list[float]
+    loss: list[float]
+
+    @classmethod
+    def read(cls, system_attrs: Mapping[str, Any]) -> _RungSummary:
+        records = {n: v for n, v in system_attrs.items() if n.startswith(RUNG_PREFIX) and isinstance(v, dict)}
+        points = sorted((float(v["compute"]), float(v["loss"])) for v in records.values())
+        return cls(records, system_attrs.get(FIRST_RUNG_KEY), [p[0] for p in points], [p[1] for p in points])
 
 
 def trial_schedule(attrs: Mapping[str, Any], target: float, upto: float) -> tuple[Schedule | None, str | None, bool]:
