@@ -70,11 +70,21 @@ last grows with the study (15 ms at 2,000 trials, plus 5 ms for the frontier's a
 deciding call, the power law's too, slows from 500 to 2,000 trials. (The issue's 9 ms for the power law was
 measured on this benchmark's former curves: power laws, 30 reports each, no schedules.)
 
-After the pruner asks a family fit for the deciding trial's forecast only (commit 52b2e57, in
-``_family_forecast``), two runs on the same machine: deciding calls of ``schedule+family`` at 500 trials took a
-median 16.9 and 19.0 ms (goal <= 20 ms: met, narrowly, on a loaded machine), 23.0 ms at 100 and 37.9 ms at
-2,000 trials; ``schedule`` alone 10.5-11.2 ms at 500 and 18.9 ms at 2,000; ordinary calls 0.015-0.016 ms at
-every size.
+After the pruner asks a family fit for the deciding trial's forecast only (commit 52b2e57) and reads each
+finished trial's rung records once, with the frontier's anchor rows and envelope vectorised (commit after
+it; the same decision records on replays), one run on the same machine, deciding-call medians in ms:
+
+===============  =====  =====  ======
+pruner           100    500    2000
+===============  =====  =====  ======
+powerlaw         1.7    2.3    5.0
+schedule         9.4    10.0   13.1
+schedule+family  21.9   17.6   32.2
+===============  =====  =====  ======
+
+(an earlier run after the first change alone: schedule+family 16.9 and 19.0 ms at 500, 37.9 at 2,000; the
+power law 11.7 ms at 2,000). Goal at 500 trials (<= 20 ms): met. Ordinary calls 0.014-0.018 ms at every size.
+What remains at 2,000 for the family is its joint fit and reading the family's curves.
 
     nice -n 10 python benchmarks/bench_pruner_latency.py           # N = 100, 500, 2000 (about 10 min)
     nice -n 10 python benchmarks/bench_pruner_latency.py --quick   # N = 100, 500
