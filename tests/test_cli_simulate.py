@@ -18,7 +18,12 @@ def test_simulate_synthetic_writes_tables_and_plots(tmp_path, capsys):
     assert len(runs) == 2 * 2 * 3 and set(runs.strategy) == {"UA", "SH", "SH+PL"}
     meta = json.loads((out / "summary.json").read_text())
     assert meta["repeats"] == 2 and meta["carry_over"] is False and len(meta["summary"]) == 6
+    assert meta["keep_unseen"] is False
     assert (out / "ri_by_budget.png").stat().st_size > 0 and (out / "frontiers.png").stat().st_size > 0
+    assert main(["simulate", "--curves", "synthetic", "--n-curves", "8", "--repeats", "1", "--candidates", "4",
+                 "--budgets", "0.1", "--strategies", "SH", "--keep-unseen", "--out", str(tmp_path / "k"),
+                 "--quiet", "--no-plots"]) == 0
+    assert json.loads((tmp_path / "k" / "summary.json").read_text())["keep_unseen"] is True
 
 
 def test_simulate_routing_and_csv(routing_csv, tmp_path, capsys):

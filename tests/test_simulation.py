@@ -206,3 +206,23 @@ def test_schedule_aware_strategies_forecast_each_curve_under_its_own_schedule():
     # The fixed-budget driver runs with it end to end.
     res = allocate(curves, 0.3 * sum(c.final_compute for c in curves), "SH+FA-MPL")
     assert res.n_fallbacks == 0 and np.isfinite(res.best_loss)
+
+
+def test_keep_unseen_keeps_candidates_not_evaluated_yet_while_they_can_be():
+    c = np.geomspace(1.0, 100.0, 30)
+    # Small models evaluated from the start; large, better ones evaluated only from compute 20 on (after a
+    # warm-up); one large model whose evaluations start beyond anything the budget can reach.
+    small = [Curve(f"small{i}", c, 3.0 + 0.1 * i + 2.0 * c**-0.3) for i in range(4)]
+    late = np.geomspace(20.0, 100.0, 12)
+    large = [Curve(f"large{i}", late, 2.0 + 0.1 * i + 2.0 * late**-0.3) for i in range(2)]
+    never = Curve("never", np.geomspace(95.0, 100.0, 4), np.full(4, 1.0))
+    cands = [*small, *large, never]
+    budget = 0.3 * sum(x.final_compute for x in cands)
+    for name in ("SH", "SH+PL"):
+        plain = allocate(cands, budget, name, rng=np.random.default_rng(0))
+        kept = allocate(cands, budget, name, keep_unseen=True, rng=np.random.default_rng(0))
+        # Ranked last, the unseen large models go at the first cut; kept, one of them wins.
+        assert not any(i.startswith("large") for i in plain.survivors[1])
+        assert {"large0", "large1"} <= set(kept.survivors[1]) and "never" not in kept.survivors[1]
+        assert kept.best_loss < plain.best_loss
+        assert kept.spent <= budget * (1 + 1e-9)

@@ -83,6 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--carry-over", action="store_true",
                    help="give compute that finished curves cannot use to the other survivors (default: unspent, "
                         "as in the paper's schedule)")
+    p.add_argument("--keep-unseen", action="store_true",
+                   help="keep candidates with no evaluation yet while later rounds can still observe them "
+                        "(default: they rank last)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; -1 for all cores)")
     p.add_argument("--out", default=None, help="directory for runs.csv, summary.csv, summary.json and plots")
     p.add_argument("--force", action="store_true", help="overwrite those files if --out already holds them")
@@ -208,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         reduction_factor=args.reduction_factor,
         carry_over=args.carry_over,
+        keep_unseen=args.keep_unseen,
         n_jobs=args.jobs,
         progress=not args.quiet,
     )
@@ -236,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "reduction_factor": args.reduction_factor,
             "carry_over": args.carry_over,
+            "keep_unseen": args.keep_unseen,
             "seconds": round(elapsed, 2),
         })
         if not args.no_plots:

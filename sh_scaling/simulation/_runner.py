@@ -19,7 +19,7 @@ DEFAULT_STRATEGIES = ("UA", "SH", "SH+PL", "SH+GP", "SH+FA")
 
 
 def _one_candidate_set(args: tuple) -> list[dict]:
-    curves, ids, k, budgets, strategies, reduction_factor, carry_over, repeat, seed = args
+    curves, ids, k, budgets, strategies, reduction_factor, carry_over, keep_unseen, repeat, seed = args
     cands = curves.subset(ids)
     exh_law = frontier_law(list(cands))
     rows = []
@@ -28,7 +28,8 @@ def _one_candidate_set(args: tuple) -> list[dict]:
         for name in strategies:
             # Every strategy gets the same tie-breaking stream for this candidate set and budget.
             rng = np.random.default_rng([seed, k, repeat, int(frac * 1e6)])
-            res = allocate(cands, budget, name, reduction_factor=reduction_factor, carry_over=carry_over, rng=rng)
+            res = allocate(cands, budget, name, reduction_factor=reduction_factor, carry_over=carry_over,
+                           keep_unseen=keep_unseen, rng=rng)
             row = {
                 "n_candidates": k,
                 "budget_frac": frac,
@@ -52,6 +53,7 @@ def simulate(
     seed: int = 0,
     reduction_factor: float = 2.0,
     carry_over: bool = False,
+    keep_unseen: bool = False,
     n_jobs: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -68,6 +70,8 @@ def simulate(
         seed: Seed of the candidate draws and the tie-breaking.
         reduction_factor: ``eta``: ``ceil(|M_r| / eta)`` candidates survive each round.
         carry_over: Pass compute that finished curves cannot use to the other survivors
+            (see :func:`sh_scaling.simulation.allocate`).
+        keep_unseen: Keep candidates with no evaluation yet while the remaining rounds can still observe them
             (see :func:`sh_scaling.simulation.allocate`).
         n_jobs: Worker processes (1 runs in-process).
         progress: Print progress on stderr.
@@ -94,7 +98,8 @@ def simulate(
     for k in candidates:
         for repeat in range(repeats):
             chosen = list(rng.choice(len(ids), size=k, replace=False))
-            tasks.append((curves, [ids[i] for i in chosen], k, tuple(budgets), tuple(names), reduction_factor, carry_over, repeat, seed))
+            tasks.append((curves, [ids[i] for i in chosen], k, tuple(budgets), tuple(names), reduction_factor,
+                          carry_over, keep_unseen, repeat, seed))
     workers = n_jobs if n_jobs > 0 else os.cpu_count() or 1
     per_set = parallel_map(_one_candidate_set, tasks, jobs=workers, label=f"simulate[{curves.name}]",
                            chunksize=max(1, len(tasks) // (8 * workers)), progress=progress)

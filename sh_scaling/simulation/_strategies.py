@@ -55,7 +55,7 @@ from sh_scaling.halving import (
     round_sizes,
     select_survivors,
 )
-from sh_scaling.surrogates import Forecast, MultiPowerLawSurrogate, forecast
+from sh_scaling.surrogates import MIN_POINTS, Forecast, MultiPowerLawSurrogate, forecast
 
 __all__ = [
     "Strategy", "STRATEGIES", "AllocationResult", "RoundInputs", "allocate", "n_rounds", "get_strategy",
@@ -273,6 +273,7 @@ def allocate(
     *,
     reduction_factor: float = 2.0,
     carry_over: bool = False,
+    keep_unseen: bool = False,
     rng: np.random.Generator | None = None,
 ) -> AllocationResult:
     """Replay one strategy on one candidate set (fixed-budget successive halving).
@@ -283,6 +284,12 @@ def allocate(
         strategy: A name from :data:`STRATEGIES` or a :class:`Strategy`.
         reduction_factor: ``eta``: ``ceil(|M_r| / eta)`` survive each round.
         carry_over: Give compute a finished curve cannot use to the other survivors (see the module doc).
+        keep_unseen: A candidate with no evaluation yet survives ahead of every ranked one if the remaining
+            rounds would take it to its :data:`~sh_scaling.surrogates.MIN_POINTS`-th evaluation (then it can be
+            ranked), and is dropped first otherwise; by default it ranks last like a curve that cannot be
+            forecast. Where evaluations start late (the schedule curves of Luo et al. have none during their
+            warm-up, 9 % of a 24k-step run) a small first round leaves the largest models, the best ones,
+            unseen, and ranking them last drops them all at the first cut.
         rng: Breaks ties (e.g. between curves with no observed point yet) at random.
     """
     strat = get_strategy(strategy)
@@ -337,6 +344,11 @@ def allocate(
                 if strat.ranking in ("forecast", "frontier"):
                     n_fallbacks += int(np.sum(inputs.fallback & ~np.isnan(inputs.start)))
                 score = round_scores(strat, inputs)
+                if keep_unseen:
+                    unseen = np.isnan(inputs.start)
+                    seeable = np.array([t >= c.compute[min(MIN_POINTS, len(c)) - 1]
+                                        for c, t in zip(alive, targets)])
+                    score = np.where(unseen, np.where(seeable, -np.inf, np.inf), score)
             finished = np.array([trained[c.id] >= finals[c.id] for c in alive])
             keep = select_survivors(score, sizes[r + 1], finished=finished, tiebreak=rng.random(len(alive)))
             alive = [alive[i] for i in keep]
