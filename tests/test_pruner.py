@@ -552,7 +552,7 @@ def test_calibration_leaves_trials_that_stopped_short_of_their_target_out():
     c, loss = _power_curve(1.0, n=15)
     _run(study, c[:10], loss[:10])  # finished (COMPLETE) at compute < max_compute: no outcome at the target
     assert pruner._study_residuals(study).size == 0
-    assert SurrogateHalvingPruner(calibrate=True).__getstate__()["_residuals"] == {}
+    assert SurrogateHalvingPruner(calibrate=True).__getstate__()["_outcomes"] == {}
 
 
 def test_calibration_holds_a_forecast_the_finished_trials_make_implausible():

@@ -336,11 +336,9 @@ class SurrogateHalvingPruner(BasePruner):
         self._schedule = schedule
         self._family = family
         self._calibrate = bool(calibrate)
-        # (standardised error, stage) of the forecasts recorded for each finished trial, per study (a cache: a
-        # finished trial's records and outcome no longer change).
-        self._residuals: dict[tuple[int, int], dict[int, list[tuple[float, float]]]] = {}
-        # Finished trials' curves as (log fraction of the run, log loss above its end), per study (a cache).
-        self._drops: dict[tuple[int, int], dict[int, tuple[np.ndarray, np.ndarray] | None]] = {}
+        # What each finished trial tells about forecasts, per study (a cache: a finished trial's records and
+        # outcome no longer change).
+        self._outcomes: dict[tuple[int, int], dict[int, _Outcome]] = {}
         # Finished trials' rung records, per study (a cache: a finished trial's records no longer change).
         self._finished: dict[tuple[int, int], dict[int, _RungSummary]] = {}
         # Studies (by storage and id) whose no-decision warning has been given by this object: a cache only,
@@ -358,8 +356,7 @@ class SurrogateHalvingPruner(BasePruner):
         state["_warned"] = set()
         state["_warned_schedule"] = set()
         state["_checked"] = {}
-        state["_residuals"] = {}
-        state["_drops"] = {}
+        state["_outcomes"] = {}
         state["_finished"] = {}
         return state
 
@@ -802,36 +799,55 @@ class SurrogateHalvingPruner(BasePruner):
             storage.set_trial_system_attr(tid, PRUNED_KEY, text)
         return decision.promoted
 
+    def _finished_outcomes(self, study: optuna.study.Study) -> dict[int, _Outcome]:
+        """What each finished trial of the study tells about forecasts (read once per trial: a cache)."""
+        key = (id(study._storage), study._study_id)
+        with self._lock:
+            known = self._outcomes.setdefault(key, {})
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t._trial_id not in known:
+                outcome = self._read_outcome(t)
+                with self._lock:
+                    known[t._trial_id] = outcome
+        return known
+
+    def _read_outcome(self, t: optuna.trial.FrozenTrial) -> _Outcome:
+        if not t.intermediate_values:
+            return _Outcome([], None)
+        sa = t.system_attrs
+        c, l, _ = observed_curve(t.intermediate_values, sa, t.params, self._compute_fn)
+        # Standardised errors of the model forecasts recorded for it, with the stage each was made at.
+        errors: list[tuple[float, float]] = []
+        for rec in (v for n, v in sa.items() if n.startswith(RUNG_PREFIX) and isinstance(v, dict)):
+            std, target = rec.get("std"), rec.get("target")
+            if rec.get("fallback") or not std or rec.get("forecast") is None or target is None:
+                continue
+            if c.size == 0 or c[-1] < target * (1 - RTOL):
+                continue  # finished before its planned compute: no outcome at the target
+            value = loss_at(c, l, float(target))
+            if math.isfinite(value):
+                errors.append(((value - float(rec["forecast"])) / float(std), float(rec["compute"]) / float(target)))
+        # Its curve as log loss above its end against log fraction of its run, if it reached its max_compute (a
+        # curve has noise: the drop from a point is read off the running minimum, what the trial had reached).
+        try:
+            planned = self._target(t, sa)
+        except ValueError:
+            planned = math.nan
+        ok = np.isfinite(l) & (l > 0)
+        c, l = c[ok], l[ok]
+        drops = None
+        if c.size >= MIN_POINTS and math.isfinite(planned) and c[-1] >= planned * (1 - RTOL):
+            drops = (np.log(c / planned), np.log(np.minimum.accumulate(l) / l[-1]))
+        return _Outcome(errors, drops)
+
     def _study_drop_bound(self, study: optuna.study.Study, stage: float) -> tuple[float, int] | None:
         """The largest plausible log drop from a trial's loss at ``stage`` (a fraction of its ``max_compute``)
         to its end: :data:`IMPLAUSIBLE_DROP_FACTOR` times the largest the study's finished trials made from the
         same stage, with how many finished trials that is; ``None`` with fewer than
         :data:`MIN_DROP_TRIALS`."""
-        key = (id(study._storage), study._study_id)
-        with self._lock:
-            known = self._drops.setdefault(key, {})
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t._trial_id in known:
-                continue
-            curve: tuple[np.ndarray, np.ndarray] | None = None
-            if t.intermediate_values:
-                sa = t.system_attrs
-                c, l, _ = observed_curve(t.intermediate_values, sa, t.params, self._compute_fn)
-                try:
-                    planned = self._target(t, sa)
-                except ValueError:
-                    planned = math.nan
-                ok = np.isfinite(l) & (l > 0)
-                c, l = c[ok], l[ok]
-                if c.size >= MIN_POINTS and math.isfinite(planned) and c[-1] >= planned * (1 - RTOL):
-                    # Log loss above the trial's end, against log fraction of its run (a curve has noise:
-                    # the drop from a point is read off the running minimum, what the trial had reached).
-                    curve = (np.log(c / planned), np.log(np.minimum.accumulate(l) / l[-1]))
-            with self._lock:
-                known[t._trial_id] = curve
         x = math.log(stage)
-        drops = [float(np.interp(x, lf, ld)) for lf, ld in (v for v in known.values() if v is not None)
-                 if lf[0] <= x <= lf[-1]]
+        curves = (o.drops for o in self._finished_outcomes(study).values() if o.drops is not None)
+        drops = [float(np.interp(x, lf, ld)) for lf, ld in curves if lf[0] <= x <= lf[-1]]
         if len(drops) < MIN_DROP_TRIALS:
             return None
         return IMPLAUSIBLE_DROP_FACTOR * max(max(drops), 0.0), len(drops)
@@ -844,30 +860,8 @@ class SurrogateHalvingPruner(BasePruner):
         made at a similar stage (within a factor of :data:`CALIBRATION_STAGE_FACTOR`) when there are enough
         of them: early forecasts miss by more than late ones, and pooling would blur the two.
         """
-        key = (id(study._storage), study._study_id)
-        with self._lock:
-            known = self._residuals.setdefault(key, {})
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t._trial_id in known:
-                continue
-            sa = t.system_attrs
-            errors: list[tuple[float, float]] = []
-            records = [v for n, v in sa.items() if n.startswith(RUNG_PREFIX) and isinstance(v, dict)]
-            if records and t.intermediate_values:
-                c, l, _ = observed_curve(t.intermediate_values, sa, t.params, self._compute_fn)
-                for rec in records:
-                    std, target = rec.get("std"), rec.get("target")
-                    if rec.get("fallback") or not std or rec.get("forecast") is None or target is None:
-                        continue
-                    if c.size == 0 or c[-1] < target * (1 - RTOL):
-                        continue  # finished before its planned compute: no outcome at the target
-                    outcome = loss_at(c, l, float(target))
-                    if math.isfinite(outcome):
-                        z = (outcome - float(rec["forecast"])) / float(std)
-                        errors.append((z, float(rec["compute"]) / float(target)))
-            with self._lock:
-                known[t._trial_id] = errors
-        pairs = np.array([e for errs in known.values() for e in errs], dtype=float).reshape(-1, 2)
+        outcomes = self._finished_outcomes(study).values()
+        pairs = np.array([e for o in outcomes for e in o.errors], dtype=float).reshape(-1, 2)
         if stage is not None and stage > 0:
             near = np.abs(np.log(np.maximum(pairs[:, 1], 1e-12) / stage)) <= math.log(CALIBRATION_STAGE_FACTOR)
             if near.sum() >= MIN_CALIBRATION_RESIDUALS:
@@ -983,6 +977,16 @@ def competitors_at(
         l.extend(summary.loss[:n])
         owner.extend([index] * n)
     return others, (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int))
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a finished trial tells about forecasts: the standardised errors of those recorded for it, with
+    the stage each was made at, and (if it reached its ``max_compute``) its curve as log loss above its end
+    against log fraction of its run."""
+
+    errors: list[tuple[float, float]]
+    drops: tuple[np.ndarray, np.ndarray] | None
 
 
 @dataclass(frozen=True)
