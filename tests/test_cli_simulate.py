@@ -62,6 +62,8 @@ def test_simulate_replays_real_optuna_studies_under_pruners(tmp_path, capsys):
     assert (out / "tradeoff.png").stat().st_size > 0
     meta = json.loads((out / "summary.json").read_text())
     assert meta["pruners"] == ["ours", "sha", "nop"] and meta["seeds"] == [0, 1]
+    assert 0 < meta["hindsight_compute_frac"] <= meta["clairvoyant_compute_frac"] <= 1
+    assert "least compute_frac for zero regret" in text
     with pytest.raises(SystemExit):
         main(["simulate", "--pruners", "ours,bogus"])
     assert "unknown pruners" in capsys.readouterr().err

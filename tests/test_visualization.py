@@ -123,6 +123,9 @@ def test_plot_tradeoff_marks_each_pruner_with_its_mean_and_seeds(replayed_df):
     assert len({t.marker.symbol for t in means}) == 2  # shapes differ, not only colours
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['pruner'"):
         viz.plot_tradeoff(replayed_df.drop(columns="pruner"))
+    marked = viz.plot_tradeoff(replayed_df, bound=0.3)
+    lines = [shape for shape in marked.layout.shapes if shape.type == "line"]
+    assert len(lines) == 2 and all(line.x0 == line.x1 == 0.3 for line in lines)
 
 
 def _legend_right_of_axes(fig) -> bool:
@@ -144,6 +147,10 @@ def test_matplotlib_versions_draw_the_same_and_keep_the_legend_off_the_data(stud
     plt.close(fig)
     fig = viz_mpl.plot_tradeoff(replayed_df)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["ours", "nop"] and _legend_right_of_axes(fig)
+    plt.close(fig)
+    fig = viz_mpl.plot_tradeoff(replayed_df, bound=0.3)
+    assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == ["least for zero regret", "nop", "ours"]
+    assert all(any(list(line.get_xdata()) == [0.3, 0.3] for line in ax.get_lines()) for ax in fig.axes)
     plt.close(fig)
 
 

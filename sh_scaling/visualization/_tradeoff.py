@@ -18,7 +18,7 @@ PANELS = (
 )
 
 
-def plot_tradeoff(df: pd.DataFrame) -> Any:
+def plot_tradeoff(df: pd.DataFrame, bound: float | None = None) -> Any:
     """Compute spent against best-loss regret and against law error, one marker per pruner.
 
     Two panels sharing the compute axis (compute spent / training every curve to its end). Each pruner has
@@ -29,6 +29,9 @@ def plot_tradeoff(df: pd.DataFrame) -> Any:
     Args:
         df: The table :func:`sh_scaling.simulation.replay_study` returns (several pruners concatenated), or
             ``sh-scaling simulate --pruners ... --out DIR``'s ``runs.csv`` read back.
+        bound: A compute fraction drawn as a dashed vertical line in both panels, typically the mean
+            ``compute_frac`` of :func:`sh_scaling.simulation.clairvoyant_bound` for the same seeds: the least
+            any pruner can spend for zero regret there.
 
     Returns:
         A ``plotly.graph_objects.Figure``.
@@ -62,6 +65,10 @@ def plot_tradeoff(df: pd.DataFrame) -> Any:
                               f"%{{y:.4g}}<extra></extra>",
             ), row=1, col=col)
     for col, (_, _, _, title) in enumerate(PANELS, start=1):
+        if bound is not None:
+            fig.add_vline(x=float(bound), line=dict(dash="dash", color="black", width=1), row=1, col=col,
+                          annotation_text="least for zero regret" if col == 1 else None,
+                          annotation_position="top right")
         fig.update_yaxes(title=title, row=1, col=col, ticks="outside", zeroline=True)
         fig.update_xaxes(title="compute spent / exhaustive", row=1, col=col, ticks="outside", rangemode="tozero")
     fig.update_layout(

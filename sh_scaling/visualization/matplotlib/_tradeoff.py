@@ -14,10 +14,11 @@ from sh_scaling.visualization.matplotlib._axes import legend_outside
 __all__ = ["plot_tradeoff"]
 
 
-def plot_tradeoff(df: pd.DataFrame) -> Any:
+def plot_tradeoff(df: pd.DataFrame, bound: float | None = None) -> Any:
     """Compute spent against best-loss regret (left) and law error (right), one marker per pruner.
 
-    The matplotlib version of :func:`sh_scaling.visualization.plot_tradeoff`.
+    The matplotlib version of :func:`sh_scaling.visualization.plot_tradeoff` (``bound``: a compute fraction
+    drawn as a dashed vertical line, such as :func:`sh_scaling.simulation.clairvoyant_bound`'s).
 
     Returns:
         A ``matplotlib.figure.Figure``.
@@ -36,6 +37,9 @@ def plot_tradeoff(df: pd.DataFrame) -> Any:
                         yerr=[_zero_nan(getattr(row, se))], fmt=marker, ms=9, color=color, mec="white",
                         capsize=3, label=row.pruner)
     for ax, (_, _, _, title) in zip(axes, PANELS):
+        if bound is not None:
+            ax.axvline(float(bound), color="black", lw=0.9, ls="--",
+                       label="least for zero regret" if ax is axes[0] else None)
         ax.set_xlabel("compute spent / exhaustive")
         ax.set_ylabel(title)
         ax.set_xlim(left=0)
