@@ -56,6 +56,9 @@ Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose stud
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 __all__ = [
     "CHECKED_RUNG_KEY",
     "COMPUTE_KEY",
@@ -78,6 +81,7 @@ __all__ = [
     "SCHEDULE_WARNING_KEY",
     "plan_key",
     "rung_key",
+    "rung_records",
     "BUDGETED_CANDIDATE_KEY",
     "BUDGETED_FAILED_KEY",
     "BUDGETED_LEDGER_KEY",
@@ -119,6 +123,18 @@ SCHEDULE_WARNING_KEY = "sh_scaling:schedule_warning"
 
 def rung_key(rung: int) -> str:
     return f"{RUNG_PREFIX}{int(rung)}"
+
+
+def rung_records(system_attrs: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """A trial's rung records (:data:`RUNG_PREFIX`) by rung index, in rung order, which is compute order."""
+    found: dict[int, dict[str, Any]] = {}
+    for name, value in system_attrs.items():
+        if name.startswith(RUNG_PREFIX) and isinstance(value, dict):
+            try:
+                found[int(name[len(RUNG_PREFIX):])] = value
+            except ValueError:  # not a key the pruner writes
+                continue
+    return dict(sorted(found.items()))
 
 
 def plan_key(column: str) -> str:

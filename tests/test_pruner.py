@@ -590,3 +590,12 @@ def test_calibration_holds_a_forecast_the_finished_trials_make_implausible():
     plain = [rec for n, rec in study.trials[-1].system_attrs.items() if n.startswith(RUNG_PREFIX)]
     assert plain and all("implausible" not in rec for rec in plain)
     assert all(rec["forecast"] == pytest.approx(0.5 * rec["loss"], rel=0.05) for rec in plain if not rec["fallback"])
+
+
+def test_rung_records_by_rung_index_in_compute_order():
+    from sh_scaling.keys import RUNG_PREFIX, rung_key, rung_records
+
+    attrs = {rung_key(3): {"compute": 3.4}, rung_key(-2): {"compute": 0.44}, rung_key(0): {"compute": 1.0},
+             f"{RUNG_PREFIX}oops": {"compute": 9.0}, rung_key(5): "not a record", "other": {"compute": 2.0}}
+    records = rung_records(attrs)
+    assert list(records) == [-2, 0, 3] and [r["compute"] for r in records.values()] == [0.44, 1.0, 3.4]

@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, MAX_COMPUTE_KEY, RUNG_PREFIX, SCHEDULE_KEY
+from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, MAX_COMPUTE_KEY, SCHEDULE_KEY, rung_records
 from sh_scaling.pruning import reported_compute
 
 __all__ = ["Curve", "CurveSet", "CurveWarning", "DEFAULT_STATES", "from_study"]
@@ -382,7 +382,7 @@ def _max_compute(
         except Exception as exc:  # noqa: BLE001 - re-raised with the trial named
             raise ValueError(f"trial {trial.number}: max_compute(params) raised {type(exc).__name__}: {exc}") from exc
     # The pruner writes its max_compute into every rung record as the decision's target.
-    targets = [v["target"] for k, v in attrs.items() if k.startswith(RUNG_PREFIX) and isinstance(v, dict)]
+    targets = [v["target"] for v in rung_records(attrs).values()]
     if targets:
         return float(targets[-1])
     return last if trial.state == TrialState.COMPLETE else None

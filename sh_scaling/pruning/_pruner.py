@@ -42,11 +42,11 @@ from sh_scaling.keys import (
     MAX_COMPUTE_KEY,
     NO_DECISION_WARNING_KEY,
     PRUNED_KEY,
-    RUNG_PREFIX,
     SCHEDULE_KEY,
     SCHEDULE_NOTE_KEY,
     SCHEDULE_WARNING_KEY,
     rung_key,
+    rung_records,
 )
 from sh_scaling.pruning._compute import (
     HOW_TO_REPORT,
@@ -818,7 +818,7 @@ class SurrogateHalvingPruner(BasePruner):
         c, l, _ = observed_curve(t.intermediate_values, sa, t.params, self._compute_fn)
         # Standardised errors of the model forecasts recorded for it, with the stage each was made at.
         errors: list[tuple[float, float]] = []
-        for rec in (v for n, v in sa.items() if n.startswith(RUNG_PREFIX) and isinstance(v, dict)):
+        for rec in rung_records(sa).values():
             std, target = rec.get("std"), rec.get("target")
             if rec.get("fallback") or not std or rec.get("forecast") is None or target is None:
                 continue
@@ -949,7 +949,6 @@ def competitors_at(
     ``finished``: a cache of finished trials' rung records by trial id (they no longer change), so that a
     decision reads each finished trial's attributes once per pruner rather than once per decision.
     """
-    key = rung_key(k)
     limit = r * (1 + RTOL)
     others: list[dict[str, Any]] = []
     c: list[float] = []
@@ -964,10 +963,10 @@ def competitors_at(
                 summary = finished[other._trial_id] = _RungSummary.read(other.system_attrs)
         else:
             summary = _RungSummary.read(other.system_attrs)
-        rec = summary.records.get(key)
+        rec = summary.records.get(k)
         if rec is None:
             j = summary.first_rung
-            rec = summary.records.get(rung_key(j)) if j is not None and j > k else None
+            rec = summary.records.get(j) if j is not None and j > k else None
         index = -1
         if rec is not None and rec.get("forecast") is not None:
             others.append(rec)
@@ -991,16 +990,16 @@ class _Outcome:
 
 @dataclass(frozen=True)
 class _RungSummary:
-    """A trial's rung records by attribute key, its first rung, and their points in order of compute."""
+    """A trial's rung records by rung index, its first rung, and their points in order of compute."""
 
-    records: dict[str, dict[str, Any]]
+    records: dict[int, dict[str, Any]]
     first_rung: int | None
     compute: list[float]
     loss: list[float]
 
     @classmethod
     def read(cls, system_attrs: Mapping[str, Any]) -> _RungSummary:
-        records = {n: v for n, v in system_attrs.items() if n.startswith(RUNG_PREFIX) and isinstance(v, dict)}
+        records = rung_records(system_attrs)
         points = sorted((float(v["compute"]), float(v["loss"])) for v in records.values())
         return cls(records, system_attrs.get(FIRST_RUNG_KEY), [p[0] for p in points], [p[1] for p in points])
 

@@ -21,7 +21,7 @@ import optuna
 import pandas as pd
 
 from sh_scaling.curves import Curve, CurveSet
-from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, RUNG_PREFIX
+from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, rung_records
 from sh_scaling.pruning import SurrogateHalvingPruner, report
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law
 
@@ -268,10 +268,7 @@ def _one_study(curves: CurveSet, spec: PrunerSpec, seed: int, order: str) -> pd.
                 "final_loss": curve.final_loss,
                 "forecast": t.user_attrs.get(FORECAST_KEY),
                 "decision": t.user_attrs.get(DECISION_KEY),
-                "rungs": sorted(
-                    (v for name, v in t.system_attrs.items() if name.startswith(RUNG_PREFIX) and isinstance(v, dict)),
-                    key=lambda v: v["compute"],
-                ),
+                "rungs": list(rung_records(t.system_attrs).values()),
             }
         )
     full = list(curves)

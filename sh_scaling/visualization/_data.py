@@ -17,7 +17,7 @@ import optuna
 import pandas as pd
 
 from sh_scaling.curves import Curve, CurveSet, from_study
-from sh_scaling.keys import DECISION_KEY, PRUNED_KEY, RUNG_PREFIX
+from sh_scaling.keys import DECISION_KEY, PRUNED_KEY, rung_records
 from sh_scaling.laws import LossPrediction, ScalingLaw, fit_scaling_law, observed_frontier
 from sh_scaling.simulation import summarize_replay
 
@@ -221,11 +221,7 @@ def decision_points(study: optuna.study.Study) -> list[DecisionPoint]:
     """Every rung record of every trial, in trial and rung order, with a sentence saying what happened."""
     points = []
     for t in study.get_trials(deepcopy=False):
-        records = sorted(
-            (int(k[len(RUNG_PREFIX):]), v)
-            for k, v in t.system_attrs.items()
-            if k.startswith(RUNG_PREFIX) and isinstance(v, dict)
-        )
+        records = list(rung_records(t.system_attrs).items())
         for i, (k, rec) in enumerate(records):
             last = i == len(records) - 1
             # The pruner keeps the full sentence for the trial's last decision only; earlier ones are rebuilt.
