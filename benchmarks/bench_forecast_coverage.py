@@ -58,7 +58,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from sh_scaling.benchmarking import benchmark_curves, data_path, default_jobs, output_dir, parallel_map
+from sh_scaling.benchmarking import benchmark_curves, default_jobs, local_curve_sets, output_dir, parallel_map
 from sh_scaling.curves import Curve
 from sh_scaling.halving import DEFAULT_OPTIMISM
 from sh_scaling.simulation import FROM_CURVES, PrunerSpec, replay_study
@@ -149,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=default_jobs())
     ap.add_argument("--out", default="results")
     args = ap.parse_args(argv)
-    sets = set(args.sets.split(","))
-    if "routing" in sets and data_path("routing") is None:
-        sets.discard("routing")
+    sets = set(local_curve_sets(args.sets.split(",")))
     tasks = [(s, k, kw, seed) for s, k, kw in RUNS if s in sets for seed in range(args.seeds)]
     out = output_dir("forecast_coverage", args.out)
     t0 = time.perf_counter()

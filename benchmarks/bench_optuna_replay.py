@@ -23,14 +23,13 @@ Writes ``results/optuna_replay/runs.csv``, ``summary.csv``, ``summary.md`` and `
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from sh_scaling.benchmarking import benchmark_curves, data_path, default_jobs, output_dir, parallel_map, write_summary
+from sh_scaling.benchmarking import benchmark_curves, default_jobs, local_curve_sets, output_dir, parallel_map, write_summary
 from sh_scaling.simulation import PrunerSpec, replay_study, summarize_replay
 
 OPTUNA_PRUNERS = [
@@ -112,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     seeds = args.seeds or (3 if args.quick else 20)
     surrogates = (args.surrogates or ("powerlaw" if args.quick else "powerlaw,gp")).split(",")
-    sets = args.sets.split(",")
-    if "routing" in sets and data_path("routing") is None:
-        print("routing curves not found (SH_SCALING_ROUTING_PATH); skipping them", file=sys.stderr)
-        sets.remove("routing")
+    sets = local_curve_sets(args.sets.split(","))
     specs = list(OPTUNA_PRUNERS)
     specs += [PrunerSpec("ours", {"surrogate": s, "objective": o}) for s in surrogates for o in ("frontier", "best_loss")]
     if "powerlaw" in surrogates:

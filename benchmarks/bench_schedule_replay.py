@@ -69,7 +69,6 @@ Writes ``results/schedule_replay/runs.csv``, ``summary.csv``, ``summary.md`` and
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -78,8 +77,8 @@ import pandas as pd
 
 from sh_scaling.benchmarking import (
     benchmark_curves,
-    data_path,
     default_jobs,
+    local_curve_sets,
     output_dir,
     parallel_map,
     write_summary,
@@ -202,10 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=default_jobs())
     ap.add_argument("--out", default="results")
     args = ap.parse_args(argv)
-    sets = args.sets.split(",")
-    if "routing" in sets and data_path("routing") is None:
-        print("routing curves not found (SH_SCALING_ROUTING_PATH); skipping them", file=sys.stderr)
-        sets.remove("routing")
+    sets = local_curve_sets(args.sets.split(","))
     tasks = [(cs, seed, spec) for cs in sets for spec in [*our_specs(cs), *OPTUNA_PRUNERS]
              for seed in range(args.seeds)]
     # Slow tasks (multi-power-law fits, the 223 routing runs) first, so that the pool ends together.

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-__all__ = ["BENCHMARK_CURVES", "benchmark_curves", "data_path", "output_dir", "parallel_map", "write_summary",
-           "default_jobs"]
+__all__ = ["BENCHMARK_CURVES", "benchmark_curves", "data_path", "local_curve_sets", "output_dir", "parallel_map",
+           "write_summary", "default_jobs"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -70,6 +70,15 @@ def benchmark_curves(name: str, seed: int = 0) -> Any:
     if name == "synthetic":
         return generate_synthetic(100, seed=seed, noise="white", name="synthetic")
     raise ValueError(f"unknown curve set {name!r}; choose one of {list(BENCHMARK_CURVES)}")
+
+
+def local_curve_sets(names: Iterable[str]) -> list[str]:
+    """``names`` without ``"routing"`` when no local copy of the routing curves is found (said on stderr)."""
+    kept = list(names)
+    if "routing" in kept and data_path("routing") is None:
+        print("routing curves not found (SH_SCALING_ROUTING_PATH); skipping them", file=sys.stderr)
+        kept.remove("routing")
+    return kept
 
 
 def output_dir(name: str, root: str | os.PathLike[str] = "results") -> Path:

@@ -20,3 +20,13 @@ def test_benchmark_curve_sets_by_name():
     assert set(BENCHMARK_CURVES) == {"schedule", "ladder", "routing", "synthetic"}
     with pytest.raises(ValueError, match="unknown curve set 'nope'"):
         benchmark_curves("nope")
+
+
+def test_local_curve_sets_skip_routing_without_a_local_copy(monkeypatch, capsys):
+    import sh_scaling.benchmarking as bm
+
+    monkeypatch.setattr(bm, "data_path", lambda name: None)
+    assert bm.local_curve_sets(["schedule", "routing"]) == ["schedule"]
+    assert "routing curves not found" in capsys.readouterr().err
+    monkeypatch.setattr(bm, "data_path", lambda name: "/somewhere")
+    assert bm.local_curve_sets(["routing", "ladder"]) == ["routing", "ladder"]
