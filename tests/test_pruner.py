@@ -521,6 +521,7 @@ def test_multi_curve_surrogate_sees_other_trials():
 def test_calibration_reads_each_finished_forecast_against_its_outcome():
     from sh_scaling.halving import MIN_CALIBRATION_RESIDUALS
     from sh_scaling.keys import RUNG_PREFIX
+    from sh_scaling.pruning._pruner import forecast_residuals
 
     pruner = SurrogateHalvingPruner("powerlaw", max_compute=100.0, calibrate=True, decision_start=0.0,
                                     rung_factor=1.3)
@@ -536,7 +537,8 @@ def test_calibration_reads_each_finished_forecast_against_its_outcome():
             if name.startswith(RUNG_PREFIX) and not rec["fallback"] and rec["std"]:
                 expected.append((final - rec["forecast"]) / rec["std"])
     assert len(expected) >= MIN_CALIBRATION_RESIDUALS
-    assert sorted(pruner._study_residuals(study)) == pytest.approx(sorted(expected))
+    residuals = forecast_residuals(pruner._finished_outcomes(study).values())
+    assert sorted(residuals) == pytest.approx(sorted(expected))
     # Every decision says what calibration it used: none until enough forecasts had an outcome, then the
     # study's quantiles.
     records = [rec for t in study.trials for n, rec in sorted(t.system_attrs.items()) if n.startswith(RUNG_PREFIX)]
@@ -547,11 +549,13 @@ def test_calibration_reads_each_finished_forecast_against_its_outcome():
 
 
 def test_calibration_leaves_trials_that_stopped_short_of_their_target_out():
+    from sh_scaling.pruning._pruner import forecast_residuals
+
     pruner = SurrogateHalvingPruner("powerlaw", max_compute=100.0, calibrate=True, decision_start=0.0)
     study = _study(pruner)
     c, loss = _power_curve(1.0, n=15)
     _run(study, c[:10], loss[:10])  # finished (COMPLETE) at compute < max_compute: no outcome at the target
-    assert pruner._study_residuals(study).size == 0
+    assert forecast_residuals(pruner._finished_outcomes(study).values()).size == 0
     assert SurrogateHalvingPruner(calibrate=True).__getstate__()["_outcomes"] == {}
 
 

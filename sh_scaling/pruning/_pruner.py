@@ -7,7 +7,7 @@ import inspect
 import math
 import threading
 import warnings
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -744,9 +744,11 @@ class SurrogateHalvingPruner(BasePruner):
         if fc is None:
             fc = self._forecast(fit_c, fit_l, target, peers, schedule)
         mean, std = float(fc.mean[0]), float(fc.std[0])
+        # What the study's finished trials tell about forecasts, read once for both uses below.
+        outcomes = list(self._finished_outcomes(study).values()) if self._calibrate else []
         implausible = None
         if self._calibrate and not bool(fc.fallback[0]) and target > r:
-            bound = self._study_drop_bound(study, r / target)
+            bound = drop_bound(outcomes, r / target)
             if bound is not None and math.isfinite(mean) and mean > 0 and math.log(loss_r / mean) > bound[0]:
                 floor = loss_r * math.exp(-bound[0])
                 implausible = (
@@ -777,7 +779,7 @@ class SurrogateHalvingPruner(BasePruner):
         with self._lock:
             finished = self._finished.setdefault((id(study._storage), study._study_id), {})
         others, anchors = competitors_at(study, trial, k, r, finished)
-        residuals = self._study_residuals(study, r / target) if self._calibrate else None
+        residuals = forecast_residuals(outcomes, r / target) if self._calibrate else None
         decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals)
         record.update(objective=self._objective, promoted=decision.promoted, rule=decision.rule,
                       n_competitors=decision.n)
@@ -839,34 +841,6 @@ class SurrogateHalvingPruner(BasePruner):
         if c.size >= MIN_POINTS and math.isfinite(planned) and c[-1] >= planned * (1 - RTOL):
             drops = (np.log(c / planned), np.log(np.minimum.accumulate(l) / l[-1]))
         return _Outcome(errors, drops)
-
-    def _study_drop_bound(self, study: optuna.study.Study, stage: float) -> tuple[float, int] | None:
-        """The largest plausible log drop from a trial's loss at ``stage`` (a fraction of its ``max_compute``)
-        to its end: :data:`IMPLAUSIBLE_DROP_FACTOR` times the largest the study's finished trials made from the
-        same stage, with how many finished trials that is; ``None`` with fewer than
-        :data:`MIN_DROP_TRIALS`."""
-        x = math.log(stage)
-        curves = (o.drops for o in self._finished_outcomes(study).values() if o.drops is not None)
-        drops = [float(np.interp(x, lf, ld)) for lf, ld in curves if lf[0] <= x <= lf[-1]]
-        if len(drops) < MIN_DROP_TRIALS:
-            return None
-        return IMPLAUSIBLE_DROP_FACTOR * max(max(drops), 0.0), len(drops)
-
-    def _study_residuals(self, study: optuna.study.Study, stage: float | None = None) -> np.ndarray:
-        """Standardised errors ``(outcome - forecast) / std`` of the model forecasts recorded for finished
-        trials of the study, the outcome being the loss each reached at the forecast's target compute.
-
-        With ``stage`` (the fraction of its target a trial has spent at the decision), those of forecasts
-        made at a similar stage (within a factor of :data:`CALIBRATION_STAGE_FACTOR`) when there are enough
-        of them: early forecasts miss by more than late ones, and pooling would blur the two.
-        """
-        outcomes = self._finished_outcomes(study).values()
-        pairs = np.array([e for o in outcomes for e in o.errors], dtype=float).reshape(-1, 2)
-        if stage is not None and stage > 0:
-            near = np.abs(np.log(np.maximum(pairs[:, 1], 1e-12) / stage)) <= math.log(CALIBRATION_STAGE_FACTOR)
-            if near.sum() >= MIN_CALIBRATION_RESIDUALS:
-                return pairs[near, 0]
-        return pairs[:, 0]
 
     def decide_record(
         self,
@@ -986,6 +960,34 @@ class _Outcome:
 
     errors: list[tuple[float, float]]
     drops: tuple[np.ndarray, np.ndarray] | None
+
+
+def drop_bound(outcomes: Iterable[_Outcome], stage: float) -> tuple[float, int] | None:
+    """The largest plausible log drop from a trial's loss at ``stage`` (a fraction of its ``max_compute``) to
+    its end: :data:`IMPLAUSIBLE_DROP_FACTOR` times the largest the finished trials' ``outcomes`` made from the
+    same stage, with how many finished trials that is; ``None`` with fewer than :data:`MIN_DROP_TRIALS`."""
+    x = math.log(stage)
+    curves = (o.drops for o in outcomes if o.drops is not None)
+    drops = [float(np.interp(x, lf, ld)) for lf, ld in curves if lf[0] <= x <= lf[-1]]
+    if len(drops) < MIN_DROP_TRIALS:
+        return None
+    return IMPLAUSIBLE_DROP_FACTOR * max(max(drops), 0.0), len(drops)
+
+
+def forecast_residuals(outcomes: Iterable[_Outcome], stage: float | None = None) -> np.ndarray:
+    """Standardised errors ``(outcome - forecast) / std`` of the model forecasts recorded for finished trials,
+    the outcome being the loss each reached at the forecast's target compute.
+
+    With ``stage`` (the fraction of its target a trial has spent at the decision), those of forecasts made at a
+    similar stage (within a factor of :data:`CALIBRATION_STAGE_FACTOR`) when there are enough of them: early
+    forecasts miss by more than late ones, and pooling would blur the two.
+    """
+    pairs = np.array([e for o in outcomes for e in o.errors], dtype=float).reshape(-1, 2)
+    if stage is not None and stage > 0:
+        near = np.abs(np.log(np.maximum(pairs[:, 1], 1e-12) / stage)) <= math.log(CALIBRATION_STAGE_FACTOR)
+        if near.sum() >= MIN_CALIBRATION_RESIDUALS:
+            return pairs[near, 0]
+    return pairs[:, 0]
 
 
 @dataclass(frozen=True)
