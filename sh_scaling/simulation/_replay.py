@@ -207,6 +207,8 @@ def clairvoyant_bound(
     rank = np.argsort(np.argsort(best, kind="stable"), kind="stable") + 1
     # Over all orders: the trial ranked k-th is a record with probability 1 / k, stopped otherwise.
     expected = float(np.sum(upto / rank + look * (1 - 1 / rank))) / total
+    winner = int(np.argmin(best))
+    hindsight = float(upto[winner] + look.sum() - look[winner]) / total
     rows = []
     for seed in seed_list:
         record, spent = math.inf, 0.0
@@ -217,8 +219,7 @@ def clairvoyant_bound(
             else:
                 spent += look[i]
         rows.append({"seed": seed, "compute_frac": spent / total, "expected_frac": expected,
-                     "hindsight_frac": float(upto[int(np.argmin(best))] + look.sum() - look[int(np.argmin(best))])
-                     / total})
+                     "hindsight_frac": hindsight})
     return pd.DataFrame(rows)
 
 
