@@ -18,6 +18,7 @@ from sh_scaling.halving import (
     forecast_scores,
     frontier_scores,
     lower_envelope,
+    observed_gap,
     round_shares,
     round_sizes,
     rung_compute,
@@ -74,6 +75,37 @@ def test_decide_ranks_and_says_which_rule_decided():
     assert d.promoted and d.rule == "frontier" and "kept by the frontier rule" in d.explain()
     d = decide(9.0, np.array([1.0]), reduction_factor=4, n_startup=2)
     assert d.promoted and d.rule == "startup"
+
+
+def test_improvement_rule_stops_a_candidate_whatever_its_rank_and_says_by_how_much():
+    gap = math.log(0.995)  # its optimistic forecast improves on the observed losses by 0.5 %
+    d = decide(-1.0, np.array([0.0]), reduction_factor=2, n_startup=5, observed_gap=gap, min_improvement=0.01)
+    assert not d.promoted and d.rule == "improvement" and d.gain == pytest.approx(0.005)
+    assert "improves on the losses already observed by 0.5 % at most" in d.explain()
+    # Improving by more than asked: the usual rules decide (here startup), as without the rule.
+    d = decide(-1.0, np.array([0.0]), reduction_factor=2, n_startup=5, observed_gap=math.log(0.98),
+               min_improvement=0.01)
+    assert d.promoted and d.rule == "startup"
+    # No rule, or nothing observed to improve on (-inf): unchanged.
+    assert decide(-1.0, np.array([0.0]), reduction_factor=2, observed_gap=gap).rule == "rank"
+    assert decide(-1.0, np.array([0.0]), reduction_factor=2, observed_gap=-np.inf, min_improvement=0.5).promoted
+
+
+def test_observed_gap_against_the_lowest_loss_and_the_observed_frontier():
+    observed = (np.array([1.0, 100.0]), np.array([2.0, 1.5]))
+    # best_loss: the forecast end against the lowest loss reported anywhere.
+    assert observed_gap(10.0, 2.2, 100.0, 1.6, observed, objective="best_loss") == pytest.approx(math.log(1.6 / 1.5))
+    # frontier: the path, straight in log-log from (10, 2.2) to (100, 1.6), against the lowest loss reported at
+    # or below each compute (2.0 up to compute 100, then 1.5). Its lowest point against 2.0 is the last grid
+    # point before 100, 30/31 of the way along.
+    grid = np.linspace(math.log(10.0), math.log(100.0), 32)
+    path = math.log(2.2) + (grid[-2] - grid[0]) / (grid[-1] - grid[0]) * math.log(1.6 / 2.2)
+    assert observed_gap(10.0, 2.2, 100.0, 1.6, observed, objective="frontier") == pytest.approx(path - math.log(2.0))
+    # A forecast above the current loss counts as the current loss (paths never rise); nothing observed: -inf.
+    assert observed_gap(10.0, 1.4, 100.0, 9.0, observed, objective="best_loss") == pytest.approx(math.log(1.4 / 1.5))
+    assert observed_gap(10.0, 2.2, 100.0, 1.6, (np.array([]), np.array([])), objective="frontier") == -np.inf
+    with pytest.raises(ValueError, match="objective"):
+        observed_gap(10.0, 2.2, 100.0, 1.6, observed, objective="area")
 
 
 def test_select_survivors_finished_last_ties_by_tiebreak():
@@ -188,8 +220,8 @@ class _Recording(SurrogateHalvingPruner):
         super().__init__(*args, **kwargs)
         self.calls = []
 
-    def decide_record(self, record, others, anchors, r, residuals=None):
-        out = super().decide_record(record, others, anchors, r, residuals=residuals)
+    def decide_record(self, record, others, anchors, r, residuals=None, observed=None):
+        out = super().decide_record(record, others, anchors, r, residuals=residuals, observed=observed)
         self.calls.append((dict(record), [dict(o) for o in others], anchors, r, out))
         return out
 

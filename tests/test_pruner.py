@@ -182,6 +182,26 @@ def test_quota_is_ceil_n_over_eta_and_first_arrivals_are_not_required_to_beat_ev
     assert s3[2] == optuna.trial.TrialState.COMPLETE
 
 
+def test_min_improvement_stops_a_best_so_far_trial_that_would_not_improve_enough():
+    # Each newcomer is the best so far (final losses 1.625, 1.5, 1.375, 1.25 at compute 64: about 8 % better
+    # each), and the first three arrivals at every rung are promoted unranked. Without the rule all finish.
+    def states(min_improvement):
+        pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=3,
+                         min_improvement=min_improvement)
+        study = _study(pruner)
+        return study, [_run(study, *_power_curve(5.0 - i, c1=64.0))[1] for i in range(4)]
+
+    for asked in (None, 0.02):
+        assert all(s == optuna.trial.TrialState.COMPLETE for s in states(asked)[1])
+    # Asking for 30 %: the first trial has nothing to improve on; the others, startup or not, are stopped.
+    study, got = states(0.3)
+    assert got == [optuna.trial.TrialState.COMPLETE] + [optuna.trial.TrialState.PRUNED] * 3
+    recs = [v for k, v in study.trials[1].system_attrs.items() if k.startswith("sh_scaling:rung:")]
+    last = recs[-1]
+    assert last["rule"] == "improvement" and not last["promoted"] and math.log(0.7) < last["observed_gap"] < 0
+    assert "stopped by the improvement rule" in study.trials[1].user_attrs[DECISION_KEY]
+
+
 def test_small_trials_about_to_finish_do_not_take_a_large_trials_slot():
     pruner = _pruner(LogLinear(), max_compute=lambda p: p["target"], min_compute=4.0, n_startup_trials=1)
     study = _study(pruner)
@@ -408,6 +428,9 @@ def test_maximize_and_multi_objective_studies_are_refused():
         ({"compute_fn": 3}, "compute_fn"),
         ({"warmup_fraction": 1.0}, "warmup_fraction"),
         ({"rung_factor": 1.0}, "rung_factor"),
+        ({"min_improvement": 1.0}, "min_improvement"),
+        ({"min_improvement": -0.1}, "min_improvement"),
+        ({"min_improvement": "a lot"}, "min_improvement"),
     ],
 )
 def test_constructor_validation(kwargs, match):

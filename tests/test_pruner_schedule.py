@@ -238,3 +238,23 @@ def test_a_family_function_that_raises_is_a_recorded_fallback():
     t = _run(study, c_long, long)
     rec = _records(t)[-1]
     assert "family(params) raised KeyError" in rec["family_fallback"] and not rec["fallback"]
+
+
+def test_by_default_the_improvement_rule_stops_a_schedule_aware_repeat_of_a_finished_run():
+    # A second run 0.2 % worse than a finished one cannot improve on it by the 1 % that "auto" asks of trials
+    # forecast under a schedule: stopped, although startup would promote it. The power-law pruner (no schedule)
+    # and min_improvement=None apply no such rule.
+    compute, loss = _curve(COSINE, upto=1.0, n=60)
+    for kwargs, stopped in (({"schedule": COSINE}, True), ({"schedule": COSINE, "min_improvement": None}, False),
+                            ({}, False)):
+        study = _study(**kwargs)
+        first = _run(study, compute, loss)
+        second = _run(study, compute, loss * 1.002)
+        assert first.state == optuna.trial.TrialState.COMPLETE
+        last = max(_records(second), key=lambda rec: rec["compute"])
+        if stopped:
+            assert second.state == optuna.trial.TrialState.PRUNED
+            assert last["rule"] == "improvement" and np.log(0.99) < last["observed_gap"] < 0
+        else:
+            assert second.state == optuna.trial.TrialState.COMPLETE
+            assert all("observed_gap" not in rec for rec in _records(second))

@@ -13,6 +13,7 @@ from sh_scaling.halving._defaults import (
     DEFAULT_OPTIMISM,
     N_STARTUP_TRIALS,
     PRUNER_WARMUP_FRACTION,
+    SCHEDULE_MIN_IMPROVEMENT,
     WARMUP_FRACTION,
 )
 from sh_scaling.halving._geometry import (
@@ -35,6 +36,7 @@ from sh_scaling.halving._scores import (
     forecast_scores,
     frontier_scores,
     lower_envelope,
+    observed_gap,
     observed_scores,
     optimistic,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "N_STARTUP_TRIALS",
     "DEFAULT_OPTIMISM",
     "PRUNER_WARMUP_FRACTION",
+    "SCHEDULE_MIN_IMPROVEMENT",
     "WARMUP_FRACTION",
     "FRONTIER_GRID",
     "RTOL",
@@ -59,6 +62,7 @@ __all__ = [
     "frontier_scores",
     "lower_envelope",
     "n_rounds",
+    "observed_gap",
     "observed_scores",
     "optimistic",
     "quota",

@@ -29,11 +29,14 @@ class Decision:
 
     Attributes:
         promoted: Whether the candidate goes on.
-        rule: ``"startup"`` (too few competitors to rank), ``"rank"`` (its rank decided), or ``"frontier"``
-            (ranked out, but kept because its path could lower the frontier).
+        rule: ``"startup"`` (too few competitors to rank), ``"rank"`` (its rank decided), ``"frontier"``
+            (ranked out, but kept because its path could lower the frontier), or ``"improvement"`` (stopped
+            whatever its rank: even its optimistic forecast does not improve enough on what was observed).
         n: Competitors, the candidate included.
         rank: Its rank among them (1 is best; ``None`` for startup).
         quota: How many go on by rank (``None`` for startup).
+        gain: For ``"improvement"``: the most its optimistic forecast improves on the observed losses, as a
+            fraction of the loss (negative: it does not improve at all).
     """
 
     promoted: bool
@@ -41,11 +44,17 @@ class Decision:
     n: int
     rank: int | None = None
     quota: int | None = None
+    gain: float | None = None
 
     def explain(self) -> str:
         """One clause saying which rule decided, for the trial's decision text."""
         if self.rule == "startup":
             return f"startup: {self.n} trial(s) at this rung, ranking starts above that"
+        if self.rule == "improvement":
+            return (
+                f"stopped by the improvement rule: even its optimistic forecast improves on the losses already "
+                f"observed by {100 * (self.gain or 0.0):.3g} % at most"
+            )
         by_rank = f"ranked {self.rank} of {self.n}; top {self.quota} go on"
         if self.rule == "frontier":
             return f"kept by the frontier rule (its path could lower the others' frontier) although {by_rank}"
@@ -59,6 +68,8 @@ def decide(
     reduction_factor: float,
     n_startup: int = 0,
     keep_below_frontier: bool = False,
+    observed_gap: float | None = None,
+    min_improvement: float | None = None,
 ) -> Decision:
     """Asynchronous rule: promote a candidate with ``score`` among ``competitors``' scores (lower is better).
 
@@ -69,13 +80,20 @@ def decide(
         n_startup: With ``n <= n_startup`` competitors (itself included) the candidate is promoted unranked.
         keep_below_frontier: Keep a candidate with a negative frontier score (its path goes below the others'
             frontier somewhere) whatever its rank.
+        observed_gap: How far (log loss) the candidate's optimistic forecast goes below the losses observed so
+            far (:func:`~sh_scaling.halving.observed_gaps`; negative where it improves on them).
+        min_improvement: Stop the candidate, whatever its rank and even alone at its rung, unless its
+            ``observed_gap`` is below ``log(1 - min_improvement)``: it must be forecast to improve on what was
+            observed by more than that fraction of the loss. ``None``: no such rule.
     """
     competitors = np.asarray(competitors, dtype=float)
     n = int(competitors.size) + 1
-    if n <= n_startup:
-        return Decision(True, "startup", n)
     rank = 1 + int(np.sum(competitors < score))
     q = quota(n, reduction_factor)
+    if min_improvement is not None and observed_gap is not None and observed_gap > math.log1p(-min_improvement):
+        return Decision(False, "improvement", n, rank, q, gain=-math.expm1(observed_gap))
+    if n <= n_startup:
+        return Decision(True, "startup", n)
     if rank <= q:
         return Decision(True, "rank", n, rank, q)
     if keep_below_frontier and score < 0:

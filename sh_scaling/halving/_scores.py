@@ -25,6 +25,7 @@ __all__ = [
     "forecast_paths_loglog",
     "lower_envelope",
     "frontier_scores",
+    "observed_gap",
     "calibrate_forecasts",
     "MIN_CALIBRATION_RESIDUALS",
 ]
@@ -176,6 +177,46 @@ def frontier_scores(
     gap = np.where(np.isinf(own) & (own > 0), np.inf, gap)  # no claim where the own path is unknown
     gap = np.where(np.isnan(gap), np.inf, gap)
     return gap.min(axis=1)
+
+
+def observed_gap(
+    start: float,
+    loss_start: float,
+    target: float,
+    end: float,
+    observed: tuple[np.ndarray, np.ndarray],
+    *,
+    objective: str,
+    n_grid: int = FRONTIER_GRID,
+) -> float:
+    """How far below the losses observed so far one candidate's forecast goes (log loss; negative: it improves
+    on them, ``-inf`` with nothing observed to improve on).
+
+    ``observed = (compute, loss)``: points reported by other candidates (not forecasts: what the study has).
+    ``end`` is the candidate's forecast at ``target`` (its optimistic quantile, for the benefit of the doubt).
+    For ``objective="best_loss"`` the gap is ``log(end) - log(lowest observed loss)``; for ``"frontier"`` it is
+    the minimum over a log grid from ``start`` to ``target`` of the candidate's path (straight in log-log, as in
+    :func:`frontier_scores`) less the observed frontier (the lowest loss observed at compute up to each point).
+    """
+    c, l = (np.asarray(a, dtype=float) for a in observed)
+    ok = np.isfinite(c) & (c > 0) & np.isfinite(l) & (l > 0)
+    c, l = c[ok], l[ok]
+    end = min(float(end), float(loss_start)) if np.isfinite(end) else float(loss_start)
+    if c.size == 0 or not end > 0:
+        return -np.inf if end > 0 else np.inf
+    if objective == "best_loss":
+        return float(np.log(end) - np.log(l.min()))
+    if objective != "frontier":
+        raise ValueError(f"observed_gap: objective={objective!r}: choose 'best_loss' or 'frontier'")
+    x0 = float(np.log(start))
+    log_grid = np.linspace(x0, max(float(np.log(max(target, start))), x0 + 1e-6), n_grid)
+    path = forecast_paths_loglog(
+        np.array([start]), np.array([loss_start]), np.array([max(target, start)]), np.array([end]), log_grid
+    )[0]
+    frontier = np.where(log_grid[None, :] >= np.log(c)[:, None] - 1e-12, np.log(l)[:, None], np.inf).min(axis=0)
+    with np.errstate(invalid="ignore"):
+        gap = path - frontier
+    return float(np.nan_to_num(gap, nan=np.inf).min())
 
 
 #: Forecasts with a known outcome needed before :func:`calibrate_forecasts` replaces the Gaussian assumption by

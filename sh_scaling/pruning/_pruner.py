@@ -24,6 +24,7 @@ from sh_scaling.halving import (
     RTOL,
     PRUNER_WARMUP_FRACTION,
     MIN_CALIBRATION_RESIDUALS,
+    SCHEDULE_MIN_IMPROVEMENT,
     Decision,
     calibrate_forecasts,
     decide,
@@ -31,6 +32,8 @@ from sh_scaling.halving import (
     highest_rung,
     forecast_scores,
     frontier_scores,
+    observed_gap,
+    optimistic,
     rung_compute,
     rungs_crossed,
 )
@@ -228,6 +231,19 @@ class SurrogateHalvingPruner(BasePruner):
             plausible: a forecast that has a trial drop, from its loss at a stage of its run to the end, more
             than :data:`IMPLAUSIBLE_DROP_FACTOR` times (in log loss) the most any of them dropped from that stage
             is held at that bound, with the reason in the record (``implausible``). Default False.
+        min_improvement: Stop a trial, whatever its rank and even alone at its rung, when even its optimistic
+            forecast does not improve on what the study has already observed by more than this fraction of the
+            loss: for ``objective="best_loss"`` the lowest loss reported by any other trial; for ``"frontier"``
+            the observed frontier (the lowest loss reported at or below each compute), anywhere along the
+            trial's path to its ``max_compute``. This is the knob that trades regret for compute: successive
+            halving alone must train every trial that is the best so far to its end, since nothing ranks
+            above it; with ``min_improvement`` a trial forecast to beat the best so far by less than that is
+            not worth its remaining compute. What the rule saw is in the rung record (``observed_gap``, log
+            loss). The rule trusts the forecasts' level: it suits forecasts that are not biased, such as the
+            schedule-aware ones, and prunes future winners where forecasts are pessimistic (the power law on
+            real curves). Measured with :func:`sh_scaling.simulation.replay_study` (20 seeds,
+            ``benchmarks/bench_schedule_replay.py``): see the README's trade-off table. Default ``None``: no
+            such rule. A trial whose forecast fell back is left to the ranking.
 
     Raises: ``ValueError`` at construction for settings that can be checked then (numbers out of range,
     functions that cannot take the arguments they will be given); from :meth:`prune` (so the trial fails with
@@ -270,6 +286,7 @@ class SurrogateHalvingPruner(BasePruner):
         schedule: Schedule | Mapping[str, Any] | Callable[[dict[str, Any]], Any] | None = None,
         family: Callable[[dict[str, Any]], Hashable] | None = None,
         calibrate: bool = False,
+        min_improvement: float | str | None = "auto",
     ) -> None:
         if isinstance(surrogate, str):
             if surrogate not in _SURROGATE_NAMES:
@@ -317,6 +334,9 @@ class SurrogateHalvingPruner(BasePruner):
                     "returning one"
                 )
             _check_callable("schedule", schedule, "schedule(params)", 1)
+        if not (min_improvement is None or min_improvement == "auto"
+                or (_is_number(min_improvement) and 0 <= min_improvement < 1)):  # type: ignore[operator]
+            raise ValueError(f"min_improvement={min_improvement!r}: must be 'auto', None or a fraction in [0, 1)")
         if family is not None:
             if not callable(family):
                 raise ValueError(f"family={family!r}: must be callable as family(params)")
@@ -336,6 +356,9 @@ class SurrogateHalvingPruner(BasePruner):
         self._schedule = schedule
         self._family = family
         self._calibrate = bool(calibrate)
+        self._min_improvement: float | str | None = (
+            min_improvement if min_improvement is None or min_improvement == "auto" else float(min_improvement)
+        )
         # What each finished trial tells about forecasts, per study (a cache: a finished trial's records and
         # outcome no longer change).
         self._outcomes: dict[tuple[int, int], dict[int, _Outcome]] = {}
@@ -778,9 +801,15 @@ class SurrogateHalvingPruner(BasePruner):
             record["skipped_reports"] = notes[:5]
         with self._lock:
             finished = self._finished.setdefault((id(study._storage), study._study_id), {})
-        others, anchors = competitors_at(study, trial, k, r, finished)
+        # Finished trials' last points are read into the cache whenever the rule may apply to some trial, so
+        # that the cache serves every trial of a study alike; they are collected only where it applies here.
+        applies = self._min_improvement is not None and (self._min_improvement != "auto" or schedule is not None)
+        final_point = self._final_point if self._min_improvement is not None else None
+        others, anchors, observed = competitors_at(study, trial, k, r, finished, final_point=final_point,
+                                                   observed=applies)
         residuals = forecast_residuals(outcomes, r / target) if self._calibrate else None
-        decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals)
+        decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals,
+                                                      observed=observed)
         record.update(objective=self._objective, promoted=decision.promoted, rule=decision.rule,
                       n_competitors=decision.n)
         if decision.rule != "startup":
@@ -800,6 +829,12 @@ class SurrogateHalvingPruner(BasePruner):
         if not decision.promoted:
             storage.set_trial_system_attr(tid, PRUNED_KEY, text)
         return decision.promoted
+
+    def _final_point(self, t: optuna.trial.FrozenTrial) -> tuple[float, float] | None:
+        """A finished trial's last reported point with a finite loss, ``(compute, loss)``, or ``None``."""
+        c, l, _ = observed_curve(t.intermediate_values, t.system_attrs, t.params, self._compute_fn)
+        ok = np.flatnonzero(np.isfinite(l) & (l > 0))
+        return (float(c[ok[-1]]), float(l[ok[-1]])) if ok.size else None
 
     def _finished_outcomes(self, study: optuna.study.Study) -> dict[int, _Outcome]:
         """What each finished trial of the study tells about forecasts (read once per trial: a cache)."""
@@ -849,12 +884,14 @@ class SurrogateHalvingPruner(BasePruner):
         anchors: tuple[np.ndarray, np.ndarray, np.ndarray],
         r: float,
         residuals: np.ndarray | None = None,
+        observed: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[Decision, str, float]:
         """The decision core applied to one rung: ``record`` (the trial being decided) against ``others``.
 
         ``residuals``: standardised errors of earlier forecasts whose outcome is known (``calibrate=True``);
         every forecast is then ranked at the study's empirical quantiles, and what was applied is written to
-        ``record["calibration"]``.
+        ``record["calibration"]``. ``observed``: the ``(compute, loss)`` the study has observed in other trials,
+        for ``min_improvement`` (the gap is written to ``record["observed_gap"]``).
 
         Returns the decision, the ranking used (``"observed"`` when the trial's own forecast fell back) and
         the trial's score. Pure: reads nothing from storage, so tests can check it against the core directly.
@@ -890,12 +927,24 @@ class SurrogateHalvingPruner(BasePruner):
                     np.array([rec["target"] for rec in everyone], dtype=float),
                     mean, std, optimism=self._optimism, at_risk=at_risk, anchors=anchors,
                 )
+        gap = None
+        min_improvement = self._min_improvement
+        if min_improvement == "auto":
+            min_improvement = SCHEDULE_MIN_IMPROVEMENT if record.get("surrogate") == "multipower" else None
+        if min_improvement is not None and observed is not None and ranking != "observed":
+            # Only a forecast can say that a trial will not improve on what was observed: a trial whose forecast
+            # fell back is ranked as plain successive halving ranks it, and the rule leaves it alone.
+            end = float(optimistic(mean[:1], std[:1], self._optimism)[0])
+            gap = observed_gap(record["compute"], record["loss"], record["target"], end, observed, objective=ranking)
+            record["observed_gap"] = clean_float(gap)
         decision = decide(
             float(scores[0]),
             scores[1:][in_pool],
             reduction_factor=self._eta,
             n_startup=self._n_startup,
             keep_below_frontier=self._keep and ranking == "frontier",
+            observed_gap=gap,
+            min_improvement=None if gap is None else float(min_improvement),  # type: ignore[arg-type]
         )
         return decision, ranking, float(scores[0])
 
@@ -906,7 +955,10 @@ def competitors_at(
     k: int,
     r: float,
     finished: dict[int, _RungSummary] | None = None,
-) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    *,
+    final_point: Callable[[optuna.trial.FrozenTrial], tuple[float, float] | None] | None = None,
+    observed: bool = False,
+) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
     """The other trials' records that compete at rung ``k``, and every recorded point as an anchor.
 
     Competitors: every trial that has passed this rung's compute. Those with a record here were read at exactly
@@ -922,19 +974,26 @@ def competitors_at(
 
     ``finished``: a cache of finished trials' rung records by trial id (they no longer change), so that a
     decision reads each finished trial's attributes once per pruner rather than once per decision.
+
+    ``final_point`` gives a finished trial's last reported point; it is read once, into ``finished``. With
+    ``observed``, also what the study has observed, for the improvement rule: every other trial's recorded
+    ``(compute, loss)`` at all its rungs, beyond ``r`` too, and each finished trial's last point; else ``None``.
     """
     limit = r * (1 + RTOL)
     others: list[dict[str, Any]] = []
     c: list[float] = []
     l: list[float] = []
     owner: list[int] = []
+    seen_c: list[float] = []
+    seen_l: list[float] = []
     for other in study.get_trials(deepcopy=False):
         if other._trial_id == trial._trial_id:
             continue
         if finished is not None and other.state.is_finished():
             summary = finished.get(other._trial_id)
             if summary is None:
-                summary = finished[other._trial_id] = _RungSummary.read(other.system_attrs)
+                final = final_point(other) if final_point is not None else None
+                summary = finished[other._trial_id] = _RungSummary.read(other.system_attrs, final)
         else:
             summary = _RungSummary.read(other.system_attrs)
         rec = summary.records.get(k)
@@ -949,7 +1008,14 @@ def competitors_at(
         c.extend(summary.compute[:n])
         l.extend(summary.loss[:n])
         owner.extend([index] * n)
-    return others, (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int))
+        if observed:
+            seen_c.extend(summary.compute)
+            seen_l.extend(summary.loss)
+            if summary.final is not None:
+                seen_c.append(summary.final[0])
+                seen_l.append(summary.final[1])
+    seen = (np.asarray(seen_c, float), np.asarray(seen_l, float)) if observed else None
+    return others, (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int)), seen
 
 
 @dataclass(frozen=True)
@@ -998,12 +1064,14 @@ class _RungSummary:
     first_rung: int | None
     compute: list[float]
     loss: list[float]
+    #: A finished trial's last reported point (compute, loss), when the caller asked for it.
+    final: tuple[float, float] | None = None
 
     @classmethod
-    def read(cls, system_attrs: Mapping[str, Any]) -> _RungSummary:
+    def read(cls, system_attrs: Mapping[str, Any], final: tuple[float, float] | None = None) -> _RungSummary:
         records = rung_records(system_attrs)
         points = sorted((float(v["compute"]), float(v["loss"])) for v in records.values())
-        return cls(records, system_attrs.get(FIRST_RUNG_KEY), [p[0] for p in points], [p[1] for p in points])
+        return cls(records, system_attrs.get(FIRST_RUNG_KEY), [p[0] for p in points], [p[1] for p in points], final)
 
 
 def trial_schedule(attrs: Mapping[str, Any], target: float, upto: float) -> tuple[Schedule | None, str | None, bool]:
