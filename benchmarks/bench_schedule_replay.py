@@ -112,12 +112,22 @@ OURS_SWEEP: list[dict[str, object]] = [
     {"calibrate": True},
 ]
 
+#: The improvement rule's setting, the knob that trades regret for compute: by default ("auto") 0.01 for
+#: schedule-aware forecasts and off for the power law; swept for both kinds, each point of the curve one setting.
+IMPROVEMENT_SWEEP: dict[str, list[float | None]] = {
+    "powerlaw": [0.005, 0.02],
+    "schedule": [None, 0.02, 0.03, 0.05, 0.1],
+}
+
 
 def our_specs(set_name: str) -> list[PrunerSpec]:
     specs = [PrunerSpec("ours", dict(kw)) for kw in OURS_SWEEP]
+    specs += [PrunerSpec("ours", {"min_improvement": m}) for m in IMPROVEMENT_SWEEP["powerlaw"]]
     if set_name == "routing":
         return specs  # no schedules there: the schedule-aware pruner is the power law
     specs += [PrunerSpec("ours", {"schedule": FROM_CURVES, **kw}) for kw in OURS_SWEEP]
+    specs += [PrunerSpec("ours", {"schedule": FROM_CURVES, "min_improvement": m})
+              for m in IMPROVEMENT_SWEEP["schedule"]]
     specs.append(PrunerSpec("ours", {"schedule": FROM_CURVES, "family": FROM_CURVES}))
     return specs
 
@@ -170,6 +180,13 @@ def plot(summary: pd.DataFrame, path: Path, bounds: pd.DataFrame | None = None) 
             for ax, y in ((axes[0, j], r.regret_pct), (axes[1, j], r.law_error)):
                 ax.annotate(r.pruner.replace("from_curves", "fc"), (r.compute_frac, y), fontsize=5,
                             xytext=(3, 3), textcoords="offset points")
+        # The improvement rule's settings as one trade-off curve per forecast kind (defaults included).
+        for k in ("ours, power law", "ours, schedule-aware"):
+            mine = s[(s.pruner.map(kind) == k) & (s.pruner.str.contains("min_improvement") | s.pruner.isin(
+                ["ours", "ours(schedule=from_curves)"]))].sort_values("compute_frac")
+            if len(mine) > 1:
+                axes[0, j].plot(mine.compute_frac, mine.regret_pct, color=colors[k], lw=1, alpha=0.6)
+                axes[1, j].plot(mine.compute_frac, mine.law_error, color=colors[k], lw=1, alpha=0.6)
         if bounds is not None and cs in set(bounds.curves):
             b = bounds[bounds.curves == cs].iloc[0]
             for x, name, ls in ((b.clairvoyant, "least for zero regret, one by one", "--"),

@@ -106,6 +106,17 @@ def test_observed_gap_against_the_lowest_loss_and_the_observed_frontier():
     assert observed_gap(10.0, 2.2, 100.0, 1.6, (np.array([]), np.array([])), objective="frontier") == -np.inf
     with pytest.raises(ValueError, match="objective"):
         observed_gap(10.0, 2.2, 100.0, 1.6, observed, objective="area")
+    # Against the definition, on random points (ties in compute included).
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        c = rng.choice(np.geomspace(1.0, 1000.0, 15), 12)
+        l = rng.uniform(1.0, 3.0, 12)
+        grid = np.linspace(math.log(5.0), math.log(500.0), 32)
+        path = math.log(2.5) + (grid - grid[0]) / (grid[-1] - grid[0]) * math.log(1.2 / 2.5)
+        frontier = np.array([min([math.log(b) for a, b in zip(c, l) if a <= math.exp(x) * (1 + 1e-9)] or [np.inf])
+                             for x in grid])
+        expected = (path - frontier).min()
+        assert observed_gap(5.0, 2.5, 500.0, 1.2, (c, l), objective="frontier") == pytest.approx(expected)
 
 
 def test_select_survivors_finished_last_ties_by_tiebreak():

@@ -213,7 +213,11 @@ def observed_gap(
     path = forecast_paths_loglog(
         np.array([start]), np.array([loss_start]), np.array([max(target, start)]), np.array([end]), log_grid
     )[0]
-    frontier = np.where(log_grid[None, :] >= np.log(c)[:, None] - 1e-12, np.log(l)[:, None], np.inf).min(axis=0)
+    # The lowest loss at compute <= each grid point: a running minimum over the points sorted by compute.
+    order = np.argsort(c, kind="stable")
+    lowest = np.minimum.accumulate(np.log(l[order]))
+    seen = np.searchsorted(np.log(c[order]) - 1e-12, log_grid, side="right")
+    frontier = np.where(seen > 0, lowest[np.maximum(seen - 1, 0)], np.inf)
     with np.errstate(invalid="ignore"):
         gap = path - frontier
     return float(np.nan_to_num(gap, nan=np.inf).min())
