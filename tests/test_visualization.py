@@ -12,6 +12,7 @@ import optuna  # noqa: E402
 import pytest  # noqa: E402
 from test_from_study import replay_into_study  # noqa: E402
 
+import sh_scaling  # noqa: E402
 import sh_scaling.visualization as viz  # noqa: E402
 import sh_scaling.visualization.matplotlib as viz_mpl  # noqa: E402
 from sh_scaling.curves import CurveSet, from_study, generate_synthetic  # noqa: E402
@@ -161,3 +162,29 @@ def test_many_runs_are_a_translucent_bundle_under_the_frontier_and_law():
     assert len(runs) == 40 and all(t.mode == "lines" and t.opacity < 0.85 for t in runs)
     few = [t for t in viz.plot_curves(many[:5], law=False).data if t.legendgroup == "complete"]
     assert all(t.mode == "lines+markers" for t in few)
+
+
+def test_plot_decisions_names_the_improvement_rule():
+    # Four runs, each a little better than the last: asked for 30 % improvement, every run after the first is
+    # stopped by the improvement rule, and the plot says so in its legend and hover text.
+    pruner = sh_scaling.SurrogateHalvingPruner(max_compute=64.0, min_compute=4.0, rung_factor=2.0,
+                                               min_improvement=0.3)
+    study = optuna.create_study(pruner=pruner)
+    c = np.geomspace(1.0, 64.0, 12)
+    for scale in (5.0, 4.0, 3.0, 2.0):
+        trial = study.ask()
+        for x, y in zip(c, 1.0 + scale * c**-0.5):
+            sh_scaling.report(trial, float(y), compute=float(x))
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, float(y))
+    fig = viz.plot_decisions(study)
+    stopped = [t for t in fig.data if (t.name or "").startswith("pruned: would not improve on what was observed")]
+    assert stopped and sum(len(t.x) for t in stopped) == 3
+    assert all("stopped by the improvement rule" in h for t in stopped for h in t.text)
+    fig_mpl = viz_mpl.plot_decisions(study)
+    labels = fig_mpl.axes[0].get_legend_handles_labels()[1]
+    assert any(label.startswith("pruned: would not improve on what was observed") for label in labels)
+    plt.close(fig_mpl)

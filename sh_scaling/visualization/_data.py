@@ -260,6 +260,9 @@ def _describe(k: int, rec: dict[str, Any]) -> str:
             f"{_float(rec.get('forecast')):.5g} at {rec['target']:.4g}")
     if rec.get("rule") == "startup":
         return text + f"; startup: {rec.get('n_competitors', '?')} trial(s) at this rung"
+    if rec.get("rule") == "improvement":
+        gain = -math.expm1(_float(rec.get("observed_gap")))
+        return text + f"; stopped by the improvement rule (improves on what was observed by {100 * gain:.3g} % at most)"
     return text + f"; ranked {rec.get('rank')} of {rec.get('n_competitors')}, top {rec.get('quota')} go on" + (
         " (kept by the frontier rule)" if rec.get("rule") == "frontier" else "")
 

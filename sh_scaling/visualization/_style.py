@@ -49,6 +49,7 @@ RULE_SYMBOLS = {
     "startup": ("circle-open", "o", "too few trials at the rung to rank"),
     "rank": ("circle", "o", "ranked"),
     "frontier": ("diamond", "D", "kept by the frontier rule"),
+    "improvement": ("x", "X", "would not improve on what was observed"),
 }
 #: One (plotly symbol, matplotlib marker) per pruner of a trade-off plot, in order.
 TRADEOFF_SYMBOLS = [("circle", "o"), ("square", "s"), ("diamond", "D"), ("triangle-up", "^"),
