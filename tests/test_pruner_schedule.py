@@ -242,14 +242,19 @@ def test_a_family_function_that_raises_is_a_recorded_fallback():
 
 def test_by_default_the_improvement_rule_stops_a_schedule_aware_repeat_of_a_finished_run():
     # A second run 0.2 % worse than a finished one cannot improve on it by the 1 % that "auto" asks of trials
-    # forecast under a schedule: stopped, although startup would promote it. The power-law pruner (no schedule)
-    # and min_improvement=None apply no such rule.
+    # forecast under a stated schedule: stopped, although startup would promote it. The power-law pruner (no
+    # schedule), rates reported without a stated schedule (whose future is a guess) and min_improvement=None
+    # apply no such rule.
     compute, loss = _curve(COSINE, upto=1.0, n=60)
-    for kwargs, stopped in (({"schedule": COSINE}, True), ({"schedule": COSINE, "min_improvement": None}, False),
-                            ({}, False)):
+    lrs = COSINE(compute / MAX)
+    for kwargs, with_lr, stopped in (({"schedule": COSINE}, False, True),
+                                     ({"schedule": COSINE, "min_improvement": None}, False, False),
+                                     ({}, False, False), ({}, True, False)):
         study = _study(**kwargs)
-        first = _run(study, compute, loss)
-        second = _run(study, compute, loss * 1.002)
+        first = _run(study, compute, loss, lrs=lrs if with_lr else None)
+        second = _run(study, compute, loss * 1.002, lrs=lrs if with_lr else None)
+        if with_lr:
+            assert max(_records(second), key=lambda rec: rec["compute"])["surrogate"] == "multipower"
         assert first.state == optuna.trial.TrialState.COMPLETE
         last = max(_records(second), key=lambda rec: rec["compute"])
         if stopped:

@@ -111,6 +111,8 @@ MIN_DROP_TRIALS = 5
 #: Points per run in a family fit: the joint fit's cost grows with points x cells x runs, and a run's shape is
 #: carried by a few dozen points.
 _FAMILY_POINTS = 60
+#: How a trial's record says that its rates were reported without a stated schedule.
+_UNSTATED_NOTE = "learning rates reported without a schedule"
 
 
 class SurrogateHalvingPruner(BasePruner):
@@ -801,12 +803,20 @@ class SurrogateHalvingPruner(BasePruner):
             record["skipped_reports"] = notes[:5]
         with self._lock:
             finished = self._finished.setdefault((id(study._storage), study._study_id), {})
+        min_improvement = self._min_improvement
+        if min_improvement == "auto":
+            # Only forecasts that know the schedule's future (a stated one, not just the rates reported so far)
+            # are trusted to say that a trial will not improve.
+            stated = schedule is not None and bool(attrs.get(SCHEDULE_KEY)) and not (schedule_note or "").startswith(
+                _UNSTATED_NOTE)
+            min_improvement = SCHEDULE_MIN_IMPROVEMENT if stated else None
+        if min_improvement is not None:
+            record["min_improvement"] = float(min_improvement)
         # Finished trials' last points are read into the cache whenever the rule may apply to some trial, so
         # that the cache serves every trial of a study alike; they are collected only where it applies here.
-        applies = self._min_improvement is not None and (self._min_improvement != "auto" or schedule is not None)
         final_point = self._final_point if self._min_improvement is not None else None
         others, anchors, observed = competitors_at(study, trial, k, r, finished, final_point=final_point,
-                                                   observed=applies)
+                                                   observed=min_improvement is not None)
         residuals = forecast_residuals(outcomes, r / target) if self._calibrate else None
         decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals,
                                                       observed=observed)
@@ -891,7 +901,8 @@ class SurrogateHalvingPruner(BasePruner):
         ``residuals``: standardised errors of earlier forecasts whose outcome is known (``calibrate=True``);
         every forecast is then ranked at the study's empirical quantiles, and what was applied is written to
         ``record["calibration"]``. ``observed``: the ``(compute, loss)`` the study has observed in other trials,
-        for ``min_improvement`` (the gap is written to ``record["observed_gap"]``).
+        for the improvement rule at ``record["min_improvement"]`` (the setting that applies to this trial, if
+        any); the gap is written to ``record["observed_gap"]``.
 
         Returns the decision, the ranking used (``"observed"`` when the trial's own forecast fell back) and
         the trial's score. Pure: reads nothing from storage, so tests can check it against the core directly.
@@ -928,9 +939,7 @@ class SurrogateHalvingPruner(BasePruner):
                     mean, std, optimism=self._optimism, at_risk=at_risk, anchors=anchors,
                 )
         gap = None
-        min_improvement = self._min_improvement
-        if min_improvement == "auto":
-            min_improvement = SCHEDULE_MIN_IMPROVEMENT if record.get("surrogate") == "multipower" else None
+        min_improvement = record.get("min_improvement")
         if min_improvement is not None and observed is not None and ranking != "observed":
             # Only a forecast can say that a trial will not improve on what was observed: a trial whose forecast
             # fell back is ranked as plain successive halving ranks it, and the rule leaves it alone.
@@ -944,7 +953,7 @@ class SurrogateHalvingPruner(BasePruner):
             n_startup=self._n_startup,
             keep_below_frontier=self._keep and ranking == "frontier",
             observed_gap=gap,
-            min_improvement=None if gap is None else float(min_improvement),  # type: ignore[arg-type]
+            min_improvement=None if gap is None else min_improvement,
         )
         return decision, ranking, float(scores[0])
 
@@ -1100,7 +1109,7 @@ def trial_schedule(attrs: Mapping[str, Any], target: float, upto: float) -> tupl
         table = _reported_schedule(f, lr, None)
         if table is None:
             return None, "reported learning rates are all 0; forecasts ignore them", False
-        return table, "learning rates reported without a schedule: used as given, the future held at the latest", False
+        return table, f"{_UNSTATED_NOTE}: used as given, the future held at the latest", False
     disagreement = lr_disagreement(stated, f, lr)
     if disagreement is None:
         return stated, None, False
