@@ -82,6 +82,8 @@ def test_improvement_rule_stops_a_candidate_whatever_its_rank_and_says_by_how_mu
     d = decide(-1.0, np.array([0.0]), reduction_factor=2, n_startup=5, observed_gap=gap, min_improvement=0.01)
     assert not d.promoted and d.rule == "improvement" and d.gain == pytest.approx(0.005)
     assert "improves on the losses already observed by 0.5 % at most" in d.explain()
+    above = decide(-1.0, np.array([0.0]), reduction_factor=2, observed_gap=math.log(1.2), min_improvement=0.01)
+    assert "stays above the losses already observed, by 20 % at least" in above.explain()
     # Improving by more than asked: the usual rules decide (here startup), as without the rule.
     d = decide(-1.0, np.array([0.0]), reduction_factor=2, n_startup=5, observed_gap=math.log(0.98),
                min_improvement=0.01)

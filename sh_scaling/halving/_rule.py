@@ -51,9 +51,15 @@ class Decision:
         if self.rule == "startup":
             return f"startup: {self.n} trial(s) at this rung, ranking starts above that"
         if self.rule == "improvement":
+            gain = self.gain or 0.0
+            if gain <= 0:
+                return (
+                    "stopped by the improvement rule: even its optimistic forecast stays above the losses already "
+                    f"observed, by {100 * -gain:.3g} % at least"
+                )
             return (
                 f"stopped by the improvement rule: even its optimistic forecast improves on the losses already "
-                f"observed by {100 * (self.gain or 0.0):.3g} % at most"
+                f"observed by {100 * gain:.3g} % at most"
             )
         by_rank = f"ranked {self.rank} of {self.n}; top {self.quota} go on"
         if self.rule == "frontier":
