@@ -17,17 +17,18 @@ Records from replays are the decisions the pruner actually made, so later stages
 kept. Fallback forecasts (the observed minimum with no interval) are counted separately and left out of the
 coverage.
 
-Measured (10 seeds, default settings but ``calibrate``; per stage of the run at the decision 0-10 / 10-25 /
+Measured (10 seeds, default settings but ``calibrate``, the schedule-aware rows with the improvement rule's
+default; per stage of the run at the decision 0-10 / 10-25 /
 25-50 / 50-100 %; coverage of the 80 % interval, then ``below_q`` for the 0.4 quantile):
 
 =========  ==========================  ========================  ========================
 curves     forecasts                   80 % interval covers      outcome below the 0.4 q.
 =========  ==========================  ========================  ========================
 schedule   power law                   34 / 42 / 61 / 47 %       62 / 92 / 100 / 53 %
-schedule   schedule-aware              92 / 86 / 90 / 81 %       59 / 36 / 27 / 38 %
+schedule   schedule-aware              91 / 84 / 90 / 81 %       63 / 38 / 26 / 39 %
 ladder     power law                   52 / 46 / 61 / 75 %       82 / 85 / 100 / 70 %
-ladder     schedule-aware              99 / 94 / 94 / 95 %       29 / 36 / 43 / 38 %
-ladder     schedule-aware, calibrated  86 / 84 / 76 / 75 %       35 / 35 / 40 / 35 %
+ladder     schedule-aware              99 / 94 / 95 / 95 %       28 / 35 / 41 / 35 %
+ladder     schedule-aware, calibrated  87 / 83 / 79 / 74 %       34 / 34 / 38 / 33 %
 routing    power law                   75 / 76 / 19 / 47 %       100 / 100 / 100 / 97 %
 routing    power law, calibrated       64 / 60 / 71 / 64 %       22 / 23 / 58 / 57 %
 synthetic  power law                   54 / 59 / 53 / 80 %       65 / 65 / 79 / 64 %
@@ -37,8 +38,8 @@ synthetic  power law, calibrated       83 / 81 / 77 / 85 %       46 / 39 / 42 / 
 The power law's intervals are too narrow and its forecasts too pessimistic on every set (on routing the
 outcome fell below the ranked 0.4 quantile in 97-100 % of decisions). Schedule-aware forecasts miss by a
 median 1.2-1.3 % before a tenth of a run (worst optimistic 1.6 % on the schedule curves, 8.6 % on the ladder);
-their 80 % intervals cover 81-92 % on the schedule curves and are too wide on the ladder (94-99 %). With ``calibrate=True`` (each study's own finished
-trials, matched by stage) the 80 % intervals cover 75-86 % on the ladder and synthetic curves and outcomes
+their 80 % intervals cover 81-91 % on the schedule curves and are too wide on the ladder (94-99 %). With ``calibrate=True`` (each study's own finished
+trials, matched by stage) the 80 % intervals cover 74-87 % on the ladder and synthetic curves and outcomes
 fall below the ranked 0.4 quantile in 27-46 % of decisions there; on routing the correction overshoots early
 (22 %) and falls short late (57 %): the errors come from finished trials only, the ones that outran their
 forecasts. Records are the pruner's own decisions, so later stages hold only the trials it kept.
