@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import inspect
 import math
 import threading
@@ -366,6 +367,8 @@ class SurrogateHalvingPruner(BasePruner):
         self._outcomes: dict[tuple[int, int], dict[int, _Outcome]] = {}
         # Finished trials' rung records, per study (a cache: a finished trial's records no longer change).
         self._finished: dict[tuple[int, int], dict[int, _RungSummary]] = {}
+        # Finished trials' last reported points, per study, for the improvement rule (a cache, likewise).
+        self._finals: dict[tuple[int, int], dict[int, tuple[float, float] | None]] = {}
         # Studies (by storage and id) whose no-decision warning has been given by this object: a cache only,
         # the record itself is in the study's system attributes.
         self._warned: set[tuple[int, int]] = set()
@@ -383,6 +386,7 @@ class SurrogateHalvingPruner(BasePruner):
         state["_checked"] = {}
         state["_outcomes"] = {}
         state["_finished"] = {}
+        state["_finals"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -812,11 +816,8 @@ class SurrogateHalvingPruner(BasePruner):
             min_improvement = SCHEDULE_MIN_IMPROVEMENT if stated else None
         if min_improvement is not None:
             record["min_improvement"] = float(min_improvement)
-        # Finished trials' last points are read into the cache whenever the rule may apply to some trial, so
-        # that the cache serves every trial of a study alike; they are collected only where it applies here.
-        final_point = self._final_point if self._min_improvement is not None else None
-        others, anchors, observed = competitors_at(study, trial, k, r, finished, final_point=final_point,
-                                                   observed=min_improvement is not None)
+        final_point = functools.partial(self._final_point, study) if min_improvement is not None else None
+        others, anchors, observed = competitors_at(study, trial, k, r, finished, observed=final_point)
         residuals = forecast_residuals(outcomes, r / target) if self._calibrate else None
         decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals,
                                                       observed=observed)
@@ -840,11 +841,18 @@ class SurrogateHalvingPruner(BasePruner):
             storage.set_trial_system_attr(tid, PRUNED_KEY, text)
         return decision.promoted
 
-    def _final_point(self, t: optuna.trial.FrozenTrial) -> tuple[float, float] | None:
-        """A finished trial's last reported point with a finite loss, ``(compute, loss)``, or ``None``."""
+    def _final_point(self, study: optuna.study.Study, t: optuna.trial.FrozenTrial) -> tuple[float, float] | None:
+        """A finished trial's last reported point with a finite loss, ``(compute, loss)``, or ``None`` (read
+        once per trial: a cache, as a finished trial's reports no longer change)."""
+        known = self._finals.get((id(study._storage), study._study_id))
+        if known is not None and t._trial_id in known:
+            return known[t._trial_id]
         c, l, _ = observed_curve(t.intermediate_values, t.system_attrs, t.params, self._compute_fn)
         ok = np.flatnonzero(np.isfinite(l) & (l > 0))
-        return (float(c[ok[-1]]), float(l[ok[-1]])) if ok.size else None
+        point = (float(c[ok[-1]]), float(l[ok[-1]])) if ok.size else None
+        with self._lock:
+            self._finals.setdefault((id(study._storage), study._study_id), {})[t._trial_id] = point
+        return point
 
     def _finished_outcomes(self, study: optuna.study.Study) -> dict[int, _Outcome]:
         """What each finished trial of the study tells about forecasts (read once per trial: a cache)."""
@@ -965,8 +973,7 @@ def competitors_at(
     r: float,
     finished: dict[int, _RungSummary] | None = None,
     *,
-    final_point: Callable[[optuna.trial.FrozenTrial], tuple[float, float] | None] | None = None,
-    observed: bool = False,
+    observed: Callable[[optuna.trial.FrozenTrial], tuple[float, float] | None] | None = None,
 ) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
     """The other trials' records that compete at rung ``k``, and every recorded point as an anchor.
 
@@ -984,9 +991,9 @@ def competitors_at(
     ``finished``: a cache of finished trials' rung records by trial id (they no longer change), so that a
     decision reads each finished trial's attributes once per pruner rather than once per decision.
 
-    ``final_point`` gives a finished trial's last reported point; it is read once, into ``finished``. With
-    ``observed``, also what the study has observed, for the improvement rule: every other trial's recorded
-    ``(compute, loss)`` at all its rungs, beyond ``r`` too, and each finished trial's last point; else ``None``.
+    With ``observed`` (a function giving a finished trial's last reported point, or ``None``), also what the
+    study has observed, for the improvement rule: every other trial's recorded ``(compute, loss)`` at all its
+    rungs, beyond ``r`` too, and each finished trial's last point; else ``None``.
     """
     limit = r * (1 + RTOL)
     others: list[dict[str, Any]] = []
@@ -1001,8 +1008,7 @@ def competitors_at(
         if finished is not None and other.state.is_finished():
             summary = finished.get(other._trial_id)
             if summary is None:
-                final = final_point(other) if final_point is not None else None
-                summary = finished[other._trial_id] = _RungSummary.read(other.system_attrs, final)
+                summary = finished[other._trial_id] = _RungSummary.read(other.system_attrs)
         else:
             summary = _RungSummary.read(other.system_attrs)
         rec = summary.records.get(k)
@@ -1017,13 +1023,14 @@ def competitors_at(
         c.extend(summary.compute[:n])
         l.extend(summary.loss[:n])
         owner.extend([index] * n)
-        if observed:
+        if observed is not None:
             seen_c.extend(summary.compute)
             seen_l.extend(summary.loss)
-            if summary.final is not None:
-                seen_c.append(summary.final[0])
-                seen_l.append(summary.final[1])
-    seen = (np.asarray(seen_c, float), np.asarray(seen_l, float)) if observed else None
+            final = observed(other) if other.state.is_finished() else None
+            if final is not None:
+                seen_c.append(final[0])
+                seen_l.append(final[1])
+    seen = (np.asarray(seen_c, float), np.asarray(seen_l, float)) if observed is not None else None
     return others, (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int)), seen
 
 
@@ -1073,14 +1080,12 @@ class _RungSummary:
     first_rung: int | None
     compute: list[float]
     loss: list[float]
-    #: A finished trial's last reported point (compute, loss), when the caller asked for it.
-    final: tuple[float, float] | None = None
 
     @classmethod
-    def read(cls, system_attrs: Mapping[str, Any], final: tuple[float, float] | None = None) -> _RungSummary:
+    def read(cls, system_attrs: Mapping[str, Any]) -> _RungSummary:
         records = rung_records(system_attrs)
         points = sorted((float(v["compute"]), float(v["loss"])) for v in records.values())
-        return cls(records, system_attrs.get(FIRST_RUNG_KEY), [p[0] for p in points], [p[1] for p in points], final)
+        return cls(records, system_attrs.get(FIRST_RUNG_KEY), [p[0] for p in points], [p[1] for p in points])
 
 
 def trial_schedule(attrs: Mapping[str, Any], target: float, upto: float) -> tuple[Schedule | None, str | None, bool]:
