@@ -119,6 +119,16 @@ def test_clairvoyant_bound_by_hand():
     brute = [clairvoyant_bound([curves[i] for i in perm], order="given", min_points=2, min_fraction=0.3)
              .compute_frac.iloc[0] for perm in itertools.permutations(range(3))]
     assert np.mean(brute) == pytest.approx(looked.expected_frac.iloc[0])
+    # With min_improvement 0.25 a trial is trained only if it beats the best trained by more than 25 %: b (2.0)
+    # beats a (3.0) by 33 % and is trained, c does not beat b: 12 of 20, as without. At 0.4 b is stopped too
+    # (stopped trials cost nothing here) and the regret is a's: (3.0 - 2.0) / 2.0.
+    assert clairvoyant_bound(curves, order="given", min_improvement=0.25).compute_frac.iloc[0] == pytest.approx(0.6)
+    tolerant = clairvoyant_bound(curves, order="given", min_improvement=0.4)
+    assert tolerant.compute_frac.iloc[0] == pytest.approx((2 + 0 + 0) / 20)
+    assert tolerant.regret.iloc[0] == pytest.approx(0.5) and np.isnan(tolerant.expected_frac.iloc[0])
+    assert df.regret.iloc[0] == 0
+    with pytest.raises(ValueError, match="min_improvement"):
+        clairvoyant_bound(curves, min_improvement=1.0)
     with pytest.raises(ValueError, match="min_points"):
         clairvoyant_bound(curves, min_points=-1)
     with pytest.raises(ValueError, match="min_fraction"):

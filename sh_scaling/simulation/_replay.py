@@ -163,6 +163,7 @@ def clairvoyant_bound(
     order: str = "random",
     min_points: int = 0,
     min_fraction: float = 0.0,
+    min_improvement: float = 0.0,
 ) -> pd.DataFrame:
     """The least compute a pruner with no regret can spend when trials arrive one by one, as in a replay.
 
@@ -180,13 +181,17 @@ def clairvoyant_bound(
             (``meta["max_compute"]``, else its final compute). The default pruner decides no trial before
             3 points and 5 % of its ``max_compute`` (``min_points=3, min_fraction=0.05``); 0 and 0 (the
             default) is the bound of any pruner.
+        min_improvement: The clairvoyant form of the pruner's improvement rule: a trial is trained only if
+            its lowest loss beats the best trained so far by more than this fraction, so the regret is at most
+            that fraction (given per seed in ``regret``). 0 (default): the zero-regret bound above.
 
     Returns:
         One row per seed: ``seed``, ``compute_frac`` (the bound, a fraction of training every curve to its
         end), ``expected_frac`` (the bound's mean over all arrival orders: the trial ranked ``k``-th by lowest
         loss beats all earlier ones with probability ``1 / k``) and ``hindsight_frac`` (training the best
         trial alone, and the others to their first possible decision: the oracle that knows the whole study
-        in advance).
+        in advance), and ``regret`` (of the bound's pruner: 0 unless ``min_improvement``). With
+        ``min_improvement`` > 0 a trial's fate depends on more than its rank, and ``expected_frac`` is NaN.
     """
     cs = list(curves)
     if len(cs) < 1:
@@ -199,6 +204,8 @@ def clairvoyant_bound(
         raise ValueError(f"min_points={min_points!r}: must be an integer >= 0")
     if not (0.0 <= min_fraction <= 1.0):
         raise ValueError(f"min_fraction={min_fraction!r}: must be in [0, 1]")
+    if not (0.0 <= min_improvement < 1.0):
+        raise ValueError(f"min_improvement={min_improvement!r}: must be in [0, 1)")
     look = np.array([
         min(float(c.final_compute), max(float(c.compute[min(min_points, len(c)) - 1]) if min_points else 0.0,
                                         min_fraction * float(c.meta.get("max_compute", c.final_compute))))
@@ -206,20 +213,20 @@ def clairvoyant_bound(
     ])
     rank = np.argsort(np.argsort(best, kind="stable"), kind="stable") + 1
     # Over all orders: the trial ranked k-th is a record with probability 1 / k, stopped otherwise.
-    expected = float(np.sum(upto / rank + look * (1 - 1 / rank))) / total
+    expected = float(np.sum(upto / rank + look * (1 - 1 / rank))) / total if min_improvement == 0 else math.nan
     winner = int(np.argmin(best))
     hindsight = float(upto[winner] + look.sum() - look[winner]) / total
     rows = []
     for seed in seed_list:
         record, spent = math.inf, 0.0
         for i in arrival_order(cs, seed, order):
-            if best[i] < record:
+            if best[i] < record * (1 - min_improvement):
                 record = best[i]
                 spent += upto[i]
             else:
                 spent += look[i]
         rows.append({"seed": seed, "compute_frac": spent / total, "expected_frac": expected,
-                     "hindsight_frac": hindsight})
+                     "hindsight_frac": hindsight, "regret": (record - best[winner]) / best[winner]})
     return pd.DataFrame(rows)
 
 
