@@ -136,7 +136,10 @@ class SurrogateHalvingPruner(BasePruner):
        ``ceil(n / reduction_factor)`` of the ``n`` trials that go at least as far as it would next (a large
        model is not promoted merely for beating small models that are about to finish anyway), or, for the
        frontier objective with ``keep_below_frontier``, if its path could lower the frontier; it prunes the
-       trial otherwise. Trials are never paused (asynchronous SH, Li et al., MLSys 2020).
+       trial otherwise. Trials are never paused (asynchronous SH, Li et al., MLSys 2020);
+    5. before all that, stops the trial whatever its rank if even its optimistic forecast does not improve on
+       what the study has already observed by ``min_improvement`` (by default 1 % for trials with a stated
+       learning-rate schedule, no rule for the others).
 
     Ranking on forecasts instead of the current loss is the point (Schram et al., *Active Budget Allocation for
     Efficient Scaling Law Estimation via Surrogate-Guided Pruning*, ICML 2026): small models look good early
