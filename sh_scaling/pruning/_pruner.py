@@ -137,7 +137,7 @@ class SurrogateHalvingPruner(BasePruner):
        model is not promoted merely for beating small models that are about to finish anyway), or, for the
        frontier objective with ``keep_below_frontier``, if its path could lower the frontier; it prunes the
        trial otherwise. Trials are never paused (asynchronous SH, Li et al., MLSys 2020);
-    5. before all that, stops the trial whatever its rank if even its optimistic forecast does not improve on
+    5. overrides the rank, and stops the trial, if even its optimistic forecast does not improve on
        what the study has already observed by ``min_improvement`` (by default 1 % for trials with a stated
        learning-rate schedule, no rule for the others).
 
