@@ -84,6 +84,10 @@ def test_improvement_rule_stops_a_candidate_whatever_its_rank_and_says_by_how_mu
     assert "improves on the losses already observed by 0.5 % at most" in d.explain()
     above = decide(-1.0, np.array([0.0]), reduction_factor=2, observed_gap=math.log(1.2), min_improvement=0.01)
     assert "stays above the losses already observed, by 20 % at least" in above.explain()
+    # Absurd gaps (a forecast e^1000 times the observed loss, or infinite) stop the trial and still explain.
+    for gap in (1000.0, math.inf):
+        far = decide(-1.0, np.array([0.0]), reduction_factor=2, observed_gap=gap, min_improvement=0.01)
+        assert far.rule == "improvement" and "stopped by the improvement rule" in far.explain()
     # Improving by more than asked: the usual rules decide (here startup), as without the rule.
     d = decide(-1.0, np.array([0.0]), reduction_factor=2, n_startup=5, observed_gap=math.log(0.98),
                min_improvement=0.01)

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sh_scaling.pruning import SurrogateHalvingPruner, report, reported_compute
+from sh_scaling.schedules import Cosine
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -113,15 +114,21 @@ def _run_trial(study: optuna.Study, spec: dict) -> None:
         assert stored[step] == c, (step, stored[step], c)
 
 
-@pytest.mark.parametrize("surrogate", SURROGATES)
+@pytest.mark.parametrize("surrogate", [*SURROGATES, "schedule"])
 def test_random_report_sequences_never_crash_hang_or_lose_a_report(surrogate):
+    # "schedule": every trial states a cosine schedule, so forecasts are the multi-power law's and the
+    # improvement rule applies (by default, or at a setting drawn here).
+    schedule = Cosine(warmup=0.05, final_ratio=0.1) if surrogate == "schedule" else None
+
     @settings(max_examples=EXAMPLES_PER_SURROGATE, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(trials=st.lists(_trial, min_size=1, max_size=4), n_startup=st.sampled_from([0, 2]),
-           objective=st.sampled_from(["frontier", "best_loss"]))
-    def check(trials, n_startup, objective):
-        pruner = SurrogateHalvingPruner(surrogate, max_compute=lambda p: p["planned"], n_startup_trials=n_startup,
-                                        objective=objective)
+           objective=st.sampled_from(["frontier", "best_loss"]),
+           min_improvement=st.sampled_from(["auto", None, 0.0, 0.3]))
+    def check(trials, n_startup, objective, min_improvement):
+        pruner = SurrogateHalvingPruner("powerlaw" if schedule else surrogate, max_compute=lambda p: p["planned"],
+                                        n_startup_trials=n_startup, objective=objective, schedule=schedule,
+                                        min_improvement=min_improvement)
         study = optuna.create_study(pruner=pruner)
         previous = signal.signal(signal.SIGALRM, _alarm)
         signal.setitimer(signal.ITIMER_REAL, EXAMPLE_TIMEOUT_S)

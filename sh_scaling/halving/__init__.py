@@ -27,7 +27,7 @@ from sh_scaling.halving._geometry import (
     rung_compute,
     rungs_crossed,
 )
-from sh_scaling.halving._rule import Decision, decide, quota, select_survivors
+from sh_scaling.halving._rule import Decision, decide, improvement_of, quota, select_survivors
 from sh_scaling.halving._scores import (
     FRONTIER_GRID,
     MIN_CALIBRATION_RESIDUALS,
@@ -57,6 +57,7 @@ __all__ = [
     "decide",
     "fit_window",
     "highest_rung",
+    "improvement_of",
     "forecast_paths_loglog",
     "forecast_scores",
     "frontier_scores",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Decision", "decide", "select_survivors", "quota"]
+__all__ = ["Decision", "decide", "improvement_of", "select_survivors", "quota"]
 
 
 def quota(n: int, reduction_factor: float) -> int:
@@ -51,7 +51,10 @@ class Decision:
         if self.rule == "startup":
             return f"startup: {self.n} trial(s) at this rung, ranking starts above that"
         if self.rule == "improvement":
-            gain = self.gain or 0.0
+            gain = self.gain
+            if gain is None or not math.isfinite(gain):
+                return "stopped by the improvement rule: even its optimistic forecast does not improve on the losses "\
+                    "already observed"
             if gain <= 0:
                 return (
                     "stopped by the improvement rule: even its optimistic forecast stays above the losses already "
@@ -65,6 +68,14 @@ class Decision:
         if self.rule == "frontier":
             return f"kept by the frontier rule (its path could lower the others' frontier) although {by_rank}"
         return by_rank
+
+
+def improvement_of(gap: float) -> float | None:
+    """The fraction of the loss by which a log-loss ``gap`` below what was observed improves on it (negative: it
+    stays above); ``None`` for a gap that is not a finite number. Gaps beyond 50 (a factor e^50) count as 50."""
+    if not math.isfinite(gap) and not (gap == -math.inf):
+        return None
+    return -math.expm1(min(gap, 50.0))
 
 
 def decide(
@@ -97,7 +108,7 @@ def decide(
     rank = 1 + int(np.sum(competitors < score))
     q = quota(n, reduction_factor)
     if min_improvement is not None and observed_gap is not None and observed_gap > math.log1p(-min_improvement):
-        return Decision(False, "improvement", n, rank, q, gain=-math.expm1(observed_gap))
+        return Decision(False, "improvement", n, rank, q, gain=improvement_of(observed_gap))
     if n <= n_startup:
         return Decision(True, "startup", n)
     if rank <= q:

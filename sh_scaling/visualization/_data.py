@@ -17,7 +17,7 @@ import optuna
 import pandas as pd
 
 from sh_scaling.curves import Curve, CurveSet, from_study
-from sh_scaling.halving import Decision
+from sh_scaling.halving import Decision, improvement_of
 from sh_scaling.keys import DECISION_KEY, PRUNED_KEY, rung_records
 from sh_scaling.laws import LossPrediction, ScalingLaw, fit_scaling_law, observed_frontier
 from sh_scaling.simulation import summarize_replay
@@ -262,7 +262,7 @@ def _describe(k: int, rec: dict[str, Any]) -> str:
     if rec.get("rule") == "startup":
         return text + f"; startup: {rec.get('n_competitors', '?')} trial(s) at this rung"
     if rec.get("rule") == "improvement":
-        return text + "; " + Decision(False, "improvement", 0, gain=-math.expm1(_float(rec.get("observed_gap")))).explain()
+        return text + "; " + Decision(False, "improvement", 0, gain=improvement_of(_float(rec.get("observed_gap")))).explain()
     return text + f"; ranked {rec.get('rank')} of {rec.get('n_competitors')}, top {rec.get('quota')} go on" + (
         " (kept by the frontier rule)" if rec.get("rule") == "frontier" else "")
 
