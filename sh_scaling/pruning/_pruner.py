@@ -247,9 +247,12 @@ class SurrogateHalvingPruner(BasePruner):
             not worth its remaining compute. What the rule saw is in the rung record (``observed_gap``, log
             loss). The rule trusts the forecasts' level: it suits forecasts that are not biased, such as the
             schedule-aware ones, and prunes future winners where forecasts are pessimistic (the power law on
-            real curves). Measured with :func:`sh_scaling.simulation.replay_study` (20 seeds,
-            ``benchmarks/bench_schedule_replay.py``): see the README's trade-off table. Default ``None``: no
-            such rule. A trial whose forecast fell back is left to the ranking.
+            real curves). Default ``"auto"``: 0.01 (:data:`sh_scaling.halving.SCHEDULE_MIN_IMPROVEMENT`, which
+            gives the measurement) for trials with a stated schedule, no rule for the others (nor for rates
+            reported without a stated schedule, whose future is a guess). ``None``: no rule at all. A trial
+            whose forecast fell back is left to the ranking. The trade-off as the setting varies, measured with
+            :func:`sh_scaling.simulation.replay_study`, is in ``benchmarks/bench_schedule_replay.py`` and the
+            README.
 
     Raises: ``ValueError`` at construction for settings that can be checked then (numbers out of range,
     functions that cannot take the arguments they will be given); from :meth:`prune` (so the trial fails with
