@@ -98,7 +98,7 @@ def decide(
         keep_below_frontier: Keep a candidate with a negative frontier score (its path goes below the others'
             frontier somewhere) whatever its rank.
         observed_gap: How far (log loss) the candidate's optimistic forecast goes below the losses observed so
-            far (:func:`~sh_scaling.halving.observed_gaps`; negative where it improves on them).
+            far (:func:`~sh_scaling.halving.observed_gap`; negative where it improves on them).
         min_improvement: Stop the candidate, whatever its rank and even alone at its rung, unless its
             ``observed_gap`` is below ``log(1 - min_improvement)``: it must be forecast to improve on what was
             observed by more than that fraction of the loss. ``None``: no such rule.
