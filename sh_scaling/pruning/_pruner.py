@@ -112,8 +112,6 @@ MIN_DROP_TRIALS = 5
 #: Points per run in a family fit: the joint fit's cost grows with points x cells x runs, and a run's shape is
 #: carried by a few dozen points.
 _FAMILY_POINTS = 60
-#: How a trial's record says that its rates were reported without a stated schedule.
-_UNSTATED_NOTE = "learning rates reported without a schedule"
 
 
 class SurrogateHalvingPruner(BasePruner):
@@ -817,8 +815,7 @@ class SurrogateHalvingPruner(BasePruner):
         if min_improvement == "auto":
             # Only forecasts that know the schedule's future (a stated one, not just the rates reported so far)
             # are trusted to say that a trial will not improve.
-            stated = schedule is not None and bool(attrs.get(SCHEDULE_KEY)) and not (schedule_note or "").startswith(
-                _UNSTATED_NOTE)
+            stated = schedule is not None and stated_schedule(attrs) is not None
             min_improvement = SCHEDULE_MIN_IMPROVEMENT if stated else None
         if min_improvement is not None:
             record["min_improvement"] = float(min_improvement)
@@ -1094,6 +1091,18 @@ class _RungSummary:
         return cls(records, system_attrs.get(FIRST_RUNG_KEY), [p[0] for p in points], [p[1] for p in points])
 
 
+def stated_schedule(attrs: Mapping[str, Any]) -> Schedule | None:
+    """The schedule stated for a trial (:data:`~sh_scaling.keys.SCHEDULE_KEY`), or ``None`` if there is none or it
+    cannot be read (written by another version or by hand: the reported rates, or no schedule, then)."""
+    data = attrs.get(SCHEDULE_KEY)
+    if not data:
+        return None
+    try:
+        return schedule_from_dict(data)
+    except ValueError:
+        return None
+
+
 def trial_schedule(attrs: Mapping[str, Any], target: float, upto: float) -> tuple[Schedule | None, str | None, bool]:
     """The schedule a trial's forecast at compute ``upto`` follows, why it is not the stated one, and whether
     that is because the reported rates disagree with it.
@@ -1103,13 +1112,7 @@ def trial_schedule(attrs: Mapping[str, Any], target: float, upto: float) -> tupl
     disagree with the stated schedule by more than :data:`LR_MISMATCH_FACTOR` replace it so far, the stated
     shape scaled to the latest rate giving the future. Pure: reads the attributes, writes nothing.
     """
-    stated: Schedule | None = None
-    data = attrs.get(SCHEDULE_KEY)
-    if data:
-        try:
-            stated = schedule_from_dict(data)
-        except ValueError:
-            stated = None  # written by another version or by hand; the reports or no schedule then
+    stated = stated_schedule(attrs)
     c, lr = lr_curve(attrs)
     keep = c <= upto * (1 + RTOL)
     c, lr = c[keep], lr[keep]
@@ -1120,7 +1123,7 @@ def trial_schedule(attrs: Mapping[str, Any], target: float, upto: float) -> tupl
         table = _reported_schedule(f, lr, None)
         if table is None:
             return None, "reported learning rates are all 0; forecasts ignore them", False
-        return table, f"{_UNSTATED_NOTE}: used as given, the future held at the latest", False
+        return table, "learning rates reported without a schedule: used as given, the future held at the latest", False
     disagreement = lr_disagreement(stated, f, lr)
     if disagreement is None:
         return stated, None, False
