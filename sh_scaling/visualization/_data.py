@@ -259,12 +259,10 @@ def _describe(k: int, rec: dict[str, Any]) -> str:
     verdict = "promoted" if rec.get("promoted", True) else "pruned"
     text = (f"{verdict} at rung {k} (compute {rec['compute']:.4g}): loss {rec['loss']:.5g}, forecast "
             f"{_float(rec.get('forecast')):.5g} at {rec['target']:.4g}")
-    if rec.get("rule") == "startup":
-        return text + f"; startup: {rec.get('n_competitors', '?')} trial(s) at this rung"
-    if rec.get("rule") == "improvement":
-        return text + "; " + Decision(False, "improvement", 0, gain=improvement_of(_float(rec.get("observed_gap")))).explain()
-    return text + f"; ranked {rec.get('rank')} of {rec.get('n_competitors')}, top {rec.get('quota')} go on" + (
-        " (kept by the frontier rule)" if rec.get("rule") == "frontier" else "")
+    # The rule's clause in the pruner's own words (Decision.explain), rebuilt from the record.
+    decision = Decision(bool(rec.get("promoted", True)), str(rec.get("rule", "rank")), int(rec.get("n_competitors", 0)),
+                        rec.get("rank"), rec.get("quota"), gain=improvement_of(_float(rec.get("observed_gap"))))
+    return text + "; " + decision.explain()
 
 
 def tradeoff_data(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
