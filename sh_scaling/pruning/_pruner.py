@@ -964,7 +964,7 @@ class SurrogateHalvingPruner(BasePruner):
             n_startup=self._n_startup,
             keep_below_frontier=self._keep and ranking == "frontier",
             observed_gap=gap,
-            min_improvement=None if gap is None else min_improvement,
+            min_improvement=min_improvement,
         )
         return decision, ranking, float(scores[0])
 
