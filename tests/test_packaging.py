@@ -23,3 +23,32 @@ def test_every_package_is_listed():
     assert not listed - on_disk, f"listed in pyproject.toml but not on disk: {sorted(listed - on_disk)}"
     assert setuptools["package-dir"]["sh_scaling.integrations"] == "integrations"
     assert (ROOT / "integrations" / "__init__.py").is_file()
+
+
+CORE = ("optuna", "numpy", "scipy", "scikit-learn", "pandas")
+
+
+def _pins(name: str) -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / ".ci" / name).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            package, version = line.split("==", 1)
+            pins[package.strip().lower()] = version.strip()
+    return pins
+
+
+def test_supported_ranges_are_the_tested_ones():
+    """The lower bound of each core dependency is the version CI pins as the oldest, and the newest tested pin
+    lies inside the declared range: the claim in pyproject.toml is what .ci/run runs."""
+    from packaging.requirements import Requirement
+
+    deps = {Requirement(d).name.lower(): Requirement(d) for d in tomllib.loads(
+        (ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    oldest, newest = _pins("constraints-oldest.txt"), _pins("constraints-newest.txt")
+    for name in CORE:
+        spec = deps[name].specifier
+        lower = [s.version for s in spec if s.operator == ">="]
+        assert lower == [oldest[name]], f"{name}: pyproject says {spec}, .ci/constraints-oldest.txt pins {oldest[name]}"
+        assert spec.contains(newest[name]), f"{name}: the newest tested {newest[name]} is outside {spec}"
+        assert any(s.operator == "<" for s in spec), f"{name}: declare an upper bound ({spec})"
