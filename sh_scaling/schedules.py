@@ -483,15 +483,21 @@ def schedule_from_dict(data: Mapping[str, Any]) -> Schedule:
     if not isinstance(data, Mapping):
         raise ValueError(f"a schedule description must be a mapping with a 'kind', got {type(data).__name__}")
     kind = data.get("kind")
-    if kind not in _KINDS:
+    # A kind that is not a string (a list, a dict: written by another tool or by hand) is unknown, not a
+    # TypeError from the lookup.
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise ValueError(f"unknown schedule kind {kind!r}; valid kinds are {sorted(_KINDS)}")
     cls = _KINDS[kind]
     valid = {f.name for f in fields(cls)}
     args = {k: v for k, v in data.items() if k != "kind"}
-    unknown = sorted(set(args) - valid)
+    unknown = sorted(str(k) for k in set(args) - valid)
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown argument(s) {unknown}; valid arguments are {sorted(valid)}")
-    return cls(**args)
+    try:
+        return cls(**args)
+    except TypeError as exc:
+        # Arguments of the wrong type (a list where a number is expected) are an invalid description too.
+        raise ValueError(f"{cls.__name__}: invalid arguments {args!r} ({exc})") from None
 
 
 def from_callable(fn: Callable[[Any], Any], *, n_points: int = 129) -> Table:

@@ -280,12 +280,14 @@ def test_pruner_decision_equals_the_core_decision_on_the_same_inputs(seed, objec
             at_risk = np.arange(len(recs)) == 0
             mean = np.array([x["forecast"] for x in recs])
             std = np.array([x["std"] or 0.0 for x in recs])
+            # The stage margin the pruner recorded for the deciding trial (its own, never the competitors').
+            margin = np.array([record.get("margin") or 0.0] + [0.0] * len(others))
             if objective == "best_loss":
-                scores = forecast_scores(mean, std, optimism=optimism, at_risk=at_risk)
+                scores = forecast_scores(mean, std, optimism=optimism, at_risk=at_risk, margin=margin)
             else:
                 scores = frontier_scores(np.array([x["compute"] for x in recs]), np.array([x["loss"] for x in recs]),
                                          np.array([x["target"] for x in recs]), mean, std, optimism=optimism,
-                                         at_risk=at_risk, anchors=anchors)
+                                         at_risk=at_risk, anchors=anchors, margin=margin)
         reach = min(record["target"], r * 1.5) * (1 - 1e-9)
         pool = np.array([o["target"] >= reach for o in others], bool)
         expected = decide(scores[0], scores[1:][pool], reduction_factor=eta, n_startup=1,

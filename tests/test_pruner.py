@@ -29,10 +29,10 @@ class Broken:
 
 
 def _pruner(*args, **kwargs):
-    """Classic SH settings (rungs eta apart, ranking on the forecast mean at the target), no warm-up guard:
+    """Classic SH settings (rungs eta apart, ranking on the forecast mean at the target, no stage margin), no warm-up guard:
     small hand-made curves, where each decision can be worked out by hand."""
     for key, value in {"decision_start": 0.0, "warmup_fraction": 0.0, "reduction_factor": 2, "rung_factor": None,
-                       "objective": "best_loss", "optimism": None}.items():
+                       "objective": "best_loss", "optimism": None, "margin": None}.items():
         kwargs.setdefault(key, value)
     return SurrogateHalvingPruner(*args, **kwargs)
 
@@ -164,10 +164,11 @@ def test_big_late_winner_survives_because_of_the_forecast():
 
 def test_quota_is_ceil_n_over_eta_and_first_arrivals_are_not_required_to_beat_everyone():
     # Final losses get worse with each trial; with eta=2 the k-th arrival (1-based) goes on iff its rank k
-    # is within ceil(k/2): only the first (and the ones that tie) survive.
+    # is within ceil(k/2): only the first (and the ones that tie) survive. Pure power laws (e=0), which LogLinear
+    # forecasts exactly: a finished competitor's outcome and its forecast are then the same number.
     pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
     study = _study(pruner)
-    states = [_run(study, *_power_curve(1.0 + i, c1=64.0))[1] for i in range(4)]
+    states = [_run(study, *_power_curve(1.0 + i, c1=64.0, e=0.0))[1] for i in range(4)]
     assert states[0] == optuna.trial.TrialState.COMPLETE
     assert all(s == optuna.trial.TrialState.PRUNED for s in states[1:])
     # Improving trials: each newcomer is the best so far, so every one survives.
@@ -244,7 +245,7 @@ def test_decisions_and_forecasts_are_stored_for_dashboard_and_samplers():
     pruner = _pruner(LogLinear(), max_compute=64.0, min_compute=4.0, n_startup_trials=1)
     study = _study(pruner)
     for i in range(3):
-        _run(study, *_power_curve(1.0 + i, c1=64.0))
+        _run(study, *_power_curve(1.0 + i, c1=64.0, e=0.0))
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned
     for t in pruned:
@@ -312,7 +313,7 @@ def test_pruner_compute_fn_lets_plain_trial_report_work():
                                     compute_fn=lambda p, s: 2.0 ** (s / 2))
     study = _study(pruner)
     for i in range(3):
-        c, l = _power_curve(1.0 + i, n=13, c1=64.0)
+        c, l = _power_curve(1.0 + i, n=13, c1=64.0, e=0.0)
         _run(study, c, l, use_report=False)
     assert study.trials[1].state == optuna.trial.TrialState.PRUNED
     assert rung_key(2) in study.trials[0].system_attrs
@@ -544,7 +545,7 @@ def test_multi_curve_surrogate_sees_other_trials():
 def test_calibration_reads_each_finished_forecast_against_its_outcome():
     from sh_scaling.halving import MIN_CALIBRATION_RESIDUALS
     from sh_scaling.keys import RUNG_PREFIX
-    from sh_scaling.pruning._pruner import forecast_residuals
+    from sh_scaling.pruning._outcomes import forecast_residuals
 
     pruner = SurrogateHalvingPruner("powerlaw", max_compute=100.0, calibrate=True, decision_start=0.0,
                                     rung_factor=1.3)
@@ -560,7 +561,7 @@ def test_calibration_reads_each_finished_forecast_against_its_outcome():
             if name.startswith(RUNG_PREFIX) and not rec["fallback"] and rec["std"]:
                 expected.append((final - rec["forecast"]) / rec["std"])
     assert len(expected) >= MIN_CALIBRATION_RESIDUALS
-    residuals = forecast_residuals(pruner._finished_outcomes(study).values())
+    residuals = forecast_residuals([o for _, o in pruner._finished_trials(study)])
     assert sorted(residuals) == pytest.approx(sorted(expected))
     # Every decision says what calibration it used: none until enough forecasts had an outcome, then the
     # study's quantiles.
@@ -572,14 +573,14 @@ def test_calibration_reads_each_finished_forecast_against_its_outcome():
 
 
 def test_calibration_leaves_trials_that_stopped_short_of_their_target_out():
-    from sh_scaling.pruning._pruner import forecast_residuals
+    from sh_scaling.pruning._outcomes import forecast_residuals
 
     pruner = SurrogateHalvingPruner("powerlaw", max_compute=100.0, calibrate=True, decision_start=0.0)
     study = _study(pruner)
     c, loss = _power_curve(1.0, n=15)
     _run(study, c[:10], loss[:10])  # finished (COMPLETE) at compute < max_compute: no outcome at the target
-    assert forecast_residuals(pruner._finished_outcomes(study).values()).size == 0
-    assert SurrogateHalvingPruner(calibrate=True).__getstate__()["_outcomes"] == {}
+    assert forecast_residuals([o for _, o in pruner._finished_trials(study)]).size == 0
+    assert SurrogateHalvingPruner(calibrate=True).__getstate__()["_finished"] == {}
 
 
 def test_calibration_holds_a_forecast_the_finished_trials_make_implausible():

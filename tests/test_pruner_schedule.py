@@ -103,10 +103,10 @@ def test_a_failing_schedule_function_is_a_recorded_fallback(fn):
     assert all("surrogate" not in r for r in _records(t))  # forecast as without a schedule
 
 
-def test_reported_lr_far_from_the_schedule_warns_once_and_the_reports_are_trusted():
+def test_reported_lr_of_another_shape_warns_once_and_the_reports_are_trusted():
     study = _study(schedule=COSINE)
     compute, loss = _curve(COSINE)
-    wrong = 3.0 * COSINE(compute / MAX)  # a peak three times the stated one
+    wrong = 3e-4 * (0.05 + compute / MAX)  # rising all the way: another shape, whatever the unit or the length
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         a = _run(study, compute, loss, lrs=wrong)
@@ -118,6 +118,30 @@ def test_reported_lr_far_from_the_schedule_warns_once_and_the_reports_are_truste
         assert "disagree" in t.system_attrs[SCHEDULE_NOTE_KEY]
         rec = _records(t)[-1]
         assert rec["surrogate"] == "multipower" and "trusted" in rec["schedule"]
+
+
+@pytest.mark.parametrize("unit", [1 / 3e-4, 3.0, 1e-3])
+def test_reported_lr_in_another_unit_is_no_disagreement(unit):
+    """A schedule is a shape: ``Cosine()`` states a peak of 1, a training loop reports rates such as 3e-4."""
+    study = _study(schedule=COSINE)
+    compute, loss = _curve(COSINE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = _run(study, compute, loss, lrs=unit * COSINE(compute / MAX))
+    assert SCHEDULE_NOTE_KEY not in t.system_attrs
+    assert {r["schedule"] for r in _records(t)} == {"cosine"}
+
+
+def test_reported_lr_on_a_stretched_run_names_max_compute():
+    """Rates that follow the stated shape on a run 1.6 x longer than max_compute says: the message names
+    max_compute (a planned compute counting other parameters), not the schedule."""
+    from sh_scaling.pruning._trial_schedules import lr_disagreement
+
+    f = np.linspace(0.01, 0.95, 40)
+    why = lr_disagreement(COSINE, f, 7.0 * COSINE(f / 1.6))
+    assert why is not None and "max_compute" in why and "1.6" in why
+    # And a shape the stretch cannot explain is not blamed on max_compute.
+    assert "max_compute" not in lr_disagreement(COSINE, f, Constant(peak_lr=3e-4)(f))
 
 
 def test_reported_lr_that_agrees_with_the_schedule_is_silent():

@@ -11,9 +11,13 @@ fixed budget. Where the two settings differ, the difference is an argument here 
 from sh_scaling.halving._defaults import (
     DECISION_START,
     DEFAULT_OPTIMISM,
+    MARGIN_COVERAGE,
+    MARGIN_PRIOR_WEIGHT,
+    MIN_RUNG_FACTOR,
     N_STARTUP_TRIALS,
     PRUNER_WARMUP_FRACTION,
     SCHEDULE_MIN_IMPROVEMENT,
+    STAGE_MARGINS,
     WARMUP_FRACTION,
 )
 from sh_scaling.halving._geometry import (
@@ -27,6 +31,7 @@ from sh_scaling.halving._geometry import (
     rung_compute,
     rungs_crossed,
 )
+from sh_scaling.halving._margins import STAGE_NODES, margin_quantile, stage_margin
 from sh_scaling.halving._rule import Decision, decide, improvement_of, quota, select_survivors
 from sh_scaling.halving._scores import (
     FRONTIER_GRID,
@@ -42,6 +47,13 @@ from sh_scaling.halving._scores import (
 )
 
 __all__ = [
+    "MARGIN_COVERAGE",
+    "MARGIN_PRIOR_WEIGHT",
+    "MIN_RUNG_FACTOR",
+    "STAGE_MARGINS",
+    "STAGE_NODES",
+    "margin_quantile",
+    "stage_margin",
     "MIN_CALIBRATION_RESIDUALS",
     "calibrate_forecasts",
     "DECISION_START",

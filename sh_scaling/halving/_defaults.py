@@ -9,6 +9,10 @@ __all__ = [
     "DECISION_START",
     "N_STARTUP_TRIALS",
     "SCHEDULE_MIN_IMPROVEMENT",
+    "MIN_RUNG_FACTOR",
+    "MARGIN_COVERAGE",
+    "MARGIN_PRIOR_WEIGHT",
+    "STAGE_MARGINS",
 ]
 
 #: Lower quantile of a forecast that a candidate at risk is ranked by (the benefit of the doubt). 0.4 was the
@@ -53,3 +57,26 @@ N_STARTUP_TRIALS = 1
 #: curves are pessimistic: with it at 0.005 the power-law pruner spent 0.167 for 3.4 % regret on the routing
 #: curves and 0.178 for 4.7 % on 100 synthetic curves (6 seeds), pruning runs that went on to win.
 SCHEDULE_MIN_IMPROVEMENT = 0.01
+
+#: Smallest ratio of compute between consecutive rungs (``rung_factor``, or ``reduction_factor`` when rungs follow
+#: it). Rungs 10 % apart already decide a trial from 5 % of its run to its end at up to 32 rungs; closer rungs
+#: decide it again before its forecast can have changed (a point or two later), each decision costing a fit and
+#: a stored record (at 1.00001, 20 reports crossed 700,000 rungs and took 165 s).
+MIN_RUNG_FACTOR = 1.1
+
+#: The stage error model (:func:`sh_scaling.halving.stage_margin`): the share of outcomes a forecast's margin is
+#: meant to stay above. The trial at risk is given the benefit of the doubt down to the forecast less the margin
+#: that 90 % of forecasts made at the same stage on the development curves stayed above.
+MARGIN_COVERAGE = 0.9
+
+#: How many of a study's own forecast errors (near a stage) the development sets' table is worth: with ten
+#: finished forecasts at a stage the study's own margin weighs as much as the table.
+MARGIN_PRIOR_WEIGHT = 10.0
+
+#: The margin (log loss) at each stage of :data:`sh_scaling.halving.STAGE_NODES` (5, 10, 20, 40, 80 % of a run)
+#: for forecasts of the trial's own curve (``"own"``: power law and the other single-curve surrogates) and
+#: schedule-aware ones (``"multipower"``).
+STAGE_MARGINS: dict[str, tuple[float, ...]] = {
+    "own": (0.0, 0.0, 0.0, 0.0, 0.0),
+    "multipower": (0.0, 0.0, 0.0, 0.0, 0.0),
+}

@@ -40,13 +40,21 @@ FRONTIER_GRID = 32
 _TINY = 1e-300
 
 
-def optimistic(mean: np.ndarray, std: np.ndarray, optimism: float | None) -> np.ndarray:
-    """The lower ``optimism`` quantile of a Gaussian forecast (``None``: the mean)."""
+def optimistic(
+    mean: np.ndarray, std: np.ndarray, optimism: float | None, *, margin: np.ndarray | None = None
+) -> np.ndarray:
+    """The lower ``optimism`` quantile of a Gaussian forecast (``None``: the mean), or, where a ``margin`` (log
+    loss, :func:`~sh_scaling.halving.stage_margin`) reaches lower, ``mean * exp(-margin)``: the benefit of the
+    doubt is whichever of the forecast's own interval and its stage's measured error is wider."""
     mean = np.asarray(mean, dtype=float)
-    if optimism is None:
-        return mean
-    z = NormalDist().inv_cdf(float(optimism))
-    return mean + z * np.nan_to_num(np.asarray(std, dtype=float), nan=0.0)
+    value = mean
+    if optimism is not None:
+        z = NormalDist().inv_cdf(float(optimism))
+        value = mean + z * np.nan_to_num(np.asarray(std, dtype=float), nan=0.0)
+    if margin is not None:
+        m = np.maximum(np.nan_to_num(np.asarray(margin, dtype=float), nan=0.0), 0.0)
+        value = np.minimum(value, mean * np.exp(-m))
+    return value
 
 
 def observed_scores(loss: np.ndarray) -> np.ndarray:
@@ -56,11 +64,17 @@ def observed_scores(loss: np.ndarray) -> np.ndarray:
 
 
 def forecast_scores(
-    mean: np.ndarray, std: np.ndarray, *, optimism: float | None, at_risk: np.ndarray
+    mean: np.ndarray,
+    std: np.ndarray,
+    *,
+    optimism: float | None,
+    at_risk: np.ndarray,
+    margin: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The forecast loss at each candidate's target: its optimistic quantile where at risk, else its mean."""
+    """The forecast loss at each candidate's target: its optimistic value where at risk (:func:`optimistic`,
+    with ``margin``), else its mean."""
     mean = np.asarray(mean, dtype=float)
-    value = np.where(np.asarray(at_risk, bool), optimistic(mean, std, optimism), mean)
+    value = np.where(np.asarray(at_risk, bool), optimistic(mean, std, optimism, margin=margin), mean)
     return np.where(np.isnan(value), np.inf, value)
 
 
@@ -147,13 +161,14 @@ def frontier_scores(
     at_risk: np.ndarray,
     anchors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     n_grid: int = FRONTIER_GRID,
+    margin: np.ndarray | None = None,
 ) -> np.ndarray:
     """How far below the others' frontier each candidate's forecast path goes (log loss; lower is better).
 
     The frontier of the others, for candidate ``i``, is the lower envelope of every other candidate's mean
     path and of the observed points ``anchors = (compute, loss, owner)`` not owned by ``i`` (``owner`` is a
     candidate index, or -1 for points of curves that are no longer candidates). Candidate ``i``'s own path
-    ends at its optimistic quantile where ``at_risk[i]``, else at its mean. The score is the minimum over a
+    ends at its optimistic value where ``at_risk[i]`` (:func:`optimistic`, with ``margin``), else at its mean. The score is the minimum over a
     log grid, from the earliest ``start`` to the largest ``target``, of ``log(own path) - log(others'
     frontier)``, where the own path is known: negative where the candidate could lower the frontier.
     """
@@ -164,7 +179,7 @@ def frontier_scores(
     mean = np.asarray(mean, dtype=float)
     mean = np.where(np.isnan(mean), loss_start, mean)
     at_risk = np.asarray(at_risk, bool)
-    own_end = np.where(at_risk, optimistic(mean, std, optimism), mean)
+    own_end = np.where(at_risk, optimistic(mean, std, optimism, margin=margin), mean)
     own_end = np.where(np.isnan(own_end), mean, own_end)
     x_lo = float(np.log(start.min()))
     log_grid = np.linspace(x_lo, max(float(np.log(target.max())), x_lo + 1e-6), n_grid)

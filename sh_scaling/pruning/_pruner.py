@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import bisect
 import functools
 import inspect
 import math
 import threading
 import warnings
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -21,15 +19,17 @@ from optuna.trial import TrialState
 from sh_scaling.halving import (
     DECISION_START,
     DEFAULT_OPTIMISM,
+    MARGIN_COVERAGE,
+    MARGIN_PRIOR_WEIGHT,
+    MIN_RUNG_FACTOR,
     N_STARTUP_TRIALS,
     RTOL,
     PRUNER_WARMUP_FRACTION,
-    MIN_CALIBRATION_RESIDUALS,
     SCHEDULE_MIN_IMPROVEMENT,
+    STAGE_MARGINS,
     Decision,
     calibrate_forecasts,
     decide,
-    fit_window,
     highest_rung,
     forecast_scores,
     frontier_scores,
@@ -37,6 +37,7 @@ from sh_scaling.halving import (
     optimistic,
     rung_compute,
     rungs_crossed,
+    stage_margin,
 )
 from sh_scaling.keys import (
     CHECKED_RUNG_KEY,
@@ -50,68 +51,32 @@ from sh_scaling.keys import (
     SCHEDULE_NOTE_KEY,
     SCHEDULE_WARNING_KEY,
     rung_key,
-    rung_records,
 )
+from sh_scaling.pruning._competitors import Finished, competitors_at
 from sh_scaling.pruning._compute import (
     HOW_TO_REPORT,
     clean_float,
     last_reported,
     loss_at,
-    lr_curve,
     observed_curve,
 )
-from sh_scaling.schedules import Schedule, Table, as_schedule, schedule_from_dict
-from sh_scaling.surrogates import (
-    MIN_PLAUSIBLE_RATIO,
-    MIN_POINTS,
-    Forecast,
-    JointMultiPowerLawSurrogate,
-    MultiCurveSurrogate,
-    MultiPowerLawSurrogate,
-    Surrogate,
-    forecast,
+from sh_scaling.pruning._forecasting import family_forecast, fit_points, own_forecast, peer_curves, shares_curves
+from sh_scaling.pruning._outcomes import (
+    IMPLAUSIBLE_DROP_FACTOR,
+    Outcome,
+    drop_bound,
+    forecast_residuals,
+    read_finished,
+    stage_errors,
 )
+from sh_scaling.pruning._trial_schedules import schedule_dict, stated_schedule, trial_schedule
+from sh_scaling.schedules import Schedule, schedule_from_dict
+from sh_scaling.surrogates import MIN_POINTS, Forecast, MultiCurveSurrogate, Surrogate
 
 __all__ = ["SurrogateHalvingPruner"]
 
 _SURROGATE_NAMES = ("powerlaw", "exponential", "mmf", "gp", "gp-multi")
 _OBJECTIVES = ("best_loss", "frontier")
-# A multi-curve surrogate is fitted on the deciding trial and at most this many other trials' curves (a GP over
-# 20 curves x 20 points fits in about 15 ms).
-_MAX_PEERS = 19
-# Points a surrogate is fitted on at a decision, at most (see _fit_points).
-_MAX_FIT_POINTS = 256
-#: Reported learning rates further than this factor from the stated schedule's (either way) mean the schedule
-#: is not the one the run follows (a wrong peak, a different shape); smaller gaps are rounding and schedulers
-#: that step in whole epochs.
-LR_MISMATCH_FACTOR = 2.0
-#: Rates below this fraction of the schedule's peak are not compared (the first steps of a warm-up, the last of
-#: a decay to zero), where a ratio means nothing.
-_LR_COMPARE_FLOOR = 0.05
-#: A schedule built from reported rates keeps at most this many of them (evenly spaced, the latest always): the
-#: multi-power law discretises the schedule into 128 cells anyway (MultiPowerLawSurrogate's ``n_cells``).
-_MAX_LR_NODES = 129
-#: A family fit that misses the deciding trial's own points by more than this (mean absolute relative error)
-#: does not describe the trial: its runs do not share one law (not one model, different data), and the
-#: trial's own fit is used instead. Luo et al. (ICLR 2025) fit one law per model size across nine schedules
-#: with 0.11-0.17 % mean relative error; this allows ten times that, plus evaluation noise.
-FAMILY_MISS = 0.02
-#: With ``calibrate=True`` a decision at a fraction ``s`` of its target is calibrated by forecasts made between
-#: ``s / 2`` and ``2 s`` (when there are enough): on the routing, schedule and synthetic sets
-#: (``benchmarks/bench_forecast_coverage.py``) the errors of forecasts made before 10 % of a run are several
-#: times those made past half of it, in units of their own std.
-CALIBRATION_STAGE_FACTOR = 2.0
-#: With ``calibrate=True`` a forecast is implausible when it has the trial drop more, from its loss at a stage of
-#: its run to the end, than this factor times (in log loss) the largest drop any finished trial of the study made
-#: from the same stage; it is then held at that bound (recorded as ``implausible``). The largest of a handful of
-#: finished trials understates the largest possible; 1.5 leaves room for that and still catches the failure
-#: this is for, a power law fitted to the first points of a run forecasting 25-33 % below the outcome.
-IMPLAUSIBLE_DROP_FACTOR = 1.5
-#: Finished trials (that reached their ``max_compute``) needed before forecasts are checked against them.
-MIN_DROP_TRIALS = 5
-#: Points per run in a family fit: the joint fit's cost grows with points x cells x runs, and a run's shape is
-#: carried by a few dozen points.
-_FAMILY_POINTS = 60
 
 
 class SurrogateHalvingPruner(BasePruner):
@@ -294,6 +259,7 @@ class SurrogateHalvingPruner(BasePruner):
         family: Callable[[dict[str, Any]], Hashable] | None = None,
         calibrate: bool = False,
         min_improvement: float | str | None = "auto",
+        margin: str | None = "stage",
     ) -> None:
         if isinstance(surrogate, str):
             if surrogate not in _SURROGATE_NAMES:
@@ -311,8 +277,13 @@ class SurrogateHalvingPruner(BasePruner):
             _check_positive("min_compute", min_compute)
         if not (_is_number(reduction_factor) and reduction_factor > 1):
             raise ValueError(f"reduction_factor={reduction_factor!r}: must be a number > 1")
-        if rung_factor is not None and not (_is_number(rung_factor) and rung_factor > 1):
-            raise ValueError(f"rung_factor={rung_factor!r}: must be a number > 1 (or None for reduction_factor)")
+        spacing = reduction_factor if rung_factor is None else rung_factor
+        if not (_is_number(spacing) and spacing >= MIN_RUNG_FACTOR):
+            name = "rung_factor" if rung_factor is not None else "reduction_factor (the rung spacing when rung_factor=None)"
+            raise ValueError(
+                f"{name}={spacing!r}: must be a number >= {MIN_RUNG_FACTOR:g}; rungs closer than that decide a trial "
+                "again before its forecast can have changed, each decision costing a fit and a stored record"
+            )
         if not (isinstance(n_startup_trials, int) and n_startup_trials >= 0):
             raise ValueError(f"n_startup_trials={n_startup_trials!r}: must be an integer >= 0")
         for name, value in (("decision_start", decision_start), ("warmup_fraction", warmup_fraction)):
@@ -344,6 +315,8 @@ class SurrogateHalvingPruner(BasePruner):
         if not (min_improvement is None or min_improvement == "auto"
                 or (_is_number(min_improvement) and 0 <= min_improvement < 1)):  # type: ignore[operator]
             raise ValueError(f"min_improvement={min_improvement!r}: must be 'auto', None or a fraction in [0, 1)")
+        if margin not in (None, "stage"):
+            raise ValueError(f"margin={margin!r}: must be 'stage' or None")
         if family is not None:
             if not callable(family):
                 raise ValueError(f"family={family!r}: must be callable as family(params)")
@@ -363,16 +336,13 @@ class SurrogateHalvingPruner(BasePruner):
         self._schedule = schedule
         self._family = family
         self._calibrate = bool(calibrate)
+        self._margin = margin
         self._min_improvement: float | str | None = (
             min_improvement if min_improvement is None or min_improvement == "auto" else float(min_improvement)
         )
-        # What each finished trial tells about forecasts, per study (a cache: a finished trial's records and
-        # outcome no longer change).
-        self._outcomes: dict[tuple[int, int], dict[int, _Outcome]] = {}
-        # Finished trials' rung records, per study (a cache: a finished trial's records no longer change).
-        self._finished: dict[tuple[int, int], dict[int, _RungSummary]] = {}
-        # Finished trials' last reported points, per study, for the improvement rule (a cache, likewise).
-        self._finals: dict[tuple[int, int], dict[int, tuple[float, float] | None]] = {}
+        # Finished trials, read once each per study (a cache: a finished trial's records and curve no longer
+        # change): what competitors_at needs of them, and what they tell about forecasts.
+        self._finished: dict[tuple[int, int], dict[int, tuple[Finished, Outcome]]] = {}
         # Studies (by storage and id) whose no-decision warning has been given by this object: a cache only,
         # the record itself is in the study's system attributes.
         self._warned: set[tuple[int, int]] = set()
@@ -388,9 +358,7 @@ class SurrogateHalvingPruner(BasePruner):
         state["_warned"] = set()
         state["_warned_schedule"] = set()
         state["_checked"] = {}
-        state["_outcomes"] = {}
         state["_finished"] = {}
-        state["_finals"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -545,7 +513,7 @@ class SurrogateHalvingPruner(BasePruner):
             value = fn.to_dict()
         elif callable(fn):
             try:
-                value = _schedule_dict(fn(dict(trial.params)))
+                value = schedule_dict(fn(dict(trial.params)))
             except Exception as exc:  # noqa: BLE001 - a broken schedule function must not fail the study
                 value = None
                 note = (
@@ -606,145 +574,6 @@ class SurrogateHalvingPruner(BasePruner):
             )
             return
 
-    def _shares_curves(self) -> bool:
-        return self._surrogate == "gp-multi" or isinstance(self._surrogate, MultiCurveSurrogate)
-
-    def _fit_points(self, compute: np.ndarray, loss: np.ndarray, planned: float) -> tuple[np.ndarray, np.ndarray]:
-        keep = fit_window(compute, planned, self._warmup)
-        c, l = compute[keep], loss[keep]
-        if c.size > _MAX_FIT_POINTS:
-            # Evenly spaced in log compute, the last point (the rung) always kept: a decision's cost then stays
-            # bounded however often a trial reports (a power-law fit: 8 ms on 5,000 points, 1.2 ms on these).
-            idx = np.unique(np.searchsorted(np.log(c), np.linspace(np.log(c[0]), np.log(c[-1]), _MAX_FIT_POINTS)))
-            idx = np.unique(np.append(np.minimum(idx, c.size - 1), c.size - 1))
-            c, l = c[idx], l[idx]
-        return c, l
-
-    def _peer_curves(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> list[tuple[Any, Any]]:
-        """Other trials' observed curves, for a multi-curve surrogate to borrow strength from (the most recent
-        ``_MAX_PEERS`` with at least ``MIN_POINTS`` clean points)."""
-        peers: list[tuple[Any, Any]] = []
-        for other in reversed(study.get_trials(deepcopy=False)):
-            if other._trial_id == trial._trial_id or not other.intermediate_values:
-                continue
-            c, l, _ = observed_curve(other.intermediate_values, other.system_attrs, other.params, self._compute_fn)
-            ok = np.isfinite(l) & (l > 0)
-            if ok.sum() >= MIN_POINTS:
-                peers.append((c[ok], l[ok]))
-                if len(peers) == _MAX_PEERS:
-                    break
-        return peers
-
-    def _forecast(
-        self,
-        compute: np.ndarray,
-        loss: np.ndarray,
-        target: float,
-        peers: Sequence[tuple[Any, Any]] = (),
-        schedule: Schedule | None = None,
-    ) -> Forecast:
-        if np.any(loss <= 0):
-            reason = "non-positive loss: surrogates model positive losses"
-        elif schedule is not None:
-            try:
-                # The trial's schedule to its own end: the multi-power law forecasts the drop its decay brings.
-                return forecast(MultiPowerLawSurrogate(schedule=schedule, max_compute=target), [(compute, loss)],
-                                [target])
-            except Exception as exc:  # noqa: BLE001 - the study must go on; the reason is recorded
-                reason = f"forecast failed: {type(exc).__name__}: {exc}"
-        else:
-            try:
-                # Peers are fitted with the trial (a multi-curve model shares information across curves); only
-                # the trial's own forecast is used.
-                fc = forecast(
-                    self._surrogate, [(compute, loss), *peers], [target, *(float(c[-1]) for c, _ in peers)]
-                )
-                return Forecast(fc.mean[:1], fc.std[:1], fc.fallback[:1], fc.reason[:1])
-            except Exception as exc:  # noqa: BLE001 - the study must go on; the reason is recorded
-                reason = f"forecast failed: {type(exc).__name__}: {exc}"
-        return Forecast(np.array([loss.min()]), np.zeros(1), np.ones(1, bool), [reason])
-
-    def _family_members(
-        self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial, name: Hashable
-    ) -> list[tuple[np.ndarray, np.ndarray, Schedule | None, float]]:
-        """The observed curves of the other trials of family ``name`` (fit window, clean points), each with its
-        schedule and ``max_compute``: the most recent ``_MAX_PEERS`` with at least ``MIN_POINTS`` points."""
-        assert self._family is not None
-        members: list[tuple[np.ndarray, np.ndarray, Schedule | None, float]] = []
-        for other in reversed(study.get_trials(deepcopy=False)):
-            if other._trial_id == trial._trial_id or not other.intermediate_values:
-                continue
-            if other.state not in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED):
-                continue
-            try:
-                if self._family(dict(other.params)) != name:
-                    continue
-                planned = self._target(other, other.system_attrs)
-            except Exception:  # noqa: BLE001 - a trial the family function or max_compute cannot place is left out
-                continue
-            sa = other.system_attrs
-            c, l, _ = observed_curve(other.intermediate_values, sa, other.params, self._compute_fn)
-            ok = np.isfinite(l) & (l > 0)
-            c, l = c[ok], l[ok]
-            keep = fit_window(c, planned, self._warmup)
-            c, l = c[keep], l[keep]
-            if c.size < MIN_POINTS:
-                continue
-            schedule, _, _ = trial_schedule(sa, planned, float(c[-1]))
-            members.append((c, l, schedule, planned))
-            if len(members) == _MAX_PEERS:
-                break
-        return members
-
-    def _family_forecast(
-        self,
-        study: optuna.study.Study,
-        trial: optuna.trial.FrozenTrial,
-        compute: np.ndarray,
-        loss: np.ndarray,
-        target: float,
-        schedule: Schedule | None,
-    ) -> tuple[Forecast | None, dict[str, Any]]:
-        """The trial's forecast from a joint fit with its family, and what to record; ``None`` when the trial's
-        own fit must do (the reason is in the record's ``family_fallback``)."""
-        assert self._family is not None
-        try:
-            name = self._family(dict(trial.params))
-        except Exception as exc:  # noqa: BLE001 - recorded; the trial's own fit is used
-            return None, {"family_fallback": f"family(params) raised {type(exc).__name__}: {exc}"}
-        info: dict[str, Any] = {"family": str(name)}
-        if np.any(loss <= 0) or compute.size < MIN_POINTS:
-            return None, {**info, "family_size": 1, "family_fallback": "too few positive points for a family fit"}
-        members = self._family_members(study, trial, name)
-        info["family_size"] = len(members) + 1
-        if not members:
-            return None, {**info, "family_fallback": "family of one: the trial's own fit"}
-        try:
-            model = JointMultiPowerLawSurrogate(max_points=_FAMILY_POINTS)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model.fit_many(
-                    [(compute, loss), *((c, l) for c, l, _, _ in members)],
-                    [schedule, *(s for _, _, s, _ in members)],
-                    [target, *(m for _, _, _, m in members)],
-                )
-                # Only the deciding trial's forecast is used: the members get empty queries (no history built).
-                means, stds = model.predict_many(
-                    [np.append(compute, target), *(np.empty(0) for _ in members)], return_std=True
-                )
-        except Exception as exc:  # noqa: BLE001 - recorded; the trial's own fit is used
-            return None, {**info, "family_fallback": f"family fit failed: {type(exc).__name__}: {exc}"}
-        fitted, mean, std = means[0][:-1], float(means[0][-1]), float(stds[0][-1])
-        miss = float(np.mean(np.abs(fitted / loss - 1))) if np.all(np.isfinite(fitted)) else math.inf
-        info["family_miss"] = clean_float(miss)
-        observed_min = float(loss.min())
-        if not miss <= FAMILY_MISS:
-            why = (f"the family's law misses the trial's own points by {100 * miss:.2g} % "
-                   f"(limit {100 * FAMILY_MISS:g} %)")
-            return None, {**info, "family_fallback": why}
-        if not (math.isfinite(mean) and math.isfinite(std) and mean >= MIN_PLAUSIBLE_RATIO * observed_min):
-            return None, {**info, "family_fallback": f"implausible family forecast {mean:.4g}"}
-        return Forecast(np.array([min(mean, observed_min)]), np.array([max(std, 0.0)]), np.zeros(1, bool), [None]), info
 
     def _decide(
         self,
@@ -768,17 +597,20 @@ class SurrogateHalvingPruner(BasePruner):
             else:
                 study._storage.set_trial_system_attr(trial._trial_id, SCHEDULE_NOTE_KEY, schedule_note)
                 attrs[SCHEDULE_NOTE_KEY] = schedule_note
-        peers = self._peer_curves(study, trial) if self._shares_curves() and schedule is None else []
-        fit_c, fit_l = self._fit_points(np.append(compute[before], r), np.append(loss[before], loss_r), target)
+        peers = peer_curves(study, trial, self._compute_fn) if shares_curves(self._surrogate) and schedule is None else []
+        fit_c, fit_l = fit_points(np.append(compute[before], r), np.append(loss[before], loss_r), target, self._warmup)
         family_info: dict[str, Any] = {}
         fc: Forecast | None = None
         if self._family is not None:
-            fc, family_info = self._family_forecast(study, trial, fit_c, fit_l, target, schedule)
+            fc, family_info = family_forecast(
+                study, trial, fit_c, fit_l, target, schedule, self._family,
+                lambda t: self._target(t, t.system_attrs), self._compute_fn, self._warmup,
+            )
         if fc is None:
-            fc = self._forecast(fit_c, fit_l, target, peers, schedule)
+            fc = own_forecast(self._surrogate, fit_c, fit_l, target, peers, schedule)
         mean, std = float(fc.mean[0]), float(fc.std[0])
-        # What the study's finished trials tell about forecasts, read once for both uses below.
-        outcomes = list(self._finished_outcomes(study).values()) if self._calibrate else []
+        # What the study's finished trials tell about forecasts, read once for the uses below.
+        outcomes = [o for _, o in self._finished_trials(study)]
         implausible = None
         if self._calibrate and not bool(fc.fallback[0]) and target > r:
             bound = drop_bound(outcomes, r / target)
@@ -809,8 +641,15 @@ class SurrogateHalvingPruner(BasePruner):
         record.update(family_info)
         if notes:
             record["skipped_reports"] = notes[:5]
-        with self._lock:
-            finished = self._finished.setdefault((id(study._storage), study._study_id), {})
+        if self._margin is not None and not record["fallback"] and target > r:
+            # How wrong a forecast of this kind can be at this stage of a run: the development sets' error table,
+            # updated by this study's finished trials.
+            kind = "multipower" if schedule is not None else "own"
+            errors, stages = stage_errors(outcomes, kind)
+            margin, margin_info = stage_margin(r / target, STAGE_MARGINS[kind], errors, stages,
+                                               coverage=MARGIN_COVERAGE, prior_weight=MARGIN_PRIOR_WEIGHT)
+            record["margin"] = clean_float(margin)
+            record["margin_info"] = {"kind": kind, **{key: clean_float(v) for key, v in margin_info.items()}}
         min_improvement = self._min_improvement
         if min_improvement == "auto":
             # Only forecasts that know the schedule's future (a stated one, not just the rates reported so far)
@@ -819,8 +658,9 @@ class SurrogateHalvingPruner(BasePruner):
             min_improvement = SCHEDULE_MIN_IMPROVEMENT if stated else None
         if min_improvement is not None:
             record["min_improvement"] = float(min_improvement)
-        final_point = functools.partial(self._final_point, study) if min_improvement is not None else None
-        others, anchors, observed = competitors_at(study, trial, k, r, finished, observed=final_point)
+        others, anchors, observed = competitors_at(
+            study, trial, k, r, functools.partial(self._finished_trial, study), observed=min_improvement is not None
+        )
         residuals = forecast_residuals(outcomes, r / target) if self._calibrate else None
         decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals,
                                                       observed=observed)
@@ -830,9 +670,16 @@ class SurrogateHalvingPruner(BasePruner):
             record.update(rank=decision.rank, quota=decision.quota, score=clean_float(score), ranking=ranking)
         source = "observed minimum" if record["fallback"] else "surrogate"
         score_text = "" if decision.rule == "startup" else f"; {ranking} score {score:.5g}"
+        margin_text = ""
+        if record.get("margin") and decision.rule != "startup" and ranking != "observed":
+            margin_text = (
+                f", given a margin down to {mean * math.exp(-record['margin']):.5g} "
+                f"({100 * -math.expm1(-record['margin']):.2g} % below, for a forecast at {100 * r / target:.2g} % of "
+                "its run)"
+            )
         text = (
             f"{'promoted' if decision.promoted else 'pruned'} at rung {k} (compute {r:.4g}): loss {loss_r:.5g}, "
-            f"forecast {mean:.5g} at {target:.4g} ({source}){score_text}; {decision.explain()}"
+            f"forecast {mean:.5g} at {target:.4g} ({source}){margin_text}{score_text}; {decision.explain()}"
         )
         storage, tid = study._storage, trial._trial_id
         storage.set_trial_system_attr(tid, rung_key(k), record)
@@ -844,59 +691,27 @@ class SurrogateHalvingPruner(BasePruner):
             storage.set_trial_system_attr(tid, PRUNED_KEY, text)
         return decision.promoted
 
-    def _final_point(self, study: optuna.study.Study, t: optuna.trial.FrozenTrial) -> tuple[float, float] | None:
-        """A finished trial's last reported point with a finite loss, ``(compute, loss)``, or ``None`` (read
-        once per trial: a cache, as a finished trial's reports no longer change)."""
-        known = self._finals.get((id(study._storage), study._study_id))
+    def _finished_trial(self, study: optuna.study.Study, t: optuna.trial.FrozenTrial) -> Finished:
+        """A finished trial as decisions need it (read once per trial: a cache)."""
+        return self._read_finished(study, t)[0]
+
+    def _read_finished(self, study: optuna.study.Study, t: optuna.trial.FrozenTrial) -> tuple[Finished, Outcome]:
+        known = self._finished.get((id(study._storage), study._study_id))
         if known is not None and t._trial_id in known:
             return known[t._trial_id]
-        c, l, _ = observed_curve(t.intermediate_values, t.system_attrs, t.params, self._compute_fn)
-        ok = np.flatnonzero(np.isfinite(l) & (l > 0))
-        point = (float(c[ok[-1]]), float(l[ok[-1]])) if ok.size else None
-        with self._lock:
-            self._finals.setdefault((id(study._storage), study._study_id), {})[t._trial_id] = point
-        return point
-
-    def _finished_outcomes(self, study: optuna.study.Study) -> dict[int, _Outcome]:
-        """What each finished trial of the study tells about forecasts (read once per trial: a cache)."""
-        key = (id(study._storage), study._study_id)
-        with self._lock:
-            known = self._outcomes.setdefault(key, {})
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t._trial_id not in known:
-                outcome = self._read_outcome(t)
-                with self._lock:
-                    known[t._trial_id] = outcome
-        return known
-
-    def _read_outcome(self, t: optuna.trial.FrozenTrial) -> _Outcome:
-        if not t.intermediate_values:
-            return _Outcome([], None)
-        sa = t.system_attrs
-        c, l, _ = observed_curve(t.intermediate_values, sa, t.params, self._compute_fn)
-        # Standardised errors of the model forecasts recorded for it, with the stage each was made at.
-        errors: list[tuple[float, float]] = []
-        for rec in rung_records(sa).values():
-            std, target = rec.get("std"), rec.get("target")
-            if rec.get("fallback") or not std or rec.get("forecast") is None or target is None:
-                continue
-            if c.size == 0 or c[-1] < target * (1 - RTOL):
-                continue  # finished before its planned compute: no outcome at the target
-            value = loss_at(c, l, float(target))
-            if math.isfinite(value):
-                errors.append(((value - float(rec["forecast"])) / float(std), float(rec["compute"]) / float(target)))
-        # Its curve as log loss above its end against log fraction of its run, if it reached its max_compute (a
-        # curve has noise: the drop from a point is read off the running minimum, what the trial had reached).
         try:
-            planned = self._target(t, sa)
+            planned = self._target(t, t.system_attrs)
         except ValueError:
             planned = math.nan
-        ok = np.isfinite(l) & (l > 0)
-        c, l = c[ok], l[ok]
-        drops = None
-        if c.size >= MIN_POINTS and math.isfinite(planned) and c[-1] >= planned * (1 - RTOL):
-            drops = (np.log(c / planned), np.log(np.minimum.accumulate(l) / l[-1]))
-        return _Outcome(errors, drops)
+        pair = read_finished(t, self._compute_fn, planned)
+        with self._lock:
+            self._finished.setdefault((id(study._storage), study._study_id), {})[t._trial_id] = pair
+        return pair
+
+    def _finished_trials(self, study: optuna.study.Study) -> list[tuple[Finished, Outcome]]:
+        """Every trial of the study that completed, read once each."""
+        return [self._read_finished(study, t)
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
 
     def decide_record(
         self,
@@ -940,21 +755,23 @@ class SurrogateHalvingPruner(BasePruner):
             if residuals is not None:
                 mean, std, applied = calibrate_forecasts(mean, std, residuals, optimism=self._optimism)
                 record["calibration"] = applied or {"n": float(np.isfinite(residuals).sum()), "applied": False}
+            margin = np.zeros(len(everyone))
+            margin[0] = record.get("margin") or 0.0
             if ranking == "best_loss":
-                scores = forecast_scores(mean, std, optimism=self._optimism, at_risk=at_risk)
+                scores = forecast_scores(mean, std, optimism=self._optimism, at_risk=at_risk, margin=margin)
             else:
                 scores = frontier_scores(
                     np.array([rec["compute"] for rec in everyone], dtype=float),
                     np.array([rec["loss"] for rec in everyone], dtype=float),
                     np.array([rec["target"] for rec in everyone], dtype=float),
-                    mean, std, optimism=self._optimism, at_risk=at_risk, anchors=anchors,
+                    mean, std, optimism=self._optimism, at_risk=at_risk, anchors=anchors, margin=margin,
                 )
         gap = None
         min_improvement = record.get("min_improvement")
         if min_improvement is not None and observed is not None and ranking != "observed":
             # Only a forecast can say that a trial will not improve on what was observed: a trial whose forecast
             # fell back is ranked as plain successive halving ranks it, and the rule leaves it alone.
-            end = float(optimistic(mean[:1], std[:1], self._optimism)[0])
+            end = float(optimistic(mean[:1], std[:1], self._optimism, margin=margin[:1])[0])
             gap = observed_gap(record["compute"], record["loss"], record["target"], end, observed, objective=ranking)
             record["observed_gap"] = clean_float(gap)
         decision = decide(
@@ -968,224 +785,6 @@ class SurrogateHalvingPruner(BasePruner):
         )
         return decision, ranking, float(scores[0])
 
-
-def competitors_at(
-    study: optuna.study.Study,
-    trial: optuna.trial.FrozenTrial,
-    k: int,
-    r: float,
-    finished: dict[int, _RungSummary] | None = None,
-    *,
-    observed: Callable[[optuna.trial.FrozenTrial], tuple[float, float] | None] | None = None,
-) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
-    """The other trials' records that compete at rung ``k``, and every recorded point as an anchor.
-
-    Competitors: every trial that has passed this rung's compute. Those with a record here were read at exactly
-    ``r_k``. Those that started beyond ``r_k`` (a larger model's first evaluations already cost more) have no
-    value there; they take part with their first record, which is later in compute and better informed.
-    Anchors: every other trial's recorded ``(compute, loss)`` at rungs up to ``r`` (compute ``<= r``), owned by
-    its index among the competitors (1-based: 0 is the trial being decided) or -1. Records beyond ``r`` are
-    left out, as fixed-budget halving sees only what was observed up to the round it decides: set against
-    realised losses of trials that went further, a forecast made at ``r`` (pessimistic early, on real curves)
-    would lose to hindsight. Measured on the 223 routing curves (8 seeds of
-    :func:`sh_scaling.simulation.replay_study`): with records at every rung as anchors the default pruner
-    pruned the best run at its first rung in every seed (regret 0.58 %).
-
-    ``finished``: a cache of finished trials' rung records by trial id (they no longer change), so that a
-    decision reads each finished trial's attributes once per pruner rather than once per decision.
-
-    With ``observed`` (a function giving a finished trial's last reported point, or ``None``), also what the
-    study has observed, for the improvement rule: every other trial's recorded ``(compute, loss)`` at all its
-    rungs, beyond ``r`` too, and each finished trial's last point; else ``None``.
-    """
-    limit = r * (1 + RTOL)
-    others: list[dict[str, Any]] = []
-    c: list[float] = []
-    l: list[float] = []
-    owner: list[int] = []
-    seen_c: list[float] = []
-    seen_l: list[float] = []
-    for other in study.get_trials(deepcopy=False):
-        if other._trial_id == trial._trial_id:
-            continue
-        if finished is not None and other.state.is_finished():
-            summary = finished.get(other._trial_id)
-            if summary is None:
-                summary = finished[other._trial_id] = _RungSummary.read(other.system_attrs)
-        else:
-            summary = _RungSummary.read(other.system_attrs)
-        rec = summary.records.get(k)
-        if rec is None:
-            j = summary.first_rung
-            rec = summary.records.get(j) if j is not None and j > k else None
-        index = -1
-        if rec is not None and rec.get("forecast") is not None:
-            others.append(rec)
-            index = len(others)
-        n = bisect.bisect_right(summary.compute, limit)
-        c.extend(summary.compute[:n])
-        l.extend(summary.loss[:n])
-        owner.extend([index] * n)
-        if observed is not None:
-            seen_c.extend(summary.compute)
-            seen_l.extend(summary.loss)
-            final = observed(other) if other.state.is_finished() else None
-            if final is not None:
-                seen_c.append(final[0])
-                seen_l.append(final[1])
-    seen = (np.asarray(seen_c, float), np.asarray(seen_l, float)) if observed is not None else None
-    return others, (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int)), seen
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """What a finished trial tells about forecasts: the standardised errors of those recorded for it, with
-    the stage each was made at, and (if it reached its ``max_compute``) its curve as log loss above its end
-    against log fraction of its run."""
-
-    errors: list[tuple[float, float]]
-    drops: tuple[np.ndarray, np.ndarray] | None
-
-
-def drop_bound(outcomes: Iterable[_Outcome], stage: float) -> tuple[float, int] | None:
-    """The largest plausible log drop from a trial's loss at ``stage`` (a fraction of its ``max_compute``) to
-    its end: :data:`IMPLAUSIBLE_DROP_FACTOR` times the largest the finished trials' ``outcomes`` made from the
-    same stage, with how many finished trials that is; ``None`` with fewer than :data:`MIN_DROP_TRIALS`."""
-    x = math.log(stage)
-    curves = (o.drops for o in outcomes if o.drops is not None)
-    drops = [float(np.interp(x, lf, ld)) for lf, ld in curves if lf[0] <= x <= lf[-1]]
-    if len(drops) < MIN_DROP_TRIALS:
-        return None
-    return IMPLAUSIBLE_DROP_FACTOR * max(max(drops), 0.0), len(drops)
-
-
-def forecast_residuals(outcomes: Iterable[_Outcome], stage: float | None = None) -> np.ndarray:
-    """Standardised errors ``(outcome - forecast) / std`` of the model forecasts recorded for finished trials,
-    the outcome being the loss each reached at the forecast's target compute.
-
-    With ``stage`` (the fraction of its target a trial has spent at the decision), those of forecasts made at a
-    similar stage (within a factor of :data:`CALIBRATION_STAGE_FACTOR`) when there are enough of them: early
-    forecasts miss by more than late ones, and pooling would blur the two.
-    """
-    pairs = np.array([e for o in outcomes for e in o.errors], dtype=float).reshape(-1, 2)
-    if stage is not None and stage > 0:
-        near = np.abs(np.log(np.maximum(pairs[:, 1], 1e-12) / stage)) <= math.log(CALIBRATION_STAGE_FACTOR)
-        if near.sum() >= MIN_CALIBRATION_RESIDUALS:
-            return pairs[near, 0]
-    return pairs[:, 0]
-
-
-@dataclass(frozen=True)
-class _RungSummary:
-    """A trial's rung records by rung index, its first rung, and their points in order of compute."""
-
-    records: dict[int, dict[str, Any]]
-    first_rung: int | None
-    compute: list[float]
-    loss: list[float]
-
-    @classmethod
-    def read(cls, system_attrs: Mapping[str, Any]) -> _RungSummary:
-        records = rung_records(system_attrs)
-        points = sorted((float(v["compute"]), float(v["loss"])) for v in records.values())
-        return cls(records, system_attrs.get(FIRST_RUNG_KEY), [p[0] for p in points], [p[1] for p in points])
-
-
-def stated_schedule(attrs: Mapping[str, Any]) -> Schedule | None:
-    """The schedule stated for a trial (:data:`~sh_scaling.keys.SCHEDULE_KEY`), or ``None`` if there is none or it
-    cannot be read (written by another version or by hand: the reported rates, or no schedule, then)."""
-    data = attrs.get(SCHEDULE_KEY)
-    if not data:
-        return None
-    try:
-        return schedule_from_dict(data)
-    except ValueError:
-        return None
-
-
-def trial_schedule(attrs: Mapping[str, Any], target: float, upto: float) -> tuple[Schedule | None, str | None, bool]:
-    """The schedule a trial's forecast at compute ``upto`` follows, why it is not the stated one, and whether
-    that is because the reported rates disagree with it.
-
-    The stated schedule (:data:`~sh_scaling.keys.SCHEDULE_KEY`) unless learning rates were reported up to
-    ``upto``: rates without a stated schedule are the schedule so far, held at the latest rate; rates that
-    disagree with the stated schedule by more than :data:`LR_MISMATCH_FACTOR` replace it so far, the stated
-    shape scaled to the latest rate giving the future. Pure: reads the attributes, writes nothing.
-    """
-    stated = stated_schedule(attrs)
-    c, lr = lr_curve(attrs)
-    keep = c <= upto * (1 + RTOL)
-    c, lr = c[keep], lr[keep]
-    if lr.size == 0:
-        return stated, None, False
-    f = c / target
-    if stated is None:
-        table = _reported_schedule(f, lr, None)
-        if table is None:
-            return None, "reported learning rates are all 0; forecasts ignore them", False
-        return table, "learning rates reported without a schedule: used as given, the future held at the latest", False
-    disagreement = lr_disagreement(stated, f, lr)
-    if disagreement is None:
-        return stated, None, False
-    table = _reported_schedule(f, lr, stated)
-    why = f"reported learning rates disagree with the stated {stated.kind} schedule ({disagreement})"
-    if table is None:
-        return stated, f"{why}; they are all 0, so the stated schedule is kept", True
-    return table, f"{why}; the reported rates are trusted", True
-
-
-def lr_disagreement(schedule: Schedule, fraction: np.ndarray, lr: np.ndarray) -> str | None:
-    """Where reported rates ``lr`` at ``fraction`` of the run differ from ``schedule`` by more than
-    :data:`LR_MISMATCH_FACTOR` (the worst point, in words), or ``None``."""
-    expected = np.asarray(schedule(np.clip(fraction, 0.0, 1.0)), dtype=float)
-    high = np.maximum(expected, lr)
-    low = np.minimum(expected, lr)
-    compared = high >= _LR_COMPARE_FLOOR * schedule.peak_lr
-    if not compared.any():
-        return None
-    ratio = np.where(compared, high / np.maximum(low, 1e-300), 1.0)
-    worst = int(np.argmax(ratio))
-    if ratio[worst] <= LR_MISMATCH_FACTOR:
-        return None
-    return (
-        f"lr {lr[worst]:.3g} reported at {fraction[worst]:.3g} of the run where the schedule gives "
-        f"{expected[worst]:.3g}, more than a factor of {LR_MISMATCH_FACTOR:g} apart"
-    )
-
-
-def _reported_schedule(fraction: np.ndarray, lr: np.ndarray, stated: Schedule | None) -> Table | None:
-    """A :class:`~sh_scaling.schedules.Table` through the reported rates (held before the first one); past the
-    latest, the stated schedule scaled to meet it, or the latest rate held. ``None`` if every rate is 0."""
-    f = np.clip(np.asarray(fraction, dtype=float), 0.0, 1.0)
-    ok = f > 0
-    f, lr = f[ok], np.asarray(lr, dtype=float)[ok]
-    if f.size == 0 or not np.any(lr > 0):
-        return None
-    if f.size > _MAX_LR_NODES:
-        pick = np.unique(np.append(np.linspace(0, f.size - 1, _MAX_LR_NODES - 1).astype(int), f.size - 1))
-        f, lr = f[pick], lr[pick]
-    xs = [0.0, *f.tolist()]
-    ys = [float(lr[0]), *lr.tolist()]
-    last_f, last_lr = float(f[-1]), float(lr[-1])
-    if last_f < 1.0:
-        base = float(stated(last_f)) if stated is not None else 0.0
-        if stated is not None and base > 0:
-            grid = np.linspace(last_f, 1.0, 33)[1:]
-            xs += grid.tolist()
-            ys += (np.asarray(stated(grid), dtype=float) * (last_lr / base)).tolist()
-        else:
-            xs.append(1.0)
-            ys.append(last_lr)
-    try:
-        return Table(fractions=tuple(xs), lrs=tuple(ys))
-    except ValueError:
-        return None
-
-
-def _schedule_dict(value: Any) -> dict[str, Any] | None:
-    """What a ``schedule(params)`` function returned (a schedule, its ``to_dict()``, a function of the fraction
-    of the run, or ``None``: no schedule), validated and as stored."""
-    return None if value is None else as_schedule(value).to_dict()
 
 
 def _system_attrs(study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> Any:

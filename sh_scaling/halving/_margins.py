@@ -1,0 +1,81 @@
+"""How wrong a forecast can be at a stage of its run: the margin a stopping rule gives the trial at risk.
+
+A forecast of a run's final loss made at 5 % of the run misses by several percent on real curves; one made at
+60 % misses by a fraction of that. A Gaussian interval from the surrogate's fit does not know this (the power
+law's intervals are far too narrow early, ``benchmarks/bench_forecast_coverage.py``). The stage error model
+does: the log error ``e = log(outcome / forecast)`` of forecasts made at a stage ``s`` (fraction of the run's
+planned compute) has a lower ``1 - coverage`` quantile ``-m(s)``, measured on development curves (a table at
+:data:`STAGE_NODES`, interpolated in log stage) and updated by the study's own finished trials. The trial at
+risk is then given the benefit of the doubt down to ``forecast * exp(-m(s))``: its outcome falls below that in
+about ``1 - coverage`` of cases.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["STAGE_NODES", "stage_margin", "margin_quantile"]
+
+#: Stages (fractions of a run's planned compute) at which the error model's table is given; between them it
+#: is interpolated in log stage, and held constant beyond the ends.
+STAGE_NODES: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+def margin_quantile(errors: np.ndarray, coverage: float) -> float:
+    """The margin (log loss, >= 0) that covers ``coverage`` of ``errors = log(outcome / forecast)``: minus their
+    lower ``1 - coverage`` quantile, floored at 0 (a forecast is never made more pessimistic)."""
+    e = np.asarray(errors, dtype=float)
+    e = e[np.isfinite(e)]
+    if e.size == 0:
+        return 0.0
+    return max(0.0, -float(np.quantile(e, 1.0 - float(coverage))))
+
+
+def stage_margin(
+    stage: float,
+    prior: Sequence[float],
+    errors: np.ndarray | None = None,
+    stages: np.ndarray | None = None,
+    *,
+    coverage: float,
+    prior_weight: float,
+    window: float = 2.0,
+) -> tuple[float, dict[str, float]]:
+    """The margin (log loss) for a forecast made at ``stage``, and what went into it.
+
+    Args:
+        stage: Fraction of the run's planned compute spent when the forecast was made.
+        prior: The margin at each of :data:`STAGE_NODES`, measured on development curves.
+        errors, stages: The study's own log errors ``log(outcome / forecast)`` of forecasts whose outcome is
+            known, and the stage each was made at; those made within a factor ``window`` of ``stage`` count.
+        coverage: The share of outcomes the margin is meant to stay above.
+        prior_weight: How many of the study's own errors the prior is worth: the margin is the weighted mean of
+            the prior's and the study's (``n`` errors near the stage weigh ``n``).
+
+    Returns:
+        ``(margin, info)``, ``info`` holding ``prior`` (the table's value here), ``n`` (the study's errors near
+        the stage) and, when there are some, ``study`` (their margin).
+    """
+    if not (0.0 < coverage < 1.0):
+        raise ValueError(f"coverage={coverage!r}: must be in (0, 1)")
+    if len(prior) != len(STAGE_NODES):
+        raise ValueError(f"prior has {len(prior)} values; the table has one per stage node {STAGE_NODES}")
+    x = math.log(min(max(float(stage), STAGE_NODES[0]), STAGE_NODES[-1]))
+    m0 = float(np.interp(x, np.log(STAGE_NODES), np.asarray(prior, dtype=float)))
+    info: dict[str, float] = {"prior": m0, "n": 0.0}
+    if errors is None or stages is None or np.size(errors) == 0:
+        return max(m0, 0.0), info
+    e = np.asarray(errors, dtype=float)
+    s = np.asarray(stages, dtype=float)
+    near = np.isfinite(e) & (s > 0) & (np.abs(np.log(np.maximum(s, 1e-12) / max(float(stage), 1e-12))) <= math.log(window))
+    n = int(near.sum())
+    info["n"] = float(n)
+    if n == 0:
+        return max(m0, 0.0), info
+    m_study = margin_quantile(e[near], coverage)
+    info["study"] = m_study
+    m = (prior_weight * m0 + n * m_study) / (prior_weight + n)
+    return max(m, 0.0), info

@@ -1,0 +1,148 @@
+"""Who a trial competes with at a rung, scored by what is known now.
+
+A decision at rung ``k`` sets the deciding trial against every other trial that has passed the rung's compute.
+Each competitor enters at the point where it was read at the rung (its compute and loss there: the comparison
+point), and with the freshest estimate of where it ends:
+
+* a trial that has finished at its planned compute: its outcome, the loss it reached there (no uncertainty);
+* any other trial (running, pruned, or finished early): its latest model forecast, made at its highest rung;
+* a trial with no model forecast after the rung: the forecast it had at the rung.
+
+A record written at a rung is history: a forecast made when a competitor passed the rung (at 6 % of its run,
+say) can be several percent off, and a decision made later that trusted it would rank the deciding trial
+against a loss the competitor never reached.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+
+from sh_scaling.halving import RTOL
+from sh_scaling.keys import FIRST_RUNG_KEY, rung_records
+
+__all__ = ["RungSummary", "Finished", "competitors_at", "freshest"]
+
+
+@dataclass(frozen=True)
+class RungSummary:
+    """A trial's rung records by rung index, its first rung, and their points in order of compute."""
+
+    records: dict[int, dict[str, Any]]
+    first_rung: int | None
+    compute: list[float]
+    loss: list[float]
+
+    @classmethod
+    def read(cls, system_attrs: Mapping[str, Any]) -> RungSummary:
+        records = rung_records(system_attrs)
+        points = sorted((float(v["compute"]), float(v["loss"])) for v in records.values())
+        return cls(records, system_attrs.get(FIRST_RUNG_KEY), [p[0] for p in points], [p[1] for p in points])
+
+    def latest_forecast(self) -> tuple[int, dict[str, Any]] | None:
+        """The record of the highest rung with a model forecast (not a fallback), with its rung index."""
+        for j in sorted(self.records, reverse=True):
+            rec = self.records[j]
+            if rec.get("forecast") is not None and not rec.get("fallback"):
+                return j, rec
+        return None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a finished trial's decisions need of it, read once (a finished trial no longer changes).
+
+    ``final``: its last reported point with a finite positive loss, ``(compute, loss)``. ``outcome``: the loss
+    it reached at its planned compute, if it got there (``None`` otherwise: pruned, stopped early, or a planned
+    compute that cannot be read).
+    """
+
+    summary: RungSummary
+    final: tuple[float, float] | None
+    outcome: float | None
+
+
+def freshest(rec: dict[str, Any], k: int, summary: RungSummary, outcome: float | None) -> dict[str, Any]:
+    """A competitor's record at rung ``k`` with its forecast replaced by the freshest estimate of its end.
+
+    Pure. The comparison point (``compute``, ``loss``) and ``target`` stay those of the rung; ``forecast`` and
+    ``std`` become the outcome (std 0) when ``outcome`` is known, else the latest model forecast made at a rung
+    above ``k``; ``fresh`` says which (absent: the rung's own forecast stands).
+    """
+    if outcome is not None and np.isfinite(outcome):
+        return {**rec, "forecast": float(outcome), "std": 0.0, "fresh": "outcome"}
+    latest = summary.latest_forecast()
+    if latest is not None and latest[0] > k:
+        j, later = latest
+        return {**rec, "forecast": later["forecast"], "std": later.get("std") or 0.0, "fresh": f"rung {j}"}
+    return rec
+
+
+def competitors_at(
+    study: optuna.study.Study,
+    trial: optuna.trial.FrozenTrial,
+    k: int,
+    r: float,
+    finished: Callable[[optuna.trial.FrozenTrial], Finished],
+    *,
+    fresh: bool = True,
+    observed: bool = False,
+) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """The other trials' records that compete at rung ``k``, and every recorded point as an anchor.
+
+    Competitors: every trial that has passed this rung's compute. Those with a record here were read at exactly
+    ``r_k``. Those that started beyond ``r_k`` (a larger model's first evaluations already cost more) have no
+    value there; they take part with their first record, which is later in compute and better informed. With
+    ``fresh`` (the pruner's behaviour), each is scored by the freshest estimate of its end (:func:`freshest`).
+    Anchors: every other trial's recorded ``(compute, loss)`` at rungs up to ``r`` (compute ``<= r``), owned by
+    its index among the competitors (1-based: 0 is the trial being decided) or -1. Records beyond ``r`` are
+    left out, as fixed-budget halving sees only what was observed up to the round it decides: set against
+    realised losses of trials that went further, a forecast made at ``r`` (pessimistic early, on real curves)
+    would lose to hindsight. Measured on the 223 routing curves (8 seeds of
+    :func:`sh_scaling.simulation.replay_study`): with records at every rung as anchors the default pruner
+    pruned the best run at its first rung in every seed (regret 0.58 %).
+
+    ``finished`` gives a finished trial's :class:`Finished` (the pruner caches it: a finished trial no longer
+    changes). With ``observed``, also what the study has observed, for the improvement rule: every other
+    trial's recorded ``(compute, loss)`` at all its rungs, beyond ``r`` too, and each finished trial's last
+    point; else ``None``.
+    """
+    limit = r * (1 + RTOL)
+    others: list[dict[str, Any]] = []
+    c: list[float] = []
+    l: list[float] = []
+    owner: list[int] = []
+    seen_c: list[float] = []
+    seen_l: list[float] = []
+    for other in study.get_trials(deepcopy=False):
+        if other._trial_id == trial._trial_id:
+            continue
+        info = finished(other) if other.state.is_finished() else None
+        summary = info.summary if info is not None else RungSummary.read(other.system_attrs)
+        rec = summary.records.get(k)
+        if rec is None:
+            j = summary.first_rung
+            rec = summary.records.get(j) if j is not None and j > k else None
+        index = -1
+        if rec is not None and rec.get("forecast") is not None:
+            if fresh:
+                rec = freshest(rec, k, summary, info.outcome if info is not None else None)
+            others.append(rec)
+            index = len(others)
+        n = bisect.bisect_right(summary.compute, limit)
+        c.extend(summary.compute[:n])
+        l.extend(summary.loss[:n])
+        owner.extend([index] * n)
+        if observed:
+            seen_c.extend(summary.compute)
+            seen_l.extend(summary.loss)
+            if info is not None and info.final is not None:
+                seen_c.append(info.final[0])
+                seen_l.append(info.final[1])
+    seen = (np.asarray(seen_c, float), np.asarray(seen_l, float)) if observed else None
+    return others, (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int)), seen

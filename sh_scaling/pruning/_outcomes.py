@@ -1,0 +1,148 @@
+"""What the study's finished trials tell about forecasts.
+
+A trial that has finished at its planned compute is the truth its forecasts can be checked against: each rung
+record holds the forecast of the loss at the trial's ``max_compute`` made at that rung, and the trial's curve
+holds the loss it reached there. From them:
+
+* the forecasts' errors by stage of the run, in units of their own std (``calibrate=True``) and as log ratios
+  (the stage error model, :func:`sh_scaling.halving.stage_margin`);
+* how far a trial can drop from a stage of its run to its end (``calibrate=True``: forecasts beyond that are
+  implausible).
+
+Everything here is read once per finished trial (the pruner caches it) and is pure given the trial.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+
+from sh_scaling.halving import MIN_CALIBRATION_RESIDUALS, RTOL
+from sh_scaling.keys import rung_records
+from sh_scaling.pruning._compute import loss_at, observed_curve
+from sh_scaling.pruning._competitors import Finished, RungSummary
+from sh_scaling.surrogates import MIN_POINTS
+
+__all__ = [
+    "CALIBRATION_STAGE_FACTOR",
+    "IMPLAUSIBLE_DROP_FACTOR",
+    "MIN_DROP_TRIALS",
+    "Outcome",
+    "drop_bound",
+    "forecast_residuals",
+    "read_finished",
+    "stage_errors",
+]
+
+#: With ``calibrate=True`` a decision at a fraction ``s`` of its target is calibrated by forecasts made between
+#: ``s / 2`` and ``2 s`` (when there are enough): on the routing, schedule and synthetic sets
+#: (``benchmarks/bench_forecast_coverage.py``) the errors of forecasts made before 10 % of a run are several
+#: times those made past half of it, in units of their own std.
+CALIBRATION_STAGE_FACTOR = 2.0
+#: With ``calibrate=True`` a forecast is implausible when it has the trial drop more, from its loss at a stage of
+#: its run to the end, than this factor times (in log loss) the largest drop any finished trial of the study made
+#: from the same stage; it is then held at that bound (recorded as ``implausible``). The largest of a handful of
+#: finished trials understates the largest possible; 1.5 leaves room for that and still catches the failure
+#: this is for, a power law fitted to the first points of a run forecasting 25-33 % below the outcome.
+IMPLAUSIBLE_DROP_FACTOR = 1.5
+#: Finished trials (that reached their ``max_compute``) needed before forecasts are checked against them.
+MIN_DROP_TRIALS = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished trial tells about forecasts.
+
+    ``errors``: ``((outcome - forecast) / std, stage)`` of the model forecasts recorded for it; ``log_errors``:
+    ``(log(outcome / forecast), stage, kind)`` of the same forecasts and of those without a std, ``kind`` being
+    ``"multipower"`` for schedule-aware forecasts and ``"own"`` for the others; ``drops`` (if it reached its
+    ``max_compute``): its curve as log loss above its end against log fraction of its run.
+    """
+
+    errors: list[tuple[float, float]]
+    log_errors: list[tuple[float, float, str]]
+    drops: tuple[np.ndarray, np.ndarray] | None
+
+
+def read_finished(
+    t: optuna.trial.FrozenTrial,
+    compute_fn: Callable[[dict[str, Any], int], float] | None,
+    planned: float,
+) -> tuple[Finished, Outcome]:
+    """Read a finished trial once: its rung records, last point and outcome (:class:`Finished`) and what it
+    tells about forecasts (:class:`Outcome`). ``planned``: its ``max_compute`` (NaN where it cannot be read)."""
+    sa = t.system_attrs
+    summary = RungSummary.read(sa)
+    if not t.intermediate_values:
+        return Finished(summary, None, None), Outcome([], [], None)
+    c, l, _ = observed_curve(t.intermediate_values, sa, t.params, compute_fn)
+    ok = np.isfinite(l) & (l > 0)
+    c, l = c[ok], l[ok]
+    final = (float(c[-1]), float(l[-1])) if c.size else None
+    reached = c.size > 0 and math.isfinite(planned) and c[-1] >= planned * (1 - RTOL)
+    outcome = loss_at(c, l, planned) if reached else None
+    if outcome is not None and not math.isfinite(outcome):
+        outcome = None
+    errors: list[tuple[float, float]] = []
+    log_errors: list[tuple[float, float, str]] = []
+    for rec in summary.records.values():
+        forecast, target = rec.get("forecast"), rec.get("target")
+        if rec.get("fallback") or forecast is None or target is None or not float(forecast) > 0:
+            continue
+        if c.size == 0 or c[-1] < float(target) * (1 - RTOL):
+            continue  # finished before the forecast's target: no outcome there
+        value = loss_at(c, l, float(target))
+        if not (math.isfinite(value) and value > 0):
+            continue
+        stage = float(rec["compute"]) / float(target)
+        kind = "multipower" if rec.get("surrogate") == "multipower" else "own"
+        log_errors.append((math.log(value / float(forecast)), stage, kind))
+        std = rec.get("std")
+        if std:
+            errors.append(((value - float(forecast)) / float(std), stage))
+    drops = None
+    if c.size >= MIN_POINTS and reached:
+        # The drop from a point is read off the running minimum (what the trial had reached): curves are noisy.
+        drops = (np.log(c / planned), np.log(np.minimum.accumulate(l) / l[-1]))
+    return Finished(summary, final, outcome), Outcome(errors, log_errors, drops)
+
+
+def drop_bound(outcomes: Iterable[Outcome], stage: float) -> tuple[float, int] | None:
+    """The largest plausible log drop from a trial's loss at ``stage`` (a fraction of its ``max_compute``) to
+    its end: :data:`IMPLAUSIBLE_DROP_FACTOR` times the largest the finished trials' ``outcomes`` made from the
+    same stage, with how many finished trials that is; ``None`` with fewer than :data:`MIN_DROP_TRIALS`."""
+    x = math.log(stage)
+    curves = (o.drops for o in outcomes if o.drops is not None)
+    drops = [float(np.interp(x, lf, ld)) for lf, ld in curves if lf[0] <= x <= lf[-1]]
+    if len(drops) < MIN_DROP_TRIALS:
+        return None
+    return IMPLAUSIBLE_DROP_FACTOR * max(max(drops), 0.0), len(drops)
+
+
+def forecast_residuals(outcomes: Iterable[Outcome], stage: float | None = None) -> np.ndarray:
+    """Standardised errors ``(outcome - forecast) / std`` of the model forecasts recorded for finished trials,
+    the outcome being the loss each reached at the forecast's target compute.
+
+    With ``stage`` (the fraction of its target a trial has spent at the decision), those of forecasts made at a
+    similar stage (within a factor of :data:`CALIBRATION_STAGE_FACTOR`) when there are enough of them: early
+    forecasts miss by more than late ones, and pooling would blur the two.
+    """
+    pairs = np.array([e for o in outcomes for e in o.errors], dtype=float).reshape(-1, 2)
+    if stage is not None and stage > 0:
+        near = np.abs(np.log(np.maximum(pairs[:, 1], 1e-12) / stage)) <= math.log(CALIBRATION_STAGE_FACTOR)
+        if near.sum() >= MIN_CALIBRATION_RESIDUALS:
+            return pairs[near, 0]
+    return pairs[:, 0]
+
+
+def stage_errors(outcomes: Iterable[Outcome], kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The log errors ``log(outcome / forecast)`` of finished trials' forecasts of one ``kind``, with the stage
+    (fraction of the run) each was made at: the study's own evidence for the stage error model."""
+    rows = [(e, s) for o in outcomes for e, s, k in o.log_errors if k == kind]
+    arr = np.array(rows, dtype=float).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
