@@ -42,7 +42,14 @@ from typing import Any
 
 import pandas as pd
 
-from sh_scaling.benchmarking import benchmark_curves, default_jobs, local_curve_sets, output_dir, parallel_map, write_summary
+from sh_scaling.benchmarking import (
+    benchmark_curves,
+    default_jobs,
+    local_curve_sets,
+    output_dir,
+    parallel_map,
+    write_summary,
+)
 from sh_scaling.halving import DECISION_START
 from sh_scaling.simulation import FROM_CURVES, PrunerSpec, clairvoyant_bound, replay_study, summarize_replay
 from sh_scaling.surrogates import MIN_POINTS
