@@ -67,3 +67,51 @@ def test_simulate_replays_real_optuna_studies_under_pruners(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["simulate", "--pruners", "ours,bogus"])
     assert "unknown pruners" in capsys.readouterr().err
+
+
+def test_simulate_replays_on_many_workers_and_prints_makespan(tmp_path, capsys):
+    out = tmp_path / "parallel"
+    assert main(["simulate", "--curves", "synthetic", "--n-curves", "8", "--pruners", "sha,nop", "--repeats", "2",
+                 "--workers", "3", "--out", str(out), "--quiet", "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    assert "on 3 workers" in text and "makespan_frac" in text and "least makespan_frac" in text
+    runs = pd.read_csv(out / "runs.csv")
+    assert (runs.n_workers == 3).all() and (runs.groupby(["pruner", "seed"]).start_time.min() == 0).all()
+    summary = pd.read_csv(out / "summary.csv").set_index("pruner")
+    assert summary.at["nop", "makespan_frac"] == pytest.approx(1.0) and summary.at["sha", "makespan_frac"] < 1
+    meta = json.loads((out / "summary.json").read_text())
+    assert meta["workers"] == 3 and 0 < meta["clairvoyant_makespan_frac"] <= 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--budgets", "2"], "--budgets 2: each budget is a fraction of exhaustive compute, in (0, 1]"),
+    (["--budgets", "0.1,0"], "--budgets 0: each budget"),
+    (["--budgets", ","], "--budgets '': give at least one value"),
+    (["--candidates", "0,5"], "--candidates 0: each candidate-set size must be >= 1"),
+    (["--n-curves", "0"], "--n-curves 0: must be >= 1"),
+    (["--repeats", "0"], "--repeats 0: must be >= 1"),
+    (["--pruners", "nop", "--workers", "0"], "--workers 0: must be >= 1"),
+    (["--workers", "4"], "--workers 4: applies to replays under --pruners"),
+    (["--seed", "-1"], "--seed -1: must be >= 0"),
+    (["--reduction-factor", "1"], "--reduction-factor 1: must be > 1"),
+    (["--jobs", "0"], "--jobs 0: must be >= 1, or -1 for all cores"),
+])
+def test_simulate_rejects_values_out_of_range_in_one_line(argv, message, tmp_path, capsys):
+    assert main(["simulate", "--quiet", "--out", str(tmp_path / "never"), *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"sh-scaling simulate: error: {message}") and captured.err.count("\n") == 1
+    assert not (tmp_path / "never").exists()
+
+
+def test_simulate_help_shows_every_default(capsys):
+    from sh_scaling.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default white)" in text and "--seed SEED seed, >= 0" in text and "(default 0)" in text
+    parser = build_parser()
+    simulate = parser._subparsers._group_actions[0].choices["simulate"]
+    for action in simulate._actions:
+        if action.option_strings and action.nargs != 0:  # every option that takes a value
+            assert "default" in action.help, action.option_strings

@@ -12,6 +12,7 @@ import pandas as pd
 
 from sh_scaling.cli._output import check_output_dir, write_results
 from sh_scaling.cli._replay_mode import pruner_names, replay_outputs, run_replay
+from sh_scaling.curves import NOISE_MODELS
 from sh_scaling.simulation import DEFAULT_STRATEGIES, STRATEGIES
 
 
@@ -59,35 +60,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     for option, (column, what) in _CSV_COLUMNS.items():
         p.add_argument(option, default=column, help=f"CSV column {what} (default {column})")
     p.add_argument("--storage", default=None, help="replay a past study instead: its Optuna storage URL "
-                   "(e.g. sqlite:///sweep.db), with --study")
+                   "(e.g. sqlite:///sweep.db), with --study (default: none)")
     p.add_argument("--study", "--study-name", dest="study", default=None,
-                   help="name of the study to replay (its complete trials: whole runs)")
-    p.add_argument("--noise", default="white", help="synthetic noise model: none, white, brownian, ou")
-    p.add_argument("--n-curves", type=int, default=100, help="number of synthetic curves (default 100)")
+                   help="name of the study to replay (its complete trials: whole runs; default: none)")
+    p.add_argument("--noise", default="white",
+                   help=f"synthetic noise model: {', '.join(NOISE_MODELS)} (default white)")
+    p.add_argument("--n-curves", type=int, default=100, help="number of synthetic curves, >= 1 (default 100)")
     p.add_argument("--routing-path", default=None, help="local copy of the routing curves.csv.gz "
                    "(default: download once and cache)")
     p.add_argument("--loss", default="loss_validation", help="routing loss column (default loss_validation)")
-    p.add_argument("--candidates", type=_ints, default=[5, 10, 20], help="candidate-set sizes (default 5,10,20)")
+    p.add_argument("--candidates", type=_ints, default=[5, 10, 20],
+                   help="candidate-set sizes, each >= 1 (default 5,10,20)")
     p.add_argument("--budgets", type=_floats, default=[0.01, 0.03, 0.1, 0.3],
-                   help="budgets as fractions of exhaustive compute (default 0.01,0.03,0.1,0.3)")
+                   help="budgets as fractions of exhaustive compute, each in (0, 1] (default 0.01,0.03,0.1,0.3)")
     p.add_argument("--strategies", type=_names, default=list(DEFAULT_STRATEGIES),
                    help=f"comma-separated, from {', '.join(STRATEGIES)} (default {','.join(DEFAULT_STRATEGIES)})")
     p.add_argument("--pruners", type=pruner_names, default=None,
                    help="replay the curves as trials of real Optuna studies under these pruners instead (comma-"
-                        "separated: ours, sha, hyperband, median, percentile, patient, nop); --repeats seeds")
+                        "separated: ours, sha, hyperband, median, percentile, patient, nop); --repeats seeds "
+                        "(default: the strategies above)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="with --pruners: trials running at once in each replayed sweep, >= 1; reports arrive at "
+                        "times proportional to compute (default 1: one trial after the other)")
     p.add_argument("--repeats", type=int, default=30,
-                   help="random candidate sets per size, or seeds with --pruners (default 30)")
-    p.add_argument("--seed", type=int, default=0)
+                   help="random candidate sets per size, or seeds with --pruners, >= 1 (default 30)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed, >= 0, of the synthetic curves and the random candidate sets; with --pruners, the "
+                        "first of the --repeats seeds of arrival orders (default 0)")
     p.add_argument("--reduction-factor", "--eta", dest="reduction_factor", type=float, default=2.0,
-                   help="reduction factor eta of fixed-budget halving (default 2)")
+                   help="reduction factor eta of fixed-budget halving, > 1 (default 2)")
     p.add_argument("--carry-over", action="store_true",
                    help="give compute that finished curves cannot use to the other survivors (default: unspent, "
                         "as in the paper's schedule)")
     p.add_argument("--keep-unseen", action="store_true",
                    help="keep candidates with no evaluation yet while later rounds can still observe them "
                         "(default: they rank last)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; -1 for all cores)")
-    p.add_argument("--out", default=None, help="directory for runs.csv, summary.csv, summary.json and plots")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes, >= 1 or -1 for all cores (default 1)")
+    p.add_argument("--out", default=None, help="directory for runs.csv, summary.csv, summary.json and plots "
+                   "(default: print only)")
     p.add_argument("--force", action="store_true", help="overwrite those files if --out already holds them")
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -186,10 +196,38 @@ def _output_names(args: argparse.Namespace) -> list[str]:
     return ["runs.csv", "summary.csv", "summary.json", *plots]
 
 
+def _check_ranges(args: argparse.Namespace) -> None:
+    """Options with a range, checked before any work: a value outside it is a one-line error naming it."""
+    def bad(option: str, value: object, rule: str) -> ValueError:
+        return ValueError(f"{option} {value}: {rule}")
+
+    for option, values in (("--budgets", args.budgets), ("--candidates", args.candidates)):
+        if not values:
+            raise bad(option, "''", "give at least one value")
+    for b in args.budgets:
+        if not (0 < b <= 1):
+            raise bad("--budgets", f"{b:g}", "each budget is a fraction of exhaustive compute, in (0, 1]")
+    for k in args.candidates:
+        if k < 1:
+            raise bad("--candidates", k, "each candidate-set size must be >= 1")
+    for option, value in (("--n-curves", args.n_curves), ("--repeats", args.repeats), ("--workers", args.workers)):
+        if value < 1:
+            raise bad(option, value, "must be >= 1")
+    if args.seed < 0:
+        raise bad("--seed", args.seed, "must be >= 0")
+    if not args.reduction_factor > 1:
+        raise bad("--reduction-factor", f"{args.reduction_factor:g}", "must be > 1")
+    if args.jobs < 1 and args.jobs != -1:
+        raise bad("--jobs", args.jobs, "must be >= 1, or -1 for all cores")
+    if args.workers != 1 and not args.pruners:
+        raise bad("--workers", args.workers, "applies to replays under --pruners")
+
+
 def run(args: argparse.Namespace) -> int:
     from sh_scaling.simulation import simulate, summarize
 
     names = replay_outputs(args.no_plots) if args.pruners else _output_names(args)
+    _check_ranges(args)
     _check_columns(args)
     if args.out:  # before the simulation, which may take minutes
         check_output_dir(args.out, names, option="--out", force=args.force)

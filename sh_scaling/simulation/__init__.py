@@ -2,12 +2,12 @@
 
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law, relative_improvement
 from sh_scaling.simulation._plots import plot_frontiers, plot_ri_by_budget
+from sh_scaling.simulation._clairvoyant import clairvoyant_bound
 from sh_scaling.simulation._replay import (
     FROM_CURVES,
     PRUNERS,
     PrunerSpec,
     arrival_order,
-    clairvoyant_bound,
     make_pruner,
     replay_study,
     summarize_replay,

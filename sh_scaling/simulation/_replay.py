@@ -1,15 +1,18 @@
 """Replay recorded learning curves as trials of real Optuna studies, under Optuna's pruners and ours.
 
 Each study is a sweep: every curve of the set is one trial (enqueued in a seeded order, so the sampler's choice
-is the order of arrival). The objective reports the recorded curve point by point with
-:func:`sh_scaling.report` (which also calls ``trial.report``), and stops when ``trial.should_prune()`` says so;
-``study.optimize`` runs it, one trial at a time. Optuna's built-in pruners see a step index proportional to
-compute (the step of a point is its compute in units of the smallest first evaluation), so their rungs, like
-ours, compare trials of different sizes at equal compute.
+is the order of arrival). Each trial reports its recorded curve point by point with :func:`sh_scaling.report`
+(which also calls ``trial.report``) and stops when ``trial.should_prune()`` says so. Trials run on simulated
+workers, one or many, through Optuna's ask-and-tell interface: a discrete-event simulation in which every
+report arrives at a simulated time, so that a pruner sees the other trials as they stand at that moment.
+Optuna's built-in pruners see a step index proportional to compute (the step of a point is its compute in units
+of the smallest first evaluation), so their rungs, like ours, compare trials of different sizes at equal
+compute.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,13 +27,13 @@ from sh_scaling.curves import Curve, CurveSet
 from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, rung_records
 from sh_scaling.pruning import SurrogateHalvingPruner, report
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law
+from sh_scaling.simulation._timing import Duration, check_workers, list_schedule_makespan, report_times
 
 __all__ = [
     "FROM_CURVES",
     "PRUNERS",
     "PrunerSpec",
     "arrival_order",
-    "clairvoyant_bound",
     "make_pruner",
     "replay_study",
     "summarize_replay",
@@ -80,6 +83,11 @@ def _ours(
     return SurrogateHalvingPruner(max_compute=lambda p: final[p["curve"]], **kwargs)
 
 
+def _percentile(curves: CurveSet, percentile: float = 25.0, **kwargs: Any) -> optuna.pruners.BasePruner:
+    """Optuna's ``PercentilePruner``, which has no default percentile: 25 here (the median pruner is 50)."""
+    return optuna.pruners.PercentilePruner(percentile, **kwargs)
+
+
 def _patient(curves: CurveSet, patience: int = 3, **kwargs: Any) -> optuna.pruners.BasePruner:
     return optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(**kwargs), patience=patience)
 
@@ -92,7 +100,7 @@ PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "sha": lambda curves, **kw: optuna.pruners.SuccessiveHalvingPruner(**kw),
     "hyperband": lambda curves, **kw: optuna.pruners.HyperbandPruner(**kw),
     "median": lambda curves, **kw: optuna.pruners.MedianPruner(**kw),
-    "percentile": lambda curves, **kw: optuna.pruners.PercentilePruner(**kw),
+    "percentile": _percentile,
     "patient": _patient,
 }
 
@@ -156,101 +164,81 @@ def arrival_order(curves: Sequence[Curve], seed: int, order: str = "random") -> 
     raise ValueError(f"order={order!r}: choose 'random', 'given' or 'small-first'")
 
 
-def clairvoyant_bound(
-    curves: CurveSet | Sequence[Curve],
-    *,
-    seeds: Sequence[int] | int = (0,),
-    order: str = "random",
-    min_points: int = 0,
-    min_fraction: float = 0.0,
-    min_improvement: float = 0.0,
-) -> pd.DataFrame:
-    """The least compute a pruner with no regret can spend when trials arrive one by one, as in a replay.
+@dataclass
+class _Running:
+    """A trial in progress in a replay: its Optuna handle, curve, start time and next point."""
 
-    The bound's pruner knows every arriving trial's whole curve at no cost, but not the trials still to come
-    (it sees the study in the order :func:`replay_study` uses for the same seed). To be sure of zero
-    best-loss regret, whatever comes later, it must train every trial that beats all earlier ones, up to the
-    compute where that trial reaches its lowest loss; everything else it stops before the first report. A
-    pruner that spends less in some study has stopped a trial that would have been the best had the study
-    ended with it: its zero regret there came from trials that happened to arrive later.
+    trial: optuna.trial.Trial
+    curve: int
+    start: float
+    point: int = 0
 
-    Args:
-        curves, seeds, order: As for :func:`replay_study`.
-        min_points, min_fraction: A trial it stops still costs the compute up to its first possible decision:
-            its ``min_points``-th point, and at least ``min_fraction`` of its planned compute
-            (``meta["max_compute"]``, else its final compute). The default pruner decides no trial before
-            3 points and 5 % of its ``max_compute`` (``min_points=3, min_fraction=0.05``); 0 and 0 (the
-            default) is the bound of any pruner.
-        min_improvement: The clairvoyant form of the pruner's improvement rule: a trial is trained only if
-            its lowest loss beats the best trained so far by more than this fraction, so the regret is at most
-            that fraction (given per seed in ``regret``). 0 (default): the zero-regret bound above.
 
-    Returns:
-        One row per seed: ``seed``, ``compute_frac`` (the bound, a fraction of training every curve to its
-        end), ``expected_frac`` (the bound's mean over all arrival orders: the trial ranked ``k``-th by lowest
-        loss beats all earlier ones with probability ``1 / k``) and ``hindsight_frac`` (training the best
-        trial alone, and the others to their first possible decision: the oracle that knows the whole study
-        in advance), and ``regret`` (of the bound's pruner: 0 unless ``min_improvement``). With
-        ``min_improvement`` > 0 a trial's fate depends on more than its rank, and ``expected_frac`` is NaN.
+def _report_point(study: optuna.Study, run: _Running, curve: Curve, step: int) -> bool:
+    """Report the trial's next point and ask the pruner; tell the study and return True when the trial ends
+    there (pruned, or at its last point)."""
+    k = run.point
+    report(run.trial, float(curve.loss[k]), compute=float(curve.compute[k]), step=step)
+    if run.trial.should_prune():
+        study.tell(run.trial, state=optuna.trial.TrialState.PRUNED)
+        return True
+    if k + 1 == len(curve):
+        study.tell(run.trial, float(curve.final_loss))
+        return True
+    run.point += 1
+    return False
+
+
+def _run_events(
+    study: optuna.Study, curves: CurveSet, steps: list[np.ndarray], times: list[np.ndarray], n_workers: int
+) -> dict[int, tuple[float, float]]:
+    """Run the study's enqueued trials on ``n_workers`` simulated workers; ``{trial number: (start, end)}``.
+
+    Events are reports, processed in order of time, ties in order of trial number (the trial that started
+    first reports first; each running trial has one report pending). A trial pruned at a report, or ended at
+    its last point, frees its worker, which asks the study for the next trial at once, at the same time.
     """
-    cs = list(curves)
-    if len(cs) < 1:
-        raise ValueError("clairvoyant_bound: no curves")
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    best = np.array([float(np.min(c.loss)) for c in cs])
-    upto = np.array([float(c.compute[int(np.argmin(c.loss))]) for c in cs])
-    total = float(sum(c.final_compute for c in cs))
-    if not (isinstance(min_points, int) and min_points >= 0):
-        raise ValueError(f"min_points={min_points!r}: must be an integer >= 0")
-    if not (0.0 <= min_fraction <= 1.0):
-        raise ValueError(f"min_fraction={min_fraction!r}: must be in [0, 1]")
-    if not (0.0 <= min_improvement < 1.0):
-        raise ValueError(f"min_improvement={min_improvement!r}: must be in [0, 1)")
-    look = np.array([
-        min(float(c.final_compute), max(float(c.compute[min(min_points, len(c)) - 1]) if min_points else 0.0,
-                                        min_fraction * float(c.meta.get("max_compute", c.final_compute))))
-        for c in cs
-    ])
-    rank = np.argsort(np.argsort(best, kind="stable"), kind="stable") + 1
-    # Over all orders: the trial ranked k-th is a record with probability 1 / k, stopped otherwise.
-    expected = float(np.sum(upto / rank + look * (1 - 1 / rank))) / total if min_improvement == 0 else math.nan
-    winner = int(np.argmin(best))
-    hindsight = float(upto[winner] + look.sum() - look[winner]) / total
-    rows = []
-    for seed in seed_list:
-        record, spent = math.inf, 0.0
-        for i in arrival_order(cs, seed, order):
-            if best[i] < record * (1 - min_improvement):
-                record = best[i]
-                spent += upto[i]
-            else:
-                spent += look[i]
-        rows.append({"seed": seed, "compute_frac": spent / total, "expected_frac": expected,
-                     "hindsight_frac": hindsight, "regret": (record - best[winner]) / best[winner]})
-    return pd.DataFrame(rows)
-
-
-def _one_study(curves: CurveSet, spec: PrunerSpec, seed: int, order: str) -> pd.DataFrame:
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(
-        direction="minimize", pruner=make_pruner(spec, curves), sampler=optuna.samplers.RandomSampler(seed)
-    )
     n = len(curves)
-    for i in arrival_order(curves, seed, order):
-        study.enqueue_trial({"curve": int(i)})
-    steps = _compute_steps(curves)
+    events: list[tuple[float, int]] = []
+    running: dict[int, _Running] = {}
+    spans: dict[int, tuple[float, float]] = {}
 
-    def objective(trial: optuna.trial.Trial) -> float:
+    def start(now: float) -> None:
+        trial = study.ask()
         i = trial.suggest_int("curve", 0, n - 1)
-        curve = curves[i]
-        for step, c, loss in zip(steps[i], curve.compute, curve.loss):
-            report(trial, float(loss), compute=float(c), step=int(step))
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return float(curve.final_loss)
+        running[trial.number] = _Running(trial, i, now)
+        heapq.heappush(events, (now + float(times[i][0]), trial.number))
 
+    for _ in range(min(n_workers, n)):
+        start(0.0)
+    while events:
+        now, number = heapq.heappop(events)
+        run = running[number]
+        if not _report_point(study, run, curves[run.curve], int(steps[run.curve][run.point])):
+            heapq.heappush(events, (run.start + float(times[run.curve][run.point]), number))
+            continue
+        spans[number] = (run.start, now)
+        del running[number]
+        if len(spans) + len(running) < n:
+            start(now)
+    return spans
+
+
+def _one_study(
+    curves: CurveSet, spec: PrunerSpec, seed: int, order: str, n_workers: int, times: list[np.ndarray]
+) -> pd.DataFrame:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # A name of the seed's own: HyperbandPruner assigns trials to brackets by a hash of the study's name, which
+    # Optuna otherwise draws at random.
+    study = optuna.create_study(
+        study_name=f"replay-{seed}", direction="minimize", pruner=make_pruner(spec, curves),
+        sampler=optuna.samplers.RandomSampler(seed),
+    )
+    arrivals = arrival_order(curves, seed, order)
+    for i in arrivals:
+        study.enqueue_trial({"curve": int(i)})
     t0 = time.perf_counter()
-    study.optimize(objective, n_trials=n, catch=())
+    spans = _run_events(study, curves, _compute_steps(curves), times, n_workers)
     wall = time.perf_counter() - t0
     rows = []
     observed: list[Curve] = []
@@ -277,16 +265,24 @@ def _one_study(curves: CurveSet, spec: PrunerSpec, seed: int, order: str) -> pd.
                 "forecast": t.user_attrs.get(FORECAST_KEY),
                 "decision": t.user_attrs.get(DECISION_KEY),
                 "rungs": list(rung_records(t.system_attrs).values()),
+                "start_time": spans[t.number][0],
+                "end_time": spans[t.number][1],
             }
         )
     full = list(curves)
     metrics = allocation_metrics(observed, full, spent, frontier_law(full))
+    makespan = max(end for _, end in spans.values())
+    exhaustive = list_schedule_makespan([times[i][-1] for i in arrivals], n_workers)
     df = pd.DataFrame(rows)
     df["compute_frac"] = spent / metrics["exhaustive_compute"]
     df["regret"] = metrics["regret"]
     df["law_error"] = metrics["law_area_mean"]
     df["exponent_error"] = metrics["exponent_error"]
     df["wall_s"] = wall
+    df["n_workers"] = n_workers
+    df["makespan"] = makespan
+    df["exhaustive_makespan"] = exhaustive
+    df["makespan_frac"] = makespan / exhaustive
     return df
 
 
@@ -297,8 +293,23 @@ def replay_study(
     seeds: Sequence[int] | int = (0,),
     order: str = "random",
     n_jobs: int = 1,
+    n_workers: int = 1,
+    duration: Duration | None = None,
+    throughput: float | None = None,
 ) -> pd.DataFrame:
-    """Run each curve as a trial of a real Optuna study under ``pruner``, once per seed.
+    """Run each curve as a trial of a real Optuna study under ``pruner``, once per seed, on ``n_workers``
+    simulated workers.
+
+    The replay is a deterministic discrete-event simulation in one process, through Optuna's ask-and-tell
+    interface. The curves are enqueued in the seed's arrival order; each of the ``n_workers`` workers asks the
+    study for the next trial when it is free (all at time 0 to begin with). A trial's reports arrive at
+    simulated times after its start: ``compute / throughput`` by default, or ``duration(curve, compute)``.
+    Reports are processed in order of time; reports at the same time in order of trial number (the trial that
+    started first reports first). At each one the trial reports through :func:`sh_scaling.report` and asks
+    ``trial.should_prune()``, so every pruner sees the study as it stands at that moment: other trials'
+    reports up to then, the trials finished or pruned by then. A trial pruned, or finished at its last point,
+    frees its worker, which asks for the next trial at once, at that time. With one worker (the default) the
+    trials run one after the other, as ``study.optimize`` runs them.
 
     Args:
         curves: The recorded curves (each one trial; only its prefix up to the pruning decision is seen).
@@ -307,16 +318,28 @@ def replay_study(
         seeds: Seeds (or a count): each seed is one study, with its own arrival order.
         order: ``"random"`` (a seeded permutation per seed), ``"given"`` or ``"small-first"``.
         n_jobs: Worker processes over seeds (1: in this process).
+        n_workers: Trials running at once in each simulated sweep (an integer >= 1).
+        duration: ``duration(curve, compute) -> seconds since the trial started`` for the report at
+            ``compute`` (e.g. measured seconds per step times the step, or the wall-clock model of
+            :mod:`sh_scaling.laws`); it must return finite, positive times that never decrease along a curve.
+            Evaluated once per point before any study starts; a function that raises or returns a bad time is
+            a ``ValueError`` naming the curve and the value.
+        throughput: Compute per second, one for every trial, when ``duration`` is not given (default 1, so
+            that times are in units of compute).
 
     Returns:
         One row per seed and curve: ``seed, pruner, trial, curve, state, n_reported, compute_spent,
         final_compute, best_observed, final_loss, forecast, decision`` (the pruner's last forecast and
         decision text for the trial, ours only), ``rungs`` (ours: the trial's decision records, one dict per
         rung in order of compute, as :func:`sh_scaling.report` users find them in the trial's system
-        attributes; other pruners: empty) and the study's metrics, repeated on each of its rows:
-        ``compute_frac`` (compute spent / training every curve to its end), ``regret`` ((best observed -
-        exhaustive best) / exhaustive best), ``law_error`` (mean absolute ln-loss gap between the law fitted
-        on the observed frontier and the exhaustive law), ``exponent_error`` and ``wall_s``.
+        attributes; other pruners: empty), ``start_time, end_time`` (the trial's simulated seconds) and the
+        study's metrics, repeated on each of its rows: ``compute_frac`` (compute spent / training every curve
+        to its end), ``regret`` ((best observed - exhaustive best) / exhaustive best), ``law_error`` (mean
+        absolute ln-loss gap between the law fitted on the observed frontier and the exhaustive law),
+        ``exponent_error``, ``wall_s`` (real seconds the replay took), ``n_workers``, ``makespan`` (simulated
+        seconds until the last trial ended), ``exhaustive_makespan`` (the same workers training every curve to
+        its end, in the same order, each trial taken by the first worker free) and ``makespan_frac`` (their
+        ratio).
     """
     cs = curves if isinstance(curves, CurveSet) else CurveSet(curves)
     if len(cs) < 2:
@@ -325,38 +348,46 @@ def replay_study(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise ValueError("replay_study: no seeds")
+    workers = check_workers(n_workers)
+    times = report_times(list(cs), duration, throughput)
     if n_jobs == 1:
-        frames = [_one_study(cs, spec, s, order) for s in seed_list]
+        frames = [_one_study(cs, spec, s, order, workers, times) for s in seed_list]
     else:
         from concurrent.futures import ProcessPoolExecutor
 
+        m = len(seed_list)
         with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            frames = list(pool.map(_one_study, [cs] * len(seed_list), [spec] * len(seed_list), seed_list,
-                                   [order] * len(seed_list)))
+            frames = list(pool.map(_one_study, [cs] * m, [spec] * m, seed_list, [order] * m, [workers] * m,
+                                   [times] * m))
     return pd.concat(frames, ignore_index=True)
 
 
 def summarize_replay(df: pd.DataFrame) -> pd.DataFrame:
-    """Per pruner (and curve set, when a ``curves`` column is present): mean compute fraction, regret and law
-    error over seeds, with standard errors."""
-    keys = [k for k in ("curves", "pruner") if k in df.columns]
-    per_study = df.groupby([*keys, "seed"], sort=False)[
-        ["compute_frac", "regret", "law_error", "exponent_error", "wall_s"]
-    ].first().reset_index()
+    """Per pruner (and curve set and number of workers, when ``curves`` and ``n_workers`` columns are present):
+    over seeds, mean compute fraction, regret (and ``zero_regret``, the share of seeds with none), law error and
+    makespan fraction, with standard errors."""
+    keys = [k for k in ("curves", "pruner", "n_workers") if k in df.columns]
+    metrics = ["compute_frac", "regret", "law_error", "exponent_error", "wall_s"]
+    metrics += [m for m in ("makespan_frac",) if m in df.columns]
+    per_study = df.groupby([*keys, "seed"], sort=False)[metrics].first().reset_index()
     g = per_study.groupby(keys, sort=False)
 
     def se(x: pd.Series) -> float:
         return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else math.nan
 
-    out = g.agg(
-        seeds=("seed", "nunique"),
-        compute_frac=("compute_frac", "mean"),
-        compute_frac_se=("compute_frac", se),
-        regret_pct=("regret", lambda x: 100 * x.mean()),
-        regret_se_pct=("regret", lambda x: 100 * se(x)),
-        law_error=("law_error", "mean"),
-        law_error_se=("law_error", se),
-        exponent_error=("exponent_error", "mean"),
-        wall_s=("wall_s", "mean"),
-    )
-    return out.reset_index()
+    columns: dict[str, tuple[str, Any]] = {
+        "seeds": ("seed", "nunique"),
+        "compute_frac": ("compute_frac", "mean"),
+        "compute_frac_se": ("compute_frac", se),
+        "regret_pct": ("regret", lambda x: 100 * x.mean()),
+        "regret_se_pct": ("regret", lambda x: 100 * se(x)),
+        "zero_regret": ("regret", lambda x: float((x == 0).mean())),
+        "law_error": ("law_error", "mean"),
+        "law_error_se": ("law_error", se),
+        "exponent_error": ("exponent_error", "mean"),
+        "wall_s": ("wall_s", "mean"),
+    }
+    if "makespan_frac" in metrics:
+        columns["makespan_frac"] = ("makespan_frac", "mean")
+        columns["makespan_frac_se"] = ("makespan_frac", se)
+    return g.agg(**columns).reset_index()
