@@ -1,0 +1,74 @@
+"""The stage error model of the decision core: margins by stage, updated by a study's own errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sh_scaling.halving import (
+    STAGE_MARGINS,
+    STAGE_NODES,
+    forecast_scores,
+    margin_quantile,
+    optimistic,
+    stage_margin,
+)
+
+PRIOR = (0.10, 0.08, 0.04, 0.02, 0.01)
+
+
+def test_the_prior_is_read_at_the_nodes_interpolated_in_log_stage_and_held_beyond():
+    for node, value in zip(STAGE_NODES, PRIOR):
+        assert stage_margin(node, PRIOR, coverage=0.9, prior_weight=10)[0] == pytest.approx(value)
+    mid = math.sqrt(0.05 * 0.1)  # halfway between the first two nodes in log stage
+    assert stage_margin(mid, PRIOR, coverage=0.9, prior_weight=10)[0] == pytest.approx(0.09)
+    assert stage_margin(0.01, PRIOR, coverage=0.9, prior_weight=10)[0] == pytest.approx(0.10)
+    assert stage_margin(0.99, PRIOR, coverage=0.9, prior_weight=10)[0] == pytest.approx(0.01)
+
+
+def test_the_study_errors_near_the_stage_weigh_as_many_as_they_are():
+    rng = np.random.default_rng(0)
+    errors = rng.normal(-0.02, 0.05, 10)  # ten outcomes at 10 % of their runs
+    stages = np.full(10, 0.1)
+    m, info = stage_margin(0.1, PRIOR, errors, stages, coverage=0.9, prior_weight=10)
+    own = -np.quantile(errors, 0.1)
+    assert info["n"] == 10 and info["study"] == pytest.approx(own)
+    assert m == pytest.approx((10 * 0.08 + 10 * own) / 20)
+    # Errors made at stages more than a factor 2 away do not count.
+    far, info = stage_margin(0.4, PRIOR, errors, stages, coverage=0.9, prior_weight=10)
+    assert info["n"] == 0 and far == pytest.approx(0.02)
+
+
+def test_margin_quantile_is_the_lower_tail_of_the_log_errors_and_never_negative():
+    e = np.linspace(-0.1, 0.1, 101)
+    assert margin_quantile(e, 0.9) == pytest.approx(0.08)
+    assert margin_quantile(np.full(5, 0.03), 0.9) == 0.0  # forecasts that were all too optimistic: no margin
+    assert margin_quantile(np.array([]), 0.9) == 0.0
+
+
+def test_the_margin_lowers_only_the_trial_at_risk_and_only_where_it_reaches_lower():
+    mean = np.array([2.0, 2.0])
+    std = np.array([0.01, 0.01])
+    margin = np.array([0.05, 0.05])
+    at_risk = np.array([True, False])
+    s = forecast_scores(mean, std, optimism=0.4, at_risk=at_risk, margin=margin)
+    assert s[0] == pytest.approx(2.0 * math.exp(-0.05)) and s[1] == 2.0
+    # A wide Gaussian interval already reaches lower: it stands.
+    wide = optimistic(np.array([2.0]), np.array([1.0]), 0.4, margin=np.array([0.01]))
+    assert wide[0] == pytest.approx(optimistic(np.array([2.0]), np.array([1.0]), 0.4)[0])
+
+
+@pytest.mark.parametrize("kwargs", [{"coverage": 1.0}, {"coverage": 0.0}])
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(ValueError, match="coverage"):
+        stage_margin(0.1, PRIOR, prior_weight=10, **kwargs)
+    with pytest.raises(ValueError, match="stage node"):
+        stage_margin(0.1, PRIOR[:3], coverage=0.9, prior_weight=10)
+
+
+def test_the_shipped_tables_never_grow_with_the_stage():
+    for table in STAGE_MARGINS.values():
+        assert len(table) == len(STAGE_NODES)
+        assert all(a >= b >= 0 for a, b in zip(table, table[1:]))

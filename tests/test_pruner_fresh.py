@@ -1,0 +1,196 @@
+"""Decisions on what is known now (competitors scored by their freshest estimate), the stage error model's
+margin in the pruner, and the review's defects in the pruner's input handling."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sh_scaling.keys import DECISION_KEY, SCHEDULE_KEY, rung_key
+from sh_scaling.pruning import SurrogateHalvingPruner, report
+from sh_scaling.pruning._competitors import RungSummary, freshest
+
+from _surrogates import LogLinear
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _pruner(**kwargs):
+    """Hand-checkable settings: rungs a factor 2 apart, the forecast mean at the target, no stage margin."""
+    for key, value in {"decision_start": 0.0, "reduction_factor": 2, "rung_factor": None, "min_compute": 4.0,
+                       "objective": "best_loss", "optimism": None, "margin": None, "n_startup_trials": 1}.items():
+        kwargs.setdefault(key, value)
+    return SurrogateHalvingPruner(LogLinear(), max_compute=64.0, **kwargs)
+
+
+def _run(study, compute, loss):
+    trial = study.ask()
+    for c, l in zip(compute, loss):
+        report(trial, float(l), compute=float(c))
+        if trial.should_prune():
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return trial.number, optuna.trial.TrialState.PRUNED
+    study.tell(trial, float(loss[-1]))
+    return trial.number, optuna.trial.TrialState.COMPLETE
+
+
+C = np.geomspace(1.0, 64.0, 13)
+# A run that follows c^-0.5 to compute 8 and then stops improving: at rung 4 (compute 4) a log-log line through
+# its points forecasts 64^-0.5 = 0.125 at the end; it ends at 8^-0.5 = 0.354.
+STALLS = np.where(C <= 8.0, C**-0.5, 8.0**-0.5)
+# A run twice as high all along (worse at every compute seen early) that ends at 2 * 64^-0.5 = 0.25: better than
+# the first run's outcome, worse than the first run's forecast at rung 4.
+STEADY = 2.0 * C**-0.5
+
+
+def test_a_finished_competitor_is_scored_by_its_outcome_not_its_forecast_at_the_rung():
+    study = optuna.create_study(pruner=_pruner())
+    assert _run(study, C, STALLS)[1] == optuna.trial.TrialState.COMPLETE  # alone: promoted at every rung
+    first = study.trials[0].system_attrs[rung_key(2)]
+    assert first["forecast"] == pytest.approx(0.125, rel=1e-6)  # what it promised at rung 2 (compute 4)
+    number, state = _run(study, C, STEADY)
+    rec = study.trials[number].system_attrs[rung_key(2)]
+    # Its forecast 0.25 loses to the promise 0.125, but beats the outcome 0.354: it goes on, ranked first.
+    assert rec["forecast"] == pytest.approx(0.25, rel=1e-6)
+    assert rec["promoted"] and rec["rank"] == 1
+    assert state == optuna.trial.TrialState.COMPLETE
+
+
+def test_a_running_competitor_is_scored_by_its_latest_forecast():
+    study = optuna.create_study(pruner=_pruner())
+    # The first trial runs to compute 16 and stays RUNNING: its forecast at rung 4 (compute 16) has seen the
+    # stall and is higher than the one it made at rung 2.
+    first = study.ask()
+    for c, l in zip(C, STALLS):
+        if c > 16.0:
+            break
+        report(first, float(l), compute=float(c))
+        assert not first.should_prune()
+    recs = {k: study.trials[0].system_attrs[rung_key(k)] for k in (2, 3, 4)}
+    # The second run ends at 0.15: below what the first now forecasts, above what it promised at rung 2.
+    assert recs[4]["forecast"] > 0.15 > recs[2]["forecast"]
+    number, state = _run(study, C, 1.2 * C**-0.5)
+    assert study.trials[number].system_attrs[rung_key(2)]["rank"] == 1
+    assert state == optuna.trial.TrialState.COMPLETE
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    at_rung=st.floats(0.5, 5.0), later=st.lists(st.floats(0.5, 5.0), max_size=4), outcome=st.floats(0.5, 5.0),
+    k=st.integers(0, 3),
+)
+def test_a_finished_trials_score_never_depends_on_when_it_passed_the_rung(at_rung, later, outcome, k):
+    records = {k: {"compute": 2.0**k, "loss": 3.0, "target": 64.0, "forecast": at_rung, "std": 0.1,
+                   "fallback": False}}
+    for j, value in enumerate(later, start=k + 1):
+        records[j] = {"compute": 2.0**j, "loss": 2.0, "target": 64.0, "forecast": value, "std": 0.1,
+                      "fallback": False}
+    summary = RungSummary(records, k, [], [])
+    fresh = freshest(records[k], k, summary, outcome)
+    assert fresh["forecast"] == outcome and fresh["std"] == 0.0 and fresh["fresh"] == "outcome"
+    # The comparison point stays the rung's.
+    assert (fresh["compute"], fresh["loss"], fresh["target"]) == (2.0**k, 3.0, 64.0)
+    # Without an outcome: the latest model forecast (from the highest rung), or the rung's own.
+    running = freshest(records[k], k, summary, None)
+    assert running["forecast"] == (later[-1] if later else at_rung)
+
+
+def test_fallback_records_are_not_taken_as_a_fresher_forecast():
+    records = {
+        1: {"compute": 2.0, "loss": 3.0, "target": 64.0, "forecast": 2.0, "std": 0.1, "fallback": False},
+        2: {"compute": 4.0, "loss": 2.5, "target": 64.0, "forecast": 2.5, "std": 0.0, "fallback": True},
+    }
+    summary = RungSummary(records, 1, [], [])
+    assert freshest(records[1], 1, summary, None)["forecast"] == 2.0
+    assert summary.latest_forecast() == (1, records[1])
+
+
+# ---------------------------------------------------------------------------------------------- stage margin
+def test_the_margin_keeps_an_early_trial_whose_forecast_alone_would_lose():
+    # The second trial's forecast (0.25 at the end) loses to the first trial's outcome (0.23 at the end) by 8 %
+    # of the loss; at rung 2 (6 % of the run) the margin is larger than that and gives it the benefit of the doubt.
+    finished = 0.23 * (C / 64.0) ** -0.5
+    plain = optuna.create_study(pruner=_pruner())
+    _run(plain, C, finished)
+    assert _run(plain, C, STEADY)[1] == optuna.trial.TrialState.PRUNED
+    widened = optuna.create_study(pruner=_pruner(margin="stage"))
+    _run(widened, C, finished)
+    number, _ = _run(widened, C, STEADY)
+    rec = widened.trials[number].system_attrs[rung_key(2)]
+    assert rec["margin"] > math.log(0.25 / 0.23) and rec["margin_info"]["kind"] == "own"
+    assert rec["promoted"]
+    text = widened.trials[number].user_attrs[DECISION_KEY]
+    assert "margin down to" in text
+
+
+def test_the_margin_learns_from_the_study_own_outcomes():
+    """Finished trials whose forecasts were right (pure power laws, forecast exactly by LogLinear) pull the
+    margin at their stages below the development table's."""
+    from sh_scaling.halving import STAGE_MARGINS, STAGE_NODES, stage_margin
+
+    study = optuna.create_study(pruner=_pruner(margin="stage", n_startup_trials=100))
+    for i in range(12):
+        _run(study, C, (1.0 + 0.01 * i) * C**-0.5)
+    last = study.trials[-1].system_attrs
+    rec = last[rung_key(2)]
+    prior, _ = stage_margin(rec["compute"] / rec["target"], STAGE_MARGINS["own"], coverage=0.9, prior_weight=10)
+    assert rec["margin_info"]["n"] >= 10 and rec["margin_info"]["study"] == pytest.approx(0.0, abs=1e-9)
+    assert rec["margin"] < 0.5 * prior
+    assert len(STAGE_NODES) == len(STAGE_MARGINS["own"]) == len(STAGE_MARGINS["multipower"])
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("bad", [{"kind": "no-such-kind"}, {"kind": ["cosine"]}, {"kind": {"a": 1}},
+                                 {"kind": "cosine", "warmup": [0.1]}, ["cosine"], "cosine", 3])
+def test_an_unreadable_stored_schedule_is_ignored_not_raised(bad):
+    study = optuna.create_study(pruner=SurrogateHalvingPruner(max_compute=100.0))
+    t = study.ask()
+    study._storage.set_trial_system_attr(t._trial_id, SCHEDULE_KEY, bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k in range(1, 11):
+            report(t, 3 + 10 / k, compute=10.0 * k)
+            t.should_prune()  # never raises
+    study.tell(t, 3.0)
+    from sh_scaling.curves import from_study
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert len(from_study(study)) == 1
+
+
+@pytest.mark.parametrize("schedule", [{"kind": ["cosine"]}, {"kind": "cosine", "final_ratio": "x"}])
+def test_the_constructor_rejects_a_bad_schedule_description_with_a_value_error(schedule):
+    with pytest.raises(ValueError, match="schedule="):
+        SurrogateHalvingPruner(max_compute=1.0, schedule=schedule)
+
+
+@pytest.mark.parametrize("kwargs", [{"rung_factor": 1.00001}, {"rung_factor": 1.05},
+                                    {"rung_factor": None, "reduction_factor": 1.01}])
+def test_rungs_closer_than_the_bound_are_refused(kwargs):
+    with pytest.raises(ValueError, match="1.1"):
+        SurrogateHalvingPruner(max_compute=1.0, **kwargs)
+
+
+def test_at_the_bound_a_report_costs_a_handful_of_decisions():
+    study = optuna.create_study(pruner=SurrogateHalvingPruner(max_compute=1e22, rung_factor=1.1))
+    t = study.ask()
+    start = time.perf_counter()
+    for k in range(1, 21):
+        report(t, 2 + 10 * (1e18 * 1.4**k) ** -0.1, compute=1e18 * 1.4**k)
+        t.should_prune()
+    assert time.perf_counter() - start < 60  # 165 s at 1.00001 before the bound
+    records = [k for k in study.trials[0].system_attrs if k.startswith("sh_scaling:rung:")]
+    assert len(records) <= math.ceil(math.log(1.4**20 / 0.05 ** 0) / math.log(1.1))
+
+
+def test_margin_setting_is_checked():
+    with pytest.raises(ValueError, match="margin"):
+        SurrogateHalvingPruner(max_compute=1.0, margin="wide")
