@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -40,6 +41,7 @@ from sh_scaling.curves import (
 from sh_scaling.simulation import PrunerSpec, clairvoyant_bound, replay_study
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 SCHEDULED = {"multipowerlaw", "ladder", "cpu-ladder"}
 
 
@@ -61,6 +63,22 @@ def load_set(name: str) -> CurveSet:
     raise ValueError(f"unknown set {name!r}")
 
 
+def loso_margin(path: Path, left_out: str, coverage: float) -> dict[str, object]:
+    """The stage error model chosen without ``left_out``: each kind's table the largest over the other sets (the
+    shipped table where no other set has that kind)."""
+    from bench_stage_error import loso_tables
+
+    from sh_scaling.halving import STAGE_MARGINS
+
+    errors = pd.read_csv(path)
+    errors = errors[~errors["fallback"].astype(bool)]
+    margin: dict[str, object] = {"coverage": coverage}
+    for kind in ("own", "multipower"):
+        table = loso_tables(errors, left_out, kind, coverage)
+        margin[kind] = table if table is not None else STAGE_MARGINS[coverage][kind]
+    return margin
+
+
 def parse_setting(text: str) -> tuple[str, dict[str, object]]:
     if text == "default":
         return "default", {}
@@ -79,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--setting", action="append", default=None)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--loso-errors", type=Path, default=None,
+                    help="errors.csv of bench_stage_error.py: each set's stage margin table is chosen on the others")
+    ap.add_argument("--coverage", type=float, default=0.9, help="the margin's coverage with --loso-errors")
     ap.add_argument("--out", type=Path, default=Path("results/pruner_sets"))
     args = ap.parse_args(argv)
     settings = [parse_setting(s) for s in (args.setting or ["default"])]
@@ -92,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             b = float(bound["compute_frac"].mean())
             for label, extra in settings:
                 kwargs = dict(extra)
+                if args.loso_errors is not None and "margin" not in kwargs:
+                    kwargs["margin"] = loso_margin(args.loso_errors, name, args.coverage)
                 if name in SCHEDULED:
                     kwargs.setdefault("schedule", "from_curves")
                 t0 = time.time()

@@ -68,7 +68,12 @@ def test_bad_settings_are_refused(kwargs):
         stage_margin(0.1, PRIOR[:3], coverage=0.9, prior_weight=10)
 
 
-def test_the_shipped_tables_never_grow_with_the_stage():
-    for table in STAGE_MARGINS.values():
-        assert len(table) == len(STAGE_NODES)
-        assert all(a >= b >= 0 for a, b in zip(table, table[1:]))
+def test_the_shipped_tables_never_grow_with_the_stage_nor_shrink_with_the_coverage():
+    coverages = sorted(STAGE_MARGINS)
+    for coverage in coverages:
+        for table in STAGE_MARGINS[coverage].values():
+            assert len(table) == len(STAGE_NODES)
+            assert all(a >= b >= 0 for a, b in zip(table, table[1:]))
+    for low, high in zip(coverages, coverages[1:]):
+        for kind in ("own", "multipower"):
+            assert all(a <= b for a, b in zip(STAGE_MARGINS[low][kind], STAGE_MARGINS[high][kind]))

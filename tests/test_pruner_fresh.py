@@ -133,17 +133,18 @@ def test_the_margin_keeps_an_early_trial_whose_forecast_alone_would_lose():
 def test_the_margin_learns_from_the_study_own_outcomes():
     """Finished trials whose forecasts were right (pure power laws, forecast exactly by LogLinear) pull the
     margin at their stages below the development table's."""
-    from sh_scaling.halving import STAGE_MARGINS, STAGE_NODES, stage_margin
+    from sh_scaling.halving import MARGIN_COVERAGE, STAGE_MARGINS, STAGE_NODES, stage_margin
 
     study = optuna.create_study(pruner=_pruner(margin="stage", n_startup_trials=100))
     for i in range(12):
         _run(study, C, (1.0 + 0.01 * i) * C**-0.5)
     last = study.trials[-1].system_attrs
     rec = last[rung_key(2)]
-    prior, _ = stage_margin(rec["compute"] / rec["target"], STAGE_MARGINS["own"], coverage=0.9, prior_weight=10)
+    table = STAGE_MARGINS[MARGIN_COVERAGE]
+    prior, _ = stage_margin(rec["compute"] / rec["target"], table["own"], coverage=0.9, prior_weight=10)
     assert rec["margin_info"]["n"] >= 10 and rec["margin_info"]["study"] == pytest.approx(0.0, abs=1e-9)
     assert rec["margin"] < 0.5 * prior
-    assert len(STAGE_NODES) == len(STAGE_MARGINS["own"]) == len(STAGE_MARGINS["multipower"])
+    assert len(STAGE_NODES) == len(table["own"]) == len(table["multipower"])
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -191,6 +192,20 @@ def test_at_the_bound_a_report_costs_a_handful_of_decisions():
     assert len(records) <= math.ceil(math.log(1.4**20 / 0.05 ** 0) / math.log(1.1))
 
 
-def test_margin_setting_is_checked():
+@pytest.mark.parametrize("margin", ["wide", 0.7, 1.5, {"coverage": 0.9, "own": (0.1,) * 5},
+                                    {"coverage": 2, "own": (0.1,) * 5, "multipower": (0.0,) * 5},
+                                    {"coverage": 0.9, "own": (0.1,) * 4, "multipower": (0.0,) * 5},
+                                    {"coverage": 0.9, "own": (-0.1,) * 5, "multipower": (0.0,) * 5}])
+def test_margin_setting_is_checked(margin):
     with pytest.raises(ValueError, match="margin"):
-        SurrogateHalvingPruner(max_compute=1.0, margin="wide")
+        SurrogateHalvingPruner(max_compute=1.0, margin=margin)
+
+
+def test_a_margin_table_of_ones_own_is_used():
+    """A table measured on a user's own past sweeps (``stage_forecast_errors``) replaces the shipped one."""
+    table = {"coverage": 0.9, "own": (0.5, 0.5, 0.5, 0.5, 0.5), "multipower": (0.0,) * 5}
+    study = optuna.create_study(pruner=_pruner(margin=table))
+    _run(study, C, 0.23 * (C / 64.0) ** -0.5)
+    number, _ = _run(study, C, STEADY)
+    rec = study.trials[number].system_attrs[rung_key(2)]
+    assert rec["margin_info"]["prior"] == pytest.approx(0.5) and rec["promoted"]

@@ -27,6 +27,7 @@ from sh_scaling.halving import (
     PRUNER_WARMUP_FRACTION,
     SCHEDULE_MIN_IMPROVEMENT,
     STAGE_MARGINS,
+    STAGE_NODES,
     Decision,
     calibrate_forecasts,
     decide,
@@ -259,7 +260,7 @@ class SurrogateHalvingPruner(BasePruner):
         family: Callable[[dict[str, Any]], Hashable] | None = None,
         calibrate: bool = False,
         min_improvement: float | str | None = "auto",
-        margin: str | None = "stage",
+        margin: str | float | Mapping[str, Any] | None = "stage",
     ) -> None:
         if isinstance(surrogate, str):
             if surrogate not in _SURROGATE_NAMES:
@@ -315,8 +316,7 @@ class SurrogateHalvingPruner(BasePruner):
         if not (min_improvement is None or min_improvement == "auto"
                 or (_is_number(min_improvement) and 0 <= min_improvement < 1)):  # type: ignore[operator]
             raise ValueError(f"min_improvement={min_improvement!r}: must be 'auto', None or a fraction in [0, 1)")
-        if margin not in (None, "stage"):
-            raise ValueError(f"margin={margin!r}: must be 'stage' or None")
+        margin_model = _margin_model(margin)
         if family is not None:
             if not callable(family):
                 raise ValueError(f"family={family!r}: must be callable as family(params)")
@@ -336,7 +336,7 @@ class SurrogateHalvingPruner(BasePruner):
         self._schedule = schedule
         self._family = family
         self._calibrate = bool(calibrate)
-        self._margin = margin
+        self._margin = margin_model
         self._min_improvement: float | str | None = (
             min_improvement if min_improvement is None or min_improvement == "auto" else float(min_improvement)
         )
@@ -645,9 +645,10 @@ class SurrogateHalvingPruner(BasePruner):
             # How wrong a forecast of this kind can be at this stage of a run: the development sets' error table,
             # updated by this study's finished trials.
             kind = "multipower" if schedule is not None else "own"
+            coverage, tables = self._margin
             errors, stages = stage_errors(outcomes, kind)
-            margin, margin_info = stage_margin(r / target, STAGE_MARGINS[kind], errors, stages,
-                                               coverage=MARGIN_COVERAGE, prior_weight=MARGIN_PRIOR_WEIGHT)
+            margin, margin_info = stage_margin(r / target, tables[kind], errors, stages,
+                                               coverage=coverage, prior_weight=MARGIN_PRIOR_WEIGHT)
             record["margin"] = clean_float(margin)
             record["margin_info"] = {"kind": kind, **{key: clean_float(v) for key, v in margin_info.items()}}
         min_improvement = self._min_improvement
@@ -785,6 +786,39 @@ class SurrogateHalvingPruner(BasePruner):
         )
         return decision, ranking, float(scores[0])
 
+
+
+def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]]] | None:
+    """The stage error model a ``margin`` setting asks for: its coverage and its table per forecast kind."""
+    if margin is None:
+        return None
+    if isinstance(margin, str) and margin == "stage":
+        return MARGIN_COVERAGE, STAGE_MARGINS[MARGIN_COVERAGE]
+    if _is_number(margin):
+        if float(margin) not in STAGE_MARGINS:
+            raise ValueError(f"margin={margin!r}: a coverage must be one of the measured {sorted(STAGE_MARGINS)}")
+        return float(margin), STAGE_MARGINS[float(margin)]
+    if isinstance(margin, Mapping):
+        coverage: Any = margin.get("coverage")
+        if not (_is_number(coverage) and 0 < coverage < 1):
+            raise ValueError(f"margin={dict(margin)!r}: 'coverage' must be a number in (0, 1)")
+        tables: dict[str, tuple[float, ...]] = {}
+        for kind in ("own", "multipower"):
+            table = margin.get(kind)
+            try:
+                values = tuple(float(v) for v in table)  # type: ignore[union-attr]
+            except TypeError:
+                values = ()
+            if len(values) != len(STAGE_NODES) or not all(math.isfinite(v) and v >= 0 for v in values):
+                raise ValueError(
+                    f"margin[{kind!r}]={table!r}: {len(STAGE_NODES)} margins >= 0, one per stage of {STAGE_NODES}"
+                )
+            tables[kind] = values
+        return float(coverage), tables
+    raise ValueError(
+        f"margin={margin!r}: must be 'stage', a coverage among {sorted(STAGE_MARGINS)}, "
+        "{'coverage': c, 'own': table, 'multipower': table}, or None"
+    )
 
 
 def _system_attrs(study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> Any:
