@@ -24,9 +24,10 @@ what that does to coverage.
 
 A percentile interval need not hold the point estimate: on a sweep of thousands of runs each replicate keeps
 about 63 % of them, its frontier can only rise, and every replicate can then lie on one side of the full fit
-(a 2,000-trial study put the law's prediction below all of them). An interval printed beside an estimate it
-excludes reads as an error, so such an interval is widened to reach the estimate and the law says so
-(:meth:`ScalingLaw.caveats`): the bootstrap is biased there, and the widened side is no interval at all.
+(on a 2,000-trial study, 99 of 100 replicates predicted more than the fit at ten times its compute). An
+interval printed beside an estimate it excludes reads as an error, so such an interval is widened to reach the
+estimate and the law says so (:meth:`ScalingLaw.caveats`): the bootstrap is biased there, and the widened side
+is no interval at all.
 """
 
 from __future__ import annotations
@@ -295,9 +296,11 @@ def _evaluate(form: str, theta: np.ndarray, c: np.ndarray) -> np.ndarray:
 def _reach_estimate(
     estimate: np.ndarray, low: np.ndarray, high: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``low`` and ``high`` widened, where they exclude ``estimate``, to reach it; and where they were."""
+    """``low`` and ``high`` widened, where they exclude ``estimate``, to reach it; and where they excluded it by
+    more than a rounding (a replicate equal to the fit, read back through ``exp(log(.))``, can land an ulp off)."""
     estimate = np.asarray(estimate, dtype=float)
-    widened = (low > estimate) | (high < estimate)
+    tol = 1e-9 * np.maximum(1.0, np.abs(estimate))
+    widened = (low - estimate > tol) | (estimate - high > tol)
     return np.minimum(low, estimate), np.maximum(high, estimate), widened
 
 
