@@ -114,6 +114,13 @@ def test_matplotlib_is_enough_for_a_report_and_plotly_only_adds_html(small, tmp_
     assert written == sorted(n for n in OUTPUTS if n not in HTML_OUTPUTS)
     assert "note: no HTML pages (curves.html, decisions.html): they need plotly, which is not installed" in text
     assert "removed the earlier report's curves.html" in text and "pip install" not in text
+    # Without --force an earlier report's page is kept, and the report refused.
+    (out / "curves.html").write_text("an earlier report's")
+    for n in written:
+        (out / n).unlink()
+    assert report(url, name, out) == 2
+    assert "already holds curves.html; pass --force" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["curves.html"]
     # --dashboard shows plotly figures: there it is needed, and the message says how to install it.
     assert main(["report", "--storage", url, "--study", name, "--dashboard", *BOOT]) == 2
     assert "pip install 'sh_scaling[" in capsys.readouterr().err

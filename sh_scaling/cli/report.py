@@ -324,8 +324,9 @@ def _check_extras(out: bool, dashboard: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     with_html = _installed("plotly")
     if args.out:  # before the work, which may take a while on a large study
-        check_output_dir(args.out, OUTPUTS if with_html else _without(OUTPUTS, HTML_OUTPUTS), option="--out",
-                         force=args.force)
+        # Every name, HTML included even without plotly: an earlier report's pages are replaced (removed, without
+        # plotly) only with --force.
+        check_output_dir(args.out, OUTPUTS, option="--out", force=args.force)
     _check_extras(bool(args.out), args.dashboard)
     study = open_study(args.storage, args.study)
     report = build_report(study, unit=args.unit, n_bootstrap=args.bootstrap)
