@@ -30,6 +30,8 @@ def test_the_examples_law_with_an_interval_across_zero_and_one_over_decades_says
     assert "gamma's interval [-0.0496, 0.074] crosses zero (the sweep cannot tell whether the loss falls" in text
     assert "A's interval [2.465, 1.729e+26] spans a factor of 7.01e+25, more than a decade" in text
     assert len(law.caveats()) == 2  # E's interval is fine
+    at_zero = dataclasses.replace(law, intervals={**law.intervals, "E": (0.0, 1.4)})
+    assert "E's interval [0, 1.4] reaches zero (the sweep cannot tell whether there is an irreducible" in str(at_zero)
 
 
 def test_a_law_pinned_by_its_sweep_prints_no_caveat():

@@ -247,8 +247,10 @@ class ScalingLaw:
         for name, (lo, hi) in self.intervals.items():
             interval = f"{name}'s interval [{lo:.4g}, {hi:.4g}]"
             if lo <= 0 <= hi:
-                what = "whether the loss falls with compute at all" if name == "gamma" else f"the sign of {name}"
-                out.append(f"{interval} crosses zero (the sweep cannot tell {what})")
+                # E is fitted as non-negative: its interval can reach zero, not cross it.
+                what = {"gamma": "whether the loss falls with compute at all",
+                        "E": "whether there is an irreducible loss at all"}.get(name, f"the sign of {name}")
+                out.append(f"{interval} {'reaches' if lo == 0 else 'crosses'} zero (the sweep cannot tell {what})")
             elif lo > 0 and hi > _MAX_SPAN * lo:
                 out.append(f"{interval} spans a factor of {hi / lo:.3g}, more than a decade")
         if self.n_runs and self.n_frontier_runs < _MIN_FRONTIER_RUNS:
