@@ -194,10 +194,12 @@ def test_cli_enqueues_into_a_study(tmp_path, capsys):
 def test_cli_errors(capsys, calibration, tmp_path):
     assert main(["plan", "--hours", "24"]) == 2
     assert "sh-scaling calibrate" in capsys.readouterr().err
-    assert main(["plan", "--flops", "0"]) == 2
-    assert "flops must be a positive finite number, got 0.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["plan", "--flops", "0"])
+    assert "argument --flops: expected positive numbers, got '0'" in capsys.readouterr().err
     assert main(["plan", "--flops", "1e20", "--study-name", "s"]) == 2
     assert "--storage" in capsys.readouterr().err
     path = calibration.save(tmp_path / "cal.json")
     assert main(["plan", "--hours", "1", "--calibration", str(path), "--budgets", "1", "--sizes", "1"]) == 0
-    assert math.isfinite(float(capsys.readouterr().out.splitlines()[2].split()[-1]))
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("1 h ")]
+    assert len(rows) == 1 and math.isfinite(float(rows[0].split()[-1]))

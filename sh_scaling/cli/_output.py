@@ -1,20 +1,102 @@
-"""Checks of the files a command will write, made before the command does its (possibly long) work.
+"""Checks of the command line's inputs and of the files a command will write, made before the (possibly long)
+work; and a folder written completely or not at all.
 
 A command that runs for minutes and then cannot write its result has wasted those minutes, and one that
 silently replaces last week's result has destroyed it; so every output path is checked first, and an existing
 file is replaced only with ``--force``. Each refusal is a ``ValueError`` naming the option and the path, which
-:func:`sh_scaling.cli.main` prints as one line.
+:func:`sh_scaling.cli.main` prints as one line. Options with a range are checked by argparse ``type=``
+validators (:func:`count_at_least`, :func:`number_in`), which argparse reports as one line naming the option.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import os
-from collections.abc import Iterable, Mapping
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_output_file", "check_output_dir", "write_results"]
+__all__ = ["check_output_file", "check_output_dir", "count_at_least", "number_in", "staged_dir", "write_results"]
+
+
+def count_at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type=``: an integer ``>= low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in some messages
+    return parse
+
+
+def number_in(
+    low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False
+) -> Callable[[str], float]:
+    """An argparse ``type=``: a finite number in the range from ``low`` to ``high`` (each end included unless
+    ``low_open``/``high_open``)."""
+    left, right = "(" if low_open else "[", ")" if high_open or math.isinf(high) else "]"
+    span = f"{left}{low:g}, {high:g}{right}" if math.isfinite(high) else f"{left}{low:g}, inf)"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value <= low if low_open else value < low
+        too_high = value >= high if high_open else value > high
+        if not math.isfinite(value) or too_low or too_high:
+            raise argparse.ArgumentTypeError(f"must be in {span}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+@contextmanager
+def staged_dir(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out`` to write into; its files move into ``out`` when the block ends
+    without an error. On an error the folder is removed, with the folders made for it, and ``out`` is left as
+    it was.
+
+    A new ``out`` is the temporary folder renamed, in one step. Into an existing ``out`` (``--force``) each
+    file moves by an atomic rename, after all of them were written.
+    """
+    made = []
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        made.append(parent)
+        parent = parent.parent
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Not tempfile.mkdtemp: its folder is private (0700), and a new ``out`` would keep that mode.
+    staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:12]}.partial"
+    staging.mkdir()
+    try:
+        yield staging
+        if out.exists():
+            for path in sorted(staging.iterdir()):
+                os.replace(path, out / path.name)
+            staging.rmdir()
+        else:
+            os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in made:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def check_output_file(path: str | os.PathLike[str], *, option: str, force: bool) -> Path:

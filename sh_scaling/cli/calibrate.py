@@ -9,18 +9,33 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from sh_scaling.cli._output import check_output_file
+from sh_scaling.cli._output import check_output_file, count_at_least
 
-__all__ = ["register", "format_table"]
+if TYPE_CHECKING:
+    from sh_scaling.laws import StepTimeCalibration
+
+__all__ = ["register", "format_table", "verdict"]
+
+#: Below this R², a straight line on the proxy does not predict step time: it explains less than half the
+#: variation of the measured times (timing noise of a busy machine, or steps too short to time).
+POOR_R2 = 0.5
+#: ``--help``'s description: the module's docstring without its markup.
+DESCRIPTION = (
+    "Time training steps of small transformers on this machine and fit step time on memory copies and on "
+    "FLOPs. Prints one row per configuration (parameters, FLOPs, memory traffic, measured and predicted "
+    "milliseconds), then the R^2 of the memory-copy and FLOP models and which predicts step time better here, "
+    "or that neither does. --out writes the calibration as JSON, for `sh-scaling plan --hours` and "
+    "sh_scaling.laws.time_budget_loss."
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "calibrate",
         help="time training steps on this machine and fit step time on memory copies and on FLOPs",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=DESCRIPTION,
     )
     p.add_argument("--device", default="cpu", help="PyTorch device: cpu (default), cuda, cuda:1, ...")
     p.add_argument("--quick", action="store_true", help="tiny models and few steps (a smoke test)")
@@ -32,11 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="float32",
         help="activation precision: float32 (default) or bfloat16 mixed precision (autocast)",
     )
-    p.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for PyTorch (1 is steadier on a busy machine)"
-    )
-    p.add_argument("--warmup", type=int, default=None, help="untimed steps per configuration")
-    p.add_argument("--repeats", type=int, default=None, help="timed steps per configuration (median kept)")
+    p.add_argument("--threads", type=count_at_least(1), default=None,
+                   help="CPU threads for PyTorch (1 is steadier on a busy machine)")
+    p.add_argument("--warmup", type=count_at_least(0), default=None, help="untimed steps per configuration")
+    p.add_argument("--repeats", type=count_at_least(1), default=None,
+                   help="timed steps per configuration (median kept)")
     p.set_defaults(func=_run)
 
 
@@ -66,9 +81,18 @@ def format_table(calibration) -> str:
         f"R^2 FLOPs:         {calibration.flops.r2:.4f}   "
         f"(t = {calibration.flops.slope:.4g} s/FLOP * flops + {calibration.flops.intercept * 1e3:.4g} ms)"
     )
-    winner = "memory copies" if calibration.best_proxy == "copies" else "FLOPs"
-    lines.append(f"better predictor of step time here: {winner}")
+    lines.append(verdict(calibration))
     return "\n".join(lines)
+
+
+def verdict(calibration: StepTimeCalibration) -> str:
+    """Which proxy predicts step time better here, or that neither predicts it (both R² below :data:`POOR_R2`)."""
+    if max(calibration.copies.r2, calibration.flops.r2) < POOR_R2:
+        return (f"neither memory copies nor FLOPs predicts step time well on this machine (both R^2 below "
+                f"{POOR_R2:g}): the timings are mostly noise; time again without --quick, on an idle machine "
+                "(e.g. --threads 1), before planning by hours with this calibration")
+    winner = "memory copies" if calibration.best_proxy == "copies" else "FLOPs"
+    return f"better predictor of step time here: {winner}"
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -2,15 +2,22 @@
 
 A table (trials by state, compute spent against training every trial to its ``max_compute``, best loss, the
 law fitted to the observed frontier with its intervals over runs, and its prediction at ten times the largest
-compute), the plots as PNG (matplotlib) and HTML (plotly), the curves as CSV, and optionally the figures
-attached to the study for optuna-dashboard.
+compute), the plots as PNG (matplotlib) and, when plotly is installed, as HTML, the curves as CSV, and
+optionally the figures attached to the study for optuna-dashboard.
+
+``--out`` is written completely or not at all: every file is written into a temporary folder beside it and
+moved into place only once all of them are written, so a report that fails half-way leaves ``--out`` as it
+was.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
+import importlib.util
 import json
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,20 +28,22 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from sh_scaling.cli._output import check_output_dir
+from sh_scaling.cli._output import check_output_dir, count_at_least, staged_dir
 from sh_scaling.curves import CurveSet, from_study
 from sh_scaling.laws import ScalingLaw, fit_scaling_law
 
-__all__ = ["register", "open_study", "check_study", "Report", "build_report", "format_table"]
+__all__ = ["register", "open_study", "check_study", "Report", "build_report", "format_table", "markdown_text"]
 
 #: How far past the largest compute of the sweep the law is asked to predict: one decade, the usual next step
 #: of a scaling ladder (and far enough for the interval's growth with extrapolation to show).
 PREDICT_FACTOR = 10.0
 #: Bootstrap replicates of the law (the 2.5 % tails of a 95 % interval rest on 25 replicates each).
 N_BOOTSTRAP = 1000
-#: Files written into ``--out``.
+#: Files written into ``--out``; the HTML ones only when plotly is installed.
 OUTPUTS = ("report.md", "summary.json", "curves.csv", "curves.png", "curves.html", "decisions.png",
            "decisions.html", "plotly.min.js")
+#: The files of ``OUTPUTS`` that plotly writes.
+HTML_OUTPUTS = ("curves.html", "decisions.html", "plotly.min.js")
 #: Ids of the figures attached to the study: a second report replaces them instead of adding copies.
 DASHBOARD_IDS = {"curves": "sh-scaling-curves", "decisions": "sh-scaling-decisions"}
 #: Height of optuna-dashboard's cards for user figures (0.21: a fixed 450 px, the overflow clipped).
@@ -48,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read a study from its Optuna storage and report its trials by state, the compute spent "
         "against training every trial to its max_compute, the best loss, the law fitted to the observed "
         "frontier with intervals over runs and its prediction at 10x the largest compute; with --out, the "
-        "plots (PNG and HTML) and the curves (CSV); with --dashboard, the figures attached to the study for "
-        "optuna-dashboard.",
+        "plots (PNG; HTML too when plotly is installed) and the curves (CSV); with --dashboard, the figures "
+        "attached to the study for optuna-dashboard.",
     )
     p.add_argument("--storage", required=True,
                    help="Optuna storage: a database URL (e.g. sqlite:///sweep.db) or a journal file")
@@ -59,8 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dashboard", action="store_true",
                    help="attach the curves and decisions figures to the study, for optuna-dashboard")
     p.add_argument("--unit", default="FLOPs", help="unit compute was reported in, for labels (default FLOPs)")
-    p.add_argument("--bootstrap", type=int, default=N_BOOTSTRAP,
-                   help=f"bootstrap replicates of the law over runs (default {N_BOOTSTRAP})")
+    p.add_argument("--bootstrap", type=count_at_least(0), default=N_BOOTSTRAP,
+                   help=f"bootstrap replicates of the law over runs (default {N_BOOTSTRAP}; 0: no intervals)")
     p.set_defaults(func=run)
 
 
@@ -203,6 +212,7 @@ def build_report(study: optuna.study.Study, *, unit: str = "FLOPs", n_bootstrap:
             "interval": _interval_name(law) if law.intervals else None,
             "c_min": law.c_min,
             "c_max": law.c_max,
+            "caveats": law.caveats(),
         },
         "prediction": prediction,
         "notes": notes,
@@ -216,7 +226,8 @@ def _interval_name(law: ScalingLaw) -> str:
 
 
 def _law(curves: CurveSet, n_bootstrap: int) -> tuple[ScalingLaw | None, str, str]:
-    """The law fitted to the observed frontier, its text for the table, and a note when something is missing."""
+    """The law fitted to the observed frontier, its text for the table, and a note on what is missing or why
+    its intervals cannot be trusted (:meth:`ScalingLaw.caveats`)."""
     runs = list(curves)
     boot = n_bootstrap if len(runs) >= 2 else 0
     try:
@@ -225,18 +236,22 @@ def _law(curves: CurveSet, n_bootstrap: int) -> tuple[ScalingLaw | None, str, st
             law = fit_scaling_law(runs, n_bootstrap=boot, seed=0)
     except ValueError as exc:
         return None, f"not fitted: {exc}", ""
-    note = "; ".join(str(w.message) for w in caught)
+    notes = [str(w.message) for w in caught]
+    caveats = law.caveats()
+    if caveats:
+        notes.append("this sweep cannot pin the law: " + "; ".join(caveats))
     params = ", ".join(
         f"{k} = {v:.4g}" + (" [{:.4g}, {:.4g}]".format(*law.intervals[k]) if k in law.intervals else "")
         for k, v in law.params.items()
     )
     formula = "L = a * C^-gamma" if law.form == "power" else "L = E + A * C^-gamma"
     span = f"fitted over C = {law.c_min:.3g} to {law.c_max:.3g}"
+    pinned = "; not pinned by this sweep, see the note" if caveats else ""
     if law.intervals:
-        return law, f"{formula}: {params} ({_interval_name(law)}; {span})", note
+        return law, f"{formula}: {params} ({_interval_name(law)}; {span}{pinned})", "; ".join(notes)
     why = f"intervals over runs need at least 2 runs, the study has {len(runs)}" if boot == 0 else \
         "every bootstrap refit failed"
-    return law, f"{formula}: {params} (no interval: {why}; {span})", note or f"no interval: {why}"
+    return law, f"{formula}: {params} (no interval: {why}; {span}{pinned})", "; ".join(notes) or f"no interval: {why}"
 
 
 def _prediction(law: ScalingLaw | None, at: float) -> tuple[str, dict[str, Any] | None]:
@@ -245,18 +260,21 @@ def _prediction(law: ScalingLaw | None, at: float) -> tuple[str, dict[str, Any] 
     if not law.replicates.size:
         return f"{float(law.predict(at)):.5g} at C = {at:.4g} (no interval: the law has none)", None
     p = law.predict_interval(at)
+    widened = p.widened is not None and bool(p.widened[0])
     text = (f"{p.loss[0]:.5g} [{p.low[0]:.5g}, {p.high[0]:.5g}] at C = {at:.4g} "
-            f"({100 * p.confidence:g} % {law.interval_method} bootstrap over {law.n_runs} runs)")
+            f"({100 * p.confidence:g} % {law.interval_method} bootstrap over {law.n_runs} runs"
+            + ("; the bootstrap replicates lie on one side of the point estimate, a biased bootstrap: the "
+               "interval was widened to reach it" if widened else "") + ")")
     return text, {"compute": at, "loss": float(p.loss[0]), "low": float(p.low[0]), "high": float(p.high[0]),
-                  "confidence": p.confidence}
+                  "confidence": p.confidence, "widened": widened}
 
 
 def format_table(report: Report, markdown: bool = False) -> str:
-    """The table as aligned text, or as a Markdown table (for report.md and a README)."""
+    """The table as aligned text, or as a Markdown table (for report.md and a README), every cell escaped."""
     if markdown:
         lines = ["| quantity | value |", "| --- | --- |"]
-        lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in report.rows]
-        lines += [""] + [f"- note: {n}" for n in report.notes]
+        lines += [f"| {markdown_text(k)} | {markdown_text(v)} |" for k, v in report.rows]
+        lines += [""] + [f"- note: {markdown_text(n)}" for n in report.notes]
         return "\n".join(lines).rstrip() + "\n"
     width = max(len(k) for k, _ in report.rows)
     lines = [f"{k:<{width}}  {v}" for k, v in report.rows]
@@ -264,34 +282,57 @@ def format_table(report: Report, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
+#: Characters Markdown (CommonMark, GitHub's tables and math) may read as markup. Brackets stay as they are, so
+#: that intervals read as intervals: a link needs "](" or a reference definition, and "](" is broken below.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_#|$~])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as it reads, in Markdown: markup characters backslash-escaped, HTML as entities, one line.
+
+    A study name such as ``<b>lr</b> $x$ | 2`` or ``[a](b)`` must show as written, not as bold text, math, a
+    new table cell or a link.
+    """
+    one_line = " ".join(str(text).split())
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", one_line).replace("](", "]\\(")
+    return html.escape(escaped, quote=False)
+
+
 # --- the command -----------------------------------------------------------------------------------------------
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package that does not import, or a module without a spec
+        return False
+
+
 def _check_extras(out: bool, dashboard: bool) -> None:
-    """Every optional package the command will need, checked before any work, with the extra that installs it."""
+    """Every optional package the command cannot do without, checked before any work, with the extra that
+    installs it. plotly is optional for ``--out`` (it adds the HTML pages) and needed for ``--dashboard``."""
     needed = []
     if out:
-        needed += [("matplotlib", "plot"), ("plotly", "plotly")]
+        needed += [("matplotlib", "plot")]
     if dashboard:
         needed += [("plotly", "plotly"), ("optuna_dashboard", "dashboard")]
-    import importlib.util
-
-    missing = sorted({extra for module, extra in needed if importlib.util.find_spec(module) is None})
+    missing = sorted({extra for module, extra in needed if not _installed(module)})
     if missing:
         raise ValueError(f"this needs more packages: pip install 'sh_scaling[{','.join(missing)}]'")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.bootstrap < 0:
-        raise ValueError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    with_html = _installed("plotly")
     if args.out:  # before the work, which may take a while on a large study
+        # Every name, HTML included even without plotly: an earlier report's pages are replaced (removed, without
+        # plotly) only with --force.
         check_output_dir(args.out, OUTPUTS, option="--out", force=args.force)
     _check_extras(bool(args.out), args.dashboard)
     study = open_study(args.storage, args.study)
     report = build_report(study, unit=args.unit, n_bootstrap=args.bootstrap)
     print(format_table(report))
     figures: dict[str, Any] = {}
-    if args.out or args.dashboard:
+    if (args.out and with_html) or args.dashboard:
         from sh_scaling.visualization import plot_curves, plot_decisions
 
         with warnings.catch_warnings():
@@ -310,6 +351,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _without(names: tuple[str, ...], left_out: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(n for n in names if n not in left_out)
+
+
 def _for_dashboard_card(fig: Any) -> Any:
     """A copy of ``fig`` laid out for optuna-dashboard's cards (half the page wide, 450 px high, clipped): a
     legend right of the axes would leave the data a sliver of the card, so it goes below them, off the data."""
@@ -324,6 +369,11 @@ def _for_dashboard_card(fig: Any) -> Any:
 
 
 def _write(out: Path, report: Report, study: optuna.study.Study, figures: dict[str, Any]) -> None:
+    """Every file of ``--out``, or none: written into a temporary folder and moved into ``out`` at the end.
+
+    ``figures`` are the plotly figures (empty without plotly: then no HTML, and a note says so). HTML files an
+    earlier report left in ``out`` are removed when this one writes none, so that the folder holds one report.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -331,23 +381,35 @@ def _write(out: Path, report: Report, study: optuna.study.Study, figures: dict[s
 
     from sh_scaling.visualization import matplotlib as viz_mpl
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(f"# sh-scaling report: {report.study}\n\n" + format_table(report, markdown=True))
-    (out / "summary.json").write_text(json.dumps(report.summary, indent=2, default=_json_default))
-    report.curves.to_csv(out / "curves.csv")
-    for key, fig in figures.items():
-        # plotly.js once beside the pages, not inside each (4.6 MB) nor from a CDN (a report is read offline too).
-        fig.write_html(out / f"{key}.html", include_plotlyjs="directory")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pngs = {
-            "curves": viz_mpl.plot_curves(report.curves, law=report.law or False, predict_at=report.predict_at),
-            "decisions": viz_mpl.plot_decisions(study),
-        }
-    for key, fig in pngs.items():
-        fig.savefig(out / f"{key}.png", dpi=130)
-        plt.close(fig)
-    print(f"wrote {out}/: {', '.join(OUTPUTS)}")
+    written = OUTPUTS if figures else _without(OUTPUTS, HTML_OUTPUTS)
+    with staged_dir(out) as folder:
+        (folder / "report.md").write_text(
+            f"# sh-scaling report: {markdown_text(report.study)}\n\n" + format_table(report, markdown=True)
+        )
+        (folder / "summary.json").write_text(json.dumps(report.summary, indent=2, default=_json_default))
+        report.curves.to_csv(folder / "curves.csv")
+        for key, fig in figures.items():
+            # plotly.js once beside the pages, not inside each (4.6 MB) nor from a CDN (a report is read offline).
+            fig.write_html(folder / f"{key}.html", include_plotlyjs="directory")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pngs = {
+                "curves": viz_mpl.plot_curves(report.curves, law=report.law or False, predict_at=report.predict_at),
+                "decisions": viz_mpl.plot_decisions(study),
+            }
+        try:
+            for key, fig in pngs.items():
+                fig.savefig(folder / f"{key}.png", dpi=130)
+        finally:
+            for fig in pngs.values():
+                plt.close(fig)
+    stale = [n for n in HTML_OUTPUTS if n not in written and (out / n).is_file()]
+    for name in stale:
+        (out / name).unlink()
+    print(f"wrote {out}/: {', '.join(written)}")
+    if not figures:
+        print("note: no HTML pages (curves.html, decisions.html): they need plotly, which is not installed"
+              + (f"; removed the earlier report's {', '.join(stale)}" if stale else ""))
 
 
 def _json_default(value: Any) -> Any:

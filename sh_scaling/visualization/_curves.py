@@ -10,7 +10,14 @@ import optuna
 
 from sh_scaling.curves import Curve, CurveSet
 from sh_scaling.laws import ScalingLaw
-from sh_scaling.visualization._data import N_BOOTSTRAP, CurvesData, curves_data, describe_interval, law_label
+from sh_scaling.visualization._data import (
+    N_BOOTSTRAP,
+    CurvesData,
+    curves_data,
+    describe_interval,
+    error_bar,
+    law_label,
+)
 from sh_scaling.visualization._style import (
     COLORS,
     DRAW_ORDER,
@@ -18,8 +25,10 @@ from sh_scaling.visualization._style import (
     FRONTIER_GREY,
     OUTCOME_STYLE,
     format_number,
+    html_text,
     import_plotly,
     run_style,
+    wrap,
 )
 
 __all__ = ["plot_curves"]
@@ -86,23 +95,24 @@ def plot_curves(
         margin=dict(r=20),
         hovermode="closest",
     )
-    fig.update_xaxes(type="log", title=f"compute ({data.unit})", exponentformat="power", showgrid=True,
+    fig.update_xaxes(type="log", title=f"compute ({html_text(data.unit)})", exponentformat="power", showgrid=True,
                      minor=dict(showgrid=False, ticks="outside"), ticks="outside")
     fig.update_yaxes(type="log", title="loss", showgrid=True, minor=dict(ticks="outside"), ticks="outside")
     return fig
 
 
 def _title(data: CurvesData) -> str:
-    text = f"{data.curves.name}: {data.counts}"
-    if data.law_note:
-        text += f"<br><sup>{data.law_note}</sup>"
+    text = f"{html_text(data.curves.name)}: {data.counts}"
+    for note in filter(None, (data.law_note, data.forecast_note)):
+        text += "".join(f"<br><sup>{html_text(line)}</sup>" for line in wrap(note, 120))
     return text
 
 
 def _hover(curve: Curve) -> str:
-    params = "<br>".join(f"{k[len('params_'):]} = {format_number(v)}" for k, v in curve.meta.items()
+    params = "<br>".join(html_text(f"{k[len('params_'):]} = {format_number(v)}") for k, v in curve.meta.items()
                          if k.startswith("params_"))
-    head = f"trial {curve.id} · {curve.meta.get('state', 'run')}" if "trial" in curve.meta else f"run {curve.id}"
+    head = (f"trial {curve.id} · {curve.meta.get('state', 'run')}" if "trial" in curve.meta
+            else f"run {html_text(curve.id)}")
     return f"{head}<br>{params}<br>compute %{{x:.4g}}<br>loss %{{y:.5g}}<extra></extra>".replace("<br><br>", "<br>")
 
 
@@ -131,11 +141,11 @@ def _add_forecasts(fig: Any, go: Any, data: CurvesData) -> None:
     for cid, c0, l0, c1, fc in data.forecasts:
         x += [c0, c1, None]
         y += [l0, fc, None]
-        words = f"trial {cid}: forecast {fc:.5g} at max_compute {c1:.4g}"
+        words = f"trial {html_text(cid)}: forecast {fc:.5g} at max_compute {c1:.4g}"
         text += [words, words, None]
     style = run_style(len(data.forecasts))
     fig.add_trace(go.Scatter(
-        x=x, y=y, mode="lines+markers", name=f"pruner's forecast at max_compute ({len(data.forecasts)})",
+        x=x, y=y, mode="lines+markers", name=data.forecast_label,
         line=dict(color=COLORS["pruned"], width=style.width, dash="dash"), opacity=style.alpha,
         marker=dict(symbol="circle-open", size=[0, 8, 0] * len(data.forecasts), color=COLORS["pruned"]),
         text=text, hovertemplate="%{text}<extra></extra>",
@@ -173,7 +183,8 @@ def _add_law(fig: Any, go: Any, data: CurvesData) -> None:
         c, mid, lo, hi = float(p.compute[0]), float(p.loss[0]), float(p.low[0]), float(p.high[0])
         fig.add_trace(go.Scatter(
             x=[c], y=[mid], mode="markers", marker=dict(symbol="diamond", size=11, color=color),
-            error_y=dict(type="data", symmetric=False, array=[hi - mid], arrayminus=[mid - lo], color=color,
+            error_y=dict(type="data", symmetric=False, array=[error_bar(mid, lo, hi)[1]],
+                         arrayminus=[error_bar(mid, lo, hi)[0]], color=color,
                          thickness=1.5, width=6),
             name=f"prediction at {c:.3g}: {mid:.4g} [{lo:.4g}, {hi:.4g}]", legendrank=1004,
             hovertemplate=f"law's prediction at {c:.4g}: {mid:.5g} [{lo:.5g}, {hi:.5g}]<extra></extra>",

@@ -27,9 +27,12 @@ __all__ = [
     "DecisionPoint",
     "curves_data",
     "decision_points",
+    "decisions_title",
     "describe_interval",
     "dodge",
+    "error_bar",
     "forecast_range",
+    "pruned_without_decision",
     "law_label",
     "tradeoff_data",
 ]
@@ -49,17 +52,20 @@ class CurvesData:
         curves: All curves, grouped by outcome in ``groups`` (``"complete"``, ``"pruned"``, ``"other"``).
         forecasts: For each pruned curve with a forecast: ``(id, last compute, last loss, max_compute,
             forecast)``, the pruner's last word on where it was going.
+        unforecast: For each pruned curve without one: ``(id, why)``, e.g. a trial the pruner stopped for a
+            NaN loss before any rung decision, or one the objective itself pruned.
         frontier: ``(grid, loss)`` of the observed frontier.
         law: The law fitted to the observed frontier (``None`` when it could not be fitted: see ``law_note``).
         band: The law's loss with its interval on a grid from its fitted range to ``predict_at``.
         prediction: The law's prediction at ``predict_at`` with its interval, when asked for.
-        law_note: Why there is no law or no band (empty when both are there).
+        law_note: Why there is no law or no band, or why its sweep cannot pin it (empty when all is well).
         unit: Compute unit, for the axis label.
     """
 
     curves: CurveSet
     groups: dict[str, list[Curve]]
     forecasts: list[tuple[str, float, float, float, float]]
+    unforecast: list[tuple[str, str]]
     frontier: tuple[np.ndarray, np.ndarray]
     law: ScalingLaw | None
     band: LossPrediction | None
@@ -71,6 +77,21 @@ class CurvesData:
     def counts(self) -> str:
         """``"9 complete, 214 pruned"``: how many runs of each outcome, for a title."""
         return ", ".join(f"{len(v)} {k}" for k, v in self.groups.items() if v)
+
+    @property
+    def forecast_label(self) -> str:
+        """The legend entry of the forecasts, with how many pruned runs have one when not all do."""
+        n, pruned = len(self.forecasts), len(self.groups["pruned"])
+        return f"pruner's forecast at max_compute ({n}" + (f" of {pruned} pruned runs)" if n != pruned else ")")
+
+    @property
+    def forecast_note(self) -> str:
+        """Which pruned runs have no forecast drawn and why (``""`` when every pruned run has one)."""
+        if not self.unforecast:
+            return ""
+        shown = "; ".join(f"{cid}: {why}" for cid, why in self.unforecast[:3])
+        more = f"; and {len(self.unforecast) - 3} more" if len(self.unforecast) > 3 else ""
+        return f"{len(self.unforecast)} pruned run(s) without a forecast ({shown}{more})"
 
     def band_split(self) -> tuple[np.ndarray, int | None]:
         """Where the band lies within the law's fitted range (a mask), and the index from which it is drawn as
@@ -176,11 +197,13 @@ def curves_data(
     groups: dict[str, list[Curve]] = {"complete": [], "pruned": [], "other": []}
     for c in curves:
         groups[outcome(c)].append(c)
-    forecasts = []
+    forecasts, unforecast = [], []
     for c in groups["pruned"]:
         target, fc = _float(c.meta.get("max_compute")), _float(c.meta.get("forecast"))
         if math.isfinite(target) and math.isfinite(fc) and target > c.final_compute:
             forecasts.append((c.id, c.final_compute, c.final_loss, target, fc))
+        else:
+            unforecast.append((c.id, _why_no_forecast(c, target, fc)))
     frontier = observed_frontier(list(curves))
     note = ""
     fitted: ScalingLaw | None
@@ -198,7 +221,28 @@ def curves_data(
             prediction = fitted.predict_interval(predict_at)
     elif fitted is not None and not note:
         note = "no band: the law has no bootstrap replicates"
-    return CurvesData(curves, groups, forecasts, frontier, fitted, band, prediction, note, curves[0].unit)
+    if fitted is not None and fitted.caveats():
+        note = "; ".join(filter(None, [note, "this sweep cannot pin the law: " + "; ".join(fitted.caveats())]))
+    return CurvesData(curves, groups, forecasts, unforecast, frontier, fitted, band, prediction, note,
+                      curves[0].unit)
+
+
+def _why_no_forecast(curve: Curve, target: float, forecast: float) -> str:
+    """Why a pruned curve has no forecast to draw, in the pruner's words where it left some."""
+    if not math.isfinite(forecast):
+        decision = curve.meta.get("decision")
+        # The pruner's own sentence (e.g. "pruned: non-finite loss nan at step 3": no forecast is made of a
+        # curve with a NaN); no sentence at all: the objective raised TrialPruned itself, or another pruner did.
+        return str(decision) if decision else "no decision of the pruner recorded (pruned by the objective?)"
+    if not math.isfinite(target):
+        return "its max_compute is unknown"
+    return "pruned at its max_compute, with nothing left to forecast"
+
+
+def error_bar(mid: float, low: float, high: float) -> tuple[float, float]:
+    """Lengths below and above ``mid`` of an error bar from ``low`` to ``high``, clipped at zero: a negative
+    length (an interval that excludes its estimate, or a rounding) is refused by matplotlib."""
+    return max(mid - low, 0.0), max(high - mid, 0.0)
 
 
 @dataclass(frozen=True)
@@ -243,6 +287,32 @@ def decision_points(study: optuna.study.Study) -> list[DecisionPoint]:
                 )
             )
     return points
+
+
+def pruned_without_decision(study: optuna.study.Study, points: list[DecisionPoint]) -> list[tuple[int, str]]:
+    """Pruned trials with no pruning decision among ``points``, and why (the pruner's sentence when it left
+    one): they count among the study's pruned trials but not among the plot's pruning decisions."""
+    pruned_by_rank = {p.trial for p in points if not p.promoted}
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,)):
+        if t.number not in pruned_by_rank:
+            why = t.system_attrs.get(PRUNED_KEY) or t.user_attrs.get(DECISION_KEY)
+            out.append((t.number, str(why) if why else "no decision of the pruner recorded (pruned by the "
+                        "objective?)"))
+    return out
+
+
+def decisions_title(study: optuna.study.Study, points: list[DecisionPoint]) -> tuple[str, str]:
+    """The decisions plot's title: how many decisions, and a note naming the study's pruned trials that have
+    none among them (``""`` when there are none), so that the plot's count of prunings and the study's count of
+    pruned trials can be told apart."""
+    title = f"{study.study_name}: {len(points)} pruning decisions"
+    missing = pruned_without_decision(study, points)
+    if not missing:
+        return title, ""
+    shown = "; ".join(f"trial {n}: {why}" for n, why in missing[:3])
+    more = f"; and {len(missing) - 3} more" if len(missing) > 3 else ""
+    return title, f"{len(missing)} pruned trial(s) without a pruning decision ({shown}{more})"
 
 
 def forecast_range(points: list[DecisionPoint], pad: float = 1.06) -> tuple[float, float]:

@@ -10,8 +10,22 @@ import numpy as np
 import optuna
 
 from sh_scaling.curves import from_study
-from sh_scaling.visualization._data import DecisionPoint, decision_points, dodge, forecast_range
-from sh_scaling.visualization._style import COLORS, RULE_SYMBOLS, format_number, import_plotly, run_style
+from sh_scaling.visualization._data import (
+    DecisionPoint,
+    decision_points,
+    decisions_title,
+    dodge,
+    forecast_range,
+)
+from sh_scaling.visualization._style import (
+    COLORS,
+    RULE_SYMBOLS,
+    format_number,
+    html_text,
+    import_plotly,
+    run_style,
+    wrap,
+)
 
 __all__ = ["plot_decisions"]
 
@@ -48,7 +62,7 @@ def plot_decisions(
                         subplot_titles=("loss at the rung", "forecast at max_compute (± 1 std)"))
     fig.update_layout(template="plotly_white", height=500,
                       legend=dict(x=1.02, y=1.0, xanchor="left", yanchor="top", font=dict(size=11)),
-                      title=dict(text=f"{study.study_name}: {len(points)} pruning decisions", x=0.01))
+                      title=dict(text=_title(*decisions_title(study, points)), x=0.01))
     if not points:
         warnings.warn(f"plot_decisions: study {study.study_name!r} has no pruning decision recorded", UserWarning,
                       stacklevel=2)
@@ -87,6 +101,11 @@ def plot_decisions(
     return fig
 
 
+def _title(title: str, note: str) -> str:
+    lines = [html_text(title)] + [f"<sup>{html_text(line)}</sup>" for line in (wrap(note, 130) if note else [])]
+    return "<br>".join(lines)
+
+
 def _groups(points: list[DecisionPoint]) -> dict[tuple[bool, str], list[DecisionPoint]]:
     groups: dict[tuple[bool, str], list[DecisionPoint]] = {}
     # Prunings last, so that they are drawn over the promotions they are compared with.
@@ -96,9 +115,9 @@ def _groups(points: list[DecisionPoint]) -> dict[tuple[bool, str], list[Decision
 
 
 def _hover(p: DecisionPoint) -> str:
-    params = ", ".join(f"{k} = {format_number(v)}" for k, v in p.params.items())
+    params = html_text(", ".join(f"{k} = {format_number(v)}" for k, v in p.params.items()))
     # Decision texts are long single lines: break them at their clauses so the hover box stays narrow.
-    text = p.text.replace("; ", ";<br>")
+    text = html_text(p.text).replace("; ", ";<br>")
     return f"<b>trial {p.trial}</b>, rung {p.rung}" + (f" ({params})" if params else "") + f"<br>{text}"
 
 

@@ -8,6 +8,8 @@ so the plots survive greyscale printing.
 
 from __future__ import annotations
 
+import html
+import textwrap
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -22,7 +24,10 @@ __all__ = [
     "FRONTIER_GREY",
     "RunStyle",
     "format_number",
+    "html_text",
+    "matplotlib_text",
     "run_style",
+    "wrap",
     "import_matplotlib",
     "import_plotly",
 ]
@@ -92,6 +97,24 @@ def format_number(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     return f"{value:.4g}"
+
+
+def wrap(text: str, width: int = 90) -> list[str]:
+    """``text`` in lines of at most ``width`` characters (words kept whole), for a title that must not run under
+    the legend beside it."""
+    return textwrap.wrap(text, width, break_long_words=False) or [""]
+
+
+def matplotlib_text(text: Any) -> str:
+    """``text`` (a study name, a unit, a note) as matplotlib shows it literally: a ``$`` would start mathtext,
+    and a user's ``lr $\\frac{$`` is no valid formula (matplotlib raises when it draws it)."""
+    return str(text).replace("$", r"\$")
+
+
+def html_text(text: Any) -> str:
+    """``text`` as plotly shows it literally in titles and hover text: HTML markup as entities, and ``%`` as
+    ``&#37;`` so that a user's ``%{x}`` is not read as a hover-template field."""
+    return html.escape(str(text), quote=False).replace("%", "&#37;")
 
 
 def import_plotly() -> ModuleType:

@@ -10,7 +10,14 @@ import optuna
 
 from sh_scaling.curves import Curve, CurveSet
 from sh_scaling.laws import ScalingLaw
-from sh_scaling.visualization._data import N_BOOTSTRAP, CurvesData, curves_data, describe_interval, law_label
+from sh_scaling.visualization._data import (
+    N_BOOTSTRAP,
+    CurvesData,
+    curves_data,
+    describe_interval,
+    error_bar,
+    law_label,
+)
 from sh_scaling.visualization._style import (
     COLORS,
     DRAW_ORDER,
@@ -18,7 +25,9 @@ from sh_scaling.visualization._style import (
     FRONTIER_GREY,
     OUTCOME_STYLE,
     import_matplotlib,
+    matplotlib_text,
     run_style,
+    wrap,
 )
 from sh_scaling.visualization.matplotlib._axes import legend_outside, readable_log_axes
 
@@ -50,7 +59,7 @@ def plot_curves(
     fstyle = run_style(len(data.forecasts))
     for i, (_, c0, l0, c1, fc) in enumerate(data.forecasts):
         ax.plot([c0, c1], [l0, fc], color=COLORS["pruned"], lw=fstyle.width, ls="--", alpha=fstyle.alpha, zorder=2,
-                label=f"pruner's forecast at max_compute ({len(data.forecasts)})" if i == 0 else None)
+                label=data.forecast_label if i == 0 else None)
         ax.plot([c1], [fc], marker="o", mfc="none", color=COLORS["pruned"], ms=5, alpha=fstyle.alpha, zorder=2)
     for level, group in enumerate(DRAW_ORDER):
         curves = data.groups[group]
@@ -61,10 +70,11 @@ def plot_curves(
                     ms=3.5, alpha=style.alpha, zorder=2 + 0.1 * level,
                     label=f"{GROUP_NAMES[group]} ({len(curves)})" if i == 0 else None)
     _draw_law(ax, data)
-    ax.set_xlabel(f"compute ({data.unit})")
+    ax.set_xlabel(f"compute ({matplotlib_text(data.unit)})")
     ax.set_ylabel("loss")
-    ax.set_title(f"{data.curves.name}: {data.counts}" + (f"\n{data.law_note}" if data.law_note else ""), fontsize=10,
-                 loc="left")
+    notes = [line for note in (data.law_note, data.forecast_note) if note for line in wrap(note)]
+    title = "\n".join([f"{data.curves.name}: {data.counts}", *notes])
+    ax.set_title(matplotlib_text(title), fontsize=10, loc="left")
     ax.grid(alpha=0.25, which="major")
     readable_log_axes(ax)
     legend_outside(fig, ax)
@@ -92,5 +102,6 @@ def _draw_law(ax: Any, data: CurvesData) -> None:
     if data.prediction is not None:
         p = data.prediction
         c, mid, lo, hi = float(p.compute[0]), float(p.loss[0]), float(p.low[0]), float(p.high[0])
-        ax.errorbar([c], [mid], yerr=[[mid - lo], [hi - mid]], fmt="D", color=color, ms=7, capsize=4, zorder=4,
+        below, above = error_bar(mid, lo, hi)
+        ax.errorbar([c], [mid], yerr=[[below], [above]], fmt="D", color=color, ms=7, capsize=4, zorder=4,
                     label=f"prediction at {c:.3g}: {mid:.4g} [{lo:.4g}, {hi:.4g}]")

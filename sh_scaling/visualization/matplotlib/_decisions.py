@@ -9,9 +9,22 @@ from typing import Any
 import optuna
 
 from sh_scaling.curves import Curve, from_study
-from sh_scaling.visualization._data import DecisionPoint, decision_points, dodge, forecast_range
-from sh_scaling.visualization._style import COLORS, RULE_SYMBOLS, import_matplotlib, run_style
-from sh_scaling.visualization.matplotlib._axes import legend_outside, readable_log_axes
+from sh_scaling.visualization._data import (
+    DecisionPoint,
+    decision_points,
+    decisions_title,
+    dodge,
+    forecast_range,
+)
+from sh_scaling.visualization._style import (
+    COLORS,
+    RULE_SYMBOLS,
+    import_matplotlib,
+    matplotlib_text,
+    run_style,
+    wrap,
+)
+from sh_scaling.visualization.matplotlib._axes import label_points, legend_outside, readable_log_axes
 
 __all__ = ["plot_decisions"]
 
@@ -23,7 +36,8 @@ def plot_decisions(
 
     The matplotlib version of :func:`sh_scaling.visualization.plot_decisions` (same content, without the hover
     text; the decisions in words are in each trial's ``sh_scaling:decision`` attribute). Pruned trials are
-    labelled with their number in the left panel.
+    labelled with their number in the left panel, the labels placed so that none overlaps another (a label
+    moved away from its marker is joined to it by a thin line).
 
     Returns:
         A ``matplotlib.figure.Figure``.
@@ -31,7 +45,9 @@ def plot_decisions(
     plt = import_matplotlib()
     points = decision_points(study)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), sharex=True, layout="constrained")
-    fig.suptitle(f"{study.study_name}: {len(points)} pruning decisions", x=0.01, ha="left", fontsize=10)
+    title, note = decisions_title(study, points)
+    fig.suptitle(matplotlib_text("\n".join([title, *(wrap(note, 110) if note else [])])), x=0.01, ha="left",
+                 fontsize=10)
     left.set_title("loss at the rung", fontsize=10)
     right.set_title("forecast at max_compute (± 1 std)", fontsize=10)
     if not points:
@@ -59,6 +75,7 @@ def plot_decisions(
     # markers are larger than a line's points, so ten decisions count as one run's line.
     style = run_style(len(points) // 10)
     scale = 1.0 if style.markers else 0.65
+    labelled: list[DecisionPoint] = []
     for (promoted, rule), group in groups.items():
         color = COLORS["promoted"] if promoted else COLORS["pruned_decision"]
         _, marker, words = RULE_SYMBOLS.get(rule, RULE_SYMBOLS["rank"])
@@ -71,9 +88,7 @@ def plot_decisions(
                        yerr=[p.std for p in group], fmt=marker, ms=5 * scale, mfc=face, alpha=style.alpha,
                        color=color, elinewidth=0.8, capsize=2, zorder=3)
         if not promoted and style.markers:  # trial numbers only where they stay legible
-            for p in group:
-                left.annotate(str(p.trial), (p.compute, p.loss), xytext=(4, 3), textcoords="offset points",
-                              fontsize=7, color=color)
+            labelled += group
     left.set_ylabel("loss")
     right.set_ylabel("forecast loss at max_compute")
     right.set_yscale("log")
@@ -83,4 +98,7 @@ def plot_decisions(
         ax.grid(alpha=0.25)
         readable_log_axes(ax)
     legend_outside(fig, left)
+    # Last: the labels are placed where the finished layout puts their points.
+    label_points(fig, left, [(p.compute, p.loss) for p in labelled], [str(p.trial) for p in labelled],
+                 avoid=[(p.compute, p.loss) for p in points if p.promoted], fontsize=7, color=COLORS["pruned_decision"])
     return fig
