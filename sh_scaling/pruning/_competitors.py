@@ -92,6 +92,7 @@ def competitors_at(
     *,
     fresh: bool = True,
     observed: bool = False,
+    trials: list[optuna.trial.FrozenTrial] | None = None,
 ) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
     """The other trials' records that compete at rung ``k``, and every recorded point as an anchor.
 
@@ -110,7 +111,7 @@ def competitors_at(
     ``finished`` gives a finished trial's :class:`Finished` (the pruner caches it: a finished trial no longer
     changes). With ``observed``, also what the study has observed, for the improvement rule: every other
     trial's recorded ``(compute, loss)`` at all its rungs, beyond ``r`` too, and each finished trial's last
-    point; else ``None``.
+    point; else ``None``. ``trials``: the study's trials, when the caller has read them already.
     """
     limit = r * (1 + RTOL)
     others: list[dict[str, Any]] = []
@@ -119,7 +120,7 @@ def competitors_at(
     owner: list[int] = []
     seen_c: list[float] = []
     seen_l: list[float] = []
-    for other in study.get_trials(deepcopy=False):
+    for other in study.get_trials(deepcopy=False) if trials is None else trials:
         if other._trial_id == trial._trial_id:
             continue
         info = finished(other) if other.state.is_finished() else None

@@ -610,7 +610,8 @@ class SurrogateHalvingPruner(BasePruner):
             fc = own_forecast(self._surrogate, fit_c, fit_l, target, peers, schedule)
         mean, std = float(fc.mean[0]), float(fc.std[0])
         # What the study's finished trials tell about forecasts, read once for the uses below.
-        outcomes = [o for _, o in self._finished_trials(study)]
+        trials = study.get_trials(deepcopy=False)
+        outcomes = [self._read_finished(study, t)[1] for t in trials if t.state == TrialState.COMPLETE]
         implausible = None
         if self._calibrate and not bool(fc.fallback[0]) and target > r:
             bound = drop_bound(outcomes, r / target)
@@ -660,7 +661,8 @@ class SurrogateHalvingPruner(BasePruner):
         if min_improvement is not None:
             record["min_improvement"] = float(min_improvement)
         others, anchors, observed = competitors_at(
-            study, trial, k, r, functools.partial(self._finished_trial, study), observed=min_improvement is not None
+            study, trial, k, r, functools.partial(self._finished_trial, study), observed=min_improvement is not None,
+            trials=trials,
         )
         residuals = forecast_residuals(outcomes, r / target) if self._calibrate else None
         decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals,
