@@ -17,6 +17,7 @@ from sh_scaling.halving._defaults import (
     N_STARTUP_TRIALS,
     PRUNER_WARMUP_FRACTION,
     SCHEDULE_MIN_IMPROVEMENT,
+    STAGE_BIAS,
     STAGE_MARGINS,
     WARMUP_FRACTION,
 )
@@ -31,7 +32,7 @@ from sh_scaling.halving._geometry import (
     rung_compute,
     rungs_crossed,
 )
-from sh_scaling.halving._margins import STAGE_NODES, margin_quantile, stage_margin
+from sh_scaling.halving._margins import STAGE_NODES, at_stage, margin_quantile, stage_center_table, stage_margin
 from sh_scaling.halving._rule import Decision, decide, improvement_of, quota, select_survivors
 from sh_scaling.halving._scores import (
     FRONTIER_GRID,
@@ -53,6 +54,9 @@ __all__ = [
     "STAGE_MARGINS",
     "STAGE_NODES",
     "margin_quantile",
+    "at_stage",
+    "stage_center_table",
+    "STAGE_BIAS",
     "stage_margin",
     "MIN_CALIBRATION_RESIDUALS",
     "calibrate_forecasts",

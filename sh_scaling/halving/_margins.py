@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["STAGE_NODES", "stage_margin", "margin_quantile"]
+__all__ = ["STAGE_NODES", "stage_margin", "margin_quantile", "stage_center_table", "at_stage"]
 
 #: Stages (fractions of a run's planned compute) at which the error model's table is given; between them it
 #: is interpolated in log stage, and held constant beyond the ends.
@@ -79,3 +79,39 @@ def stage_margin(
     info["study"] = m_study
     m = (prior_weight * m0 + n * m_study) / (prior_weight + n)
     return max(m, 0.0), info
+
+
+def at_stage(table: Sequence[float], stage: float) -> float:
+    """A table given at :data:`STAGE_NODES` read at ``stage`` (interpolated in log stage, held beyond the ends)."""
+    x = math.log(min(max(float(stage), STAGE_NODES[0]), STAGE_NODES[-1]))
+    return float(np.interp(x, np.log(STAGE_NODES), np.asarray(table, dtype=float)))
+
+
+def stage_center_table(
+    prior: Sequence[float],
+    errors: np.ndarray | None = None,
+    stages: np.ndarray | None = None,
+    *,
+    prior_weight: float,
+    window: float = 2.0,
+) -> tuple[float, ...]:
+    """The median log error ``log(outcome / forecast)`` at each of :data:`STAGE_NODES`: the development table
+    ``prior``, each node moved towards the median of the study's own errors made within a factor ``window`` of
+    it (``n`` of them weigh ``n`` against ``prior_weight``). A forecast made at a stage is read at
+    ``forecast * exp(at_stage(table, stage))``: its typical error taken out (negative where forecasts made
+    there were too pessimistic)."""
+    if len(prior) != len(STAGE_NODES):
+        raise ValueError(f"prior has {len(prior)} values; the table has one per stage node {STAGE_NODES}")
+    out = [float(v) for v in prior]
+    if errors is None or stages is None or np.size(errors) == 0:
+        return tuple(out)
+    e = np.asarray(errors, dtype=float)
+    s = np.asarray(stages, dtype=float)
+    ok = np.isfinite(e) & (s > 0)
+    e, s = e[ok], s[ok]
+    for i, node in enumerate(STAGE_NODES):
+        near = np.abs(np.log(s / node)) <= math.log(window)
+        n = int(near.sum())
+        if n:
+            out[i] = (prior_weight * out[i] + n * float(np.median(e[near]))) / (prior_weight + n)
+    return tuple(out)

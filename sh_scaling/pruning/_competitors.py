@@ -72,15 +72,21 @@ def freshest(rec: dict[str, Any], k: int, summary: RungSummary, outcome: float |
 
     Pure. The comparison point (``compute``, ``loss``) and ``target`` stay those of the rung; ``forecast`` and
     ``std`` become the outcome (std 0) when ``outcome`` is known, else the latest model forecast made at a rung
-    above ``k``; ``fresh`` says which (absent: the rung's own forecast stands).
+    above ``k``; ``fresh`` says which (absent: the rung's own forecast stands). A forecast (not an outcome) also
+    carries ``forecast_stage`` (the fraction of the run it was made at) and ``forecast_kind``.
     """
     if outcome is not None and np.isfinite(outcome):
         return {**rec, "forecast": float(outcome), "std": 0.0, "fresh": "outcome"}
     latest = summary.latest_forecast()
+    source = rec
+    out = dict(rec)
     if latest is not None and latest[0] > k:
-        j, later = latest
-        return {**rec, "forecast": later["forecast"], "std": later.get("std") or 0.0, "fresh": f"rung {j}"}
-    return rec
+        j, source = latest
+        out.update(forecast=source["forecast"], std=source.get("std") or 0.0, fresh=f"rung {j}")
+    # Where and how the forecast used was made, for the stage error model.
+    out["forecast_stage"] = float(source["compute"]) / float(source["target"])
+    out["forecast_kind"] = "multipower" if source.get("surrogate") == "multipower" else "own"
+    return out
 
 
 def competitors_at(

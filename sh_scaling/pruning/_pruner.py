@@ -26,9 +26,11 @@ from sh_scaling.halving import (
     RTOL,
     PRUNER_WARMUP_FRACTION,
     SCHEDULE_MIN_IMPROVEMENT,
+    STAGE_BIAS,
     STAGE_MARGINS,
     STAGE_NODES,
     Decision,
+    at_stage,
     calibrate_forecasts,
     decide,
     highest_rung,
@@ -38,6 +40,7 @@ from sh_scaling.halving import (
     optimistic,
     rung_compute,
     rungs_crossed,
+    stage_center_table,
     stage_margin,
 )
 from sh_scaling.keys import (
@@ -664,6 +667,8 @@ class SurrogateHalvingPruner(BasePruner):
             study, trial, k, r, functools.partial(self._finished_trial, study), observed=min_improvement is not None,
             trials=trials,
         )
+        if self._margin is not None and not self._calibrate:
+            others = self._debiased(others, outcomes)
         residuals = forecast_residuals(outcomes, r / target) if self._calibrate else None
         decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals,
                                                       observed=observed)
@@ -693,6 +698,24 @@ class SurrogateHalvingPruner(BasePruner):
         if not decision.promoted:
             storage.set_trial_system_attr(tid, PRUNED_KEY, text)
         return decision.promoted
+
+    def _debiased(self, others: list[dict[str, Any]], outcomes: list[Outcome]) -> list[dict[str, Any]]:
+        """Competitors' forecasts with the stage error model's median error taken out (outcomes unchanged): a
+        competitor forecast early, pessimistic on real curves, is read at what such forecasts typically
+        became. The centre moves from the development table towards this study's own finished forecasts."""
+        centers: dict[str, tuple[float, ...]] = {}
+        out = []
+        for rec in others:
+            kind = rec.get("forecast_kind")
+            if kind is None or rec.get("fresh") == "outcome" or rec.get("forecast") is None:
+                out.append(rec)
+                continue
+            if kind not in centers:
+                errors, stages = stage_errors(outcomes, kind)
+                centers[kind] = stage_center_table(STAGE_BIAS[kind], errors, stages, prior_weight=MARGIN_PRIOR_WEIGHT)
+            shift = at_stage(centers[kind], float(rec["forecast_stage"]))
+            out.append({**rec, "forecast": float(rec["forecast"]) * math.exp(shift), "debiased": shift})
+        return out
 
     def _finished_trial(self, study: optuna.study.Study, t: optuna.trial.FrozenTrial) -> Finished:
         """A finished trial as decisions need it (read once per trial: a cache)."""
