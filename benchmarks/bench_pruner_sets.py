@@ -64,18 +64,24 @@ def load_set(name: str) -> CurveSet:
 
 
 def loso_margin(path: Path, left_out: str, coverage: float) -> dict[str, object]:
-    """The stage error model chosen without ``left_out``: each kind's table the largest over the other sets (the
-    shipped table where no other set has that kind)."""
+    """The stage error model chosen without ``left_out``: each kind's margin table and median-error table the
+    largest over the other sets (the shipped tables where no other set has that kind)."""
     from bench_stage_error import loso_tables
 
     from sh_scaling.halving import STAGE_MARGINS
 
     errors = pd.read_csv(path)
     errors = errors[~errors["fallback"].astype(bool)]
+    from bench_stage_error import loso_bias
+
+    from sh_scaling.halving import STAGE_BIAS
+
     margin: dict[str, object] = {"coverage": coverage}
     for kind in ("own", "multipower"):
         table = loso_tables(errors, left_out, kind, coverage)
         margin[kind] = table if table is not None else STAGE_MARGINS[coverage][kind]
+        bias = loso_bias(errors, left_out, kind)
+        margin[f"{kind}_bias"] = bias if bias is not None else STAGE_BIAS[kind]
     return margin
 
 

@@ -45,6 +45,20 @@ def loso_tables(errors: pd.DataFrame, left_out: str, kind: str, coverage: float)
     return tuple(float(v) for v in np.maximum.accumulate(m[::-1])[::-1])
 
 
+def loso_bias(errors: pd.DataFrame, left_out: str, kind: str) -> tuple[float, ...] | None:
+    """The median-error table chosen without ``left_out``: at each stage the largest median over the other sets
+    (the smallest correction of pessimistic forecasts), as the shipped :data:`sh_scaling.halving.STAGE_BIAS`."""
+    others = errors[(errors.kind == kind) & (errors.set != left_out)]
+    if others.empty:
+        return None
+    per_set = []
+    for _, g in others.groupby("set"):
+        med = g.groupby("stage")["log_error"].median()
+        per_set.append([float(med.get(node, np.nan)) for node in STAGE_NODES])
+    table = np.nanmax(np.array(per_set), axis=0)
+    return tuple(float(v) if np.isfinite(v) else 0.0 for v in table)
+
+
 def coverage_of(errors: pd.DataFrame, table: tuple[float, ...]) -> pd.Series:
     """Per stage, the share of forecasts whose outcome stayed above ``forecast * exp(-margin)``."""
     margin = np.interp(np.log(errors["stage"].to_numpy(dtype=float)), np.log(STAGE_NODES), table)

@@ -700,6 +700,8 @@ class SurrogateHalvingPruner(BasePruner):
         return decision.promoted
 
     def _debiased(self, others: list[dict[str, Any]], outcomes: list[Outcome]) -> list[dict[str, Any]]:
+        assert self._margin is not None
+        tables = self._margin[1]
         """Competitors' forecasts with the stage error model's median error taken out (outcomes unchanged): a
         competitor forecast early, pessimistic on real curves, is read at what such forecasts typically
         became. The centre moves from the development table towards this study's own finished forecasts."""
@@ -712,7 +714,8 @@ class SurrogateHalvingPruner(BasePruner):
                 continue
             if kind not in centers:
                 errors, stages = stage_errors(outcomes, kind)
-                centers[kind] = stage_center_table(STAGE_BIAS[kind], errors, stages, prior_weight=MARGIN_PRIOR_WEIGHT)
+                centers[kind] = stage_center_table(tables[f"{kind}_bias"], errors, stages,
+                                                   prior_weight=MARGIN_PRIOR_WEIGHT)
             shift = at_stage(centers[kind], float(rec["forecast_stage"]))
             out.append({**rec, "forecast": float(rec["forecast"]) * math.exp(shift), "debiased": shift})
         return out
@@ -814,29 +817,33 @@ class SurrogateHalvingPruner(BasePruner):
 
 
 def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]]] | None:
-    """The stage error model a ``margin`` setting asks for: its coverage and its table per forecast kind."""
+    """The stage error model a ``margin`` setting asks for: its coverage and its tables per forecast kind (the
+    margins under ``"own"``/``"multipower"``, the median errors under ``"own_bias"``/``"multipower_bias"``)."""
     if margin is None:
         return None
+    bias = {f"{kind}_bias": STAGE_BIAS[kind] for kind in ("own", "multipower")}
     if isinstance(margin, str) and margin == "stage":
-        return MARGIN_COVERAGE, STAGE_MARGINS[MARGIN_COVERAGE]
+        return MARGIN_COVERAGE, {**STAGE_MARGINS[MARGIN_COVERAGE], **bias}
     if _is_number(margin):
         if float(margin) not in STAGE_MARGINS:
             raise ValueError(f"margin={margin!r}: a coverage must be one of the measured {sorted(STAGE_MARGINS)}")
-        return float(margin), STAGE_MARGINS[float(margin)]
+        return float(margin), {**STAGE_MARGINS[float(margin)], **bias}
     if isinstance(margin, Mapping):
         coverage: Any = margin.get("coverage")
         if not (_is_number(coverage) and 0 < coverage < 1):
             raise ValueError(f"margin={dict(margin)!r}: 'coverage' must be a number in (0, 1)")
         tables: dict[str, tuple[float, ...]] = {}
-        for kind in ("own", "multipower"):
-            table = margin.get(kind)
+        for kind in ("own", "multipower", "own_bias", "multipower_bias"):
+            table = margin.get(kind, STAGE_BIAS[kind[:-5]] if kind.endswith("_bias") else None)
             try:
-                values = tuple(float(v) for v in table)  # type: ignore[union-attr]
+                values = tuple(float(v) for v in table)
             except TypeError:
                 values = ()
-            if len(values) != len(STAGE_NODES) or not all(math.isfinite(v) and v >= 0 for v in values):
+            signed = kind.endswith("_bias")
+            if len(values) != len(STAGE_NODES) or not all(math.isfinite(v) and (signed or v >= 0) for v in values):
                 raise ValueError(
-                    f"margin[{kind!r}]={table!r}: {len(STAGE_NODES)} margins >= 0, one per stage of {STAGE_NODES}"
+                    f"margin[{kind!r}]={table!r}: {len(STAGE_NODES)} {'log errors' if signed else 'margins >= 0'}, "
+                    f"one per stage of {STAGE_NODES}"
                 )
             tables[kind] = values
         return float(coverage), tables
