@@ -77,3 +77,17 @@ def test_the_shipped_tables_never_grow_with_the_stage_nor_shrink_with_the_covera
     for low, high in zip(coverages, coverages[1:]):
         for kind in ("own", "multipower"):
             assert all(a <= b for a, b in zip(STAGE_MARGINS[low][kind], STAGE_MARGINS[high][kind]))
+
+
+def test_the_centre_table_moves_each_node_towards_the_study_median_near_it():
+    from sh_scaling.halving import at_stage, stage_center_table
+
+    prior = (-0.05, -0.04, -0.03, -0.02, -0.01)
+    assert stage_center_table(prior, prior_weight=10) == prior
+    errors = np.array([0.0] * 10 + [-0.2] * 30)
+    stages = np.array([0.1] * 10 + [0.8] * 30)
+    table = stage_center_table(prior, errors, stages, prior_weight=10)
+    # Node 0.05 and 0.1 see the ten errors at 0.1 (within a factor 2), node 0.2 too; 0.4 and 0.8 the thirty.
+    assert table[1] == pytest.approx((10 * -0.04 + 10 * 0.0) / 20)
+    assert table[4] == pytest.approx((10 * -0.01 + 30 * -0.2) / 40)
+    assert at_stage(table, 0.8) == pytest.approx(table[4]) and at_stage(table, 2.0) == pytest.approx(table[4])

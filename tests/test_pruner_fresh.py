@@ -209,3 +209,15 @@ def test_a_margin_table_of_ones_own_is_used():
     number, _ = _run(study, C, STEADY)
     rec = study.trials[number].system_attrs[rung_key(2)]
     assert rec["margin_info"]["prior"] == pytest.approx(0.5) and rec["promoted"]
+
+
+def test_a_running_competitor_is_read_at_its_stage_median_error_and_an_outcome_is_not():
+    bias = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5,
+            "own_bias": (-0.5, -0.5, -0.5, -0.5, -0.5), "multipower_bias": (0.0,) * 5}
+    pruner = _pruner(margin=bias)
+    rec = {"compute": 4.0, "loss": 1.0, "target": 64.0, "forecast": 2.0, "std": 0.1, "fallback": False,
+           "forecast_stage": 0.0625, "forecast_kind": "own"}
+    done = {**rec, "forecast": 1.5, "std": 0.0, "fresh": "outcome"}
+    shifted, kept = pruner._debiased([rec, done], [])
+    assert shifted["forecast"] == pytest.approx(2.0 * math.exp(-0.5)) and shifted["debiased"] == -0.5
+    assert kept == done
