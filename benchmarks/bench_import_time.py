@@ -23,6 +23,8 @@ HEAVY = ("sklearn", "scipy.stats", "matplotlib", "plotly", "torch")
 COMMANDS = {
     "import optuna": "import optuna",
     "import sh_scaling": "import sh_scaling",
+    # What a study that uses the pruner imports (the surrogate's scikit-learn waits for the first decision).
+    "import the pruner": "from sh_scaling import SurrogateHalvingPruner, report",
     "sh-scaling --help": (
         "import contextlib, io\n"
         "from sh_scaling.cli import main\n"
