@@ -4,9 +4,11 @@ Compute-aware successive halving guided by learning-curve surrogates (a pruner),
 samplers, and a simulator that replays recorded and synthetic learning curves.
 """
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sh_scaling._lazy import lazy_exports
+from sh_scaling._source_tree import add_integrations_finder
 
 # The one place the version is written: pyproject.toml reads it from here (setuptools' dynamic version).
 __version__ = "0.1.0"
@@ -33,3 +35,5 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "ScalingPriorSampler": "sh_scaling.sampling",
     "plan_sweep": "sh_scaling.sampling",
 }, submodules=True)
+
+add_integrations_finder(Path(__file__).parent)
