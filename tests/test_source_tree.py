@@ -47,3 +47,28 @@ def test_only_a_checkout_gets_the_finder(tmp_path):
     # Some other `integrations` package beside an installed sh_scaling, with no checkout around it.
     beside = _tree(tmp_path / "other", ["sh_scaling/__init__.py", "integrations/__init__.py"])
     assert checkout_integrations(beside) is None
+
+
+def test_pytest_without_an_installation_stops_with_the_command_to_run(tmp_path):
+    """From the root, the source folder imports without any installation, but the tests need one (the metadata,
+    the `sh-scaling` command): tests/conftest.py stops at once with the install command. Simulated with an
+    interpreter that sees pytest and nothing else installed (no site-packages)."""
+    import importlib.util
+
+    only_pytest = tmp_path / "only_pytest"
+    only_pytest.mkdir()
+    for name in ("pytest", "_pytest", "py", "pluggy", "iniconfig", "packaging", "pygments"):
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue  # not every pytest release needs each of them
+        source = Path(spec.origin)
+        source = source.parent if source.name == "__init__.py" else source
+        (only_pytest / source.name).symlink_to(source)
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_curve.py"],
+        cwd=ROOT, env={"PYTHONPATH": str(only_pytest), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "sh_scaling is not installed" in result.stdout + result.stderr
+    assert "pip install -e" in result.stdout + result.stderr
