@@ -768,9 +768,9 @@ class _StackedHistory(LearningRateHistory):
         self.pair_query = np.concatenate([h.pair_query + q for h, q in zip(histories, queries)])
         self.pair_change = np.concatenate([h.pair_change + j for h, j in zip(histories, changes)])
         self.run_length = histories[0].run_length if len(histories) == 1 else math.nan  # the laws do not read it
-        # Row i holds query i's pairs (contiguous: a history lists them query by query), weighted by their drops.
         from scipy.sparse import csr_matrix  # imported when first needed: SciPy's sparse module is slow to import
 
+        # Row i holds query i's pairs (contiguous: a history lists them query by query), weighted by their drops.
         n_pairs = self.pair_query.size
         bounds = np.searchsorted(self.pair_query, np.arange(self.fraction.size + 1))
         self._by_query = csr_matrix((self.drop[self.pair_change], np.arange(n_pairs), bounds),
