@@ -11,6 +11,7 @@ objects (tests/test_import_time.py checks that the two lists and ``__all__`` agr
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,7 +23,8 @@ def lazy_exports(
     """``__getattr__`` and ``__dir__`` for ``package``, whose public name ``n`` lives in module ``exports[n]``.
 
     With ``submodules=True`` any other public name is tried as a submodule (``sh_scaling.curves`` after
-    ``import sh_scaling``), as when the package imported its subpackages eagerly.
+    ``import sh_scaling``), as when the package imported its subpackages eagerly. ``dir()`` lists the public
+    names (and public submodules), not the helpers the package's ``__init__`` imports to set this up.
     """
 
     def __getattr__(name: str) -> Any:
@@ -40,6 +42,10 @@ def lazy_exports(
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return sorted(set(vars(sys.modules[package])) | set(exports))
+        module = sys.modules[package]
+        names = {name for name in vars(module) if name.startswith("__")} | set(exports)
+        if submodules:
+            names |= {m.name for m in pkgutil.iter_modules(module.__path__) if not m.name.startswith("_")}
+        return sorted(names)
 
     return __getattr__, __dir__
