@@ -47,7 +47,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 __all__ = [
     "Schedule",
@@ -775,6 +774,8 @@ class _StackedHistory(LearningRateHistory):
         self.pair_query = np.concatenate([h.pair_query + q for h, q in zip(histories, queries)])
         self.pair_change = np.concatenate([h.pair_change + j for h, j in zip(histories, changes)])
         self.run_length = histories[0].run_length if len(histories) == 1 else math.nan  # the laws do not read it
+        from scipy.sparse import csr_matrix  # imported when first needed: SciPy's sparse module is slow to import
+
         # Row i holds query i's pairs (contiguous: a history lists them query by query), weighted by their drops.
         n_pairs = self.pair_query.size
         bounds = np.searchsorted(self.pair_query, np.arange(self.fraction.size + 1))

@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 _REPO = Path(__file__).resolve().parents[1]
+
+# The tests need the installed distribution (its metadata, the `sh-scaling` command), not only the source
+# folder that a run from the checkout's root can import: say so at once rather than in many failures. (The
+# root itself is not searched: a build leaves sh_scaling.egg-info there.)
+_ELSEWHERE = [p for p in sys.path if Path(p or ".").resolve() != _REPO]
+if not any(True for _ in importlib.metadata.distributions(name="sh_scaling", path=_ELSEWHERE)):
+    pytest.exit("sh_scaling is not installed; from the checkout's root run: "
+                'pip install -e ".[test]" -c .ci/constraints-newest.txt --config-settings editable_mode=strict',
+                returncode=4)
 
 
 def routing_path() -> Path | None:

@@ -52,3 +52,19 @@ def test_supported_ranges_are_the_tested_ones():
         assert lower == [oldest[name]], f"{name}: pyproject says {spec}, .ci/constraints-oldest.txt pins {oldest[name]}"
         assert spec.contains(newest[name]), f"{name}: the newest tested {newest[name]} is outside {spec}"
         assert any(s.operator == "<" for s in spec), f"{name}: declare an upper bound ({spec})"
+
+
+def test_one_place_for_the_version():
+    """pyproject.toml reads the version from ``sh_scaling.__version__``; the installed metadata agrees (a stale
+    install shows here) and CHANGELOG.md has an entry for it below its Unreleased section."""
+    import importlib.metadata
+    import re
+
+    import sh_scaling
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "sh_scaling.__version__"}
+    assert importlib.metadata.version("sh_scaling") == sh_scaling.__version__
+    sections = re.findall(r"^## \[([^\]]+)\]", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert sections[:2] == ["Unreleased", sh_scaling.__version__], sections

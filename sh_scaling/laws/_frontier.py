@@ -41,7 +41,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.stats import norm
 
 from sh_scaling.curves import Curve
 
@@ -371,6 +370,8 @@ def _interval(
     if scale is not None:
         boot = est + scale.reshape(-1, 1) * (boot - est)
     if method == "bca" and jack is not None and jack.shape[0] >= 2:
+        from scipy.stats import norm  # imported when first needed: scipy.stats is slow to import
+
         jack = jack.reshape(jack.shape[0], -1)
         b = boot.shape[0]
         below = (np.sum(boot < est, axis=0) + 0.5 * np.sum(boot == est, axis=0)) / b

@@ -29,9 +29,7 @@ from sh_scaling.surrogates import (
     MIN_PLAUSIBLE_RATIO,
     MIN_POINTS,
     Forecast,
-    JointMultiPowerLawSurrogate,
     MultiCurveSurrogate,
-    MultiPowerLawSurrogate,
     Surrogate,
     forecast,
 )
@@ -114,6 +112,8 @@ def own_forecast(
     if np.any(loss <= 0):
         reason = "non-positive loss: surrogates model positive losses"
     elif schedule is not None:
+        from sh_scaling.surrogates import MultiPowerLawSurrogate  # scikit-learn, imported when first needed
+
         try:
             # The trial's schedule to its own end: the multi-power law forecasts the drop its decay brings.
             return forecast(MultiPowerLawSurrogate(schedule=schedule, max_compute=target), [(compute, loss)],
@@ -196,6 +196,8 @@ def family_forecast(
     info["family_size"] = len(members) + 1
     if not members:
         return None, {**info, "family_fallback": "family of one: the trial's own fit"}
+    from sh_scaling.surrogates import JointMultiPowerLawSurrogate  # scikit-learn, imported when first needed
+
     try:
         model = JointMultiPowerLawSurrogate(max_points=_FAMILY_POINTS)
         with warnings.catch_warnings():

@@ -16,7 +16,6 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from scipy.stats import spearmanr
 
 from sh_scaling.keys import FROM_PRIOR_KEY, PREDICTED_LOSS_KEY, PRIOR_ERROR_KEY, PRIOR_WEIGHT_KEY
 from sh_scaling.sampling._priors import (
@@ -426,6 +425,8 @@ class ScalingPriorSampler(BaseSampler):
         ok = np.isfinite(predicted) & np.isfinite(observed)
         if ok.sum() < self._min_agreement or np.ptp(predicted[ok]) == 0 or np.ptp(observed[ok]) == 0:
             return None
+        from scipy.stats import spearmanr  # imported when first needed: scipy.stats is slow to import
+
         rho = spearmanr(predicted[ok], observed[ok]).statistic
         return float(rho) if math.isfinite(rho) else None
 

@@ -55,7 +55,7 @@ from sh_scaling.halving import (
     round_sizes,
     select_survivors,
 )
-from sh_scaling.surrogates import MIN_POINTS, Forecast, MultiPowerLawSurrogate, forecast
+from sh_scaling.surrogates import MIN_POINTS, Forecast, forecast
 
 __all__ = [
     "Strategy", "STRATEGIES", "AllocationResult", "RoundInputs", "allocate", "n_rounds", "get_strategy",
@@ -217,6 +217,8 @@ def _forecast_under_schedules(
     """Each curve forecast by the multi-power law under its own schedule and planned compute (its metadata's
     ``schedule`` and ``max_compute``, as :func:`sh_scaling.curves.load_multipowerlaw` records them; a curve
     without a schedule is forecast at a constant rate, a power law in compute)."""
+    from sh_scaling.surrogates import MultiPowerLawSurrogate  # scikit-learn, imported when first needed
+
     parts = []
     for c, p, t in zip(curves, points, targets):
         proto = MultiPowerLawSurrogate(schedule=c.meta.get("schedule"),

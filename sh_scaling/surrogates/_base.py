@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from sklearn.base import clone
 
 from sh_scaling.surrogates._validation import MIN_FIT_POINTS
 
@@ -101,6 +100,8 @@ def make_surrogate(spec: str | Any) -> Any:
     used for many curves.
     """
     if not isinstance(spec, str):
+        from sklearn.base import clone  # here, so that importing the protocol does not import scikit-learn
+
         return clone(spec, safe=False)  # deep copy for objects without get_params
     table = {
         "powerlaw": ("_parametric", "PowerLawSurrogate"),

@@ -21,7 +21,9 @@ def objective(trial: optuna.Trial) -> float:
     return loss
 
 
-pruner = mod.SurrogateHalvingPruner(max_compute=lambda p: 6 * p["n_params"] * p["tokens"], min_compute=1e16)
+pruner = mod.SurrogateHalvingPruner(
+    max_compute=lambda p: 6 * p["n_params"] * p["tokens"], min_compute=1e16
+)
 study = optuna.create_study(pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
 study.optimize(objective, n_trials=40)
 pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
