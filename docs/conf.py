@@ -38,7 +38,7 @@ napoleon_use_rtype = False
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented_params"
-autodoc_class_signature = "separated"
+autodoc_class_signature = "mixed"
 autodoc_default_options = {"show-inheritance": True}
 # Long reprs of default values (constants, dataclass instances) stay readable.
 autodoc_preserve_defaults = True
@@ -72,4 +72,8 @@ myst_heading_anchors = 3
 
 html_theme = "furo"
 html_title = f"sh_scaling {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["wide.css"]
+
+# The page's table of contents names a method by itself (``prune()``), not by its class as well.
+toc_object_entries_show_parents = "hide"
