@@ -13,6 +13,7 @@ the tutorials include are run by ``tests/test_examples.py``.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -119,7 +120,7 @@ COMPLETIONS: dict[tuple[str, str], tuple[str, str]] = {
         """
         from sh_scaling.curves import generate_synthetic
 
-        curves = generate_synthetic(8, seed=0)
+        curves = generate_synthetic(6, seed=0)
         configs = [{"curve": i} for i in range(len(curves))]
         total = sum(float(c.compute[-1]) for c in curves)
 
@@ -271,3 +272,7 @@ def test_page_blocks_run(page, tmp_path):
             f"\n--- stderr\n{done.stderr[-3000:]}"
         )
         assert "Traceback" not in done.stderr, f"{block.where()} printed a traceback:\n{done.stderr[-3000:]}"
+        # A page's code does what its text says without a warning (the tour's law once warned "no intervals
+        # computed" beside a comment that promised them).
+        warned = [line for line in done.stderr.splitlines() if re.search(r":\d+: \w*Warning: ", line)]
+        assert not warned, f"{block.where()} warned:\n" + "\n".join(warned)
