@@ -13,6 +13,17 @@ sys.path.insert(0, str(DOCS / "_ext"))
 
 import sh_scaling  # noqa: E402  (installed; the build documents the installed package)
 
+try:
+    import sh_scaling.integrations  # noqa: E402,F401
+except ModuleNotFoundError as exc:
+    # From the checkout's root, plain ``python`` imports the source folder sh_scaling/, which lacks the
+    # integrations subpackage that the install maps in from integrations/.
+    raise RuntimeError(
+        f"sh_scaling.integrations cannot be imported from {Path(sh_scaling.__file__).parent}: install the "
+        "project (pip install -e \".[docs]\" --config-settings editable_mode=strict) and build with python -P "
+        "-m sphinx, which keeps the checkout's source folder off sys.path"
+    ) from exc
+
 project = "sh_scaling"
 author = "sh_scaling authors"
 copyright = "sh_scaling authors, Apache-2.0"
