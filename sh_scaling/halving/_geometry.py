@@ -52,7 +52,7 @@ def highest_rung(compute: float, rung_factor: float) -> int:
 
 
 def n_rounds(n_candidates: int, reduction_factor: float) -> int:
-    """R = ceil(log_eta |M0|), at least 1 (Schram et al., ICML 2026, fixed-budget successive halving)."""
+    """``R = ceil(log_eta |M0|)``, at least 1 (Schram et al., ICML 2026, fixed-budget successive halving)."""
     if n_candidates < 1:
         raise ValueError(f"need at least one candidate, got {n_candidates}")
     if not reduction_factor > 1:
@@ -62,7 +62,7 @@ def n_rounds(n_candidates: int, reduction_factor: float) -> int:
 
 
 def round_sizes(n_candidates: int, reduction_factor: float) -> list[int]:
-    """Survivors at the start of each round: |M_0| = n, |M_{r+1}| = ceil(|M_r| / eta)."""
+    """Survivors at the start of each round: ``|M_0| = n``, ``|M_{r+1}| = ceil(|M_r| / eta)``."""
     sizes = [n_candidates]
     for _ in range(n_rounds(n_candidates, reduction_factor) - 1):
         sizes.append(math.ceil(sizes[-1] / reduction_factor))
@@ -70,7 +70,7 @@ def round_sizes(n_candidates: int, reduction_factor: float) -> list[int]:
 
 
 def round_shares(budget: float, sizes: list[int]) -> list[float]:
-    """Compute each survivor gets in each round: C_r = B / (|M_r| * R)."""
+    """Compute each survivor gets in each round: ``C_r = B / (|M_r| * R)``."""
     if not (math.isfinite(budget) and budget > 0):
         raise ValueError(f"budget must be a positive number, got {budget!r}")
     R = len(sizes)

@@ -732,7 +732,7 @@ def fit_scaling_law(
 def area_between_laws(a: ScalingLaw, b: ScalingLaw, c_min: float, c_max: float, n: int = 200) -> float:
     """Area between two laws in log-log space over [c_min, c_max].
 
-    The integral of |ln L_a(C) - ln L_b(C)| d(ln C), by the trapezoid rule on ``n`` log-spaced points. Divide
+    The integral of ``|ln L_a(C) - ln L_b(C)| d(ln C)``, by the trapezoid rule on ``n`` log-spaced points. Divide
     by ``ln(c_max / c_min)`` for the mean absolute log-loss gap.
     """
     grid = frontier_grid(c_min, c_max, n)

@@ -40,7 +40,7 @@ def allocation_metrics(
     (1 - spent / exhaustive), ``law_area`` (area between the law fitted on the observed frontier and the
     exhaustive law, in ln-ln units over the exhaustive frontier's compute range), ``law_area_mean`` (that area
     divided by the range's width in ln C: the mean absolute ln-loss gap), and ``exponent_error``
-    (|gamma - gamma_exhaustive| / gamma_exhaustive).
+    (``|gamma - gamma_exhaustive| / gamma_exhaustive``).
     """
     losses = [c.min_loss for c in observed if len(c)]
     best = float(min(losses)) if losses else float("nan")

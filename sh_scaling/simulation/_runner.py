@@ -61,7 +61,7 @@ def simulate(
 
     Args:
         curves: The pool of recorded curves.
-        candidates: Candidate-set sizes |M0|.
+        candidates: Candidate-set sizes ``|M0|``.
         budgets: Budgets as fractions of the candidate set's exhaustive compute (every curve to its end).
         strategies: Names from :data:`sh_scaling.simulation.STRATEGIES` or :class:`Strategy` objects (e.g. with a
             surrogate of your own). ``"SH"`` is always added, because
