@@ -53,7 +53,9 @@ def test_cli_quick_writes_json_and_prints_table(tmp_path, capsys) -> None:
     out = tmp_path / "cal.json"
     assert main(["calibrate", "--quick", "--repeats", "2", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "R^2 memory copies" in text and "R^2 FLOPs" in text and "better predictor" in text
+    assert "R^2 memory copies" in text and "R^2 FLOPs" in text
+    # Quick timings on a busy machine may predict nothing: the verdict then says so instead of naming a winner.
+    assert "better predictor" in text or "neither memory copies nor FLOPs predicts step time well" in text
     assert len([ln for ln in text.splitlines() if ln[:2].strip().isdigit()]) >= 12
     cal = StepTimeCalibration.load(out)
     assert len(cal.configs) >= 12

@@ -265,9 +265,10 @@ def test_a_family_function_that_raises_is_a_recorded_fallback():
 
 
 def test_by_default_the_improvement_rule_stops_a_schedule_aware_repeat_of_a_finished_run():
-    # A second run 0.2 % worse than a finished one cannot improve on it by the 1 % that "auto" asks of trials
-    # forecast under a stated schedule: stopped, although startup would promote it. The power-law pruner (no
-    # schedule), rates reported without a stated schedule (whose future is a guess) and min_improvement=None
+    # A second run 1 % worse than a finished one cannot improve on it by the 1 % that "auto" asks of trials
+    # forecast under a stated schedule, even with the stage margin its forecast is given (3.8 % of the loss early
+    # in a run, under 1.5 % past a fifth of it): stopped, although startup would promote it. The power-law pruner
+    # (no schedule), rates reported without a stated schedule (whose future is a guess) and min_improvement=None
     # apply no such rule.
     compute, loss = _curve(COSINE, upto=1.0, n=60)
     lrs = COSINE(compute / MAX)
@@ -276,14 +277,14 @@ def test_by_default_the_improvement_rule_stops_a_schedule_aware_repeat_of_a_fini
                                      ({}, False, False), ({}, True, False)):
         study = _study(**kwargs)
         first = _run(study, compute, loss, lrs=lrs if with_lr else None)
-        second = _run(study, compute, loss * 1.002, lrs=lrs if with_lr else None)
+        second = _run(study, compute, loss * 1.01, lrs=lrs if with_lr else None)
         if with_lr:
             assert max(_records(second), key=lambda rec: rec["compute"])["surrogate"] == "multipower"
         assert first.state == optuna.trial.TrialState.COMPLETE
         last = max(_records(second), key=lambda rec: rec["compute"])
         if stopped:
             assert second.state == optuna.trial.TrialState.PRUNED
-            assert last["rule"] == "improvement" and np.log(0.99) < last["observed_gap"] < 0
+            assert last["rule"] == "improvement" and last["observed_gap"] > np.log(0.99) and last["margin"] > 0
         else:
             assert second.state == optuna.trial.TrialState.COMPLETE
             assert all("observed_gap" not in rec for rec in _records(second))
