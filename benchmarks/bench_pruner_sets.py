@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loso-errors", type=Path, default=None,
                     help="errors.csv of bench_stage_error.py: each set's stage margin table is chosen on the others")
     ap.add_argument("--coverage", type=float, default=0.9, help="the margin's coverage with --loso-errors")
+    ap.add_argument("--no-bias", action="store_true",
+                    help="with --loso-errors: competitors' forecasts read as they are (median-error tables of 0)")
     ap.add_argument("--out", type=Path, default=Path("results/pruner_sets"))
     args = ap.parse_args(argv)
     settings = [parse_setting(s) for s in (args.setting or ["default"])]
@@ -121,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                 kwargs = dict(extra)
                 if args.loso_errors is not None and "margin" not in kwargs:
                     kwargs["margin"] = loso_margin(args.loso_errors, name, args.coverage)
+                    if args.no_bias:
+                        kwargs["margin"].update(own_bias=(0.0,) * 5, multipower_bias=(0.0,) * 5)
                 if name in SCHEDULED:
                     kwargs.setdefault("schedule", "from_curves")
                 t0 = time.time()
