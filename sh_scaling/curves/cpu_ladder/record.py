@@ -1,8 +1,8 @@
 """Record the CPU ladder: small GPT-style language models trained on CPU under three learning-rate schedules.
 
-The ladder (the constants below): four model sizes, each trained for two planned lengths (``1x`` and ``2.5x``
-its token budget) under three schedules, every one after the same linear warm-up of ``WARMUP_STEPS`` from 0
-to ``PEAK_LR``:
+The ladder (the constants below): four model sizes, each trained for planned lengths of ``1x`` and ``2.5x`` a
+token budget (the two smallest also ``10x``) under three schedules, every one after the same linear warm-up of
+``WARMUP_STEPS`` from 0 to ``PEAK_LR``:
 
 * ``cosine``: half-cosine decay to 10 % of the peak at the run's own planned end;
 * ``wsd``: constant at the peak, then a linear cooldown to 0 over the last ``WSD_COOLDOWN`` of the run;
@@ -19,16 +19,16 @@ token (a third of the non-embedding count at ``d_model=32``), which the non-embe
 learning rate at each step, and the rate at a step depends on the planned length only once a decay has started.
 So the ``constant`` run of the short length is the first part of the long one, and a ``wsd`` run is the
 ``constant`` run up to its cooldown. Each size therefore trains one long constant run (the trunk), branches a
-copy of the model, optimiser and data generator at the start of each cooldown, and trains the two cosine runs
-on their own: the curves recorded are those of the 24 separate runs, at the cost of 6.7 instead of 10.5 short
-lengths. ``--check-branching`` trains the smallest size's short ``wsd`` run from scratch as well and fails
+copy of the model, optimiser and data generator at the start of each cooldown, and trains the cosine runs on
+their own: the curves recorded are those of 30 separate runs, at the cost of 6.7 instead of 10.5 short lengths for
+a size with two lengths. ``--check-branching`` trains the smallest size's short ``wsd`` run from scratch as well and fails
 unless its curve equals the branched one exactly.
 
-Run (from the repository root; about TIME minutes of one core; needs torch)::
+Run (from the repository root; about 22 minutes of one core; needs torch)::
 
     python -m sh_scaling.curves.cpu_ladder.record            # every size, into curves.csv beside this file
 
-or in parts side by side (``--sizes``, ``--part trunk|cosine``, each with its own ``--out``), then
+or in parts side by side (``--sizes``, ``--lengths``, ``--part trunk|cosine``, each with its own ``--out``), then
 ``--merge PART.csv ... --out curves.csv``. ``--sizes d32 --scale 0.2 --out /tmp/trial.csv`` is a quick trial.
 """
 
@@ -53,11 +53,18 @@ from torch import nn
 #: ``label: (d_model, n_layers, seed)``; heads of ``HEAD_DIM``.
 SIZES = {"d32": (32, 2, 1032), "d48": (48, 2, 1048), "d64": (64, 3, 1064), "d96": (96, 4, 1096)}
 #: Planned training tokens of each size's short (``1x``) run: the same for every size (so compute grows with
-#: parameters and the largest model has compute left to win late), about 2.2 epochs of the training text at 2.5x.
-TOKENS_1X = {"d32": 1_000_000, "d48": 1_000_000, "d64": 1_000_000, "d96": 1_000_000}
-LENGTHS = {"1x": 1.0, "2.5x": 2.5}
+#: parameters and the largest model has compute left to win late); a long run draws fewer bytes than the training
+#: text holds.
+TOKENS_1X = {"d32": 500_000, "d48": 500_000, "d64": 500_000, "d96": 500_000}
+LENGTHS = {"1x": 1.0, "2.5x": 2.5, "10x": 10.0}
+#: The lengths each size is trained for: the two smallest also run 10x, long enough for larger models to overtake
+#: them at equal compute (at 2.5x every curve ends before the next size catches up).
+SIZE_LENGTHS = {"d32": ("1x", "2.5x", "10x"), "d48": ("1x", "2.5x", "10x"), "d64": ("1x", "2.5x"),
+                "d96": ("1x", "2.5x")}
 SCHEDULES = ("cosine", "wsd", "constant")
-SEQ_LEN, BATCH, HEAD_DIM, VOCAB = 128, 16, 16, 256
+#: Small batches (512 tokens), many steps: in a trial with 2,048 tokens per step (a third of the steps) the d32
+#: model's WSD cooldown gained nothing over the constant rate (2.53 nats/byte both); here it gains 0.03 to 0.08.
+SEQ_LEN, BATCH, HEAD_DIM, VOCAB = 128, 4, 16, 256
 #: AdamW peak learning rate, the same for every run (not tuned per size).
 PEAK_LR = 3e-3
 WARMUP_STEPS = 50
@@ -257,7 +264,7 @@ class Trainer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             self.opt.step()
-            self.train_losses.append(float(loss))
+            self.train_losses.append(loss.item())
 
     @torch.no_grad()
     def val_loss(self, val: torch.Tensor) -> float:
@@ -293,8 +300,11 @@ class Run:
 PARTS = {"all": SCHEDULES, "trunk": ("wsd", "constant"), "cosine": ("cosine",)}
 
 
-def record_size(size: str, data: Data, part: str = "all") -> list[dict[str, object]]:
-    """The runs of one size under ``PARTS[part]`` (see the module docstring for the shared prefixes), as CSV rows."""
+def record_size(size: str, data: Data, part: str = "all", lengths: tuple[str, ...] | None = None,
+                ) -> list[dict[str, object]]:
+    """The runs of one size under ``PARTS[part]`` at ``lengths`` (default: ``SIZE_LENGTHS[size]``; see the module
+    docstring for the shared prefixes), as CSV rows."""
+    lengths = tuple(SIZE_LENGTHS[size] if lengths is None else [x for x in SIZE_LENGTHS[size] if x in lengths])
     rows: list[dict[str, object]] = []
     trainer = Trainer.new(size)
     n_params, n_total = trainer.model.n_params()
@@ -326,16 +336,15 @@ def record_size(size: str, data: Data, part: str = "all") -> list[dict[str, obje
 
     # The trunk: the long constant run, evaluated on its own grid and on the short constant run's and both WSD
     # runs' grids before their cooldowns; a WSD run branches off at its cooldown's start.
-    long, short = "2.5x", "1x"
-    trunk_runs = [Run(size, "constant", long), Run(size, "constant", short), Run(size, "wsd", short),
-                  Run(size, "wsd", long)] if "constant" in PARTS[part] else []
+    longest = max(lengths, key=LENGTHS.__getitem__)
+    trunk_runs = [Run(size, k, x) for x in lengths for k in ("constant", "wsd")] if "constant" in PARTS[part] else []
     ends = {r: r.total if r.schedule == "constant" else cooldown_start(r.total) for r in trunk_runs}
     plan = sorted({(s, r) for r in trunk_runs for s in eval_steps(r.total) if s <= ends[r]}, key=lambda x: x[0])
     branch_points = {ends[r]: r for r in trunk_runs if r.schedule == "wsd"}
     marks = sorted({s for s, _ in plan} | set(branch_points))
     last_eval: dict[Run, int] = {r: 0 for r in trunk_runs}
     for s in marks:
-        trainer.train_to(s, "constant", Run(size, "constant", long).total, data.train)
+        trainer.train_to(s, "constant", Run(size, "constant", longest).total, data.train)
         for s2, r in plan:
             if s2 == s:
                 rows.append(row(r, trainer, last_eval[r]))
@@ -344,7 +353,7 @@ def record_size(size: str, data: Data, part: str = "all") -> list[dict[str, obje
             run = branch_points[s]
             follow(run, trainer.branch(), run.total, after=s)
         _progress(size, f"trunk step {s}")
-    for length in (short, long) if "cosine" in PARTS[part] else ():
+    for length in lengths if "cosine" in PARTS[part] else ():
         run = Run(size, "cosine", length)
         follow(run, Trainer.new(size), run.total)
         _progress(size, f"{run.id} done")
@@ -380,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every token budget (trials only)")
     parser.add_argument("--part", choices=list(PARTS), default="all",
                         help="record only these runs of each size (trunk: wsd and constant; cosine)")
+    parser.add_argument("--lengths", help="comma-separated lengths to record (default: every length of each size)")
     parser.add_argument("--check-branching", action="store_true")
     parser.add_argument("--merge", nargs="+", type=Path, metavar="CSV",
                         help="write the rows of these files (parts recorded side by side) to --out, in order")
@@ -403,7 +413,8 @@ def main(argv: list[str] | None = None) -> None:
         writer = csv.DictWriter(stream, COLUMNS, lineterminator="\n")
         writer.writeheader()
         for size in sizes:
-            rows = sorted(record_size(size, data, args.part), key=_order)
+            lengths = None if args.lengths is None else tuple(args.lengths.split(","))
+            rows = sorted(record_size(size, data, args.part, lengths), key=_order)
             for r in rows:
                 writer.writerow({k: f"{v:.9g}" if isinstance(v, float) else v for k, v in r.items()})
             stream.flush()
@@ -432,7 +443,8 @@ def merge(parts: list[Path], out: Path) -> None:
     with open(out, "w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(sorted(rows, key=_order))
+        rows.sort(key=_order)
+        writer.writerows(rows)
 
 
 if __name__ == "__main__":
