@@ -371,7 +371,7 @@ def check_branching(data: Data) -> None:
     """Train the smallest size's short WSD run from scratch and compare it with the branched record."""
     size = next(iter(SIZES))
     run = Run(size, "wsd", "1x")
-    branched = [r for r in record_size(size, data) if r["run_id"] == run.id]
+    branched = [r for r in record_size(size, data, "trunk", (run.length,)) if r["run_id"] == run.id]
     t = Trainer.new(size)
     fresh = []
     for s in eval_steps(run.total):
