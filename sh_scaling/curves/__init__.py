@@ -28,6 +28,7 @@ from sh_scaling.curves._multipowerlaw import (  # noqa: E402 - grouped with its 
     fetch_multipowerlaw,
     load_multipowerlaw,
 )
+from sh_scaling.curves._cpu_ladder import CPU_LADDER_LOSSES, load_cpu_ladder  # noqa: E402
 from sh_scaling.curves._schedule_synthetic import (  # noqa: E402
     LADDER_NOISE_MODELS,
     LADDER_SCHEDULES,
@@ -43,4 +44,6 @@ __all__ += [
     "generate_schedule_ladder",
     "LADDER_SCHEDULES",
     "LADDER_NOISE_MODELS",
+    "load_cpu_ladder",
+    "CPU_LADDER_LOSSES",
 ]
