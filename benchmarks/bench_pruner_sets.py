@@ -57,7 +57,7 @@ def load_set(name: str) -> CurveSet:
         if name == "ladder":
             return generate_schedule_ladder(seed=0)
         if name == "cpu-ladder":
-            from sh_scaling.curves import load_cpu_ladder  # type: ignore[attr-defined]
+            from sh_scaling.curves import load_cpu_ladder
 
             return load_cpu_ladder()
     raise ValueError(f"unknown set {name!r}")
