@@ -82,7 +82,11 @@ MARGIN_PRIOR_WEIGHT = 10.0
 #: the sets (routing, the 27 schedule curves of Luo et al., 100 synthetic curves, the synthetic schedule ladder;
 #: schedule-aware forecasts on the two sets with schedules), never growing with the stage. The sets disagree:
 #: at 5 % of a run the power law's 90 % margin is 6.3 % of the loss on routing, 10 % on the schedule curves, 14-15 %
-#: on the synthetic curves and the ladder; schedule-aware forecasts need 2.4-3.8 %.
+#: on the synthetic curves and the ladder; schedule-aware forecasts need 2.4-3.8 %. The CPU ladder recorded here
+#: (``sh_scaling.curves.load_cpu_ladder``) is checked against but does not choose: its byte-level models sit on a
+#: plateau and then drop, a transition no surrogate forecasts (the power law misses by a median 18 % at 5 % of a
+#: run and needs 38 % for 90 % coverage; the multi-power law 15 % and 35 %), and a table that covered it would let
+#: nothing be pruned early anywhere; in such a study the model learns the larger errors from its own outcomes.
 STAGE_MARGINS: dict[float, dict[str, tuple[float, ...]]] = {
     0.5: {"own": (0.1088, 0.1088, 0.0937, 0.0712, 0.0186), "multipower": (0.0168, 0.0029, 0.0029, 0.0011, 0.0006)},
     0.8: {"own": (0.1514, 0.1296, 0.1092, 0.0848, 0.0345), "multipower": (0.0270, 0.0270, 0.0105, 0.0058, 0.0027)},
