@@ -218,6 +218,6 @@ def test_a_running_competitor_is_read_at_its_stage_median_error_and_an_outcome_i
     rec = {"compute": 4.0, "loss": 1.0, "target": 64.0, "forecast": 2.0, "std": 0.1, "fallback": False,
            "forecast_stage": 0.0625, "forecast_kind": "own"}
     done = {**rec, "forecast": 1.5, "std": 0.0, "fresh": "outcome"}
-    shifted, kept = pruner._debiased([rec, done], [])
+    shifted, kept = pruner._debiased([rec, done], lambda kind: (np.empty(0), np.empty(0)))
     assert shifted["forecast"] == pytest.approx(2.0 * math.exp(-0.5)) and shifted["debiased"] == -0.5
     assert kept == done

@@ -30,7 +30,6 @@ from sh_scaling.halving import (
     STAGE_MARGINS,
     STAGE_NODES,
     Decision,
-    at_stage,
     calibrate_forecasts,
     decide,
     highest_rung,
@@ -640,6 +639,7 @@ class SurrogateHalvingPruner(BasePruner):
         # What the study's finished trials tell about forecasts, read once for the uses below.
         trials = study.get_trials(deepcopy=False)
         outcomes = [self._read_finished(study, t)[1] for t in trials if t.state == TrialState.COMPLETE]
+        evidence = functools.lru_cache(maxsize=None)(functools.partial(stage_errors, outcomes))
         implausible = None
         if self._calibrate and not bool(fc.fallback[0]) and target > r:
             bound = drop_bound(outcomes, r / target)
@@ -675,7 +675,7 @@ class SurrogateHalvingPruner(BasePruner):
             # updated by this study's finished trials.
             kind = "multipower" if schedule is not None else "own"
             coverage, tables = self._margin
-            errors, stages = stage_errors(outcomes, kind)
+            errors, stages = evidence(kind)
             margin, margin_info = stage_margin(r / target, tables[kind], errors, stages,
                                                coverage=coverage, prior_weight=MARGIN_PRIOR_WEIGHT)
             record["margin"] = clean_float(margin)
@@ -693,7 +693,7 @@ class SurrogateHalvingPruner(BasePruner):
             trials=trials,
         )
         if self._margin is not None and not self._calibrate:
-            others = self._debiased(others, outcomes)
+            others = self._debiased(others, evidence)
         residuals = forecast_residuals(outcomes, r / target) if self._calibrate else None
         decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals,
                                                       observed=observed)
@@ -724,25 +724,29 @@ class SurrogateHalvingPruner(BasePruner):
             storage.set_trial_system_attr(tid, PRUNED_KEY, text)
         return decision.promoted
 
-    def _debiased(self, others: list[dict[str, Any]], outcomes: list[Outcome]) -> list[dict[str, Any]]:
-        assert self._margin is not None
-        tables = self._margin[1]
+    def _debiased(
+        self, others: list[dict[str, Any]], evidence: Callable[[str], tuple[np.ndarray, np.ndarray]]
+    ) -> list[dict[str, Any]]:
         """Competitors' forecasts with the stage error model's median error taken out (outcomes unchanged): a
         competitor forecast early, pessimistic on real curves, is read at what such forecasts typically
-        became. The centre moves from the development table towards this study's own finished forecasts."""
-        centers: dict[str, tuple[float, ...]] = {}
-        out = []
-        for rec in others:
-            kind = rec.get("forecast_kind")
-            if kind is None or rec.get("fresh") == "outcome" or rec.get("forecast") is None:
-                out.append(rec)
+        became. The centre moves from the development table towards this study's own finished forecasts
+        (``evidence(kind)``: their log errors and stages)."""
+        assert self._margin is not None
+        tables = self._margin[1]
+        out = list(others)
+        for kind in ("own", "multipower"):
+            idx = [i for i, rec in enumerate(others) if rec.get("forecast_kind") == kind
+                   and rec.get("fresh") != "outcome" and rec.get("forecast") is not None]
+            if not idx:
                 continue
-            if kind not in centers:
-                errors, stages = stage_errors(outcomes, kind)
-                centers[kind] = stage_center_table(tables[f"{kind}_bias"], errors, stages,
-                                                   prior_weight=MARGIN_PRIOR_WEIGHT)
-            shift = at_stage(centers[kind], float(rec["forecast_stage"]))
-            out.append({**rec, "forecast": float(rec["forecast"]) * math.exp(shift), "debiased": shift})
+            errors, stages = evidence(kind)
+            center = stage_center_table(tables[f"{kind}_bias"], errors, stages, prior_weight=MARGIN_PRIOR_WEIGHT)
+            at = np.array([float(others[i]["forecast_stage"]) for i in idx])
+            x = np.log(np.clip(at, STAGE_NODES[0], STAGE_NODES[-1]))
+            shifts = np.interp(x, np.log(STAGE_NODES), np.asarray(center, dtype=float))
+            for i, shift in zip(idx, shifts):
+                rec = others[i]
+                out[i] = {**rec, "forecast": float(rec["forecast"]) * math.exp(float(shift)), "debiased": float(shift)}
         return out
 
     def _finished_trial(self, study: optuna.study.Study, t: optuna.trial.FrozenTrial) -> Finished:
