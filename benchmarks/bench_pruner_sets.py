@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="+", default=["multipowerlaw", "ladder", "routing", "synthetic"])
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--setting", action="append", default=None)
     ap.add_argument("--jobs", type=int, default=1)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = [parse_setting(s) for s in (args.setting or ["default"])]
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     for name in args.sets:
         curves = load_set(name)
         for k in args.workers:
