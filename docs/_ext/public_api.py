@@ -38,7 +38,15 @@ def _source_module_of_imports(module_name: str) -> dict[str, str]:
     tree = ast.parse(Path(path).read_text(encoding="utf-8"))
     package = module_name if Path(path).name == "__init__.py" else module_name.rpartition(".")[0]
     found: dict[str, str] = {}
+    # Imports under `if TYPE_CHECKING:` count too: a package that loads its names lazily (PEP 562 __getattr__)
+    # states where they come from there.
+    statements = []
     for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            statements.extend(node.body)
+        else:
+            statements.append(node)
+    for node in statements:
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")

@@ -27,7 +27,7 @@ from sh_scaling.surrogates import MIN_POINTS, MultiCurveSurrogate, Surrogate
 if TYPE_CHECKING:  # sh_scaling.curves imports this package: curves are only read here, never built
     import pandas as pd
 
-    from sh_scaling.curves import Curve
+    import sh_scaling.curves
 
 __all__ = ["stage_forecast_errors", "stage_margin_table"]
 
@@ -35,7 +35,7 @@ _KINDS = ("own", "multipower")
 
 
 def stage_forecast_errors(
-    curves: Sequence[Curve],
+    curves: Sequence[sh_scaling.curves.Curve],
     *,
     kind: str = "own",
     stages: Sequence[float] = STAGE_NODES,
