@@ -77,10 +77,17 @@ OPTUNA_QUICK = [PrunerSpec("sha"), PrunerSpec("hyperband"), PrunerSpec("median")
                 PrunerSpec("percentile", {"percentile": 25.0})]
 
 
+#: Our pruner's main knob in the full sweep: the stage error model's coverage (``margin``; 0.9 is the default).
+OURS_SWEEP = [{"margin": 0.5}, {"margin": 0.8}, {"margin": 0.95}]
+
+
 def specs_for(set_name: str, quick: bool) -> list[PrunerSpec]:
+    base: dict[str, Any] = {"schedule": FROM_CURVES} if set_name in WITH_SCHEDULES else {}
     ours = [PrunerSpec("ours")]
-    if set_name in WITH_SCHEDULES:
-        ours.append(PrunerSpec("ours", {"schedule": FROM_CURVES}))
+    if base:
+        ours.append(PrunerSpec("ours", base))
+    if not quick:
+        ours += [PrunerSpec("ours", {**base, **extra}) for extra in OURS_SWEEP]
     return [*ours, *(OPTUNA_QUICK if quick else OPTUNA_SWEEP), PrunerSpec("nop")]
 
 
