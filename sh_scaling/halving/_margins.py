@@ -63,8 +63,7 @@ def stage_margin(
         raise ValueError(f"coverage={coverage!r}: must be in (0, 1)")
     if len(prior) != len(STAGE_NODES):
         raise ValueError(f"prior has {len(prior)} values; the table has one per stage node {STAGE_NODES}")
-    x = math.log(min(max(float(stage), STAGE_NODES[0]), STAGE_NODES[-1]))
-    m0 = float(np.interp(x, np.log(STAGE_NODES), np.asarray(prior, dtype=float)))
+    m0 = float(at_stage(prior, stage))
     info: dict[str, float] = {"prior": m0, "n": 0.0}
     if errors is None or stages is None or np.size(errors) == 0:
         return max(m0, 0.0), info
@@ -81,10 +80,11 @@ def stage_margin(
     return max(m, 0.0), info
 
 
-def at_stage(table: Sequence[float], stage: float) -> float:
-    """A table given at :data:`STAGE_NODES` read at ``stage`` (interpolated in log stage, held beyond the ends)."""
-    x = math.log(min(max(float(stage), STAGE_NODES[0]), STAGE_NODES[-1]))
-    return float(np.interp(x, np.log(STAGE_NODES), np.asarray(table, dtype=float)))
+def at_stage(table: Sequence[float], stage: float | np.ndarray) -> np.ndarray:
+    """A table given at :data:`STAGE_NODES` read at ``stage`` (a number or an array; interpolated in log stage,
+    held beyond the ends)."""
+    x = np.log(np.clip(np.asarray(stage, dtype=float), STAGE_NODES[0], STAGE_NODES[-1]))
+    return np.interp(x, np.log(STAGE_NODES), np.asarray(table, dtype=float))
 
 
 def stage_center_table(

@@ -30,6 +30,7 @@ from sh_scaling.halving import (
     STAGE_MARGINS,
     STAGE_NODES,
     Decision,
+    at_stage,
     calibrate_forecasts,
     decide,
     highest_rung,
@@ -601,7 +602,6 @@ class SurrogateHalvingPruner(BasePruner):
             )
             return
 
-
     def _decide(
         self,
         study: optuna.study.Study,
@@ -741,9 +741,7 @@ class SurrogateHalvingPruner(BasePruner):
                 continue
             errors, stages = evidence(kind)
             center = stage_center_table(tables[f"{kind}_bias"], errors, stages, prior_weight=MARGIN_PRIOR_WEIGHT)
-            at = np.array([float(others[i]["forecast_stage"]) for i in idx])
-            x = np.log(np.clip(at, STAGE_NODES[0], STAGE_NODES[-1]))
-            shifts = np.interp(x, np.log(STAGE_NODES), np.asarray(center, dtype=float))
+            shifts = at_stage(center, np.array([float(others[i]["forecast_stage"]) for i in idx]))
             for i, shift in zip(idx, shifts):
                 rec = others[i]
                 out[i] = {**rec, "forecast": float(rec["forecast"]) * math.exp(float(shift)), "debiased": float(shift)}

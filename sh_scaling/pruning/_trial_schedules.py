@@ -96,8 +96,12 @@ def lr_unit(schedule: Schedule, fraction: np.ndarray, lr: np.ndarray) -> float:
     median ratio where both are above the comparison floor (1 where nothing can be compared). A schedule is a
     shape; ``Cosine()`` states rates relative to a peak of 1, a training loop reports them in its own unit."""
     expected = np.asarray(schedule(np.clip(fraction, 0.0, 1.0)), dtype=float)
-    lr = np.asarray(lr, dtype=float)
-    both = (expected >= _LR_COMPARE_FLOOR * schedule.peak_lr) & (lr > 0)
+    return _unit(expected, np.asarray(lr, dtype=float), _LR_COMPARE_FLOOR * schedule.peak_lr)
+
+
+def _unit(expected: np.ndarray, lr: np.ndarray, floor: float) -> float:
+    """:func:`lr_unit` from the schedule's rates ``expected`` at the reports, already evaluated."""
+    both = (expected >= floor) & (lr > 0)
     if not both.any():
         return 1.0
     unit = float(np.exp(np.median(np.log(lr[both] / expected[both]))))
@@ -125,18 +129,17 @@ def lr_disagreement(schedule: Schedule, fraction: np.ndarray, lr: np.ndarray) ->
     """
     fraction = np.asarray(fraction, dtype=float)
     lr = np.asarray(lr, dtype=float)
-    unit = lr_unit(schedule, fraction, lr)
     expected = np.asarray(schedule(np.clip(fraction, 0.0, 1.0)), dtype=float)
     floor = _LR_COMPARE_FLOOR * schedule.peak_lr
+    unit = _unit(expected, lr, floor)
     ratio, worst = _worst_ratio(expected, lr / unit, floor)
     if ratio <= LR_MISMATCH_FACTOR:
         return None
     # Does a stretched time axis explain it (the rates follow the shape, but not at these fractions)?
     best, stretch = math.inf, 1.0
     for a in _STRETCHES:
-        f = np.clip(fraction * a, 0.0, 1.0)
-        u = lr_unit(schedule, f, lr)
-        r, _ = _worst_ratio(np.asarray(schedule(f), dtype=float), lr / u, floor)
+        shifted = np.asarray(schedule(np.clip(fraction * a, 0.0, 1.0)), dtype=float)
+        r, _ = _worst_ratio(shifted, lr / _unit(shifted, lr, floor), floor)
         if r < best:
             best, stretch = r, float(a)
     unit_text = "" if abs(math.log(unit)) < 1e-9 else f" (its shape times {unit:.3g}, the reported rates' unit)"
