@@ -31,36 +31,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sh_scaling.curves import (
-    CurveSet,
-    generate_schedule_ladder,
-    generate_synthetic,
-    load_multipowerlaw,
-    load_routing,
-)
+from sh_scaling.benchmarking import benchmark_curves
+from sh_scaling.curves import CurveSet
 from sh_scaling.simulation import PrunerSpec, clairvoyant_bound, replay_study
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 SCHEDULED = {"multipowerlaw", "ladder", "cpu-ladder"}
+#: This script's set names, as :func:`sh_scaling.benchmarking.benchmark_curves` calls them.
+_BENCHMARK_NAMES = {"multipowerlaw": "schedule"}
 
 
 def load_set(name: str) -> CurveSet:
+    """A development set by this script's name (``multipowerlaw`` is the benchmarks' ``schedule`` set)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if name == "routing":
-            return load_routing(SHARED / "routing" / "curves.csv.gz")
-        if name == "multipowerlaw":
-            return load_multipowerlaw(SHARED / "multipowerlaw")
-        if name == "synthetic":
-            return generate_synthetic(100, seed=0, noise="white")
-        if name == "ladder":
-            return generate_schedule_ladder(seed=0)
-        if name == "cpu-ladder":
-            from sh_scaling.curves import load_cpu_ladder
-
-            return load_cpu_ladder()
-    raise ValueError(f"unknown set {name!r}")
+        return benchmark_curves(_BENCHMARK_NAMES.get(name, name), seed=0)
 
 
 def loso_margin(path: Path, left_out: str, coverage: float) -> dict[str, object]:

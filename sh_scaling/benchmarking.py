@@ -51,15 +51,23 @@ def data_path(name: str) -> str | None:
 
 
 #: The curve sets the replay benchmarks run on, by name (see :func:`benchmark_curves`).
-BENCHMARK_CURVES = ("schedule", "ladder", "routing", "synthetic")
+BENCHMARK_CURVES = ("schedule", "ladder", "routing", "synthetic", "cpu-ladder")
 
 
 def benchmark_curves(name: str, seed: int = 0) -> Any:
     """A benchmark curve set by name: ``"schedule"`` (the 27 runs of Luo et al. under nine schedules),
     ``"ladder"`` (a synthetic schedule ladder, :func:`~sh_scaling.curves.generate_schedule_ladder`, drawn with
-    ``seed``), ``"routing"`` (the 223 runs of Clark et al.) or ``"synthetic"`` (100 synthetic curves with white
-    noise, drawn with ``seed``). Real sets are read from :func:`data_path`, else downloaded once."""
-    from sh_scaling.curves import generate_schedule_ladder, generate_synthetic, load_multipowerlaw, load_routing
+    ``seed``), ``"routing"`` (the 223 runs of Clark et al.), ``"synthetic"`` (100 synthetic curves with white
+    noise, drawn with ``seed``) or ``"cpu-ladder"`` (the 30 runs recorded on CPU that the package ships,
+    :func:`~sh_scaling.curves.load_cpu_ladder`). Real sets are read from :func:`data_path`, else downloaded
+    once."""
+    from sh_scaling.curves import (
+        generate_schedule_ladder,
+        generate_synthetic,
+        load_cpu_ladder,
+        load_multipowerlaw,
+        load_routing,
+    )
 
     if name == "schedule":
         return load_multipowerlaw(data_path("multipowerlaw"))
@@ -69,6 +77,8 @@ def benchmark_curves(name: str, seed: int = 0) -> Any:
         return load_routing(data_path("routing"))
     if name == "synthetic":
         return generate_synthetic(100, seed=seed, noise="white", name="synthetic")
+    if name == "cpu-ladder":
+        return load_cpu_ladder()
     raise ValueError(f"unknown curve set {name!r}; choose one of {list(BENCHMARK_CURVES)}")
 
 

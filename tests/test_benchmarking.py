@@ -17,7 +17,8 @@ def test_benchmark_curve_sets_by_name():
     if data_path("multipowerlaw") is not None:
         schedule = benchmark_curves("schedule")
         assert len(schedule) == 27 and all("schedule" in c.meta for c in schedule)
-    assert set(BENCHMARK_CURVES) == {"schedule", "ladder", "routing", "synthetic"}
+    assert len(benchmark_curves("cpu-ladder")) == 30  # shipped with the package
+    assert set(BENCHMARK_CURVES) == {"schedule", "ladder", "routing", "synthetic", "cpu-ladder"}
     with pytest.raises(ValueError, match="unknown curve set 'nope'"):
         benchmark_curves("nope")
 
