@@ -96,7 +96,6 @@ def competitors_at(
     r: float,
     finished: Callable[[optuna.trial.FrozenTrial], Finished],
     *,
-    fresh: bool = True,
     observed: bool = False,
     trials: list[optuna.trial.FrozenTrial] | None = None,
 ) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
@@ -104,8 +103,8 @@ def competitors_at(
 
     Competitors: every trial that has passed this rung's compute. Those with a record here were read at exactly
     ``r_k``. Those that started beyond ``r_k`` (a larger model's first evaluations already cost more) have no
-    value there; they take part with their first record, which is later in compute and better informed. With
-    ``fresh`` (the pruner's behaviour), each is scored by the freshest estimate of its end (:func:`freshest`).
+    value there; they take part with their first record, which is later in compute and better informed. Each is
+    scored by the freshest estimate of its end (:func:`freshest`).
     Anchors: every other trial's recorded ``(compute, loss)`` at rungs up to ``r`` (compute ``<= r``), owned by
     its index among the competitors (1-based: 0 is the trial being decided) or -1. Records beyond ``r`` are
     left out, as fixed-budget halving sees only what was observed up to the round it decides: set against
@@ -137,8 +136,7 @@ def competitors_at(
             rec = summary.records.get(j) if j is not None and j > k else None
         index = -1
         if rec is not None and rec.get("forecast") is not None:
-            if fresh:
-                rec = freshest(rec, k, summary, info.outcome if info is not None else None)
+            rec = freshest(rec, k, summary, info.outcome if info is not None else None)
             others.append(rec)
             index = len(others)
         n = bisect.bisect_right(summary.compute, limit)

@@ -91,16 +91,10 @@ def trial_schedule(attrs: Mapping[str, Any], target: float, upto: float) -> tupl
     return table, f"{why}; the reported rates are trusted", True
 
 
-def lr_unit(schedule: Schedule, fraction: np.ndarray, lr: np.ndarray) -> float:
-    """The constant factor between reported rates ``lr`` and ``schedule``'s at ``fraction`` of the run: the
-    median ratio where both are above the comparison floor (1 where nothing can be compared). A schedule is a
+def lr_unit(expected: np.ndarray, lr: np.ndarray, floor: float) -> float:
+    """The constant factor between reported rates ``lr`` and the stated schedule's rates ``expected`` at the same
+    points: the median ratio where both are above ``floor`` (1 where nothing can be compared). A schedule is a
     shape; ``Cosine()`` states rates relative to a peak of 1, a training loop reports them in its own unit."""
-    expected = np.asarray(schedule(np.clip(fraction, 0.0, 1.0)), dtype=float)
-    return _unit(expected, np.asarray(lr, dtype=float), _LR_COMPARE_FLOOR * schedule.peak_lr)
-
-
-def _unit(expected: np.ndarray, lr: np.ndarray, floor: float) -> float:
-    """:func:`lr_unit` from the schedule's rates ``expected`` at the reports, already evaluated."""
     both = (expected >= floor) & (lr > 0)
     if not both.any():
         return 1.0
@@ -131,7 +125,7 @@ def lr_disagreement(schedule: Schedule, fraction: np.ndarray, lr: np.ndarray) ->
     lr = np.asarray(lr, dtype=float)
     expected = np.asarray(schedule(np.clip(fraction, 0.0, 1.0)), dtype=float)
     floor = _LR_COMPARE_FLOOR * schedule.peak_lr
-    unit = _unit(expected, lr, floor)
+    unit = lr_unit(expected, lr, floor)
     ratio, worst = _worst_ratio(expected, lr / unit, floor)
     if ratio <= LR_MISMATCH_FACTOR:
         return None
@@ -139,7 +133,7 @@ def lr_disagreement(schedule: Schedule, fraction: np.ndarray, lr: np.ndarray) ->
     best, stretch = math.inf, 1.0
     for a in _STRETCHES:
         shifted = np.asarray(schedule(np.clip(fraction * a, 0.0, 1.0)), dtype=float)
-        r, _ = _worst_ratio(shifted, lr / _unit(shifted, lr, floor), floor)
+        r, _ = _worst_ratio(shifted, lr / lr_unit(shifted, lr, floor), floor)
         if r < best:
             best, stretch = r, float(a)
     unit_text = "" if abs(math.log(unit)) < 1e-9 else f" (its shape times {unit:.3g}, the reported rates' unit)"
