@@ -41,6 +41,21 @@ def test_the_study_errors_near_the_stage_weigh_as_many_as_they_are():
     assert info["n"] == 0 and far == pytest.approx(0.02)
 
 
+def test_widen_takes_a_study_that_misses_by_more_than_the_table_whole_and_weighs_one_that_misses_by_less():
+    stages = np.full(3, 0.1)
+    worse = np.array([-0.35, -0.30, -0.12])  # a study on a plateau: its forecasts far too pessimistic
+    m, info = stage_margin(0.1, PRIOR, worse, stages, coverage=0.9, prior_weight=10, widen=True)
+    assert m == pytest.approx(0.35) and info["widened"] == 1.0 and info["study"] == pytest.approx(0.35)
+    weighed, info = stage_margin(0.1, PRIOR, worse, stages, coverage=0.9, prior_weight=10)
+    assert "widened" not in info
+    assert weighed == pytest.approx((10 * 0.08 + 3 * -np.quantile(worse, 0.1)) / 13)
+    assert weighed < 0.15 < m
+    # Evidence of smaller errors is weighed against the table whether or not widen is on.
+    better = np.array([-0.01, 0.0, 0.01])
+    assert stage_margin(0.1, PRIOR, better, stages, coverage=0.9, prior_weight=10, widen=True) == stage_margin(
+        0.1, PRIOR, better, stages, coverage=0.9, prior_weight=10)
+
+
 def test_margin_quantile_is_the_lower_tail_of_the_log_errors_and_never_negative():
     e = np.linspace(-0.1, 0.1, 101)
     assert margin_quantile(e, 0.9) == pytest.approx(0.08)

@@ -147,6 +147,27 @@ def test_the_margin_learns_from_the_study_own_outcomes():
     assert len(STAGE_NODES) == len(table["own"]) == len(table["multipower"])
 
 
+def test_a_study_whose_forecasts_missed_by_more_than_the_table_is_believed_at_once():
+    """Runs that sit on a plateau and then drop: a finished one, forecast at 6 % of its run from its plateau,
+    ended 4x lower than forecast. A second like it, a little lower on its plateau, is its equal on what the
+    first taught; a table that says forecasts never miss (margins of 0) outweighs that lesson unless the study's
+    wider misses are believed whole."""
+    plateau_then_drop = np.where(C <= 16.0, 3.0 * C**-0.1, 0.5 * (C / 64.0) ** -0.5)
+    lower_plateau = np.where(C <= 16.0, 2.9 * C**-0.1, 0.45 * (C / 64.0) ** -0.5)
+    never_misses = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5}
+    states = {}
+    for widen in (False, True):
+        study = optuna.create_study(pruner=_pruner(margin={**never_misses, "widen": widen}))
+        _run(study, C, plateau_then_drop)
+        number, states[widen] = _run(study, C, lower_plateau)
+        rec = study.trials[number].system_attrs[rung_key(2)]
+        assert rec["margin_info"]["study"] > math.log(3.0 * 64**-0.1 / 0.5) - 0.05  # the miss it learned
+        assert ("widened" in rec["margin_info"]) == widen
+    assert states == {False: optuna.trial.TrialState.PRUNED, True: optuna.trial.TrialState.COMPLETE}
+    text = study.trials[number].user_attrs[DECISION_KEY]
+    assert "largest miss of this study's forecasts" in text
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("bad", [{"kind": "no-such-kind"}, {"kind": ["cosine"]}, {"kind": {"a": 1}},
                                  {"kind": "cosine", "warmup": [0.1]}, ["cosine"], "cosine", 3])
@@ -195,7 +216,8 @@ def test_at_the_bound_a_report_costs_a_handful_of_decisions():
 @pytest.mark.parametrize("margin", ["wide", 0.7, 1.5, {"coverage": 0.9, "own": (0.1,) * 5},
                                     {"coverage": 2, "own": (0.1,) * 5, "multipower": (0.0,) * 5},
                                     {"coverage": 0.9, "own": (0.1,) * 4, "multipower": (0.0,) * 5},
-                                    {"coverage": 0.9, "own": (-0.1,) * 5, "multipower": (0.0,) * 5}])
+                                    {"coverage": 0.9, "own": (-0.1,) * 5, "multipower": (0.0,) * 5},
+                                    {"coverage": 0.9, "own": (0.1,) * 5, "multipower": (0.0,) * 5, "widen": 1}])
 def test_margin_setting_is_checked(margin):
     with pytest.raises(ValueError, match="margin"):
         SurrogateHalvingPruner(max_compute=1.0, margin=margin)

@@ -13,6 +13,7 @@ from sh_scaling.halving._defaults import (
     DEFAULT_OPTIMISM,
     MARGIN_COVERAGE,
     MARGIN_PRIOR_WEIGHT,
+    MARGIN_WIDEN,
     MIN_RUNG_FACTOR,
     N_STARTUP_TRIALS,
     PRUNER_WARMUP_FRACTION,
@@ -50,6 +51,7 @@ from sh_scaling.halving._scores import (
 __all__ = [
     "MARGIN_COVERAGE",
     "MARGIN_PRIOR_WEIGHT",
+    "MARGIN_WIDEN",
     "MIN_RUNG_FACTOR",
     "STAGE_MARGINS",
     "STAGE_NODES",

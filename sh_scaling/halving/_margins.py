@@ -42,6 +42,7 @@ def stage_margin(
     *,
     coverage: float,
     prior_weight: float,
+    widen: bool = False,
     window: float = 2.0,
 ) -> tuple[float, dict[str, float]]:
     """The margin (log loss) for a forecast made at ``stage``, and what went into it.
@@ -54,10 +55,15 @@ def stage_margin(
         coverage: The share of outcomes the margin is meant to stay above.
         prior_weight: How many of the study's own errors the prior is worth: the margin is the weighted mean of
             the prior's and the study's (``n`` errors near the stage weigh ``n``).
+        widen: Believe a study whose forecasts miss by more than the development sets' at once: where the
+            study's own margin near the stage is the wider one, the margin is the largest of its misses there,
+            the table left out. Evidence of larger errors is taken in whole, evidence of smaller ones is
+            weighed against the table: a margin too narrow loses the best trial (in the study where it matters,
+            the best trial is the one its early forecasts misjudge most), one too wide costs compute.
 
     Returns:
         ``(margin, info)``, ``info`` holding ``prior`` (the table's value here), ``n`` (the study's errors near
-        the stage) and, when there are some, ``study`` (their margin).
+        the stage) and, when there are some, ``study`` (their margin; ``widened``: 1.0 when it was taken whole).
     """
     if not (0.0 < coverage < 1.0):
         raise ValueError(f"coverage={coverage!r}: must be in (0, 1)")
@@ -76,6 +82,10 @@ def stage_margin(
         return max(m0, 0.0), info
     m_study = margin_quantile(e[near], coverage)
     info["study"] = m_study
+    if widen and m_study > m0:
+        info["study"] = m_study = max(m_study, -float(np.min(e[near])))
+        info["widened"] = 1.0
+        return m_study, info
     m = (prior_weight * m0 + n * m_study) / (prior_weight + n)
     return max(m, 0.0), info
 

@@ -21,6 +21,7 @@ from sh_scaling.halving import (
     DEFAULT_OPTIMISM,
     MARGIN_COVERAGE,
     MARGIN_PRIOR_WEIGHT,
+    MARGIN_WIDEN,
     MIN_RUNG_FACTOR,
     N_STARTUP_TRIALS,
     RTOL,
@@ -238,10 +239,13 @@ class SurrogateHalvingPruner(BasePruner):
             and 4 % at 80 %; for schedule-aware forecasts 3.8 % and 0.8 %), and competitors' forecasts are read
             with their stage's median error taken out (:data:`sh_scaling.halving.STAGE_BIAS`); both move towards
             the study's own finished forecasts as they accumulate (ten of them near a stage weigh as much as the
-            table). The margin used is in each rung record (``margin``, ``margin_info``) and in the decision
+            table), except that a study whose forecasts miss by more than the table allows is believed at once:
+            the margin is then the largest miss of its finished forecasts near the stage
+            (:data:`sh_scaling.halving.MARGIN_WIDEN`, which gives the measurement; ``"widen": False`` in a
+            mapping turns it off). The margin used is in each rung record (``margin``, ``margin_info``) and in the decision
             text. A number among ``sorted(STAGE_MARGINS)`` (0.5, 0.8, 0.9, 0.95) asks for another coverage; a
             mapping ``{"coverage": c, "own": table, "multipower": table}`` (optionally ``"own_bias"``,
-            ``"multipower_bias"``) gives tables measured on one's own past sweeps, one value per stage of
+            ``"multipower_bias"``, ``"widen"``) gives tables measured on one's own past sweeps, one value per stage of
             :data:`sh_scaling.halving.STAGE_NODES`. ``None``: forecasts' own Gaussian intervals only, and
             competitors' forecasts as they are; measured on 100 synthetic curves (5 arrival orders, competitors
             scored as now), that loses 2.8 % of the best loss where the default loses none.
@@ -364,7 +368,8 @@ class SurrogateHalvingPruner(BasePruner):
         self._schedule = schedule
         self._family = family
         self._calibrate = bool(calibrate)
-        self._margin = margin_model
+        self._margin = None if margin_model is None else margin_model[:2]
+        self._margin_widen = margin_model is not None and margin_model[2]
         self._min_improvement: float | str | None = (
             min_improvement if min_improvement is None or min_improvement == "auto" else float(min_improvement)
         )
@@ -677,7 +682,8 @@ class SurrogateHalvingPruner(BasePruner):
             coverage, tables = self._margin
             errors, stages = evidence(kind)
             margin, margin_info = stage_margin(r / target, tables[kind], errors, stages,
-                                               coverage=coverage, prior_weight=MARGIN_PRIOR_WEIGHT)
+                                               coverage=coverage, prior_weight=MARGIN_PRIOR_WEIGHT,
+                                               widen=self._margin_widen)
             record["margin"] = clean_float(margin)
             record["margin_info"] = {"kind": kind, **{key: clean_float(v) for key, v in margin_info.items()}}
         min_improvement = self._min_improvement
@@ -708,7 +714,10 @@ class SurrogateHalvingPruner(BasePruner):
             margin_text = (
                 f", given a margin down to {mean * math.exp(-record['margin']):.5g} "
                 f"({100 * -math.expm1(-record['margin']):.2g} % below, for a forecast at {100 * r / target:.2g} % of "
-                "its run)"
+                "its run"
+                + ("; the largest miss of this study's forecasts near that stage" if
+                   record.get("margin_info", {}).get("widened") else "")
+                + ")"
             )
         text = (
             f"{'promoted' if decision.promoted else 'pruned'} at rung {k} (compute {r:.4g}): loss {loss_r:.5g}, "
@@ -843,22 +852,26 @@ class SurrogateHalvingPruner(BasePruner):
 
 
 
-def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]]] | None:
-    """The stage error model a ``margin`` setting asks for: its coverage and its tables per forecast kind (the
-    margins under ``"own"``/``"multipower"``, the median errors under ``"own_bias"``/``"multipower_bias"``)."""
+def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], bool] | None:
+    """The stage error model a ``margin`` setting asks for: its coverage, its tables per forecast kind (the
+    margins under ``"own"``/``"multipower"``, the median errors under ``"own_bias"``/``"multipower_bias"``) and
+    whether the study's wider misses are believed at once (``widen``)."""
     if margin is None:
         return None
     bias = {f"{kind}_bias": STAGE_BIAS[kind] for kind in ("own", "multipower")}
     if isinstance(margin, str) and margin == "stage":
-        return MARGIN_COVERAGE, {**STAGE_MARGINS[MARGIN_COVERAGE], **bias}
+        return MARGIN_COVERAGE, {**STAGE_MARGINS[MARGIN_COVERAGE], **bias}, MARGIN_WIDEN
     if _is_number(margin):
         if float(margin) not in STAGE_MARGINS:
             raise ValueError(f"margin={margin!r}: a coverage must be one of the measured {sorted(STAGE_MARGINS)}")
-        return float(margin), {**STAGE_MARGINS[float(margin)], **bias}
+        return float(margin), {**STAGE_MARGINS[float(margin)], **bias}, MARGIN_WIDEN
     if isinstance(margin, Mapping):
         coverage: Any = margin.get("coverage")
         if not (_is_number(coverage) and 0 < coverage < 1):
             raise ValueError(f"margin={dict(margin)!r}: 'coverage' must be a number in (0, 1)")
+        widen = margin.get("widen", MARGIN_WIDEN)
+        if not isinstance(widen, bool):
+            raise ValueError(f"margin={dict(margin)!r}: 'widen' must be True or False")
         tables: dict[str, tuple[float, ...]] = {}
         for kind in ("own", "multipower", "own_bias", "multipower_bias"):
             table = margin.get(kind, STAGE_BIAS[kind[:-5]] if kind.endswith("_bias") else None)
@@ -873,7 +886,7 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]]] | N
                     f"one per stage of {STAGE_NODES}"
                 )
             tables[kind] = values
-        return float(coverage), tables
+        return float(coverage), tables, widen
     raise ValueError(
         f"margin={margin!r}: must be 'stage', a coverage among {sorted(STAGE_MARGINS)}, "
         "{'coverage': c, 'own': table, 'multipower': table}, or None"
