@@ -114,7 +114,8 @@ def save(run: Run) -> bytes:
 
 def load(run: Run, path: str) -> None:
     try:
-        state = torch.load(path, weights_only=False)
+        # Tensors and plain containers only: a checkpoint file is data, and a pickle could run code.
+        state = torch.load(path, weights_only=True)
         run.model.load_state_dict(state["model"])
         run.opt.load_state_dict(state["opt"])
         run.sched.load_state_dict(state["sched"])
