@@ -52,6 +52,8 @@ Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose stud
   attempts, and what had to be clipped or dropped.
 * :data:`BUDGETED_FAILED_KEY` (trial system attr): why the candidate failed (its ``train_fn`` raised, its
   worker died too often).
+* :data:`BUDGETED_REMOVED_KEY` (study system attr): the ids of checkpoints removed from the artifact store
+  (superseded, or their candidate left the race), by trial id, so that none is removed twice.
 * :data:`BUDGETED_LEASE_KEY` (trial system attr, in the companion study ``<study_name>:driver``): a link of
   the lease that says which driver runs the sweep (the sweep's study id, the link's generation, the holder's
   host and process id, its heartbeat count).
@@ -88,6 +90,7 @@ __all__ = [
     "BUDGETED_CANDIDATE_KEY",
     "BUDGETED_FAILED_KEY",
     "BUDGETED_LEASE_KEY",
+    "BUDGETED_REMOVED_KEY",
     "BUDGETED_LEDGER_KEY",
     "BUDGETED_PLAN_KEY",
     "BUDGETED_ROUND_PREFIX",
@@ -154,6 +157,7 @@ BUDGETED_CANDIDATE_KEY = "sh_scaling:budgeted:candidate"
 BUDGETED_SEGMENT_PREFIX = "sh_scaling:budgeted:segment:"
 BUDGETED_FAILED_KEY = "sh_scaling:budgeted:failed"
 BUDGETED_LEASE_KEY = "sh_scaling:budgeted:lease"
+BUDGETED_REMOVED_KEY = "sh_scaling:budgeted:removed"
 
 
 def budgeted_round_key(r: int) -> str:

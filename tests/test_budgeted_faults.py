@@ -285,3 +285,39 @@ def test_checkpoint_locations_written_into_the_storage_are_not_followed(tmp_path
     assert b"ATTACKER PICKLE" not in handed
     seg = segments(optuna.load_study(study_name="s", storage=url).trials[1])[0]
     assert seg["from_scratch"] and any("not an id the artifact store gave" in n for n in seg["notes"])
+
+
+# ------------------------------------------------------------------------------------------ checkpoint cleanup
+def _sized_fn(config, from_checkpoint, until):
+    """Checkpoints of a size that differs by candidate and segment, so that sizes tell them apart."""
+    return [(until, 2.0 + config["i"] / 10 + 1 / until)], bytes(100 * (config["i"] + 1) + int(until))
+
+
+def _store_files(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("keep", ["last", "all"])
+def test_the_artifact_store_ends_with_the_last_checkpoint_of_each_candidate_still_wanted(tmp_path, keep):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    store = optuna.artifacts.FileSystemArtifactStore(str(folder))
+    sweep = BudgetedHalving([{"i": i} for i in range(8)], 80.0, max_compute=40.0, storage=None, study_name="s",
+                            artifact_store=store, keep_checkpoints=keep).run(_sized_fn)
+    trials = _candidate_trials(sweep.study_)
+    every = {s["checkpoint"] for t in trials for s in segments(t)}
+    wanted = {segments(t)[-1]["checkpoint"] for t in trials if t.state == TrialState.COMPLETE}
+    assert wanted and any(t.state == TrialState.PRUNED for t in trials)
+    files = _store_files(folder)
+    if keep == "all":
+        assert set(files) == every
+    else:
+        assert set(files) == wanted
+        assert sum(files.values()) == sum(
+            100 * (t.system_attrs[BUDGETED_CANDIDATE_KEY]["index"] + 1) + int(segments(t)[-1]["until"])
+            for t in trials if t.state == TrialState.COMPLETE)
+
+
+def test_keep_checkpoints_is_checked_before_training():
+    with pytest.raises(ValueError, match="keep_checkpoints must be 'last'.*got 'some'"):
+        BudgetedHalving([{"i": 0}], 1.0, keep_checkpoints="some").run(_sized_fn)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.distributions import CategoricalDistribution
 from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
@@ -30,12 +31,13 @@ from sh_scaling.budgeted._lease import POLL_S, Lease, create_sweep_study
 from sh_scaling.budgeted._memory_store import MemoryArtifactStore
 from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
-from sh_scaling.budgeted._segment import SegmentTask, fail_trial
+from sh_scaling.budgeted._segment import SegmentTask, fail_trial, uploaded_ids
 from sh_scaling.halving import RTOL, round_shares, round_sizes, select_survivors
 from sh_scaling.keys import (
     BUDGETED_CANDIDATE_KEY,
     BUDGETED_LEDGER_KEY,
     BUDGETED_PLAN_KEY,
+    BUDGETED_REMOVED_KEY,
     DECISION_KEY,
     FORECAST_KEY,
     PRUNED_KEY,
@@ -195,6 +197,7 @@ class BudgetedHalving:
         study_name: str | None = None,
         artifact_store: Any = None,
         seed: int = 0,
+        keep_checkpoints: str = "last",
     ) -> None:
         self.candidates = candidates
         self.budget = budget
@@ -206,6 +209,7 @@ class BudgetedHalving:
         self.study_name = study_name
         self.artifact_store = artifact_store
         self.seed = seed
+        self.keep_checkpoints = keep_checkpoints
 
     # ------------------------------------------------------------------------------------------------ run
     def run(self, train_fn: Callable[..., Any], n_workers: int = 1) -> BudgetedHalving:
@@ -219,13 +223,17 @@ class BudgetedHalving:
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
         configs, budget, strat, sizes, shares, planned = self._schedule()
+        keep = self.keep_checkpoints
+        if keep not in ("last", "all"):
+            raise ValueError(f"keep_checkpoints must be 'last' (each candidate still wanted keeps its last "
+                             f"checkpoint) or 'all', got {keep!r}")
         storage = optuna.storages.get_storage(self.storage)
         if n_workers > 1:
             _check_shareable(storage, train_fn, self.artifact_store)
         store = self._artifact_store(storage)
         _check_writable(store)
         study_name = self.study_name or DEFAULT_STUDY_NAME
-        plan = {
+        plan: dict[str, Any] = {
             "version": _PLAN_VERSION, "budget": budget, "reduction_factor": float(self.reduction_factor),
             "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
             "n_candidates": len(configs), "fingerprint": _fingerprint(configs, planned),
@@ -249,6 +257,7 @@ class BudgetedHalving:
             held = lease.acquire(create=True)
             trial_ids = self._ensure_trials(study, configs, planned) if held else self._trial_ids(study, configs)
         ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed), lease)
+        ctx.store, ctx.keep_checkpoints = store, keep
         self.artifact_store_ = store
         if not held:
             self._learn(ctx)
@@ -351,8 +360,44 @@ class BudgetedHalving:
             rec = self._decide(ctx, r, alive, rng, rec)
             storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
             alive = [int(i) for i in rec["survivors"]]
+            self._clean_checkpoints(ctx)
         for i in range(len(ctx.planned)):
             self._settle(ctx, i)
+        self._clean_checkpoints(ctx)
+
+    def _clean_checkpoints(self, ctx: _Context) -> None:
+        """Remove from the artifact store every checkpoint no longer wanted (with ``keep_checkpoints="last"``).
+
+        Wanted: the last checkpoint of each candidate still in the race or complete. Not wanted: those of
+        pruned and failed candidates, those a later segment superseded, and any a killed process uploaded
+        without recording it in its segment. What was removed is recorded in the study, so that nothing is
+        removed twice.
+        """
+        if ctx.keep_checkpoints == "all":
+            return
+        storage, sid = ctx.study._storage, ctx.study._study_id
+        # Finished trials cannot be written to, so the record is the study's: {trial id: [removed ids]}.
+        record = dict(storage.get_study_system_attrs(sid).get(BUDGETED_REMOVED_KEY) or {})
+        changed = False
+        for t in self._trials(ctx):
+            done = [s for s in segments(t) if s["status"] == "done"]
+            keep = {done[-1].get("checkpoint")} if done and t.state in (
+                TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) else set()
+            removed = list(record.get(str(t._trial_id), []))
+            for artifact_id in sorted(uploaded_ids(storage, t) - keep - set(removed)):
+                try:
+                    ctx.store.remove(artifact_id)
+                except (ArtifactNotFound, FileNotFoundError):
+                    pass  # already gone: what was wanted is that it is not there
+                except Exception as exc:  # noqa: BLE001 - a store that cannot remove still holds the sweep
+                    warnings.warn(f"BudgetedHalving: checkpoint {artifact_id} could not be removed from the artifact "
+                                  f"store ({type(exc).__name__}: {exc}); it stays", RuntimeWarning, stacklevel=2)
+                    continue
+                removed.append(artifact_id)
+                changed = True
+            record[str(t._trial_id)] = removed
+        if changed:
+            storage.set_study_system_attr(sid, BUDGETED_REMOVED_KEY, record)
 
     def _train_round(self, ctx: _Context, pool: Any, r: int, alive: list[int], share: float) -> None:
         tasks = []
@@ -623,6 +668,8 @@ class _Context:
         self.study, self.trial_ids, self.planned, self.budget = study, trial_ids, planned, budget
         self.sizes, self.shares, self.strategy, self.seed = sizes, shares, strategy, seed
         self.lease = lease
+        self.store: Any = None
+        self.keep_checkpoints = "last"
         # Every segment's grant, kept current by the one process that writes grants.
         self.charges: dict[tuple[int, int], float] = {}
 
