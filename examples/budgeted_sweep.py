@@ -153,7 +153,9 @@ def budgeted_halving(configs, size, budget, storage, artifact_store, workers, se
     sweep = sh_scaling.BudgetedHalving(
         configs, budget, max_compute=functools.partial(planned_compute, size=size),
         first_eval_compute=functools.partial(first_eval_compute, size=size), storage=storage,
-        study_name="budgeted-sweep", artifact_store=artifact_store, seed=seed)
+        study_name="budgeted-sweep", artifact_store=artifact_store, seed=seed,
+        # The exhaustive reference finishes every candidate from where budgeted halving left it, pruned ones too.
+        keep_checkpoints="all")
     sweep.run(functools.partial(train_segment, size=size), n_workers=workers)
     curves = [_curve(t) for t in sweep.study_.trials]
     return dict(name="budgeted halving", sweep=sweep, curves=[c for c in curves if c is not None],

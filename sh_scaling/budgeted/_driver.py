@@ -90,7 +90,9 @@ class BudgetedHalving:
     or whose worker died :data:`MAX_ATTEMPTS` times, FAIL (the reason in
     :data:`~sh_scaling.keys.BUDGETED_FAILED_KEY`). A trial is RUNNING
     only while a process trains it: when :meth:`run` returns or is interrupted (an exception, Ctrl-C,
-    SIGTERM) the running segments are stopped and their trials put back to WAITING. Keeping trials RUNNING
+    SIGTERM) the running segments are stopped and their trials put back to WAITING (an ``interruption`` of
+    the segment, noted in its record: only deaths of its worker count towards :data:`MAX_ATTEMPTS`). Keeping
+    trials RUNNING
     between rounds, or creating them only at the end, was the alternative: the first leaves RUNNING trials
     behind whenever the driver stops, and Optuna forbids reporting to a trial once it is finished, so it could
     not be resumed; the second hides the sweep from the dashboard and from samplers until it ends. Nothing
@@ -103,8 +105,17 @@ class BudgetedHalving:
     the same storage, study name and arguments continues where the last call stopped: decided rounds are not
     decided again, finished segments are not trained again, an interrupted segment is retried from its
     candidate's last checkpoint, and a trial left RUNNING by a driver killed outright (SIGKILL) is taken back.
-    Arguments that would change the sweep (candidates, budget, strategy, ...) raise ``ValueError``. Run one
-    driver per study at a time.
+    Arguments that would change the sweep (candidates, budget, strategy, ...) raise ``ValueError``.
+
+    **One driver at a time.** The process that creates the study (a state change only one process can win)
+    sets the sweep up: its trials, then the plan. A driver that finds the study already there waits for the
+    plan (up to :data:`SETUP_WAIT_S` seconds), is refused with ``ValueError`` if its settings differ, and
+    otherwise joins: it waits while another driver holds the sweep's lease (a trial in the companion study
+    ``<study_name>:driver`` that only one process can move to RUNNING; see
+    :data:`~sh_scaling.keys.BUDGETED_LEASE_KEY`), takes over once that driver gives it back or stops beating
+    for 60 s (at once when its process is gone on the same machine), and returns the sweep's result when it
+    is finished. Two drivers never create a candidate twice nor grant the same budget twice; a driver whose
+    lease was taken over raises ``LeaseLost`` and writes nothing more.
 
     **The budget is a promise.** Before a segment starts, the compute it is granted is written into its
     record (reserved); the records of all segments are the ledger (:func:`sh_scaling.budgeted.ledger`), so
@@ -112,8 +123,10 @@ class BudgetedHalving:
     and when something ate into it (a restart from scratch, the grant of a segment that failed), the
     remaining rounds' shares shrink in proportion (:func:`sh_scaling.budgeted.round_share`), so the total
     never passes the budget. A segment counts once: its retry after a killed worker uses the same record (and
-    the checkpoint it was to resume from), and its points are reported under the same step numbers, so a
-    point reported before the kill is not reported twice. The grant is what is counted: ``train_fn`` is
+    the checkpoint it was to resume from). Once ``train_fn`` has returned, one write of the segment record
+    holds every point with its step, compute and loss, and the checkpoint's id; the points are reported from
+    that record, so a process killed while it reports loses nothing: the retry trains nothing again and reports
+    exactly the points the killed attempt did not, each loss under the step of its own compute. The grant is what is counted: ``train_fn`` is
     trusted to train to ``until_compute`` and no further; points it reports past that are clipped from the
     curve (every candidate is ranked on what it was granted) and recorded as ``overshoot``.
 
@@ -141,10 +154,17 @@ class BudgetedHalving:
         study_name: Default ``"budgeted-halving"``, so that a restart finds the sweep.
         artifact_store: Where checkpoints go; any Optuna artifact store. Default: a
             :class:`~optuna.artifacts.FileSystemArtifactStore` in a folder next to a journal file or SQLite
-            database (``<file>.checkpoints``), else in a new temporary folder; the folder is recorded in the
-            plan, so that a restart finds it. A store that cannot be written raises ``ValueError`` before any
-            training.
+            database (``<file>.checkpoints``, with any SQLite driver), in memory for an in-memory study;
+            any other storage (PostgreSQL, MySQL, Redis, gRPC) needs it given (``ValueError`` otherwise): a
+            store every process of the sweep can read after a reboot. Checkpoints are read from this store
+            only, never from a location recorded in the study, and only under ids the store gave for the
+            candidate's own trial (any other id in a segment record restarts the segment from scratch). A store
+            that cannot be written raises ``ValueError`` before any training.
         seed: Seeds the tie-breaks between equal scores (the simulator's ``rng``; default 0, as its default).
+        keep_checkpoints: ``"last"`` (default): after each round and at the end, checkpoints of pruned and
+            failed candidates, and those superseded by a later segment, are removed from the artifact store, so
+            that it ends with the last checkpoint of each complete candidate only. ``"all"``: nothing is
+            removed.
 
     After :meth:`run`: ``study_`` (the Optuna study), ``artifact_store_`` (where the checkpoints are),
     ``survivors_`` (candidate indices alive at the start of
@@ -174,7 +194,9 @@ class BudgetedHalving:
     to the cumulative compute ``until_compute``, and returns its evaluations ``[(compute, loss), ...]``
     (cumulative compute; those already reported are dropped, those past ``until_compute`` clipped) and the
     checkpoint to resume from next time: a file path (uploaded; the file is left where it is), bytes, or
-    ``None`` for a trainer that keeps its own state. It should evaluate where its segment ends, so that the
+    ``None`` for a trainer that keeps its own state. A checkpoint file is data handed from one process to
+    another, possibly on other machines: load it with a loader that cannot run code
+    (``torch.load(path, weights_only=True)``, safetensors). It should evaluate where its segment ends, so that the
     round's decision sees the candidate where it is; a segment whose last point is short of
     ``until_compute`` is recorded (``short``). If it cannot load ``from_checkpoint`` it should raise
     :class:`sh_scaling.budgeted.CheckpointError`: the segment restarts from scratch, recorded, and is granted
