@@ -114,7 +114,8 @@ def save(run: Run) -> bytes:
 
 def load(run: Run, path: str) -> None:
     try:
-        state = torch.load(path, weights_only=False)
+        # Tensors and plain containers only: a checkpoint file is data, and a pickle could run code.
+        state = torch.load(path, weights_only=True)
         run.model.load_state_dict(state["model"])
         run.opt.load_state_dict(state["opt"])
         run.sched.load_state_dict(state["sched"])
@@ -152,7 +153,9 @@ def budgeted_halving(configs, size, budget, storage, artifact_store, workers, se
     sweep = sh_scaling.BudgetedHalving(
         configs, budget, max_compute=functools.partial(planned_compute, size=size),
         first_eval_compute=functools.partial(first_eval_compute, size=size), storage=storage,
-        study_name="budgeted-sweep", artifact_store=artifact_store, seed=seed)
+        study_name="budgeted-sweep", artifact_store=artifact_store, seed=seed,
+        # The exhaustive reference finishes every candidate from where budgeted halving left it, pruned ones too.
+        keep_checkpoints="all")
     sweep.run(functools.partial(train_segment, size=size), n_workers=workers)
     curves = [_curve(t) for t in sweep.study_.trials]
     return dict(name="budgeted halving", sweep=sweep, curves=[c for c in curves if c is not None],

@@ -40,8 +40,8 @@ Study keys:
 Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose study belongs to the driver:
 
 * :data:`BUDGETED_PLAN_KEY` (study system attr): the schedule (budget, reduction factor, strategy, round sizes
-  and shares, seed, a fingerprint of the candidates, where checkpoints are kept), so that a restart checks it
-  continues the same sweep.
+  and shares, seed, a fingerprint of the candidates), so that a restart checks it continues the same sweep.
+  Written last when the sweep is set up: a second driver waits for it.
 * :func:`budgeted_round_key` ``(r)`` (study system attr): round ``r``: who was alive, its share, and once decided
   the ranking, scores and survivors.
 * :data:`BUDGETED_LEDGER_KEY` (study system attr): the budget's running total (charged, reserved, retries),
@@ -52,6 +52,11 @@ Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose stud
   attempts, and what had to be clipped or dropped.
 * :data:`BUDGETED_FAILED_KEY` (trial system attr): why the candidate failed (its ``train_fn`` raised, its
   worker died too often).
+* :data:`BUDGETED_REMOVED_KEY` (study system attr): the ids of checkpoints removed from the artifact store
+  (superseded, or their candidate left the race), by trial id, so that none is removed twice.
+* :data:`BUDGETED_LEASE_KEY` (trial system attr, in the companion study ``<study_name>:driver``): a link of
+  the lease that says which driver runs the sweep (the sweep's study id, the link's generation, the holder's
+  host and process id, its heartbeat count).
 """
 
 from __future__ import annotations
@@ -84,6 +89,8 @@ __all__ = [
     "rung_records",
     "BUDGETED_CANDIDATE_KEY",
     "BUDGETED_FAILED_KEY",
+    "BUDGETED_LEASE_KEY",
+    "BUDGETED_REMOVED_KEY",
     "BUDGETED_LEDGER_KEY",
     "BUDGETED_PLAN_KEY",
     "BUDGETED_ROUND_PREFIX",
@@ -149,6 +156,8 @@ BUDGETED_LEDGER_KEY = "sh_scaling:budgeted:ledger"
 BUDGETED_CANDIDATE_KEY = "sh_scaling:budgeted:candidate"
 BUDGETED_SEGMENT_PREFIX = "sh_scaling:budgeted:segment:"
 BUDGETED_FAILED_KEY = "sh_scaling:budgeted:failed"
+BUDGETED_LEASE_KEY = "sh_scaling:budgeted:lease"
+BUDGETED_REMOVED_KEY = "sh_scaling:budgeted:removed"
 
 
 def budgeted_round_key(r: int) -> str:

@@ -444,7 +444,9 @@ def test_an_interrupted_run_leaves_nothing_running_and_a_restart_continues(tmp_p
     assert TrialState.RUNNING not in [t.state for t in study.trials]
     i, until = interrupted[0]
     seg = [s for s in segments(study.trials[i]) if s["until"] == until][0]
-    assert seg["status"] == "reserved" and seg["attempts"] == 2 and "interrupted" in seg["notes"][-1]
+    # An interruption of the driver is noted, and not counted as a death of the segment's worker.
+    assert seg["status"] == "reserved" and seg["attempts"] == 1 and seg["interruptions"] == 1
+    assert "interrupted" in seg["notes"][-1] and "deaths" not in seg
     n_before = len(calls)
 
     sweep = _sweep(curves, budget, storage=_journal(tmp_path / "sweep.journal"), study_name="s")
@@ -486,8 +488,9 @@ def test_a_driver_killed_outright_is_taken_over_by_a_restart(tmp_path):
     sweep = _sweep(curves, budget, storage=_journal(journal), study_name="s").run(_trainer(curves))
     _same_as_simulator(curves, budget, "SH+FA", sweep)
     _no_trial_left_running(sweep.study_)
-    retried = [s for t in sweep.study_.trials for s in segments(t) if s["attempts"] > 1]
+    retried = [s for t in sweep.study_.trials for s in segments(t) if s.get("interruptions")]
     assert len(retried) == 1 and "stopped while it ran" in retried[0]["notes"][-1]
+    assert retried[0]["attempts"] == 1 and "deaths" not in retried[0]
     assert sweep.ledger_["total"] == pytest.approx(sum(sweep.trained_)) and sweep.ledger_["total"] <= budget
 
 

@@ -4,6 +4,7 @@ the three methods within the budget."""
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -52,6 +53,27 @@ def test_a_checkpoint_that_cannot_be_read_raises_checkpoint_error(example, tmp_p
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         example.train_segment({"n_layers": 1, "d_model": 32, "vocab_size": 256, "seed": 0}, str(bad), 1e9, size=size)
+
+
+class _Payload:
+    """What a pickle can do when it is loaded: call any function."""
+
+    def __reduce__(self):
+        return (exec, ("import os; os.environ['SH_SCALING_TEST_PAYLOAD_RAN'] = '1'",))
+
+
+def test_a_checkpoint_holding_code_is_refused_and_not_run(example, tmp_path, monkeypatch):
+    import torch
+
+    from sh_scaling.budgeted import CheckpointError
+
+    monkeypatch.delenv("SH_SCALING_TEST_PAYLOAD_RAN", raising=False)
+    size = dict(n_models=1, flops=4e9, chars=80_000, val_chars=3_000, n_evals=6, budget=1.0, vocabs=(256,))
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": _Payload()}, evil)
+    with pytest.raises(CheckpointError):
+        example.train_segment({"n_layers": 1, "d_model": 32, "vocab_size": 256, "seed": 0}, str(evil), 1e9, size=size)
+    assert "SH_SCALING_TEST_PAYLOAD_RAN" not in os.environ
 
 
 def test_quick_run_keeps_both_budgets(example, one_torch_thread, capsys):

@@ -8,8 +8,8 @@ import math
 import os
 import pickle
 import signal
-import tempfile
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -21,19 +21,23 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.distributions import CategoricalDistribution
 from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
 from sh_scaling.budgeted._budget import ledger, round_share
+from sh_scaling.budgeted._lease import POLL_S, Lease, create_sweep_study
+from sh_scaling.budgeted._memory_store import MemoryArtifactStore
 from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
-from sh_scaling.budgeted._segment import SegmentTask, fail_trial
+from sh_scaling.budgeted._segment import SegmentTask, fail_trial, uploaded_ids
 from sh_scaling.halving import RTOL, round_shares, round_sizes, select_survivors
 from sh_scaling.keys import (
     BUDGETED_CANDIDATE_KEY,
     BUDGETED_LEDGER_KEY,
     BUDGETED_PLAN_KEY,
+    BUDGETED_REMOVED_KEY,
     DECISION_KEY,
     FORECAST_KEY,
     PRUNED_KEY,
@@ -45,13 +49,17 @@ from sh_scaling.simulation import STRATEGIES, Strategy, round_inputs, round_scor
 __all__ = ["BudgetedHalving"]
 
 #: A segment whose worker dies this many times fails its candidate: the cause is more likely the candidate
-#: (it runs out of memory, it crashes the interpreter) than the machine.
+#: (it runs out of memory, it crashes the interpreter) than the machine. A driver that stops (interrupted,
+#: killed, restarted) while the segment runs is not counted: the segment's ``interruptions`` are.
 MAX_ATTEMPTS = 3
 
 #: Study name used when none is given, so that a restart with the same storage finds the sweep again.
 DEFAULT_STUDY_NAME = "budgeted-halving"
 
 _PLAN_VERSION = 1
+
+#: Seconds a driver that finds the study already created waits for its creator to write the plan.
+SETUP_WAIT_S = 60.0
 
 
 class BudgetedHalving:
@@ -82,7 +90,9 @@ class BudgetedHalving:
     or whose worker died :data:`MAX_ATTEMPTS` times, FAIL (the reason in
     :data:`~sh_scaling.keys.BUDGETED_FAILED_KEY`). A trial is RUNNING
     only while a process trains it: when :meth:`run` returns or is interrupted (an exception, Ctrl-C,
-    SIGTERM) the running segments are stopped and their trials put back to WAITING. Keeping trials RUNNING
+    SIGTERM) the running segments are stopped and their trials put back to WAITING (an ``interruption`` of
+    the segment, noted in its record: only deaths of its worker count towards :data:`MAX_ATTEMPTS`). Keeping
+    trials RUNNING
     between rounds, or creating them only at the end, was the alternative: the first leaves RUNNING trials
     behind whenever the driver stops, and Optuna forbids reporting to a trial once it is finished, so it could
     not be resumed; the second hides the sweep from the dashboard and from samplers until it ends. Nothing
@@ -95,8 +105,17 @@ class BudgetedHalving:
     the same storage, study name and arguments continues where the last call stopped: decided rounds are not
     decided again, finished segments are not trained again, an interrupted segment is retried from its
     candidate's last checkpoint, and a trial left RUNNING by a driver killed outright (SIGKILL) is taken back.
-    Arguments that would change the sweep (candidates, budget, strategy, ...) raise ``ValueError``. Run one
-    driver per study at a time.
+    Arguments that would change the sweep (candidates, budget, strategy, ...) raise ``ValueError``.
+
+    **One driver at a time.** The process that creates the study (a state change only one process can win)
+    sets the sweep up: its trials, then the plan. A driver that finds the study already there waits for the
+    plan (up to :data:`SETUP_WAIT_S` seconds), is refused with ``ValueError`` if its settings differ, and
+    otherwise joins: it waits while another driver holds the sweep's lease (a trial in the companion study
+    ``<study_name>:driver`` that only one process can move to RUNNING; see
+    :data:`~sh_scaling.keys.BUDGETED_LEASE_KEY`), takes over once that driver gives it back or stops beating
+    for 60 s (at once when its process is gone on the same machine), and returns the sweep's result when it
+    is finished. Two drivers never create a candidate twice nor grant the same budget twice; a driver whose
+    lease was taken over raises ``LeaseLost`` and writes nothing more.
 
     **The budget is a promise.** Before a segment starts, the compute it is granted is written into its
     record (reserved); the records of all segments are the ledger (:func:`sh_scaling.budgeted.ledger`), so
@@ -104,8 +123,10 @@ class BudgetedHalving:
     and when something ate into it (a restart from scratch, the grant of a segment that failed), the
     remaining rounds' shares shrink in proportion (:func:`sh_scaling.budgeted.round_share`), so the total
     never passes the budget. A segment counts once: its retry after a killed worker uses the same record (and
-    the checkpoint it was to resume from), and its points are reported under the same step numbers, so a
-    point reported before the kill is not reported twice. The grant is what is counted: ``train_fn`` is
+    the checkpoint it was to resume from). Once ``train_fn`` has returned, one write of the segment record
+    holds every point with its step, compute and loss, and the checkpoint's id; the points are reported from
+    that record, so a process killed while it reports loses nothing: the retry trains nothing again and reports
+    exactly the points the killed attempt did not, each loss under the step of its own compute. The grant is what is counted: ``train_fn`` is
     trusted to train to ``until_compute`` and no further; points it reports past that are clipped from the
     curve (every candidate is ranked on what it was granted) and recorded as ``overshoot``.
 
@@ -133,10 +154,17 @@ class BudgetedHalving:
         study_name: Default ``"budgeted-halving"``, so that a restart finds the sweep.
         artifact_store: Where checkpoints go; any Optuna artifact store. Default: a
             :class:`~optuna.artifacts.FileSystemArtifactStore` in a folder next to a journal file or SQLite
-            database (``<file>.checkpoints``), else in a new temporary folder; the folder is recorded in the
-            plan, so that a restart finds it. A store that cannot be written raises ``ValueError`` before any
-            training.
+            database (``<file>.checkpoints``, with any SQLite driver), in memory for an in-memory study;
+            any other storage (PostgreSQL, MySQL, Redis, gRPC) needs it given (``ValueError`` otherwise): a
+            store every process of the sweep can read after a reboot. Checkpoints are read from this store
+            only, never from a location recorded in the study, and only under ids the store gave for the
+            candidate's own trial (any other id in a segment record restarts the segment from scratch). A store
+            that cannot be written raises ``ValueError`` before any training.
         seed: Seeds the tie-breaks between equal scores (the simulator's ``rng``; default 0, as its default).
+        keep_checkpoints: ``"last"`` (default): after each round and at the end, checkpoints of pruned and
+            failed candidates, and those superseded by a later segment, are removed from the artifact store, so
+            that it ends with the last checkpoint of each complete candidate only. ``"all"``: nothing is
+            removed.
 
     After :meth:`run`: ``study_`` (the Optuna study), ``artifact_store_`` (where the checkpoints are),
     ``survivors_`` (candidate indices alive at the start of
@@ -166,7 +194,9 @@ class BudgetedHalving:
     to the cumulative compute ``until_compute``, and returns its evaluations ``[(compute, loss), ...]``
     (cumulative compute; those already reported are dropped, those past ``until_compute`` clipped) and the
     checkpoint to resume from next time: a file path (uploaded; the file is left where it is), bytes, or
-    ``None`` for a trainer that keeps its own state. It should evaluate where its segment ends, so that the
+    ``None`` for a trainer that keeps its own state. A checkpoint file is data handed from one process to
+    another, possibly on other machines: load it with a loader that cannot run code
+    (``torch.load(path, weights_only=True)``, safetensors). It should evaluate where its segment ends, so that the
     round's decision sees the candidate where it is; a segment whose last point is short of
     ``until_compute`` is recorded (``short``). If it cannot load ``from_checkpoint`` it should raise
     :class:`sh_scaling.budgeted.CheckpointError`: the segment restarts from scratch, recorded, and is granted
@@ -189,6 +219,7 @@ class BudgetedHalving:
         study_name: str | None = None,
         artifact_store: Any = None,
         seed: int = 0,
+        keep_checkpoints: str = "last",
     ) -> None:
         self.candidates = candidates
         self.budget = budget
@@ -200,6 +231,7 @@ class BudgetedHalving:
         self.study_name = study_name
         self.artifact_store = artifact_store
         self.seed = seed
+        self.keep_checkpoints = keep_checkpoints
 
     # ------------------------------------------------------------------------------------------------ run
     def run(self, train_fn: Callable[..., Any], n_workers: int = 1) -> BudgetedHalving:
@@ -213,39 +245,67 @@ class BudgetedHalving:
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
         configs, budget, strat, sizes, shares, planned = self._schedule()
+        keep = self.keep_checkpoints
+        if keep not in ("last", "all"):
+            raise ValueError(f"keep_checkpoints must be 'last' (each candidate still wanted keeps its last "
+                             f"checkpoint) or 'all', got {keep!r}")
         storage = optuna.storages.get_storage(self.storage)
         if n_workers > 1:
             _check_shareable(storage, train_fn, self.artifact_store)
+        store = self._artifact_store(storage)
+        _check_writable(store)
         study_name = self.study_name or DEFAULT_STUDY_NAME
-        study = optuna.create_study(storage=storage, study_name=study_name, direction="minimize",
-                                    load_if_exists=True, sampler=optuna.samplers.RandomSampler(self.seed))
-        plan = self._check_plan(study, {
+        plan: dict[str, Any] = {
             "version": _PLAN_VERSION, "budget": budget, "reduction_factor": float(self.reduction_factor),
             "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
             "n_candidates": len(configs), "fingerprint": _fingerprint(configs, planned),
-        })
-        store = self._artifact_store(plan, storage)
-        _check_writable(store)
-        if BUDGETED_PLAN_KEY not in study._storage.get_study_system_attrs(study._study_id):
+        }
+        creator = create_sweep_study(storage, study_name)
+        study = optuna.load_study(storage=storage, study_name=study_name,
+                                  sampler=optuna.samplers.RandomSampler(self.seed))
+        if creator:
+            # The one process that created the study sets the sweep up: its trials, the lease (held by this
+            # process from the start), and the plan last, which every other driver waits for.
+            lease = Lease(storage, study_name, study._study_id)
+            lease.create_root()
+            held = lease.acquire()
+            trial_ids = self._ensure_trials(study, configs, planned)
             study._storage.set_study_system_attr(study._study_id, BUDGETED_PLAN_KEY, plan)
-
-        ctx = _Context(study, self._ensure_trials(study, configs, planned), planned, budget, sizes, shares, strat,
-                       int(self.seed))
-        self._take_back(ctx, "the driver stopped while it ran")
-        ctx.charges = {(t._trial_id, s["k"]): float(s["charge"]) for t in self._trials(ctx) for s in segments(t)}
-        pool: Any = (WorkerProcesses(n_workers, storage, study_name, store, train_fn) if n_workers > 1
-                     else InProcess(study, store, train_fn))
-        restore = _terminate_as_interrupt()
+        else:
+            self._wait_for_plan(study)
+            self._check_plan(study, plan)
+            lease = Lease(storage, study_name, study._study_id)
+            # Another driver may run the sweep: wait while it does, take over if it stops, or find it finished.
+            held = lease.acquire(create=True)
+            trial_ids = self._ensure_trials(study, configs, planned) if held else self._trial_ids(study, configs)
+        ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed), lease)
+        ctx.store, ctx.keep_checkpoints = store, keep
+        self.artifact_store_ = store
+        if not held:
+            self._learn(ctx)
+            return self
+        finished = False
         try:
-            self._rounds(ctx, pool)
-            pool.close()
-        except BaseException:
-            pool.close(abort=True)
-            raise
+            self._take_back(ctx, "the driver stopped while it ran")
+            ctx.charges = {(t._trial_id, s["k"]): float(s["charge"]) for t in self._trials(ctx)
+                           for s in segments(t)}
+            pool: Any = (WorkerProcesses(n_workers, storage, study_name, store, train_fn) if n_workers > 1
+                         else InProcess(study, store, train_fn))
+            restore = _terminate_as_interrupt()
+            try:
+                self._rounds(ctx, pool)
+                pool.close()
+            except BaseException:
+                pool.close(abort=True)
+                raise
+            finally:
+                restore()
+                if not lease.lost:  # a driver that lost the sweep writes nothing more
+                    self._take_back(ctx, "the driver was interrupted while it ran")
+                    self._write_ledger(ctx)
+            finished = True
         finally:
-            restore()
-            self._take_back(ctx, "the driver was interrupted while it ran")
-            self._write_ledger(ctx)
+            lease.release(finished=finished)
         self.artifact_store_ = store
         self._learn(ctx)
         return self
@@ -284,7 +344,9 @@ class BudgetedHalving:
         """The learned attributes, read back from the storage."""
         trials = self._trials(ctx)
         self.study_ = ctx.study
-        self.survivors_ = ctx.history
+        attrs = ctx.study._storage.get_study_system_attrs(ctx.study._study_id)
+        rounds = [attrs.get(budgeted_round_key(r)) for r in range(len(ctx.sizes))]
+        self.survivors_ = [[int(i) for i in rec["alive"]] for rec in rounds if rec is not None]
         self.trained_ = [trained_compute(segments(t)) for t in trials]
         self.ledger_ = ledger(trials, ctx.budget)
         self.spent_ = self.ledger_["total"]
@@ -308,7 +370,6 @@ class BudgetedHalving:
                 rec = {"alive": alive, "share": share}
                 storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
             alive = [int(i) for i in rec["alive"]]
-            ctx.history.append(list(alive))
             if "survivors" in rec:  # decided before a restart: draw its tie-breaks again, so later ones match
                 rng.random(int(rec["n_ranked"]))
                 alive = [int(i) for i in rec["survivors"]]
@@ -321,8 +382,44 @@ class BudgetedHalving:
             rec = self._decide(ctx, r, alive, rng, rec)
             storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
             alive = [int(i) for i in rec["survivors"]]
+            self._clean_checkpoints(ctx)
         for i in range(len(ctx.planned)):
             self._settle(ctx, i)
+        self._clean_checkpoints(ctx)
+
+    def _clean_checkpoints(self, ctx: _Context) -> None:
+        """Remove from the artifact store every checkpoint no longer wanted (with ``keep_checkpoints="last"``).
+
+        Wanted: the last checkpoint of each candidate still in the race or complete. Not wanted: those of
+        pruned and failed candidates, those a later segment superseded, and any a killed process uploaded
+        without recording it in its segment. What was removed is recorded in the study, so that nothing is
+        removed twice.
+        """
+        if ctx.keep_checkpoints == "all":
+            return
+        storage, sid = ctx.study._storage, ctx.study._study_id
+        # Finished trials cannot be written to, so the record is the study's: {trial id: [removed ids]}.
+        record = dict(storage.get_study_system_attrs(sid).get(BUDGETED_REMOVED_KEY) or {})
+        changed = False
+        for t in self._trials(ctx):
+            done = [s for s in segments(t) if s["status"] == "done"]
+            keep = {done[-1].get("checkpoint")} if done and t.state in (
+                TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) else set()
+            removed = list(record.get(str(t._trial_id), []))
+            for artifact_id in sorted(uploaded_ids(storage, t) - keep - set(removed)):
+                try:
+                    ctx.store.remove(artifact_id)
+                except (ArtifactNotFound, FileNotFoundError):
+                    pass  # already gone: what was wanted is that it is not there
+                except Exception as exc:  # noqa: BLE001 - a store that cannot remove still holds the sweep
+                    warnings.warn(f"BudgetedHalving: checkpoint {artifact_id} could not be removed from the artifact "
+                                  f"store ({type(exc).__name__}: {exc}); it stays", RuntimeWarning, stacklevel=2)
+                    continue
+                removed.append(artifact_id)
+                changed = True
+            record[str(t._trial_id)] = removed
+        if changed:
+            storage.set_study_system_attr(sid, BUDGETED_REMOVED_KEY, record)
 
     def _train_round(self, ctx: _Context, pool: Any, r: int, alive: list[int], share: float) -> None:
         tasks = []
@@ -361,6 +458,7 @@ class BudgetedHalving:
     def _reserve(self, ctx: _Context, t: Any, k: int, r: int, start: float, until: float, resume: str | None,
                  from_scratch: bool, notes: list[str], attempts: int, prior: float) -> dict | None:
         """Write a segment's grant into its record before it starts, within what the budget has left."""
+        ctx.lease.check()
         others = {key: c for key, c in ctx.charges.items() if key != (t._trial_id, k)}
         charge = until - start
         if _fsum(others, charge) > ctx.budget:
@@ -387,6 +485,7 @@ class BudgetedHalving:
 
     def _handle(self, ctx: _Context, task: SegmentTask, outcome: dict[str, Any]) -> list[SegmentTask]:
         """What follows a segment's outcome: nothing, a retry from the same checkpoint, or a restart."""
+        ctx.lease.check()
         status = outcome["status"]
         if status in ("done", "failed"):
             return []
@@ -416,15 +515,18 @@ class BudgetedHalving:
         if t.state == TrialState.RUNNING:
             storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
         notes = list(seg.get("notes", [])) + [f"attempt {attempts}: {outcome['reason']}"]
-        if attempts >= MAX_ATTEMPTS:
-            fail_trial(storage, t._trial_id, f"its segment's worker died {attempts} times ({outcome['reason']})",
-                       segment=(task.key, {**seg, "notes": notes}))
+        deaths = int(seg.get("deaths", 0)) + 1
+        if deaths >= MAX_ATTEMPTS:
+            fail_trial(storage, t._trial_id, f"its segment's worker died {deaths} times ({outcome['reason']})",
+                       segment=(task.key, {**seg, "deaths": deaths, "notes": notes}))
             return []
-        storage.set_trial_system_attr(t._trial_id, task.key, {**seg, "attempts": attempts + 1, "notes": notes})
+        storage.set_trial_system_attr(t._trial_id, task.key, {**seg, "attempts": attempts + 1, "deaths": deaths,
+                                                              "notes": notes})
         return [SegmentTask(t._trial_id, task.key, attempts + 1)]
 
     def _decide(self, ctx: _Context, r: int, alive: list[int], rng: np.random.Generator, rec: dict) -> dict:
         """The round's decision, from the storage, with the simulator's own functions."""
+        ctx.lease.check()
         trials = self._trials(ctx)
         curves = [planned_curve(t, p) for t, p in zip(trials, ctx.planned)]
         trained = {c.id: trained_compute(segments(t)) for c, t in zip(curves, trials)}
@@ -489,27 +591,39 @@ class BudgetedHalving:
             storage.set_trial_state_values(t._trial_id, TrialState.PRUNED)
 
     # -------------------------------------------------------------------------------------- bookkeeping
-    def _check_plan(self, study: optuna.Study, plan: dict) -> dict:
-        stored = study._storage.get_study_system_attrs(study._study_id).get(BUDGETED_PLAN_KEY)
-        if stored is None:
+    def _wait_for_plan(self, study: optuna.Study) -> None:
+        """The study exists: wait (a while) for the process that created it to finish setting the sweep up."""
+        storage, sid = study._storage, study._study_id
+        deadline = time.monotonic() + SETUP_WAIT_S
+        while BUDGETED_PLAN_KEY not in storage.get_study_system_attrs(sid):
             others = [t for t in study.get_trials(deepcopy=False) if candidate_index(t) is None]
             if others:
-                raise ValueError(f"study {study.study_name!r} already has {len(others)} trial(s) that BudgetedHalving "
-                                 "did not create; use a new study_name")
-            return plan
-        diff = [k for k in plan if k not in ("artifacts",) and _jsonable(stored.get(k)) != _jsonable(plan[k])]
+                raise ValueError(f"study {study.study_name!r} already has {len(others)} trial(s) that "
+                                 "BudgetedHalving did not create; use a new study_name")
+            if time.monotonic() > deadline:
+                raise ValueError(
+                    f"study {study.study_name!r} exists but holds no budgeted sweep after {SETUP_WAIT_S:g} s: it "
+                    "was created by other code, or the driver that created it stopped before the sweep was set "
+                    "up; use a new study_name (or delete the study)")
+            time.sleep(POLL_S)
+
+    def _check_plan(self, study: optuna.Study, plan: dict) -> None:
+        """A driver joining a sweep, or restarting it, must ask for the same sweep."""
+        stored = study._storage.get_study_system_attrs(study._study_id)[BUDGETED_PLAN_KEY]
+        diff = [k for k in plan if _jsonable(stored.get(k)) != _jsonable(plan[k])]
         if diff:
             raise ValueError(
                 f"study {study.study_name!r} holds a budgeted sweep with other settings ({', '.join(diff)} differ: "
                 f"stored {[stored.get(k) for k in diff]}); a restart must pass the same candidates, budget, "
                 "max_compute, reduction_factor, strategy and seed, or use a new study_name")
-        return {**plan, "artifacts": stored.get("artifacts")}
 
-    def _artifact_store(self, plan: dict, storage: Any) -> Any:
+    def _artifact_store(self, storage: Any) -> Any:
+        """The store the user gave, else the default for the storage (never a location read from the study)."""
         if self.artifact_store is not None:
             return self.artifact_store
-        folder = plan.get("artifacts") or _default_checkpoint_folder(storage)
-        plan["artifacts"] = folder
+        if isinstance(storage, InMemoryStorage):
+            return MemoryArtifactStore()
+        folder = _default_checkpoint_folder(storage)
         Path(folder).mkdir(parents=True, exist_ok=True)
         return FileSystemArtifactStore(folder)
 
@@ -535,6 +649,10 @@ class BudgetedHalving:
         have = {candidate_index(t): t._trial_id for t in study.get_trials(deepcopy=False)}
         return [have[i] for i in range(len(configs))]
 
+    def _trial_ids(self, study: optuna.Study, configs: list[dict]) -> list[int]:
+        have = {candidate_index(t): t._trial_id for t in study.get_trials(deepcopy=False)}
+        return [have[i] for i in range(len(configs))]
+
     def _trials(self, ctx: _Context) -> list[Any]:
         by_id = {t._trial_id: t for t in ctx.study.get_trials(deepcopy=False)}
         return [by_id[tid] for tid in ctx.trial_ids]
@@ -551,9 +669,11 @@ class BudgetedHalving:
                 continue
             for s in segments(t):
                 if s["status"] == "reserved":
+                    # The driver stopping is not the segment's fault: it is noted and counted apart from its
+                    # worker's deaths, which alone can fail the candidate.
                     key = budgeted_segment_key(s["k"])
                     storage.set_trial_system_attr(tid, key, {
-                        **s, "attempts": int(s["attempts"]) + 1,
+                        **s, "interruptions": int(s.get("interruptions", 0)) + 1,
                         "notes": list(s.get("notes", [])) + [f"attempt {s['attempts']}: {why}"]})
             storage.set_trial_state_values(tid, TrialState.WAITING)
 
@@ -566,12 +686,14 @@ class _Context:
     """What one call of :meth:`BudgetedHalving.run` works with."""
 
     def __init__(self, study: optuna.Study, trial_ids: list[int], planned: list[float], budget: float,
-                 sizes: list[int], shares: list[float], strategy: Strategy, seed: int) -> None:
+                 sizes: list[int], shares: list[float], strategy: Strategy, seed: int, lease: Lease) -> None:
         self.study, self.trial_ids, self.planned, self.budget = study, trial_ids, planned, budget
         self.sizes, self.shares, self.strategy, self.seed = sizes, shares, strategy, seed
+        self.lease = lease
+        self.store: Any = None
+        self.keep_checkpoints = "last"
         # Every segment's grant, kept current by the one process that writes grants.
         self.charges: dict[tuple[int, int], float] = {}
-        self.history: list[list[int]] = []
 
     def total(self) -> float:
         return math.fsum(self.charges.values())
@@ -677,15 +799,27 @@ def _largest_fitting(charges: dict, budget: float) -> float:
 
 
 def _default_checkpoint_folder(storage: Any) -> str:
-    """Next to a journal file or SQLite database, else a new temporary folder."""
+    """``<file>.checkpoints`` next to a journal file or SQLite database; any other storage needs a store given."""
     backend = getattr(storage, "_backend", storage)
     path = getattr(backend, "_file_path", None)  # JournalFileBackend
-    url = getattr(backend, "url", None) or getattr(getattr(backend, "engine", None), "url", None)
-    if path is None and url is not None and str(url).startswith("sqlite:///"):
-        path = str(url)[len("sqlite:///"):]
+    engine = getattr(backend, "engine", None)  # RDBStorage
+    if path is None and engine is not None and engine.url.get_backend_name() == "sqlite":
+        path = engine.url.database if engine.url.database not in (None, "", ":memory:") else None
     if path:
         return f"{os.path.abspath(path)}.checkpoints"
-    return tempfile.mkdtemp(prefix="sh_scaling-checkpoints-")
+    raise ValueError(
+        f"BudgetedHalving needs artifact_store= with storage {_describe_storage(storage)}: checkpoints must go where "
+        "every process of the sweep, on any machine and after a reboot, can read them (a FileSystemArtifactStore "
+        "on a shared file system, an optuna.artifacts.Boto3ArtifactStore or GCSArtifactStore); only a journal "
+        "file or SQLite database has a default (a folder next to it)")
+
+
+def _describe_storage(storage: Any) -> str:
+    backend = getattr(storage, "_backend", storage)
+    engine = getattr(backend, "engine", None)
+    if engine is not None:
+        return repr(engine.url.render_as_string(hide_password=True))
+    return type(backend).__name__
 
 
 def _check_shareable(storage: Any, train_fn: Callable[..., Any], artifact_store: Any) -> None:

@@ -7,14 +7,19 @@ segment record by the driver before the segment was handed out; the segment writ
 same record, and never touches the budget.
 
 Order of the writes, so that a process killed at any point leaves a state the driver can resume from:
-checkpoint upload, then the reports (with fixed step numbers, so that a retry re-reporting the same points
-changes nothing), then the segment record (``status: done``), then the trial goes back to WAITING.
+checkpoint upload; then one write of the segment record holding its outcome (``result``: every point with
+its step, compute and loss, and the checkpoint's id); then the points are reported from that record
+(:func:`sh_scaling.pruning.report_points`: computes first, then the losses that are missing, so a retry
+writes exactly the points a killed attempt did not and pairs each loss with its own compute); then the
+record is marked ``done`` (the points leave it: the trial holds them) and the trial goes back to WAITING. A
+retry of a segment whose record has a result trains nothing.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import time
 import traceback
@@ -24,18 +29,21 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import download_artifact, upload_artifact
+from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_artifact
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from sh_scaling.halving import RTOL
 from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_FAILED_KEY, DECISION_KEY
-from sh_scaling.pruning import report, reported_compute
+from sh_scaling.pruning import report_points, reported_compute
 
-__all__ = ["CheckpointError", "SegmentTask", "run_segment", "fail_trial"]
+__all__ = ["CheckpointError", "SegmentTask", "run_segment", "fail_trial", "uploaded_ids"]
 
 #: How much of a train_fn traceback is kept with a failure (its last lines name the cause).
 _TRACEBACK_CHARS = 2000
+
+#: The ids :func:`optuna.artifacts.upload_artifact` gives (``str(uuid.uuid4())``): a file name, never a path.
+_ARTIFACT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class CheckpointError(Exception):
@@ -68,7 +76,10 @@ def run_segment(
     abandoned: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
     """Run one reserved segment and record it. Returns the outcome for the driver:
-    ``{"status": "done" | "failed" | "checkpoint" | "stale", "reason": str}``."""
+    ``{"status": "done" | "failed" | "checkpoint" | "stale", "reason": str}``.
+
+    A segment whose training ended before its process was killed has its outcome in its record (``result``):
+    its retry trains nothing and reports what the killed attempt had not reported yet."""
     storage: BaseStorage = study._storage
     tid = task.trial_id
     try:
@@ -82,36 +93,50 @@ def run_segment(
         storage.set_trial_state_values(tid, TrialState.WAITING)
         return {"status": "stale", "reason": f"segment {task.key} is {seg['status']}, attempt {seg.get('attempts')}"}
     candidate = frozen.system_attrs[BUDGETED_CANDIDATE_KEY]
+    planned = float(candidate["planned"])
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="sh_scaling-segment-") as tmp:
-        resume_path = None
-        if seg["resume"] is not None:
-            resume_path = os.path.join(tmp, "checkpoint")
+    result = seg.get("result")
+    if result is None:
+        with tempfile.TemporaryDirectory(prefix="sh_scaling-segment-") as tmp:
+            resume_path = None
+            if seg["resume"] is not None:
+                resume_path = os.path.join(tmp, "checkpoint")
+                why = _unusable_checkpoint(seg["resume"], uploaded_ids(storage, frozen))
+                try:
+                    if why is not None:
+                        raise ValueError(why)
+                    download_artifact(artifact_store=artifact_store, file_path=resume_path, artifact_id=seg["resume"])
+                except Exception as exc:  # noqa: BLE001 - any store error means the same: no checkpoint to resume
+                    storage.set_trial_state_values(tid, TrialState.WAITING)
+                    return {"status": "checkpoint", "reason": f"download failed: {type(exc).__name__}: {exc}"}
             try:
-                download_artifact(artifact_store=artifact_store, file_path=resume_path, artifact_id=seg["resume"])
-            except Exception as exc:  # noqa: BLE001 - any store error means the same: no checkpoint to resume
+                out = train_fn(candidate["config"], resume_path, float(seg["until"]))
+                points, checkpoint = _unpack(out)
+            except CheckpointError as exc:
                 storage.set_trial_state_values(tid, TrialState.WAITING)
-                return {"status": "checkpoint", "reason": f"download failed: {type(exc).__name__}: {exc}"}
-        try:
-            out = train_fn(candidate["config"], resume_path, float(seg["until"]))
-            points, checkpoint = _unpack(out)
-        except CheckpointError as exc:
-            storage.set_trial_state_values(tid, TrialState.WAITING)
-            return {"status": "checkpoint", "reason": f"train_fn could not load it: {exc}"}
-        except Exception as exc:  # noqa: BLE001 - a failing candidate must not stop the round
-            reason = f"train_fn raised {type(exc).__name__}: {exc}"
-            tb = traceback.format_exc()[-_TRACEBACK_CHARS:]
+                return {"status": "checkpoint", "reason": f"train_fn could not load it: {exc}"}
+            except Exception as exc:  # noqa: BLE001 - a failing candidate must not stop the round
+                reason = f"train_fn raised {type(exc).__name__}: {exc}"
+                tb = traceback.format_exc()[-_TRACEBACK_CHARS:]
+                if abandoned():
+                    raise _Abandoned from exc
+                fail_trial(storage, tid, reason, segment=(task.key, seg), traceback=tb)
+                return {"status": "failed", "reason": reason}
             if abandoned():
-                raise _Abandoned from exc
-            fail_trial(storage, tid, reason, segment=(task.key, seg), traceback=tb)
-            return {"status": "failed", "reason": reason}
+                raise _Abandoned
+            result = _result(frozen, seg, points)
+            result.update(_upload(storage, artifact_store, frozen, checkpoint, tmp))
         if abandoned():
             raise _Abandoned
-        record = _record_points(study, frozen, seg, points, float(candidate["planned"]))
-        record.update(_upload(storage, artifact_store, frozen, checkpoint, tmp))
-    record.update(status="done", worker=os.getpid(), seconds=round(time.perf_counter() - t0, 3),
-                  notes=list(seg.get("notes", [])) + record.pop("new_notes"))
-    storage.set_trial_system_attr(tid, task.key, {**seg, **record})
+        result["seconds"] = round(time.perf_counter() - t0, 3)
+        # One write holds every point with its step, compute and loss, and the checkpoint: from here on a kill
+        # loses nothing, and the points are reported from this record alone.
+        seg = {**seg, "result": result}
+        storage.set_trial_system_attr(tid, task.key, seg)
+    record = _report_result(storage, storage.get_trial(tid), result, planned)
+    record.update(status="done", worker=os.getpid(), notes=list(seg.get("notes", [])) + record.pop("new_notes"))
+    done = {k: v for k, v in seg.items() if k != "result"}
+    storage.set_trial_system_attr(tid, task.key, {**done, **record})
     storage.set_trial_state_values(tid, TrialState.WAITING)
     return {"status": "done", "reason": ""}
 
@@ -148,14 +173,16 @@ def _unpack(out: Any) -> tuple[list[tuple[float, float]], Any]:
     return points, checkpoint
 
 
-def _record_points(
-    study: optuna.Study, frozen: optuna.trial.FrozenTrial, seg: dict[str, Any], points: list, planned: float
-) -> dict[str, Any]:
-    """Report the segment's points (clipped to what it was granted) and say what was left out."""
+def _result(frozen: optuna.trial.FrozenTrial, seg: dict[str, Any], points: list) -> dict[str, Any]:
+    """The segment's points to report, each with its step (clipped to what it was granted), and what was left out.
+
+    The points the curve already has are those of earlier segments: steps below the segment's ``first_step``.
+    """
     until = float(seg["until"])
+    first_step = int(seg["first_step"])
     notes: list[str] = []
-    already = reported_compute(frozen)
-    last = max(already.values()) if already else 0.0
+    already = [c for s, c in reported_compute(frozen).items() if s < first_step]
+    last = max(already) if already else 0.0
     bad = [p for p in points if not (math.isfinite(p[0]) and p[0] > 0)]
     pts = sorted((p for p in points if math.isfinite(p[0]) and p[0] > 0), key=lambda p: p[0])
     if bad:
@@ -179,27 +206,48 @@ def _record_points(
     n_nonfinite = sum(1 for p in keep if not math.isfinite(p[1]))
     if n_nonfinite:
         notes.append(f"{n_nonfinite} non-finite loss(es) reported; rankings leave them out")
-    trial = optuna.trial.Trial(study, frozen._trial_id)
-    step = int(seg["first_step"])
-    n_reported = 0
-    for i, (c, loss) in enumerate(keep):
-        if step + i in trial._cached_frozen_trial.intermediate_values:
-            continue  # reported by an earlier attempt of this segment that was killed: it stands
-        try:
-            report(trial, loss, compute=c, step=step + i, max_compute=planned)
-            n_reported += 1
-        except ValueError as exc:
-            notes.append(f"point ({c:.6g}, {loss!r}) not reported: {exc}")
     last_point = keep[-1][0] if keep else None
     return {
-        "n_points": len(keep),
-        "n_reported": n_reported,
+        "points": [[first_step + i, c, loss] for i, (c, loss) in enumerate(keep)],
         "last_compute": last_point,
         # Fewer points than asked: the segment ends without an evaluation at the compute it was granted.
         "short": last_point is None or last_point < until * (1 - RTOL),
         "overshoot": overshoot,
-        "new_notes": notes,
+        "notes": notes,
     }
+
+
+def _report_result(storage: BaseStorage, frozen: optuna.trial.FrozenTrial, result: dict[str, Any],
+                   planned: float) -> dict[str, Any]:
+    """Report the recorded points that the trial does not have yet; the segment's summary for its record."""
+    notes = list(result["notes"])
+    try:
+        n_reported = report_points(storage, frozen, result["points"], max_compute=planned)
+    except ValueError as exc:
+        # Only a curve written by other code can disagree with the recorded points: they stay in the record.
+        n_reported = 0
+        notes.append(f"points not reported: {exc}")
+    summary = {k: v for k, v in result.items() if k not in ("points", "notes")}
+    return {**summary, "n_points": len(result["points"]), "n_reported": n_reported, "new_notes": notes}
+
+
+def uploaded_ids(storage: BaseStorage, frozen: optuna.trial.FrozenTrial) -> set[str]:
+    """The ids of the artifacts uploaded for a trial."""
+    return {m.artifact_id for m in get_all_artifact_meta(frozen, storage=storage)}
+
+
+def _unusable_checkpoint(artifact_id: Any, uploaded: set[str]) -> str | None:
+    """Why a checkpoint id read from the storage must not be opened, or ``None``.
+
+    Only ids of the form :func:`optuna.artifacts.upload_artifact` gives, uploaded for this trial, are opened
+    in the artifact store the sweep was given: an id written into the storage by anyone else cannot name a
+    file outside that store.
+    """
+    if not (isinstance(artifact_id, str) and _ARTIFACT_ID.fullmatch(artifact_id)):
+        return f"stored checkpoint id {artifact_id!r} is not an id the artifact store gave"
+    if artifact_id not in uploaded:
+        return f"checkpoint {artifact_id} was not uploaded for this trial"
+    return None
 
 
 def _upload(storage: BaseStorage, artifact_store: Any, frozen: Any, checkpoint: Any, tmp: str) -> dict[str, Any]:

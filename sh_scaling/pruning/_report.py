@@ -9,10 +9,17 @@ from typing import Any
 
 import optuna
 
-from sh_scaling.keys import MAX_COMPUTE_KEY
-from sh_scaling.pruning._compute import HOW_TO_REPORT, last_reported, n_stored, stored_pairs, updated_lists
+from sh_scaling.keys import COMPUTE_KEY, COMPUTE_TAIL_KEY, MAX_COMPUTE_KEY
+from sh_scaling.pruning._compute import (
+    HOW_TO_REPORT,
+    _stored_entries,
+    last_reported,
+    n_stored,
+    stored_pairs,
+    updated_lists,
+)
 
-__all__ = ["report"]
+__all__ = ["report", "report_points"]
 
 #: Optuna's RDB storages keep ``step`` as a signed 32-bit integer.
 _MAX_STEP = 2**31 - 1
@@ -185,3 +192,66 @@ def _check_increasing(attrs: Any, step: int, compute: float) -> None:
             f"report: compute must increase with the step; got {compute:.6g} at step {step} but "
             f"{above[1]:.6g} at step {above[0]}"
         )
+
+
+def report_points(
+    storage: optuna.storages.BaseStorage,
+    trial: optuna.trial.FrozenTrial,
+    points: Any,
+    *,
+    max_compute: float | None = None,
+) -> int:
+    """Report many ``(step, compute, loss)`` points of a running trial at once; steps that have a loss are left alone.
+
+    For code that holds a whole batch of evaluations (a segment of training that has ended) rather than one at a
+    time. The compute of every new step is written first, in one rewrite of the trial's compute lists (where
+    :func:`report` rewrites them once per point), then each loss under its step. Called again with the same
+    points (the process was killed in between), it writes exactly the losses that are missing, each under the
+    step whose compute was stored with it: no kill can pair a loss with another point's compute.
+
+    Args:
+        storage: The study's storage.
+        trial: The trial as read from ``storage`` (its compute lists and losses so far).
+        points: ``(step, compute, loss)`` triples; compute must increase with the step, also across the steps
+            the trial has already. A step whose compute is stored keeps it (the first report stands).
+        max_compute: As for :func:`report`: stored once.
+
+    Returns:
+        How many losses were written.
+
+    Raises:
+        ValueError: a step out of range, a compute that is not a positive finite number or does not increase
+            with the step. Nothing is written when it raises.
+    """
+    attrs = trial.system_attrs
+    entries = {int(e[0]): list(e) for e in _stored_entries(attrs)}
+    new: list[tuple[int, float, float]] = []
+    for p in points:
+        step, compute, loss = int(p[0]), float(p[1]), float(p[2])
+        if not 0 <= step <= _MAX_STEP:
+            raise ValueError(f"report_points: step {step} is outside 0..{_MAX_STEP}")
+        if not (math.isfinite(compute) and compute > 0):
+            raise ValueError(f"report_points: compute must be a positive finite number, got {compute!r} at step {step}")
+        new.append((step, compute, loss))
+    added = {s: [s, c] for s, c, _ in new if s not in entries}
+    merged = sorted({**entries, **added}.items())
+    for (s0, e0), (s1, e1) in zip(merged, merged[1:]):
+        if not float(e1[1]) > float(e0[1]):
+            raise ValueError(f"report_points: compute must increase with the step; got {float(e1[1]):.6g} at step "
+                             f"{s1} after {float(e0[1]):.6g} at step {s0}")
+    if max_compute is not None and not (math.isfinite(float(max_compute)) and float(max_compute) > 0):
+        raise ValueError(f"report_points: max_compute must be a positive finite number, got {max_compute!r}")
+    tid = trial._trial_id
+    if added:
+        # One rewrite of the sealed list, then the short one emptied: a reader in between sees a step twice,
+        # which the readers already allow (the first entry of a step stands).
+        storage.set_trial_system_attr(tid, COMPUTE_KEY, [e for _, e in merged])
+        storage.set_trial_system_attr(tid, COMPUTE_TAIL_KEY, [])
+    if max_compute is not None and MAX_COMPUTE_KEY not in attrs:
+        storage.set_trial_system_attr(tid, MAX_COMPUTE_KEY, float(max_compute))
+    written = 0
+    for step, _, loss in new:
+        if step not in trial.intermediate_values:
+            storage.set_trial_intermediate_value(tid, step, loss)
+            written += 1
+    return written
