@@ -17,6 +17,7 @@ budget is pruned before it starts, and the callback stops ``study.optimize`` onc
 from __future__ import annotations
 
 import math
+import numbers
 import random
 import time
 import warnings
@@ -110,13 +111,10 @@ def _fits(total: float, flops: float) -> bool:
 
 
 def _positive(value: Any) -> float | None:
-    """``value`` as a positive finite float, or ``None``."""
-    if isinstance(value, bool):
+    """``value`` as a positive finite float when it is such a number (not a string, not a bool), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
+    value = float(value)
     return value if math.isfinite(value) and value > 0 else None
 
 
@@ -184,10 +182,9 @@ class ComputeBudget:
 
     def __init__(self, flops: float, *, max_compute: float | Callable[[dict[str, Any]], float] | None = None
                  ) -> None:
-        if _positive(flops) is None or not isinstance(flops, (int, float)):
+        if _positive(flops) is None:
             raise ValueError(f"ComputeBudget: flops must be a positive finite number, got {flops!r}")
-        if max_compute is not None and not callable(max_compute) and (
-                _positive(max_compute) is None or not isinstance(max_compute, (int, float))):
+        if max_compute is not None and not callable(max_compute) and _positive(max_compute) is None:
             raise ValueError(f"ComputeBudget: max_compute must be a positive number or a function of the "
                              f"params, got {max_compute!r}")
         self.flops = float(flops)
