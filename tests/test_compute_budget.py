@@ -164,6 +164,30 @@ def test_a_reservation_that_keeps_meeting_an_undecided_one_is_refused_after_its_
     assert len(pauses) == _budget._TRIES - 1 and max(pauses) <= _budget._BACKOFF_S[1]
 
 
+@pytest.mark.parametrize("reserve, n_trials", [(True, 3), (False, 2)])
+def test_after_a_reserved_trial_the_callback_stops_only_when_not_even_the_smallest_plan_fits(reserve, n_trials):
+    budget = ComputeBudget(30.0, max_compute=lambda p: p["plan"])
+    study = optuna.create_study()
+    for plan in (20.0, 10.0, 10.0, 10.0, 10.0):
+        study.enqueue_trial({"plan": plan})
+
+    def objective(trial):
+        plan = trial.suggest_float("plan", 1.0, 100.0)
+        if reserve:
+            budget.reserve(trial)
+        sh_scaling.report(trial, 1.0, compute=plan / 10)
+        if plan == 20.0:
+            raise optuna.TrialPruned()  # 2 of its 20 spent
+        sh_scaling.report(trial, 0.5, compute=plan)
+        return 0.5
+
+    study.optimize(objective, n_trials=5, callbacks=[budget])
+    # 2 + 10 spent: a trial of 10 still fits (reserve checks each trial's own plan), one of 20 would not; the
+    # callback alone cannot know the next trial's plan and assumes the largest.
+    started = [t for t in study.trials if t.state != TrialState.WAITING]
+    assert len(started) == n_trials and _spent(study) <= 30.0
+
+
 # ---------------------------------------------------------------------------------------- many at once
 @pytest.mark.parametrize("storage", ["inmemory", "journal", "sqlite"])
 def test_eight_threads_at_once_stay_within_the_budget(storage, tmp_path):

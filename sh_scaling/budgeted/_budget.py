@@ -143,8 +143,9 @@ class ComputeBudget:
 
     :meth:`reserve` writes the trial's planned compute to the study's storage and checks it against what
     every other trial holds; a trial that would pass the budget is pruned before it trains and its worker's
-    ``study.optimize`` stops. The callback stops ``study.optimize`` after a trial when one more could not fit,
-    so a worker need not start a trial only to see it refused. Everything lives in the storage, so every
+    ``study.optimize`` stops. The callback stops ``study.optimize`` after a trial when one more could not fit
+    (one of the smallest plan known, since :meth:`reserve` checks each trial's own), so a worker need not
+    start a trial only to see it refused. Everything lives in the storage, so every
     thread (``n_jobs``) and every process sharing the study (in-memory, SQLite, a journal file, PostgreSQL,
     MySQL) keeps the same budget; each process builds its own ``ComputeBudget`` with the same numbers.
 
@@ -221,7 +222,8 @@ class ComputeBudget:
 
         ``spent`` (finished trials), ``committed`` (running trials, reserved or not), ``next`` (the planned
         compute of one more trial: ``max_compute`` when it is a number, else the largest planned compute among
-        the study's trials, 0 when none is known) and ``flops``.
+        the study's trials, 0 when none is known), ``smallest`` (the same with the smallest planned compute)
+        and ``flops``.
         """
         spent: list[float] = []
         committed: list[float] = []
@@ -233,13 +235,13 @@ class ComputeBudget:
             held, _ = self._holds(t)
             (spent if t.state.is_finished() else committed).append(held)
         if self.max_compute is not None and not callable(self.max_compute):
-            nxt = float(self.max_compute)
-        else:
-            nxt = max(plans, default=0.0)
-        return {"spent": math.fsum(spent), "committed": math.fsum(committed), "next": nxt, "flops": self.flops}
+            plans = [float(self.max_compute)]
+        return {"spent": math.fsum(spent), "committed": math.fsum(committed), "next": max(plans, default=0.0),
+                "smallest": min(plans, default=0.0), "flops": self.flops}
 
     def would_pass(self, study: optuna.Study) -> bool:
-        """Whether one more trial of ``next`` compute would pass the budget (the callback then stops)."""
+        """Whether one more trial of ``next`` compute would pass the budget: the callback's rule after a trial
+        that reserved nothing (after one that reserved, one more of the ``smallest`` plan)."""
         s = self.status(study)
         return not _fits(s["spent"] + s["committed"] + s["next"], self.flops)
 
@@ -359,5 +361,9 @@ class ComputeBudget:
                 warnings.warn("ComputeBudget: trials ran at once without reserving their compute, so the sweep "
                               "can pass the budget by what they spend; call budget.reserve(trial) in the "
                               "objective before training", stacklevel=2)
-        if self.would_pass(study):
+        s = self.status(study)
+        # A trial that reserved: every later trial's own plan is checked by reserve(), so stop only when not even
+        # the smallest plan could fit. Otherwise the next trial is not checked: assume it is the largest.
+        nxt = s["smallest"] if _reservation(trial) is not None else s["next"]
+        if not _fits(s["spent"] + s["committed"] + nxt, self.flops):
             study.stop()
