@@ -87,7 +87,8 @@ _STATES = (_PENDING, _ADMITTED, _WITHDRAWN, _REFUSED)
 _TRIES = 8
 _BACKOFF_S = (0.01, 0.5)
 
-_rng = random.Random()
+# Drawn from the OS: worker processes forked from one parent must not share a generator and back off in step.
+_rng = random.SystemRandom()
 
 
 def _admission(flops: float, amount: float, settled: float, pending: float) -> str:
