@@ -83,7 +83,7 @@ _STATES = (_PENDING, _ADMITTED, _WITHDRAWN, _REFUSED)
 
 #: Tries of a reservation that meets only undecided competitors (see :func:`_admission`) before it is refused,
 #: and the first and largest back-off between two tries, in seconds (randomised, doubling): two trials that
-#: keep meeting each other stop meeting within a few tries, and a reservation gives up within about 3 s.
+#: keep meeting each other stop meeting within a few tries, and a reservation gives up within about 1 s.
 _TRIES = 8
 _BACKOFF_S = (0.01, 0.5)
 
@@ -144,11 +144,12 @@ class ComputeBudget:
 
     :meth:`reserve` writes the trial's planned compute to the study's storage and checks it against what
     every other trial holds; a trial that would pass the budget is pruned before it trains and its worker's
-    ``study.optimize`` stops. The callback stops ``study.optimize`` after a trial when one more could not fit
-    (one of the smallest plan known, since :meth:`reserve` checks each trial's own), so a worker need not
-    start a trial only to see it refused. Everything lives in the storage, so every
-    thread (``n_jobs``) and every process sharing the study (in-memory, SQLite, a journal file, PostgreSQL,
-    MySQL) keeps the same budget; each process builds its own ``ComputeBudget`` with the same numbers.
+    ``study.optimize`` stops. The callback stops ``study.optimize`` after a trial when not even one more trial
+    could fit (one of the smallest plan known after a trial that reserved, since :meth:`reserve` checks each
+    trial's own plan; of the largest after one that did not), so a worker need not start a trial only to see
+    it refused. Everything lives in the storage, so every thread (``n_jobs``) and every process sharing the
+    study (in-memory, SQLite, a journal file, PostgreSQL) keeps the same budget; each process builds its own
+    ``ComputeBudget`` with the same numbers.
 
     **What counts.** Finished trials (complete, pruned or failed) count the largest compute they reported
     (:func:`sh_scaling.report`; training past the last report is not seen). A running trial with a
@@ -157,9 +158,9 @@ class ComputeBudget:
     ``max_compute`` from :func:`sh_scaling.report`, else this budget's ``max_compute``).
 
     **The promise.** With every trial reserved at its planned compute, the sweep's compute passes the budget
-    by at most what trials train past their plans (a trial whose last evaluation lands beyond its
-    ``max_compute``: at most one evaluation of each trial running at the end), however many trials run at
-    once and in whatever order their workers interleave. Pruned trials give back what they did not spend, so
+    by at most what trials train past their plans (less than one evaluation for a trial that stops at its
+    first evaluation at or beyond its ``max_compute``), however many trials run at once and in whatever order
+    their workers interleave. Pruned trials give back what they did not spend, so
     later trials can use it. Without :meth:`reserve`, trials already running when the callback stops a worker
     are not stopped by it, and with several trials at once the total can pass the budget by what they spend
     (the callback warns once when it sees this).
@@ -170,7 +171,7 @@ class ComputeBudget:
     trial, and is admitted only if it fits with every other pending reservation counted, then marks itself
     *admitted*. Of any two trials admitted, the one that read last saw the other's reservation, so the last
     admitted trial saw them all and the admitted total fits. Two trials that would each fit only if the other
-    were refused both back off (*withdrawn*) and try again after a random pause (up to 8 tries, about 3 s at
+    were refused both back off (*withdrawn*) and try again after a random pause (up to 8 tries, about 1 s at
     most); meanwhile they count against nobody. A trial whose worker died while holding a reservation keeps
     holding it until its trial is finished (with RDB storages, by Optuna's heartbeat), which errs on the side
     of the budget.
@@ -254,7 +255,7 @@ class ComputeBudget:
         training. It returns the compute reserved; calling it again for the same trial returns the same.
 
         The planned compute is, in order: ``max_compute`` given here (also stored as the trial's
-        ``max_compute``, which :func:`sh_scaling.report` and the pruner then use), the trial's own
+        ``max_compute`` unless it has one, which :func:`sh_scaling.report` and the pruner then use), the trial's own
         ``max_compute`` already stored, this budget's ``max_compute``. With none of them, the largest planned
         compute among the study's trials is reserved, with a warning (once): the budget then holds only if
         the trial is no larger than that.
@@ -298,7 +299,10 @@ class ComputeBudget:
         why = (f"ComputeBudget: trial {trial.number} was not started: its planned compute {amount:.4g} would "
                f"take the sweep to {settled + pending + amount:.4g} of the {self.flops:.4g} budget "
                f"({settled:.4g} spent or held by admitted trials")
-        why += f", {pending:.4g} by trials still deciding after {attempt} tries)" if pending else ")"
+        if pending:
+            why += f", {pending:.4g} held by trials still deciding"
+            why += f", after {attempt} tries" if attempt > 1 else ""
+        why += ")"
         storage.set_trial_system_attr(tid, BUDGET_RESERVATION_KEY,
                                       {"compute": amount, "state": _REFUSED, "attempt": attempt, "why": why})
         try:
