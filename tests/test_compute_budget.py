@@ -230,7 +230,7 @@ def test_worker_processes_at_once_stay_within_the_budget_and_all_stop(bench, kin
     if kind == "postgres" and not POSTGRES_URL:
         pytest.skip("SH_SCALING_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
     where = POSTGRES_URL if kind == "postgres" else str(tmp_path)
-    row = bench.run_round("reserve", kind, where, parallel=4, seed=0)
+    row = bench.run_round("reserve", kind, where, parallel=8, seed=0)
     assert row["bad_exits"] == 0 and row["stopped"], row  # every worker exited 0 before its n_trials ran out
     assert row["running"] == 0, row
     assert row["overshoot"] <= 1e-9, row
