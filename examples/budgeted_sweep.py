@@ -9,8 +9,9 @@ the best loss it found and the scaling law fitted to its observed frontier (with
    store), ranked by the frontier-aware rule, and the best half resume from their checkpoints. The total
    never passes the budget.
 2. **The asynchronous pruner under a budget**: ``SurrogateHalvingPruner`` on an ordinary ``study.optimize``
-   over the same candidates, stopped by the :class:`sh_scaling.ComputeBudget` callback before a new trial
-   could pass the same budget.
+   over the same candidates under the same budget: each trial reserves its planned compute with
+   :class:`sh_scaling.ComputeBudget` before it trains, and the callback stops the study when no further trial
+   fits.
 3. **The exhaustive sweep**: every candidate trained to its end. Training is deterministic (seeded model,
    data order and optimizer; one thread), so each candidate is finished from the checkpoint budgeted
    halving left it at: a paused and resumed run computes exactly the same numbers as one that never paused
@@ -172,8 +173,11 @@ def asynchronous_pruner(configs, size, budget):
     for i in range(len(configs)):
         study.enqueue_trial({"candidate": i})
 
+    callback = sh_scaling.ComputeBudget(budget, max_compute=lambda p: planned[p["candidate"]])
+
     def objective(trial: optuna.Trial) -> float:
         i = trial.suggest_int("candidate", 0, len(configs) - 1)
+        callback.reserve(trial)  # before training: pruned here if its planned compute would pass the budget
         run = new_run(configs[i], size)
         for s in run.eval_steps:
             run.train_to(s)
@@ -182,7 +186,6 @@ def asynchronous_pruner(configs, size, budget):
                 raise optuna.TrialPruned()
         return run.loss[-1]
 
-    callback = sh_scaling.ComputeBudget(budget, max_compute=lambda p: planned[p["candidate"]])
     study.optimize(objective, n_trials=len(configs), callbacks=[callback])
     started = [t for t in study.trials if t.state != TrialState.WAITING]
     curves = [_curve(t) for t in started]

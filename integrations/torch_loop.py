@@ -8,7 +8,7 @@ recognise a scheduler).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -24,6 +24,9 @@ from ._common import (
     tokens_in_batch,
 )
 from ._schedulers import schedule_from_scheduler
+
+if TYPE_CHECKING:
+    from sh_scaling.budgeted import ComputeBudget
 
 __all__ = ["TrialReporter"]
 
@@ -60,8 +63,14 @@ class TrialReporter:
             trial is kept. The schedule is a function of the fraction of the run: it lines up with compute when
             ``max_compute`` (or the pruner's) is the compute of ``total_steps`` steps. Default ``None``.
         total_steps: Planned number of ``scheduler.step()`` calls in the run; needed with ``scheduler``.
+        budget: A :class:`sh_scaling.ComputeBudget` the sweep runs under (also passed to ``study.optimize`` as a
+            callback): the reporter reserves the trial's planned compute in it when it is made, before any
+            training (``max_compute``, else the budget's own plan; :meth:`sh_scaling.ComputeBudget.reserve`).
+            Default ``None``: nothing reserved.
 
     Raises:
+        optuna.TrialPruned: with ``budget``, when the trial's planned compute would pass it; nothing has been
+            trained, and ``study.optimize`` stops.
         ValueError: no trial; none of ``model``, ``flops_per_token``, ``compute_fn``; a model whose FLOPs
             cannot be counted (the message says what to pass instead); a non-positive number; ``scheduler``
             without ``total_steps`` (or the reverse), or a ``total_steps`` that is not a positive integer.
@@ -94,6 +103,7 @@ class TrialReporter:
         optimizer: Any = None,
         scheduler: Any = None,
         total_steps: int | None = None,
+        budget: ComputeBudget | None = None,
     ) -> None:
         self.trial = check_trial(trial, "TrialReporter")
         if compute_fn is not None and not callable(compute_fn):
@@ -116,7 +126,8 @@ class TrialReporter:
             self.flops_per_token = count_flops_per_token(model)
         self.tokens_seen = 0
         self.last_loss = float("nan")
-        self._reports = EvaluationReporter(self.trial, positive_or_none("max_compute", max_compute))
+        planned = positive_or_none("max_compute", max_compute)
+        self._reports = EvaluationReporter(self.trial, planned)
         #: The schedule derived from ``scheduler`` (``None`` without one, or when none could be derived).
         self.schedule: Schedule | None = None
         #: Why no schedule was derived from ``scheduler`` (``None`` when one was, or without a scheduler).
@@ -125,6 +136,8 @@ class TrialReporter:
             assert total_steps is not None
             self.schedule, self.schedule_note = schedule_from_scheduler(scheduler, total_steps)
             store_planned_schedule(self.trial, self.schedule, self.schedule_note)
+        if budget is not None:
+            budget.reserve(self.trial, max_compute=planned)
 
     @property
     def compute(self) -> float:

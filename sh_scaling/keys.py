@@ -18,6 +18,9 @@ process (or optuna-dashboard) sees the same state. Trial keys:
   schedule function failed, reported rates disagree with it, rates were reported without a schedule, an
   integration met a scheduler or ``TrainingArguments`` plan whose schedule it cannot state).
 * :data:`MAX_COMPUTE_KEY` (system attr): compute the trial is meant to reach, when given per trial.
+* :data:`BUDGET_RESERVATION_KEY` (system attr): the trial's reservation in a
+  :class:`~sh_scaling.ComputeBudget`: the compute it holds and whether the reservation is pending, admitted,
+  withdrawn (to retry) or refused, written by :meth:`sh_scaling.ComputeBudget.reserve` before training.
 * :func:`rung_key` ``(k)`` (system attr): the decision at rung ``k`` and the forecast behind it.
 * :data:`FIRST_RUNG_KEY` (system attr): the first rung the trial was decided at.
 * :data:`CHECKED_RUNG_KEY` (system attr): the highest rung the pruner has looked at for this trial (decided
@@ -65,6 +68,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "BUDGET_RESERVATION_KEY",
     "CHECKED_RUNG_KEY",
     "COMPUTE_KEY",
     "COMPUTE_TAIL_KEY",
@@ -105,6 +109,7 @@ COMPUTE_TAIL_KEY = "sh_scaling:compute_tail"
 #: this many entries, and the long list is rewritten once every this many reports.
 COMPUTE_TAIL_SIZE = 64
 MAX_COMPUTE_KEY = "sh_scaling:max_compute"
+BUDGET_RESERVATION_KEY = "sh_scaling:budget:reservation"
 RUNG_PREFIX = "sh_scaling:rung:"
 FIRST_RUNG_KEY = "sh_scaling:first_rung"
 CHECKED_RUNG_KEY = "sh_scaling:checked_rung"

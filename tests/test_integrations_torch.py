@@ -444,3 +444,18 @@ def test_trial_reporter_scheduler_needs_total_steps():
     with pytest.raises(ValueError, match="total_steps must be a positive integer"):
         TrialReporter(trial, flops_per_token=1.0, scheduler=LRS.ConstantLR(_sgd()), total_steps=0)
     assert SCHEDULE_KEY not in study._storage.get_trial(trial._trial_id).system_attrs
+
+
+def test_trial_reporter_reserves_the_trials_plan_in_a_budget_before_training():
+    import sh_scaling
+
+    budget = sh_scaling.ComputeBudget(30.0)
+    study = optuna.create_study()
+    fits, too_big = study.ask(), study.ask()
+    tracker = TrialReporter(fits, flops_per_token=1.0, max_compute=20.0, budget=budget)
+    assert study._storage.get_trial(fits._trial_id).system_attrs[MAX_COMPUTE_KEY] == 20.0
+    with pytest.raises(optuna.TrialPruned, match="would take the sweep to 40 of the 30 budget"):
+        TrialReporter(too_big, flops_per_token=1.0, max_compute=20.0, budget=budget)
+    tracker.step(tokens=10)
+    tracker.report(1.0)
+    assert reported_compute(study._storage.get_trial(fits._trial_id)) == {0: 10.0}

@@ -2,8 +2,9 @@
 
 * :class:`BudgetedHalving`: the paper's fixed-budget successive halving executed on real training, with
   candidates paused and resumed from checkpoints, under a total compute budget, on one or many processes.
-* :class:`ComputeBudget`: a study callback that stops ``study.optimize`` before a compute budget is passed
-  (for the asynchronous pruner, or any study that reports compute).
+* :class:`ComputeBudget`: keeps any Optuna study within a compute budget (for the asynchronous pruner, or any
+  study that reports compute): each trial reserves its planned compute in the storage before it trains
+  (:meth:`ComputeBudget.reserve`), and the callback stops ``study.optimize`` when no further trial fits.
 * :class:`CheckpointError`: what a ``train_fn`` raises when it cannot load the checkpoint it was handed.
 * :func:`segments`, :func:`ledger`, :func:`round_share`: the records a sweep leaves in its study, the budget
   they add up to, and how a round's share shrinks when the budget runs short.
