@@ -8,8 +8,9 @@ the other replay benchmarks.
 
 Curve sets (``--set``): ``multipowerlaw`` (the 27 runs of Luo et al., ICLR 2025, under nine learning-rate
 schedules), ``schedule-ladder`` (a synthetic ladder with per-run cosine / WSD / constant schedules, drawn per
-seed), ``routing`` (the 223 runs of Clark et al., ICML 2022) and ``synthetic`` (100 Chinchilla-law curves with
-white noise, drawn per seed).
+seed), ``routing`` (the 223 runs of Clark et al., ICML 2022), ``synthetic`` (100 Chinchilla-law curves with
+white noise, drawn per seed) and ``cpu-ladder`` (30 small GPT runs recorded on CPU under cosine, WSD and constant
+schedules, :func:`sh_scaling.curves.load_cpu_ladder`).
 
 Pruners: ours at its defaults, and with each trial's schedule read from its curve (``schedule="from_curves"``)
 on the sets whose curves carry one; Optuna's ``SuccessiveHalvingPruner`` (min_resource, reduction_factor),
@@ -55,9 +56,10 @@ from sh_scaling.simulation import FROM_CURVES, PrunerSpec, clairvoyant_bound, re
 from sh_scaling.surrogates import MIN_POINTS
 
 #: The benchmark's set names and the names :func:`sh_scaling.benchmarking.benchmark_curves` knows them by.
-SETS = {"multipowerlaw": "schedule", "schedule-ladder": "ladder", "routing": "routing", "synthetic": "synthetic"}
+SETS = {"multipowerlaw": "schedule", "schedule-ladder": "ladder", "routing": "routing", "synthetic": "synthetic",
+        "cpu-ladder": "cpu-ladder"}
 #: Sets whose curves state their schedules (``meta["schedule"]``).
-WITH_SCHEDULES = ("multipowerlaw", "schedule-ladder")
+WITH_SCHEDULES = ("multipowerlaw", "schedule-ladder", "cpu-ladder")
 
 OPTUNA_SWEEP = [
     PrunerSpec("sha"),
