@@ -23,9 +23,10 @@ import time
 from typing import Any
 
 import optuna
-from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
+from optuna.exceptions import DuplicatedStudyError
 from optuna.trial import TrialState
 
+from sh_scaling.budgeted._records import UpdateFinishedTrialError
 from sh_scaling.keys import BUDGETED_LEASE_KEY, DECISION_KEY
 
 __all__ = ["HEARTBEAT_S", "LEASE_GRACE_S", "Lease", "LeaseLost", "lease_study_name"]

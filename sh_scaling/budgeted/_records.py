@@ -11,12 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import optuna
 
 from sh_scaling.curves import Curve
 from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_SEGMENT_PREFIX
 from sh_scaling.pruning import reported_compute
 
-__all__ = ["PlannedCurve", "segments", "trained_compute", "planned_curve", "candidate_index"]
+__all__ = ["PlannedCurve", "segments", "trained_compute", "planned_curve", "candidate_index",
+           "UpdateFinishedTrialError"]
+
+#: What a storage raises when a finished trial is written to: Optuna's own exception since 4.1 (a RuntimeError),
+#: a plain RuntimeError before it.
+UpdateFinishedTrialError: type[Exception] = getattr(optuna.exceptions, "UpdateFinishedTrialError", RuntimeError)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_ar
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from sh_scaling.budgeted._records import UpdateFinishedTrialError
 from sh_scaling.halving import RTOL
 from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_FAILED_KEY, DECISION_KEY
 from sh_scaling.pruning import report_points, reported_compute
@@ -85,7 +86,7 @@ def run_segment(
     try:
         if not storage.set_trial_state_values(tid, TrialState.RUNNING):
             return {"status": "stale", "reason": "the trial is already running in another process"}
-    except optuna.exceptions.UpdateFinishedTrialError:
+    except UpdateFinishedTrialError:
         return {"status": "stale", "reason": "the trial is already finished"}
     frozen = storage.get_trial(tid)
     seg = dict(frozen.system_attrs[task.key])
