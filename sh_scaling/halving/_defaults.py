@@ -75,8 +75,8 @@ MARGIN_COVERAGE = 0.9
 MARGIN_PRIOR_WEIGHT = 10.0
 
 #: Whether a study whose own forecasts miss by more than the development sets' is believed at once (the
-#: ``widen`` of :func:`sh_scaling.halving.stage_margin`): the margin near a stage is then the largest miss of the
-#: study's finished forecasts there. Its evidence: on the CPU ladder (``sh_scaling.curves.load_cpu_ladder``),
+#: ``widen`` of :func:`sh_scaling.halving.stage_margin`): the margin near a stage is then the split-conformal
+#: margin of the study's finished forecasts there (their largest miss while they are few). Its evidence: on the CPU ladder (``sh_scaling.curves.load_cpu_ladder``),
 #: whose byte-level models sit on a plateau and then drop, forecasts at 5-20 % of a run miss by 29-36 % at the
 #: 10th percentile, where the development table allows 1-4 % (schedule-aware) or 11-15 % (power law). Weighing
 #: the study's misses against the table (ten forecasts weigh as much as it) lost the best run in 6 of 10
