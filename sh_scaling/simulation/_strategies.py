@@ -58,8 +58,8 @@ from sh_scaling.halving import (
 from sh_scaling.surrogates import MIN_POINTS, Forecast, forecast
 
 __all__ = [
-    "Strategy", "STRATEGIES", "AllocationResult", "RoundInputs", "allocate", "n_rounds", "get_strategy",
-    "round_inputs", "round_scores",
+    "Strategy", "STRATEGIES", "AllocationResult", "RoundInputs", "RoundRecord", "allocate", "n_rounds",
+    "get_strategy", "round_inputs", "round_scores",
 ]
 
 _RANKINGS = ("none", "observed", "forecast", "frontier", "oracle")
@@ -132,6 +132,45 @@ def get_strategy(name: str | Strategy) -> Strategy:
 
 
 @dataclass
+class RoundRecord:
+    """One round of fixed-budget halving as the strategy saw it (arrays: one entry per survivor of the round,
+    in the order of ``ids``).
+
+    Attributes:
+        round: The round's index (0 is the first).
+        ids: The survivors the round trained.
+        offered: Compute the round had to give: its share for each survivor (plus, with ``carry_over``, what
+            earlier rounds could not spend).
+        given: Compute it gave; less than ``offered`` where survivors reached their last point.
+        trained: Compute each survivor was trained to when the round ended.
+        target: Compute each would reach if it survived every remaining round (the forecasts' horizon).
+        loss: Each survivor's lowest observed loss (NaN before its first evaluation).
+        forecast: What the ranking believed each survivor reaches at ``target``: the surrogate's mean
+            (``SH``: the observed loss; ``SH+oracle``: the loss the curve really reaches there; NaN where
+            nothing was observed).
+        std: The forecast's standard deviation (0 without a surrogate).
+        fallback: Where the surrogate gave no usable forecast and the observed loss stood in for it.
+        score: The ranking's scores (lower is better), ``None`` for the last round, which decides nothing.
+        kept: Who survived the round's decision (all ``True`` in the last round).
+        finished: Who had reached its last point (it leaves the race; its result stands).
+    """
+
+    round: int
+    ids: list[str]
+    offered: float
+    given: float
+    trained: np.ndarray
+    target: np.ndarray
+    loss: np.ndarray
+    forecast: np.ndarray
+    std: np.ndarray
+    fallback: np.ndarray
+    score: np.ndarray | None
+    kept: np.ndarray
+    finished: np.ndarray
+
+
+@dataclass
 class AllocationResult:
     """What a strategy did with one candidate set.
 
@@ -143,6 +182,8 @@ class AllocationResult:
         best_loss: Lowest observed loss over all candidates.
         n_fallbacks: Surrogate forecasts that fell back to the observed minimum.
         survivors: Candidate ids alive at the start of each round.
+        budget: The budget the strategy was given (``budget - spent`` was left unspent).
+        rounds: Each round's decision (:class:`RoundRecord`); empty for ``UA``, which has no rounds.
     """
 
     strategy: str
@@ -152,6 +193,8 @@ class AllocationResult:
     best_loss: float
     n_fallbacks: int = 0
     survivors: list[list[str]] = field(default_factory=list)
+    budget: float = float("nan")
+    rounds: list[RoundRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -305,6 +348,7 @@ def allocate(
     finals = {c.id: c.final_compute for c in cands}
     n_fallbacks = 0
     history: list[list[str]] = []
+    rounds: list[RoundRecord] = []
 
     if strat.ranking == "none":
         if carry_over:
@@ -327,17 +371,28 @@ def allocate(
                 give = _water_fill(pool, room)
                 carry = pool - float(give.sum())
             else:
+                pool = shares[r] * len(alive)
                 give = np.minimum(shares[r], room)
             for c, g in zip(alive, give):
                 # A curve given all the room it had is finished: t + (final - t) can round to just below final.
                 reached = trained[c.id] + float(g)
                 trained[c.id] = finals[c.id] if reached >= finals[c.id] * (1 - RTOL) else reached
+            now = np.array([trained[c.id] for c in alive])
+            finished = np.array([trained[c.id] >= finals[c.id] for c in alive])
             if r == R - 1:
+                obs = [c.observed_until(trained[c.id]) for c in alive]
+                loss = np.array([o.min_loss if len(o) else np.nan for o in obs])
+                rounds.append(RoundRecord(r, history[-1], float(pool), float(give.sum()), now, now.copy(), loss,
+                                          loss.copy(), np.zeros(len(alive)), np.ones(len(alive), bool), None,
+                                          np.ones(len(alive), bool), finished))
                 break
             future = sum(shares[r + 1 :])
             targets = np.array([min(trained[c.id] + future, finals[c.id]) for c in alive])
             if strat.ranking == "oracle":
                 score = np.array([c.best_loss_at(t)[0] for c, t in zip(alive, targets)])
+                obs = [c.observed_until(trained[c.id]) for c in alive]
+                loss = np.array([o.min_loss if len(o) else np.nan for o in obs])
+                believed, std, fell_back = score.copy(), np.zeros(len(alive)), np.zeros(len(alive), bool)
                 score = np.where(np.isnan(score), np.inf, score)
             else:
                 alive_ids = {c.id for c in alive}
@@ -346,13 +401,18 @@ def allocate(
                 if strat.ranking in ("forecast", "frontier"):
                     n_fallbacks += int(np.sum(inputs.fallback & ~np.isnan(inputs.start)))
                 score = round_scores(strat, inputs)
+                loss, believed, std, fell_back = inputs.loss, inputs.mean, inputs.std, inputs.fallback
                 if keep_unseen:
                     unseen = np.isnan(inputs.start)
                     seeable = np.array([t >= c.compute[min(MIN_POINTS, len(c)) - 1]
                                         for c, t in zip(alive, targets)])
                     score = np.where(unseen, np.where(seeable, -np.inf, np.inf), score)
-            finished = np.array([trained[c.id] >= finals[c.id] for c in alive])
             keep = select_survivors(score, sizes[r + 1], finished=finished, tiebreak=rng.random(len(alive)))
+            kept = np.zeros(len(alive), bool)
+            kept[keep] = True
+            rounds.append(RoundRecord(r, history[-1], float(pool), float(give.sum()), now, targets, loss,
+                                      np.asarray(believed, float), np.asarray(std, float),
+                                      np.asarray(fell_back, bool), np.asarray(score, float), kept, finished))
             alive = [alive[i] for i in keep]
 
     observed = [c.observed_until(trained[c.id]) for c in cands]
@@ -365,4 +425,6 @@ def allocate(
         best_loss=float(min(losses)) if losses else float("nan"),
         n_fallbacks=n_fallbacks,
         survivors=history,
+        budget=float(budget),
+        rounds=rounds,
     )
