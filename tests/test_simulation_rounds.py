@@ -87,3 +87,26 @@ def test_summarize_reports_the_share_of_the_oracle_gain_where_it_gains_enough():
     assert s.at["SH+PL", "oracle_share_lo"] <= s.at["SH+PL", "oracle_share"] <= s.at["SH+PL", "oracle_share_hi"]
     no_oracle = summarize(df[df.strategy != "SH+oracle"])
     assert no_oracle.oracle_share.isna().all()
+
+
+def test_stage_margin_widens_the_forecast_of_a_survivor_early_in_its_run():
+    from sh_scaling.halving import STAGE_MARGINS, at_stage
+    from sh_scaling.simulation import STRATEGIES, RoundInputs, Strategy, round_scores
+
+    # Two survivors forecast to the same loss: one at 5 % of its run, one at 80 %.
+    inputs = RoundInputs(start=np.array([10.0, 10.0]), loss=np.array([3.0, 3.0]), target=np.array([40.0, 40.0]),
+                         mean=np.array([2.5, 2.5]), std=np.zeros(2), fallback=np.zeros(2, bool),
+                         anchors=(np.empty(0), np.empty(0), np.empty(0, int)), stage=np.array([0.05, 0.8]))
+    plain = round_scores(STRATEGIES["SH+PL"], inputs)
+    widened = round_scores(STRATEGIES["SH+PL-SE"], inputs)
+    assert plain[0] == plain[1] == pytest.approx(2.5)
+    margin = at_stage(STAGE_MARGINS[0.9]["own"], np.array([0.05, 0.8]))
+    assert widened == pytest.approx(2.5 * np.exp(-margin))
+    assert widened[0] < widened[1]  # the early forecast is the less certain: the early survivor ranks first
+    fa = round_scores(STRATEGIES["SH+FA-SE"], inputs)
+    assert fa[0] < fa[1] and round_scores(STRATEGIES["SH+FA"], inputs)[0] == pytest.approx(
+        round_scores(STRATEGIES["SH+FA"], inputs)[1])
+    with pytest.raises(ValueError, match="measured coverage"):
+        Strategy("x", "forecast", "powerlaw", margin=0.7)
+    with pytest.raises(ValueError, match="widens forecasts"):
+        Strategy("x", "observed", margin=0.9)

@@ -45,7 +45,10 @@ from sh_scaling.curves import Curve, CurveSet
 from sh_scaling.halving import (
     RTOL,
     DEFAULT_OPTIMISM,
+    MARGIN_COVERAGE,
+    STAGE_MARGINS,
     WARMUP_FRACTION,
+    at_stage,
     fit_window,
     forecast_scores,
     frontier_scores,
@@ -82,6 +85,13 @@ class Strategy:
             pruner's ``optimism``.
         warmup_fraction: Points before this fraction of each curve's planned compute are left out of
             surrogate fits (the last point is always kept). Same meaning as the pruner's ``warmup_fraction``.
+        margin: Widen each survivor's forecast by the error expected at its stage (``None``: no widening): the
+            coverage (a key of :data:`sh_scaling.halving.STAGE_MARGINS`, e.g. 0.9) of the stage error model of
+            :func:`sh_scaling.halving.stage_margin`. A survivor whose run is at stage ``s`` (its trained compute
+            over its planned compute) is ranked by the lower of its optimistic forecast and
+            ``forecast * exp(-m(s))``, ``m`` the development table's margin for its kind of forecast (power law,
+            or the multi-power law under a schedule). A survivor early in a long run, whose forecast is the least
+            certain, is then neither trusted nor dropped on that forecast alone.
     """
 
     name: str
@@ -89,6 +99,7 @@ class Strategy:
     surrogate: Any = None
     optimism: float | None = None
     warmup_fraction: float = 0.0
+    margin: float | None = None
 
     def __post_init__(self) -> None:
         if self.ranking not in _RANKINGS:
@@ -99,6 +110,12 @@ class Strategy:
             raise ValueError(f"Strategy {self.name!r}: warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
         if self.optimism is not None and not 0 < self.optimism <= 0.5:
             raise ValueError(f"Strategy {self.name!r}: optimism must be None or in (0, 0.5], got {self.optimism!r}")
+        if self.margin is not None:
+            if self.ranking not in ("forecast", "frontier"):
+                raise ValueError(f"Strategy {self.name!r}: margin widens forecasts; ranking {self.ranking!r} has none")
+            if self.margin not in STAGE_MARGINS:
+                raise ValueError(f"Strategy {self.name!r}: margin={self.margin!r}: choose a measured coverage, one of "
+                                 f"{sorted(STAGE_MARGINS)}")
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -117,6 +134,10 @@ STRATEGIES: dict[str, Strategy] = {
         # Schedule-aware: each curve's learning-rate schedule from its metadata (Luo et al., ICLR 2025).
         Strategy("SH+MPL", "forecast", SCHEDULE_AWARE, warmup_fraction=WARMUP_FRACTION),
         Strategy("SH+FA-MPL", "frontier", SCHEDULE_AWARE, DEFAULT_OPTIMISM, WARMUP_FRACTION),
+        # Forecasts widened by the error measured at each survivor's stage of its run.
+        Strategy("SH+PL-SE", "forecast", "powerlaw", warmup_fraction=WARMUP_FRACTION, margin=MARGIN_COVERAGE),
+        Strategy("SH+FA-SE", "frontier", "powerlaw", DEFAULT_OPTIMISM, WARMUP_FRACTION, margin=MARGIN_COVERAGE),
+        Strategy("SH+MPL-SE", "forecast", SCHEDULE_AWARE, warmup_fraction=WARMUP_FRACTION, margin=MARGIN_COVERAGE),
         Strategy("SH+oracle", "oracle"),
     )
 }
@@ -204,7 +225,8 @@ class RoundInputs:
     ``start``/``loss`` are the survivor's last observed compute and its lowest loss so far (NaN before its
     first evaluation), ``target`` the compute it would reach if it survived every remaining round, ``mean``/
     ``std``/``fallback`` the surrogate's forecast there, and ``anchors`` every candidate's observed points as
-    ``(compute, loss, owner)`` with ``owner`` the survivor's index or -1 for eliminated candidates.
+    ``(compute, loss, owner)`` with ``owner`` the survivor's index or -1 for eliminated candidates. ``stage`` is
+    the fraction of its planned compute (its curve's ``final_compute``) each survivor has been trained to.
     """
 
     start: np.ndarray
@@ -214,6 +236,7 @@ class RoundInputs:
     std: np.ndarray
     fallback: np.ndarray
     anchors: tuple[np.ndarray, np.ndarray, np.ndarray]
+    stage: np.ndarray | None = None
 
 
 def round_inputs(
@@ -251,7 +274,8 @@ def round_inputs(
         np.concatenate([o.loss for o in every] or [np.empty(0)]),
         np.concatenate(owners or [np.empty(0, int)]).astype(int),
     )
-    return RoundInputs(start, loss, np.asarray(targets, float), mean, std, fallback, anchors)
+    stage = np.array([trained[c.id] / c.final_compute if c.final_compute > 0 else np.nan for c in alive])
+    return RoundInputs(start, loss, np.asarray(targets, float), mean, std, fallback, anchors, stage)
 
 
 def _forecast_under_schedules(
@@ -281,8 +305,9 @@ def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
     at_risk = np.ones(inputs.start.size, bool)
     if strategy.ranking == "observed":
         return observed_scores(inputs.loss)
+    margin = _stage_margins(strategy, inputs)
     if strategy.ranking == "forecast":
-        return forecast_scores(inputs.mean, inputs.std, optimism=strategy.optimism, at_risk=at_risk)
+        return forecast_scores(inputs.mean, inputs.std, optimism=strategy.optimism, at_risk=at_risk, margin=margin)
     score = np.full(inputs.start.size, np.inf)
     if seen.any():
         idx = np.flatnonzero(seen)
@@ -293,8 +318,20 @@ def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
         score[idx] = frontier_scores(
             inputs.start[idx], inputs.loss[idx], inputs.target[idx], inputs.mean[idx], inputs.std[idx],
             optimism=strategy.optimism, at_risk=at_risk[idx], anchors=(c, l, owner),
+            margin=None if margin is None else margin[idx],
         )
     return score
+
+
+def _stage_margins(strategy: Strategy, inputs: RoundInputs) -> np.ndarray | None:
+    """The development table's margin (log loss) at each survivor's stage, for the strategy's kind of forecast;
+    ``None`` for a strategy without ``margin``. A survivor with no stage known gets the earliest stage's."""
+    if strategy.margin is None:
+        return None
+    kind = "multipower" if strategy.surrogate == SCHEDULE_AWARE else "own"
+    stage = inputs.stage if inputs.stage is not None else np.full(inputs.start.size, np.nan)
+    stage = np.where(np.isfinite(stage) & (stage > 0), stage, 0.0)
+    return np.asarray(at_stage(STAGE_MARGINS[strategy.margin][kind], stage), dtype=float)
 
 
 def _water_fill(pool: float, room: np.ndarray) -> np.ndarray:
