@@ -17,7 +17,11 @@ errors and stages, against those of the candidates kept in their place), and wri
 ``diagnosis.csv``, ``diagnosis.md`` and ``rounds.png``).
 
     python benchmarks/bench_allocation_rounds.py                       # 20 candidate sets per setting
-    python benchmarks/bench_allocation_rounds.py --repeats 3 --sets schedule --strategies SH,SH+oracle,SH+FA
+    python benchmarks/bench_allocation_rounds.py --repeats 3 --sets schedule --strategies SH+FA,SH+FA:keep_unseen
+    python benchmarks/bench_allocation_rounds.py --load results/a/allocation_rounds,results/b/allocation_rounds
+
+A strategy written ``NAME:keep_unseen`` is replayed with ``allocate(..., keep_unseen=True)`` (candidates with no
+evaluation yet survive while the remaining rounds can still observe them); SH and SH+oracle always run plain.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ REFERENCES = ("SH", "SH+oracle")
 DEFAULT_RULE = "SH+FA"
 SURROGATES = tuple(n for n, s in STRATEGIES.items() if s.ranking in ("forecast", "frontier") and n != DEFAULT_RULE)
 STRATEGY_ORDER = (*REFERENCES, DEFAULT_RULE, *SURROGATES)
+KEEP_UNSEEN = "keep_unseen"
 
 
 def _one_set(task: tuple) -> tuple[list[dict], list[pd.DataFrame]]:
@@ -60,8 +65,10 @@ def _one_set(task: tuple) -> tuple[list[dict], list[pd.DataFrame]]:
         for strategy in strategies:
             # The stream simulate() gives every strategy for this candidate set and budget.
             rng = np.random.default_rng([seed, k, repeat, int(frac * 1e6)])
-            res = allocate(cands, budget, strategy, rng=rng)
+            name_, _, option = strategy.partition(":")
+            res = allocate(cands, budget, name_, keep_unseen=option == KEEP_UNSEEN, rng=rng)
             key = {"set": name, "n_candidates": k, "budget_frac": frac, "repeat": repeat, "strategy": strategy}
+            res.strategy = strategy
             runs.append({**key, "best_loss": res.best_loss, "spent": res.spent, "budget": budget,
                          "unspent": 1.0 - res.spent / budget, "n_fallbacks": res.n_fallbacks,
                          "exhaustive_best": min(c.min_loss for c in cands)})
@@ -99,6 +106,7 @@ def _pct(v: float, digits: int = 2) -> str:
 
 def _print_settings(summary: pd.DataFrame, name: str, strategies: list[str]) -> None:
     s = summary[summary.set == name]
+    width = max(len(x) for x in strategies)
     print(f"\n== {name}: RI over SH, % (mean [95 % interval]); share of the oracle's RI (where the oracle gains "
           f">= {100 * MIN_ORACLE_GAIN:g} %) [95 % interval]; budget unspent, % ==")
     for (k, b), g in s.groupby(["n_candidates", "budget_frac"], sort=True):
@@ -110,9 +118,9 @@ def _print_settings(summary: pd.DataFrame, name: str, strategies: list[str]) -> 
             if strategy in REFERENCES or strategy not in g.index:
                 continue
             r = g.loc[strategy]
-            share = ("-" if not np.isfinite(r.share) else
-                     f"{r.share:+.2f} [{r.share_lo:+.2f}, {r.share_hi:+.2f}]")
-            print(f"   {strategy:<10} RI {_pct(r.ri_mean):>6} [{_pct(r.ri_lo):>6}, {_pct(r.ri_hi):>6}]  "
+            share = ("-" if not np.isfinite(r.share) else f"{r.share:+.2f}"
+                     + (f" [{r.share_lo:+.2f}, {r.share_hi:+.2f}]" if np.isfinite(r.share_lo) else ""))
+            print(f"   {strategy:<{width}} RI {_pct(r.ri_mean):>6} [{_pct(r.ri_lo):>6}, {_pct(r.ri_hi):>6}]  "
                   f"share {share:<22} unspent {100 * r.unspent:5.1f}")
 
 
@@ -179,7 +187,8 @@ def _diagnosis_lines(d: pd.DataFrame) -> list[str]:
                 f"{r.fallback} without a usable forecast (observed loss used), {r.forecast} on a forecast")
         if r.seen:
             text += (f"; in {r.pessimistic} of {r.seen} drops with a point, the dropped candidate's forecast was too "
-                     f"pessimistic, by a median {100 * r.drop_error:+.1f} % at stage {r.drop_stage:.2f}")
+                     f"pessimistic; median forecast error {100 * r.drop_error:+.1f} % (forecast / outcome - 1) at "
+                     f"median stage {r.drop_stage:.2f}")
             if r.forecast:
                 text += (f" (on a forecast: {100 * r.drop_error_forecast:+.1f} % at stage "
                          f"{r.drop_stage_forecast:.2f})")
@@ -215,16 +224,18 @@ def _plot(rounds: pd.DataFrame, summary: pd.DataFrame, sets: list[str], path) ->
             ax.legend(fontsize=7)
         ax = axes[1, j]
         s = summary[(summary.set == name) & ~summary.strategy.isin(REFERENCES)]
-        labels = [f"{k}/{100 * b:g}%" for k, b in sorted(set(zip(s.n_candidates, s.budget_frac)))]
+        settings = sorted(set(zip(s.n_candidates, s.budget_frac)))
+        labels = [f"{k}/{100 * b:g}%" for k, b in settings]
         for strategy, sg in s.groupby("strategy", sort=False):
-            sg = sg.sort_values(["n_candidates", "budget_frac"])
-            ax.plot(range(len(sg)), sg.share, marker="o" if strategy == DEFAULT_RULE else ".",
+            x = [settings.index(key) for key in zip(sg.n_candidates, sg.budget_frac)]
+            ax.plot(x, sg.share, ls="none" if strategy != DEFAULT_RULE else "-",
+                    marker="o" if strategy == DEFAULT_RULE else ".",
                     lw=2 if strategy == DEFAULT_RULE else 0.8, label=strategy)
         ax.axhline(0, c="k", lw=0.6)
         ax.axhline(0.5, c="k", lw=0.6, ls=":")
         ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
         ax.set_ylim(-1.5, 1.5)
-        ax.set_title("share of the oracle's RI")
+        ax.set_title("share of the oracle's RI (where it gains >= 0.5 %)")
         if j == 0:
             ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
@@ -248,15 +259,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", default="results")
+    ap.add_argument("--load", type=_names, default=None,
+                    help="comma-separated folders of earlier runs (their runs.csv and rounds.csv.gz): report on "
+                         "them, merged, instead of replaying")
     args = ap.parse_args(argv)
     strategies = list(REFERENCES) + [s for s in args.strategies if s not in REFERENCES]
-    unknown = [s for s in strategies if s not in STRATEGIES]
+    unknown = [s for s in strategies
+               if s.partition(":")[0] not in STRATEGIES or s.partition(":")[2] not in ("", KEEP_UNSEEN)]
     if unknown:
-        ap.error(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}")
+        ap.error(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}, each optionally with "
+                 f"':{KEEP_UNSEEN}'")
     sets = local_curve_sets(args.sets)
     out = output_dir("allocation_rounds", args.out)
     warnings.simplefilter("ignore")
 
+    if args.load:
+        runs, rounds = _load(args.load)
+        sets = [n for n in SETS if n in set(runs.set)]
+        strategies = list(REFERENCES) + [x for x in dict.fromkeys(runs.strategy) if x not in REFERENCES]
+    else:
+        runs, rounds = _replay(args, sets, strategies)
+    _report(runs, rounds, sets, strategies, out)
+    return 0
+
+
+def _replay(args: argparse.Namespace, sets: list[str], strategies: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     all_runs, all_rounds = [], []
     for name in sets:
         curves = benchmark_curves(name, seed=args.seed)
@@ -276,8 +303,22 @@ def main(argv: list[str] | None = None) -> int:
         for runs, tables in results:
             all_runs += runs
             all_rounds += tables
-    runs = pd.DataFrame(all_runs)
-    rounds = pd.concat(all_rounds, ignore_index=True)
+    return pd.DataFrame(all_runs), pd.concat(all_rounds, ignore_index=True)
+
+
+def _load(folders: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs and rounds of earlier runs of this benchmark (same seed, candidates and repeats, so that they drew
+    the same candidate sets), merged: a strategy replayed in two of
+    them (SH and SH+oracle always are) is kept once."""
+    keys = ["set", "n_candidates", "budget_frac", "repeat", "strategy"]
+    runs = pd.concat([pd.read_csv(f"{f}/runs.csv") for f in folders], ignore_index=True)
+    rounds = pd.concat([pd.read_csv(f"{f}/rounds.csv.gz") for f in folders], ignore_index=True)
+    runs = runs.drop_duplicates(keys)
+    rounds = rounds.drop_duplicates([*keys, "round", "candidate"])
+    return runs, rounds
+
+
+def _report(runs: pd.DataFrame, rounds: pd.DataFrame, sets: list[str], strategies: list[str], out) -> None:
     summary = _settings_table(runs)
     for name in sets:
         _print_settings(summary, name, strategies)
@@ -291,12 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     below = int((summary[~summary.strategy.isin(REFERENCES)].ri_hi < 0).sum())
     print(f"\n{DEFAULT_RULE} reaches half of the oracle's RI in {half} of {len(counted)} settings where the oracle "
           f"gains >= {100 * MIN_ORACLE_GAIN:g} %; settings (any strategy) with the RI interval below 0: {below}")
+    width = max(len(x) for x in strategies)
     for strategy in strategies:
         if strategy in REFERENCES:
             continue
         c = summary[(summary.strategy == strategy) & (summary.oracle_ri >= MIN_ORACLE_GAIN)]
-        print(f"  {strategy:<10} half of the oracle in {int((c.share >= 0.5).sum())} of {len(c)}; median share "
-              f"{c.share.median():+.2f}; RI interval below 0 in "
+        print(f"  {strategy:<{width}} half of the oracle in {int((c.share >= 0.5).sum())} of {len(c)}; median "
+              f"share {c.share.median():+.2f}; RI interval below 0 in "
               f"{int((summary[summary.strategy == strategy].ri_hi < 0).sum())} settings")
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
@@ -305,7 +347,6 @@ def main(argv: list[str] | None = None) -> int:
     (out / "diagnosis.md").write_text("\n".join("- " + line for line in lines) + "\n")
     _plot(rounds, summary, sets, out / "rounds.png")
     print(f"\nwrote {out}/runs.csv, summary.csv, rounds.csv.gz, diagnosis.csv, diagnosis.md, rounds.png")
-    return 0
 
 
 if __name__ == "__main__":
