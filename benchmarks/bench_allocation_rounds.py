@@ -144,10 +144,12 @@ def diagnose(rounds: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         fc = drops[cause == "forecast"]
         kfc = keeps[_cause(keeps) == "forecast"]
         r = runs[(runs.set == name) & (runs.strategy == strategy)]
+        gaps = _best_gaps(g)
         rows.append({
             "set": name, "strategy": strategy,
             "decisions": int(g.dropped.sum()), "wrong_drops": len(drops),
             "lost_best": int((drops.outcome_rank == 1).sum()),
+            "lost_best_gap": float(gaps[gaps > 0].median()) if (gaps > 0).any() else np.nan,
             "unseen": int((cause == "unseen").sum()), "fallback": int((cause == "fallback").sum()),
             "forecast": len(fc),
             "pessimistic": int((seen.forecast_error > 0).sum()), "seen": len(seen),
@@ -166,6 +168,16 @@ def diagnose(rounds: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _best_gaps(decided: pd.DataFrame) -> pd.Series:
+    """Per decision: how much worse the best outcome among the candidates it kept (and those that finished) is
+    than the best outcome among all its survivors (0 where the round kept its best)."""
+    keys = ["n_candidates", "budget_frac", "repeat", "round"]
+    stays = decided.kept | decided.finished
+    best_all = decided.groupby(keys).outcome.min()
+    best_kept = decided[stays].groupby(keys).outcome.min().reindex(best_all.index)
+    return (best_kept / best_all - 1.0).dropna()
+
+
 def _last_round_share(rounds: pd.DataFrame) -> float:
     """The share of the unspent compute that the last round left (its survivors reached their last point)."""
     per_round = rounds.drop_duplicates(["n_candidates", "budget_frac", "repeat", "round"])
@@ -182,7 +194,10 @@ def _diagnosis_lines(d: pd.DataFrame) -> list[str]:
         if r.strategy == "SH+oracle":
             continue
         text = (f"{r.set} / {r.strategy}: {r.wrong_drops} of {r.decisions} drops went against the oracle "
-                f"({r.lost_best} dropped the round's best); by cause: {r.unseen} unseen (no point yet"
+                f"({r.lost_best} dropped the round's best"
+                + ("" if not np.isfinite(r.lost_best_gap) else
+                   f", whose outcome was a median {100 * r.lost_best_gap:.2f} % below the best kept")
+                + f"); by cause: {r.unseen} unseen (no point yet"
                 + ("" if not r.unseen else f", median stage {r.unseen_stage:.3f}") + "), "
                 f"{r.fallback} without a usable forecast (observed loss used), {r.forecast} on a forecast")
         if r.seen:
