@@ -16,6 +16,9 @@ ranked:
 * ``SH+MPL`` / ``SH+FA-MPL``: the forecast and frontier-aware rankings with the multi-power law under each
   curve's own learning-rate schedule (``meta["schedule"]``, ``meta["max_compute"]``), so that a run still at a
   high learning rate is forecast to drop when its decay comes.
+* ``SH+PL-SE`` / ``SH+FA-SE`` / ``SH+MPL-SE``: the same rankings with each survivor's forecast widened by the
+  error measured at its stage of its run (``Strategy.margin``), so that a survivor early in a long run is
+  given the benefit of the doubt its forecast's error there calls for.
 * ``SH+oracle``: ranks by the loss each curve really reaches at its target (read off the full recorded curve).
   Not a method: an upper bound on what any forecast can gain over ``SH`` on a given set of curves.
 
