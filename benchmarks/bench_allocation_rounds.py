@@ -250,7 +250,7 @@ def _plot(rounds: pd.DataFrame, summary: pd.DataFrame, sets: list[str], path) ->
         ax.axhline(0.5, c="k", lw=0.6, ls=":")
         ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
         ax.set_ylim(-1.5, 1.5)
-        ax.set_title("share of the oracle's RI (where it gains >= 0.5 %)")
+        ax.set_title("share of the oracle's RI (where >= 0.5 %)", fontsize=9)
         if j == 0:
             ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
