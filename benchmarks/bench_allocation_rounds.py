@@ -221,18 +221,21 @@ def _plot(rounds: pd.DataFrame, summary: pd.DataFrame, sets: list[str], path) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    ranked = [x for x in dict.fromkeys(rounds.strategy) if x not in REFERENCES]
+    rule = DEFAULT_RULE if DEFAULT_RULE in ranked else (ranked or ["SH"])[0]
     fig, axes = plt.subplots(2, len(sets), figsize=(4.2 * len(sets), 7.5), squeeze=False)
     for j, name in enumerate(sets):
         ax = axes[0, j]
-        g = rounds[(rounds.set == name) & (rounds.strategy == DEFAULT_RULE) & rounds.loss.notna()]
+        g = rounds[(rounds.set == name) & (rounds.strategy == rule) & rounds.loss.notna()]
         g = g[g["round"] < g.n_rounds - 1]
         ax.scatter(g.stage, 100 * g.forecast_error, s=6, c="0.75", label="every forecast")
         for mask, style, label in ((g.wrong_keep, dict(c="tab:blue", marker="+"), "kept, oracle drops"),
                                    (g.wrong_drop, dict(c="tab:red", marker="x"), "dropped, oracle keeps")):
             ax.scatter(g.stage[mask], 100 * g.forecast_error[mask], s=22, label=label, **style)
         ax.axhline(0, c="k", lw=0.6)
-        ax.set_xscale("log")
-        ax.set_title(f"{name}: {DEFAULT_RULE}")
+        if (g.stage > 0).any():
+            ax.set_xscale("log")
+        ax.set_title(f"{name}: {rule}")
         ax.set_xlabel("stage (fraction of the run trained)")
         if j == 0:
             ax.set_ylabel("forecast / outcome - 1, %  (> 0: pessimistic)")
