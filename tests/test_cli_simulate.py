@@ -15,9 +15,10 @@ def test_simulate_synthetic_writes_tables_and_plots(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Relative improvement of the best loss over SH" in text and "SH+PL" in text
     runs = pd.read_csv(out / "runs.csv")
-    assert len(runs) == 2 * 2 * 3 and set(runs.strategy) == {"UA", "SH", "SH+PL"}
+    # SH+oracle is always replayed: the share of the oracle's gain is measured against it.
+    assert len(runs) == 2 * 2 * 4 and set(runs.strategy) == {"UA", "SH", "SH+PL", "SH+oracle"}
     meta = json.loads((out / "summary.json").read_text())
-    assert meta["repeats"] == 2 and meta["carry_over"] is False and len(meta["summary"]) == 6
+    assert meta["repeats"] == 2 and meta["carry_over"] is False and len(meta["summary"]) == 8
     assert meta["keep_unseen"] is False
     assert (out / "ri_by_budget.png").stat().st_size > 0 and (out / "frontiers.png").stat().st_size > 0
     assert main(["simulate", "--curves", "synthetic", "--n-curves", "8", "--repeats", "1", "--candidates", "4",
@@ -37,6 +38,61 @@ def test_simulate_routing_and_csv(routing_csv, tmp_path, capsys):
     frame.to_csv(path, index=False)
     assert main(["simulate", "--curves", str(path), "--repeats", "2", "--candidates", "3", "--budgets", "0.3",
                  "--strategies", "UA,SH", "--quiet"]) == 0
+
+
+def _crossing_csv(path, n=10):
+    """Curves that cross: larger models start higher and end lower, so an oracle gains over SH."""
+    c = np.geomspace(1, 1000, 30)
+    rng = np.random.default_rng(0)
+    frame = pd.concat([pd.DataFrame({"run_id": f"r{i}", "compute": c,
+                                     "loss": (2 - 0.1 * i + (1 + 0.8 * i) * c ** -0.5)
+                                     * np.exp(rng.normal(0, 0.003, c.size))}) for i in range(n)])
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_simulate_prints_the_share_of_the_oracle_gain_beside_ri(tmp_path, capsys):
+    path = _crossing_csv(tmp_path / "crossing.csv")
+    out = tmp_path / "share"
+    assert main(["simulate", "--curves", str(path), "--repeats", "4", "--candidates", "4,8", "--budgets", "0.1",
+                 "--strategies", "UA,SH+PL", "--out", str(out), "--quiet", "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    ri_at = text.index("Relative improvement of the best loss over SH")
+    share_at = text.index("Share of the oracle's gain reached: mean RI / mean RI of SH+oracle")
+    assert ri_at < share_at < text.index("Regret vs exhaustive best")
+    runs = pd.read_csv(out / "runs.csv")
+    summary = pd.read_csv(out / "summary.csv").set_index(["n_candidates", "strategy"])
+    table = text[share_at:text.index("Regret vs exhaustive best")]
+    printed = 0
+    for k in (4, 8):
+        ri = runs[runs.n_candidates == k].pivot_table(index="repeat", columns="strategy", values="ri_vs_sh")
+        for name in ("UA", "SH+PL"):
+            share = summary.at[(k, name), "oracle_share"]
+            if ri["SH+oracle"].mean() < 0.005:
+                assert np.isnan(share)
+                continue
+            assert share == pytest.approx(ri[name].mean() / ri["SH+oracle"].mean())
+            lo, hi = summary.at[(k, name), "oracle_share_lo"], summary.at[(k, name), "oracle_share_hi"]
+            assert f"{share:+.2f} [{lo:+.2f}, {hi:+.2f}]" in table
+            printed += 1
+    assert printed >= 2  # the crossing curves leave the oracle a gain to share
+    # The references are no columns of the share table: SH shares nothing and the oracle all.
+    header = table.splitlines()[1]
+    assert "UA" in header and "SH+PL" in header and "SH+oracle" not in header
+
+
+def test_simulate_leaves_the_share_out_where_the_oracle_gains_too_little(tmp_path, capsys):
+    # Curves that never cross: SH keeps the best, the oracle gains nothing, and there is no gain to share.
+    c = np.geomspace(1, 100, 10)
+    frame = pd.concat([pd.DataFrame({"run_id": f"r{i}", "compute": c, "loss": 2 + 0.1 * i + c ** -0.3})
+                       for i in range(6)])
+    frame.to_csv(tmp_path / "parallel.csv", index=False)
+    assert main(["simulate", "--curves", str(tmp_path / "parallel.csv"), "--repeats", "2", "--candidates", "4",
+                 "--budgets", "0.3", "--strategies", "SH,SH+PL", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    table = text[text.index("Share of the oracle's gain"):text.index("Regret vs exhaustive best")]
+    row = [line for line in table.splitlines() if line.lstrip().startswith("4")][0]
+    assert row.split()[-1] == "-"
 
 
 def test_simulate_bad_arguments(capsys):

@@ -13,7 +13,11 @@ import pandas as pd
 from sh_scaling.cli._output import check_output_dir, write_results
 from sh_scaling.cli._replay_mode import pruner_names, replay_outputs, run_replay
 from sh_scaling.curves import NOISE_MODELS
-from sh_scaling.simulation import DEFAULT_STRATEGIES, STRATEGIES
+from sh_scaling.simulation import DEFAULT_STRATEGIES, MIN_ORACLE_GAIN, STRATEGIES
+
+#: Always replayed beside the strategies asked for: RI is measured against SH, and the share of the oracle's
+#: gain against SH+oracle (a bound that needs no forecast, so it costs next to nothing).
+REFERENCES = ("SH", "SH+oracle")
 
 
 def _floats(text: str) -> list[float]:
@@ -53,7 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Replay learning curves (synthetic, the DeepMind routing runs, a CSV of your own, or the complete "
         "trials of a past Optuna study) through "
         "uniform allocation and successive halving with and without surrogates, on random candidate sets, and "
-        "report relative improvement over SH, regret, savings and the error of the fitted law.",
+        "report relative improvement (RI) over SH, the share of the oracle's gain each strategy reaches, regret, "
+        "savings and the error of the fitted law. The share is mean RI / mean RI of SH+oracle (which ranks by "
+        "each curve's true future) on the same candidate sets, with a 95 % interval (delta method); it is "
+        f"printed only where the oracle gains at least {100 * MIN_ORACLE_GAIN:g} % over SH.",
     )
     p.add_argument("--curves", default=None, help="'synthetic' (default), 'routing', or a path to a long-format "
                    "CSV (columns run_id, compute, loss, or as named by --run-col/--compute-col/--loss-col)")
@@ -74,7 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budgets", type=_floats, default=[0.01, 0.03, 0.1, 0.3],
                    help="budgets as fractions of exhaustive compute, each in (0, 1] (default 0.01,0.03,0.1,0.3)")
     p.add_argument("--strategies", type=_names, default=list(DEFAULT_STRATEGIES),
-                   help=f"comma-separated, from {', '.join(STRATEGIES)} (default {','.join(DEFAULT_STRATEGIES)})")
+                   help=f"comma-separated, from {', '.join(STRATEGIES)}; SH and SH+oracle are always replayed too "
+                        f"(the references of RI and of the share of the oracle's gain; default "
+                        f"{','.join(DEFAULT_STRATEGIES)})")
     p.add_argument("--pruners", type=pruner_names, default=None,
                    help="replay the curves as trials of real Optuna studies under these pruners instead (comma-"
                         "separated: ours, sha, hyperband, median, percentile, patient, nop); --repeats seeds "
@@ -175,13 +184,21 @@ def _fit_candidates(candidates: list[int], n_runs: int) -> tuple[list[int], list
 
 def paper_table(summary: pd.DataFrame, column: str = "ri_mean", scale: float = 100.0) -> pd.DataFrame:
     """Rows (candidates, budget), columns strategies, cells of ``column`` (RI in % by default: 'mean [95 % interval
-    of the mean]', the interval the RI plot draws)."""
+    of the mean]', the interval the RI plot draws; ``"oracle_share"``: the share of the oracle's gain, 'share [95 %
+    interval]', '-' where the oracle gains too little to share, for every strategy but the references)."""
     cells = summary.copy()
     if column == "ri_mean":
         cells["cell"] = [f"{scale * m:+.2f} [{scale * lo:+.2f}, {scale * hi:+.2f}]"
                          for m, lo, hi in zip(cells.ri_mean, cells.ri_lo, cells.ri_hi)]
+    elif column == "oracle_share":
+        cells = cells[~cells.strategy.isin(REFERENCES)]
+        cells["cell"] = ["-" if not np.isfinite(m) else
+                         f"{m:+.2f}" + (f" [{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) else "")
+                         for m, lo, hi in zip(cells.oracle_share, cells.oracle_share_lo, cells.oracle_share_hi)]
     else:
         cells["cell"] = [f"{scale * m:.3g}" for m in cells[column]]
+    if cells.empty:
+        return pd.DataFrame()
     cells["budget"] = [f"{100 * b:g}%" for b in cells.budget_frac]
     table = cells.pivot_table(index=["n_candidates", "budget_frac", "budget"], columns="strategy", values="cell",
                               aggfunc="first")
@@ -240,11 +257,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     if args.pruners:
         return run_replay(args, curves)
+    strategies = [*REFERENCES, *(s for s in args.strategies if s not in REFERENCES)]
     df = simulate(
         curves,
         candidates=args.candidates,
         budgets=args.budgets,
-        strategies=args.strategies,
+        strategies=strategies,
         repeats=args.repeats,
         seed=args.seed,
         reduction_factor=args.reduction_factor,
@@ -260,6 +278,12 @@ def run(args: argparse.Namespace) -> int:
         print("\nRelative improvement of the best loss over SH, % (mean [95 % interval of the mean, normal "
               "approximation]):")
         print(paper_table(summary).to_string())
+        shares = paper_table(summary, "oracle_share")
+        if len(shares.columns):
+            print(f"\nShare of the oracle's gain reached: mean RI / mean RI of SH+oracle on the same candidate sets "
+                  f"(1: as good as ranking by the true future, 0: no better than SH) [95 % interval, delta method]; "
+                  f"'-' where the oracle gains less than {100 * MIN_ORACLE_GAIN:g} % over SH:")
+            print(shares.to_string())
         print("\nRegret vs exhaustive best, % (mean):")
         print(paper_table(summary, "regret_mean").to_string())
         print("\nLaw error: mean |ln L_fit - ln L_exhaustive| over the exhaustive range, x100 (median):")
@@ -275,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
             "n_curves": len(curves),
             "candidates": args.candidates,
             "budgets": args.budgets,
-            "strategies": args.strategies,
+            "strategies": strategies,
             "repeats": args.repeats,
             "seed": args.seed,
             "reduction_factor": args.reduction_factor,

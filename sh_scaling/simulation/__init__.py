@@ -1,6 +1,12 @@
 """Replaying learning curves through budget-allocation strategies, and the metrics that compare them."""
 
-from sh_scaling.simulation._metrics import allocation_metrics, frontier_law, relative_improvement
+from sh_scaling.simulation._metrics import (
+    MIN_ORACLE_GAIN,
+    allocation_metrics,
+    frontier_law,
+    oracle_share,
+    relative_improvement,
+)
 from sh_scaling.simulation._plots import plot_frontiers, plot_ri_by_budget
 from sh_scaling.simulation._clairvoyant import clairvoyant_bound
 from sh_scaling.simulation._replay import (
@@ -12,11 +18,13 @@ from sh_scaling.simulation._replay import (
     replay_study,
     summarize_replay,
 )
+from sh_scaling.simulation._rounds import round_table
 from sh_scaling.simulation._runner import DEFAULT_STRATEGIES, simulate, summarize
 from sh_scaling.simulation._strategies import (
     STRATEGIES,
     AllocationResult,
     RoundInputs,
+    RoundRecord,
     Strategy,
     allocate,
     n_rounds,
@@ -26,10 +34,13 @@ from sh_scaling.simulation._strategies import (
 
 __all__ = [
     "DEFAULT_STRATEGIES",
+    "MIN_ORACLE_GAIN",
+    "oracle_share",
     "FROM_CURVES",
     "PRUNERS",
     "PrunerSpec",
     "RoundInputs",
+    "RoundRecord",
     "arrival_order",
     "clairvoyant_bound",
     "make_pruner",
@@ -38,6 +49,7 @@ __all__ = [
     "replay_study",
     "round_inputs",
     "round_scores",
+    "round_table",
     "summarize_replay",
     "STRATEGIES",
     "AllocationResult",

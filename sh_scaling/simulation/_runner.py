@@ -10,7 +10,7 @@ import pandas as pd
 
 from sh_scaling.benchmarking import parallel_map
 from sh_scaling.curves import CurveSet
-from sh_scaling.simulation._metrics import allocation_metrics, frontier_law, relative_improvement
+from sh_scaling.simulation._metrics import allocation_metrics, frontier_law, oracle_share, relative_improvement
 from sh_scaling.simulation._strategies import allocate, get_strategy
 
 __all__ = ["simulate", "summarize", "DEFAULT_STRATEGIES"]
@@ -114,7 +114,12 @@ def simulate(
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Per strategy, candidate-set size and budget: RI over SH (mean, std, 95 % interval by the normal
     approximation), mean best loss, regret and savings, median law error (``law_area``: mean absolute ln-loss
-    gap between the fitted and the exhaustive law; ``exponent_error``: relative), and fallback count."""
+    gap between the fitted and the exhaustive law; ``exponent_error``: relative), and fallback count.
+
+    Where ``df`` holds ``SH+oracle`` runs, also ``oracle_share`` with ``oracle_share_lo``/``oracle_share_hi``:
+    the share of the oracle's gain over SH the strategy reaches, ``mean RI / mean RI of the oracle`` on the same
+    candidate sets, with a 95 % interval (:func:`~sh_scaling.simulation.oracle_share`); NaN where the oracle gains
+    less than :data:`~sh_scaling.simulation.MIN_ORACLE_GAIN` (0.5 %), where there is no gain to share."""
     g = df.groupby(["n_candidates", "budget_frac", "strategy"], sort=True)
     out = g.agg(
         n=("ri_vs_sh", "size"),
@@ -132,4 +137,14 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     half = 1.96 * out["ri_std"].fillna(0.0) / np.sqrt(out["n"])
     out["ri_lo"] = out["ri_mean"] - half
     out["ri_hi"] = out["ri_mean"] + half
+    shares = np.full((len(out), 3), np.nan)
+    if (df.strategy == "SH+oracle").any():
+        keys = ["n_candidates", "budget_frac", "repeat"]
+        oracle = df[df.strategy == "SH+oracle"].set_index(keys)["ri_vs_sh"].rename("oracle_ri")
+        paired = df.join(oracle, on=keys)
+        by = paired.groupby(["n_candidates", "budget_frac", "strategy"], sort=True)
+        for i, (k, b, name) in enumerate(zip(out.n_candidates, out.budget_frac, out.strategy)):
+            rows = by.get_group((k, b, name))
+            shares[i] = oracle_share(rows["ri_vs_sh"].to_numpy(), rows["oracle_ri"].to_numpy())
+    out["oracle_share"], out["oracle_share_lo"], out["oracle_share_hi"] = shares.T
     return out

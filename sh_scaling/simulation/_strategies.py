@@ -16,6 +16,9 @@ ranked:
 * ``SH+MPL`` / ``SH+FA-MPL``: the forecast and frontier-aware rankings with the multi-power law under each
   curve's own learning-rate schedule (``meta["schedule"]``, ``meta["max_compute"]``), so that a run still at a
   high learning rate is forecast to drop when its decay comes.
+* ``SH+PL-SE`` / ``SH+FA-SE`` / ``SH+MPL-SE``: the same rankings with each survivor's forecast widened by the
+  error measured at its stage of its run (``Strategy.margin``), so that a survivor early in a long run is
+  given the benefit of the doubt its forecast's error there calls for.
 * ``SH+oracle``: ranks by the loss each curve really reaches at its target (read off the full recorded curve).
   Not a method: an upper bound on what any forecast can gain over ``SH`` on a given set of curves.
 
@@ -45,7 +48,10 @@ from sh_scaling.curves import Curve, CurveSet
 from sh_scaling.halving import (
     RTOL,
     DEFAULT_OPTIMISM,
+    MARGIN_COVERAGE,
+    STAGE_MARGINS,
     WARMUP_FRACTION,
+    at_stage,
     fit_window,
     forecast_scores,
     frontier_scores,
@@ -58,8 +64,8 @@ from sh_scaling.halving import (
 from sh_scaling.surrogates import MIN_POINTS, Forecast, forecast
 
 __all__ = [
-    "Strategy", "STRATEGIES", "AllocationResult", "RoundInputs", "allocate", "n_rounds", "get_strategy",
-    "round_inputs", "round_scores",
+    "Strategy", "STRATEGIES", "AllocationResult", "RoundInputs", "RoundRecord", "allocate", "n_rounds",
+    "get_strategy", "round_inputs", "round_scores",
 ]
 
 _RANKINGS = ("none", "observed", "forecast", "frontier", "oracle")
@@ -82,6 +88,13 @@ class Strategy:
             pruner's ``optimism``.
         warmup_fraction: Points before this fraction of each curve's planned compute are left out of
             surrogate fits (the last point is always kept). Same meaning as the pruner's ``warmup_fraction``.
+        margin: Widen each survivor's forecast by the error expected at its stage (``None``: no widening): the
+            coverage (a key of :data:`sh_scaling.halving.STAGE_MARGINS`, e.g. 0.9) of the stage error model of
+            :func:`sh_scaling.halving.stage_margin`. A survivor whose run is at stage ``s`` (its trained compute
+            over its planned compute) is ranked by the lower of its optimistic forecast and
+            ``forecast * exp(-m(s))``, ``m`` the development table's margin for its kind of forecast (power law,
+            or the multi-power law under a schedule). A survivor early in a long run, whose forecast is the least
+            certain, is then neither trusted nor dropped on that forecast alone.
     """
 
     name: str
@@ -89,6 +102,7 @@ class Strategy:
     surrogate: Any = None
     optimism: float | None = None
     warmup_fraction: float = 0.0
+    margin: float | None = None
 
     def __post_init__(self) -> None:
         if self.ranking not in _RANKINGS:
@@ -99,6 +113,12 @@ class Strategy:
             raise ValueError(f"Strategy {self.name!r}: warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
         if self.optimism is not None and not 0 < self.optimism <= 0.5:
             raise ValueError(f"Strategy {self.name!r}: optimism must be None or in (0, 0.5], got {self.optimism!r}")
+        if self.margin is not None:
+            if self.ranking not in ("forecast", "frontier"):
+                raise ValueError(f"Strategy {self.name!r}: margin widens forecasts; ranking {self.ranking!r} has none")
+            if self.margin not in STAGE_MARGINS:
+                raise ValueError(f"Strategy {self.name!r}: margin={self.margin!r}: choose a measured coverage, one of "
+                                 f"{sorted(STAGE_MARGINS)}")
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -117,6 +137,10 @@ STRATEGIES: dict[str, Strategy] = {
         # Schedule-aware: each curve's learning-rate schedule from its metadata (Luo et al., ICLR 2025).
         Strategy("SH+MPL", "forecast", SCHEDULE_AWARE, warmup_fraction=WARMUP_FRACTION),
         Strategy("SH+FA-MPL", "frontier", SCHEDULE_AWARE, DEFAULT_OPTIMISM, WARMUP_FRACTION),
+        # Forecasts widened by the error measured at each survivor's stage of its run.
+        Strategy("SH+PL-SE", "forecast", "powerlaw", warmup_fraction=WARMUP_FRACTION, margin=MARGIN_COVERAGE),
+        Strategy("SH+FA-SE", "frontier", "powerlaw", DEFAULT_OPTIMISM, WARMUP_FRACTION, margin=MARGIN_COVERAGE),
+        Strategy("SH+MPL-SE", "forecast", SCHEDULE_AWARE, warmup_fraction=WARMUP_FRACTION, margin=MARGIN_COVERAGE),
         Strategy("SH+oracle", "oracle"),
     )
 }
@@ -132,6 +156,45 @@ def get_strategy(name: str | Strategy) -> Strategy:
 
 
 @dataclass
+class RoundRecord:
+    """One round of fixed-budget halving as the strategy saw it (arrays: one entry per survivor of the round,
+    in the order of ``ids``).
+
+    Attributes:
+        round: The round's index (0 is the first).
+        ids: The survivors the round trained.
+        offered: Compute the round had to give: its share for each survivor (plus, with ``carry_over``, what
+            earlier rounds could not spend).
+        given: Compute it gave; less than ``offered`` where survivors reached their last point.
+        trained: Compute each survivor was trained to when the round ended.
+        target: Compute each would reach if it survived every remaining round (the forecasts' horizon).
+        loss: Each survivor's lowest observed loss (NaN before its first evaluation).
+        forecast: What the ranking believed each survivor reaches at ``target``: the surrogate's mean
+            (``SH``: the observed loss; ``SH+oracle``: the loss the curve really reaches there; NaN where
+            nothing was observed).
+        std: The forecast's standard deviation (0 without a surrogate).
+        fallback: Where the surrogate gave no usable forecast and the observed loss stood in for it.
+        score: The ranking's scores (lower is better), ``None`` for the last round, which decides nothing.
+        kept: Who survived the round's decision (all ``True`` in the last round).
+        finished: Who had reached its last point (it leaves the race; its result stands).
+    """
+
+    round: int
+    ids: list[str]
+    offered: float
+    given: float
+    trained: np.ndarray
+    target: np.ndarray
+    loss: np.ndarray
+    forecast: np.ndarray
+    std: np.ndarray
+    fallback: np.ndarray
+    score: np.ndarray | None
+    kept: np.ndarray
+    finished: np.ndarray
+
+
+@dataclass
 class AllocationResult:
     """What a strategy did with one candidate set.
 
@@ -143,6 +206,8 @@ class AllocationResult:
         best_loss: Lowest observed loss over all candidates.
         n_fallbacks: Surrogate forecasts that fell back to the observed minimum.
         survivors: Candidate ids alive at the start of each round.
+        budget: The budget the strategy was given (``budget - spent`` was left unspent).
+        rounds: Each round's decision (:class:`RoundRecord`); empty for ``UA``, which has no rounds.
     """
 
     strategy: str
@@ -152,6 +217,8 @@ class AllocationResult:
     best_loss: float
     n_fallbacks: int = 0
     survivors: list[list[str]] = field(default_factory=list)
+    budget: float = float("nan")
+    rounds: list[RoundRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -161,7 +228,8 @@ class RoundInputs:
     ``start``/``loss`` are the survivor's last observed compute and its lowest loss so far (NaN before its
     first evaluation), ``target`` the compute it would reach if it survived every remaining round, ``mean``/
     ``std``/``fallback`` the surrogate's forecast there, and ``anchors`` every candidate's observed points as
-    ``(compute, loss, owner)`` with ``owner`` the survivor's index or -1 for eliminated candidates.
+    ``(compute, loss, owner)`` with ``owner`` the survivor's index or -1 for eliminated candidates. ``stage`` is
+    the fraction of its planned compute (its curve's ``final_compute``) each survivor has been trained to.
     """
 
     start: np.ndarray
@@ -171,6 +239,7 @@ class RoundInputs:
     std: np.ndarray
     fallback: np.ndarray
     anchors: tuple[np.ndarray, np.ndarray, np.ndarray]
+    stage: np.ndarray | None = None
 
 
 def round_inputs(
@@ -208,7 +277,8 @@ def round_inputs(
         np.concatenate([o.loss for o in every] or [np.empty(0)]),
         np.concatenate(owners or [np.empty(0, int)]).astype(int),
     )
-    return RoundInputs(start, loss, np.asarray(targets, float), mean, std, fallback, anchors)
+    stage = np.array([trained[c.id] / c.final_compute if c.final_compute > 0 else np.nan for c in alive])
+    return RoundInputs(start, loss, np.asarray(targets, float), mean, std, fallback, anchors, stage)
 
 
 def _forecast_under_schedules(
@@ -238,8 +308,9 @@ def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
     at_risk = np.ones(inputs.start.size, bool)
     if strategy.ranking == "observed":
         return observed_scores(inputs.loss)
+    margin = _stage_margins(strategy, inputs)
     if strategy.ranking == "forecast":
-        return forecast_scores(inputs.mean, inputs.std, optimism=strategy.optimism, at_risk=at_risk)
+        return forecast_scores(inputs.mean, inputs.std, optimism=strategy.optimism, at_risk=at_risk, margin=margin)
     score = np.full(inputs.start.size, np.inf)
     if seen.any():
         idx = np.flatnonzero(seen)
@@ -250,8 +321,20 @@ def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
         score[idx] = frontier_scores(
             inputs.start[idx], inputs.loss[idx], inputs.target[idx], inputs.mean[idx], inputs.std[idx],
             optimism=strategy.optimism, at_risk=at_risk[idx], anchors=(c, l, owner),
+            margin=None if margin is None else margin[idx],
         )
     return score
+
+
+def _stage_margins(strategy: Strategy, inputs: RoundInputs) -> np.ndarray | None:
+    """The development table's margin (log loss) at each survivor's stage, for the strategy's kind of forecast;
+    ``None`` for a strategy without ``margin``. A survivor with no stage known gets the earliest stage's."""
+    if strategy.margin is None:
+        return None
+    kind = "multipower" if strategy.surrogate == SCHEDULE_AWARE else "own"
+    stage = inputs.stage if inputs.stage is not None else np.full(inputs.start.size, np.nan)
+    stage = np.where(np.isfinite(stage) & (stage > 0), stage, 0.0)
+    return np.asarray(at_stage(STAGE_MARGINS[strategy.margin][kind], stage), dtype=float)
 
 
 def _water_fill(pool: float, room: np.ndarray) -> np.ndarray:
@@ -305,6 +388,7 @@ def allocate(
     finals = {c.id: c.final_compute for c in cands}
     n_fallbacks = 0
     history: list[list[str]] = []
+    rounds: list[RoundRecord] = []
 
     if strat.ranking == "none":
         if carry_over:
@@ -327,17 +411,28 @@ def allocate(
                 give = _water_fill(pool, room)
                 carry = pool - float(give.sum())
             else:
+                pool = shares[r] * len(alive)
                 give = np.minimum(shares[r], room)
             for c, g in zip(alive, give):
                 # A curve given all the room it had is finished: t + (final - t) can round to just below final.
                 reached = trained[c.id] + float(g)
                 trained[c.id] = finals[c.id] if reached >= finals[c.id] * (1 - RTOL) else reached
+            now = np.array([trained[c.id] for c in alive])
+            finished = np.array([trained[c.id] >= finals[c.id] for c in alive])
             if r == R - 1:
+                obs = [c.observed_until(trained[c.id]) for c in alive]
+                loss = np.array([o.min_loss if len(o) else np.nan for o in obs])
+                rounds.append(RoundRecord(r, history[-1], float(pool), float(give.sum()), now, now.copy(), loss,
+                                          loss.copy(), np.zeros(len(alive)), np.ones(len(alive), bool), None,
+                                          np.ones(len(alive), bool), finished))
                 break
             future = sum(shares[r + 1 :])
             targets = np.array([min(trained[c.id] + future, finals[c.id]) for c in alive])
             if strat.ranking == "oracle":
                 score = np.array([c.best_loss_at(t)[0] for c, t in zip(alive, targets)])
+                obs = [c.observed_until(trained[c.id]) for c in alive]
+                loss = np.array([o.min_loss if len(o) else np.nan for o in obs])
+                believed, std, fell_back = score.copy(), np.zeros(len(alive)), np.zeros(len(alive), bool)
                 score = np.where(np.isnan(score), np.inf, score)
             else:
                 alive_ids = {c.id for c in alive}
@@ -346,13 +441,18 @@ def allocate(
                 if strat.ranking in ("forecast", "frontier"):
                     n_fallbacks += int(np.sum(inputs.fallback & ~np.isnan(inputs.start)))
                 score = round_scores(strat, inputs)
+                loss, believed, std, fell_back = inputs.loss, inputs.mean, inputs.std, inputs.fallback
                 if keep_unseen:
                     unseen = np.isnan(inputs.start)
                     seeable = np.array([t >= c.compute[min(MIN_POINTS, len(c)) - 1]
                                         for c, t in zip(alive, targets)])
                     score = np.where(unseen, np.where(seeable, -np.inf, np.inf), score)
-            finished = np.array([trained[c.id] >= finals[c.id] for c in alive])
             keep = select_survivors(score, sizes[r + 1], finished=finished, tiebreak=rng.random(len(alive)))
+            kept = np.zeros(len(alive), bool)
+            kept[keep] = True
+            rounds.append(RoundRecord(r, history[-1], float(pool), float(give.sum()), now, targets, loss,
+                                      np.asarray(believed, float), np.asarray(std, float),
+                                      np.asarray(fell_back, bool), np.asarray(score, float), kept, finished))
             alive = [alive[i] for i in keep]
 
     observed = [c.observed_until(trained[c.id]) for c in cands]
@@ -365,4 +465,6 @@ def allocate(
         best_loss=float(min(losses)) if losses else float("nan"),
         n_fallbacks=n_fallbacks,
         survivors=history,
+        budget=float(budget),
+        rounds=rounds,
     )
