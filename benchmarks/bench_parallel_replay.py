@@ -119,6 +119,11 @@ def bound_rows(set_name: str, workers: list[int], seeds: range) -> list[dict[str
     return rows
 
 
+def _kind_of(spec: PrunerSpec) -> str:
+    """``--pruners``' name for a spec's kind."""
+    return {"ours": "ours", "nop": "exhaustive"}.get(spec.name, "optuna")
+
+
 def kind(label: str) -> str:
     if label == "nop":
         return "exhaustive"
@@ -176,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=None, help="arrival orders per set (default 20; --quick 3)")
     ap.add_argument("--jobs", type=int, default=default_jobs(), help="worker processes (default: up to 2)")
     ap.add_argument("--out", default="results", help="results folder (default results)")
+    ap.add_argument("--pruners", nargs="+", choices=["ours", "optuna", "exhaustive"],
+                    default=["ours", "optuna", "exhaustive"], help="which pruners to replay (default: all)")
+    ap.add_argument("--also", type=Path, nargs="*", default=[],
+                    help="runs.csv files of earlier runs (other pruners, same sets, K and seeds) to summarise and "
+                         "plot with this run's")
     args = ap.parse_args(argv)
     seeds = range(args.seeds or (3 if args.quick else 20))
     if min(args.workers) < 1 or len(seeds) < 1:
@@ -183,13 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     present = local_curve_sets([SETS[s] for s in args.sets])
     sets = [s for s in args.sets if SETS[s] in present]
     tasks = [(cs, k, seed, spec) for cs in sets for spec in specs_for(cs, args.quick) for k in args.workers
-             for seed in seeds]
+             for seed in seeds if _kind_of(spec) in args.pruners]
     # Slow tasks (schedule-aware fits, the 223 routing runs) first, so that the pool ends together.
     tasks.sort(key=lambda t: (t[0] != "routing", "schedule" not in t[3].kwargs, t[3].name != "ours"))
     out = output_dir("parallel_replay", args.out)
     t0 = time.perf_counter()
     df = pd.concat(parallel_map(_task, tasks, jobs=args.jobs, label="studies"), ignore_index=True)
     df.to_csv(out / "runs.csv", index=False)
+    if args.also:
+        earlier = pd.concat([pd.read_csv(p) for p in args.also], ignore_index=True)
+        df = pd.concat([df, earlier[earlier.curves.isin(sets) & earlier.n_workers.isin(args.workers)]],
+                       ignore_index=True)
     summary = summarize_replay(df)
     bounds = pd.DataFrame([row for cs in sets for row in bound_rows(cs, args.workers, seeds)])
     bounds.to_csv(out / "bounds.csv", index=False)

@@ -56,22 +56,6 @@ def test_widen_takes_a_study_that_misses_by_more_than_the_table_whole_and_weighs
         0.1, PRIOR, better, stages, coverage=0.9, prior_weight=10)
 
 
-def test_the_conformal_margin_is_the_largest_miss_while_errors_are_few_and_their_quantile_as_they_accumulate():
-    from sh_scaling.halving import conformal_margin
-
-    few = -np.arange(1, 9) / 100  # 8 misses of 1-8 %: ceil(9 * 0.9) = 9 > 8, the largest
-    assert conformal_margin(few, 0.9) == pytest.approx(0.08)
-    many = -np.arange(1, 20) / 100  # 19 misses: the ceil(20 * 0.9) = 18th smallest
-    assert conformal_margin(many, 0.9) == pytest.approx(0.18)
-    assert conformal_margin(np.array([0.02, 0.05]), 0.9) == 0.0  # forecasts that were too optimistic
-    assert conformal_margin(np.array([]), 0.9) == 0.0
-    # Its promise: over exchangeable draws, the next error falls below -margin in at most 1 - coverage of cases.
-    rng = np.random.default_rng(1)
-    draws = rng.normal(0, 0.05, size=(4000, 12))
-    misses = np.array([conformal_margin(d[:11], 0.9) for d in draws])
-    assert np.mean(draws[:, 11] < -misses) <= 0.1 + 0.015
-
-
 def test_margin_quantile_is_the_lower_tail_of_the_log_errors_and_never_negative():
     e = np.linspace(-0.1, 0.1, 101)
     assert margin_quantile(e, 0.9) == pytest.approx(0.08)

@@ -165,7 +165,7 @@ def test_a_study_whose_forecasts_missed_by_more_than_the_table_is_believed_at_on
         assert ("widened" in rec["margin_info"]) == widen
     assert states == {False: optuna.trial.TrialState.PRUNED, True: optuna.trial.TrialState.COMPLETE}
     text = study.trials[number].user_attrs[DECISION_KEY]
-    assert "from this study's own misses near that stage" in text
+    assert "the largest miss of this study's own forecasts near that stage" in text
 
 
 # ---------------------------------------------------------------------------------------------- bad input

@@ -33,14 +33,7 @@ from sh_scaling.halving._geometry import (
     rung_compute,
     rungs_crossed,
 )
-from sh_scaling.halving._margins import (
-    STAGE_NODES,
-    at_stage,
-    conformal_margin,
-    margin_quantile,
-    stage_center_table,
-    stage_margin,
-)
+from sh_scaling.halving._margins import STAGE_NODES, at_stage, margin_quantile, stage_center_table, stage_margin
 from sh_scaling.halving._rule import Decision, decide, improvement_of, quota, select_survivors
 from sh_scaling.halving._scores import (
     FRONTIER_GRID,
@@ -63,7 +56,6 @@ __all__ = [
     "STAGE_MARGINS",
     "STAGE_NODES",
     "margin_quantile",
-    "conformal_margin",
     "at_stage",
     "stage_center_table",
     "STAGE_BIAS",

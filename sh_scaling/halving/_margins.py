@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["STAGE_NODES", "stage_margin", "margin_quantile", "conformal_margin", "stage_center_table", "at_stage"]
+__all__ = ["STAGE_NODES", "stage_margin", "margin_quantile", "stage_center_table", "at_stage"]
 
 #: Stages (fractions of a run's planned compute) at which the error model's table is given; between them it
 #: is interpolated in log stage, and held constant beyond the ends.
@@ -32,19 +32,6 @@ def margin_quantile(errors: np.ndarray, coverage: float) -> float:
     if e.size == 0:
         return 0.0
     return max(0.0, -float(np.quantile(e, 1.0 - float(coverage))))
-
-
-def conformal_margin(errors: np.ndarray, coverage: float) -> float:
-    """The split-conformal margin of ``n`` log errors ``log(outcome / forecast)``: the ``ceil((n + 1) *
-    coverage)``-th smallest miss ``-e`` (the largest when that rank passes ``n``), floored at 0. A forecast's
-    next outcome, exchangeable with these, stays above ``forecast * exp(-margin)`` with probability at least
-    ``coverage``: with few errors the margin is their largest miss, with many it is their ``coverage`` quantile.
-    """
-    misses = np.sort(-np.asarray(errors, dtype=float)[np.isfinite(errors)])
-    if misses.size == 0:
-        return 0.0
-    rank = min(math.ceil((misses.size + 1) * float(coverage) - 1e-9), misses.size)
-    return max(0.0, float(misses[rank - 1]))
 
 
 def stage_margin(
@@ -69,9 +56,8 @@ def stage_margin(
         prior_weight: How many of the study's own errors the prior is worth: the margin is the weighted mean of
             the prior's and the study's (``n`` errors near the stage weigh ``n``).
         widen: Believe a study whose forecasts miss by more than the development sets' at once: where the
-            study's own margin near the stage is the wider one, the margin is its split-conformal margin there
-            (:func:`conformal_margin`: the largest miss while there are fewer than ``1 / (1 - coverage) - 1``
-            errors, the ``coverage`` quantile as they accumulate), the table left out. Evidence of larger errors is taken in whole, evidence of smaller ones is
+            study's own margin near the stage is the wider one, the margin is the largest of its misses there,
+            the table left out. Evidence of larger errors is taken in whole, evidence of smaller ones is
             weighed against the table: a margin too narrow loses the best trial (in the study where it matters,
             the best trial is the one its early forecasts misjudge most), one too wide costs compute.
 
@@ -97,7 +83,7 @@ def stage_margin(
     m_study = margin_quantile(e[near], coverage)
     info["study"] = m_study
     if widen and m_study > m0:
-        info["study"] = m_study = max(m_study, conformal_margin(e[near], coverage))
+        info["study"] = m_study = max(m_study, -float(np.min(e[near])))
         info["widened"] = 1.0
         return m_study, info
     m = (prior_weight * m0 + n * m_study) / (prior_weight + n)

@@ -240,8 +240,7 @@ class SurrogateHalvingPruner(BasePruner):
             with their stage's median error taken out (:data:`sh_scaling.halving.STAGE_BIAS`); both move towards
             the study's own finished forecasts as they accumulate (ten of them near a stage weigh as much as the
             table), except that a study whose forecasts miss by more than the table allows is believed at once:
-            the margin is then the split-conformal margin of its finished forecasts near the stage (their
-            largest miss while they are few, their quantile at the margin's coverage as they accumulate)
+            the margin is then the largest miss of its finished forecasts near the stage
             (:data:`sh_scaling.halving.MARGIN_WIDEN`, which gives the measurement; ``"widen": False`` in a
             mapping turns it off). The margin used is in each rung record (``margin``, ``margin_info``) and in the decision
             text. A number among ``sorted(STAGE_MARGINS)`` (0.5, 0.8, 0.9, 0.95) asks for another coverage; a
@@ -716,7 +715,7 @@ class SurrogateHalvingPruner(BasePruner):
                 f", given a margin down to {mean * math.exp(-record['margin']):.5g} "
                 f"({100 * -math.expm1(-record['margin']):.2g} % below, for a forecast at {100 * r / target:.2g} % of "
                 "its run"
-                + ("; from this study's own misses near that stage, wider than the table's" if
+                + ("; the largest miss of this study's own forecasts near that stage" if
                    record.get("margin_info", {}).get("widened") else "")
                 + ")"
             )
