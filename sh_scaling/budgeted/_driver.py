@@ -7,8 +7,6 @@ import json
 import math
 import os
 import pickle
-import signal
-import threading
 import time
 import uuid
 import warnings
@@ -30,6 +28,7 @@ from sh_scaling.budgeted._budget import ledger, round_share
 from sh_scaling.budgeted._lease import POLL_S, Lease, create_sweep_study
 from sh_scaling.budgeted._memory_store import MemoryArtifactStore
 from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
+from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preemption, check_grace
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
 from sh_scaling.budgeted._segment import SegmentTask, fail_trial, uploaded_ids
 from sh_scaling.halving import RTOL, round_shares, round_sizes, select_survivors
@@ -234,16 +233,25 @@ class BudgetedHalving:
         self.keep_checkpoints = keep_checkpoints
 
     # ------------------------------------------------------------------------------------------------ run
-    def run(self, train_fn: Callable[..., Any], n_workers: int = 1) -> BudgetedHalving:
+    def run(self, train_fn: Callable[..., Any], n_workers: int = 1, *,
+            preempt_grace: float = PREEMPT_GRACE_S) -> BudgetedHalving:
         """Run (or continue) the sweep; returns ``self``. See the class docstring for ``train_fn``.
 
         Everything that can be checked is checked before any training: the arguments, the budget against the
         first evaluations, the storage and artifact store, a stored sweep's settings.
+
+        SIGTERM (a scheduler preempting the job) stops the sweep cleanly: every running ``train_fn`` (in this
+        process or a worker process) may return for up to ``preempt_grace`` seconds (default
+        :data:`~sh_scaling.budgeted.PREEMPT_GRACE_S`, 20) and its segment is then recorded as done; one that
+        does not is stopped and its segment put back (WAITING; an ``interruption``, not a death of its worker,
+        and not charged again). Then :class:`~sh_scaling.budgeted.Preempted` is raised: a ``SystemExit`` with
+        status 0, so the script exits 0 and a later ``run()`` continues.
         """
         if not callable(train_fn):
             raise ValueError(f"train_fn must be callable, got {train_fn!r}")
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
+        grace = check_grace(preempt_grace)
         configs, budget, strat, sizes, shares, planned = self._schedule()
         keep = self.keep_checkpoints
         if keep not in ("last", "all"):
@@ -289,9 +297,10 @@ class BudgetedHalving:
             self._take_back(ctx, "the driver stopped while it ran")
             ctx.charges = {(t._trial_id, s["k"]): float(s["charge"]) for t in self._trials(ctx)
                            for s in segments(t)}
-            pool: Any = (WorkerProcesses(n_workers, storage, study_name, store, train_fn) if n_workers > 1
-                         else InProcess(study, store, train_fn))
-            restore = _terminate_as_interrupt()
+            preemption = Preemption(grace)
+            pool: Any = (WorkerProcesses(n_workers, storage, study_name, store, train_fn, grace) if n_workers > 1
+                         else InProcess(study, store, train_fn, preemption))
+            restore = preemption.install()
             try:
                 self._rounds(ctx, pool)
                 pool.close()
@@ -846,20 +855,3 @@ def _check_writable(store: Any) -> None:
         store.remove(probe)
     except Exception:  # noqa: BLE001 - a probe left behind is harmless
         pass
-
-
-def _terminate_as_interrupt() -> Callable[[], None]:
-    """While the driver runs, SIGTERM (a job scheduler, ``kill``) interrupts it like Ctrl-C, so that the running
-    segments are stopped and their trials put back to WAITING instead of being left RUNNING."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
-
-    return restore
