@@ -32,11 +32,9 @@ _MAX_WAIT_S = 30.0
 
 def is_connection_error(exc: BaseException) -> bool:
     """An error of the connection to the storage (worth retrying), not of the request."""
-    try:
-        from sqlalchemy import exc as sa
-    except ImportError:  # pragma: no cover - optuna requires sqlalchemy
-        sa = None
-    if sa is not None and isinstance(exc, (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError)):
+    from sqlalchemy import exc as sa  # optuna requires sqlalchemy
+
+    if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError)):
         return True
     return isinstance(exc, OSError)
 
@@ -67,6 +65,61 @@ class RetryingStorage(BaseStorage):
             time.sleep(wait)
             wait = min(2 * wait, _MAX_WAIT_S)
 
+    # Optuna's abstract methods, forwarded (the rest of BaseStorage's public methods are forwarded below).
+    def create_new_study(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('create_new_study', *args, **kwargs)
+
+    def create_new_trial(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('create_new_trial', *args, **kwargs)
+
+    def delete_study(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('delete_study', *args, **kwargs)
+
+    def get_all_studies(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('get_all_studies', *args, **kwargs)
+
+    def get_all_trials(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('get_all_trials', *args, **kwargs)
+
+    def get_study_directions(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('get_study_directions', *args, **kwargs)
+
+    def get_study_id_from_name(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('get_study_id_from_name', *args, **kwargs)
+
+    def get_study_name_from_id(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('get_study_name_from_id', *args, **kwargs)
+
+    def get_study_system_attrs(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('get_study_system_attrs', *args, **kwargs)
+
+    def get_study_user_attrs(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('get_study_user_attrs', *args, **kwargs)
+
+    def get_trial(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('get_trial', *args, **kwargs)
+
+    def set_study_system_attr(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('set_study_system_attr', *args, **kwargs)
+
+    def set_study_user_attr(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('set_study_user_attr', *args, **kwargs)
+
+    def set_trial_intermediate_value(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('set_trial_intermediate_value', *args, **kwargs)
+
+    def set_trial_param(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('set_trial_param', *args, **kwargs)
+
+    def set_trial_state_values(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('set_trial_state_values', *args, **kwargs)
+
+    def set_trial_system_attr(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('set_trial_system_attr', *args, **kwargs)
+
+    def set_trial_user_attr(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call('set_trial_user_attr', *args, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         # Storage-specific extras (an RDB storage's engine, a journal's backend) are reached as they are.
         if name.startswith("__") or name == "_inner":
@@ -89,5 +142,5 @@ def _forward(name: str) -> Any:
 
 
 for _name in [n for n in dir(BaseStorage) if not n.startswith("_") and callable(getattr(BaseStorage, n))]:
-    setattr(RetryingStorage, _name, _forward(_name))
-RetryingStorage.__abstractmethods__ = frozenset()
+    if _name not in vars(RetryingStorage):
+        setattr(RetryingStorage, _name, _forward(_name))
