@@ -76,6 +76,7 @@ def run_segment(
     task: SegmentTask,
     abandoned: Callable[[], bool] = lambda: False,
     preemption: Preemption | None = None,
+    on_claim: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run one reserved segment and record it. Returns the outcome for the driver:
     ``{"status": "done" | "failed" | "checkpoint" | "stale" | "preempted", "reason": str}``.
@@ -94,6 +95,8 @@ def run_segment(
             return {"status": "stale", "reason": "the trial is already running in another process"}
     except optuna.exceptions.UpdateFinishedTrialError:
         return {"status": "stale", "reason": "the trial is already finished"}
+    if on_claim is not None:
+        on_claim()
     frozen = storage.get_trial(tid)
     seg = dict(frozen.system_attrs[task.key])
     if seg["status"] != "reserved" or seg.get("attempts", 1) != task.attempt:

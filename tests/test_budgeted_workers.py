@@ -1,0 +1,161 @@
+"""Budgeted sweeps run by workers (``BudgetedHalving.work``, ``sh-scaling work``), with no driver."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+import _workers_train
+from sh_scaling.budgeted import BudgetedHalving, ledger, segments
+from sh_scaling.keys import BUDGETED_WORKER_ERRORS_KEY
+from sh_scaling.simulation import allocate
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+DEADLINE_S = 240
+TESTS = Path(__file__).resolve().parent
+N, SEED = 8, 7
+
+
+def _journal(path) -> optuna.storages.JournalStorage:
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def _sweep(storage, tmp_path, *, kill=None, sleep=0.2, budget_fraction=0.2, **kw) -> BudgetedHalving:
+    curves = _workers_train.curves(N, SEED)
+    configs = [{"n": N, "seed": SEED, "i": i, "kill": kill, "sleep": sleep} for i in range(N)]
+    return BudgetedHalving(configs, budget_fraction * sum(c.final_compute for c in curves),
+                           max_compute=lambda c: curves[c["i"]].final_compute, storage=storage, study_name="w",
+                           artifact_store=optuna.artifacts.FileSystemArtifactStore(str(tmp_path / "checkpoints")),
+                           **kw)
+
+
+def _same_as_simulator(sweep) -> None:
+    curves = _workers_train.curves(N, SEED)
+    sim = allocate(curves, sweep.budget, "SH+FA", rng=np.random.default_rng(0))
+    assert [[curves[i].id for i in alive] for alive in sweep.survivors_] == sim.survivors
+    assert sweep.trained_ == pytest.approx([sim.trained[c.id] for c in curves], rel=1e-12)
+    assert sweep.spent_ == pytest.approx(sim.spent, rel=1e-12) and sweep.spent_ <= sweep.budget
+    assert sweep.best_loss_ == sim.best_loss
+
+
+def _setup(tmp_path, monkeypatch):
+    (tmp_path / "checkpoints").mkdir()
+    log = tmp_path / "calls"
+    log.mkdir()
+    monkeypatch.setenv("SH_SCALING_TEST_WORKERS_LOG", str(log))
+    return log
+
+
+def test_one_worker_in_this_process_makes_the_simulators_decisions(tmp_path, monkeypatch):
+    _setup(tmp_path, monkeypatch)
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0).work(_workers_train.train)
+    _same_as_simulator(sweep)
+    states = {t.state for t in sweep.study_.get_trials()}
+    assert states <= {TrialState.COMPLETE, TrialState.PRUNED}
+    # The same sweep from the stored settings alone, as `sh-scaling work` builds it, is finished: it returns.
+    again = BudgetedHalving.join(_journal(tmp_path / "w.journal"), "w", artifact_store=sweep.artifact_store_)
+    assert again.work(_workers_train.train).survivors_ == sweep.survivors_
+
+
+def _worker_cmd(journal, tmp_path, *extra):
+    return [sys.executable, "-m", "sh_scaling.cli", "work", "--storage", str(journal), "--study", "w",
+            "--train", "_workers_train:train", "--artifacts", str(tmp_path / "checkpoints"), *extra]
+
+
+def _start_workers(journal, tmp_path, n, *extra):
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    procs = []
+    for k in range(n):
+        cwd = tmp_path / f"machine-{k}"  # nothing shared but the storage and the artifact folder
+        cwd.mkdir(exist_ok=True)
+        procs.append(subprocess.Popen(_worker_cmd(journal, tmp_path, *extra), cwd=cwd, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return procs
+
+
+def _wait_all(procs):
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling reaps a killed worker at once, so the others see its process gone
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return [(p.wait(10), p.stdout.read(), p.stderr.read()) for p in procs]
+
+
+def test_three_worker_processes_one_killed_make_the_simulators_decisions(tmp_path, monkeypatch):
+    log = _setup(tmp_path, monkeypatch)
+    journal = tmp_path / "w.journal"
+    kill = 1
+    _sweep(_journal(journal), tmp_path, kill=kill).start()  # any process starts the sweep; workers join it
+    results = _wait_all(_start_workers(journal, tmp_path, 3))
+    codes = [r[0] for r in results]
+    assert sorted(codes) == [-signal.SIGKILL, 0, 0], results
+    assert (log / "killed").exists()
+    sweep = _sweep(_journal(journal), tmp_path, kill=kill).work(_workers_train.train)  # finished: returns
+    _same_as_simulator(sweep)
+    trials = sorted(sweep.study_.get_trials(), key=lambda t: t.number)
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    every = [s for t in trials for s in segments(t)]
+    assert every and all(s["status"] == "done" for s in every)
+    book = ledger(trials, sweep.budget)
+    assert book["total"] == pytest.approx(sum(sweep.trained_), rel=1e-12) and book["reserved"] == 0
+    calls = [json.loads(p.read_text()) for p in log.glob("call-*.json")]
+    died = [s for s in every if s.get("deaths")]
+    # The segment whose worker was killed was taken back and trained once more; every other one once.
+    if died:
+        assert len(died) == 1 and died[0]["attempts"] == 2 and book["retries"] == 1
+        assert len(calls) == len(every) + 1
+    assert len({c["pid"] for c in calls}) >= 2  # segments really ran in several processes
+
+
+def test_a_worker_that_cannot_import_train_fn_says_so_and_claims_nothing(tmp_path, monkeypatch):
+    _setup(tmp_path, monkeypatch)
+    journal = tmp_path / "w.journal"
+    _sweep(_journal(journal), tmp_path).start()
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    cmd = _worker_cmd(journal, tmp_path)
+    cmd[cmd.index("_workers_train:train")] = "no_such_module_here:train"
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=DEADLINE_S)
+    assert out.returncode == 2 and "cannot import train function 'no_such_module_here:train'" in out.stderr
+    assert "ModuleNotFoundError" in out.stderr
+    study = optuna.load_study(study_name="w", storage=_journal(journal))
+    errors = study._storage.get_study_system_attrs(study._study_id)[BUDGETED_WORKER_ERRORS_KEY]
+    assert "no_such_module_here" in errors[-1]["error"]
+    assert all(t.state == TrialState.WAITING and not segments(t) for t in study.get_trials())
+
+
+def test_a_worker_that_cannot_reach_its_storage_says_which(tmp_path):
+    url = f"sqlite:///{tmp_path}/no-such-folder/s.db"
+    cmd = [sys.executable, "-m", "sh_scaling.cli", "work", "--storage", url, "--study", "w",
+           "--train", "_workers_train:train"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=DEADLINE_S)
+    assert out.returncode == 2 and "cannot reach storage" in out.stderr and "no-such-folder" in out.stderr
+    missing = subprocess.run(cmd[:5] + [str(tmp_path / "none.journal")] + cmd[6:], capture_output=True, text=True,
+                             timeout=DEADLINE_S)
+    assert missing.returncode == 2 and "no such journal file" in missing.stderr
+
+
+def test_a_sweep_started_for_workers_refuses_other_settings_and_a_driver(tmp_path, monkeypatch):
+    _setup(tmp_path, monkeypatch)
+    storage = _journal(tmp_path / "w.journal")
+    _sweep(storage, tmp_path).start()
+    _sweep(storage, tmp_path).start()  # the same settings join
+    with pytest.raises(ValueError, match="budget.* differ"):
+        _sweep(storage, tmp_path, budget_fraction=0.3).start()
+    with pytest.raises(ValueError, match="by workers"):
+        _sweep(storage, tmp_path).run(_workers_train.train)
