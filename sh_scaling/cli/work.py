@@ -69,14 +69,14 @@ def load_train_fn(spec: str) -> Callable[..., Any]:
     except Exception as exc:  # noqa: BLE001 - any import failure means the same to the user
         raise ValueError(f"cannot import train function {spec!r}: {type(exc).__name__}: {exc} "
                          f"(sys.path starts {sys.path[:3]})") from exc
-    fn = module
+    fn: Any = module
     for part in attr.split("."):
         fn = getattr(fn, part, None)
         if fn is None:
             raise ValueError(f"cannot import train function {spec!r}: module {module_name!r} has no {attr!r}")
     if not callable(fn):
         raise ValueError(f"train function {spec!r} is a {type(fn).__name__}, not callable")
-    return fn  # type: ignore[return-value]
+    return fn
 
 
 def _record_error(sweep: Any, message: str) -> None:
