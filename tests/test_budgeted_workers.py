@@ -167,3 +167,31 @@ def test_a_sweep_started_for_workers_refuses_other_settings_and_a_driver(tmp_pat
         _sweep(storage, tmp_path, budget_fraction=0.3).start()
     with pytest.raises(ValueError, match="by workers"):
         _sweep(storage, tmp_path).run(_workers_train.train)
+
+
+@pytest.mark.parametrize("grace", [None, "0.2"], ids=["train_fn returns in the grace", "train_fn outlasts it"])
+def test_a_worker_told_to_stop_finishes_or_puts_its_segment_back_and_exits_0(tmp_path, monkeypatch, grace):
+    log = _setup(tmp_path, monkeypatch)
+    journal = tmp_path / "w.journal"
+    _sweep(_journal(journal), tmp_path, sleep=1.5).start()
+    stopped, other = _start_workers(journal, tmp_path, 2, *([] if grace is None else ["--grace", grace]))
+    deadline = time.monotonic() + DEADLINE_S
+    while not any(json.loads(p.read_text())["pid"] == stopped.pid for p in log.glob("call-*.json")):
+        assert time.monotonic() < deadline and stopped.poll() is None
+        time.sleep(0.05)
+    stopped.send_signal(signal.SIGTERM)  # while its train_fn runs
+    (code, out), (other_code, _) = _wait_all([stopped, other])
+    assert code == 0 and "stopped by SIGTERM" in out, out
+    assert other_code == 0
+    sweep = _sweep(_journal(journal), tmp_path, sleep=1.5).work(_workers_train.train)  # finished: returns
+    _same_as_simulator(sweep)
+    every = [s for t in sweep.study_.get_trials() for s in segments(t)]
+    assert all(s["status"] == "done" for s in every)
+    assert not any(s.get("deaths") for s in every) and all(s["attempts"] == 1 for s in every)
+    stops = [s for s in every if s.get("interruptions")]
+    calls = [json.loads(p.read_text()) for p in log.glob("call-*.json")]
+    if grace is None:  # the segment was finished and recorded by the worker told to stop
+        assert not stops and len(calls) == len(every)
+    else:  # put back, trained again by the other worker, charged once
+        assert len(stops) == 1 and stops[0]["interruptions"] == 1 and len(calls) == len(every) + 1
+    assert ledger(sweep.study_.get_trials(), sweep.budget)["total"] == pytest.approx(sum(sweep.trained_), rel=1e-12)
