@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from sh_scaling.simulation import allocate
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 DEADLINE_S = 240
+POSTGRES_URL = os.environ.get("SH_SCALING_TEST_POSTGRES_URL")
 TESTS = Path(__file__).resolve().parent
 N, SEED = 8, 7
 
@@ -33,11 +35,12 @@ def _journal(path) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
 
-def _sweep(storage, tmp_path, *, kill=None, sleep=0.2, budget_fraction=0.2, **kw) -> BudgetedHalving:
+def _sweep(storage, tmp_path, *, kill=None, sleep=0.2, budget_fraction=0.2, study_name="w",
+           **kw) -> BudgetedHalving:
     curves = _workers_train.curves(N, SEED)
     configs = [{"n": N, "seed": SEED, "i": i, "kill": kill, "sleep": sleep} for i in range(N)]
     return BudgetedHalving(configs, budget_fraction * sum(c.final_compute for c in curves),
-                           max_compute=lambda c: curves[c["i"]].final_compute, storage=storage, study_name="w",
+                           max_compute=lambda c: curves[c["i"]].final_compute, storage=storage, study_name=study_name,
                            artifact_store=optuna.artifacts.FileSystemArtifactStore(str(tmp_path / "checkpoints")),
                            **kw)
 
@@ -70,12 +73,12 @@ def test_one_worker_in_this_process_makes_the_simulators_decisions(tmp_path, mon
     assert again.work(_workers_train.train).survivors_ == sweep.survivors_
 
 
-def _worker_cmd(journal, tmp_path, *extra):
-    return [sys.executable, "-m", "sh_scaling.cli", "work", "--storage", str(journal), "--study", "w",
+def _worker_cmd(journal, tmp_path, *extra, study="w"):
+    return [sys.executable, "-m", "sh_scaling.cli", "work", "--storage", str(journal), "--study", study,
             "--train", "_workers_train:train", "--artifacts", str(tmp_path / "checkpoints"), *extra]
 
 
-def _start_workers(journal, tmp_path, n, *extra):
+def _start_workers(journal, tmp_path, n, *extra, study="w"):
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     procs = []
     for k in range(n):
@@ -83,7 +86,7 @@ def _start_workers(journal, tmp_path, n, *extra):
         cwd.mkdir(exist_ok=True)
         # Output to files: a pipe nobody reads while the workers run would fill up and block them.
         with open(cwd / "out.txt", "w") as out:
-            proc = subprocess.Popen(_worker_cmd(journal, tmp_path, *extra), cwd=cwd, env=env, stdout=out,
+            proc = subprocess.Popen(_worker_cmd(journal, tmp_path, *extra, study=study), cwd=cwd, env=env, stdout=out,
                                     stderr=subprocess.STDOUT)
         proc.out = cwd / "out.txt"  # type: ignore[attr-defined]
         procs.append(proc)
@@ -104,16 +107,34 @@ def _wait_all(procs):
     return [(p.wait(10), p.out.read_text()[-3000:]) for p in procs]
 
 
-def test_three_worker_processes_one_killed_make_the_simulators_decisions(tmp_path, monkeypatch):
+@pytest.fixture(params=["journal file", pytest.param("PostgreSQL", marks=pytest.mark.postgres)])
+def shared_storage(request, tmp_path):
+    """(a storage for this process, the --storage of the workers, the study name)."""
+    if request.param == "journal file":
+        yield (lambda: _journal(tmp_path / "w.journal")), str(tmp_path / "w.journal"), "w"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("SH_SCALING_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
+    name = f"workers-{uuid.uuid4().hex[:8]}"
+    yield (lambda: POSTGRES_URL), POSTGRES_URL, name
+    for study in (name, f"{name}:driver"):
+        try:
+            optuna.delete_study(study_name=study, storage=POSTGRES_URL)
+        except KeyError:
+            pass
+
+
+def test_three_worker_processes_one_killed_make_the_simulators_decisions(tmp_path, monkeypatch, shared_storage):
     log = _setup(tmp_path, monkeypatch)
-    journal = tmp_path / "w.journal"
+    storage, arg, name = shared_storage
     kill = 1
-    _sweep(_journal(journal), tmp_path, kill=kill).start()  # any process starts the sweep; workers join it
-    results = _wait_all(_start_workers(journal, tmp_path, 3))
+    # Any process starts the sweep; workers join it knowing only the storage, the study and the artifacts.
+    _sweep(storage(), tmp_path, kill=kill, study_name=name).start()
+    results = _wait_all(_start_workers(arg, tmp_path, 3, study=name))
     codes = [r[0] for r in results]
     assert sorted(codes) == [-signal.SIGKILL, 0, 0], results
     assert (log / "killed").exists()
-    sweep = _sweep(_journal(journal), tmp_path, kill=kill).work(_workers_train.train)  # finished: returns
+    sweep = _sweep(storage(), tmp_path, kill=kill, study_name=name).work(_workers_train.train)  # finished
     _same_as_simulator(sweep)
     trials = sorted(sweep.study_.get_trials(), key=lambda t: t.number)
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
