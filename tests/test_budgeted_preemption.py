@@ -161,3 +161,34 @@ def test_a_worker_whose_storage_drops_retries_and_leaves_nothing_running(tmp_pat
     for t in trials:
         _assert_whole_curve(t)
     assert sweep.ledger_["total"] == 40.0
+
+
+def test_a_driver_of_worker_processes_told_to_stop_lets_them_finish_and_exits_0(tmp_path, monkeypatch):
+    monkeypatch.setenv("SH_SCALING_TEST_MARKER", str(tmp_path))
+    journal = str(tmp_path / "s.journal")
+    driver = multiprocessing.get_context("fork").Process(target=_drive, args=(journal, 2, None))
+    driver.start()
+    try:
+        _wait_for(tmp_path / "first")
+        os.kill(driver.pid, signal.SIGTERM)  # the driver; its worker process trains the held segment
+        time.sleep(0.5)
+        (tmp_path / "go").write_text("")
+        driver.join(DEADLINE_S)
+    finally:
+        if driver.is_alive():
+            driver.kill()
+            driver.join(10)
+    assert driver.exitcode == 0
+    trials = _trials(journal)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    held_pid = int((tmp_path / "first").read_text())
+    done = [s for t in trials for s in segments(t) if s["status"] == "done"]
+    assert held_pid in [s["worker"] for s in done]  # the worker's segment was finished within the grace
+    assert not any(s.get("deaths") for t in trials for s in segments(t))
+    _sweep(journal).run(_held_fn)
+    trials = _trials(journal)
+    every = [s for t in trials for s in segments(t)]
+    assert [s["status"] for s in every] == ["done", "done"] and not any(s.get("deaths") for s in every)
+    for t in trials:
+        _assert_whole_curve(t)
+    assert ledger(trials, 80.0)["total"] == 40.0
