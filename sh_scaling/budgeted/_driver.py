@@ -91,9 +91,11 @@ class BudgetedHalving:
     budget never carried to its first evaluation is PRUNED, with that reason), those whose ``train_fn`` raised,
     or whose worker died :data:`MAX_ATTEMPTS` times, FAIL (the reason in
     :data:`~sh_scaling.keys.BUDGETED_FAILED_KEY`). A trial is RUNNING
-    only while a process trains it: when :meth:`run` returns or is interrupted (an exception, Ctrl-C,
-    SIGTERM) the running segments are stopped and their trials put back to WAITING (an ``interruption`` of
-    the segment, noted in its record: only deaths of its worker count towards :data:`MAX_ATTEMPTS`). Keeping
+    only while a process trains it: when :meth:`run` returns or is interrupted (an exception, Ctrl-C) the
+    running segments are stopped and their trials put back to WAITING (an ``interruption`` of the segment,
+    noted in its record: only deaths of its worker count towards :data:`MAX_ATTEMPTS`); on SIGTERM (a
+    scheduler's preemption) each running ``train_fn`` first gets a grace to return (``preempt_grace``), and
+    the process exits 0 (:class:`~sh_scaling.budgeted.Preempted`). Keeping
     trials RUNNING
     between rounds, or creating them only at the end, was the alternative: the first leaves RUNNING trials
     behind whenever the driver stops, and Optuna forbids reporting to a trial once it is finished, so it could
@@ -118,6 +120,11 @@ class BudgetedHalving:
     for 60 s (at once when its process is gone on the same machine), and returns the sweep's result when it
     is finished. Two drivers never create a candidate twice nor grant the same budget twice; a driver whose
     lease was taken over raises ``LeaseLost`` and writes nothing more.
+
+    **Or no driver: workers.** :meth:`start` sets a sweep up for workers and :meth:`work` (or the command
+    ``sh-scaling work``) works on it from any number of processes on any machines: each claims granted
+    segments, and the one that finds a round finished closes it, holding the lease only for that (see
+    :meth:`work`). A sweep is run either by :meth:`run` or by workers, not both.
 
     **The budget is a promise.** Before a segment starts, the compute it is granted is written into its
     record (reserved); the records of all segments are the ledger (:func:`sh_scaling.budgeted.ledger`), so
