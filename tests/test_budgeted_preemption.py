@@ -192,3 +192,37 @@ def test_a_driver_of_worker_processes_told_to_stop_lets_them_finish_and_exits_0(
     for t in trials:
         _assert_whole_curve(t)
     assert ledger(trials, 80.0)["total"] == 40.0
+
+
+def test_the_retrying_storage_gives_up_after_its_window_and_never_retries_a_refused_request(monkeypatch):
+    from optuna.exceptions import UpdateFinishedTrialError
+    from sqlalchemy.exc import OperationalError
+
+    from sh_scaling.budgeted import _retry
+
+    monkeypatch.setattr(_retry.time, "sleep", lambda s: None)
+    calls = {"n": 0}
+
+    class Flaky(optuna.storages.InMemoryStorage):
+        def get_trial(self, trial_id):
+            calls["n"] += 1
+            if calls["n"] <= 3:
+                raise OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
+            return super().get_trial(trial_id)
+
+    storage = _retry.RetryingStorage(Flaky(), retry_for=60.0)
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    assert storage.get_trial(trial._trial_id).number == 0 and storage.retries == 3
+    study.tell(trial, 1.0)
+    with pytest.raises(UpdateFinishedTrialError):  # the request itself is wrong: raised at once
+        storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
+    assert storage.retries == 3
+
+    class Down(optuna.storages.InMemoryStorage):
+        def get_all_studies(self):
+            raise ConnectionRefusedError("connection refused")
+
+    down = _retry.RetryingStorage(Down(), retry_for=0.0)
+    with pytest.raises(ConnectionRefusedError):
+        down.get_all_studies()
