@@ -2,7 +2,7 @@
 
 It "trains" a candidate by revealing the recorded points of a synthetic curve (``config["n"]``,
 ``config["seed"]``, candidate ``config["i"]``) from where its checkpoint says to ``until``, logs every call
-in ``$SH_SCALING_TEST_WORKERS_LOG`` and, in the middle of the second segment of candidate ``config["kill"]``,
+in ``$SH_SCALING_TEST_WORKERS_LOG`` (and every round decision of the process) and, in the middle of the second segment of candidate ``config["kill"]``,
 SIGKILLs its own process once.
 """
 
@@ -17,7 +17,25 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
+from sh_scaling.budgeted import BudgetedHalving
 from sh_scaling.curves import generate_synthetic
+
+
+def _log_decisions() -> None:
+    """Log every round decision this process makes, so a test can check that each round is decided once."""
+    real = BudgetedHalving._decide
+
+    def decide(self, ctx, r, *args, **kwargs):
+        log = Path(os.environ["SH_SCALING_TEST_WORKERS_LOG"])
+        (log / f"decide-{r}-{os.getpid()}-{uuid.uuid4().hex}").write_text("")
+        return real(self, ctx, r, *args, **kwargs)
+
+    BudgetedHalving._decide = decide
+
+
+# `sh-scaling work` imports this module before it works: the logging is in place for every decision.
+if os.environ.get("SH_SCALING_TEST_WORKERS_LOG"):
+    _log_decisions()
 
 
 @lru_cache(maxsize=None)

@@ -150,6 +150,9 @@ def test_three_worker_processes_one_killed_make_the_simulators_decisions(tmp_pat
                                 f"{socket.gethostname()} is gone"]  # seen at once, not after the grace
     assert len(calls) == len(every) + 1
     assert len({c["pid"] for c in calls}) >= 2  # segments really ran in several processes
+    # Every round but the last was decided exactly once, whichever worker finished its last segment.
+    decided = sorted(int(p.name.split("-")[1]) for p in log.glob("decide-*"))
+    assert decided == list(range(len(sweep.survivors_) - 1))
 
 
 def test_a_worker_that_cannot_import_train_fn_says_so_and_claims_nothing(tmp_path, monkeypatch):
