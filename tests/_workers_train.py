@@ -2,8 +2,8 @@
 
 It "trains" a candidate by revealing the recorded points of a synthetic curve (``config["n"]``,
 ``config["seed"]``, candidate ``config["i"]``) from where its checkpoint says to ``until``, logs every call
-in ``$SH_SCALING_TEST_WORKERS_LOG`` (and every round decision of the process) and, in the middle of the second segment of candidate ``config["kill"]``,
-SIGKILLs its own process once.
+in ``$SH_SCALING_TEST_WORKERS_LOG`` (and every round decision of the process) and, in the middle of the
+second segment of candidate ``config["kill"]``, SIGKILLs its own process once.
 """
 
 from __future__ import annotations

@@ -18,4 +18,7 @@ from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted
 from sh_scaling.budgeted._records import segments
 from sh_scaling.budgeted._segment import CheckpointError
 
-__all__ = ["PREEMPT_GRACE_S", "BudgetedHalving", "CheckpointError", "Preempted", "ComputeBudget", "ledger", "round_share", "segments"]
+__all__ = [
+    "PREEMPT_GRACE_S", "BudgetedHalving", "CheckpointError", "ComputeBudget", "Preempted", "ledger", "round_share",
+    "segments",
+]
