@@ -19,7 +19,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 import _workers_train
-from sh_scaling.budgeted import BudgetedHalving, ledger, segments
+from sh_scaling.budgeted import BudgetedHalving, CheckpointError, ledger, segments
 from sh_scaling.keys import BUDGETED_WORKER_ERRORS_KEY
 from sh_scaling.simulation import allocate
 
@@ -219,3 +219,28 @@ def test_a_worker_told_to_stop_finishes_or_puts_its_segment_back_and_exits_0(tmp
     else:  # put back, trained again by the other worker, charged once
         assert len(stops) == 1 and stops[0]["interruptions"] == 1 and len(calls) == len(every) + 1
     assert ledger(sweep.study_.get_trials(), sweep.budget)["total"] == pytest.approx(sum(sweep.trained_), rel=1e-12)
+
+
+def _checkpoint_once(config, from_checkpoint, until):
+    """The first resumed segment of candidate 0 cannot load its checkpoint."""
+    marker = Path(os.environ["SH_SCALING_TEST_WORKERS_LOG"]) / "refused"
+    if config["i"] == 0 and from_checkpoint is not None and not marker.exists():
+        marker.write_text("")
+        raise CheckpointError("corrupt")
+    return _workers_train.train(config, from_checkpoint, until)
+
+
+def test_a_worker_that_cannot_load_a_checkpoint_restarts_the_segment_from_scratch(tmp_path, monkeypatch):
+    log = _setup(tmp_path, monkeypatch)
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0, budget_fraction=0.5)
+    sweep.work(_checkpoint_once)
+    assert (log / "refused").exists()
+    trials = sweep.study_.get_trials()
+    assert all(t.state.is_finished() for t in trials)
+    every = [s for t in trials for s in segments(t)]
+    assert all(s["status"] == "done" for s in every)
+    book = ledger(trials, sweep.budget)
+    assert book["restarts"] == 1 and book["total"] <= sweep.budget
+    restarted = [s for s in segments(trials[0]) if s.get("from_scratch")]
+    assert len(restarted) == 1 and restarted[0]["attempts"] == 2
+    assert any("could not be loaded" in n for n in restarted[0]["notes"])

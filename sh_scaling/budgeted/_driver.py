@@ -354,6 +354,7 @@ class BudgetedHalving:
         grace = check_grace(preempt_grace)
         ctx = self._start()
         preemption = Preemption(grace)
+        ctx.stop_requested = preemption.requested.is_set
         restore = preemption.install()
         try:
             with preemption.deferred():
@@ -457,13 +458,14 @@ class BudgetedHalving:
                     self._locked(ctx, lambda: self._handle(ctx, task, outcome))
             elif kind == "close":
                 if self._locked(ctx, lambda: self._close(ctx, watch)) is None:
-                    return  # the sweep is finished
+                    return  # the sweep is finished (or this worker was told to stop)
             else:
                 preemption.requested.wait(POLL_S)
 
     def _locked(self, ctx: _Context, step: Callable[[], Any]) -> Any:
-        """Run a bookkeeping step holding the sweep's lease (``None``: the sweep is finished)."""
-        if not ctx.lease.acquire(create=True):
+        """Run a bookkeeping step holding the sweep's lease (``None``: the sweep is finished, or this worker was
+        told to stop while it waited for the lease)."""
+        if not ctx.lease.acquire(create=True, give_up=ctx.stop_requested):
             return None
         finished = False
         try:
@@ -759,6 +761,8 @@ class BudgetedHalving:
         storage = ctx.study._storage
         t = storage.get_trial(task.trial_id)
         seg = dict(t.system_attrs[task.key])
+        if int(seg.get("attempts", 1)) != task.attempt and seg["status"] == "reserved":
+            return []  # another process already handled this attempt (a worker of a sweep without a driver)
         if status == "stale" or seg["status"] != "reserved":
             if t.state == TrialState.RUNNING and seg["status"] != "reserved":
                 storage.set_trial_state_values(t._trial_id, TrialState.WAITING)  # died after recording
@@ -964,6 +968,8 @@ class _Context:
         self.lease = lease
         self.store: Any = None
         self.keep_checkpoints = "last"
+        #: Whether a worker should stop waiting for the lease (it was told to stop).
+        self.stop_requested: Callable[[], bool] = lambda: False
         # Every segment's grant, kept current by the one process that writes grants.
         self.charges: dict[tuple[int, int], float] = {}
 
