@@ -59,7 +59,13 @@ Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose stud
   (superseded, or their candidate left the race), by trial id, so that none is removed twice.
 * :data:`BUDGETED_LEASE_KEY` (trial system attr, in the companion study ``<study_name>:driver``): a link of
   the lease that says which driver runs the sweep (the sweep's study id, the link's generation, the holder's
-  host and process id, its heartbeat count).
+  host and process id, its heartbeat count). Sweeps run by workers (:meth:`sh_scaling.BudgetedHalving.work`)
+  use the same lease as a short lock, held by the worker that closes a round or takes a dead worker's
+  segment back.
+* :data:`BUDGETED_WORKER_KEY` (trial system attr): the worker training the candidate's segment now (its host,
+  process id, the segment and attempt, a heartbeat count), ``{"state": "idle"}`` once it gave the trial back.
+* :data:`BUDGETED_WORKER_ERRORS_KEY` (study system attr): the last errors of workers that could not join the
+  sweep (a ``train_fn`` they could not import), with host, process id and time.
 """
 
 from __future__ import annotations
@@ -99,6 +105,8 @@ __all__ = [
     "BUDGETED_PLAN_KEY",
     "BUDGETED_ROUND_PREFIX",
     "BUDGETED_SEGMENT_PREFIX",
+    "BUDGETED_WORKER_ERRORS_KEY",
+    "BUDGETED_WORKER_KEY",
     "budgeted_round_key",
     "budgeted_segment_key",
 ]
@@ -163,6 +171,8 @@ BUDGETED_SEGMENT_PREFIX = "sh_scaling:budgeted:segment:"
 BUDGETED_FAILED_KEY = "sh_scaling:budgeted:failed"
 BUDGETED_LEASE_KEY = "sh_scaling:budgeted:lease"
 BUDGETED_REMOVED_KEY = "sh_scaling:budgeted:removed"
+BUDGETED_WORKER_KEY = "sh_scaling:budgeted:worker"
+BUDGETED_WORKER_ERRORS_KEY = "sh_scaling:budgeted:worker_errors"
 
 
 def budgeted_round_key(r: int) -> str:

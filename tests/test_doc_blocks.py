@@ -110,6 +110,9 @@ NOT_RUN: dict[tuple[str, str], str] = {
         "trains 16 language models (5-10 minutes); tests/test_examples.py runs the script on a tiny corpus",
     ("docs/tutorials/budgeted_sweep.md", "python examples/budgeted_sweep.py"):
         "trains 16 language models three ways (minutes); tests/test_budgeted_example.py runs it in --quick",
+    ("docs/guides/budgeted.md", "# on every machine (a Slurm array task, a Kubernetes Job pod):"):
+        "needs a started sweep and the user's train module; tests/test_budgeted_workers.py runs sh-scaling work "
+        "in three processes",
 }
 
 #: Code run before and after each fragment, by (page, first line).
@@ -135,6 +138,35 @@ COMPLETIONS: dict[tuple[str, str], tuple[str, str]] = {
         """
         assert sweep.best_loss_ is not None and sweep.ledger_["total"] <= 1e21
         print("best loss", sweep.best_loss_, "spent", sweep.ledger_["total"], "of", total)
+        """,
+    ),
+    ("docs/guides/budgeted.md",
+     "# fragment: completed in tests/test_doc_blocks.py (start the sweep once, from any machine)"): (
+        # The same synthetic candidates; a SQLite file stands for the database server, a local folder for the
+        # shared file system.
+        """
+        import os
+
+        import optuna
+        import sh_scaling
+        from sh_scaling.curves import generate_synthetic
+
+        curves = generate_synthetic(6, seed=0)
+        configs = [{"curve": i} for i in range(len(curves))]
+        storage_url = "sqlite:///ladder.db"
+        os.makedirs("shared-checkpoints", exist_ok=True)
+        shared_checkpoints = optuna.artifacts.FileSystemArtifactStore("shared-checkpoints")
+
+        def planned_flops(config):
+            return float(curves[config["curve"]].compute[-1])
+
+        def train_fn(config, from_checkpoint, until_compute):
+            c = curves[config["curve"]]
+            return [(float(x), float(y)) for x, y in zip(c.compute, c.loss) if x <= until_compute], None
+        """,
+        """
+        assert sweep.ledger_["total"] <= 1e21 and sweep.survivors_
+        print("best loss", sweep.best_loss_, "spent", sweep.ledger_["total"])
         """,
     ),
     ("docs/guides/report.md",

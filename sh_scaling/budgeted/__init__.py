@@ -5,6 +5,8 @@
 * :class:`ComputeBudget`: keeps any Optuna study within a compute budget (for the asynchronous pruner, or any
   study that reports compute): each trial reserves its planned compute in the storage before it trains
   (:meth:`ComputeBudget.reserve`), and the callback stops ``study.optimize`` when no further trial fits.
+* :class:`Preempted`: what :meth:`BudgetedHalving.run` and :meth:`BudgetedHalving.work` raise when the process
+  was told to stop (SIGTERM): a ``SystemExit`` with status 0, after the running segments were done or put back.
 * :class:`CheckpointError`: what a ``train_fn`` raises when it cannot load the checkpoint it was handed.
 * :func:`segments`, :func:`ledger`, :func:`round_share`: the records a sweep leaves in its study, the budget
   they add up to, and how a round's share shrinks when the budget runs short.
@@ -12,7 +14,11 @@
 
 from sh_scaling.budgeted._budget import ComputeBudget, ledger, round_share
 from sh_scaling.budgeted._driver import BudgetedHalving
+from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted
 from sh_scaling.budgeted._records import segments
 from sh_scaling.budgeted._segment import CheckpointError
 
-__all__ = ["BudgetedHalving", "CheckpointError", "ComputeBudget", "ledger", "round_share", "segments"]
+__all__ = [
+    "PREEMPT_GRACE_S", "BudgetedHalving", "CheckpointError", "ComputeBudget", "Preempted", "ledger", "round_share",
+    "segments",
+]

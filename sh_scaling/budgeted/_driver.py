@@ -7,8 +7,6 @@ import json
 import math
 import os
 import pickle
-import signal
-import threading
 import time
 import uuid
 import warnings
@@ -30,14 +28,18 @@ from sh_scaling.budgeted._budget import ledger, round_share
 from sh_scaling.budgeted._lease import POLL_S, Lease, create_sweep_study
 from sh_scaling.budgeted._memory_store import MemoryArtifactStore
 from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
+from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted, Preemption, check_grace
+from sh_scaling.budgeted._retry import RetryingStorage
+from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
-from sh_scaling.budgeted._segment import SegmentTask, fail_trial, uploaded_ids
+from sh_scaling.budgeted._segment import SegmentTask, fail_trial, run_segment, uploaded_ids
 from sh_scaling.halving import RTOL, round_shares, round_sizes, select_survivors
 from sh_scaling.keys import (
     BUDGETED_CANDIDATE_KEY,
     BUDGETED_LEDGER_KEY,
     BUDGETED_PLAN_KEY,
     BUDGETED_REMOVED_KEY,
+    BUDGETED_WORKER_ERRORS_KEY,
     DECISION_KEY,
     FORECAST_KEY,
     PRUNED_KEY,
@@ -89,9 +91,11 @@ class BudgetedHalving:
     budget never carried to its first evaluation is PRUNED, with that reason), those whose ``train_fn`` raised,
     or whose worker died :data:`MAX_ATTEMPTS` times, FAIL (the reason in
     :data:`~sh_scaling.keys.BUDGETED_FAILED_KEY`). A trial is RUNNING
-    only while a process trains it: when :meth:`run` returns or is interrupted (an exception, Ctrl-C,
-    SIGTERM) the running segments are stopped and their trials put back to WAITING (an ``interruption`` of
-    the segment, noted in its record: only deaths of its worker count towards :data:`MAX_ATTEMPTS`). Keeping
+    only while a process trains it: when :meth:`run` returns or is interrupted (an exception, Ctrl-C) the
+    running segments are stopped and their trials put back to WAITING (an ``interruption`` of the segment,
+    noted in its record: only deaths of its worker count towards :data:`MAX_ATTEMPTS`); on SIGTERM (a
+    scheduler's preemption) each running ``train_fn`` first gets a grace to return (``preempt_grace``), and
+    the process exits 0 (:class:`~sh_scaling.budgeted.Preempted`). Keeping
     trials RUNNING
     between rounds, or creating them only at the end, was the alternative: the first leaves RUNNING trials
     behind whenever the driver stops, and Optuna forbids reporting to a trial once it is finished, so it could
@@ -116,6 +120,11 @@ class BudgetedHalving:
     for 60 s (at once when its process is gone on the same machine), and returns the sweep's result when it
     is finished. Two drivers never create a candidate twice nor grant the same budget twice; a driver whose
     lease was taken over raises ``LeaseLost`` and writes nothing more.
+
+    **Or no driver: workers.** :meth:`start` sets a sweep up for workers and :meth:`work` (or the command
+    ``sh-scaling work``) works on it from any number of processes on any machines: each claims granted
+    segments, and the one that finds a round finished closes it, holding the lease only for that (see
+    :meth:`work`). A sweep is run either by :meth:`run` or by workers, not both.
 
     **The budget is a promise.** Before a segment starts, the compute it is granted is written into its
     record (reserved); the records of all segments are the ledger (:func:`sh_scaling.budgeted.ledger`), so
@@ -234,32 +243,34 @@ class BudgetedHalving:
         self.keep_checkpoints = keep_checkpoints
 
     # ------------------------------------------------------------------------------------------------ run
-    def run(self, train_fn: Callable[..., Any], n_workers: int = 1) -> BudgetedHalving:
+    def run(self, train_fn: Callable[..., Any], n_workers: int = 1, *,
+            preempt_grace: float = PREEMPT_GRACE_S) -> BudgetedHalving:
         """Run (or continue) the sweep; returns ``self``. See the class docstring for ``train_fn``.
 
         Everything that can be checked is checked before any training: the arguments, the budget against the
         first evaluations, the storage and artifact store, a stored sweep's settings.
+
+        SIGTERM (a scheduler preempting the job) stops the sweep cleanly: every running ``train_fn`` (in this
+        process or a worker process) may return for up to ``preempt_grace`` seconds (default
+        :data:`~sh_scaling.budgeted.PREEMPT_GRACE_S`, 20) and its segment is then recorded as done; one that
+        does not is stopped and its segment put back (WAITING; an ``interruption``, not a death of its worker,
+        and not charged again). Then :class:`~sh_scaling.budgeted.Preempted` is raised: a ``SystemExit`` with
+        status 0, so the script exits 0 and a later ``run()`` continues.
         """
         if not callable(train_fn):
             raise ValueError(f"train_fn must be callable, got {train_fn!r}")
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
+        grace = check_grace(preempt_grace)
         configs, budget, strat, sizes, shares, planned = self._schedule()
-        keep = self.keep_checkpoints
-        if keep not in ("last", "all"):
-            raise ValueError(f"keep_checkpoints must be 'last' (each candidate still wanted keeps its last "
-                             f"checkpoint) or 'all', got {keep!r}")
-        storage = optuna.storages.get_storage(self.storage)
+        keep = self._keep()
+        storage = _connect(self.storage)
         if n_workers > 1:
             _check_shareable(storage, train_fn, self.artifact_store)
         store = self._artifact_store(storage)
         _check_writable(store)
         study_name = self.study_name or DEFAULT_STUDY_NAME
-        plan: dict[str, Any] = {
-            "version": _PLAN_VERSION, "budget": budget, "reduction_factor": float(self.reduction_factor),
-            "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
-            "n_candidates": len(configs), "fingerprint": _fingerprint(configs, planned),
-        }
+        plan = self._plan(configs, budget, strat, sizes, shares, planned)
         creator = create_sweep_study(storage, study_name)
         study = optuna.load_study(storage=storage, study_name=study_name,
                                   sampler=optuna.samplers.RandomSampler(self.seed))
@@ -289,9 +300,10 @@ class BudgetedHalving:
             self._take_back(ctx, "the driver stopped while it ran")
             ctx.charges = {(t._trial_id, s["k"]): float(s["charge"]) for t in self._trials(ctx)
                            for s in segments(t)}
-            pool: Any = (WorkerProcesses(n_workers, storage, study_name, store, train_fn) if n_workers > 1
-                         else InProcess(study, store, train_fn))
-            restore = _terminate_as_interrupt()
+            preemption = Preemption(grace)
+            pool: Any = (WorkerProcesses(n_workers, storage, study_name, store, train_fn, grace) if n_workers > 1
+                         else InProcess(study, store, train_fn, preemption))
+            restore = preemption.install()
             try:
                 self._rounds(ctx, pool)
                 pool.close()
@@ -309,6 +321,263 @@ class BudgetedHalving:
         self.artifact_store_ = store
         self._learn(ctx)
         return self
+
+    # ----------------------------------------------------------------------------------------------- work
+    def work(self, train_fn: Callable[..., Any], *, preempt_grace: float = PREEMPT_GRACE_S) -> BudgetedHalving:
+        """Work on the sweep as one of any number of workers, on any machines; returns ``self`` when it is done.
+
+        Every worker runs this same call (or ``sh-scaling work``) against one storage that all of them reach
+        (PostgreSQL or MySQL through Optuna's RDB storage, or a journal file on a shared file system) and one
+        artifact store. There is no driver: the first call creates the sweep (its trials, its plan and the
+        grants of the first round), later calls with the same settings join it, and one with other settings
+        is refused (``ValueError`` naming them). A worker then loops: it claims a granted segment (moves its
+        trial from WAITING to RUNNING, a change only one process can win), trains it with a heartbeat in the
+        trial, records, reports and uploads it exactly as :meth:`run` does, and gives the trial back. The
+        worker that finds a round's segments all finished closes the round, holding the sweep's lease (see
+        the class docstring) so that two that finish together decide once: the decision core ranks the
+        survivors as :meth:`run` would, and the next round's segments are granted. When the sweep is
+        finished every worker returns.
+
+        A worker killed outright (SIGKILL, a lost machine) leaves its trial RUNNING: another worker takes the
+        segment back when the trial's heartbeat has not changed for 60 s (at once when the dead worker ran on
+        the same machine) and retries it from the same record and checkpoint (a death of the segment's
+        worker; :data:`MAX_ATTEMPTS` deaths fail the candidate). A worker told to stop (SIGTERM) lets
+        ``train_fn`` return for up to ``preempt_grace`` seconds, or puts the segment back, then raises
+        :class:`~sh_scaling.budgeted.Preempted` (exit status 0). Storage calls that lose their connection are
+        retried with backoff for up to 5 minutes.
+
+        ``train_fn`` is the same as :meth:`run`'s. A sweep started by :meth:`run` is not worked on by workers
+        (and the other way round): ``ValueError``.
+        """
+        if not callable(train_fn):
+            raise ValueError(f"train_fn must be callable, got {train_fn!r}")
+        grace = check_grace(preempt_grace)
+        ctx = self._start()
+        preemption = Preemption(grace)
+        ctx.stop_requested = preemption.requested.is_set
+        restore = preemption.install()
+        try:
+            with preemption.deferred():
+                self._work_loop(ctx, train_fn, preemption)
+        finally:
+            restore()
+        self._learn(ctx)
+        if preemption.requested.is_set():
+            raise Preempted()
+        return self
+
+    def start(self) -> BudgetedHalving:
+        """Create the sweep for workers, or join it with the same settings; returns ``self``.
+
+        Creates the study, one WAITING trial per candidate and the plan (``ValueError`` if the study holds a
+        sweep with other settings, naming them); the first worker that looks grants the first round. Any
+        process may call it, any number of times: workers started with :meth:`work` or ``sh-scaling work``
+        then train the sweep. :meth:`work` calls it itself.
+        """
+        self._start()
+        return self
+
+    def _start(self) -> _Context:
+        configs, budget, strat, sizes, shares, planned = self._schedule()
+        keep = self._keep()
+        storage = RetryingStorage(_connect(self.storage))
+        store = self._artifact_store(storage)
+        _check_writable(store)
+        study_name = self.study_name or DEFAULT_STUDY_NAME
+        plan = {**self._plan(configs, budget, strat, sizes, shares, planned), "mode": "workers",
+                "keep_checkpoints": keep}
+        creator = create_sweep_study(storage, study_name)
+        study = optuna.load_study(storage=storage, study_name=study_name,
+                                  sampler=optuna.samplers.RandomSampler(self.seed))
+        lease = Lease(storage, study_name, study._study_id)
+        if creator:
+            lease.create_root()
+            lease.acquire()
+            try:
+                trial_ids = self._ensure_trials(study, configs, planned)
+                study._storage.set_study_system_attr(study._study_id, BUDGETED_PLAN_KEY, plan)
+            finally:
+                lease.release(finished=False)
+        else:
+            self._wait_for_plan(study)
+            self._check_plan(study, plan)
+            trial_ids = self._trial_ids(study, configs)
+        ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed), lease)
+        ctx.store, ctx.keep_checkpoints = store, keep
+        self.artifact_store_ = store
+        return ctx
+
+    @classmethod
+    def join(cls, storage: str | optuna.storages.BaseStorage, study_name: str, *,
+             artifact_store: Any = None) -> BudgetedHalving:
+        """The sweep a study holds, with the settings it was started with, to :meth:`work` on it.
+
+        For a worker that knows only where the sweep is (``sh-scaling work``): the candidates, their planned
+        ends, the budget, reduction factor, strategy (by name), seed and ``keep_checkpoints`` are read from the
+        study. ``ValueError`` if the study holds no sweep started for workers, or one with a strategy that is
+        not a named one (join it with the ``BudgetedHalving(...)`` call that started it).
+        """
+        base = _connect(storage)
+        try:
+            study = optuna.load_study(storage=base, study_name=study_name)
+        except KeyError:
+            raise ValueError(f"storage {_describe_storage(base)} has no study {study_name!r}: start the sweep with "
+                             "BudgetedHalving(...).work(train_fn) first") from None
+        stored = study._storage.get_study_system_attrs(study._study_id).get(BUDGETED_PLAN_KEY)
+        if stored is None:
+            raise ValueError(f"study {study_name!r} holds no budgeted sweep")
+        if stored.get("mode") != "workers":
+            raise ValueError(f"study {study_name!r} is run by a driver (BudgetedHalving.run), not by workers")
+        name = stored["strategy"]["name"]
+        if name not in STRATEGIES or _describe(STRATEGIES[name]) != stored["strategy"]:
+            raise ValueError(f"study {study_name!r} ranks with a custom strategy {stored['strategy']}: join it "
+                             "with the BudgetedHalving(...) call that started it")
+        records = sorted((t.system_attrs[BUDGETED_CANDIDATE_KEY] for t in study.get_trials(deepcopy=False)
+                          if candidate_index(t) is not None), key=lambda c: int(c["index"]))
+        configs = [c["config"] for c in records]
+        ends = {json.dumps(c["config"], sort_keys=True): float(c["planned"]) for c in records}
+        return cls(configs, stored["budget"], max_compute=lambda c: ends[json.dumps(c, sort_keys=True)],
+                   reduction_factor=stored["reduction_factor"], strategy=name, storage=base,
+                   study_name=study_name, artifact_store=artifact_store, seed=stored["seed"],
+                   keep_checkpoints=stored["keep_checkpoints"])
+
+    def _work_loop(self, ctx: _Context, train_fn: Callable[..., Any], preemption: Preemption) -> None:
+        watch = Watch()
+        rng = np.random.default_rng()
+        while not preemption.requested.is_set():
+            kind, tasks = self._scan(ctx, watch)
+            if kind == "claim":
+                task = tasks[int(rng.integers(len(tasks)))]  # spread workers over the segments
+                beat = SegmentBeat(ctx.study._storage, task)
+                try:
+                    outcome = run_segment(ctx.study, ctx.store, train_fn, task, preemption=preemption,
+                                          on_claim=beat.start)
+                finally:
+                    beat.stop()
+                if outcome["status"] == "checkpoint":
+                    self._locked(ctx, lambda: self._handle(ctx, task, outcome))
+            elif kind == "close":
+                if self._locked(ctx, lambda: self._close(ctx, watch)) is None:
+                    return  # the sweep is finished (or this worker was told to stop)
+            else:
+                preemption.requested.wait(POLL_S)
+
+    def _locked(self, ctx: _Context, step: Callable[[], Any]) -> Any:
+        """Run a bookkeeping step holding the sweep's lease (``None``: the sweep is finished, or this worker was
+        told to stop while it waited for the lease)."""
+        if not ctx.lease.acquire(create=True, give_up=ctx.stop_requested):
+            return None
+        finished = False
+        try:
+            ctx.charges = {(t._trial_id, s["k"]): float(s["charge"]) for t in self._trials(ctx)
+                           for s in segments(t)}
+            finished = step() is True
+        finally:
+            ctx.lease.release(finished=finished)
+        return None if finished else True
+
+    def _scan(self, ctx: _Context, watch: Watch) -> tuple[str, list[SegmentTask]]:
+        """What this worker should do now: ``claim`` one of the segments, ``close`` (a round, or take a dead
+        worker's segment back), or ``wait``."""
+        attrs = ctx.study._storage.get_study_system_attrs(ctx.study._study_id)
+        R = len(ctx.sizes)
+        for r in range(R):
+            rec = attrs.get(budgeted_round_key(r))
+            if rec is None or not rec.get("opened"):
+                return "close", []
+            if "survivors" in rec and r < R - 1:
+                continue
+            break
+        assert rec is not None
+        trials = self._trials(ctx)
+        claimable, busy = [], False
+        for i in rec["alive"]:
+            t = trials[int(i)]
+            if t.state.is_finished():
+                continue
+            seg = next((s for s in segments(t) if s["round"] == r), None)
+            if t.state == TrialState.RUNNING:
+                if watch.dead(t) is not None:
+                    return "close", []
+                busy = True
+            elif seg is not None and seg["status"] == "reserved":
+                claimable.append(SegmentTask(t._trial_id, budgeted_segment_key(seg["k"]), int(seg["attempts"])))
+        if claimable:
+            return "claim", claimable
+        return ("wait" if busy else "close"), []
+
+    def _close(self, ctx: _Context, watch: Watch) -> bool:
+        """Holding the lease: take back the segments of dead workers, close every round whose segments are all
+        finished and grant the next; ``True`` when the sweep is finished."""
+        for t in self._trials(ctx):
+            if t.state != TrialState.RUNNING:
+                continue
+            why = watch.dead(t)
+            seg = next((s for s in reversed(segments(t)) if s["status"] == "reserved"), None)
+            if why is None:
+                continue
+            if seg is None:  # its worker died after recording the segment: only the trial is to be given back
+                ctx.study._storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
+                continue
+            self._handle(ctx, SegmentTask(t._trial_id, budgeted_segment_key(seg["k"]), int(seg["attempts"])),
+                         {"status": "died", "reason": why})
+        return self._advance(ctx)
+
+    def _advance(self, ctx: _Context) -> bool:
+        """The rounds of :meth:`_rounds`, one step at a time: open a round (grant its segments), or close it
+        once every segment is finished. ``True`` when the sweep is finished."""
+        R = len(ctx.sizes)
+        rng = np.random.default_rng(ctx.seed)
+        alive = list(range(len(ctx.planned)))
+        storage, sid = ctx.study._storage, ctx.study._study_id
+        for r in range(R):
+            rec = storage.get_study_system_attrs(sid).get(budgeted_round_key(r))
+            if rec is None:
+                alive = [i for i in alive if self._trial(ctx, i).state != TrialState.FAIL]
+                share = round_share(ctx.shares, ctx.sizes, r, ctx.budget - ctx.total())
+                rec = {"alive": alive, "share": share}
+                storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
+            alive = [int(i) for i in rec["alive"]]
+            if "survivors" in rec:
+                rng.random(int(rec["n_ranked"]))
+                alive = [int(i) for i in rec["survivors"]]
+                continue
+            if not rec.get("opened"):
+                self._train_round(ctx, Collect(), r, alive, float(rec["share"]))
+                storage.set_study_system_attr(sid, budgeted_round_key(r), {**rec, "opened": True})
+                return False
+            for i in alive:
+                t = self._trial(ctx, i)
+                if t.state == TrialState.RUNNING or (not t.state.is_finished() and any(
+                        s["round"] == r and s["status"] == "reserved" for s in segments(t))):
+                    return False  # a segment of the round is not finished yet
+            self._complete_finished(ctx, alive)
+            self._write_ledger(ctx)
+            if r == R - 1:
+                break
+            rec = self._decide(ctx, r, alive, rng, rec)
+            storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
+            alive = [int(i) for i in rec["survivors"]]
+            self._clean_checkpoints(ctx)
+        for i in range(len(ctx.planned)):
+            self._settle(ctx, i)
+        self._clean_checkpoints(ctx)
+        self._write_ledger(ctx)
+        return True
+
+    def _keep(self) -> str:
+        if self.keep_checkpoints not in ("last", "all"):
+            raise ValueError(f"keep_checkpoints must be 'last' (each candidate still wanted keeps its last "
+                             f"checkpoint) or 'all', got {self.keep_checkpoints!r}")
+        return str(self.keep_checkpoints)
+
+    def _plan(self, configs: list[dict], budget: float, strat: Strategy, sizes: list[int], shares: list[float],
+              planned: list[float]) -> dict[str, Any]:
+        return {
+            "version": _PLAN_VERSION, "budget": budget, "reduction_factor": float(self.reduction_factor),
+            "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
+            "n_candidates": len(configs), "fingerprint": _fingerprint(configs, planned),
+        }
 
     def _schedule(self) -> tuple[list[dict], float, Strategy, list[int], list[float], list[float]]:
         """Checked arguments, the rounds and shares, and each candidate's planned end."""
@@ -492,6 +761,8 @@ class BudgetedHalving:
         storage = ctx.study._storage
         t = storage.get_trial(task.trial_id)
         seg = dict(t.system_attrs[task.key])
+        if int(seg.get("attempts", 1)) != task.attempt and seg["status"] == "reserved":
+            return []  # another process already handled this attempt (a worker of a sweep without a driver)
         if status == "stale" or seg["status"] != "reserved":
             if t.state == TrialState.RUNNING and seg["status"] != "reserved":
                 storage.set_trial_state_values(t._trial_id, TrialState.WAITING)  # died after recording
@@ -610,6 +881,11 @@ class BudgetedHalving:
     def _check_plan(self, study: optuna.Study, plan: dict) -> None:
         """A driver joining a sweep, or restarting it, must ask for the same sweep."""
         stored = study._storage.get_study_system_attrs(study._study_id)[BUDGETED_PLAN_KEY]
+        mode, wanted = stored.get("mode", "driver"), plan.get("mode", "driver")
+        if mode != wanted:
+            how = {"driver": "by a driver (BudgetedHalving.run)", "workers": "by workers (BudgetedHalving.work)"}
+            raise ValueError(f"study {study.study_name!r} holds a budgeted sweep run {how[mode]}; it cannot be run "
+                             f"{how[wanted]}: call the same method, or use a new study_name")
         diff = [k for k in plan if _jsonable(stored.get(k)) != _jsonable(plan[k])]
         if diff:
             raise ValueError(
@@ -692,6 +968,8 @@ class _Context:
         self.lease = lease
         self.store: Any = None
         self.keep_checkpoints = "last"
+        #: Whether a worker should stop waiting for the lease (it was told to stop).
+        self.stop_requested: Callable[[], bool] = lambda: False
         # Every segment's grant, kept current by the one process that writes grants.
         self.charges: dict[tuple[int, int], float] = {}
 
@@ -814,6 +1092,18 @@ def _default_checkpoint_folder(storage: Any) -> str:
         "file or SQLite database has a default (a folder next to it)")
 
 
+def _connect(storage: Any) -> Any:
+    """The Optuna storage for a URL or storage object, with an error that names a URL that cannot be reached."""
+    try:
+        return optuna.storages.get_storage(storage)
+    except Exception as exc:  # noqa: BLE001 - a driver, a database error, a refused connection: one cause
+        where = storage
+        if isinstance(storage, str) and "@" in storage:  # do not print a password
+            scheme, _, rest = storage.partition("://")
+            where = f"{scheme}://***@{rest.rpartition('@')[2]}"
+        raise ValueError(f"cannot reach storage {where!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+
+
 def _describe_storage(storage: Any) -> str:
     backend = getattr(storage, "_backend", storage)
     engine = getattr(backend, "engine", None)
@@ -846,20 +1136,3 @@ def _check_writable(store: Any) -> None:
         store.remove(probe)
     except Exception:  # noqa: BLE001 - a probe left behind is harmless
         pass
-
-
-def _terminate_as_interrupt() -> Callable[[], None]:
-    """While the driver runs, SIGTERM (a job scheduler, ``kill``) interrupts it like Ctrl-C, so that the running
-    segments are stopped and their trials put back to WAITING instead of being left RUNNING."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
-
-    return restore

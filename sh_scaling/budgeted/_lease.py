@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -109,10 +110,13 @@ class Lease:
         return t
 
     # ------------------------------------------------------------------------------------------ acquire
-    def acquire(self, *, create: bool = False) -> bool:
-        """Wait until this process holds the lease (``True``) or the sweep is finished (``False``)."""
+    def acquire(self, *, create: bool = False, give_up: Callable[[], bool] | None = None) -> bool:
+        """Wait until this process holds the lease (``True``) or the sweep is finished (``False``; also when
+        ``give_up()`` says to stop waiting)."""
         seen: tuple[Any, float] | None = None
         while True:
+            if give_up is not None and give_up():
+                return False
             cur = self._current()
             if cur is None:
                 if create:

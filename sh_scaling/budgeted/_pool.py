@@ -20,6 +20,8 @@ from typing import Any
 
 import optuna
 
+from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted, Preemption
+from sh_scaling.budgeted._retry import RetryingStorage
 from sh_scaling.budgeted._segment import SegmentTask, _Abandoned, run_segment
 
 __all__ = ["InProcess", "WorkerProcesses"]
@@ -33,14 +35,25 @@ _POLL_S = 1.0
 class InProcess:
     """Runs segments one after the other in the driver's process."""
 
-    def __init__(self, study: optuna.Study, artifact_store: Any, train_fn: Callable[..., Any]) -> None:
+    def __init__(self, study: optuna.Study, artifact_store: Any, train_fn: Callable[..., Any],
+                 preemption: Preemption | None = None) -> None:
         self._args = (study, artifact_store, train_fn)
+        self._preemption = preemption or Preemption()
 
     def execute(self, tasks: Iterable[SegmentTask], handle: Handler) -> None:
         pending = deque(tasks)
         while pending:
+            if self._preemption.requested.is_set():
+                raise Preempted()
             task = pending.popleft()
-            pending.extend(handle(task, run_segment(*self._args, task)))
+            with self._preemption.deferred():
+                outcome = run_segment(*self._args, task, preemption=self._preemption)
+                if outcome["status"] == "preempted":
+                    raise Preempted()
+                more = handle(task, outcome)
+            pending.extend(more)
+        if self._preemption.requested.is_set():
+            raise Preempted()
 
     def close(self, *, abort: bool = False) -> None:
         pass
@@ -58,9 +71,10 @@ class WorkerProcesses:
     """Runs segments in ``n`` worker processes; a worker that dies is replaced and its segment handed back."""
 
     def __init__(self, n: int, storage: Any, study_name: str, artifact_store: Any,
-                 train_fn: Callable[..., Any]) -> None:
+                 train_fn: Callable[..., Any], preempt_grace: float = PREEMPT_GRACE_S) -> None:
         self._ctx = mp.get_context("spawn")
-        self._args = (storage, study_name, artifact_store, train_fn, os.getpid())
+        self._grace = preempt_grace
+        self._args = (storage, study_name, artifact_store, train_fn, os.getpid(), preempt_grace)
         self._workers = [_Worker(self._ctx, self._args) for _ in range(n)]
 
     def execute(self, tasks: Iterable[SegmentTask], handle: Handler) -> None:
@@ -89,12 +103,23 @@ class WorkerProcesses:
                         outcome = None
                 if outcome is None and (w.proc.sentinel in ready or not w.proc.is_alive()):
                     w.proc.join(5)
+                    if w.proc.exitcode == 0:
+                        # Told to stop (SIGTERM) before its segment began: nothing of the task ran.
+                        pending.appendleft(busy.pop(w))
+                        self._replace(w)
+                        continue
                     outcome = {"status": "died", "reason": f"worker process {w.proc.pid} died "
                                f"(exit code {w.proc.exitcode}) during the segment"}
                     self._replace(w)
                 if outcome is None:
                     continue
                 task = busy.pop(w)
+                if outcome.get("status") == "preempted":
+                    # This worker was told to stop (SIGTERM) and put its segment back: it is no death of the
+                    # worker; the segment goes to another worker, from the same record.
+                    self._replace(w)
+                    pending.append(task)
+                    continue
                 pending.extend(handle(task, outcome))
 
     def _replace(self, w: _Worker) -> None:
@@ -105,7 +130,8 @@ class WorkerProcesses:
         self._workers[self._workers.index(w)] = _Worker(self._ctx, self._args)
 
     def close(self, *, abort: bool = False) -> None:
-        """Stop the workers: ask them to exit (or, with ``abort``, terminate them mid-segment)."""
+        """Stop the workers: ask them to exit (or, with ``abort``, send them SIGTERM: a running ``train_fn``
+        gets the grace to return, then its segment is put back)."""
         for w in self._workers:
             try:
                 if abort:
@@ -115,7 +141,7 @@ class WorkerProcesses:
             except (BrokenPipeError, OSError):
                 pass
         for w in self._workers:
-            w.proc.join(10 if not abort else 5)
+            w.proc.join(10 if not abort else self._grace + 10)
             if w.proc.is_alive():
                 w.proc.kill()
                 w.proc.join(5)
@@ -123,11 +149,16 @@ class WorkerProcesses:
 
 
 def _worker_main(conn: Any, storage: Any, study_name: str, artifact_store: Any, train_fn: Callable[..., Any],
-                 parent: int) -> None:
+                 parent: int, preempt_grace: float = PREEMPT_GRACE_S) -> None:
     # Ctrl-C goes to the whole process group; the driver decides what happens to running segments.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM (a scheduler preempting the job, or the driver stopping): an idle worker exits 0 at once; a busy
+    # one lets train_fn return within the grace, records the segment or puts it back, then exits 0.
+    preemption = Preemption(preempt_grace)
+    preemption.install()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler(0))
+    study = optuna.load_study(study_name=study_name, storage=RetryingStorage(storage),
+                              sampler=optuna.samplers.RandomSampler(0))
 
     def abandoned() -> bool:
         # A driver killed outright cannot stop its workers; an orphan must not write over what a restarted
@@ -141,11 +172,14 @@ def _worker_main(conn: Any, storage: Any, study_name: str, artifact_store: Any, 
             return
         if task is None:
             return
-        try:
-            outcome = run_segment(study, artifact_store, train_fn, task, abandoned)
-        except _Abandoned:
-            return
-        try:
-            conn.send(outcome)
-        except (BrokenPipeError, OSError):
+        with preemption.deferred():
+            try:
+                outcome = run_segment(study, artifact_store, train_fn, task, abandoned, preemption)
+            except _Abandoned:
+                return
+            try:
+                conn.send(outcome)
+            except (BrokenPipeError, OSError):
+                return
+        if preemption.requested.is_set():
             return

@@ -33,6 +33,7 @@ from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_ar
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from sh_scaling.budgeted._preempt import Preemption, TrainingStopped
 from sh_scaling.budgeted._records import UpdateFinishedTrialError
 from sh_scaling.halving import RTOL
 from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_FAILED_KEY, DECISION_KEY
@@ -75,19 +76,28 @@ def run_segment(
     train_fn: Callable[..., Any],
     task: SegmentTask,
     abandoned: Callable[[], bool] = lambda: False,
+    preemption: Preemption | None = None,
+    on_claim: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run one reserved segment and record it. Returns the outcome for the driver:
-    ``{"status": "done" | "failed" | "checkpoint" | "stale", "reason": str}``.
+    ``{"status": "done" | "failed" | "checkpoint" | "stale" | "preempted", "reason": str}``.
 
     A segment whose training ended before its process was killed has its outcome in its record (``result``):
-    its retry trains nothing and reports what the killed attempt had not reported yet."""
+    its retry trains nothing and reports what the killed attempt had not reported yet. With ``preemption``,
+    a SIGTERM gives ``train_fn`` its grace; a ``train_fn`` stopped after it puts the trial back to WAITING
+    (``preempted``: an interruption of the segment, noted in its record, not a death of its worker)."""
     storage: BaseStorage = study._storage
     tid = task.trial_id
+    preemption = preemption or Preemption()
+    if preemption.requested.is_set():
+        return {"status": "preempted", "reason": "the process was told to stop before the segment started"}
     try:
         if not storage.set_trial_state_values(tid, TrialState.RUNNING):
             return {"status": "stale", "reason": "the trial is already running in another process"}
     except UpdateFinishedTrialError:
         return {"status": "stale", "reason": "the trial is already finished"}
+    if on_claim is not None:
+        on_claim()
     frozen = storage.get_trial(tid)
     seg = dict(frozen.system_attrs[task.key])
     if seg["status"] != "reserved" or seg.get("attempts", 1) != task.attempt:
@@ -111,8 +121,16 @@ def run_segment(
                     storage.set_trial_state_values(tid, TrialState.WAITING)
                     return {"status": "checkpoint", "reason": f"download failed: {type(exc).__name__}: {exc}"}
             try:
-                out = train_fn(candidate["config"], resume_path, float(seg["until"]))
+                with preemption.training():
+                    out = train_fn(candidate["config"], resume_path, float(seg["until"]))
                 points, checkpoint = _unpack(out)
+            except TrainingStopped as exc:
+                why = f"attempt {task.attempt}: stopped by SIGTERM ({exc}); put back"
+                storage.set_trial_system_attr(tid, task.key, {
+                    **seg, "interruptions": int(seg.get("interruptions", 0)) + 1,
+                    "notes": list(seg.get("notes", [])) + [why]})
+                storage.set_trial_state_values(tid, TrialState.WAITING)
+                return {"status": "preempted", "reason": why}
             except CheckpointError as exc:
                 storage.set_trial_state_values(tid, TrialState.WAITING)
                 return {"status": "checkpoint", "reason": f"train_fn could not load it: {exc}"}

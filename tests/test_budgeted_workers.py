@@ -1,0 +1,246 @@
+"""Budgeted sweeps run by workers (``BudgetedHalving.work``, ``sh-scaling work``), with no driver."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+import _workers_train
+from sh_scaling.budgeted import BudgetedHalving, CheckpointError, ledger, segments
+from sh_scaling.keys import BUDGETED_WORKER_ERRORS_KEY
+from sh_scaling.simulation import allocate
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+DEADLINE_S = 240
+POSTGRES_URL = os.environ.get("SH_SCALING_TEST_POSTGRES_URL")
+TESTS = Path(__file__).resolve().parent
+N, SEED = 8, 7
+
+
+def _journal(path) -> optuna.storages.JournalStorage:
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def _sweep(storage, tmp_path, *, kill=None, sleep=0.2, budget_fraction=0.2, study_name="w",
+           **kw) -> BudgetedHalving:
+    curves = _workers_train.curves(N, SEED)
+    configs = [{"n": N, "seed": SEED, "i": i, "kill": kill, "sleep": sleep} for i in range(N)]
+    return BudgetedHalving(configs, budget_fraction * sum(c.final_compute for c in curves),
+                           max_compute=lambda c: curves[c["i"]].final_compute, storage=storage, study_name=study_name,
+                           artifact_store=optuna.artifacts.FileSystemArtifactStore(str(tmp_path / "checkpoints")),
+                           **kw)
+
+
+def _same_as_simulator(sweep) -> None:
+    curves = _workers_train.curves(N, SEED)
+    sim = allocate(curves, sweep.budget, "SH+FA", rng=np.random.default_rng(0))
+    assert [[curves[i].id for i in alive] for alive in sweep.survivors_] == sim.survivors
+    assert sweep.trained_ == pytest.approx([sim.trained[c.id] for c in curves], rel=1e-12)
+    assert sweep.spent_ == pytest.approx(sim.spent, rel=1e-12) and sweep.spent_ <= sweep.budget
+    assert sweep.best_loss_ == sim.best_loss
+
+
+def _setup(tmp_path, monkeypatch):
+    (tmp_path / "checkpoints").mkdir()
+    log = tmp_path / "calls"
+    log.mkdir()
+    monkeypatch.setenv("SH_SCALING_TEST_WORKERS_LOG", str(log))
+    return log
+
+
+def test_one_worker_in_this_process_makes_the_simulators_decisions(tmp_path, monkeypatch):
+    _setup(tmp_path, monkeypatch)
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0).work(_workers_train.train)
+    _same_as_simulator(sweep)
+    states = {t.state for t in sweep.study_.get_trials()}
+    assert states <= {TrialState.COMPLETE, TrialState.PRUNED}
+    # The same sweep from the stored settings alone, as `sh-scaling work` builds it, is finished: it returns.
+    again = BudgetedHalving.join(_journal(tmp_path / "w.journal"), "w", artifact_store=sweep.artifact_store_)
+    assert again.work(_workers_train.train).survivors_ == sweep.survivors_
+
+
+def _worker_cmd(journal, tmp_path, *extra, study="w"):
+    return [sys.executable, "-m", "sh_scaling.cli", "work", "--storage", str(journal), "--study", study,
+            "--train", "_workers_train:train", "--artifacts", str(tmp_path / "checkpoints"), *extra]
+
+
+def _start_workers(journal, tmp_path, n, *extra, study="w"):
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    procs = []
+    for k in range(n):
+        cwd = tmp_path / f"machine-{k}"  # nothing shared but the storage and the artifact folder
+        cwd.mkdir(exist_ok=True)
+        # Output to files: a pipe nobody reads while the workers run would fill up and block them.
+        with open(cwd / "out.txt", "w") as out:
+            proc = subprocess.Popen(_worker_cmd(journal, tmp_path, *extra, study=study), cwd=cwd, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        proc.out = cwd / "out.txt"  # type: ignore[attr-defined]
+        procs.append(proc)
+    return procs
+
+
+def _wait_all(procs):
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        # Poll every process each time (no short cut): polling reaps a killed worker at once, so the others see
+        # that its process is gone.
+        while None in [p.poll() for p in procs] and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return [(p.wait(10), p.out.read_text()[-3000:]) for p in procs]
+
+
+@pytest.fixture(params=["journal file", pytest.param("PostgreSQL", marks=pytest.mark.postgres)])
+def shared_storage(request, tmp_path):
+    """(a storage for this process, the --storage of the workers, the study name)."""
+    if request.param == "journal file":
+        yield (lambda: _journal(tmp_path / "w.journal")), str(tmp_path / "w.journal"), "w"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("SH_SCALING_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
+    name = f"workers-{uuid.uuid4().hex[:8]}"
+    yield (lambda: POSTGRES_URL), POSTGRES_URL, name
+    for study in (name, f"{name}:driver"):
+        try:
+            optuna.delete_study(study_name=study, storage=POSTGRES_URL)
+        except KeyError:
+            pass
+
+
+def test_three_worker_processes_one_killed_make_the_simulators_decisions(tmp_path, monkeypatch, shared_storage):
+    log = _setup(tmp_path, monkeypatch)
+    storage, arg, name = shared_storage
+    kill = 1
+    # Any process starts the sweep; workers join it knowing only the storage, the study and the artifacts.
+    _sweep(storage(), tmp_path, kill=kill, study_name=name).start()
+    results = _wait_all(_start_workers(arg, tmp_path, 3, study=name))
+    codes = [r[0] for r in results]
+    assert sorted(codes) == [-signal.SIGKILL, 0, 0], results
+    assert (log / "killed").exists()
+    sweep = _sweep(storage(), tmp_path, kill=kill, study_name=name).work(_workers_train.train)  # finished
+    _same_as_simulator(sweep)
+    trials = sorted(sweep.study_.get_trials(), key=lambda t: t.number)
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    every = [s for t in trials for s in segments(t)]
+    assert every and all(s["status"] == "done" for s in every)
+    book = ledger(trials, sweep.budget)
+    assert book["total"] == pytest.approx(sum(sweep.trained_), rel=1e-12) and book["reserved"] == 0
+    calls = [json.loads(p.read_text()) for p in log.glob("call-*.json")]
+    died = [s for s in every if s.get("deaths")]
+    # The segment whose worker was killed was taken back and trained once more; every other one once.
+    assert len(died) == 1 and died[0]["attempts"] == 2 and book["retries"] == 1
+    assert died[0]["notes"] == [f"attempt 1: worker process {(log / 'killed').read_text()} on "
+                                f"{socket.gethostname()} is gone"]  # seen at once, not after the grace
+    assert len(calls) == len(every) + 1
+    assert len({c["pid"] for c in calls}) >= 2  # segments really ran in several processes
+    # Every round but the last was decided exactly once, whichever worker finished its last segment.
+    decided = sorted(int(p.name.split("-")[1]) for p in log.glob("decide-*"))
+    assert decided == list(range(len(sweep.survivors_) - 1))
+
+
+def test_a_worker_that_cannot_import_train_fn_says_so_and_claims_nothing(tmp_path, monkeypatch):
+    _setup(tmp_path, monkeypatch)
+    journal = tmp_path / "w.journal"
+    _sweep(_journal(journal), tmp_path).start()
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    cmd = _worker_cmd(journal, tmp_path)
+    cmd[cmd.index("_workers_train:train")] = "no_such_module_here:train"
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=DEADLINE_S)
+    assert out.returncode == 2 and "cannot import train function 'no_such_module_here:train'" in out.stderr
+    assert "ModuleNotFoundError" in out.stderr
+    study = optuna.load_study(study_name="w", storage=_journal(journal))
+    errors = study._storage.get_study_system_attrs(study._study_id)[BUDGETED_WORKER_ERRORS_KEY]
+    assert "no_such_module_here" in errors[-1]["error"]
+    assert all(t.state == TrialState.WAITING and not segments(t) for t in study.get_trials())
+
+
+def test_a_worker_that_cannot_reach_its_storage_says_which(tmp_path):
+    url = f"sqlite:///{tmp_path}/no-such-folder/s.db"
+    cmd = [sys.executable, "-m", "sh_scaling.cli", "work", "--storage", url, "--study", "w",
+           "--train", "_workers_train:train"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=DEADLINE_S)
+    assert out.returncode == 2 and "cannot reach storage" in out.stderr and "no-such-folder" in out.stderr
+    missing = subprocess.run(cmd[:5] + [str(tmp_path / "none.journal")] + cmd[6:], capture_output=True, text=True,
+                             timeout=DEADLINE_S)
+    assert missing.returncode == 2 and "no such journal file" in missing.stderr
+
+
+def test_a_sweep_started_for_workers_refuses_other_settings_and_a_driver(tmp_path, monkeypatch):
+    _setup(tmp_path, monkeypatch)
+    storage = _journal(tmp_path / "w.journal")
+    _sweep(storage, tmp_path).start()
+    _sweep(storage, tmp_path).start()  # the same settings join
+    with pytest.raises(ValueError, match="budget.* differ"):
+        _sweep(storage, tmp_path, budget_fraction=0.3).start()
+    with pytest.raises(ValueError, match="by workers"):
+        _sweep(storage, tmp_path).run(_workers_train.train)
+
+
+@pytest.mark.parametrize("grace", [None, "0.2"], ids=["train_fn returns in the grace", "train_fn outlasts it"])
+def test_a_worker_told_to_stop_finishes_or_puts_its_segment_back_and_exits_0(tmp_path, monkeypatch, grace):
+    log = _setup(tmp_path, monkeypatch)
+    journal = tmp_path / "w.journal"
+    _sweep(_journal(journal), tmp_path, sleep=1.5).start()
+    stopped, other = _start_workers(journal, tmp_path, 2, *([] if grace is None else ["--grace", grace]))
+    deadline = time.monotonic() + DEADLINE_S
+    while not any(json.loads(p.read_text())["pid"] == stopped.pid for p in log.glob("call-*.json")):
+        assert time.monotonic() < deadline and stopped.poll() is None
+        time.sleep(0.05)
+    stopped.send_signal(signal.SIGTERM)  # while its train_fn runs
+    (code, out), (other_code, _) = _wait_all([stopped, other])
+    assert code == 0 and "stopped by SIGTERM" in out, out
+    assert other_code == 0
+    sweep = _sweep(_journal(journal), tmp_path, sleep=1.5).work(_workers_train.train)  # finished: returns
+    _same_as_simulator(sweep)
+    every = [s for t in sweep.study_.get_trials() for s in segments(t)]
+    assert all(s["status"] == "done" for s in every)
+    assert not any(s.get("deaths") for s in every) and all(s["attempts"] == 1 for s in every)
+    stops = [s for s in every if s.get("interruptions")]
+    calls = [json.loads(p.read_text()) for p in log.glob("call-*.json")]
+    if grace is None:  # the segment was finished and recorded by the worker told to stop
+        assert not stops and len(calls) == len(every)
+    else:  # put back, trained again by the other worker, charged once
+        assert len(stops) == 1 and stops[0]["interruptions"] == 1 and len(calls) == len(every) + 1
+    assert ledger(sweep.study_.get_trials(), sweep.budget)["total"] == pytest.approx(sum(sweep.trained_), rel=1e-12)
+
+
+def _checkpoint_once(config, from_checkpoint, until):
+    """The first resumed segment of candidate 0 cannot load its checkpoint."""
+    marker = Path(os.environ["SH_SCALING_TEST_WORKERS_LOG"]) / "refused"
+    if config["i"] == 0 and from_checkpoint is not None and not marker.exists():
+        marker.write_text("")
+        raise CheckpointError("corrupt")
+    return _workers_train.train(config, from_checkpoint, until)
+
+
+def test_a_worker_that_cannot_load_a_checkpoint_restarts_the_segment_from_scratch(tmp_path, monkeypatch):
+    log = _setup(tmp_path, monkeypatch)
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0, budget_fraction=0.5)
+    sweep.work(_checkpoint_once)
+    assert (log / "refused").exists()
+    trials = sweep.study_.get_trials()
+    assert all(t.state.is_finished() for t in trials)
+    every = [s for t in trials for s in segments(t)]
+    assert all(s["status"] == "done" for s in every)
+    book = ledger(trials, sweep.budget)
+    assert book["restarts"] == 1 and book["total"] <= sweep.budget
+    restarted = [s for s in segments(trials[0]) if s.get("from_scratch")]
+    assert len(restarted) == 1 and restarted[0]["attempts"] == 2
+    assert any("could not be loaded" in n for n in restarted[0]["notes"])
