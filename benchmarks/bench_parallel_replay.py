@@ -83,13 +83,14 @@ OPTUNA_QUICK = [PrunerSpec("sha"), PrunerSpec("hyperband"), PrunerSpec("median")
 OURS_SWEEP = [{"margin": 0.5}, {"margin": 0.8}, {"margin": 0.95}]
 
 
-def specs_for(set_name: str, quick: bool) -> list[PrunerSpec]:
+def specs_for(set_name: str, quick: bool, sweep: list[float] | None = None) -> list[PrunerSpec]:
     base: dict[str, Any] = {"schedule": FROM_CURVES} if set_name in WITH_SCHEDULES else {}
     ours = [PrunerSpec("ours")]
     if base:
         ours.append(PrunerSpec("ours", base))
     if not quick:
-        ours += [PrunerSpec("ours", {**base, **extra}) for extra in OURS_SWEEP]
+        extras = OURS_SWEEP if sweep is None else [{"margin": m} for m in sweep]
+        ours += [PrunerSpec("ours", {**base, **extra}) for extra in extras]
     return [*ours, *(OPTUNA_QUICK if quick else OPTUNA_SWEEP), PrunerSpec("nop")]
 
 
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="results", help="results folder (default results)")
     ap.add_argument("--pruners", nargs="+", choices=["ours", "optuna", "exhaustive"],
                     default=["ours", "optuna", "exhaustive"], help="which pruners to replay (default: all)")
+    ap.add_argument("--ours-sweep", type=float, nargs="*", default=None,
+                    help="margin coverages of ours besides its default (default: 0.5 0.8 0.95)")
     ap.add_argument("--also", type=Path, nargs="*", default=[],
                     help="runs.csv files of earlier runs (other pruners, same sets, K and seeds) to summarise and "
                          "plot with this run's")
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--workers and --seeds must be >= 1")
     present = local_curve_sets([SETS[s] for s in args.sets])
     sets = [s for s in args.sets if SETS[s] in present]
-    tasks = [(cs, k, seed, spec) for cs in sets for spec in specs_for(cs, args.quick) for k in args.workers
+    tasks = [(cs, k, seed, spec) for cs in sets for spec in specs_for(cs, args.quick, args.ours_sweep) for k in args.workers
              for seed in seeds if _kind_of(spec) in args.pruners]
     # Slow tasks (schedule-aware fits, the 223 routing runs) first, so that the pool ends together.
     tasks.sort(key=lambda t: (t[0] != "routing", "schedule" not in t[3].kwargs, t[3].name != "ours"))
