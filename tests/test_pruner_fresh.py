@@ -168,49 +168,6 @@ def test_a_study_whose_forecasts_missed_by_more_than_the_table_is_believed_at_on
     assert "the largest miss of this study's own forecasts near that stage" in text
 
 
-def test_a_running_trial_already_below_its_early_forecast_widens_the_margin_before_any_trial_finishes():
-    """Many trials at once: nothing has finished, but a running trial's loss at its rung at compute 32 already lies
-    far below what it was forecast to reach at 64 from compute 4; the next trial's margin at the same stage knows
-    it."""
-    plateau_then_drop = np.where(C <= 16.0, 3.0 * C**-0.1, 0.5 * (C / 64.0) ** -0.5)
-    never_misses = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5}
-    for widen in (True, False):
-        study = optuna.create_study(pruner=_pruner(margin={**never_misses, "widen": widen}, n_startup_trials=100))
-        running = study.ask()
-        for c, l in zip(C[C < 46.0], plateau_then_drop[C < 46.0]):
-            report(running, float(l), compute=float(c))
-            running.should_prune()
-        first = study.trials[0].system_attrs[rung_key(2)]
-        trial = study.ask()
-        for c, l in zip(C[C <= 4.0], 2.9 * C[C <= 4.0] ** -0.1):
-            report(trial, float(l), compute=float(c))
-            trial.should_prune()
-        rec = study.trials[1].system_attrs[rung_key(2)]
-        assert study.trials[0].state == optuna.trial.TrialState.RUNNING
-        if widen:
-            already = math.log(first["forecast"] / study.trials[0].system_attrs[rung_key(5)]["loss"])
-            assert rec["margin_info"]["widened"] == 1.0 and rec["margin_info"]["n_misses"] >= 1
-            assert rec["margin"] >= already - 1e-9
-        else:
-            assert "widened" not in rec["margin_info"] and rec["margin"] == 0.0
-
-
-def test_known_misses_bound_a_forecast_by_the_lowest_later_loss_and_skip_reached_targets():
-    from sh_scaling.pruning._outcomes import known_misses
-
-    records = {
-        1: {"compute": 1.0, "loss": 3.0, "target": 10.0, "forecast": 2.0},
-        2: {"compute": 2.0, "loss": 2.5, "target": 10.0, "forecast": 1.0, "surrogate": "multipower"},
-        3: {"compute": 4.0, "loss": 1.5, "target": 10.0, "forecast": 1.2, "fallback": True},
-        4: {"compute": 8.0, "loss": 1.6, "target": 10.0, "forecast": 1.4},
-    }
-    got = sorted(known_misses(records), key=lambda m: m[1])
-    # Rung 1's forecast 2.0 is already beaten by the 1.5 at compute 4; rung 2's 1.0 is not (yet); rung 3 fell
-    # back; rung 4 has nothing later.
-    assert got == [(pytest.approx(math.log(1.5 / 2.0)), pytest.approx(0.1), "own")]
-    assert known_misses(records, reached_to=10.0) == []
-
-
 # ---------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("bad", [{"kind": "no-such-kind"}, {"kind": ["cosine"]}, {"kind": {"a": 1}},
                                  {"kind": "cosine", "warmup": [0.1]}, ["cosine"], "cosine", 3])

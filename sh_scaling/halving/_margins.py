@@ -43,8 +43,6 @@ def stage_margin(
     coverage: float,
     prior_weight: float,
     widen: bool = False,
-    misses: np.ndarray | None = None,
-    miss_stages: np.ndarray | None = None,
     window: float = 2.0,
 ) -> tuple[float, dict[str, float]]:
     """The margin (log loss) for a forecast made at ``stage``, and what went into it.
@@ -62,15 +60,10 @@ def stage_margin(
             the table left out. Evidence of larger errors is taken in whole, evidence of smaller ones is
             weighed against the table: a margin too narrow loses the best trial (in the study where it matters,
             the best trial is the one its early forecasts misjudge most), one too wide costs compute.
-        misses, miss_stages: With ``widen``, what running and stopped trials already show of forecasts whose
-            outcome is not known yet: upper bounds on their log errors (a later loss already below the
-            forecast), and their stages. They count with the study's errors towards widening (understating the
-            misses, they widen only where the truth is worse), never towards narrowing.
 
     Returns:
         ``(margin, info)``, ``info`` holding ``prior`` (the table's value here), ``n`` (the study's errors near
-        the stage) and, when there are some, ``study`` (their margin; ``widened``: 1.0 when it was taken whole,
-        ``n_misses`` the running and stopped trials' bounds that counted).
+        the stage) and, when there are some, ``study`` (their margin; ``widened``: 1.0 when it was taken whole).
     """
     if not (0.0 < coverage < 1.0):
         raise ValueError(f"coverage={coverage!r}: must be in (0, 1)")
@@ -78,29 +71,21 @@ def stage_margin(
         raise ValueError(f"prior has {len(prior)} values; the table has one per stage node {STAGE_NODES}")
     m0 = float(at_stage(prior, stage))
     info: dict[str, float] = {"prior": m0, "n": 0.0}
-
-    def near_stage(values: np.ndarray | None, at: np.ndarray | None) -> np.ndarray:
-        if values is None or at is None or np.size(values) == 0:
-            return np.zeros(0)
-        v, a = np.asarray(values, dtype=float), np.asarray(at, dtype=float)
-        keep = np.isfinite(v) & (a > 0)
-        keep &= np.abs(np.log(np.maximum(a, 1e-12) / max(float(stage), 1e-12))) <= math.log(window)
-        return v[keep]
-
-    e = near_stage(errors, stages)
-    n = int(e.size)
+    if errors is None or stages is None or np.size(errors) == 0:
+        return max(m0, 0.0), info
+    e = np.asarray(errors, dtype=float)
+    s = np.asarray(stages, dtype=float)
+    near = np.isfinite(e) & (s > 0) & (np.abs(np.log(np.maximum(s, 1e-12) / max(float(stage), 1e-12))) <= math.log(window))
+    n = int(near.sum())
     info["n"] = float(n)
-    if widen:
-        seen = np.concatenate([e, near_stage(misses, miss_stages)])
-        if seen.size and margin_quantile(seen, coverage) > m0:
-            info["study"] = m_wide = max(margin_quantile(seen, coverage), -float(np.min(seen)))
-            info["widened"] = 1.0
-            info["n_misses"] = float(seen.size - n)
-            return m_wide, info
     if n == 0:
         return max(m0, 0.0), info
-    m_study = margin_quantile(e, coverage)
+    m_study = margin_quantile(e[near], coverage)
     info["study"] = m_study
+    if widen and m_study > m0:
+        info["study"] = m_study = max(m_study, -float(np.min(e[near])))
+        info["widened"] = 1.0
+        return m_study, info
     m = (prior_weight * m0 + n * m_study) / (prior_weight + n)
     return max(m, 0.0), info
 

@@ -15,8 +15,8 @@ Everything here is read once per finished trial (the pruner caches it) and is pu
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,12 +36,10 @@ __all__ = [
     "Outcome",
     "drop_bound",
     "forecast_residuals",
-    "known_misses",
     "outcome_at",
     "reached",
     "read_finished",
     "stage_errors",
-    "stage_misses",
 ]
 
 #: With ``calibrate=True`` a decision at a fraction ``s`` of its target is calibrated by forecasts made between
@@ -80,38 +78,12 @@ class Outcome:
     ``errors``: ``((outcome - forecast) / std, stage)`` of the model forecasts recorded for it; ``log_errors``:
     ``(log(outcome / forecast), stage, kind)`` of the same forecasts and of those without a std, ``kind`` being
     ``"multipower"`` for schedule-aware forecasts and ``"own"`` for the others; ``drops`` (if it reached its
-    ``max_compute``): its curve as log loss above its end against log fraction of its run; ``misses``: the
-    :func:`known_misses` of its forecasts whose target it did not reach (a pruned trial's).
+    ``max_compute``): its curve as log loss above its end against log fraction of its run.
     """
 
     errors: list[tuple[float, float]]
     log_errors: list[tuple[float, float, str]]
     drops: tuple[np.ndarray, np.ndarray] | None
-    misses: list[tuple[float, float, str]] = field(default_factory=list)
-
-
-def _kind(rec: Mapping[str, Any]) -> str:
-    return "multipower" if rec.get("surrogate") == "multipower" else "own"
-
-
-def known_misses(records: Mapping[int, Mapping[str, Any]], reached_to: float = 0.0) -> list[tuple[float, float, str]]:
-    """What a trial's later losses already tell about its forecasts before their outcome is known:
-    ``(log(lowest later loss / forecast), stage, kind)`` for every model forecast that a loss recorded at a later
-    rung already lies below. A loss keeps falling towards a run's end, so the forecast's eventual error
-    ``log(outcome / forecast)`` is at most this (a miss at least this large). Forecasts whose target lies at or
-    below ``reached_to`` (their outcome is known) are left out."""
-    recs = sorted(records.values(), key=lambda rec: float(rec["compute"]))
-    out: list[tuple[float, float, str]] = []
-    later = math.inf
-    for rec in reversed(recs):
-        forecast, target = rec.get("forecast"), rec.get("target")
-        if (not rec.get("fallback") and forecast is not None and target is not None and float(forecast) > 0
-                and float(target) > reached_to and later < float(forecast)):
-            out.append((math.log(later / float(forecast)), float(rec["compute"]) / float(target), _kind(rec)))
-        loss = float(rec.get("loss", math.nan))
-        if math.isfinite(loss) and loss > 0:
-            later = min(later, loss)
-    return out
 
 
 def read_finished(
@@ -145,7 +117,8 @@ def read_finished(
         if not (math.isfinite(value) and value > 0):
             continue
         stage = float(rec["compute"]) / float(target)
-        log_errors.append((math.log(value / float(forecast)), stage, _kind(rec)))
+        kind = "multipower" if rec.get("surrogate") == "multipower" else "own"
+        log_errors.append((math.log(value / float(forecast)), stage, kind))
         std = rec.get("std")
         if std:
             errors.append(((value - float(forecast)) / float(std), stage))
@@ -153,8 +126,7 @@ def read_finished(
     if c.size >= MIN_POINTS and done:
         # The drop from a point is read off the running minimum (what the trial had reached): curves are noisy.
         drops = (np.log(c / planned), np.log(np.minimum.accumulate(l) / l[-1]))
-    misses = known_misses(summary.records, reached_to=float(c[-1]) / REACHED if c.size else 0.0)
-    return Finished(summary, final, outcome), Outcome(errors, log_errors, drops, misses)
+    return Finished(summary, final, outcome), Outcome(errors, log_errors, drops)
 
 
 def drop_bound(outcomes: Iterable[Outcome], stage: float) -> tuple[float, int] | None:
@@ -183,13 +155,6 @@ def forecast_residuals(outcomes: Iterable[Outcome], stage: float | None = None) 
         if near.sum() >= MIN_CALIBRATION_RESIDUALS:
             return pairs[near, 0]
     return pairs[:, 0]
-
-
-def stage_misses(misses: Iterable[tuple[float, float, str]], kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """The :func:`known_misses` of one ``kind`` as arrays: their log errors (upper bounds) and stages."""
-    rows = [(e, s) for e, s, k in misses if k == kind]
-    arr = np.array(rows, dtype=float).reshape(-1, 2)
-    return arr[:, 0], arr[:, 1]
 
 
 def stage_errors(outcomes: Iterable[Outcome], kind: str) -> tuple[np.ndarray, np.ndarray]:

@@ -57,7 +57,7 @@ from sh_scaling.keys import (
     SCHEDULE_WARNING_KEY,
     rung_key,
 )
-from sh_scaling.pruning._competitors import Finished, RungSummary, competitors_at
+from sh_scaling.pruning._competitors import Finished, competitors_at
 from sh_scaling.pruning._compute import (
     HOW_TO_REPORT,
     clean_float,
@@ -71,10 +71,8 @@ from sh_scaling.pruning._outcomes import (
     Outcome,
     drop_bound,
     forecast_residuals,
-    known_misses,
     read_finished,
     stage_errors,
-    stage_misses,
 )
 from sh_scaling.pruning._trial_schedules import schedule_dict, stated_schedule, trial_schedule
 from sh_scaling.schedules import Schedule, schedule_from_dict
@@ -647,16 +645,6 @@ class SurrogateHalvingPruner(BasePruner):
         trials = study.get_trials(deepcopy=False)
         outcomes = [self._read_finished(study, t)[1] for t in trials if t.state == TrialState.COMPLETE]
         evidence = functools.lru_cache(maxsize=None)(functools.partial(stage_errors, outcomes))
-        misses: list[tuple[float, float, str]] = []
-        if self._margin_widen:
-            # What stopped and running trials already show of their forecasts (a later loss below one).
-            for t in trials:
-                if t._trial_id == trial._trial_id:
-                    continue
-                if t.state.is_finished():
-                    misses.extend(self._read_finished(study, t)[1].misses)
-                elif t.state == TrialState.RUNNING:
-                    misses.extend(known_misses(RungSummary.read(_system_attrs(study, t)).records))
         implausible = None
         if self._calibrate and not bool(fc.fallback[0]) and target > r:
             bound = drop_bound(outcomes, r / target)
@@ -693,10 +681,9 @@ class SurrogateHalvingPruner(BasePruner):
             kind = "multipower" if schedule is not None else "own"
             coverage, tables = self._margin
             errors, stages = evidence(kind)
-            bounds, bound_stages = stage_misses(misses, kind)
             margin, margin_info = stage_margin(r / target, tables[kind], errors, stages,
                                                coverage=coverage, prior_weight=MARGIN_PRIOR_WEIGHT,
-                                               widen=self._margin_widen, misses=bounds, miss_stages=bound_stages)
+                                               widen=self._margin_widen)
             record["margin"] = clean_float(margin)
             record["margin_info"] = {"kind": kind, **{key: clean_float(v) for key, v in margin_info.items()}}
         min_improvement = self._min_improvement
