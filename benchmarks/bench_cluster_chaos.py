@@ -8,10 +8,10 @@ file, and six ``sh-scaling work`` processes: two in each of three working direct
 nothing but the storage URL and the checkpoint folder. Training replays recorded curves (the train function
 and helpers of ``examples/cluster_sweep.py``: each segment sleeps ``--seconds``, then returns the curve's
 points), so that the decisions can be compared with the simulator's. While the sweep runs, every 0.5-1.5 s
-(seeded) one round of chaos picks a random worker among those that train a segment at that moment (as their
-heartbeats in the storage say) and sends it SIGKILL or SIGTERM at random (the workers run with ``--grace``
-seconds to finish a segment after SIGTERM); once the worker has exited it is started again in the same
-directory, as a Slurm requeue would.
+(seeded) one round of chaos picks a random worker among those that are up (seen training a segment since they
+started: a worker still starting has not yet installed its SIGTERM handler), in a segment or idle, and sends it
+SIGKILL or SIGTERM at random (the workers run with ``--grace`` seconds to finish a segment after SIGTERM);
+once the worker has exited it is started again in the same directory, as a Slurm requeue would.
 
 At the end it prints the rounds and a table of checks:
 
@@ -35,11 +35,10 @@ gone, not after the 60 s heartbeat grace that applies across machines. Exit stat
 from __future__ import annotations
 
 import argparse
-import os
+import math
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -90,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import sh_scaling
     from sh_scaling.budgeted import ledger, segments
+    from sh_scaling.budgeted._driver import MAX_ATTEMPTS
+    from sh_scaling.keys import BUDGETED_FAILED_KEY
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n, seed = args.candidates, 7
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     events: list[dict] = []
     requeue: dict[int, dict] = {}  # slot -> its event, while the signalled worker has not exited yet
     own_exits: dict[int, int] = {}  # slot -> exit status of a worker that stopped by itself
+    up_pids: set[int] = set()  # workers seen training a segment: they are up (their SIGTERM handler is installed)
     most_ledger = 0.0
     next_at = time.monotonic() + rng.uniform(0.5, 1.5)
     deadline = t0 + args.deadline
@@ -142,16 +144,18 @@ def main(argv: list[str] | None = None) -> int:
             trials = study.get_trials(deepcopy=False)
             most_ledger = max(most_ledger, ledger(trials, budget)["total"])
             busy = training(trials)
+            up_pids.update(busy)
             for ev in events:
-                if ev["released_after"] is None and busy.get(ev["pid"]) != ev["segment"]:
+                held = busy.get(ev["pid"])
+                if ev["segment"] is not None and ev["released_after"] is None and held != ev["segment"]:
                     ev["released_after"] = now - ev["t"]
                 if ev["segment"] is not None and ev["resumed_after"] is None and any(
                         seg == ev["segment"] and pid != ev["pid"] for pid, seg in busy.items()):
                     ev["resumed_after"] = now - ev["t"]
             if len(events) < args.rounds and not own_exits and now >= next_at:
-                hit = [k for k, p in enumerate(procs) if p.poll() is None and k not in requeue and p.pid in busy]
-                if hit:
-                    k = rng.choice(hit)
+                up = [k for k, p in enumerate(procs) if p.poll() is None and k not in requeue and p.pid in up_pids]
+                if up:
+                    k = rng.choice(up)
                     sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
                     pid = procs[k].pid
                     procs[k].send_signal(sig)
@@ -159,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                           "segment": busy.get(pid), "released_after": None, "resumed_after": None, "exit": None}
                     events.append(ev)
                     requeue[k] = ev
+                    where = f"in segment {ev['segment'][1]} of trial {ev['segment'][0]}" if ev["segment"] else "idle"
                     print(f"  {ev['t'] - t0:6.1f} s  round {ev['round']:2d}: {sig.name} worker {pid} "
-                          f"({machines[k].name}) in segment {ev['segment'][1]} of trial {ev['segment'][0]}")
+                          f"({machines[k].name}) {where}")
                     next_at = now + rng.uniform(0.5, 1.5)
             time.sleep(POLL_S)
     finally:
@@ -187,11 +192,14 @@ def main(argv: list[str] | None = None) -> int:
         tid, key = ev["segment"]
         rec = next(dict(t.system_attrs[key]) for t in trials if t._trial_id == tid)
         ev["done"] = rec.get("status") == "done"
+        ev["failed"] = rec.get("status") == "failed"
         ev["finished_by_itself"] = ev["done"] and rec.get("worker") == ev["pid"]
     kills = [ev for ev in events if ev["signal"] == "SIGKILL"]
     terms = [ev for ev in events if ev["signal"] == "SIGTERM"]
     lost = [ev["round"] for ev in events
-            if ev["segment"] is not None and ev["resumed_after"] is None and not ev.get("done")]
+            if ev["segment"] is not None and ev["resumed_after"] is None and not ev.get("done")
+            and not ev.get("failed")]
+    gave_up_rounds = [ev["round"] for ev in events if ev.get("failed")]
     unseen = [ev["round"] for ev in events if ev.get("done") and not ev["finished_by_itself"]]
 
     print(f"\nledger: {book['total']:.6g} of {budget:.6g} ({book['total'] / budget:.1%}) in {book['segments']} "
@@ -202,30 +210,41 @@ def main(argv: list[str] | None = None) -> int:
     print(f"round  {label:{width}s}  simulator's")
     for r, (mine, theirs) in enumerate(out["rounds"]):
         print(f"{r:5d}  {' '.join(mine):{width}s}  {' '.join(theirs)}")
+    lost_grants = [s for s in out["segments"] if s["status"] == "failed"]
+    gave_up = sum(int(s.get("deaths", 0)) >= MAX_ATTEMPTS for s in lost_grants)
+    charged = math.fsum([*result.trained_, *(float(s["charge"]) for s in lost_grants)])
+    why_failed = "; ".join(f"trial {t.number}: {t.system_attrs.get(BUDGETED_FAILED_KEY, {}).get('reason')}"
+                           for t in trials if t.state == TrialState.FAIL)
     checks = [
-        ("budget never overdrawn", most_ledger <= budget and out["budget_kept"],
-         f"largest ledger seen {most_ledger:.6g} <= budget {budget:.6g}; at the end {book['total']:.6g} = "
-         f"compute trained {sum(result.trained_):.6g}"),
+        ("budget never overdrawn", most_ledger <= budget and abs(book["total"] - charged) <= 1e-9 * budget,
+         f"largest ledger seen {most_ledger:.6g} <= budget {budget:.6g}; at the end {book['total']:.6g} = compute "
+         f"trained {sum(result.trained_):.6g} + grants of failed segments "
+         f"{math.fsum(float(s['charge']) for s in lost_grants):.6g}"),
         ("every segment done exactly once",
-         out["all_done"] and rounds_once and out["deaths"] == book["retries"] and not failed and points_ok,
-         f"{book['segments']} segments done, {book['retries']} retries = {out['deaths']} worker deaths, "
-         f"{len(failed)} candidates failed, reported points = replayed curves: {'yes' if points_ok else 'NO'}"),
+         all(s["status"] == "done" for s in out["segments"] if s not in lost_grants) and book["reserved"] == 0
+         and rounds_once and out["deaths"] - gave_up == book["retries"] and points_ok,
+         f"{book['segments'] - len(lost_grants)} segments done once, {len(lost_grants)} failed; {book['retries']} "
+         f"retries = {out['deaths']} worker deaths - {gave_up} given up; reported points = replayed curves: "
+         f"{'yes' if points_ok else 'NO'}"),
+        (f"no candidate failed ({MAX_ATTEMPTS} deaths of one segment's worker fail it)", not failed,
+         why_failed or "none"),
         ("decisions equal to the simulator's", out["same"],
          f"{len(out['rounds'])} rounds, survivors and compute of all {n} candidates"),
         ("no trial left RUNNING", out["finished"] and all(t.state != TrialState.RUNNING for t in driver),
-         f"{len(trials)} trials: " + ", ".join(
-             f"{sum(t.state == s for t in trials)} {s.name}" for s in TrialState if any(t.state == s for t in trials))),
+         f"{len(trials)} trials: " + ", ".join(f"{sum(t.state == s for t in trials)} {s.name}"
+                                               for s in TrialState if any(t.state == s for t in trials))),
         ("checkpoint folder = wanted checkpoints only", out["stored"] == out["wanted"],
          f"{len(out['stored'])} files, {len(out['wanted'])} wanted"),
         ("workers exited 0", all(ev["exit"] == 0 for ev in terms) and all(c == 0 for c in own_exits.values()),
          f"SIGTERM: {sum(ev['exit'] == 0 for ev in terms)} of {len(terms)} exited 0; at the end "
          f"{sum(c == 0 for c in own_exits.values())} of {len(own_exits)}"),
         (f"{args.rounds} rounds of chaos", len(events) == args.rounds,
-         f"{len(kills)} SIGKILL ({sum(ev['segment'] is not None for ev in kills)} in a segment), {len(terms)} SIGTERM "
-         f"({sum(ev['segment'] is not None for ev in terms)} in a segment)"),
+         f"{len(kills)} SIGKILL ({sum(ev['segment'] is not None for ev in kills)} in a segment), "
+         f"{len(terms)} SIGTERM ({sum(ev['segment'] is not None for ev in terms)} in a segment)"),
         ("every interrupted segment resumed or finished", not lost,
          f"SIGTERM segments finished within the grace: {sum(bool(ev.get('finished_by_itself')) for ev in terms)}"
          + (f"; done by another worker between two polls: rounds {unseen}" if unseen else "")
+         + (f"; candidate failed instead: rounds {gave_up_rounds}" if gave_up_rounds else "")
          + (f"; never resumed: rounds {lost}" if lost else "")),
     ]
     print("\n| check | result | measured |\n|---|---|---|")
