@@ -531,16 +531,8 @@ class BudgetedHalving:
         alive = list(range(len(ctx.planned)))
         storage, sid = ctx.study._storage, ctx.study._study_id
         for r in range(R):
-            rec = storage.get_study_system_attrs(sid).get(budgeted_round_key(r))
-            if rec is None:
-                alive = [i for i in alive if self._trial(ctx, i).state != TrialState.FAIL]
-                share = round_share(ctx.shares, ctx.sizes, r, ctx.budget - ctx.total())
-                rec = {"alive": alive, "share": share}
-                storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
-            alive = [int(i) for i in rec["alive"]]
-            if "survivors" in rec:
-                rng.random(int(rec["n_ranked"]))
-                alive = [int(i) for i in rec["survivors"]]
+            rec, alive, decided = self._open_round(ctx, r, alive, rng)
+            if decided:
                 continue
             if not rec.get("opened"):
                 self._train_round(ctx, Collect(), r, alive, float(rec["share"]))
@@ -551,17 +543,11 @@ class BudgetedHalving:
                 if t.state == TrialState.RUNNING or (not t.state.is_finished() and any(
                         s["round"] == r and s["status"] == "reserved" for s in segments(t))):
                     return False  # a segment of the round is not finished yet
-            self._complete_finished(ctx, alive)
-            self._write_ledger(ctx)
-            if r == R - 1:
+            survivors = self._close_round(ctx, r, alive, rng, rec)
+            if survivors is None:
                 break
-            rec = self._decide(ctx, r, alive, rng, rec)
-            storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
-            alive = [int(i) for i in rec["survivors"]]
-            self._clean_checkpoints(ctx)
-        for i in range(len(ctx.planned)):
-            self._settle(ctx, i)
-        self._clean_checkpoints(ctx)
+            alive = survivors
+        self._end_rounds(ctx)
         self._write_ledger(ctx)
         return True
 
@@ -626,35 +612,60 @@ class BudgetedHalving:
         self.best_loss_ = float(min(losses)) if found else float("nan")
 
     # --------------------------------------------------------------------------------------------- rounds
+    def _open_round(
+        self, ctx: _Context, r: int, alive: list[int], rng: np.random.Generator
+    ) -> tuple[dict[str, Any], list[int], bool]:
+        """Round ``r``'s record, written when the round is first reached (its candidates: ``alive`` less the
+        failed ones; its share of what is left of the budget), with the candidates it trains and whether it was
+        decided already. A round decided before a restart draws its tie-breaks again, so that later ones match,
+        and hands on its survivors."""
+        storage, sid = ctx.study._storage, ctx.study._study_id
+        rec = storage.get_study_system_attrs(sid).get(budgeted_round_key(r))
+        if rec is None:
+            alive = [i for i in alive if self._trial(ctx, i).state != TrialState.FAIL]
+            share = round_share(ctx.shares, ctx.sizes, r, ctx.budget - ctx.total())
+            rec = {"alive": alive, "share": share}
+            storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
+        if "survivors" in rec:
+            rng.random(int(rec["n_ranked"]))
+            return rec, [int(i) for i in rec["survivors"]], True
+        return rec, [int(i) for i in rec["alive"]], False
+
+    def _close_round(
+        self, ctx: _Context, r: int, alive: list[int], rng: np.random.Generator, rec: dict[str, Any]
+    ) -> list[int] | None:
+        """Round ``r`` once its segments are done: its finished candidates completed and the ledger written;
+        then, unless it is the last round, its decision recorded and the checkpoints no longer wanted removed.
+        Returns the survivors, ``None`` after the last round."""
+        self._complete_finished(ctx, alive)
+        self._write_ledger(ctx)
+        if r == len(ctx.sizes) - 1:
+            return None
+        rec = self._decide(ctx, r, alive, rng, rec)
+        ctx.study._storage.set_study_system_attr(ctx.study._study_id, budgeted_round_key(r), rec)
+        self._clean_checkpoints(ctx)
+        return [int(i) for i in rec["survivors"]]
+
+    def _end_rounds(self, ctx: _Context) -> None:
+        """After the last round: every candidate settled, and the checkpoints no longer wanted removed."""
+        for i in range(len(ctx.planned)):
+            self._settle(ctx, i)
+        self._clean_checkpoints(ctx)
+
     def _rounds(self, ctx: _Context, pool: Any) -> None:
         R = len(ctx.sizes)
         rng = np.random.default_rng(ctx.seed)
         alive = list(range(len(ctx.planned)))
-        storage, sid = ctx.study._storage, ctx.study._study_id
         for r in range(R):
-            rec = storage.get_study_system_attrs(sid).get(budgeted_round_key(r))
-            if rec is None:
-                alive = [i for i in alive if self._trial(ctx, i).state != TrialState.FAIL]
-                share = round_share(ctx.shares, ctx.sizes, r, ctx.budget - ctx.total())
-                rec = {"alive": alive, "share": share}
-                storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
-            alive = [int(i) for i in rec["alive"]]
-            if "survivors" in rec:  # decided before a restart: draw its tie-breaks again, so later ones match
-                rng.random(int(rec["n_ranked"]))
-                alive = [int(i) for i in rec["survivors"]]
+            rec, alive, decided = self._open_round(ctx, r, alive, rng)
+            if decided:
                 continue
             self._train_round(ctx, pool, r, alive, float(rec["share"]))
-            self._complete_finished(ctx, alive)
-            self._write_ledger(ctx)
-            if r == R - 1:
+            survivors = self._close_round(ctx, r, alive, rng, rec)
+            if survivors is None:
                 break
-            rec = self._decide(ctx, r, alive, rng, rec)
-            storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
-            alive = [int(i) for i in rec["survivors"]]
-            self._clean_checkpoints(ctx)
-        for i in range(len(ctx.planned)):
-            self._settle(ctx, i)
-        self._clean_checkpoints(ctx)
+            alive = survivors
+        self._end_rounds(ctx)
 
     def _clean_checkpoints(self, ctx: _Context) -> None:
         """Remove from the artifact store every checkpoint no longer wanted (with ``keep_checkpoints="last"``).
