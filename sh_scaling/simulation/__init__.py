@@ -27,9 +27,11 @@ from sh_scaling.simulation._strategies import (
     RoundRecord,
     Strategy,
     allocate,
+    first_evaluation_reach,
     n_rounds,
     round_inputs,
     round_scores,
+    stated_schedule,
 )
 
 __all__ = [
@@ -56,9 +58,11 @@ __all__ = [
     "Strategy",
     "allocate",
     "allocation_metrics",
+    "first_evaluation_reach",
     "frontier_law",
     "n_rounds",
     "relative_improvement",
     "simulate",
+    "stated_schedule",
     "summarize",
 ]
