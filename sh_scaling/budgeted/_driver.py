@@ -46,7 +46,7 @@ from sh_scaling.keys import (
     budgeted_round_key,
     budgeted_segment_key,
 )
-from sh_scaling.simulation import STRATEGIES, Strategy, round_inputs, round_scores
+from sh_scaling.simulation import SCHEDULE_AWARE, STRATEGIES, Strategy, round_inputs, round_scores
 
 __all__ = ["BudgetedHalving"]
 
@@ -139,6 +139,15 @@ class BudgetedHalving:
     trusted to train to ``until_compute`` and no further; points it reports past that are clipped from the
     curve (every candidate is ranked on what it was granted) and recorded as ``overshoot``.
 
+    **Candidates not evaluated yet, budgets too small.** A candidate that has reported no loss when its round
+    ends has nothing to rank: it ranks after every candidate that has, and candidates without a loss are ordered
+    among themselves by the seeded tie-break (``seed``), as in the simulator; where no candidate has reported one
+    (evaluations that start after a warm-up longer than the first round's share), the whole first cut is that
+    draw, recorded in the round's record with no scores. A budget whose rounds never carry any candidate to its
+    first evaluation ends with every candidate PRUNED ("the schedule ended before it reported a finite positive
+    loss"), ``best_loss_`` NaN and ``best_index_`` ``None``; give ``first_eval_compute`` to have such a budget,
+    or one whose first round cannot evaluate every candidate, refused with ``ValueError`` before any training.
+
     Args:
         candidates: The configurations to race: a sequence of mappings (JSON-serialisable; numpy scalars are
             converted), or a :class:`pandas.DataFrame` such as :func:`sh_scaling.plan_sweep` returns (one
@@ -157,7 +166,9 @@ class BudgetedHalving:
             :class:`~sh_scaling.simulation.Strategy` (surrogate, optimism, warm-up window, objective).
             Default ``"SH+FA"``, the rule the pruner ships (frontier-aware ranking on power-law forecasts).
             ``"UA"`` trains every candidate by ``B / n`` and ranks nobody; ``"SH+oracle"`` needs the future
-            and is refused.
+            and is refused, and so are the schedule-aware strategies (``"SH+MPL"``, ``"SH+FA-MPL"``,
+            ``"SH+MPL-SE"``): candidates state no learning-rate schedule here, and forecasting each as if trained
+            at a constant rate would be a silent fallback.
         storage: An Optuna storage or URL. ``None``: in memory (one process, no restart). Worker processes
             (``n_workers > 1``) need one they can share: a ``JournalStorage`` file or an RDB URL.
         study_name: Default ``"budgeted-halving"``, so that a restart finds the sweep.
@@ -572,7 +583,7 @@ class BudgetedHalving:
         if isinstance(self.reduction_factor, bool) or not (
                 isinstance(self.reduction_factor, (int, float)) and self.reduction_factor > 1):
             raise ValueError(f"reduction_factor must be a number > 1, got {self.reduction_factor!r}")
-        strat = _strategy(self.strategy)
+        strat = _without_schedules(_strategy(self.strategy))
         if strat.ranking == "oracle":
             raise ValueError(f"strategy {strat.name!r} ranks by the future of each curve: a replay-only bound")
         n = len(configs)
@@ -1019,6 +1030,17 @@ def _strategy(strategy: Any) -> Strategy:
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r}: choose one of {sorted(STRATEGIES)} or pass a Strategy")
     return STRATEGIES[strategy]
+
+
+def _without_schedules(strat: Strategy) -> Strategy:
+    """The strategy, unless it forecasts under each candidate's learning-rate schedule, which the driver's
+    candidates do not state: it would forecast every one of them at a constant rate without saying so."""
+    if strat.surrogate == SCHEDULE_AWARE:
+        raise ValueError(
+            f"strategy {strat.name!r} forecasts each candidate under its learning-rate schedule, and BudgetedHalving "
+            "takes no schedules: every candidate would be forecast as if trained at a constant rate. Use a strategy "
+            "that forecasts from the curve alone, such as 'SH+FA' (the default) or 'SH+PL'")
+    return strat
 
 
 def _is_param(v: Any) -> bool:

@@ -21,6 +21,7 @@ from sh_scaling.simulation._replay import (
 from sh_scaling.simulation._rounds import round_table
 from sh_scaling.simulation._runner import DEFAULT_STRATEGIES, simulate, summarize
 from sh_scaling.simulation._strategies import (
+    SCHEDULE_AWARE,
     STRATEGIES,
     AllocationResult,
     RoundInputs,
@@ -43,6 +44,7 @@ __all__ = [
     "PrunerSpec",
     "RoundInputs",
     "RoundRecord",
+    "SCHEDULE_AWARE",
     "arrival_order",
     "clairvoyant_bound",
     "make_pruner",

@@ -83,7 +83,7 @@ from sh_scaling.schedules import Schedule, schedule_from_dict
 from sh_scaling.surrogates import MIN_POINTS, Forecast, forecast
 
 __all__ = [
-    "Strategy", "STRATEGIES", "AllocationResult", "RoundInputs", "RoundRecord", "allocate", "n_rounds",
+    "Strategy", "STRATEGIES", "SCHEDULE_AWARE", "AllocationResult", "RoundInputs", "RoundRecord", "allocate", "n_rounds",
     "get_strategy", "round_inputs", "round_scores", "stated_schedule", "first_evaluation_reach",
 ]
 
