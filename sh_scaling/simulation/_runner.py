@@ -92,7 +92,8 @@ def simulate(
     (:func:`~sh_scaling.simulation.first_evaluation_reach`) is evaluated by no strategy: its rows have
     ``best_loss`` and ``ri_vs_sh`` NaN, and :func:`summarize` counts them (``unevaluated``) and leaves them out of
     the means. Where that holds for every candidate set of a size and budget, nothing can be learned from the
-    setting: ``ValueError``, naming it and the smallest budget that evaluates a candidate of every set drawn.
+    setting: ``ValueError``, naming it and the smallest budget that evaluates a candidate of every set drawn
+    (not checked with ``carry_over``, which can give one candidate more than the rounds' shares).
     A schedule-aware strategy forecasts each curve under its own ``meta["schedule"]``, or at a constant rate
     where it has none; a ``meta["schedule"]`` that is not a schedule raises ``ValueError`` naming the curve.
 
