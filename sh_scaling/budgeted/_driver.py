@@ -564,7 +564,8 @@ class BudgetedHalving:
     def _plan(self, configs: list[dict], budget: float, strat: Strategy, sizes: list[int], shares: list[float],
               planned: list[float]) -> dict[str, Any]:
         return {
-            "version": RECORDS_FORMAT, VERSION_FIELD: this_version(), "budget": budget, "reduction_factor": float(self.reduction_factor),
+            "version": RECORDS_FORMAT, VERSION_FIELD: this_version(),
+            "budget": budget, "reduction_factor": float(self.reduction_factor),
             "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
             "n_candidates": len(configs), "fingerprint": _fingerprint(configs, planned),
         }

@@ -162,7 +162,8 @@ def run_segment(
         seg = {**seg, "result": result}
         storage.set_trial_system_attr(tid, task.key, seg)
     record = _report_result(storage, storage.get_trial(tid), result, planned)
-    record.update(status="done", worker=os.getpid(), host=socket.gethostname(), notes=list(seg.get("notes", [])) + record.pop("new_notes"))
+    record.update(status="done", worker=os.getpid(), host=socket.gethostname(),
+                  notes=list(seg.get("notes", [])) + record.pop("new_notes"))
     done = {k: v for k, v in seg.items() if k != "result"}
     storage.set_trial_system_attr(tid, task.key, {**done, **record})
     storage.set_trial_state_values(tid, TrialState.WAITING)
