@@ -347,7 +347,12 @@ class BudgetedHalving:
         retried with backoff for up to 5 minutes.
 
         ``train_fn`` is the same as :meth:`run`'s. A sweep started by :meth:`run` is not worked on by workers
-        (and the other way round): ``ValueError``.
+        (and the other way round): ``ValueError``. A worker of another major or minor release of sh_scaling than
+        the one that started the sweep is refused (:class:`~sh_scaling.budgeted.VersionMismatch`, naming both;
+        a patch-level difference is allowed), and one whose artifact store lacks a checkpoint another worker
+        recorded puts the segment back untouched and raises
+        :class:`~sh_scaling.budgeted.ArtifactStoreNotShared`; both are also recorded in the study
+        (:data:`~sh_scaling.keys.BUDGETED_WORKER_ERRORS_KEY`).
         """
         if not callable(train_fn):
             raise ValueError(f"train_fn must be callable, got {train_fn!r}")
