@@ -266,3 +266,55 @@ def test_every_documented_sh_scaling_command_line_parses():
         _parses(c[1:])
     # The README documents the flag the cluster files use.
     assert any(c[1] == "work" and "--stopped-exit-code" in c for c in commands)
+
+
+# ------------------------------------------------------------------------------ many tasks, a new database
+POSTGRES_URL = os.environ.get("SH_SCALING_TEST_POSTGRES_URL")
+
+
+_TOGETHER = None
+
+
+def _ready(barrier) -> None:
+    global _TOGETHER
+    _TOGETHER = barrier
+    import sh_scaling.budgeted  # noqa: F401 - imported before the barrier, so that all start together
+
+
+def _start_together(argv: list[str]) -> int:
+    """``sh-scaling start`` in a spawned process, once every process of the pool is ready."""
+    from sh_scaling.cli import main as cli
+
+    _TOGETHER.wait(DEADLINE_S)
+    return cli(argv)
+
+
+@pytest.mark.postgres
+def test_array_tasks_that_start_together_on_a_new_database_all_join_one_sweep(tmp_path):
+    """The first users of a new database race to create Optuna's tables; every task must still start."""
+    if not POSTGRES_URL:
+        pytest.skip("SH_SCALING_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
+    import multiprocessing
+    import uuid
+
+    import sqlalchemy
+
+    schema = f"sh_scaling_{uuid.uuid4().hex[:10]}"  # a new, empty schema: as a new database, without CREATEDB
+    engine = sqlalchemy.create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options=-csearch_path%3D{schema}"
+    argv = ["start", "--storage", url, "--study", "s", "--candidates", str(_candidates(tmp_path, sleep=0.0)),
+            "--budget", "1e3", "--max-compute", "flops", "--artifacts", str(tmp_path / "ckpt")]
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        barrier = ctx.Barrier(4)
+        with ctx.Pool(4, initializer=_ready, initargs=(barrier,)) as pool:
+            codes = pool.map(_start_together, [argv] * 4, chunksize=1)
+        assert codes == [0] * 4
+        study = optuna.load_study(study_name="s", storage=url)
+        assert len(study.get_trials()) == N
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()

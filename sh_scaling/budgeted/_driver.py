@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import optuna
@@ -1128,16 +1128,50 @@ def _check_version(storage: Any, study_id: int, stored: dict[str, Any], study_na
         raise
 
 
+#: Tries to open a storage whose first users race to create its tables (see :func:`_connect`).
+SCHEMA_TRIES = 10
+
+
 def _connect(storage: Any) -> Any:
-    """The Optuna storage for a URL or storage object, with an error that names a URL that cannot be reached."""
-    try:
-        return optuna.storages.get_storage(storage)
-    except Exception as exc:  # noqa: BLE001 - a driver, a database error, a refused connection: one cause
-        where = storage
-        if isinstance(storage, str) and "@" in storage:  # do not print a password
-            scheme, _, rest = storage.partition("://")
-            where = f"{scheme}://***@{rest.rpartition('@')[2]}"
-        raise ValueError(f"cannot reach storage {where!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    """The Optuna storage for a URL or storage object, with an error that names a URL that cannot be reached.
+
+    Processes that open a new database at the same moment (the tasks of a job array, each running
+    ``sh-scaling start``) race to create Optuna's tables, and all but one fail (on PostgreSQL 15, 7 of 8
+    processes started together: a duplicate key in ``pg_type``; optuna/optuna#1092). A loser tries again
+    after a short random wait, when the tables are there.
+    """
+    rng = np.random.default_rng()
+    for attempt in range(1, SCHEMA_TRIES + 1):
+        try:
+            return optuna.storages.get_storage(storage)
+        except Exception as exc:  # noqa: BLE001 - a driver, a database error, a refused connection: one cause
+            if attempt < SCHEMA_TRIES and _lost_schema_race(exc):
+                time.sleep(float(rng.uniform(0.1, 0.5)))
+                continue
+            _cannot_reach(storage, exc)
+    raise AssertionError("unreachable")  # pragma: no cover - the last try returns or raises
+
+
+def _lost_schema_race(exc: BaseException) -> bool:
+    """Whether opening a storage failed because another process was creating the same tables."""
+    from sqlalchemy import exc as sa  # optuna requires sqlalchemy
+
+    cause: BaseException | None = exc
+    while cause is not None:  # Optuna wraps some (StorageInternalError "during the commit")
+        text = str(cause)
+        if isinstance(cause, sa.DBAPIError) and ("already exists" in text or "duplicate key" in text):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _cannot_reach(storage: Any, exc: Exception) -> NoReturn:
+    """Raise the ``ValueError`` that names the storage (without its password) and the cause."""
+    where = storage
+    if isinstance(storage, str) and "@" in storage:  # do not print a password
+        scheme, _, rest = storage.partition("://")
+        where = f"{scheme}://***@{rest.rpartition('@')[2]}"
+    raise ValueError(f"cannot reach storage {where!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
 
 
 def _describe_storage(storage: Any) -> str:
