@@ -246,7 +246,8 @@ def test_at_the_bound_a_report_costs_a_handful_of_decisions():
                                     {"coverage": 2, "own": (0.1,) * 5, "multipower": (0.0,) * 5},
                                     {"coverage": 0.9, "own": (0.1,) * 4, "multipower": (0.0,) * 5},
                                     {"coverage": 0.9, "own": (-0.1,) * 5, "multipower": (0.0,) * 5},
-                                    {"coverage": 0.9, "own": (0.1,) * 5, "multipower": (0.0,) * 5, "widen": 1}])
+                                    {"coverage": 0.9, "own": (0.1,) * 5, "multipower": (0.0,) * 5, "widen": 1},
+                                    {"coverage": 0.9, "own": (0.1,) * 5, "multipower": (0.0,) * 5, "proven": "yes"}])
 def test_margin_setting_is_checked(margin):
     with pytest.raises(ValueError, match="margin"):
         SurrogateHalvingPruner(max_compute=1.0, margin=margin)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import optuna
@@ -25,11 +25,13 @@ from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
 from sh_scaling.budgeted._budget import ledger, round_share
+from sh_scaling.budgeted._compat import RECORDS_FORMAT, VERSION_FIELD, VersionMismatch, check_joinable, this_version
 from sh_scaling.budgeted._lease import POLL_S, Lease, create_sweep_study
 from sh_scaling.budgeted._memory_store import MemoryArtifactStore
 from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
 from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted, Preemption, check_grace
 from sh_scaling.budgeted._retry import RetryingStorage
+from sh_scaling.budgeted._worker_errors import record_worker_error
 from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
 from sh_scaling.budgeted._segment import SegmentTask, fail_trial, run_segment, uploaded_ids
@@ -57,8 +59,6 @@ MAX_ATTEMPTS = 3
 
 #: Study name used when none is given, so that a restart with the same storage finds the sweep again.
 DEFAULT_STUDY_NAME = "budgeted-halving"
-
-_PLAN_VERSION = 1
 
 #: Seconds a driver that finds the study already created waits for its creator to write the plan.
 SETUP_WAIT_S = 60.0
@@ -358,7 +358,12 @@ class BudgetedHalving:
         retried with backoff for up to 5 minutes.
 
         ``train_fn`` is the same as :meth:`run`'s. A sweep started by :meth:`run` is not worked on by workers
-        (and the other way round): ``ValueError``.
+        (and the other way round): ``ValueError``. A worker of another major or minor release of sh_scaling than
+        the one that started the sweep is refused (:class:`~sh_scaling.budgeted.VersionMismatch`, naming both;
+        a patch-level difference is allowed), and one whose artifact store lacks a checkpoint another worker
+        recorded puts the segment back untouched and raises
+        :class:`~sh_scaling.budgeted.ArtifactStoreNotShared`; both are also recorded in the study
+        (:data:`~sh_scaling.keys.BUDGETED_WORKER_ERRORS_KEY`).
         """
         if not callable(train_fn):
             raise ValueError(f"train_fn must be callable, got {train_fn!r}")
@@ -437,6 +442,7 @@ class BudgetedHalving:
         stored = study._storage.get_study_system_attrs(study._study_id).get(BUDGETED_PLAN_KEY)
         if stored is None:
             raise ValueError(f"study {study_name!r} holds no budgeted sweep")
+        _check_version(study._storage, study._study_id, stored, study_name)
         if stored.get("mode") != "workers":
             raise ValueError(f"study {study_name!r} is run by a driver (BudgetedHalving.run), not by workers")
         name = stored["strategy"]["name"]
@@ -465,6 +471,9 @@ class BudgetedHalving:
                                           on_claim=beat.start)
                 finally:
                     beat.stop()
+                if outcome["status"] == "missing":  # put back as it was, for a worker that has the checkpoint
+                    record_worker_error(ctx.study._storage, ctx.study._study_id, outcome["reason"])
+                    raise ArtifactStoreNotShared(outcome["reason"])
                 if outcome["status"] == "checkpoint":
                     self._locked(ctx, lambda: self._handle(ctx, task, outcome))
             elif kind == "close":
@@ -571,7 +580,8 @@ class BudgetedHalving:
     def _plan(self, configs: list[dict], budget: float, strat: Strategy, sizes: list[int], shares: list[float],
               planned: list[float]) -> dict[str, Any]:
         return {
-            "version": _PLAN_VERSION, "budget": budget, "reduction_factor": float(self.reduction_factor),
+            "version": RECORDS_FORMAT, VERSION_FIELD: this_version(),
+            "budget": budget, "reduction_factor": float(self.reduction_factor),
             "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
             "n_candidates": len(configs), "fingerprint": _fingerprint(configs, planned),
         }
@@ -793,7 +803,7 @@ class BudgetedHalving:
                               RuntimeWarning, stacklevel=2)
             return []
         attempts = int(seg["attempts"])
-        if status == "checkpoint":
+        if status in ("checkpoint", "missing"):  # one store for all processes of a driver: the file is gone
             notes = list(seg.get("notes", [])) + [
                 f"attempt {attempts}: checkpoint {seg['resume']} could not be loaded ({outcome['reason']}); "
                 "restarted from scratch"]
@@ -903,12 +913,14 @@ class BudgetedHalving:
     def _check_plan(self, study: optuna.Study, plan: dict) -> None:
         """A driver joining a sweep, or restarting it, must ask for the same sweep."""
         stored = study._storage.get_study_system_attrs(study._study_id)[BUDGETED_PLAN_KEY]
+        _check_version(study._storage, study._study_id, stored, study.study_name)
         mode, wanted = stored.get("mode", "driver"), plan.get("mode", "driver")
         if mode != wanted:
             how = {"driver": "by a driver (BudgetedHalving.run)", "workers": "by workers (BudgetedHalving.work)"}
             raise ValueError(f"study {study.study_name!r} holds a budgeted sweep run {how[mode]}; it cannot be run "
                              f"{how[wanted]}: call the same method, or use a new study_name")
-        diff = [k for k in plan if _jsonable(stored.get(k)) != _jsonable(plan[k])]
+        # The release may differ by a patch (checked above); everything else must be the same.
+        diff = [k for k in plan if k != VERSION_FIELD and _jsonable(stored.get(k)) != _jsonable(plan[k])]
         if diff:
             raise ValueError(
                 f"study {study.study_name!r} holds a budgeted sweep with other settings ({', '.join(diff)} differ: "
@@ -978,6 +990,10 @@ class BudgetedHalving:
     def _write_ledger(self, ctx: _Context) -> None:
         summary = ledger(self._trials(ctx), ctx.budget)
         ctx.study._storage.set_study_system_attr(ctx.study._study_id, BUDGETED_LEDGER_KEY, summary)
+
+
+class ArtifactStoreNotShared(ValueError):
+    """A worker's artifact store lacks a checkpoint another worker recorded: the store is not shared."""
 
 
 class _Context:
@@ -1125,16 +1141,59 @@ def _default_checkpoint_folder(storage: Any) -> str:
         "file or SQLite database has a default (a folder next to it)")
 
 
-def _connect(storage: Any) -> Any:
-    """The Optuna storage for a URL or storage object, with an error that names a URL that cannot be reached."""
+def _check_version(storage: Any, study_id: int, stored: dict[str, Any], study_name: str) -> None:
+    """Refuse a process of another release (:mod:`~sh_scaling.budgeted._compat`), and say so in the study too."""
     try:
-        return optuna.storages.get_storage(storage)
-    except Exception as exc:  # noqa: BLE001 - a driver, a database error, a refused connection: one cause
-        where = storage
-        if isinstance(storage, str) and "@" in storage:  # do not print a password
-            scheme, _, rest = storage.partition("://")
-            where = f"{scheme}://***@{rest.rpartition('@')[2]}"
-        raise ValueError(f"cannot reach storage {where!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        check_joinable(stored, study_name)
+    except VersionMismatch as exc:
+        record_worker_error(storage, study_id, str(exc))
+        raise
+
+
+#: Tries to open a storage whose first users race to create its tables (see :func:`_connect`).
+SCHEMA_TRIES = 10
+
+
+def _connect(storage: Any) -> Any:
+    """The Optuna storage for a URL or storage object, with an error that names a URL that cannot be reached.
+
+    Processes that open a new database at the same moment (the tasks of a job array, each running
+    ``sh-scaling start``) race to create Optuna's tables, and all but one fail (on PostgreSQL 15, 7 of 8
+    processes started together: a duplicate key in ``pg_type``; optuna/optuna#1092). A loser tries again
+    after a short random wait, when the tables are there.
+    """
+    rng = np.random.default_rng()
+    for attempt in range(1, SCHEMA_TRIES + 1):
+        try:
+            return optuna.storages.get_storage(storage)
+        except Exception as exc:  # noqa: BLE001 - a driver, a database error, a refused connection: one cause
+            if attempt < SCHEMA_TRIES and _lost_schema_race(exc):
+                time.sleep(float(rng.uniform(0.1, 0.5)))
+                continue
+            _cannot_reach(storage, exc)
+    raise AssertionError("unreachable")  # pragma: no cover - the last try returns or raises
+
+
+def _lost_schema_race(exc: BaseException) -> bool:
+    """Whether opening a storage failed because another process was creating the same tables."""
+    from sqlalchemy import exc as sa  # optuna requires sqlalchemy
+
+    cause: BaseException | None = exc
+    while cause is not None:  # Optuna wraps some (StorageInternalError "during the commit")
+        text = str(cause)
+        if isinstance(cause, sa.DBAPIError) and ("already exists" in text or "duplicate key" in text):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _cannot_reach(storage: Any, exc: Exception) -> NoReturn:
+    """Raise the ``ValueError`` that names the storage (without its password) and the cause."""
+    where = storage
+    if isinstance(storage, str) and "@" in storage:  # do not print a password
+        scheme, _, rest = storage.partition("://")
+        where = f"{scheme}://***@{rest.rpartition('@')[2]}"
+    raise ValueError(f"cannot reach storage {where!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
 
 
 def _describe_storage(storage: Any) -> str:

@@ -244,10 +244,13 @@ class SurrogateHalvingPruner(BasePruner):
             table), except that a study whose forecasts miss by more than the table allows is believed at once:
             the margin is then the largest miss of its finished forecasts near the stage
             (:data:`sh_scaling.halving.MARGIN_WIDEN`, which gives the measurement; ``"widen": False`` in a
-            mapping turns it off). The margin used is in each rung record (``margin``, ``margin_info``) and in the decision
-            text. A number among ``sorted(STAGE_MARGINS)`` (0.5, 0.8, 0.9, 0.95) asks for another coverage; a
+            mapping turns it off). ``"proven": True`` in a mapping also believes misses that unfinished trials
+            have already proven (a forecast made at an earlier rung that a later rung of the same trial has
+            already beaten), which a study running many trials at once learns long before its long runs
+            finish (:data:`sh_scaling.halving.MARGIN_PROVEN` gives the measurement). The margin used is in each
+            rung record (``margin``, ``margin_info``) and in the decision text. A number among ``sorted(STAGE_MARGINS)`` (0.5, 0.8, 0.9, 0.95) asks for another coverage; a
             mapping ``{"coverage": c, "own": table, "multipower": table}`` (optionally ``"own_bias"``,
-            ``"multipower_bias"``, ``"widen"``) gives tables measured on one's own past sweeps, one value per stage of
+            ``"multipower_bias"``, ``"widen"``, ``"proven"``) gives tables measured on one's own past sweeps, one value per stage of
             :data:`sh_scaling.halving.STAGE_NODES`. ``None``: forecasts' own Gaussian intervals only, and
             competitors' forecasts as they are; measured on 100 synthetic curves (5 arrival orders, competitors
             scored as now), that loses 2.8 % of the best loss where the default loses none.
