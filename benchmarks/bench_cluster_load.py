@@ -33,8 +33,13 @@ process runs :func:`optuna.storages.run_grpc_proxy_server` in front of the URL's
 ``--proxy-threads`` threads; every worker talks to it with :class:`optuna.storages.GrpcStorageProxy`; needs
 ``grpcio`` and ``protobuf``).
 
-While a part runs, the connections to the database are sampled every 0.1 s from ``pg_stat_activity`` (this
-database's, less the sampler's own; and the server's total, against its ``max_connections``).
+Every call is timed by the wall clock and by the CPU time of its thread (``time.thread_time``: what the call
+computed in its own process); the rest of its wall time it waited for the database, the proxy, or a core (with
+more processes than cores, mostly a core: the load average is sampled too). While a part runs, the
+connections to the database are sampled every 0.1 s from ``pg_stat_activity``: those of the worker processes
+and of the proxy (told apart by their ``application_name``), and the server's total, against its
+``max_connections``. A process that cannot set up (e.g. the server refuses a connection) breaks the start
+barrier, so that the others stop instead of waiting; its error is printed with the checks.
 
 Prints a table (one row per part and route) and writes ``<out>/cluster_load/summary.csv``, ``summary.md``,
 ``calls.csv`` (every timed call) and ``latency.png`` (the distribution of each latency, and the connections
@@ -150,7 +155,7 @@ class Connections:
         # Autocommit: PostgreSQL keeps one snapshot of pg_stat_activity per transaction.
         self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self.max_connections = int(self._conn.exec_driver_sql("SHOW max_connections").scalar_one())
-        self.samples: list[tuple[float, int, int]] = []  # (time, this database's, the server's)
+        self.samples: list[tuple[float, int, int, float]] = []  # (time, workers' and proxy's, server's, load)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -164,7 +169,7 @@ class Connections:
     def _loop(self) -> None:
         while not self._stop.wait(SAMPLE_S):
             mine, total = self._sample()
-            self.samples.append((time.monotonic(), mine, total))
+            self.samples.append((time.monotonic(), mine, total, os.getloadavg()[0]))
 
     def now(self) -> int:
         return self._sample()[0]
@@ -192,9 +197,12 @@ def _run_processes(target: Any, args_of: list[tuple], barrier: Any, deadline: fl
     for p in procs:
         p.start()
     print(f"  {label}: {len(procs)} processes started; waiting for all of them to import and connect", flush=True)
-    barrier.wait(timeout=BARRIER_S)
+    try:
+        barrier.wait(timeout=BARRIER_S)
+        print(f"  {label}: all {len(procs)} at the barrier after {time.monotonic() - t0:.0f} s; running", flush=True)
+    except threading.BrokenBarrierError:
+        print(f"  {label}: a process failed to set up (its log says why); the others stop", flush=True)
     t_go = time.monotonic()
-    print(f"  {label}: all {len(procs)} at the barrier after {t_go - t0:.0f} s; running", flush=True)
     last = t_go
     while any(p.is_alive() for p in procs):
         if time.monotonic() > deadline:
@@ -242,6 +250,19 @@ def trained_twice(trained: list[tuple[int, float, float]]) -> list[tuple[int, fl
 
 
 # ------------------------------------------------------------------------------------------ the pruner path
+def _failed(log: str, exc: BaseException, barrier: Any) -> None:
+    """A process that could not set up: its error in its log, and the barrier broken so that none waits."""
+    Path(log).write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}", "setup": True}))
+    barrier.abort()
+
+
+def _read_logs(paths: list[Path]) -> tuple[list[dict[str, Any] | None], list[str]]:
+    """Each process's log (``None``: it wrote none, or failed to set up) and the errors they logged."""
+    logs = [json.loads(p.read_text()) if p.exists() else None for p in paths]
+    errors = [lg["error"] for lg in logs if lg and lg.get("error")]
+    return [None if lg is None or lg.get("setup") else lg for lg in logs], errors
+
+
 def _pruner_worker(route: dict[str, Any], study_name: str, n_trials: int, seed: int, n_curves: int, points: int,
                    log: str, barrier: Any) -> None:
     import optuna
@@ -252,7 +273,11 @@ def _pruner_worker(route: dict[str, Any], study_name: str, n_trials: int, seed: 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore")
     curves = _curves(n_curves, points)
-    storage = _worker_storage(route)
+    try:
+        storage = _worker_storage(route)
+    except BaseException as exc:
+        _failed(log, exc, barrier)
+        raise
     decisions = [0]
     write = storage.set_trial_system_attr
 
@@ -272,22 +297,29 @@ def _pruner_worker(route: dict[str, Any], study_name: str, n_trials: int, seed: 
         c = curves[trial.suggest_int("curve", 0, n_curves - 1)]
         loss = float("nan")
         for compute, loss in zip(c.compute.tolist(), c.loss.tolist()):
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.thread_time()
             step = sh_scaling.report(trial, loss, compute=compute)
-            calls.append(["report", time.perf_counter() - t, False])
+            calls.append(["report", time.perf_counter() - t, False, time.thread_time() - cpu])
             reports.append([trial.number, step, compute, loss])
             before = decisions[0]
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.thread_time()
             pruned = trial.should_prune()
-            calls.append(["should_prune", time.perf_counter() - t, decisions[0] > before])
+            calls.append(["should_prune", time.perf_counter() - t, decisions[0] > before, time.thread_time() - cpu])
             if pruned:
                 raise optuna.TrialPruned()
         return loss
 
     barrier.wait(timeout=BARRIER_S)
     t0 = time.monotonic()
-    study.optimize(objective, n_trials=n_trials)
-    Path(log).write_text(json.dumps({"reports": reports, "calls": calls, "start": t0, "end": time.monotonic()}))
+    error = None
+    try:
+        study.optimize(objective, n_trials=n_trials)
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        Path(log).write_text(json.dumps({"reports": reports, "calls": calls, "start": t0, "end": time.monotonic(),
+                                         "error": error}))
 
 
 def _pruner_part(route: dict[str, Any], args: argparse.Namespace, own: Any, root: Path,
@@ -310,7 +342,7 @@ def _pruner_part(route: dict[str, Any], args: argparse.Namespace, own: Any, root
     codes, t_go, t_end = _run_processes(_pruner_worker, argv, barrier, time.monotonic() + args.deadline,
                                         f"pruner/{route['kind']}", progress)
     window = [s for s in conns.samples if t_go <= s[0] <= t_end]
-    logged = [json.loads(p.read_text()) if p.exists() else None for p in logs]
+    logged, errors = _read_logs(logs)
     trials = {t.number: t for t in study.get_trials()}
     n_logged, missing, wrong, extra = lost_reports([r for log in logged if log for r in log["reports"]], trials)
     states = Counter(t.state.name for t in trials.values())
@@ -319,7 +351,8 @@ def _pruner_part(route: dict[str, Any], args: argparse.Namespace, own: Any, root
     concurrent = all(log is not None for log in logged) and max(lg["start"] for lg in logged) < min(
         lg["end"] for lg in logged)
     checks = {
-        "processes exited 0": (ok_procs == n, f"{ok_procs} of {n}"),
+        "processes exited 0": (ok_procs == n, f"{ok_procs} of {n}" + (
+            f"; {len(errors)} failed, e.g. {errors[0][:300]}" if errors else "")),
         "all ran at once": (concurrent, "the last started before the first finished" if concurrent else "no"),
         "no lost report": (missing == 0 and wrong == 0 and extra == 0 and n_logged > 0,
                            f"{n_logged} reports logged, {missing} missing, {wrong} with another loss or "
@@ -355,15 +388,19 @@ def _budgeted_worker(route: dict[str, Any], study_name: str, artifacts: str, log
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore")
-    storage = _worker_storage(route)
+    try:
+        storage = _worker_storage(route)
+    except BaseException as exc:
+        _failed(log, exc, barrier)
+        raise
     claims: list[list[Any]] = []
     change = storage.set_trial_state_values
 
     def timed(trial_id: int, state: TrialState, values: Any = None) -> bool:  # times every claim
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.thread_time()
         won = change(trial_id, state, values)
         if state == TrialState.RUNNING:
-            claims.append([trial_id, bool(won), time.perf_counter() - t])
+            claims.append([trial_id, bool(won), time.perf_counter() - t, time.thread_time() - cpu])
         return won
 
     storage.set_trial_state_values = timed
@@ -371,11 +408,15 @@ def _budgeted_worker(route: dict[str, Any], study_name: str, artifacts: str, log
                                             artifact_store=optuna.artifacts.FileSystemArtifactStore(artifacts))
     barrier.wait(timeout=BARRIER_S)
     t0 = time.monotonic()
+    error = None
     try:
         sweep.work(_train)
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         Path(log).write_text(json.dumps({"claims": claims, "trained": _TRAINED, "start": t0,
-                                         "end": time.monotonic()}))
+                                         "end": time.monotonic(), "error": error}))
 
 
 def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, root: Path,
@@ -412,7 +453,7 @@ def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, roo
     codes, t_go, t_end = _run_processes(_budgeted_worker, argv, barrier, time.monotonic() + args.deadline,
                                         f"workers/{route['kind']}", progress)
     window = [s for s in conns.samples if t_go <= s[0] <= t_end]
-    logged = [json.loads(p.read_text()) if p.exists() else None for p in logs]
+    logged, errors = _read_logs(logs)
     trials = sorted(study.get_trials(), key=lambda t: t.number)
     ids = {t._trial_id for t in trials}
     trained = [tuple(s) for log in logged if log for s in log["trained"]]
@@ -427,15 +468,17 @@ def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, roo
     same_compute = all(abs(reached.get(i, 0.0) - c) <= RTOL * max(c, 1.0) for i, c in enumerate(result.trained_))
     driver = optuna.load_study(study_name=f"{name}:driver", storage=storage).get_trials()
     states = Counter(t.state.name for t in trials)
-    calls = [["claim won" if won else "claim lost", s, False] for log in logged if log
-             for tid, won, s in log["claims"] if tid in ids]
-    lease = [["lease", s, False] for log in logged if log for tid, won, s in log["claims"] if tid not in ids and won]
+    calls = [["claim won" if won else "claim lost", s, False, cpu] for log in logged if log
+             for tid, won, s, cpu in log["claims"] if tid in ids]
+    lease = [["lease", s, False, cpu] for log in logged if log for tid, won, s, cpu in log["claims"]
+             if tid not in ids and won]
     ok_procs = sum(c == 0 for c in codes)
     concurrent = all(log is not None for log in logged) and max(lg["start"] for lg in logged) < min(
         lg["end"] for lg in logged)
     won = sum(c[0] == "claim won" for c in calls)
     checks = {
-        "processes exited 0": (ok_procs == n, f"{ok_procs} of {n}"),
+        "processes exited 0": (ok_procs == n, f"{ok_procs} of {n}" + (
+            f"; {len(errors)} failed, e.g. {errors[0][:300]}" if errors else "")),
         "all ran at once": (concurrent, "the last started before the first finished" if concurrent else "no"),
         "no double claim": (not twice and len(trained) == len(records) and all(s["status"] == "done" for s in records)
                             and len(trained) > 0,
@@ -460,15 +503,17 @@ def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, roo
 def _rows(calls: list[list[Any]], kinds: tuple[str, ...]) -> list[dict[str, Any]]:
     rows = []
     for kind in kinds:
-        groups = [("", [c[1] for c in calls if c[0] == kind])]
+        groups = [("", [c for c in calls if c[0] == kind])]
         if kind == "should_prune":
-            groups = [("all", [c[1] for c in calls if c[0] == kind]),
-                      ("deciding", [c[1] for c in calls if c[0] == kind and c[2]]),
-                      ("non-deciding", [c[1] for c in calls if c[0] == kind and not c[2]])]
-        for sub, values in groups:
+            groups = [("all", [c for c in calls if c[0] == kind]),
+                      ("deciding", [c for c in calls if c[0] == kind and c[2]]),
+                      ("non-deciding", [c for c in calls if c[0] == kind and not c[2]])]
+        for sub, chosen in groups:
+            values = [c[1] for c in chosen]
             rows.append({"call": f"{kind} ({sub})" if sub else kind, "n": len(values),
                          "p50_ms": 1e3 * _percentile(values, 50), "p95_ms": 1e3 * _percentile(values, 95),
-                         "max_ms": 1e3 * max(values) if values else float("nan")})
+                         "max_ms": 1e3 * max(values) if values else float("nan"),
+                         "cpu_p50_ms": 1e3 * _percentile([c[3] for c in chosen], 50)})
     return rows
 
 
@@ -570,15 +615,18 @@ def main(argv: list[str] | None = None) -> int:
                 results[(part, label)] = res
                 peak, server_peak = (max((s[1] for s in res["window"]), default=0),
                                      max((s[2] for s in res["window"]), default=0))
+                load = max((s[3] for s in res["window"]), default=float("nan"))
                 for r in res["rows"]:
                     rows.append({"part": part, "route": label, "processes": args.processes, **r,
                                  "peak_connections": peak, "connections_before": idle,
                                  "server_peak": server_peak, "max_connections": conns.max_connections,
+                                 "load_max": round(load, 1), "cores": os.cpu_count(),
                                  "seconds": round(res["seconds"], 1)})
                 for what, (ok, detail) in res["checks"].items():
                     passed &= ok
                 print(f"  {part}/{label}: done in {res['seconds']:.0f} s, peak {peak} connections to the "
-                      f"database ({idle} before), server {server_peak} of {conns.max_connections}", flush=True)
+                      f"database ({idle} before), server {server_peak} of {conns.max_connections}; load average "
+                      f"up to {load:.0f} on {os.cpu_count()} cores", flush=True)
         finally:
             if proxy is not None:
                 proxy.kill()
@@ -586,16 +634,16 @@ def main(argv: list[str] | None = None) -> int:
 
     df = pd.DataFrame(rows)
     df.to_csv(out / "summary.csv", index=False)
-    calls = pd.DataFrame([{"part": p, "route": r, "call": c[0], "seconds": c[1], "deciding": c[2]}
+    calls = pd.DataFrame([{"part": p, "route": r, "call": c[0], "seconds": c[1], "deciding": c[2], "cpu_seconds": c[3]}
                           for (p, r), res in results.items() for c in res["calls"]])
     calls.to_csv(out / "calls.csv", index=False)
     _plot(results, out / "latency.png")
 
-    lines = [f"| part | route | call | n | p50 ms | p95 ms | max ms | peak connections | seconds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| part | route | call | n | p50 ms | p95 ms | max ms | CPU p50 ms | peak connections | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['part']} | {r['route']} | {r['call']} | {r['n']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} "
-                     f"| {r['max_ms']:.0f} | {r['peak_connections']} | {r['seconds']:.0f} |")
+                     f"| {r['max_ms']:.0f} | {r['cpu_p50_ms']:.1f} | {r['peak_connections']} | {r['seconds']:.0f} |")
     lines += ["", "| part | route | check | result | measured |", "|---|---|---|---|---|"]
     for (part, route_kind), res in results.items():
         for what, (ok, detail) in res["checks"].items():
