@@ -15,7 +15,8 @@ no process trains anything, curves are replayed.
 (:func:`sh_scaling.curves.generate_synthetic`, ``--points`` evaluations each) with :func:`sh_scaling.report`
 and ``trial.should_prune()``. Every call is timed in its process; a call is *deciding* when the pruner wrote a
 rung decision during it (its writes of rung records are counted), else *non-deciding* (between rungs: a read
-of the trial, nothing fitted). Each process logs every report it made; afterwards every logged report must be
+of the trial, nothing fitted). A process's first deciding call is shown apart: it imports the surrogates'
+stack (scipy.optimize, scikit-learn, pandas), which every process pays once. Each process logs every report it made; afterwards every logged report must be
 in the storage with its compute and loss, the storage must hold no report that was not logged, and no trial
 may be left RUNNING.
 
@@ -252,8 +253,19 @@ def trained_twice(trained: list[tuple[int, float, float]]) -> list[tuple[int, fl
 # ------------------------------------------------------------------------------------------ the pruner path
 def _failed(log: str, exc: BaseException, barrier: Any) -> None:
     """A process that could not set up: its error in its log, and the barrier broken so that none waits."""
-    Path(log).write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}", "setup": True}))
+    Path(log).write_text(json.dumps({"error": _why(exc), "setup": True}))
     barrier.abort()
+
+
+def _why(exc: BaseException) -> str:
+    """The error and its first cause (Optuna wraps a refused connection in ``StorageInternalError``)."""
+    root = exc
+    while root.__cause__ is not None or root.__context__ is not None:
+        root = root.__cause__ or root.__context__  # type: ignore[assignment]
+    text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if root is not exc:
+        text += f" (caused by {type(root).__name__}: {' '.join(str(root).split())})"
+    return text
 
 
 def _read_logs(paths: list[Path]) -> tuple[list[dict[str, Any] | None], list[str]]:
@@ -299,12 +311,16 @@ def _pruner_worker(route: dict[str, Any], study_name: str, n_trials: int, seed: 
         for compute, loss in zip(c.compute.tolist(), c.loss.tolist()):
             t, cpu = time.perf_counter(), time.thread_time()
             step = sh_scaling.report(trial, loss, compute=compute)
-            calls.append(["report", time.perf_counter() - t, False, time.thread_time() - cpu])
+            calls.append(["report", time.perf_counter() - t, False, time.thread_time() - cpu, False])
             reports.append([trial.number, step, compute, loss])
             before = decisions[0]
             t, cpu = time.perf_counter(), time.thread_time()
             pruned = trial.should_prune()
-            calls.append(["should_prune", time.perf_counter() - t, decisions[0] > before, time.thread_time() - cpu])
+            decided = decisions[0] > before
+            # The first decision in a process imports the surrogates' stack (scipy.optimize, scikit-learn,
+            # pandas: about 1,200 modules), so it is kept apart.
+            first = decided and not any(c[0] == "should_prune" and c[2] for c in calls)
+            calls.append(["should_prune", time.perf_counter() - t, decided, time.thread_time() - cpu, first])
             if pruned:
                 raise optuna.TrialPruned()
         return loss
@@ -315,7 +331,7 @@ def _pruner_worker(route: dict[str, Any], study_name: str, n_trials: int, seed: 
     try:
         study.optimize(objective, n_trials=n_trials)
     except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        error = _why(exc)
         raise
     finally:
         Path(log).write_text(json.dumps({"reports": reports, "calls": calls, "start": t0, "end": time.monotonic(),
@@ -412,7 +428,7 @@ def _budgeted_worker(route: dict[str, Any], study_name: str, artifacts: str, log
     try:
         sweep.work(_train)
     except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        error = _why(exc)
         raise
     finally:
         Path(log).write_text(json.dumps({"claims": claims, "trained": _TRAINED, "start": t0,
@@ -468,9 +484,9 @@ def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, roo
     same_compute = all(abs(reached.get(i, 0.0) - c) <= RTOL * max(c, 1.0) for i, c in enumerate(result.trained_))
     driver = optuna.load_study(study_name=f"{name}:driver", storage=storage).get_trials()
     states = Counter(t.state.name for t in trials)
-    calls = [["claim won" if won else "claim lost", s, False, cpu] for log in logged if log
+    calls = [["claim won" if won else "claim lost", s, False, cpu, False] for log in logged if log
              for tid, won, s, cpu in log["claims"] if tid in ids]
-    lease = [["lease", s, False, cpu] for log in logged if log for tid, won, s, cpu in log["claims"]
+    lease = [["lease", s, False, cpu, False] for log in logged if log for tid, won, s, cpu in log["claims"]
              if tid not in ids and won]
     ok_procs = sum(c == 0 for c in codes)
     concurrent = all(log is not None for log in logged) and max(lg["start"] for lg in logged) < min(
@@ -506,7 +522,8 @@ def _rows(calls: list[list[Any]], kinds: tuple[str, ...]) -> list[dict[str, Any]
         groups = [("", [c for c in calls if c[0] == kind])]
         if kind == "should_prune":
             groups = [("all", [c for c in calls if c[0] == kind]),
-                      ("deciding", [c for c in calls if c[0] == kind and c[2]]),
+                      ("deciding, the process's first", [c for c in calls if c[0] == kind and c[4]]),
+                      ("deciding, later", [c for c in calls if c[0] == kind and c[2] and not c[4]]),
                       ("non-deciding", [c for c in calls if c[0] == kind and not c[2]])]
         for sub, chosen in groups:
             values = [c[1] for c in chosen]
@@ -527,7 +544,7 @@ def _plot(results: dict[tuple[str, str], dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
     styles = {"direct": "-", "grpc": "--"}
     for (part, route), res in results.items():
-        kinds = {"pruner": [("should_prune", True), ("should_prune", False), ("report", None)],
+        kinds = {"pruner": [("should_prune", True), ("should_prune", False), ("report", None)],  # all deciding calls
                  "workers": [("claim won", None), ("claim lost", None)]}[part]
         for kind, deciding in kinds:
             vals = np.sort([c[1] for c in res["calls"] if c[0] == kind and (deciding is None or c[2] == deciding)])
@@ -634,7 +651,8 @@ def main(argv: list[str] | None = None) -> int:
 
     df = pd.DataFrame(rows)
     df.to_csv(out / "summary.csv", index=False)
-    calls = pd.DataFrame([{"part": p, "route": r, "call": c[0], "seconds": c[1], "deciding": c[2], "cpu_seconds": c[3]}
+    calls = pd.DataFrame([{"part": p, "route": r, "call": c[0], "seconds": c[1], "deciding": c[2], "cpu_seconds": c[3],
+                           "first_decision": c[4]}
                           for (p, r), res in results.items() for c in res["calls"]])
     calls.to_csv(out / "calls.csv", index=False)
     _plot(results, out / "latency.png")
