@@ -234,7 +234,6 @@ def test_the_retrying_storage_waits_for_a_grpc_storage_proxy_that_is_not_up_yet(
     pytest.importorskip("grpc")
     import socket
     import threading
-    import warnings
 
     from sh_scaling.budgeted import _retry
 
@@ -243,11 +242,9 @@ def test_the_retrying_storage_waits_for_a_grpc_storage_proxy_that_is_not_up_yet(
         port = s.getsockname()[1]
     behind = optuna.storages.InMemoryStorage()
     behind.create_new_study([optuna.study.StudyDirection.MINIMIZE], "behind-the-proxy")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        client = optuna.storages.GrpcStorageProxy(host="localhost", port=port)
-        server = threading.Timer(1.0, optuna.storages.run_grpc_proxy_server, args=(behind,),
-                                 kwargs={"host": "localhost", "port": port})
+    client = optuna.storages.GrpcStorageProxy(host="localhost", port=port)
+    server = threading.Timer(1.0, optuna.storages.run_grpc_proxy_server, args=(behind,),
+                             kwargs={"host": "localhost", "port": port})
     server.daemon = True
     storage = _retry.RetryingStorage(client, retry_for=30.0)
     server.start()  # the proxy comes up a second after the first call
