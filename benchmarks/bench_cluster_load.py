@@ -81,7 +81,7 @@ RTOL = 1e-9
 # ------------------------------------------------------------------------------------------------ shared
 @functools.lru_cache(maxsize=None)
 def _curves(n: int, points: int, seed: int = 7) -> list[Any]:
-    """``n`` synthetic learning curves, each thinned to ``points`` log-spaced evaluations."""
+    """``n`` synthetic learning curves, each thinned to ``points`` of its evaluations, evenly spread over them."""
     import numpy as np
 
     from sh_scaling.curves import Curve, generate_synthetic
