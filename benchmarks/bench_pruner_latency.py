@@ -86,8 +86,9 @@ schedule+family  21.9   17.6   32.2
 power law 11.7 ms at 2,000). Goal at 500 trials (<= 20 ms): met. Ordinary calls 0.014-0.018 ms at every size.
 What remains at 2,000 for the family is its joint fit and reading the family's curves.
 
-With the improvement rule (``min_improvement``, on by default for trials with a stated schedule: it reads what
-the study has observed at every decision it applies to), one run, the same machine, deciding-call medians in ms:
+With the improvement rule (``min_improvement="auto"``, then the default for trials with a stated schedule; off by
+default since: it reads what the study has observed at every decision it applies to), one run, the same
+machine, deciding-call medians in ms:
 
 ===============================================  =====  =====  ======
 pruner                                           100    500    2000

@@ -264,17 +264,18 @@ def test_a_family_function_that_raises_is_a_recorded_fallback():
     assert "family(params) raised KeyError" in rec["family_fallback"] and not rec["fallback"]
 
 
-def test_by_default_the_improvement_rule_stops_a_schedule_aware_repeat_of_a_finished_run():
+def test_with_auto_the_improvement_rule_stops_a_schedule_aware_repeat_of_a_finished_run():
     # A second run 1 % worse than a finished one cannot improve on it by the 1 % that "auto" asks of trials
     # forecast under a stated schedule, even with the stage margin its forecast is given (3.8 % of the loss early
-    # in a run, under 1.5 % past a fifth of it): stopped, although startup would promote it. The power-law pruner
-    # (no schedule), rates reported without a stated schedule (whose future is a guess) and min_improvement=None
+    # in a run, under 1.5 % past a fifth of it): stopped, although startup would promote it. The default (no rule),
+    # the power-law pruner (no schedule) and rates reported without a stated schedule (whose future is a guess)
     # apply no such rule.
     compute, loss = _curve(COSINE, upto=1.0, n=60)
     lrs = COSINE(compute / MAX)
-    for kwargs, with_lr, stopped in (({"schedule": COSINE}, False, True),
-                                     ({"schedule": COSINE, "min_improvement": None}, False, False),
-                                     ({}, False, False), ({}, True, False)):
+    auto = {"min_improvement": "auto"}
+    for kwargs, with_lr, stopped in (({"schedule": COSINE, **auto}, False, True),
+                                     ({"schedule": COSINE}, False, False),
+                                     (auto, False, False), (auto, True, False)):
         study = _study(**kwargs)
         first = _run(study, compute, loss, lrs=lrs if with_lr else None)
         second = _run(study, compute, loss * 1.01, lrs=lrs if with_lr else None)

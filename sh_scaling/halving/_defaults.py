@@ -47,9 +47,18 @@ DECISION_START = 0.05
 #: 0.668, 100 synthetic curves (power law) 0.414 -> 0.398, with regret and law error unchanged on each.
 N_STARTUP_TRIALS = 1
 
-#: The pruner's improvement rule by default (``min_improvement="auto"``): a trial forecast under its learning-rate
-#: schedule (the multi-power law) is stopped, whatever its rank, unless even its optimistic forecast improves on
-#: what the study has observed by more than 1 %; trials forecast otherwise get no such rule. Chosen on the 27
+#: The pruner's improvement rule with ``min_improvement="auto"`` (off by default): a trial forecast under its
+#: learning-rate schedule (the multi-power law) is stopped, whatever its rank, unless even its optimistic forecast
+#: improves on what the study has observed by more than 1 %; trials forecast otherwise get no such rule.
+#: Why it is off by default: on ladders of real runs that did not choose it, it loses the best run. On the CPU
+#: ladder recorded here (``sh_scaling.curves.load_cpu_ladder``; 20 arrival orders, 8 trials at once, stage error
+#: tables chosen without that ladder, ``benchmarks/bench_pruner_sets.py``) 6.6 % best-loss regret with it, 2.9 %
+#: without (best run kept in 6 and 10 of 20 orders), at 0.23 and 0.29 of the compute; one trial at a time
+#: 0.32 % either way. On three held-out ladders of real runs (10 orders, one at a time) it raised the regret of
+#: the two ladders of model shapes from 0.19 % and 0 % to 0.98 % and 1.05 %. Its saving where it was chosen,
+#: the schedule curves of Luo et al. (same tables, 20 orders): 0.577 of the compute instead of 0.600 one trial
+#: at a time, 0.544 instead of 0.561 with 8 at once; the synthetic schedule ladder 0.692 / 0.702 and
+#: 0.701 / 0.714; no regret either way. Chosen on the 27
 #: schedule curves of Luo et al. (``sh_scaling.simulation.replay_study``, 20 seeds, schedule-aware pruner, mean
 #: compute / regret / law error): none 0.515 / 0 % / 0.0043, 0.01 0.472 / 0 % / 0.0043, 0.02 0.421 / 0 % /
 #: 0.0048. Checked on the synthetic schedule ladder (not chosen on), same seeds: none 0.639 / 0.15 % / 0.0018,
@@ -89,8 +98,18 @@ MARGIN_PRIOR_WEIGHT = 10.0
 #: ladder's decisions, so that set is not left out of this choice.
 MARGIN_WIDEN = True
 
-#: Whether the widened margin also believes what unfinished trials already prove (``margin={"proven": ...}``).
-MARGIN_PROVEN = False
+#: Whether the widened margin (:data:`MARGIN_WIDEN`) also believes the misses that unfinished trials have
+#: already proven (``margin={"proven": ...}``): a forecast made at one rung that a later rung of the same trial
+#: has already beaten missed by at least that much. With many trials at once the long runs, whose early
+#: forecasts miss most, finish last; what they have shown on the way is known long before. On the CPU ladder,
+#: 8 trials at once, 20 orders, improvement rule off, tables chosen without that ladder
+#: (``benchmarks/bench_pruner_sets.py``): best-loss regret 2.9 % -> 1.9 %, at 0.29 -> 0.35 of the compute (best
+#: run kept in 10 and 9 of 20 orders). Where forecasts miss by no more than the table, little changes: the
+#: synthetic schedule ladder and routing (20 orders each) made the same decisions with it, the schedule curves of
+#: Luo et al. the same one at a time and 0.561 -> 0.565 of the compute with 8 at once; on 100 synthetic curves
+#: (power law, 20 orders) it costs 0.802 -> 0.834 one at a time and 0.895 -> 0.917 with 8; no regret either way.
+#: Chosen looking at the CPU ladder, so that set is not left out of this choice.
+MARGIN_PROVEN = True
 
 #: The stage error model's development table: at each coverage, the margin (log loss) at each stage of
 #: :data:`sh_scaling.halving.STAGE_NODES` (5, 10, 20, 40, 80 % of a run) for forecasts of a trial's own curve

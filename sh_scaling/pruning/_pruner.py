@@ -110,9 +110,8 @@ class SurrogateHalvingPruner(BasePruner):
        model is not promoted merely for beating small models that are about to finish anyway), or, for the
        frontier objective with ``keep_below_frontier``, if its path could lower the frontier; it prunes the
        trial otherwise. Trials are never paused (asynchronous SH, Li et al., MLSys 2020);
-    5. overrides the rank, and stops the trial, if even its optimistic forecast does not improve on
-       what the study has already observed by ``min_improvement`` (by default 1 % for trials with a stated
-       learning-rate schedule, no rule for the others).
+    5. with ``min_improvement`` (off by default), overrides the rank, and stops the trial, if even its
+       optimistic forecast does not improve on what the study has already observed by that fraction.
 
     Both the rank and the improvement rule give the trial being decided the benefit of the doubt down to its
     optimistic value: the lower ``optimism`` quantile of its forecast, or, lower still where forecasts made at
@@ -225,9 +224,10 @@ class SurrogateHalvingPruner(BasePruner):
             not worth its remaining compute. What the rule saw is in the rung record (``observed_gap``, log
             loss). The rule trusts the forecasts' level: it suits forecasts that are not biased, such as the
             schedule-aware ones, and prunes future winners where forecasts are pessimistic (the power law on
-            real curves). Default ``"auto"``: 0.01 (:data:`sh_scaling.halving.SCHEDULE_MIN_IMPROVEMENT`, which
-            gives the measurement) for trials with a stated schedule, no rule for the others (nor for rates
-            reported without a stated schedule, whose future is a guess). ``None``: no rule at all. A trial
+            real curves). Default ``None``: no rule, since on ladders of real runs not used to choose it the
+            rule lost the best run (:data:`sh_scaling.halving.SCHEDULE_MIN_IMPROVEMENT` gives the
+            measurements). ``"auto"``: 0.01 for trials with a stated schedule, no rule for the others (nor for
+            rates reported without a stated schedule, whose future is a guess). A trial
             whose forecast fell back is left to the ranking. The trade-off as the setting varies, measured with
             :func:`sh_scaling.simulation.replay_study`, is in ``benchmarks/bench_schedule_replay.py`` and the
             README.
@@ -296,7 +296,7 @@ class SurrogateHalvingPruner(BasePruner):
         schedule: Schedule | Mapping[str, Any] | Callable[[dict[str, Any]], Any] | None = None,
         family: Callable[[dict[str, Any]], Hashable] | None = None,
         calibrate: bool = False,
-        min_improvement: float | str | None = "auto",
+        min_improvement: float | str | None = None,
         margin: str | float | Mapping[str, Any] | None = "stage",
     ) -> None:
         if isinstance(surrogate, str):
