@@ -147,7 +147,8 @@ def test_three_worker_processes_one_killed_make_the_simulators_decisions(tmp_pat
     # The segment whose worker was killed was taken back and trained once more; every other one once.
     assert len(died) == 1 and died[0]["attempts"] == 2 and book["retries"] == 1
     assert died[0]["notes"] == [f"attempt 1: worker process {(log / 'killed').read_text()} on "
-                                f"{socket.gethostname()} is gone"]  # seen at once, not after the grace
+                                f"{socket.gethostname()} is gone; died without progress (1 in a row)"]
+    # (seen at once, not after the grace)
     assert len(calls) == len(every) + 1
     assert len({c["pid"] for c in calls}) >= 2  # segments really ran in several processes
     # Every round but the last was decided exactly once, whichever worker finished its last segment.

@@ -39,7 +39,7 @@ from sh_scaling.halving import RTOL
 from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_FAILED_KEY, DECISION_KEY
 from sh_scaling.pruning import report_points, reported_compute
 
-__all__ = ["CheckpointError", "SegmentTask", "run_segment", "fail_trial", "uploaded_ids"]
+__all__ = ["CheckpointError", "SegmentTask", "run_segment", "fail_trial", "progress_mark", "uploaded_ids"]
 
 #: How much of a train_fn traceback is kept with a failure (its last lines name the cause).
 _TRACEBACK_CHARS = 2000
@@ -248,6 +248,26 @@ def _report_result(storage: BaseStorage, frozen: optuna.trial.FrozenTrial, resul
         notes.append(f"points not reported: {exc}")
     summary = {k: v for k, v in result.items() if k not in ("points", "notes")}
     return {**summary, "n_points": len(result["points"]), "n_reported": n_reported, "new_notes": notes}
+
+
+def progress_mark(storage: BaseStorage, frozen: optuna.trial.FrozenTrial, seg: dict[str, Any]) -> list[int]:
+    """What the attempts of a segment have left in the storage so far: ``[points, checkpoints, result]``.
+
+    ``points``: losses the trial holds at the segment's steps (``first_step`` on); ``checkpoints``: artifacts
+    uploaded for the trial (removed ones too: the list only grows); ``result``: 1 once the segment's outcome
+    is recorded. Every attempt that made progress changes it: ``train_fn`` returned (a checkpoint uploaded, the
+    result written) or points were reported. The driver compares the mark when a worker is found dead with the
+    one from before the attempt, to tell a death that lost the attempt's work from one that did not.
+
+    Example::
+
+        before = progress_mark(storage, trial, seg)   # when the segment is reserved
+        ...                                           # an attempt runs and its worker dies
+        progressed = progress_mark(storage, storage.get_trial(trial._trial_id), seg) != before
+    """
+    first = int(seg["first_step"])
+    points = sum(1 for step in frozen.intermediate_values if step >= first)
+    return [points, len(uploaded_ids(storage, frozen)), int(seg.get("result") is not None)]
 
 
 def uploaded_ids(storage: BaseStorage, frozen: optuna.trial.FrozenTrial) -> set[str]:
