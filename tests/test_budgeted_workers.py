@@ -245,3 +245,40 @@ def test_a_worker_that_cannot_load_a_checkpoint_restarts_the_segment_from_scratc
     restarted = [s for s in segments(trials[0]) if s.get("from_scratch")]
     assert len(restarted) == 1 and restarted[0]["attempts"] == 2
     assert any("could not be loaded" in n for n in restarted[0]["notes"])
+
+
+def _die_in_first_segment(config, from_checkpoint, until):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _work_and_die(journal, tmp_path) -> None:
+    _sweep(_journal(journal), tmp_path, sleep=0.0).work(_die_in_first_segment)
+
+
+def test_a_segment_just_claimed_again_is_not_taken_back_on_its_dead_workers_heartbeat(tmp_path, monkeypatch):
+    import multiprocessing
+
+    from sh_scaling.budgeted._workers import Watch
+    from sh_scaling.keys import BUDGETED_WORKER_KEY
+
+    _setup(tmp_path, monkeypatch)
+    journal = tmp_path / "w.journal"
+    dead = multiprocessing.get_context("fork").Process(target=_work_and_die, args=(journal, tmp_path))
+    dead.start()
+    dead.join(DEADLINE_S)
+    assert dead.exitcode == -signal.SIGKILL  # it left its segment's trial RUNNING with its heartbeat
+    sweep = _sweep(_journal(journal), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    storage = ctx.study._storage
+    (held,) = [t for t in sweep._trials(ctx) if t.state == TrialState.RUNNING]
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # another worker takes the segment back
+    taken = storage.get_trial(held._trial_id)
+    assert taken.state == TrialState.WAITING and segments(taken)[0]["attempts"] == 2
+    # A worker claims it again: RUNNING first, its own heartbeat a moment later. A third worker that looks in
+    # between must not take the segment back from it on the dead worker's heartbeat.
+    assert storage.set_trial_state_values(held._trial_id, TrialState.RUNNING)
+    assert sweep._scan(ctx, Watch())[0] != "close"
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))
+    again = storage.get_trial(held._trial_id)
+    assert again.state == TrialState.RUNNING and segments(again)[0]["attempts"] == 2
+    assert again.system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"}

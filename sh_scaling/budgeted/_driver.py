@@ -40,6 +40,7 @@ from sh_scaling.keys import (
     BUDGETED_PLAN_KEY,
     BUDGETED_REMOVED_KEY,
     BUDGETED_WORKER_ERRORS_KEY,
+    BUDGETED_WORKER_KEY,
     DECISION_KEY,
     FORECAST_KEY,
     PRUNED_KEY,
@@ -544,6 +545,10 @@ class BudgetedHalving:
             seg = next((s for s in reversed(segments(t)) if s["status"] == "reserved"), None)
             if why is None:
                 continue
+            # The dead worker's heartbeat goes before the trial is given back: the next worker claims the
+            # trial (RUNNING) a moment before its own first heartbeat, and a worker that looked in between
+            # would find the dead one's and take the segment back from a live worker.
+            ctx.study._storage.set_trial_system_attr(t._trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
             if seg is None:  # its worker died after recording the segment: only the trial is to be given back
                 ctx.study._storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
                 continue
