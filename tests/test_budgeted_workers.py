@@ -282,3 +282,44 @@ def test_a_segment_just_claimed_again_is_not_taken_back_on_its_dead_workers_hear
     again = storage.get_trial(held._trial_id)
     assert again.state == TrialState.RUNNING and segments(again)[0]["attempts"] == 2
     assert again.system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"}
+
+
+def test_a_worker_writes_its_idle_heartbeat_only_while_it_holds_the_trial(tmp_path, monkeypatch):
+    from sh_scaling.budgeted._segment import SegmentTask, run_segment
+    from sh_scaling.budgeted._workers import SegmentBeat, Watch
+    from sh_scaling.keys import BUDGETED_WORKER_KEY, budgeted_segment_key
+
+    _setup(tmp_path, monkeypatch)
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # grants the first round
+    storage = ctx.study._storage
+    first, second = sweep._trials(ctx)[:2]
+    tasks = [SegmentTask(t._trial_id, budgeted_segment_key(0), 1) for t in (first, second)]
+    # A worker that trains a segment says it is idle before it gives the trial back, not after: by then another
+    # worker may hold the trial, and its heartbeat must not be overwritten.
+    seen = []
+
+    def release() -> None:
+        seen.append(storage.get_trial(first._trial_id).state)
+        beat.stop()
+
+    beat = SegmentBeat(storage, tasks[0])
+    assert run_segment(ctx.study, ctx.store, _workers_train.train, tasks[0], on_claim=beat.start,
+                       on_release=release)["status"] == "done"
+    assert seen == [TrialState.RUNNING]
+    assert storage.get_trial(first._trial_id).system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"}
+    # A worker that lost the race for a trial writes nothing into it: the winner's heartbeat stands.
+    assert storage.set_trial_state_values(second._trial_id, TrialState.RUNNING)
+    winner = SegmentBeat(storage, tasks[1])
+    winner.start()
+    loser = SegmentBeat(storage, tasks[1])
+    try:
+        out = run_segment(ctx.study, ctx.store, _workers_train.train, tasks[1], on_claim=loser.start,
+                          on_release=loser.stop)
+    finally:
+        loser.stop()
+    assert out["status"] == "stale"
+    held = storage.get_trial(second._trial_id).system_attrs[BUDGETED_WORKER_KEY]
+    winner.stop()
+    assert held["state"] == "running" and held["pid"] == os.getpid() and held["beat"] == 1

@@ -480,7 +480,7 @@ class BudgetedHalving:
                 beat = SegmentBeat(ctx.study._storage, task)
                 try:
                     outcome = run_segment(ctx.study, ctx.store, train_fn, task, preemption=preemption,
-                                          on_claim=beat.start)
+                                          on_claim=beat.start, on_release=beat.stop)
                 finally:
                     beat.stop()
                 if outcome["status"] == "checkpoint":

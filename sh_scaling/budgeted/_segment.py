@@ -78,6 +78,7 @@ def run_segment(
     abandoned: Callable[[], bool] = lambda: False,
     preemption: Preemption | None = None,
     on_claim: Callable[[], None] | None = None,
+    on_release: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run one reserved segment and record it. Returns the outcome for the driver:
     ``{"status": "done" | "failed" | "checkpoint" | "stale" | "preempted", "reason": str}``.
@@ -85,7 +86,9 @@ def run_segment(
     A segment whose training ended before its process was killed has its outcome in its record (``result``):
     its retry trains nothing and reports what the killed attempt had not reported yet. With ``preemption``,
     a SIGTERM gives ``train_fn`` its grace; a ``train_fn`` stopped after it puts the trial back to WAITING
-    (``preempted``: an interruption of the segment, noted in its record, not a death of its worker)."""
+    (``preempted``: an interruption of the segment, noted in its record, not a death of its worker).
+    ``on_claim`` runs once the trial is claimed, ``on_release`` just before it is given back (WAITING), so that
+    what it writes (a worker's heartbeat saying it is idle) cannot land after another process claimed it."""
     storage: BaseStorage = study._storage
     tid = task.trial_id
     preemption = preemption or Preemption()
@@ -98,10 +101,16 @@ def run_segment(
         return {"status": "stale", "reason": "the trial is already finished"}
     if on_claim is not None:
         on_claim()
+
+    def give_back() -> None:
+        if on_release is not None:
+            on_release()
+        storage.set_trial_state_values(tid, TrialState.WAITING)
+
     frozen = storage.get_trial(tid)
     seg = dict(frozen.system_attrs[task.key])
     if seg["status"] != "reserved" or seg.get("attempts", 1) != task.attempt:
-        storage.set_trial_state_values(tid, TrialState.WAITING)
+        give_back()
         return {"status": "stale", "reason": f"segment {task.key} is {seg['status']}, attempt {seg.get('attempts')}"}
     candidate = frozen.system_attrs[BUDGETED_CANDIDATE_KEY]
     planned = float(candidate["planned"])
@@ -118,7 +127,7 @@ def run_segment(
                         raise ValueError(why)
                     download_artifact(artifact_store=artifact_store, file_path=resume_path, artifact_id=seg["resume"])
                 except Exception as exc:  # noqa: BLE001 - any store error means the same: no checkpoint to resume
-                    storage.set_trial_state_values(tid, TrialState.WAITING)
+                    give_back()
                     return {"status": "checkpoint", "reason": f"download failed: {type(exc).__name__}: {exc}"}
             try:
                 with preemption.training():
@@ -129,10 +138,10 @@ def run_segment(
                 storage.set_trial_system_attr(tid, task.key, {
                     **seg, "interruptions": int(seg.get("interruptions", 0)) + 1,
                     "notes": list(seg.get("notes", [])) + [why]})
-                storage.set_trial_state_values(tid, TrialState.WAITING)
+                give_back()
                 return {"status": "preempted", "reason": why}
             except CheckpointError as exc:
-                storage.set_trial_state_values(tid, TrialState.WAITING)
+                give_back()
                 return {"status": "checkpoint", "reason": f"train_fn could not load it: {exc}"}
             except Exception as exc:  # noqa: BLE001 - a failing candidate must not stop the round
                 reason = f"train_fn raised {type(exc).__name__}: {exc}"
@@ -156,7 +165,7 @@ def run_segment(
     record.update(status="done", worker=os.getpid(), notes=list(seg.get("notes", [])) + record.pop("new_notes"))
     done = {k: v for k, v in seg.items() if k != "result"}
     storage.set_trial_system_attr(tid, task.key, {**done, **record})
-    storage.set_trial_state_values(tid, TrialState.WAITING)
+    give_back()
     return {"status": "done", "reason": ""}
 
 
