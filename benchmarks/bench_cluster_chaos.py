@@ -226,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     gave_up = sum(int(s.get("deaths_in_a_row", 0)) >= MAX_DEATHS_WITHOUT_PROGRESS
                   or int(s.get("deaths", 0)) >= MAX_DEATHS for s in lost_grants)
     in_a_row = max([int(s.get("deaths_in_a_row", 0)) for s in out["segments"]], default=0)
+    # The share of attempts (not put back after SIGTERM) whose worker died, per round: under random kills, n
+    # deaths in a row of one segment happen with about this probability to the n-th power.
+    killed = []
+    for r in range(len(out["rounds"])):
+        segs = [s for s in out["segments"] if s["round"] == r]
+        dead = sum(int(s.get("deaths", 0)) for s in segs)
+        killed.append(f"{dead}/{len(segs) + dead}")
     most_deaths = max([int(s.get("deaths", 0)) for s in out["segments"]], default=0)
     charged = math.fsum([*result.trained_, *(float(s["charge"]) for s in lost_grants)])
     why_failed = "; ".join(f"trial {t.number}: {t.system_attrs.get(BUDGETED_FAILED_KEY, {}).get('reason')}"
@@ -243,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
          f"{'yes' if points_ok else 'NO: ' + '; '.join(bad_points)}"),
         (f"no candidate failed ({MAX_DEATHS_WITHOUT_PROGRESS} deaths in a row without progress fail it)",
          not failed, (why_failed or "none") + f"; most deaths of one segment's worker: {most_deaths}, "
-         f"{in_a_row} in a row without progress"),
+         f"{in_a_row} in a row without progress; attempts whose worker died, per round: {', '.join(killed)}"),
         ("decisions equal to the simulator's", out["same"],
          f"{len(out['rounds'])} rounds, survivors and compute of all {n} candidates"),
         ("no trial left RUNNING", out["finished"] and all(t.state != TrialState.RUNNING for t in driver),
