@@ -9,6 +9,9 @@ sweep is done. A holder that stops beating for :data:`LEASE_GRACE_S` seconds (as
 process's own clock, so clocks of different machines need not agree), or whose process is gone on the same
 machine, is taken over: the taker creates the next link and finishes the stale one with the next link's id
 as its value, again a change only one process can win (a finished trial cannot be finished again). A holder
+that gives the lease back first removes itself from the link's record, and a taker checks that the link has
+not changed hands since it read it: a process that has just claimed the lease, and has not yet written itself
+in, is never taken for its predecessor, gone by then. A holder
 whose lease was taken over finds out at its next heartbeat, which the storage refuses, and stops without
 writing anything more.
 """
