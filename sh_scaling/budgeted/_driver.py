@@ -59,7 +59,7 @@ __all__ = ["BudgetedHalving"]
 #: stopped (interrupted, killed, restarted) while the segment ran, count neither way (the segment's
 #: ``interruptions``). Why 8: under random kills every attempt dies with some probability ``p`` whatever the
 #: candidate, so ``n`` in a row happen with probability ``p**n``; in ``benchmarks/bench_cluster_chaos.py`` (one
-#: SIGKILL or SIGTERM a second on six workers training 2 s segments) 28-43 % of the first round's attempts not
+#: SIGKILL or SIGTERM a second on six workers training 2 s segments) 30-43 % of the first round's attempts not
 #: put back by a SIGTERM were SIGKILLed, three in a row hit some segment in 6 of 9 runs, and
 #: ``0.43**8 = 1.2e-3``: about one segment in a thousand under that storm. A candidate that does crash costs 8
 #: of its segment's attempts before it fails (retries are not charged to the budget again: their grant is the
