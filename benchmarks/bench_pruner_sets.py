@@ -16,7 +16,9 @@ power law, ``max_compute`` being each curve's final compute.
     nice python benchmarks/bench_pruner_sets.py --sets multipowerlaw ladder --seeds 20 --workers 1 8 \\
         --setting default --setting "no-margin:margin=None" --out results/pruner_sets
 
-Settings are ``label:key=value,key=value`` (values are Python literals) added to the pruner's defaults.
+Settings are ``label:key=value,key=value`` (values are Python literals) added to the pruner's defaults; with
+``--loso-errors``, ``margin_<key>=value`` adds ``<key>`` to the leave-one-set-out ``margin`` mapping (for
+example ``proven:margin_proven=True``).
 """
 
 from __future__ import annotations
@@ -107,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             b = float(bound["compute_frac"].mean())
             for label, extra in settings:
                 kwargs = dict(extra)
+                margin_keys = {key[len("margin_"):]: kwargs.pop(key) for key in list(kwargs) if key.startswith("margin_")}
                 if args.loso_errors is not None and "margin" not in kwargs:
-                    kwargs["margin"] = loso_margin(args.loso_errors, name, args.coverage)
+                    kwargs["margin"] = {**loso_margin(args.loso_errors, name, args.coverage), **margin_keys}
                     if args.no_bias:
                         kwargs["margin"].update(own_bias=(0.0,) * 5, multipower_bias=(0.0,) * 5)
                 if name in SCHEDULED:

@@ -43,7 +43,9 @@ Study keys:
 Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose study belongs to the driver:
 
 * :data:`BUDGETED_PLAN_KEY` (study system attr): the schedule (budget, reduction factor, strategy, round sizes
-  and shares, seed, a fingerprint of the candidates), so that a restart checks it continues the same sweep.
+  and shares, seed, a fingerprint of the candidates), so that a restart checks it continues the same sweep, and
+  the sh_scaling release that started it and the format of its records, so that a process of another release
+  is refused.
   Written last when the sweep is set up: a second driver waits for it.
 * :func:`budgeted_round_key` ``(r)`` (study system attr): round ``r``: who was alive, its share, and once decided
   the ranking, scores and survivors.
@@ -64,8 +66,9 @@ Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose stud
   segment back.
 * :data:`BUDGETED_WORKER_KEY` (trial system attr): the worker training the candidate's segment now (its host,
   process id, the segment and attempt, a heartbeat count), ``{"state": "idle"}`` once it gave the trial back.
-* :data:`BUDGETED_WORKER_ERRORS_KEY` (study system attr): the last errors of workers that could not join the
-  sweep (a ``train_fn`` they could not import), with host, process id and time.
+* :data:`BUDGETED_WORKER_ERRORS_KEY` (study system attr): the last errors of workers that could not work on
+  the sweep (a ``train_fn`` they could not import, another release of sh_scaling, an artifact store that lacks
+  a checkpoint another worker recorded), with host, process id and time.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 import sh_scaling
 from sh_scaling.budgeted import BudgetedHalving, CheckpointError, ComputeBudget, ledger, round_share, segments
 from sh_scaling.curves import generate_synthetic, load_multipowerlaw, load_routing
-from sh_scaling.keys import BUDGETED_FAILED_KEY, BUDGETED_LEDGER_KEY, PRUNED_KEY
+from sh_scaling.keys import BUDGETED_FAILED_KEY, BUDGETED_LEDGER_KEY, PRUNED_KEY, budgeted_round_key
 from sh_scaling.simulation import allocate
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -370,6 +370,55 @@ def test_a_budget_below_one_evaluation_of_every_candidate_fails_before_training(
     enough = max(c.compute[0] for c in curves) * 8 * 3
     _sweep(curves, enough, first_eval_compute=first).run(_trainer(curves, calls))
     assert calls
+
+
+def _late_curves(n: int, first_from: float):
+    """Curves of planned compute 100 evaluated only from ``first_from`` on (a warm-up without evaluations)."""
+    from sh_scaling.curves import Curve
+
+    c = np.geomspace(1.0, 100.0, 20)
+    keep = c >= first_from
+    return [Curve.from_arrays(str(i), c[keep], (2.0 + 0.1 * i + 3.0 * c ** -0.3)[keep]) for i in range(n)]
+
+
+def test_a_first_round_that_evaluates_no_candidate_is_decided_by_the_seeded_tie_break():
+    curves = _late_curves(8, 10.0)
+    # Rounds of 8, 4, 2 share 200 as 8.3, 16.7 and 33.3 each: no first evaluation (11.3) in the first round.
+    for strategy in ("SH+FA", "SH"):
+        sweep = _replay(curves, 200.0, strategy)
+        _same_as_simulator(curves, 200.0, strategy, sweep)
+        first = _study_attrs(sweep.study_)[budgeted_round_key(0)]
+        assert first["n_ranked"] == 8 and all(s is None for s in first["scores"])  # no score: nothing to rank
+        pruned = [t for t in sweep.study_.trials if t.number not in first["survivors"]]
+        assert all("ranked" in t.system_attrs[PRUNED_KEY] for t in pruned)
+        assert np.isfinite(sweep.best_loss_)
+        _no_trial_left_running(sweep.study_)
+
+
+def test_a_budget_that_evaluates_no_candidate_prunes_every_one_with_the_reason():
+    curves = _late_curves(6, 30.0)
+    # Without first_eval_compute the driver cannot know the budget is too small: it runs the schedule, nothing is
+    # ever evaluated, and every candidate ends PRUNED with the reason; the result is NaN, as the simulator's.
+    sweep = _replay(curves, 60.0, "SH+FA")
+    _same_as_simulator(curves, 60.0, "SH+FA", sweep)
+    assert np.isnan(sweep.best_loss_) and sweep.best_index_ is None
+    trials = sweep.study_.trials
+    assert all(t.state == TrialState.PRUNED for t in trials)
+    last = [t for t in trials if t.number in sweep.survivors_[-1]]
+    assert all("before it reported" in t.system_attrs[PRUNED_KEY] for t in last)
+    _no_trial_left_running(sweep.study_)
+    # With first_eval_compute it is refused before any training.
+    with pytest.raises(ValueError, match="smallest budget that evaluates every candidate"):
+        _replay(curves, 60.0, "SH+FA", first_eval_compute=lambda c: 37.9)
+
+
+@pytest.mark.parametrize("strategy", ["SH+MPL", "SH+FA-MPL", "SH+MPL-SE"])
+def test_a_schedule_aware_strategy_is_refused_before_training(strategy):
+    curves = _synthetic(4, 17)
+    calls = []
+    with pytest.raises(ValueError, match=r"learning-rate schedule.*SH\+FA"):
+        _sweep(curves, 0.3 * sum(c.final_compute for c in curves), strategy=strategy).run(_trainer(curves, calls))
+    assert calls == []
 
 
 def test_duplicate_candidates_are_refused():

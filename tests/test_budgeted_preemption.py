@@ -226,3 +226,29 @@ def test_the_retrying_storage_gives_up_after_its_window_and_never_retries_a_refu
     down = _retry.RetryingStorage(Down(), retry_for=0.0)
     with pytest.raises(ConnectionRefusedError):
         down.get_all_studies()
+
+
+def test_the_retrying_storage_waits_for_a_grpc_storage_proxy_that_is_not_up_yet():
+    # A worker behind Optuna's gRPC storage proxy sees a proxy that restarts as gRPC's UNAVAILABLE: retried like
+    # a database that restarts. Before, the first call raised at once.
+    pytest.importorskip("grpc")
+    import socket
+    import threading
+
+    from sh_scaling.budgeted import _retry
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    behind = optuna.storages.InMemoryStorage()
+    behind.create_new_study([optuna.study.StudyDirection.MINIMIZE], "behind-the-proxy")
+    client = optuna.storages.GrpcStorageProxy(host="localhost", port=port)
+    server = threading.Timer(1.0, optuna.storages.run_grpc_proxy_server, args=(behind,),
+                             kwargs={"host": "localhost", "port": port})
+    server.daemon = True
+    storage = _retry.RetryingStorage(client, retry_for=30.0)
+    server.start()  # the proxy comes up a second after the first call
+    assert [s.study_name for s in storage.get_all_studies()] == ["behind-the-proxy"]
+    assert storage.retries >= 1
+    with pytest.raises(KeyError):  # a request the proxy refuses (NOT_FOUND) is raised at once
+        storage.get_study_id_from_name("no-such-study")

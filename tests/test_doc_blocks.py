@@ -110,6 +110,9 @@ NOT_RUN: dict[tuple[str, str], str] = {
         "trains 16 language models (5-10 minutes); tests/test_examples.py runs the script on a tiny corpus",
     ("docs/tutorials/budgeted_sweep.md", "python examples/budgeted_sweep.py"):
         "trains 16 language models three ways (minutes); tests/test_budgeted_example.py runs it in --quick",
+    ("README.md", "# on every machine, any number of times (a requeued task runs it again):"):
+        "needs a started sweep, a storage server and the user's train module; tests/test_cluster_files.py parses "
+        "it and runs the Slurm script that holds it",
     ("docs/guides/budgeted.md", "# on every machine (a Slurm array task, a Kubernetes Job pod):"):
         "needs a started sweep and the user's train module; tests/test_budgeted_workers.py runs sh-scaling work "
         "in three processes",

@@ -106,3 +106,40 @@ def test_the_centre_table_moves_each_node_towards_the_study_median_near_it():
     assert table[1] == pytest.approx((10 * -0.04 + 10 * 0.0) / 20)
     assert table[4] == pytest.approx((10 * -0.01 + 30 * -0.2) / 40)
     assert at_stage(table, 0.8) == pytest.approx(table[4]) and at_stage(table, 2.0) == pytest.approx(table[4])
+
+
+def test_a_miss_already_proven_by_an_unfinished_trial_widens_the_margin_before_any_trial_has_finished():
+    # An unfinished trial whose forecast at 10 % of its run was 2.0 has since observed 1.5: its forecast missed by
+    # at least log(2.0 / 1.5); the table allows 0.08 there.
+    proven = (np.array([math.log(1.5 / 2.0)]), np.array([0.1]))
+    m, info = stage_margin(0.1, PRIOR, coverage=0.9, prior_weight=10, widen=True, proven=proven)
+    assert m == pytest.approx(math.log(2.0 / 1.5)) and info["widened"] == 1.0 and info["n_proven"] == 1.0
+    # Far from the stage it says nothing; a proven miss the table already covers changes nothing.
+    assert stage_margin(0.8, PRIOR, coverage=0.9, prior_weight=10, widen=True, proven=proven)[0] == pytest.approx(0.01)
+    small = (np.array([-0.02]), np.array([0.1]))
+    assert stage_margin(0.1, PRIOR, coverage=0.9, prior_weight=10, widen=True, proven=small)[0] == pytest.approx(0.08)
+    # Without widen, proven misses are not used.
+    assert stage_margin(0.1, PRIOR, coverage=0.9, prior_weight=10, proven=proven)[0] == pytest.approx(0.08)
+    # Beside finished evidence that misses by less, the proven miss still sets the margin.
+    finished = (np.array([-0.1, -0.05]), np.array([0.1, 0.1]))
+    m2, info2 = stage_margin(0.1, PRIOR, *finished, coverage=0.9, prior_weight=10, widen=True, proven=proven)
+    assert m2 == pytest.approx(math.log(2.0 / 1.5)) and info2["widened"] == 1.0
+
+
+def test_proven_misses_are_forecasts_already_beaten_by_a_later_rung_of_the_same_trial():
+    from sh_scaling.pruning._competitors import RungSummary
+    from sh_scaling.pruning._outcomes import proven_misses
+
+    def rec(compute, loss, forecast, surrogate=None):
+        out = {"compute": compute, "loss": loss, "forecast": forecast, "target": 100.0, "fallback": False}
+        if surrogate:
+            out["surrogate"] = surrogate
+        return out
+
+    summary = RungSummary({1: rec(5.0, 3.0, 2.4, "multipower"), 2: rec(10.0, 2.5, 2.2, "multipower"),
+                           3: rec(20.0, 2.0, 1.9, "multipower")}, 1, [5.0, 10.0, 20.0], [3.0, 2.5, 2.0])
+    errors, stages = proven_misses([summary], "multipower")
+    # Rung 1's forecast 2.4 is beaten by the loss 2.0 at rung 3, rung 2's 2.2 as well; rung 3's has no later rung.
+    assert sorted(zip(stages.tolist(), errors.tolist())) == [(0.05, pytest.approx(math.log(2.0 / 2.4))),
+                                                             (0.1, pytest.approx(math.log(2.0 / 2.2)))]
+    assert proven_misses([summary], "own")[0].size == 0  # another kind of forecast: nothing

@@ -168,6 +168,35 @@ def test_a_study_whose_forecasts_missed_by_more_than_the_table_is_believed_at_on
     assert "the largest miss of this study's own forecasts near that stage" in text
 
 
+def test_a_miss_a_running_trial_has_already_proven_widens_the_margin_of_the_next_decision():
+    """Two trials at once: the first, forecast from its plateau at rung 2 (1.98 at the end), has since reached
+    0.707 at compute 32 while still running; the second, decided at the same stage before anything has
+    finished, is given that proven miss as its margin when ``proven`` is on, and the table's (0) when off."""
+    plateau_then_drop = np.where(C <= 16.0, 3.0 * C**-0.1, 0.5 * (C / 64.0) ** -0.5)
+    never_misses = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5}
+    for proven in (False, True):
+        study = optuna.create_study(pruner=_pruner(margin={**never_misses, "proven": proven}))
+        first = study.ask()
+        for c, l in zip(C[C < 33], plateau_then_drop[C < 33]):
+            report(first, float(l), compute=float(c))
+            assert not first.should_prune()
+        promised = study.trials[0].system_attrs[rung_key(2)]["forecast"]
+        second = study.ask()
+        for c in C[C < 5]:
+            report(second, float(3.2 * c**-0.1), compute=float(c))
+            second.should_prune()
+        rec = study.trials[1].system_attrs[rung_key(2)]
+        assert study.trials[0].state == optuna.trial.TrialState.RUNNING
+        if proven:
+            assert rec["margin"] == pytest.approx(math.log(promised / (0.5 * 2**0.5)))
+            assert rec["margin_info"]["widened"] == 1.0 and rec["margin_info"]["n_proven"] >= 1
+            assert "the largest miss of this study's own forecasts" in study.trials[1].user_attrs[DECISION_KEY]
+        else:
+            assert rec["margin"] == 0.0 and "proven" not in rec["margin_info"]
+        study.tell(first, float(plateau_then_drop[-1]))
+        study.tell(second, state=optuna.trial.TrialState.PRUNED)
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("bad", [{"kind": "no-such-kind"}, {"kind": ["cosine"]}, {"kind": {"a": 1}},
                                  {"kind": "cosine", "warmup": [0.1]}, ["cosine"], "cosine", 3])
@@ -217,7 +246,8 @@ def test_at_the_bound_a_report_costs_a_handful_of_decisions():
                                     {"coverage": 2, "own": (0.1,) * 5, "multipower": (0.0,) * 5},
                                     {"coverage": 0.9, "own": (0.1,) * 4, "multipower": (0.0,) * 5},
                                     {"coverage": 0.9, "own": (-0.1,) * 5, "multipower": (0.0,) * 5},
-                                    {"coverage": 0.9, "own": (0.1,) * 5, "multipower": (0.0,) * 5, "widen": 1}])
+                                    {"coverage": 0.9, "own": (0.1,) * 5, "multipower": (0.0,) * 5, "widen": 1},
+                                    {"coverage": 0.9, "own": (0.1,) * 5, "multipower": (0.0,) * 5, "proven": "yes"}])
 def test_margin_setting_is_checked(margin):
     with pytest.raises(ValueError, match="margin"):
         SurrogateHalvingPruner(max_compute=1.0, margin=margin)

@@ -226,3 +226,117 @@ def test_keep_unseen_keeps_candidates_not_evaluated_yet_while_they_can_be():
         assert {"large0", "large1"} <= set(kept.survivors[1]) and "never" not in kept.survivors[1]
         assert kept.best_loss < plain.best_loss
         assert kept.spent <= budget * (1 + 1e-9)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def _late(n: int, first_from: float = 10.0, prefix: str = "late") -> list[Curve]:
+    """Curves evaluated only from compute ``first_from`` on (a warm-up without evaluations), of planned compute 100."""
+    c = np.geomspace(1.0, 100.0, 20)
+    keep = c >= first_from
+    return [Curve.from_arrays(f"{prefix}{i}", c[keep], (2.0 + 0.1 * i + 3.0 * c ** -0.3)[keep]) for i in range(n)]
+
+
+def test_a_first_round_that_evaluates_no_candidate_is_decided_by_the_seeded_tie_break():
+    from sh_scaling.simulation import round_table
+
+    cands = CurveSet(_late(8))
+    # Rounds of 8, 4, 2 share 200 as 8.3, 16.7 and 33.3 each: nobody reaches a first evaluation (11.3) in the
+    # first round, the survivors do in the second.
+    firsts = {}
+    for name in ("SH", "SH+PL", "SH+FA", "SH+MPL", "SH+FA-SE"):
+        res = allocate(cands, 200.0, name, rng=np.random.default_rng(3))
+        first = res.rounds[0]
+        assert np.isnan(first.loss).all() and np.isnan(first.forecast).all() and first.fallback.all()
+        assert np.isfinite(res.best_loss) and not np.isnan(res.rounds[1].loss).any()
+        firsts[name] = res.survivors[1]
+        table = round_table(res, cands)
+        assert table[table["round"] == 0]["loss"].isna().all()
+    # Every strategy draws the same survivors from the same tie-break stream; another stream, other survivors.
+    assert len({tuple(s) for s in firsts.values()}) == 1
+    other = {tuple(allocate(cands, 200.0, "SH", rng=np.random.default_rng(s)).survivors[1]) for s in range(6)}
+    assert len(other) > 1
+
+
+def test_candidates_not_evaluated_yet_rank_after_every_evaluated_one():
+    early = Curve.from_arrays("early", np.geomspace(1.0, 100.0, 20), 9.0 + np.geomspace(1.0, 100.0, 20) ** -0.3)
+    cands = CurveSet([early, *_late(7)])
+    for name in ("SH", "SH+PL", "SH+FA"):
+        res = allocate(cands, 200.0, name, rng=np.random.default_rng(0))
+        # The one evaluated candidate has by far the worst loss, and still goes on: the others have none to rank.
+        assert "early" in res.survivors[1]
+        # With keep_unseen, the unseen candidates the remaining rounds can evaluate go on first.
+        kept = allocate(cands, 200.0, name, keep_unseen=True, rng=np.random.default_rng(0))
+        assert "early" not in kept.survivors[1]
+
+
+def test_simulate_refuses_a_budget_that_evaluates_no_candidate_of_any_set():
+    late = CurveSet(_late(6, first_from=30.0))
+    with pytest.raises(ValueError, match=r"budget 0.1 .* evaluates no candidate .* smallest budget .* is 0.253"):
+        simulate(late, candidates=(4,), budgets=(0.3, 0.1), strategies=("SH",), repeats=2, progress=False)
+    df = simulate(late, candidates=(4,), budgets=(0.253,), strategies=("SH", "SH+FA"), repeats=2, progress=False)
+    assert np.isfinite(df.best_loss).all()
+    # allocate, one replay, returns what such a budget does: nothing observed.
+    res = allocate(late, 0.1 * late.exhaustive_compute, "SH")
+    assert np.isnan(res.best_loss) and all(np.isnan(r.loss).all() for r in res.rounds)
+
+
+def test_candidate_sets_that_cannot_be_evaluated_are_counted_and_left_out_of_the_means():
+    early = [Curve.from_arrays(f"early{i}", np.geomspace(1.0, 100.0, 20), 2.0 + 0.1 * i + 3.0 * np.geomspace(
+        1.0, 100.0, 20) ** -0.3) for i in range(3)]
+    pool = CurveSet([*early, *_late(3, first_from=30.0)])
+    # Two candidates in one round share 10 % of 200: 10 each, before any late curve's first evaluation (37.9).
+    df = simulate(pool, candidates=(2,), budgets=(0.1,), strategies=("SH", "SH+FA"), repeats=12, seed=1,
+                  progress=False)
+    empty = df[df.best_loss.isna()]
+    assert len(empty) and empty.ri_vs_sh.isna().all()
+    s = summarize(df).set_index("strategy")
+    assert (s["unevaluated"] == len(empty) // 2).all() and (s["n"] == 12).all()
+    assert np.isfinite(s["ri_mean"]).all() and np.isfinite(s["best_loss"]).all()
+
+
+def test_curves_with_and_without_schedules_are_each_forecast_their_own_way():
+    from sh_scaling.curves import generate_synthetic
+    from sh_scaling.simulation import STRATEGIES, round_inputs, round_table, stated_schedule
+    from sh_scaling.surrogates import MultiPowerLawSurrogate, forecast
+
+    syn = generate_synthetic(6, seed=1)
+    mixed = CurveSet([Curve.from_arrays(c.id, c.compute, c.loss,
+                                        {k: v for k, v in c.meta.items() if not (i % 2 and k == "schedule")})
+                      for i, c in enumerate(syn)])
+    stated = [stated_schedule(c) is not None for c in mixed]
+    assert stated == [True, False] * 3
+    trained = {c.id: 0.3 * c.final_compute for c in mixed}
+    targets = np.array([c.final_compute for c in mixed])
+    inputs = round_inputs(STRATEGIES["SH+MPL"], list(mixed), trained, targets, [])
+    assert inputs.scheduled.tolist() == stated
+    for i, c in enumerate(mixed):
+        o = c.observed_until(trained[c.id])
+        keep = o.compute >= STRATEGIES["SH+MPL"].warmup_fraction * c.final_compute
+        proto = MultiPowerLawSurrogate(schedule=stated_schedule(c), max_compute=c.meta["max_compute"])
+        alone = forecast(proto, [(o.compute[keep], o.loss[keep])], [targets[i]])
+        assert inputs.mean[i] == pytest.approx(alone.mean[0])
+    res = allocate(mixed, 0.3 * mixed.exhaustive_compute, "SH+MPL")
+    table = round_table(res, mixed)
+    decided = table[table["round"] < table["n_rounds"] - 1]
+    assert (decided["scheduled"] == decided["candidate"].map(dict(zip(mixed.ids, stated)))).all()
+    assert not table[table.strategy == "SH+MPL"]["scheduled"].isna().any()
+    assert not round_table(allocate(mixed, 0.3 * mixed.exhaustive_compute, "SH+PL"), mixed)["scheduled"].any()
+
+
+def test_a_schedule_that_is_not_one_is_refused_naming_the_curve():
+    from sh_scaling.curves import generate_synthetic
+
+    syn = generate_synthetic(4, seed=2)
+    named = CurveSet([Curve.from_arrays(c.id, c.compute, c.loss, {**c.meta, "schedule": "cosine"}) for c in syn])
+    for run in (lambda: allocate(named, 0.3 * named.exhaustive_compute, "SH+MPL"),
+                lambda: simulate(named, candidates=(3,), budgets=(0.3,), strategies=("SH+FA-MPL",), repeats=1,
+                                 progress=False)):
+        with pytest.raises(ValueError, match=r"curve 'syn-000': meta\['schedule'\]='cosine' is not a learning-rate"):
+            run()
+    # A strategy that does not read schedules is not concerned; a to_dict() mapping is a schedule.
+    assert np.isfinite(allocate(named, 0.3 * named.exhaustive_compute, "SH+PL").best_loss)
+    as_dict = CurveSet([Curve.from_arrays(c.id, c.compute, c.loss, {**c.meta, "schedule": c.meta["schedule"].to_dict()})
+                        for c in syn])
+    a = allocate(as_dict, 0.3 * as_dict.exhaustive_compute, "SH+MPL")
+    b = allocate(syn, 0.3 * syn.exhaustive_compute, "SH+MPL")
+    assert a.survivors == b.survivors and a.best_loss == b.best_loss

@@ -245,3 +245,56 @@ def test_any_valid_arguments_give_valid_curves(
         assert np.all(np.isfinite(c.loss)) and np.all(c.loss > 0)
         clean = c.meta["noiseless_loss"]
         assert np.all(clean > 0) and np.all(clean <= math.log(50_257) + 1e-9)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_meta_carries_the_schedule_the_anneal_assumes(schedule):
+    from sh_scaling.schedules import Schedule
+
+    warmup = 0.01
+    curves = generate_synthetic(6, seed=3, noise="none", schedule=schedule, warmup_fraction=warmup,
+                                anneal_gain=0.2, vocab_size=10**300)  # a cap far above the law
+    for c in curves:
+        s = c.meta["schedule"]
+        assert isinstance(s, Schedule) and s.kind == schedule == c.meta["schedule_kind"]
+        assert c.meta["max_compute"] == c.final_compute
+        # The anneal of the law is (1 - anneal_gain * (1 - lr / lr_peak)) on the reducible loss after warm-up:
+        # read the learning rate back from the noiseless loss and compare it with the stated schedule.
+        tokens, budget = c.meta["tokens_seen"], c.meta["tokens"]
+        warm = c.meta["warmup_tokens"]
+        after = tokens >= warm
+        d_eff = tokens[after] - warm / 2
+        plain = c.meta["A"] / c.meta["n_params"] ** c.meta["alpha"] + c.meta["B"] / d_eff ** c.meta["beta"]
+        factor = (c.meta["noiseless_loss"][after] - c.meta["E"]) / plain
+        lr = 1 - (1 - factor) / c.meta["anneal_gain"]
+        np.testing.assert_allclose(s.relative(tokens[after] / budget), lr, rtol=1e-6, atol=1e-9)
+        # Warm-up: the rate rises linearly from 0 to the peak over the warm-up tokens.
+        assert s.warmup == pytest.approx(warmup) and float(s.relative(warmup / 2)) == pytest.approx(0.5)
+
+
+def test_schedule_aware_forecasts_read_the_synthetic_schedule():
+    from sh_scaling.pruning import stage_forecast_errors
+    from sh_scaling.simulation import allocate
+
+    curves = generate_synthetic(8, seed=4)
+    # The multi-power law under each curve's schedule: without a schedule object every curve would be left out.
+    errors = stage_forecast_errors(list(curves), kind="multipower", stages=(0.2, 0.4))
+    assert set(errors["name"]) == set(curves.ids) and not errors["fallback"].any()
+    res = allocate(curves, 0.3 * curves.exhaustive_compute, "SH+MPL")
+    decided = [r for r in res.rounds if r.score is not None]
+    # Each decided round forecast its survivors under their schedules (a fallback is a survivor with too few
+    # points, the observed loss standing in), not every one of them with the observed loss.
+    assert decided and not any(r.fallback[~np.isnan(r.loss)].all() for r in decided)
+    seen = sum(int((~np.isnan(r.loss)).sum()) for r in decided)
+    assert res.n_fallbacks < seen / 2
+
+
+def test_csv_round_trip_keeps_the_synthetic_schedule(tmp_path):
+    from sh_scaling.curves import load_csv
+
+    curves = generate_synthetic(3, seed=2, noise="none")
+    curves.to_csv(tmp_path / "syn.csv")
+    back = load_csv(tmp_path / "syn.csv")
+    for a, b in zip(curves, back):
+        assert b.meta["schedule"] == a.meta["schedule"] and b.meta["schedule_kind"] == "cosine"
+        assert b.meta["max_compute"] == a.meta["max_compute"]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import optuna
@@ -25,11 +25,13 @@ from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
 from sh_scaling.budgeted._budget import ledger, round_share
+from sh_scaling.budgeted._compat import RECORDS_FORMAT, VERSION_FIELD, VersionMismatch, check_joinable, this_version
 from sh_scaling.budgeted._lease import POLL_S, Lease, create_sweep_study
 from sh_scaling.budgeted._memory_store import MemoryArtifactStore
 from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
 from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted, Preemption, check_grace
 from sh_scaling.budgeted._retry import RetryingStorage
+from sh_scaling.budgeted._worker_errors import record_worker_error
 from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
 from sh_scaling.budgeted._segment import SegmentTask, fail_trial, progress_mark, run_segment, uploaded_ids
@@ -47,7 +49,7 @@ from sh_scaling.keys import (
     budgeted_round_key,
     budgeted_segment_key,
 )
-from sh_scaling.simulation import STRATEGIES, Strategy, round_inputs, round_scores
+from sh_scaling.simulation import SCHEDULE_AWARE, STRATEGIES, Strategy, round_inputs, round_scores
 
 __all__ = ["BudgetedHalving"]
 
@@ -72,8 +74,6 @@ MAX_DEATHS = 24
 
 #: Study name used when none is given, so that a restart with the same storage finds the sweep again.
 DEFAULT_STUDY_NAME = "budgeted-halving"
-
-_PLAN_VERSION = 1
 
 #: Seconds a driver that finds the study already created waits for its creator to write the plan.
 SETUP_WAIT_S = 60.0
@@ -168,6 +168,15 @@ class BudgetedHalving:
     trusted to train to ``until_compute`` and no further; points it reports past that are clipped from the
     curve (every candidate is ranked on what it was granted) and recorded as ``overshoot``.
 
+    **Candidates not evaluated yet, budgets too small.** A candidate that has reported no loss when its round
+    ends has nothing to rank: it ranks after every candidate that has, and candidates without a loss are ordered
+    among themselves by the seeded tie-break (``seed``), as in the simulator; where no candidate has reported one
+    (evaluations that start after a warm-up longer than the first round's share), the whole first cut is that
+    draw, recorded in the round's record with no scores. A budget whose rounds never carry any candidate to its
+    first evaluation ends with every candidate PRUNED ("the schedule ended before it reported a finite positive
+    loss"), ``best_loss_`` NaN and ``best_index_`` ``None``; give ``first_eval_compute`` to have such a budget,
+    or one whose first round cannot evaluate every candidate, refused with ``ValueError`` before any training.
+
     Args:
         candidates: The configurations to race: a sequence of mappings (JSON-serialisable; numpy scalars are
             converted), or a :class:`pandas.DataFrame` such as :func:`sh_scaling.plan_sweep` returns (one
@@ -186,7 +195,9 @@ class BudgetedHalving:
             :class:`~sh_scaling.simulation.Strategy` (surrogate, optimism, warm-up window, objective).
             Default ``"SH+FA"``, the rule the pruner ships (frontier-aware ranking on power-law forecasts).
             ``"UA"`` trains every candidate by ``B / n`` and ranks nobody; ``"SH+oracle"`` needs the future
-            and is refused.
+            and is refused, and so are the schedule-aware strategies (``"SH+MPL"``, ``"SH+FA-MPL"``,
+            ``"SH+MPL-SE"``): candidates state no learning-rate schedule here, and forecasting each as if trained
+            at a constant rate would be a silent fallback.
         storage: An Optuna storage or URL. ``None``: in memory (one process, no restart). Worker processes
             (``n_workers > 1``) need one they can share: a ``JournalStorage`` file or an RDB URL.
         study_name: Default ``"budgeted-halving"``, so that a restart finds the sweep.
@@ -377,7 +388,12 @@ class BudgetedHalving:
         retried with backoff for up to 5 minutes.
 
         ``train_fn`` is the same as :meth:`run`'s. A sweep started by :meth:`run` is not worked on by workers
-        (and the other way round): ``ValueError``.
+        (and the other way round): ``ValueError``. A worker of another major or minor release of sh_scaling than
+        the one that started the sweep is refused (:class:`~sh_scaling.budgeted.VersionMismatch`, naming both;
+        a patch-level difference is allowed), and one whose artifact store lacks a checkpoint another worker
+        recorded puts the segment back untouched and raises
+        :class:`~sh_scaling.budgeted.ArtifactStoreNotShared`; both are also recorded in the study
+        (:data:`~sh_scaling.keys.BUDGETED_WORKER_ERRORS_KEY`).
         """
         if not callable(train_fn):
             raise ValueError(f"train_fn must be callable, got {train_fn!r}")
@@ -456,6 +472,7 @@ class BudgetedHalving:
         stored = study._storage.get_study_system_attrs(study._study_id).get(BUDGETED_PLAN_KEY)
         if stored is None:
             raise ValueError(f"study {study_name!r} holds no budgeted sweep")
+        _check_version(study._storage, study._study_id, stored, study_name)
         if stored.get("mode") != "workers":
             raise ValueError(f"study {study_name!r} is run by a driver (BudgetedHalving.run), not by workers")
         name = stored["strategy"]["name"]
@@ -484,6 +501,9 @@ class BudgetedHalving:
                                           on_claim=beat.start, on_release=beat.stop)
                 finally:
                     beat.stop()
+                if outcome["status"] == "missing":  # put back as it was, for a worker that has the checkpoint
+                    record_worker_error(ctx.study._storage, ctx.study._study_id, outcome["reason"])
+                    raise ArtifactStoreNotShared(outcome["reason"])
                 if outcome["status"] == "checkpoint":
                     self._locked(ctx, lambda: self._handle(ctx, task, outcome))
             elif kind == "close":
@@ -594,7 +614,8 @@ class BudgetedHalving:
     def _plan(self, configs: list[dict], budget: float, strat: Strategy, sizes: list[int], shares: list[float],
               planned: list[float]) -> dict[str, Any]:
         return {
-            "version": _PLAN_VERSION, "budget": budget, "reduction_factor": float(self.reduction_factor),
+            "version": RECORDS_FORMAT, VERSION_FIELD: this_version(),
+            "budget": budget, "reduction_factor": float(self.reduction_factor),
             "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
             "n_candidates": len(configs), "fingerprint": _fingerprint(configs, planned),
         }
@@ -606,7 +627,7 @@ class BudgetedHalving:
         if isinstance(self.reduction_factor, bool) or not (
                 isinstance(self.reduction_factor, (int, float)) and self.reduction_factor > 1):
             raise ValueError(f"reduction_factor must be a number > 1, got {self.reduction_factor!r}")
-        strat = _strategy(self.strategy)
+        strat = _without_schedules(_strategy(self.strategy))
         if strat.ranking == "oracle":
             raise ValueError(f"strategy {strat.name!r} ranks by the future of each curve: a replay-only bound")
         n = len(configs)
@@ -817,7 +838,7 @@ class BudgetedHalving:
                               RuntimeWarning, stacklevel=2)
             return []
         attempts = int(seg["attempts"])
-        if status == "checkpoint":
+        if status in ("checkpoint", "missing"):  # one store for all processes of a driver: the file is gone
             notes = list(seg.get("notes", [])) + [
                 f"attempt {attempts}: checkpoint {seg['resume']} could not be loaded ({outcome['reason']}); "
                 "restarted from scratch"]
@@ -936,12 +957,14 @@ class BudgetedHalving:
     def _check_plan(self, study: optuna.Study, plan: dict) -> None:
         """A driver joining a sweep, or restarting it, must ask for the same sweep."""
         stored = study._storage.get_study_system_attrs(study._study_id)[BUDGETED_PLAN_KEY]
+        _check_version(study._storage, study._study_id, stored, study.study_name)
         mode, wanted = stored.get("mode", "driver"), plan.get("mode", "driver")
         if mode != wanted:
             how = {"driver": "by a driver (BudgetedHalving.run)", "workers": "by workers (BudgetedHalving.work)"}
             raise ValueError(f"study {study.study_name!r} holds a budgeted sweep run {how[mode]}; it cannot be run "
                              f"{how[wanted]}: call the same method, or use a new study_name")
-        diff = [k for k in plan if _jsonable(stored.get(k)) != _jsonable(plan[k])]
+        # The release may differ by a patch (checked above); everything else must be the same.
+        diff = [k for k in plan if k != VERSION_FIELD and _jsonable(stored.get(k)) != _jsonable(plan[k])]
         if diff:
             raise ValueError(
                 f"study {study.study_name!r} holds a budgeted sweep with other settings ({', '.join(diff)} differ: "
@@ -1013,6 +1036,10 @@ class BudgetedHalving:
         ctx.study._storage.set_study_system_attr(ctx.study._study_id, BUDGETED_LEDGER_KEY, summary)
 
 
+class ArtifactStoreNotShared(ValueError):
+    """A worker's artifact store lacks a checkpoint another worker recorded: the store is not shared."""
+
+
 class _Context:
     """What one call of :meth:`BudgetedHalving.run` works with."""
 
@@ -1063,6 +1090,17 @@ def _strategy(strategy: Any) -> Strategy:
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r}: choose one of {sorted(STRATEGIES)} or pass a Strategy")
     return STRATEGIES[strategy]
+
+
+def _without_schedules(strat: Strategy) -> Strategy:
+    """The strategy, unless it forecasts under each candidate's learning-rate schedule, which the driver's
+    candidates do not state: it would forecast every one of them at a constant rate without saying so."""
+    if strat.surrogate == SCHEDULE_AWARE:
+        raise ValueError(
+            f"strategy {strat.name!r} forecasts each candidate under its learning-rate schedule, and BudgetedHalving "
+            "takes no schedules: every candidate would be forecast as if trained at a constant rate. Use a strategy "
+            "that forecasts from the curve alone, such as 'SH+FA' (the default) or 'SH+PL'")
+    return strat
 
 
 def _is_param(v: Any) -> bool:
@@ -1147,16 +1185,59 @@ def _default_checkpoint_folder(storage: Any) -> str:
         "file or SQLite database has a default (a folder next to it)")
 
 
-def _connect(storage: Any) -> Any:
-    """The Optuna storage for a URL or storage object, with an error that names a URL that cannot be reached."""
+def _check_version(storage: Any, study_id: int, stored: dict[str, Any], study_name: str) -> None:
+    """Refuse a process of another release (:mod:`~sh_scaling.budgeted._compat`), and say so in the study too."""
     try:
-        return optuna.storages.get_storage(storage)
-    except Exception as exc:  # noqa: BLE001 - a driver, a database error, a refused connection: one cause
-        where = storage
-        if isinstance(storage, str) and "@" in storage:  # do not print a password
-            scheme, _, rest = storage.partition("://")
-            where = f"{scheme}://***@{rest.rpartition('@')[2]}"
-        raise ValueError(f"cannot reach storage {where!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        check_joinable(stored, study_name)
+    except VersionMismatch as exc:
+        record_worker_error(storage, study_id, str(exc))
+        raise
+
+
+#: Tries to open a storage whose first users race to create its tables (see :func:`_connect`).
+SCHEMA_TRIES = 10
+
+
+def _connect(storage: Any) -> Any:
+    """The Optuna storage for a URL or storage object, with an error that names a URL that cannot be reached.
+
+    Processes that open a new database at the same moment (the tasks of a job array, each running
+    ``sh-scaling start``) race to create Optuna's tables, and all but one fail (on PostgreSQL 15, 7 of 8
+    processes started together: a duplicate key in ``pg_type``; optuna/optuna#1092). A loser tries again
+    after a short random wait, when the tables are there.
+    """
+    rng = np.random.default_rng()
+    for attempt in range(1, SCHEMA_TRIES + 1):
+        try:
+            return optuna.storages.get_storage(storage)
+        except Exception as exc:  # noqa: BLE001 - a driver, a database error, a refused connection: one cause
+            if attempt < SCHEMA_TRIES and _lost_schema_race(exc):
+                time.sleep(float(rng.uniform(0.1, 0.5)))
+                continue
+            _cannot_reach(storage, exc)
+    raise AssertionError("unreachable")  # pragma: no cover - the last try returns or raises
+
+
+def _lost_schema_race(exc: BaseException) -> bool:
+    """Whether opening a storage failed because another process was creating the same tables."""
+    from sqlalchemy import exc as sa  # optuna requires sqlalchemy
+
+    cause: BaseException | None = exc
+    while cause is not None:  # Optuna wraps some (StorageInternalError "during the commit")
+        text = str(cause)
+        if isinstance(cause, sa.DBAPIError) and ("already exists" in text or "duplicate key" in text):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _cannot_reach(storage: Any, exc: Exception) -> NoReturn:
+    """Raise the ``ValueError`` that names the storage (without its password) and the cause."""
+    where = storage
+    if isinstance(storage, str) and "@" in storage:  # do not print a password
+        scheme, _, rest = storage.partition("://")
+        where = f"{scheme}://***@{rest.rpartition('@')[2]}"
+    raise ValueError(f"cannot reach storage {where!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
 
 
 def _describe_storage(storage: Any) -> str:

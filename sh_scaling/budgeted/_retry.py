@@ -4,9 +4,10 @@ A worker whose database restarts, or whose network blips, must not give up a seg
 leave its trial RUNNING because the write that gives the trial back failed once. Every call of the wrapped
 storage that fails with an error of the connection (SQLAlchemy's ``OperationalError``, ``InterfaceError``,
 ``DisconnectionError``; ``OSError`` such as ``ConnectionError`` or a journal file on a network file system
-that is briefly away) is retried after 0.25 s, then twice as long each time (at most 30 s between tries), for
-up to :data:`RETRY_FOR_S` seconds; then the error is raised. Errors of the request itself (a finished trial,
-a missing key) are raised at once.
+that is briefly away; gRPC's ``UNAVAILABLE`` from Optuna's gRPC storage proxy that is restarting) is retried
+after 0.25 s, then twice as long each time (at most 30 s between tries), for up to :data:`RETRY_FOR_S`
+seconds; then the error is raised. Errors of the request itself (a finished trial, a missing key) are raised
+at once.
 
 Every write a segment makes can be repeated without harm (records are rewritten whole, points are reported
 only where missing), with one exception handled where it happens: a claim (WAITING to RUNNING) whose
@@ -16,6 +17,7 @@ trial of a worker that died (see :meth:`sh_scaling.BudgetedHalving.work`).
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -36,7 +38,17 @@ def is_connection_error(exc: BaseException) -> bool:
 
     if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError)):
         return True
-    return isinstance(exc, OSError)
+    return isinstance(exc, OSError) or _is_proxy_unavailable(exc)
+
+
+def _is_proxy_unavailable(exc: BaseException) -> bool:
+    """Optuna's gRPC storage proxy cannot be reached (stopped, restarting, the network between): gRPC's
+    ``UNAVAILABLE``, which :class:`optuna.storages.GrpcStorageProxy` raises as it is."""
+    grpc = sys.modules.get("grpc")  # an RpcError exists only where grpc was imported
+    if grpc is None or not isinstance(exc, grpc.RpcError):
+        return False
+    code = getattr(exc, "code", None)
+    return callable(code) and code() == grpc.StatusCode.UNAVAILABLE
 
 
 class RetryingStorage(BaseStorage):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import socket
 import tempfile
 import time
 import traceback
@@ -30,11 +31,12 @@ from typing import Any
 
 import optuna
 from optuna.artifacts import download_artifact, get_all_artifact_meta, upload_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from sh_scaling.budgeted._preempt import Preemption, TrainingStopped
-from sh_scaling.budgeted._records import UpdateFinishedTrialError
+from sh_scaling.budgeted._records import UpdateFinishedTrialError, segments
 from sh_scaling.halving import RTOL
 from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_FAILED_KEY, DECISION_KEY
 from sh_scaling.pruning import report_points, reported_compute
@@ -81,7 +83,11 @@ def run_segment(
     on_release: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run one reserved segment and record it. Returns the outcome for the driver:
-    ``{"status": "done" | "failed" | "checkpoint" | "stale" | "preempted", "reason": str}``.
+    ``{"status": "done" | "failed" | "checkpoint" | "missing" | "stale" | "preempted", "reason": str}``.
+
+    ``missing``: the checkpoint to resume from, recorded by the segment that wrote it, is not in
+    ``artifact_store`` (on a cluster: this process's store is not the one the others share). The trial is put
+    back to WAITING with its record untouched, for a process that has the checkpoint.
 
     A segment whose training ended before its process was killed has its outcome in its record (``result``):
     its retry trains nothing and reports what the killed attempt had not reported yet. With ``preemption``,
@@ -126,6 +132,9 @@ def run_segment(
                     if why is not None:
                         raise ValueError(why)
                     download_artifact(artifact_store=artifact_store, file_path=resume_path, artifact_id=seg["resume"])
+                except ArtifactNotFound:
+                    storage.set_trial_state_values(tid, TrialState.WAITING)
+                    return {"status": "missing", "reason": _not_in_store(frozen, seg["resume"], artifact_store)}
                 except Exception as exc:  # noqa: BLE001 - any store error means the same: no checkpoint to resume
                     give_back()
                     return {"status": "checkpoint", "reason": f"download failed: {type(exc).__name__}: {exc}"}
@@ -162,7 +171,8 @@ def run_segment(
         seg = {**seg, "result": result}
         storage.set_trial_system_attr(tid, task.key, seg)
     record = _report_result(storage, storage.get_trial(tid), result, planned)
-    record.update(status="done", worker=os.getpid(), notes=list(seg.get("notes", [])) + record.pop("new_notes"))
+    record.update(status="done", worker=os.getpid(), host=socket.gethostname(),
+                  notes=list(seg.get("notes", [])) + record.pop("new_notes"))
     done = {k: v for k, v in seg.items() if k != "result"}
     storage.set_trial_system_attr(tid, task.key, {**done, **record})
     give_back()
@@ -282,6 +292,17 @@ def progress_mark(storage: BaseStorage, frozen: optuna.trial.FrozenTrial, seg: d
 def uploaded_ids(storage: BaseStorage, frozen: optuna.trial.FrozenTrial) -> set[str]:
     """The ids of the artifacts uploaded for a trial."""
     return {m.artifact_id for m in get_all_artifact_meta(frozen, storage=storage)}
+
+
+def _not_in_store(frozen: Any, artifact_id: str, artifact_store: Any) -> str:
+    """Why a recorded checkpoint cannot be read here: it names who wrote it and where this process looked."""
+    writer = next((s for s in segments(frozen) if s.get("checkpoint") == artifact_id), {})
+    who = f"process {writer.get('worker', '?')} on {writer.get('host', 'an unrecorded host')}"
+    where = getattr(artifact_store, "_base_path", None) or repr(artifact_store)
+    candidate = frozen.system_attrs[BUDGETED_CANDIDATE_KEY]["index"]
+    return (f"checkpoint {artifact_id} of candidate {candidate} was written by worker {who} but is not in this "
+            f"worker's artifact store at {str(where)!r}: the store must be shared (the same folder, mounted on "
+            "every machine, or the same object store)")
 
 
 def _unusable_checkpoint(artifact_id: Any, uploaded: set[str]) -> str | None:

@@ -1,11 +1,14 @@
 """``sh-scaling work``: one worker of a budgeted sweep (:meth:`sh_scaling.BudgetedHalving.work`).
 
-Start the sweep once, from any process, with ``BudgetedHalving(candidates, budget, ..., storage=URL,
-study_name=NAME).start()``; then run this command on as many machines as you like, each with the same
-storage, study and artifact directory. It exits 0 when the sweep is finished, and also when the process is
-told to stop (SIGTERM: the segment it trains is finished within the grace, or put back), so that a scheduler
-can requeue it; 2 with a one-line error when it cannot start (a storage it cannot reach, a study with no
-sweep, a train function it cannot import; that last one is also recorded in the study).
+Start the sweep once, from any process, with ``sh-scaling start`` (or ``BudgetedHalving(candidates, budget,
+..., storage=URL, study_name=NAME).start()``); then run this command on as many machines as you like, each with
+the same storage, study and artifact directory. It exits 0 when the sweep is finished; when the process is told
+to stop (SIGTERM: the segment it trains is finished within the grace, or put back) it exits with
+``--stopped-exit-code`` (default 0, so that Slurm's ``--requeue`` requeues it; Kubernetes needs a non-zero
+code, see the option); 2 with a one-line error when it cannot work: a storage it cannot reach, a study with no
+sweep, a train function it cannot import, another release of sh_scaling than the sweep's, an artifact store
+that lacks a checkpoint another worker recorded (the last three are also recorded in the study, under
+:data:`~sh_scaling.keys.BUDGETED_WORKER_ERRORS_KEY`, and leave no segment claimed).
 """
 
 from __future__ import annotations
@@ -13,16 +16,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import socket
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["register", "load_train_fn", "storage_from_arg"]
+from sh_scaling.cli._output import count_at_least
 
-#: How many of the latest worker errors the study keeps.
-_KEEP_ERRORS = 20
+__all__ = ["register", "load_train_fn", "storage_from_arg"]
 
 DESCRIPTION = (
     "Work on a budgeted sweep as one of any number of workers: claim a granted segment, train it with the "
@@ -44,17 +44,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "SQLite database; required with a database server)")
     p.add_argument("--grace", type=float, default=None, metavar="SECONDS",
                    help="seconds train_fn may go on after SIGTERM before its segment is put back (default 20)")
+    p.add_argument("--stopped-exit-code", type=count_at_least(0), default=0, metavar="CODE",
+                   help="exit status when told to stop (SIGTERM) before the sweep is finished (default 0, for "
+                   "Slurm's --requeue). On Kubernetes give 143: a pod whose container exits 0 is Succeeded and a "
+                   "Job does not replace it, while a podFailurePolicy rule can ignore 143 and replace the pod")
     p.set_defaults(func=_run)
 
 
-def storage_from_arg(spec: str) -> Any:
-    """An RDB URL as it is, a journal file path as a ``JournalStorage`` (the file must exist)."""
+def storage_from_arg(spec: str, *, create: bool = False) -> Any:
+    """An RDB URL as it is, a journal file path as a ``JournalStorage``: the file must exist unless ``create``
+    (a worker given a mistyped path should say so, not start an empty sweep of its own)."""
     if "://" in spec:
         return spec
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
-    if not os.path.isfile(spec):
+    if create and not os.path.exists(spec):
+        folder = os.path.dirname(os.path.abspath(spec))
+        if not os.path.isdir(folder):
+            raise ValueError(f"--storage {spec!r}: no folder {folder!r} to create the journal file in")
+    elif not os.path.isfile(spec):
         raise ValueError(f"--storage {spec!r}: no such journal file (and not a URL such as postgresql://...)")
     return optuna.storages.JournalStorage(JournalFileBackend(spec))
 
@@ -81,19 +90,15 @@ def load_train_fn(spec: str) -> Callable[..., Any]:
 
 def _record_error(sweep: Any, message: str) -> None:
     """Keep a worker's error in the study, where whoever watches the sweep sees it."""
-    from sh_scaling.keys import BUDGETED_WORKER_ERRORS_KEY
+    import optuna
+
+    from sh_scaling.budgeted import record_worker_error
 
     try:
-        import optuna
-
         study = optuna.load_study(storage=sweep.storage, study_name=sweep.study_name)
-        storage, sid = study._storage, study._study_id
-        errors = list(storage.get_study_system_attrs(sid).get(BUDGETED_WORKER_ERRORS_KEY) or [])
-        errors.append({"host": socket.gethostname(), "pid": os.getpid(), "error": message,
-                       "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-        storage.set_study_system_attr(sid, BUDGETED_WORKER_ERRORS_KEY, errors[-_KEEP_ERRORS:])
     except Exception:  # noqa: BLE001 - the error is printed anyway
-        pass
+        return
+    record_worker_error(study._storage, study._study_id, message)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -118,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         sweep.work(train_fn, **kw)
     except Preempted as exc:
         print(f"sh-scaling work: {exc}", file=sys.stderr)
-        return 0
+        return int(args.stopped_exit_code)
     book = sweep.ledger_
     print(f"sweep {args.study!r} finished: {book['total']:.6g} of {book['budget']:.6g} spent in "
           f"{book['segments']} segments; best loss {sweep.best_loss_:.6g} (candidate {sweep.best_index_})")

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from sh_scaling.curves._curve import Curve, CurveSet
+from sh_scaling.curves._curve import Curve, CurveSet, schedule_of_text
 
 __all__ = ["load_csv"]
 
@@ -35,7 +35,9 @@ def load_csv(
 
     Every other column whose value is constant within each run (``n_params``, ``lr`` above) becomes curve
     metadata (left out of a run's metadata where its cells are empty); a column that varies within a run (say
-    ``step``) is left out. :meth:`CurveSet.to_csv` writes this format. Curves keep the order in which
+    ``step``) is left out. A ``schedule`` column holding the JSON text of a learning-rate schedule (as
+    :meth:`CurveSet.to_csv` writes it) gives a :class:`~sh_scaling.schedules.Schedule`; other text stays text.
+    :meth:`CurveSet.to_csv` writes this format. Curves keep the order in which
     their runs first appear. Rows are cleaned as :meth:`Curve.from_arrays` does: empty or non-finite values
     are dropped with a :class:`~sh_scaling.curves.CurveWarning` per curve, zero compute is dropped,
     unsorted points are sorted and repeated compute values averaged (with a warning), negative compute or a
@@ -111,6 +113,10 @@ def load_csv(
         # An empty cell in a metadata column means "no value for this run" (e.g. a forecast that only pruned
         # runs have), so the key is left out rather than set to NaN: CurveSet.to_csv then round-trips.
         meta = {c: _python_scalar(first[c]) for c in constant if not pd.isna(first[c])}
+        if isinstance(meta.get("schedule"), str):
+            # A learning-rate schedule written by CurveSet.to_csv (JSON text) becomes the schedule again.
+            schedule = schedule_of_text(meta["schedule"])
+            meta["schedule"] = schedule if schedule is not None else meta["schedule"]
         curves.append(
             Curve.from_arrays(run_id, values[compute_col][index], values[loss_col][index], meta, unit=unit)
         )

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, MAX_COMPUTE_KEY, SCHEDULE_KEY, rung_records
 from sh_scaling.pruning import reported_compute
+from sh_scaling.schedules import Schedule, schedule_from_dict
 
 __all__ = ["Curve", "CurveSet", "CurveWarning", "DEFAULT_STATES", "from_study"]
 
@@ -199,7 +200,9 @@ class CurveSet(Sequence[Curve]):
         """Long-format :class:`pandas.DataFrame` with columns ``run_id, compute, loss`` plus metadata.
 
         Each scalar metadata value becomes a column, repeated on the curve's rows (empty for curves without
-        it); metadata that is not a scalar (a list, a dict) is left out.
+        it); a learning-rate schedule (a :class:`~sh_scaling.schedules.Schedule`) becomes the JSON text of its
+        ``to_dict()``, which :func:`~sh_scaling.curves.load_csv` turns back into the schedule; other metadata
+        that is not a scalar (a list, a dict, an array) is left out.
 
         Raises:
             ValueError: a metadata key is ``run_id``, ``compute`` or ``loss`` (it would overwrite the points).
@@ -213,7 +216,9 @@ class CurveSet(Sequence[Curve]):
                 raise ValueError(f"curve {c.id!r}: metadata {clash} has the name of a column of the points")
             df = pd.DataFrame({"run_id": c.id, "compute": c.compute, "loss": c.loss})
             for k, v in c.meta.items():
-                if np.isscalar(v):
+                if isinstance(v, Schedule):
+                    df[k] = schedule_text(v)
+                elif np.isscalar(v):
                     df[k] = v
             frames.append(df)
         return pd.concat(frames, ignore_index=True)
@@ -257,9 +262,11 @@ def from_study(
       compute; absent when none is known;
     * ``forecast``: the pruner's last forecast of the loss at ``max_compute`` and ``decision``: its last
       decision in words (both absent for trials the pruner never decided);
-    * ``schedule``: the trial's learning-rate schedule as the pruner stored it (its ``schedule=``), as JSON
-      text (``sh_scaling.schedules.schedule_from_dict(json.loads(meta["schedule"]))`` rebuilds it); absent
-      when none was stated;
+    * ``schedule``: the trial's learning-rate schedule as the pruner stored it (its ``schedule=``), a
+      :class:`~sh_scaling.schedules.Schedule` as every curve set holds it (so a replay with
+      ``schedule="from_curves"`` and the schedule-aware strategies read it), and ``schedule_kind`` its name;
+      absent when none was stated (a stored schedule that no longer parses is left out with a
+      :class:`CurveWarning`);
     * ``params_<name>`` for each parameter (the naming of ``study.trials_dataframe()``).
 
     Losses are the reported intermediate values, cleaned as :meth:`Curve.from_arrays` does (a NaN loss that got
@@ -359,12 +366,31 @@ def _trial_meta(
     decision = trial.user_attrs.get(DECISION_KEY)
     if decision:
         meta["decision"] = str(decision)
-    schedule = trial.system_attrs.get(SCHEDULE_KEY)
-    if schedule is not None:
-        # JSON text, a scalar: CurveSet.to_csv keeps it and load_csv gives it back unchanged.
-        meta["schedule"] = json.dumps(schedule, sort_keys=True)
+    stored = trial.system_attrs.get(SCHEDULE_KEY)
+    if stored is not None:
+        try:
+            schedule = schedule_from_dict(stored)
+        except (TypeError, ValueError) as exc:
+            warnings.warn(f"trial {trial.number}: its stored schedule {stored!r} is not a schedule ({exc}); left out",
+                          CurveWarning, stacklevel=3)
+        else:
+            meta["schedule"] = schedule
+            meta["schedule_kind"] = schedule.kind
     meta.update({f"params_{k}": v for k, v in trial.params.items()})
     return meta
+
+
+def schedule_text(schedule: Schedule) -> str:
+    """A schedule as the JSON text a CSV cell holds (:meth:`CurveSet.to_csv`; :func:`load_csv` reads it back)."""
+    return json.dumps(schedule.to_dict(), sort_keys=True)
+
+
+def schedule_of_text(text: str) -> Schedule | None:
+    """The schedule a CSV cell's JSON text describes, ``None`` where the text is not one (e.g. a name)."""
+    try:
+        return schedule_from_dict(json.loads(text))
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 def _max_compute(

@@ -17,6 +17,7 @@ import numpy as np
 
 from sh_scaling.constants import FLOPS_PER_PARAM_TOKEN, HOFFMANN_2022, ChinchillaConstants
 from sh_scaling.curves._curve import Curve, CurveSet
+from sh_scaling.schedules import Constant, Cosine, Schedule
 
 __all__ = ["generate_synthetic", "NOISE_MODELS", "SCHEDULES"]
 
@@ -95,8 +96,12 @@ def generate_synthetic(
 
     **Metadata** of each curve (the truth, so experiments can compute exact optima): ``n_params``,
     ``tokens`` (the budget ``D_m``), ``tokens_per_param``, ``E, A, B, alpha, beta`` (after jitter),
-    ``warmup_tokens``, ``schedule``, ``anneal_gain``, ``vocab_size``, ``noise``, ``noise_scale``,
-    ``final_law_loss`` (``E + A/N**alpha + B/D_m**beta``, the law at the budget without schedule effects),
+    ``warmup_tokens``, ``schedule`` (the learning-rate schedule the anneal assumes, a
+    :class:`~sh_scaling.schedules.Schedule` over the fraction of the run: :class:`~sh_scaling.schedules.Cosine`
+    with ``warmup=warmup_fraction`` and ``final_ratio=0.1``, or :class:`~sh_scaling.schedules.Constant` with the
+    same warm-up; peak 1, since only its shape matters), ``schedule_kind`` (its name, the ``schedule``
+    argument), ``max_compute`` (the planned compute ``6 N D_m``, the curve's last point), ``anneal_gain``,
+    ``vocab_size``, ``noise``, ``noise_scale``, ``final_law_loss`` (``E + A/N**alpha + B/D_m**beta``, the law at the budget without schedule effects),
     ``noiseless_loss`` (read-only array aligned with ``compute``) and ``tokens_seen`` (array).
 
     Args:
@@ -138,6 +143,8 @@ def generate_synthetic(
         >>> curves = generate_synthetic(8, seed=1, noise="ou", noise_scale=0.02)
         >>> len(curves), curves[0].unit
         (8, 'FLOPs')
+        >>> curves[0].meta["schedule"]
+        Cosine(peak_lr=1.0, warmup=0.01, final_ratio=0.1)
     """
     n_curves = _check_int("n_curves", n_curves, 1)
     n_points = _check_int("n_points", n_points, 2)
@@ -183,6 +190,7 @@ def generate_synthetic(
             warmup_fraction=warmup_fraction, schedule=schedule, anneal_gain=anneal_gain, cap=cap,
         )
         compute = FLOPS_PER_PARAM_TOKEN * n_params[m] * tokens
+        lr_schedule = _lr_schedule(schedule, warmup_fraction)
         eps = _noise(rng, noise, noise_scale, np.log(compute), ou_theta)
         loss = np.maximum(clean + eps, 0.5 * clean)
         clean.setflags(write=False)
@@ -197,7 +205,10 @@ def generate_synthetic(
             "alpha": float(alpha[m]),
             "beta": float(beta[m]),
             "warmup_tokens": float(warmup_fraction * budget[m]),
-            "schedule": schedule,
+            "schedule": lr_schedule,
+            "schedule_kind": schedule,
+            # The run ends where it was planned to: its last evaluation is at its token budget.
+            "max_compute": float(compute[-1]),
             "anneal_gain": float(anneal_gain),
             "vocab_size": int(vocab_size),
             "noise": noise,
@@ -208,6 +219,15 @@ def generate_synthetic(
         }
         curves.append(Curve.from_arrays(f"syn-{m:03d}", compute, loss, meta, unit="FLOPs"))
     return CurveSet(curves, name=name)
+
+
+def _lr_schedule(kind: str, warmup_fraction: float) -> Schedule:
+    """The learning rate :func:`_noiseless_loss` anneals by, as a schedule over the fraction of the run: a
+    linear warm-up over ``warmup_fraction``, then constant or a half cosine down to ``_COSINE_FLOOR`` of the peak
+    (``tests/test_synthetic.py`` reads the rate back from the noiseless losses)."""
+    if kind == "cosine":
+        return Cosine(warmup=warmup_fraction, final_ratio=_COSINE_FLOOR)
+    return Constant(warmup=warmup_fraction)
 
 
 def _noiseless_loss(

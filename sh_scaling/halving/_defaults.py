@@ -89,6 +89,9 @@ MARGIN_PRIOR_WEIGHT = 10.0
 #: ladder's decisions, so that set is not left out of this choice.
 MARGIN_WIDEN = True
 
+#: Whether the widened margin also believes what unfinished trials already prove (``margin={"proven": ...}``).
+MARGIN_PROVEN = False
+
 #: The stage error model's development table: at each coverage, the margin (log loss) at each stage of
 #: :data:`sh_scaling.halving.STAGE_NODES` (5, 10, 20, 40, 80 % of a run) for forecasts of a trial's own curve
 #: (``"own"``: the power law, and the other single-curve surrogates) and schedule-aware ones (``"multipower"``).

@@ -44,6 +44,7 @@ def stage_margin(
     prior_weight: float,
     widen: bool = False,
     window: float = 2.0,
+    proven: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[float, dict[str, float]]:
     """The margin (log loss) for a forecast made at ``stage``, and what went into it.
 
@@ -60,10 +61,16 @@ def stage_margin(
             the table left out. Evidence of larger errors is taken in whole, evidence of smaller ones is
             weighed against the table: a margin too narrow loses the best trial (in the study where it matters,
             the best trial is the one its early forecasts misjudge most), one too wide costs compute.
+        proven: With ``widen``, misses that unfinished trials have already proven, ``(log_errors, stages)``
+            (each an upper bound on a forecast's log error: the loss its trial has since observed below it,
+            the ``margin={"proven": True}`` setting of the pruner): where the largest of them near the stage exceeds the
+            table, it is the margin (or the study's largest finished miss, if larger). Trials that run at once
+            finish late, long runs last; what they have already shown is known before their outcomes.
 
     Returns:
         ``(margin, info)``, ``info`` holding ``prior`` (the table's value here), ``n`` (the study's errors near
-        the stage) and, when there are some, ``study`` (their margin; ``widened``: 1.0 when it was taken whole).
+        the stage) and, when there are some, ``study`` (their margin; ``widened``: 1.0 when it was taken whole),
+        ``proven`` and ``n_proven`` (the largest proven miss near the stage and how many there were).
     """
     if not (0.0 < coverage < 1.0):
         raise ValueError(f"coverage={coverage!r}: must be in (0, 1)")
@@ -71,6 +78,17 @@ def stage_margin(
         raise ValueError(f"prior has {len(prior)} values; the table has one per stage node {STAGE_NODES}")
     m0 = float(at_stage(prior, stage))
     info: dict[str, float] = {"prior": m0, "n": 0.0}
+    m_proven = 0.0
+    if widen and proven is not None and np.size(proven[0]):
+        pe, ps = np.asarray(proven[0], dtype=float), np.asarray(proven[1], dtype=float)
+        pnear = np.isfinite(pe) & (ps > 0) & (np.abs(np.log(np.maximum(ps, 1e-12) / max(float(stage), 1e-12))) <= math.log(window))
+        if pnear.any():
+            m_proven = max(0.0, -float(np.min(pe[pnear])))
+            info["proven"] = m_proven
+            info["n_proven"] = float(pnear.sum())
+    if m_proven > m0 and (errors is None or np.size(errors) == 0):
+        info["widened"] = 1.0
+        return m_proven, info
     if errors is None or stages is None or np.size(errors) == 0:
         return max(m0, 0.0), info
     e = np.asarray(errors, dtype=float)
@@ -79,11 +97,14 @@ def stage_margin(
     n = int(near.sum())
     info["n"] = float(n)
     if n == 0:
+        if m_proven > m0:
+            info["widened"] = 1.0
+            return m_proven, info
         return max(m0, 0.0), info
     m_study = margin_quantile(e[near], coverage)
     info["study"] = m_study
-    if widen and m_study > m0:
-        info["study"] = m_study = max(m_study, -float(np.min(e[near])))
+    if widen and max(m_study, m_proven) > m0:
+        info["study"] = m_study = max(m_study, -float(np.min(e[near])), m_proven)
         info["widened"] = 1.0
         return m_study, info
     m = (prior_weight * m0 + n * m_study) / (prior_weight + n)

@@ -39,6 +39,7 @@ __all__ = [
     "outcome_at",
     "reached",
     "read_finished",
+    "proven_misses",
     "stage_errors",
 ]
 
@@ -161,5 +162,28 @@ def stage_errors(outcomes: Iterable[Outcome], kind: str) -> tuple[np.ndarray, np
     """The log errors ``log(outcome / forecast)`` of finished trials' forecasts of one ``kind``, with the stage
     (fraction of the run) each was made at: the study's own evidence for the stage error model."""
     rows = [(e, s) for o in outcomes for e, s, k in o.log_errors if k == kind]
+    arr = np.array(rows, dtype=float).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
+def proven_misses(summaries: Iterable[RungSummary], kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """What unfinished trials already prove about forecasts of one ``kind``: for each forecast recorded at a rung,
+    when a later rung of the same trial has already observed a loss below it, ``log(observed / forecast)`` (an
+    upper bound on the forecast's log error, since a run's loss at its end is at most about what it has
+    reached), with the stage the forecast was made at. Only misses of a pessimistic forecast are proven this
+    way; nothing is said about the others."""
+    rows: list[tuple[float, float]] = []
+    for summary in summaries:
+        recs = sorted(summary.records.values(), key=lambda rec: float(rec["compute"]))
+        later_min = math.inf
+        for rec in reversed(recs):
+            forecast, target = rec.get("forecast"), rec.get("target")
+            rec_kind = "multipower" if rec.get("surrogate") == "multipower" else "own"
+            if (rec_kind == kind and not rec.get("fallback") and forecast is not None and target
+                    and float(forecast) > 0 and later_min < float(forecast)):
+                rows.append((math.log(later_min / float(forecast)), float(rec["compute"]) / float(target)))
+            loss = rec.get("loss")
+            if loss is not None and math.isfinite(float(loss)) and float(loss) > 0:
+                later_min = min(later_min, float(loss))
     arr = np.array(rows, dtype=float).reshape(-1, 2)
     return arr[:, 0], arr[:, 1]

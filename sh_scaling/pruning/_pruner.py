@@ -21,6 +21,7 @@ from sh_scaling.halving import (
     DEFAULT_OPTIMISM,
     MARGIN_COVERAGE,
     MARGIN_PRIOR_WEIGHT,
+    MARGIN_PROVEN,
     MARGIN_WIDEN,
     MIN_RUNG_FACTOR,
     N_STARTUP_TRIALS,
@@ -57,7 +58,7 @@ from sh_scaling.keys import (
     SCHEDULE_WARNING_KEY,
     rung_key,
 )
-from sh_scaling.pruning._competitors import Finished, competitors_at
+from sh_scaling.pruning._competitors import Finished, RungSummary, competitors_at
 from sh_scaling.pruning._compute import (
     HOW_TO_REPORT,
     clean_float,
@@ -71,6 +72,7 @@ from sh_scaling.pruning._outcomes import (
     Outcome,
     drop_bound,
     forecast_residuals,
+    proven_misses,
     read_finished,
     stage_errors,
 )
@@ -242,10 +244,13 @@ class SurrogateHalvingPruner(BasePruner):
             table), except that a study whose forecasts miss by more than the table allows is believed at once:
             the margin is then the largest miss of its finished forecasts near the stage
             (:data:`sh_scaling.halving.MARGIN_WIDEN`, which gives the measurement; ``"widen": False`` in a
-            mapping turns it off). The margin used is in each rung record (``margin``, ``margin_info``) and in the decision
-            text. A number among ``sorted(STAGE_MARGINS)`` (0.5, 0.8, 0.9, 0.95) asks for another coverage; a
+            mapping turns it off). ``"proven": True`` in a mapping also believes misses that unfinished trials
+            have already proven (a forecast made at an earlier rung that a later rung of the same trial has
+            already beaten), which a study running many trials at once learns long before its long runs
+            finish (:data:`sh_scaling.halving.MARGIN_PROVEN` gives the measurement). The margin used is in each
+            rung record (``margin``, ``margin_info``) and in the decision text. A number among ``sorted(STAGE_MARGINS)`` (0.5, 0.8, 0.9, 0.95) asks for another coverage; a
             mapping ``{"coverage": c, "own": table, "multipower": table}`` (optionally ``"own_bias"``,
-            ``"multipower_bias"``, ``"widen"``) gives tables measured on one's own past sweeps, one value per stage of
+            ``"multipower_bias"``, ``"widen"``, ``"proven"``) gives tables measured on one's own past sweeps, one value per stage of
             :data:`sh_scaling.halving.STAGE_NODES`. ``None``: forecasts' own Gaussian intervals only, and
             competitors' forecasts as they are; measured on 100 synthetic curves (5 arrival orders, competitors
             scored as now), that loses 2.8 % of the best loss where the default loses none.
@@ -370,6 +375,7 @@ class SurrogateHalvingPruner(BasePruner):
         self._calibrate = bool(calibrate)
         self._margin = None if margin_model is None else margin_model[:2]
         self._margin_widen = margin_model is not None and margin_model[2]
+        self._margin_proven = margin_model is not None and margin_model[3]
         self._min_improvement: float | str | None = (
             min_improvement if min_improvement is None or min_improvement == "auto" else float(min_improvement)
         )
@@ -382,6 +388,8 @@ class SurrogateHalvingPruner(BasePruner):
         self._warned_schedule: set[tuple[int, int, str]] = set()
         # Finished trials already checked for "never decided", per study (a cache: checking again is harmless).
         self._checked: dict[tuple[int, int], set[int]] = {}
+        # Pruned and failed trials' proven misses per forecast kind, per study (a cache: they no longer change).
+        self._proven: dict[tuple[int, int], dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]] = {}
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -392,6 +400,7 @@ class SurrogateHalvingPruner(BasePruner):
         state["_warned_schedule"] = set()
         state["_checked"] = {}
         state["_finished"] = {}
+        state["_proven"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -681,9 +690,10 @@ class SurrogateHalvingPruner(BasePruner):
             kind = "multipower" if schedule is not None else "own"
             coverage, tables = self._margin
             errors, stages = evidence(kind)
+            proven = self._proven_misses(study, trials, trial, kind) if self._margin_proven else None
             margin, margin_info = stage_margin(r / target, tables[kind], errors, stages,
                                                coverage=coverage, prior_weight=MARGIN_PRIOR_WEIGHT,
-                                               widen=self._margin_widen)
+                                               widen=self._margin_widen, proven=proven)
             record["margin"] = clean_float(margin)
             record["margin_info"] = {"kind": kind, **{key: clean_float(v) for key, v in margin_info.items()}}
         min_improvement = self._min_improvement
@@ -755,6 +765,28 @@ class SurrogateHalvingPruner(BasePruner):
                 rec = others[i]
                 out[i] = {**rec, "forecast": float(rec["forecast"]) * math.exp(float(shift)), "debiased": float(shift)}
         return out
+
+    def _proven_misses(
+        self, study: optuna.study.Study, trials: list[optuna.trial.FrozenTrial], trial: optuna.trial.FrozenTrial,
+        kind: str,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The misses of ``kind`` forecasts that the study's unfinished trials (running, pruned, failed; not
+        ``trial``) have already proven (:func:`proven_misses`)."""
+        cache = self._proven.setdefault((id(study._storage), study._study_id), {})
+        parts = []
+        for t in trials:
+            if t.state == TrialState.COMPLETE or t.number == trial.number:
+                continue
+            known = cache.get((t._trial_id, kind))
+            if known is None:
+                known = proven_misses([RungSummary.read(t.system_attrs)], kind)
+                if t.state != TrialState.RUNNING:
+                    with self._lock:
+                        cache[(t._trial_id, kind)] = known
+            parts.append(known)
+        if not parts:
+            return np.empty(0), np.empty(0)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _finished_trial(self, study: optuna.study.Study, t: optuna.trial.FrozenTrial) -> Finished:
         """A finished trial as decisions need it (read once per trial: a cache)."""
@@ -852,7 +884,7 @@ class SurrogateHalvingPruner(BasePruner):
 
 
 
-def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], bool] | None:
+def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], bool, bool] | None:
     """The stage error model a ``margin`` setting asks for: its coverage, its tables per forecast kind (the
     margins under ``"own"``/``"multipower"``, the median errors under ``"own_bias"``/``"multipower_bias"``) and
     whether the study's wider misses are believed at once (``widen``)."""
@@ -860,11 +892,11 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], boo
         return None
     bias = {f"{kind}_bias": STAGE_BIAS[kind] for kind in ("own", "multipower")}
     if isinstance(margin, str) and margin == "stage":
-        return MARGIN_COVERAGE, {**STAGE_MARGINS[MARGIN_COVERAGE], **bias}, MARGIN_WIDEN
+        return MARGIN_COVERAGE, {**STAGE_MARGINS[MARGIN_COVERAGE], **bias}, MARGIN_WIDEN, MARGIN_PROVEN
     if _is_number(margin):
         if float(margin) not in STAGE_MARGINS:
             raise ValueError(f"margin={margin!r}: a coverage must be one of the measured {sorted(STAGE_MARGINS)}")
-        return float(margin), {**STAGE_MARGINS[float(margin)], **bias}, MARGIN_WIDEN
+        return float(margin), {**STAGE_MARGINS[float(margin)], **bias}, MARGIN_WIDEN, MARGIN_PROVEN
     if isinstance(margin, Mapping):
         coverage: Any = margin.get("coverage")
         if not (_is_number(coverage) and 0 < coverage < 1):
@@ -872,6 +904,9 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], boo
         widen = margin.get("widen", MARGIN_WIDEN)
         if not isinstance(widen, bool):
             raise ValueError(f"margin={dict(margin)!r}: 'widen' must be True or False")
+        proven = margin.get("proven", MARGIN_PROVEN)
+        if not isinstance(proven, bool):
+            raise ValueError(f"margin={dict(margin)!r}: 'proven' must be True or False")
         tables: dict[str, tuple[float, ...]] = {}
         for kind in ("own", "multipower", "own_bias", "multipower_bias"):
             table = margin.get(kind, STAGE_BIAS[kind[:-5]] if kind.endswith("_bias") else None)
@@ -886,7 +921,7 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], boo
                     f"one per stage of {STAGE_NODES}"
                 )
             tables[kind] = values
-        return float(coverage), tables, widen
+        return float(coverage), tables, widen, proven
     raise ValueError(
         f"margin={margin!r}: must be 'stage', a coverage among {sorted(STAGE_MARGINS)}, "
         "{'coverage': c, 'own': table, 'multipower': table}, or None"

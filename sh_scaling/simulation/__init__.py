@@ -21,15 +21,18 @@ from sh_scaling.simulation._replay import (
 from sh_scaling.simulation._rounds import round_table
 from sh_scaling.simulation._runner import DEFAULT_STRATEGIES, simulate, summarize
 from sh_scaling.simulation._strategies import (
+    SCHEDULE_AWARE,
     STRATEGIES,
     AllocationResult,
     RoundInputs,
     RoundRecord,
     Strategy,
     allocate,
+    first_evaluation_reach,
     n_rounds,
     round_inputs,
     round_scores,
+    stated_schedule,
 )
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "PrunerSpec",
     "RoundInputs",
     "RoundRecord",
+    "SCHEDULE_AWARE",
     "arrival_order",
     "clairvoyant_bound",
     "make_pruner",
@@ -56,9 +60,11 @@ __all__ = [
     "Strategy",
     "allocate",
     "allocation_metrics",
+    "first_evaluation_reach",
     "frontier_law",
     "n_rounds",
     "relative_improvement",
     "simulate",
+    "stated_schedule",
     "summarize",
 ]

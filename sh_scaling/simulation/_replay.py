@@ -28,6 +28,7 @@ from sh_scaling.keys import DECISION_KEY, FORECAST_KEY, rung_records
 from sh_scaling.pruning import SurrogateHalvingPruner, report
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law
 from sh_scaling.simulation._timing import Duration, check_workers, list_schedule_makespan, report_times
+from sh_scaling.simulation._strategies import stated_schedule
 
 __all__ = [
     "FROM_CURVES",
@@ -56,7 +57,8 @@ def _ours(
 
     * ``max_compute="from_curves"``: the planned compute in the curve's metadata (``meta["max_compute"]``, the
       schedule's end; the 25M two-stage runs of Luo et al. stop at 88 % of it), else its final compute;
-    * ``schedule="from_curves"``: ``meta["schedule"]`` (``None`` where a curve has none), with the planned
+    * ``schedule="from_curves"``: ``meta["schedule"]`` (``None`` where a curve has none; ``ValueError`` where it is
+      not a schedule, see :func:`~sh_scaling.simulation.stated_schedule`), with the planned
       compute as above, since a schedule is a function of the fraction of the planned run;
     * ``family="from_curves"``: ``meta["size"]`` (else ``meta["n_params"]``): runs of one model size share
       the law's constants.
@@ -65,7 +67,7 @@ def _ours(
     """
     final = [c.final_compute for c in curves]
     if schedule == FROM_CURVES:
-        schedules = [c.meta.get("schedule") for c in curves]
+        schedules = [stated_schedule(c) for c in curves]
         kwargs["schedule"] = lambda p: schedules[p["curve"]]
         max_compute = FROM_CURVES
     elif schedule is not None:

@@ -24,7 +24,7 @@ __all__ = ["round_table"]
 _COLUMNS = [
     "strategy", "round", "n_rounds", "candidate", "stage", "trained", "target", "loss", "forecast", "std",
     "fallback", "score", "outcome", "forecast_error", "kept", "finished", "oracle_kept", "outcome_rank",
-    "dropped", "wrong_drop", "wrong_keep", "offered", "given",
+    "dropped", "wrong_drop", "wrong_keep", "offered", "given", "scheduled",
 ]
 
 
@@ -51,7 +51,9 @@ def round_table(result: AllocationResult, candidates: CurveSet | Sequence[Curve]
           unfinished survivors);
         - ``dropped`` (neither kept nor finished), ``wrong_drop`` (dropped although the oracle keeps it),
           ``wrong_keep`` (kept although the oracle drops it: it took the place of a wrong drop);
-        - ``offered`` and ``given``: the round's compute, offered and spent (repeated on each of its rows).
+        - ``offered`` and ``given``: the round's compute, offered and spent (repeated on each of its rows);
+        - ``scheduled``: whether a schedule-aware strategy forecast it under its stated learning-rate schedule
+          (false without a schedule, for other strategies and in the last round).
 
         The last round decides nothing: its rows are all kept, with ``score`` NaN and ``target = trained``.
     """
@@ -105,6 +107,7 @@ def round_table(result: AllocationResult, candidates: CurveSet | Sequence[Curve]
             "wrong_keep": rec.kept & ~oracle & ~rec.finished,
             "offered": rec.offered,
             "given": rec.given,
+            "scheduled": rec.scheduled if rec.scheduled is not None else np.zeros(len(curves), bool),
         }))
     if not frames:
         return pd.DataFrame(columns=_COLUMNS)

@@ -11,7 +11,13 @@ import pandas as pd
 from sh_scaling.benchmarking import parallel_map
 from sh_scaling.curves import CurveSet
 from sh_scaling.simulation._metrics import allocation_metrics, frontier_law, oracle_share, relative_improvement
-from sh_scaling.simulation._strategies import allocate, get_strategy
+from sh_scaling.simulation._strategies import (
+    SCHEDULE_AWARE,
+    allocate,
+    first_evaluation_reach,
+    get_strategy,
+    stated_schedule,
+)
 
 __all__ = ["simulate", "summarize", "DEFAULT_STRATEGIES"]
 
@@ -80,6 +86,23 @@ def simulate(
         Columns ``n_candidates, budget_frac, repeat, strategy, budget, n_fallbacks`` and the metrics of
         :func:`sh_scaling.simulation.allocation_metrics`, plus ``ri_vs_sh`` (relative improvement of the best
         loss over SH on the same candidate set and budget).
+
+    Bad input (see :mod:`sh_scaling.simulation`'s ``allocate`` for each round): a candidate set whose cheapest
+    first evaluation lies beyond what the round schedule gives one candidate
+    (:func:`~sh_scaling.simulation.first_evaluation_reach`) is evaluated by no strategy: its rows have
+    ``best_loss`` and ``ri_vs_sh`` NaN, and :func:`summarize` counts them (``unevaluated``) and leaves them out of
+    the means. Where that holds for every candidate set of a size and budget, nothing can be learned from the
+    setting: ``ValueError``, naming it and the smallest budget that evaluates a candidate of every set drawn
+    (not checked with ``carry_over``, which can give one candidate more than the rounds' shares).
+    A schedule-aware strategy forecasts each curve under its own ``meta["schedule"]``, or at a constant rate
+    where it has none; a ``meta["schedule"]`` that is not a schedule raises ``ValueError`` naming the curve.
+
+    Example:
+        >>> from sh_scaling.curves import generate_synthetic
+        >>> df = simulate(generate_synthetic(12, seed=0), candidates=(4,), budgets=(0.1,), strategies=("SH",),
+        ...               repeats=2, progress=False)
+        >>> sorted(df.strategy.unique()), len(df)
+        (['SH'], 2)
     """
     names = [get_strategy(s) for s in strategies]
     if "SH" not in [s.name for s in names]:
@@ -92,14 +115,20 @@ def simulate(
             raise ValueError(f"budgets are fractions of exhaustive compute and must be > 0, got {b!r}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if any(s.surrogate == SCHEDULE_AWARE for s in names):
+        for c in curves:
+            stated_schedule(c)  # a schedule that is not one fails here, before any candidate set
     rng = np.random.default_rng(seed)
     ids = curves.ids
     tasks = []
     for k in candidates:
+        drawn = []
         for repeat in range(repeats):
             chosen = list(rng.choice(len(ids), size=k, replace=False))
-            tasks.append((curves, [ids[i] for i in chosen], k, tuple(budgets), tuple(names), reduction_factor,
+            drawn.append([ids[i] for i in chosen])
+            tasks.append((curves, drawn[-1], k, tuple(budgets), tuple(names), reduction_factor,
                           carry_over, keep_unseen, repeat, seed))
+        _check_some_set_can_be_evaluated(curves, drawn, budgets, reduction_factor, carry_over)
     workers = n_jobs if n_jobs > 0 else os.cpu_count() or 1
     per_set = parallel_map(_one_candidate_set, tasks, jobs=workers, label=f"simulate[{curves.name}]",
                            chunksize=max(1, len(tasks) // (8 * workers)), progress=progress)
@@ -111,6 +140,24 @@ def simulate(
     return df.drop(columns="sh_best_loss")
 
 
+def _check_some_set_can_be_evaluated(curves: CurveSet, drawn: list[list[str]], budgets: Sequence[float],
+                                     reduction_factor: float, carry_over: bool) -> None:
+    """``ValueError`` where a budget leaves every drawn candidate set of one size without a single evaluation."""
+    if carry_over:  # compute a finished curve leaves can go to one candidate: the schedule's shares do not bound it
+        return
+    need = []  # per set: the budget fraction at which its cheapest first evaluation is reached
+    for ids in drawn:
+        cands = curves.subset(ids)
+        reach_per_budget = first_evaluation_reach(len(ids), 1.0, reduction_factor)
+        need.append(min(c.compute[0] for c in cands) / (reach_per_budget * cands.exhaustive_compute))
+    for frac in budgets:
+        if all(frac < n * (1 - 1e-9) for n in need):
+            raise ValueError(
+                f"budget {frac:g} of exhaustive compute evaluates no candidate of any of the {len(drawn)} candidate "
+                f"sets of size {len(drawn[0])}: the most the rounds give one candidate is below the set's cheapest "
+                f"first evaluation. The smallest budget that evaluates a candidate of every set is {max(need):.3g}")
+
+
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Per strategy, candidate-set size and budget: RI over SH (mean, std, 95 % interval by the normal
     approximation), mean best loss, regret and savings, median law error (``law_area``: mean absolute ln-loss
@@ -119,7 +166,10 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     Where ``df`` holds ``SH+oracle`` runs, also ``oracle_share`` with ``oracle_share_lo``/``oracle_share_hi``:
     the share of the oracle's gain over SH the strategy reaches, ``mean RI / mean RI of the oracle`` on the same
     candidate sets, with a 95 % interval (:func:`~sh_scaling.simulation.oracle_share`); NaN where the oracle gains
-    less than :data:`~sh_scaling.simulation.MIN_ORACLE_GAIN` (0.5 %), where there is no gain to share."""
+    less than :data:`~sh_scaling.simulation.MIN_ORACLE_GAIN` (0.5 %), where there is no gain to share.
+
+    ``unevaluated`` counts the runs that evaluated no candidate (``best_loss`` NaN: the budget could not reach a
+    first evaluation; see :func:`simulate`); they are left out of every mean, and ``n`` counts them."""
     g = df.groupby(["n_candidates", "budget_frac", "strategy"], sort=True)
     out = g.agg(
         n=("ri_vs_sh", "size"),
@@ -133,6 +183,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         law_area=("law_area_mean", "median"),
         exponent_error=("exponent_error", "median"),
         fallbacks=("n_fallbacks", "sum"),
+        # Candidate sets the budget evaluated no candidate of (best loss NaN): left out of the means above.
+        unevaluated=("best_loss", lambda x: int(x.isna().sum())),
     ).reset_index()
     half = 1.96 * out["ri_std"].fillna(0.0) / np.sqrt(out["n"])
     out["ri_lo"] = out["ri_mean"] - half

@@ -32,13 +32,31 @@ leaves the race (its result stands) and its survivor slot goes to the best unfin
 
 Forecasts decide what to prune only; reported losses and laws use observed points only.
 
+Bad input, and what happens:
+
+* **Candidates with no evaluation yet** when a round ends (every candidate, where evaluations start after a
+  warm-up longer than the first round's share): they have no loss to rank, so they rank after every candidate
+  with one, and among themselves by the seeded tie-break (``rng``: at random, the same draw for every strategy
+  of a candidate set); ``keep_unseen=True`` instead keeps those the remaining rounds can still evaluate. The
+  round's record shows them: ``loss`` and ``forecast`` NaN, ``fallback`` true.
+* **A budget that cannot evaluate any candidate**: where the most the round schedule gives one candidate
+  (:func:`first_evaluation_reach`) is below the cheapest first evaluation of the set, nothing is ever observed:
+  ``best_loss`` is NaN and every round is decided by the tie-break alone. :func:`allocate` returns that result
+  (a replay of a real sweep with such a budget does the same); :func:`~sh_scaling.simulation.simulate` refuses
+  a budget with which no candidate set of a size can be evaluated (``ValueError``) and counts the candidate
+  sets that could not (``unevaluated`` in :func:`~sh_scaling.simulation.summarize`).
+* **Curves with and without schedules** under a schedule-aware strategy: each curve is forecast under its own
+  ``meta["schedule"]`` (:func:`stated_schedule`), one without a schedule at a constant learning rate (the
+  multi-power law then is a power law in compute); ``RoundRecord.scheduled`` says which. A ``meta["schedule"]``
+  that is not a schedule (a name such as ``"cosine"``) raises ``ValueError`` naming the curve before any round.
+
 Rounds, shares, scores and the survivor rule all come from the decision core, :mod:`sh_scaling.halving`; this
 module only reveals prefixes of recorded curves and asks the surrogate for forecasts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,11 +79,12 @@ from sh_scaling.halving import (
     round_sizes,
     select_survivors,
 )
+from sh_scaling.schedules import Schedule, schedule_from_dict
 from sh_scaling.surrogates import MIN_POINTS, Forecast, forecast
 
 __all__ = [
-    "Strategy", "STRATEGIES", "AllocationResult", "RoundInputs", "RoundRecord", "allocate", "n_rounds",
-    "get_strategy", "round_inputs", "round_scores",
+    "Strategy", "STRATEGIES", "SCHEDULE_AWARE", "AllocationResult", "RoundInputs", "RoundRecord", "allocate", "n_rounds",
+    "get_strategy", "round_inputs", "round_scores", "stated_schedule", "first_evaluation_reach",
 ]
 
 _RANKINGS = ("none", "observed", "forecast", "frontier", "oracle")
@@ -177,6 +196,8 @@ class RoundRecord:
         score: The ranking's scores (lower is better), ``None`` for the last round, which decides nothing.
         kept: Who survived the round's decision (all ``True`` in the last round).
         finished: Who had reached its last point (it leaves the race; its result stands).
+        scheduled: For a schedule-aware strategy, who was forecast under a stated learning-rate schedule (the
+            others at a constant rate); ``None`` for other strategies and for the last round.
     """
 
     round: int
@@ -192,6 +213,7 @@ class RoundRecord:
     score: np.ndarray | None
     kept: np.ndarray
     finished: np.ndarray
+    scheduled: np.ndarray | None = None
 
 
 @dataclass
@@ -230,6 +252,7 @@ class RoundInputs:
     ``std``/``fallback`` the surrogate's forecast there, and ``anchors`` every candidate's observed points as
     ``(compute, loss, owner)`` with ``owner`` the survivor's index or -1 for eliminated candidates. ``stage`` is
     the fraction of its planned compute (its curve's ``final_compute``) each survivor has been trained to.
+    ``scheduled`` says, for a schedule-aware strategy, which survivors were forecast under a stated schedule.
     """
 
     start: np.ndarray
@@ -240,6 +263,7 @@ class RoundInputs:
     fallback: np.ndarray
     anchors: tuple[np.ndarray, np.ndarray, np.ndarray]
     stage: np.ndarray | None = None
+    scheduled: np.ndarray | None = None
 
 
 def round_inputs(
@@ -255,6 +279,7 @@ def round_inputs(
     start = np.array([o.final_compute if len(o) else np.nan for o in obs])
     loss = np.array([o.min_loss if len(o) else np.nan for o in obs])
     mean, std, fallback = loss.copy(), np.zeros(n), np.ones(n, bool)
+    scheduled = None
     if strategy.ranking in ("forecast", "frontier"):
         points = []
         for o, c in zip(obs, alive):
@@ -262,6 +287,7 @@ def round_inputs(
             points.append((o.compute[keep], o.loss[keep]))
         if strategy.surrogate == SCHEDULE_AWARE:
             fc = _forecast_under_schedules(alive, points, targets)
+            scheduled = np.array([stated_schedule(c) is not None for c in alive], bool)
         else:
             fc = forecast(strategy.surrogate, points, targets)
         seen = np.array([len(o) > 0 for o in obs])
@@ -278,7 +304,7 @@ def round_inputs(
         np.concatenate(owners or [np.empty(0, int)]).astype(int),
     )
     stage = np.array([trained[c.id] / c.final_compute if c.final_compute > 0 else np.nan for c in alive])
-    return RoundInputs(start, loss, np.asarray(targets, float), mean, std, fallback, anchors, stage)
+    return RoundInputs(start, loss, np.asarray(targets, float), mean, std, fallback, anchors, stage, scheduled)
 
 
 def _forecast_under_schedules(
@@ -291,7 +317,7 @@ def _forecast_under_schedules(
 
     parts = []
     for c, p, t in zip(curves, points, targets):
-        proto = MultiPowerLawSurrogate(schedule=c.meta.get("schedule"),
+        proto = MultiPowerLawSurrogate(schedule=stated_schedule(c),
                                        max_compute=float(c.meta.get("max_compute", c.final_compute)))
         parts.append(forecast(proto, [p], [t]))
     return Forecast(
@@ -300,6 +326,46 @@ def _forecast_under_schedules(
         np.concatenate([f.fallback for f in parts]) if parts else np.empty(0, bool),
         [r for f in parts for r in f.reason],
     )
+
+
+def stated_schedule(curve: Curve) -> Schedule | None:
+    """The learning-rate schedule a curve states in ``meta["schedule"]``, ``None`` where it states none.
+
+    Accepts a :class:`~sh_scaling.schedules.Schedule` (what every loader and generator of
+    :mod:`sh_scaling.curves` stores) or its ``to_dict()`` mapping; ``None`` or no key means no schedule.
+
+    Raises:
+        ValueError: anything else (a name such as ``"cosine"``, a number), naming the curve: forecasting it as if
+            no schedule were known would be a silent fallback.
+
+    Example:
+        >>> from sh_scaling.curves import generate_synthetic
+        >>> stated_schedule(generate_synthetic(1)[0]).kind
+        'cosine'
+    """
+    value = curve.meta.get("schedule")
+    if value is None or isinstance(value, Schedule):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return schedule_from_dict(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"curve {curve.id!r}: meta['schedule'] is not a schedule: {exc}") from None
+    raise ValueError(
+        f"curve {curve.id!r}: meta['schedule']={value!r} is not a learning-rate schedule; state it as a "
+        "sh_scaling.schedules.Schedule (or its to_dict()), or leave it out to forecast the curve without one")
+
+
+def first_evaluation_reach(n_candidates: int, budget: float, reduction_factor: float = 2.0) -> float:
+    """The most compute the fixed-budget schedule gives one candidate: all of its rounds' shares (a candidate
+    that survives every round), ``B / n`` for uniform allocation being less. A candidate whose first evaluation
+    lies beyond it is never evaluated by any strategy without ``carry_over``.
+
+    Example:
+        >>> round(first_evaluation_reach(4, 12.0), 6)   # rounds of 4 and 2: shares 1.5 and 3
+        4.5
+    """
+    return float(sum(round_shares(budget, round_sizes(n_candidates, reduction_factor))))
 
 
 def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
@@ -376,6 +442,14 @@ def allocate(
             warm-up, 9 % of a 24k-step run) a small first round leaves the largest models, the best ones,
             unseen, and ranking them last drops them all at the first cut.
         rng: Breaks ties (e.g. between curves with no observed point yet) at random.
+
+    Returns:
+        What happened (:class:`AllocationResult`). Candidates never evaluated rank after the evaluated ones (see
+        the module doc, "Bad input"); ``best_loss`` is NaN where the budget evaluated no candidate.
+
+    Raises:
+        ValueError: an empty candidate set, a budget that is not a positive number, an unknown strategy, or, for a
+            schedule-aware strategy, a curve whose ``meta["schedule"]`` is not a schedule.
     """
     strat = get_strategy(strategy)
     cands = list(candidates)
@@ -383,6 +457,9 @@ def allocate(
         raise ValueError("allocate: empty candidate set")
     if not (np.isfinite(budget) and budget > 0):
         raise ValueError(f"allocate: budget must be a positive number, got {budget!r}")
+    if strat.surrogate == SCHEDULE_AWARE:
+        for c in cands:
+            stated_schedule(c)  # a schedule that is not one fails here, before any round
     rng = rng if rng is not None else np.random.default_rng(0)
     trained = {c.id: 0.0 for c in cands}
     finals = {c.id: c.final_compute for c in cands}
@@ -428,6 +505,7 @@ def allocate(
                 break
             future = sum(shares[r + 1 :])
             targets = np.array([min(trained[c.id] + future, finals[c.id]) for c in alive])
+            scheduled = None
             if strat.ranking == "oracle":
                 score = np.array([c.best_loss_at(t)[0] for c, t in zip(alive, targets)])
                 obs = [c.observed_until(trained[c.id]) for c in alive]
@@ -442,6 +520,7 @@ def allocate(
                     n_fallbacks += int(np.sum(inputs.fallback & ~np.isnan(inputs.start)))
                 score = round_scores(strat, inputs)
                 loss, believed, std, fell_back = inputs.loss, inputs.mean, inputs.std, inputs.fallback
+                scheduled = inputs.scheduled
                 if keep_unseen:
                     unseen = np.isnan(inputs.start)
                     seeable = np.array([t >= c.compute[min(MIN_POINTS, len(c)) - 1]
@@ -452,7 +531,8 @@ def allocate(
             kept[keep] = True
             rounds.append(RoundRecord(r, history[-1], float(pool), float(give.sum()), now, targets, loss,
                                       np.asarray(believed, float), np.asarray(std, float),
-                                      np.asarray(fell_back, bool), np.asarray(score, float), kept, finished))
+                                      np.asarray(fell_back, bool), np.asarray(score, float), kept, finished,
+                                      scheduled))
             alive = [alive[i] for i in keep]
 
     observed = [c.observed_until(trained[c.id]) for c in cands]

@@ -1,0 +1,155 @@
+"""``sh-scaling start``: create a budgeted sweep for workers from a file of candidates, without writing Python.
+
+The command is :meth:`sh_scaling.BudgetedHalving.start` on the command line: the candidates come from a CSV
+file (one candidate per row, such as ``sh-scaling plan --csv`` writes) or a JSON file (a list of objects), each
+candidate's planned end from one of its fields (or one number for all). It is idempotent: run it again with the
+same settings, from any machine, at the same time as others, and it joins the sweep that is there (exit 0);
+with other settings it is refused (exit 2, naming the settings that differ). That is why a cluster job can run
+it at the start of every worker (a Slurm array task, a Kubernetes init container) before ``sh-scaling work``.
+
+Example::
+
+    sh-scaling plan --flops 1e18 --csv plan.csv
+    sh-scaling start --storage postgresql://user:pw@db/sweeps --study ladder --candidates plan.csv \\
+        --budget 2e18 --max-compute flops --artifacts /shared/checkpoints
+    sh-scaling work --storage postgresql://user:pw@db/sweeps --study ladder --train mypackage.train:train_fn \\
+        --artifacts /shared/checkpoints
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from sh_scaling.cli._output import count_at_least, number_in
+
+__all__ = ["register", "read_candidates", "compute_spec"]
+
+DESCRIPTION = (
+    "Create a budgeted sweep for workers (BudgetedHalving(...).start()) from a CSV or JSON file of candidates, or "
+    "join it when it already exists with the same settings (so every worker may run this first). Then run "
+    "`sh-scaling work` on any number of machines."
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("start", help="create a budgeted sweep for workers (or join it: idempotent)",
+                              description=DESCRIPTION)
+    p.add_argument("--storage", required=True,
+                   help="the sweep's storage: an RDB URL (postgresql://..., mysql://..., sqlite:///...) or the "
+                   "path of a journal file (created if missing)")
+    p.add_argument("--study", required=True, help="the sweep's study name")
+    p.add_argument("--candidates", required=True, metavar="FILE",
+                   help="the configurations to race: a CSV file (one per row, e.g. from `sh-scaling plan --csv`) "
+                   "or a JSON file holding a list of objects")
+    p.add_argument("--budget", required=True, type=number_in(0, low_open=True),
+                   help="total compute of the sweep, in the unit train_fn reports")
+    p.add_argument("--max-compute", default=None, metavar="FIELD|NUMBER",
+                   help="each candidate's planned end: the name of a field of the candidates (e.g. flops) or "
+                   "one number for all (default: the most the schedule can give one candidate)")
+    p.add_argument("--first-eval-compute", default=None, metavar="FIELD|NUMBER",
+                   help="compute of a candidate's first evaluation (field or number); when given, a budget whose "
+                   "first round cannot reach every first evaluation is refused before any training")
+    p.add_argument("--reduction-factor", type=number_in(1, low_open=True), default=2.0,
+                   help="eta, the share of candidates kept each round is 1/eta (default 2, the paper's)")
+    p.add_argument("--strategy", default="SH+FA",
+                   help="how survivors are ranked: a name from sh_scaling.simulation.STRATEGIES (default SH+FA)")
+    p.add_argument("--seed", type=count_at_least(0), default=0, help="seeds the tie-breaks (default 0)")
+    p.add_argument("--keep-checkpoints", choices=("last", "all"), default="last",
+                   help="last (default): remove checkpoints no longer wanted; all: remove nothing")
+    p.add_argument("--artifacts", default=None, metavar="DIR",
+                   help="the shared checkpoint folder (default: <file>.checkpoints next to a journal file or "
+                   "SQLite database; required with a database server); created if missing")
+    p.set_defaults(func=_run)
+
+
+def read_candidates(path: str) -> list[dict[str, Any]]:
+    """The candidates of a CSV or JSON file, as plain dicts (an empty CSV cell becomes ``None``).
+
+    ``ValueError`` naming the file for one that is missing, empty, or not a list of objects.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"--candidates {path!r}: no such file")
+    if file.suffix.lower() == ".json":
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--candidates {path!r} is not valid JSON: {exc}") from None
+        if isinstance(data, dict) and isinstance(data.get("candidates"), list):
+            data = data["candidates"]
+        if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
+            raise ValueError(f"--candidates {path!r}: expected a JSON list of objects (one per candidate)")
+        rows = data
+    elif file.suffix.lower() == ".csv":
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(file)
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"--candidates {path!r} is empty") from None
+        rows = [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    else:
+        raise ValueError(f"--candidates {path!r}: expected a .csv or .json file")
+    if not rows:
+        raise ValueError(f"--candidates {path!r} holds no candidate")
+    return rows
+
+
+def compute_spec(option: str, spec: str | None, candidates: list[dict[str, Any]]) -> Any:
+    """``--max-compute``/``--first-eval-compute`` as ``BudgetedHalving`` takes it: ``None``, a number, or a
+    function that reads the named field of a candidate. A name that some candidate lacks is refused here, with
+    the candidate's index, rather than when the sweep is set up."""
+    if spec is None:
+        return None
+    try:
+        return float(spec)
+    except ValueError:
+        pass
+    missing = [i for i, c in enumerate(candidates) if spec not in c]
+    if missing:
+        fields = sorted(candidates[missing[0]])
+        raise ValueError(f"{option} {spec!r} is neither a number nor a field of every candidate (candidate "
+                         f"{missing[0]} has {fields})")
+    return lambda config: config[spec]
+
+
+def _plain(v: Any) -> Any:
+    """A CSV cell as JSON holds it: numpy scalars as Python numbers, an empty cell (NaN) as ``None``."""
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from sh_scaling.budgeted import BudgetedHalving
+    from sh_scaling.cli.work import storage_from_arg
+    from sh_scaling.keys import BUDGETED_PLAN_KEY
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    candidates = read_candidates(args.candidates)
+    max_compute = compute_spec("--max-compute", args.max_compute, candidates)
+    first_eval = compute_spec("--first-eval-compute", args.first_eval_compute, candidates)
+    artifact_store = None
+    if args.artifacts is not None:
+        os.makedirs(args.artifacts, exist_ok=True)
+        artifact_store = optuna.artifacts.FileSystemArtifactStore(args.artifacts)
+    storage = storage_from_arg(args.storage, create=True)
+    BudgetedHalving(candidates, args.budget, max_compute=max_compute, first_eval_compute=first_eval,
+                            reduction_factor=args.reduction_factor, strategy=args.strategy, storage=storage,
+                            study_name=args.study, artifact_store=artifact_store, seed=args.seed,
+                            keep_checkpoints=args.keep_checkpoints).start()
+    study = optuna.load_study(study_name=args.study, storage=storage)
+    plan = study._storage.get_study_system_attrs(study._study_id)[BUDGETED_PLAN_KEY]  # whoever created it
+    print(f"sweep {args.study!r} ready: {len(candidates)} candidates, {len(plan['sizes'])} round(s), "
+          f"budget {args.budget:.6g}; start workers with `sh-scaling work --storage ... --study {args.study} "
+          "--train MODULE:FUNCTION`")
+    return 0
