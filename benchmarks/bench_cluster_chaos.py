@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import sh_scaling
     from sh_scaling.budgeted import ledger, segments
-    from sh_scaling.budgeted._driver import MAX_ATTEMPTS
+    from sh_scaling.budgeted._driver import MAX_DEATHS, MAX_DEATHS_WITHOUT_PROGRESS
     from sh_scaling.keys import BUDGETED_FAILED_KEY
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -223,7 +223,17 @@ def main(argv: list[str] | None = None) -> int:
     for r, (mine, theirs) in enumerate(out["rounds"]):
         print(f"{r:5d}  {' '.join(mine):{width}s}  {' '.join(theirs)}")
     lost_grants = [s for s in out["segments"] if s["status"] == "failed"]
-    gave_up = sum(int(s.get("deaths", 0)) >= MAX_ATTEMPTS for s in lost_grants)
+    gave_up = sum(int(s.get("deaths_in_a_row", 0)) >= MAX_DEATHS_WITHOUT_PROGRESS
+                  or int(s.get("deaths", 0)) >= MAX_DEATHS for s in lost_grants)
+    in_a_row = max([int(s.get("deaths_in_a_row", 0)) for s in out["segments"]], default=0)
+    # The share of attempts (not put back after SIGTERM) whose worker died, per round: under random kills, n
+    # deaths in a row of one segment happen with about this probability to the n-th power.
+    killed = []
+    for r in range(len(out["rounds"])):
+        segs = [s for s in out["segments"] if s["round"] == r]
+        dead = sum(int(s.get("deaths", 0)) for s in segs)
+        killed.append(f"{dead}/{len(segs) + dead}")
+    most_deaths = max([int(s.get("deaths", 0)) for s in out["segments"]], default=0)
     charged = math.fsum([*result.trained_, *(float(s["charge"]) for s in lost_grants)])
     why_failed = "; ".join(f"trial {t.number}: {t.system_attrs.get(BUDGETED_FAILED_KEY, {}).get('reason')}"
                            for t in trials if t.state == TrialState.FAIL)
@@ -238,15 +248,17 @@ def main(argv: list[str] | None = None) -> int:
          f"{book['segments'] - len(lost_grants)} segments done once, {len(lost_grants)} failed; {book['retries']} "
          f"retries = {out['deaths']} worker deaths - {gave_up} given up; reported points = replayed curves: "
          f"{'yes' if points_ok else 'NO: ' + '; '.join(bad_points)}"),
-        (f"no candidate failed ({MAX_ATTEMPTS} deaths of one segment's worker fail it)", not failed,
-         why_failed or "none"),
+        (f"no candidate failed ({MAX_DEATHS_WITHOUT_PROGRESS} deaths in a row without progress fail it)",
+         not failed, (why_failed or "none") + f"; most deaths of one segment's worker: {most_deaths}, "
+         f"{in_a_row} in a row without progress; attempts whose worker died, per round: {', '.join(killed)}"),
         ("decisions equal to the simulator's", out["same"],
          f"{len(out['rounds'])} rounds, survivors and compute of all {n} candidates"),
         ("no trial left RUNNING", out["finished"] and all(t.state != TrialState.RUNNING for t in driver),
          f"{len(trials)} trials: " + ", ".join(f"{sum(t.state == s for t in trials)} {s.name}"
                                                for s in TrialState if any(t.state == s for t in trials))),
         ("checkpoint folder = wanted checkpoints only", out["stored"] == out["wanted"],
-         f"{len(out['stored'])} files, {len(out['wanted'])} wanted"),
+         f"{len(out['stored'])} files ({sum(p.stat().st_size for p in artifacts.iterdir())} bytes), "
+         f"{len(out['wanted'])} wanted"),
         ("workers exited 0", all(ev["exit"] == 0 for ev in terms) and all(c == 0 for c in own_exits.values()),
          f"SIGTERM: {sum(ev['exit'] == 0 for ev in terms)} of {len(terms)} exited 0; at the end "
          f"{sum(c == 0 for c in own_exits.values())} of {len(own_exits)}"),

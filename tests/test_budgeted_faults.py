@@ -170,6 +170,64 @@ def test_driver_interruptions_do_not_count_as_deaths_of_the_segments_worker(tmp_
     assert len(tries) == 4  # two interrupted, one killed, one that trained
 
 
+# ------------------------------------------------- deaths: only deaths in a row without progress fail a candidate
+class _ReportsOneLossPerProcess(optuna.storages.JournalStorage):
+    """A journal whose worker processes (not the driver) are SIGKILLed at their second loss write: every
+    attempt of a segment reports one more point of its curve, then its worker dies."""
+
+    def set_trial_intermediate_value(self, trial_id, step, intermediate_value):
+        if multiprocessing.parent_process() is not None:
+            written = getattr(self, "_losses_written", 0)
+            if written == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            self._losses_written = written + 1
+        return super().set_trial_intermediate_value(trial_id, step, intermediate_value)
+
+
+def _four_points_fn(config, from_checkpoint, until):
+    return [(c, y) for c, y in CURVE[:4] if c <= until], b"checkpoint"
+
+
+def test_a_segment_killed_again_and_again_while_it_makes_progress_completes(tmp_path, monkeypatch):
+    # With the limit at 2, the three deaths of its segment's worker would fail the candidate if they counted.
+    monkeypatch.setattr("sh_scaling.budgeted._driver.MAX_DEATHS_WITHOUT_PROGRESS", 2)
+    storage = _ReportsOneLossPerProcess(JournalFileBackend(str(tmp_path / "s.journal")))
+    sweep = BudgetedHalving([{"i": 0}], 4.0, max_compute=4.0, storage=storage, study_name="s").run(
+        _four_points_fn, n_workers=2)
+    (trial,) = _candidate_trials(sweep.study_)
+    assert trial.state == TrialState.COMPLETE, trial.system_attrs.get(BUDGETED_FAILED_KEY)
+    (seg,) = segments(trial)
+    # Four points, one reported per attempt: three workers died, each after one more point.
+    assert seg["status"] == "done" and seg["deaths"] == 3 and seg["attempts"] == 4 and seg["deaths_in_a_row"] == 0
+    assert sum("died after it made progress" in n for n in seg["notes"]) == 3
+    compute = reported_compute(trial)
+    assert [(compute[s], v) for s, v in sorted(trial.intermediate_values.items())] == CURVE[:4]
+
+
+def _crash_candidate_0(config, from_checkpoint, until):
+    """Candidate 0 kills its own process at the same point every time (a segfault, the OOM killer)."""
+    if config["i"] == 0:
+        log = Path(os.environ["SH_SCALING_TEST_MARKER"])
+        (log / f"call-{len(list(log.glob('call-*')))}").write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _curve_fn(config, from_checkpoint, until)
+
+
+def test_a_train_fn_that_kills_its_worker_at_the_same_point_fails_its_candidate_after_the_limit(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("SH_SCALING_TEST_MARKER", str(tmp_path))
+    monkeypatch.setattr("sh_scaling.budgeted._driver.MAX_DEATHS_WITHOUT_PROGRESS", 3)  # 8 respawns: too slow
+    sweep = _two_candidates(_journal(tmp_path / "s.journal")).run(_crash_candidate_0, n_workers=2)
+    crashed, other = _candidate_trials(sweep.study_)
+    assert crashed.state == TrialState.FAIL and other.state == TrialState.COMPLETE
+    assert len(list(tmp_path.glob("call-*"))) == 3  # three attempts, then no more
+    reason = crashed.system_attrs[BUDGETED_FAILED_KEY]["reason"]
+    assert reason.startswith("its segment's worker died 3 times in a row without progress"), reason
+    (seg,) = segments(crashed)
+    assert seg["status"] == "failed" and seg["deaths"] == seg["deaths_in_a_row"] == 3
+    assert all("without progress" in n for n in seg["notes"])
+
+
 # --------------------------------------------------------------------------------- two drivers on one sweep
 N_TWO = 8
 

@@ -147,7 +147,8 @@ def test_three_worker_processes_one_killed_make_the_simulators_decisions(tmp_pat
     # The segment whose worker was killed was taken back and trained once more; every other one once.
     assert len(died) == 1 and died[0]["attempts"] == 2 and book["retries"] == 1
     assert died[0]["notes"] == [f"attempt 1: worker process {(log / 'killed').read_text()} on "
-                                f"{socket.gethostname()} is gone"]  # seen at once, not after the grace
+                                f"{socket.gethostname()} is gone; died without progress (1 in a row)"]
+    # (seen at once, not after the grace)
     assert len(calls) == len(every) + 1
     assert len({c["pid"] for c in calls}) >= 2  # segments really ran in several processes
     # Every round but the last was decided exactly once, whichever worker finished its last segment.
@@ -244,3 +245,81 @@ def test_a_worker_that_cannot_load_a_checkpoint_restarts_the_segment_from_scratc
     restarted = [s for s in segments(trials[0]) if s.get("from_scratch")]
     assert len(restarted) == 1 and restarted[0]["attempts"] == 2
     assert any("could not be loaded" in n for n in restarted[0]["notes"])
+
+
+def _die_in_first_segment(config, from_checkpoint, until):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _work_and_die(journal, tmp_path) -> None:
+    _sweep(_journal(journal), tmp_path, sleep=0.0).work(_die_in_first_segment)
+
+
+def test_a_segment_just_claimed_again_is_not_taken_back_on_its_dead_workers_heartbeat(tmp_path, monkeypatch):
+    import multiprocessing
+
+    from sh_scaling.budgeted._workers import Watch
+    from sh_scaling.keys import BUDGETED_WORKER_KEY
+
+    _setup(tmp_path, monkeypatch)
+    journal = tmp_path / "w.journal"
+    dead = multiprocessing.get_context("fork").Process(target=_work_and_die, args=(journal, tmp_path))
+    dead.start()
+    dead.join(DEADLINE_S)
+    assert dead.exitcode == -signal.SIGKILL  # it left its segment's trial RUNNING with its heartbeat
+    sweep = _sweep(_journal(journal), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    storage = ctx.study._storage
+    (held,) = [t for t in sweep._trials(ctx) if t.state == TrialState.RUNNING]
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # another worker takes the segment back
+    taken = storage.get_trial(held._trial_id)
+    assert taken.state == TrialState.WAITING and segments(taken)[0]["attempts"] == 2
+    # A worker claims it again: RUNNING first, its own heartbeat a moment later. A third worker that looks in
+    # between must not take the segment back from it on the dead worker's heartbeat.
+    assert storage.set_trial_state_values(held._trial_id, TrialState.RUNNING)
+    assert sweep._scan(ctx, Watch())[0] != "close"
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))
+    again = storage.get_trial(held._trial_id)
+    assert again.state == TrialState.RUNNING and segments(again)[0]["attempts"] == 2
+    assert again.system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"}
+
+
+def test_a_worker_writes_its_idle_heartbeat_only_while_it_holds_the_trial(tmp_path, monkeypatch):
+    from sh_scaling.budgeted._segment import SegmentTask, run_segment
+    from sh_scaling.budgeted._workers import SegmentBeat, Watch
+    from sh_scaling.keys import BUDGETED_WORKER_KEY, budgeted_segment_key
+
+    _setup(tmp_path, monkeypatch)
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # grants the first round
+    storage = ctx.study._storage
+    first, second = sweep._trials(ctx)[:2]
+    tasks = [SegmentTask(t._trial_id, budgeted_segment_key(0), 1) for t in (first, second)]
+    # A worker that trains a segment says it is idle before it gives the trial back, not after: by then another
+    # worker may hold the trial, and its heartbeat must not be overwritten.
+    seen = []
+
+    def release() -> None:
+        seen.append(storage.get_trial(first._trial_id).state)
+        beat.stop()
+
+    beat = SegmentBeat(storage, tasks[0])
+    assert run_segment(ctx.study, ctx.store, _workers_train.train, tasks[0], on_claim=beat.start,
+                       on_release=release)["status"] == "done"
+    assert seen == [TrialState.RUNNING]
+    assert storage.get_trial(first._trial_id).system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"}
+    # A worker that lost the race for a trial writes nothing into it: the winner's heartbeat stands.
+    assert storage.set_trial_state_values(second._trial_id, TrialState.RUNNING)
+    winner = SegmentBeat(storage, tasks[1])
+    winner.start()
+    loser = SegmentBeat(storage, tasks[1])
+    try:
+        out = run_segment(ctx.study, ctx.store, _workers_train.train, tasks[1], on_claim=loser.start,
+                          on_release=loser.stop)
+    finally:
+        loser.stop()
+    assert out["status"] == "stale"
+    held = storage.get_trial(second._trial_id).system_attrs[BUDGETED_WORKER_KEY]
+    winner.stop()
+    assert held["state"] == "running" and held["pid"] == os.getpid() and held["beat"] == 1

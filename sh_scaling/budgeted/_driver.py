@@ -34,7 +34,7 @@ from sh_scaling.budgeted._retry import RetryingStorage
 from sh_scaling.budgeted._worker_errors import record_worker_error
 from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
-from sh_scaling.budgeted._segment import SegmentTask, fail_trial, run_segment, uploaded_ids
+from sh_scaling.budgeted._segment import SegmentTask, fail_trial, progress_mark, run_segment, uploaded_ids
 from sh_scaling.halving import RTOL, round_shares, round_sizes, select_survivors
 from sh_scaling.keys import (
     BUDGETED_CANDIDATE_KEY,
@@ -42,6 +42,7 @@ from sh_scaling.keys import (
     BUDGETED_PLAN_KEY,
     BUDGETED_REMOVED_KEY,
     BUDGETED_WORKER_ERRORS_KEY,
+    BUDGETED_WORKER_KEY,
     DECISION_KEY,
     FORECAST_KEY,
     PRUNED_KEY,
@@ -52,10 +53,24 @@ from sh_scaling.simulation import SCHEDULE_AWARE, STRATEGIES, Strategy, round_in
 
 __all__ = ["BudgetedHalving"]
 
-#: A segment whose worker dies this many times fails its candidate: the cause is more likely the candidate
-#: (it runs out of memory, it crashes the interpreter) than the machine. A driver that stops (interrupted,
-#: killed, restarted) while the segment runs is not counted: the segment's ``interruptions`` are.
-MAX_ATTEMPTS = 3
+#: A segment whose worker dies this many times in a row without progress fails its candidate: the cause is
+#: then more likely the candidate (it runs out of memory, it crashes the interpreter at the same step) than the
+#: machine. Progress is anything an attempt left in the storage (a new point, a checkpoint uploaded, the
+#: segment's result recorded; :func:`~sh_scaling.budgeted._segment.progress_mark`): an attempt that made some
+#: and died is not counted, and resets the count. A SIGTERM that put the segment back, and a driver that
+#: stopped (interrupted, killed, restarted) while the segment ran, count neither way (the segment's
+#: ``interruptions``). Why 8: under random kills every attempt dies with some probability ``p`` whatever the
+#: candidate, so ``n`` in a row happen with probability ``p**n``; in ``benchmarks/bench_cluster_chaos.py`` (one
+#: SIGKILL or SIGTERM a second on six workers training 2 s segments) 30-43 % of the first round's attempts not
+#: put back by a SIGTERM were SIGKILLed, three in a row hit some segment in 6 of 9 runs, and
+#: ``0.43**8 = 1.2e-3``: about one segment in a thousand under that storm. A candidate that does crash costs 8
+#: of its segment's attempts before it fails (retries are not charged to the budget again: their grant is the
+#: segment's).
+MAX_DEATHS_WITHOUT_PROGRESS = 8
+
+#: However much progress its attempts made, a segment whose worker died this many times fails its candidate,
+#: so that no segment is retried for ever (a worker that always dies right after its upload, say).
+MAX_DEATHS = 24
 
 #: Study name used when none is given, so that a restart with the same storage finds the sweep again.
 DEFAULT_STUDY_NAME = "budgeted-halving"
@@ -89,11 +104,11 @@ class BudgetedHalving:
     in :data:`~sh_scaling.keys.FORECAST_KEY`, where samplers read it), those that reach their planned end or
     survive the last round COMPLETE (value: their lowest loss, the simulator's ``best_loss``; a survivor the
     budget never carried to its first evaluation is PRUNED, with that reason), those whose ``train_fn`` raised,
-    or whose worker died :data:`MAX_ATTEMPTS` times, FAIL (the reason in
-    :data:`~sh_scaling.keys.BUDGETED_FAILED_KEY`). A trial is RUNNING
+    or whose segment's worker died :data:`MAX_DEATHS_WITHOUT_PROGRESS` times in a row without progress (see
+    **Deaths** below), FAIL (the reason in :data:`~sh_scaling.keys.BUDGETED_FAILED_KEY`). A trial is RUNNING
     only while a process trains it: when :meth:`run` returns or is interrupted (an exception, Ctrl-C) the
     running segments are stopped and their trials put back to WAITING (an ``interruption`` of the segment,
-    noted in its record: only deaths of its worker count towards :data:`MAX_ATTEMPTS`); on SIGTERM (a
+    noted in its record, not a death of its worker); on SIGTERM (a
     scheduler's preemption) each running ``train_fn`` first gets a grace to return (``preempt_grace``), and
     the process exits 0 (:class:`~sh_scaling.budgeted.Preempted`). Keeping
     trials RUNNING
@@ -120,6 +135,20 @@ class BudgetedHalving:
     for 60 s (at once when its process is gone on the same machine), and returns the sweep's result when it
     is finished. Two drivers never create a candidate twice nor grant the same budget twice; a driver whose
     lease was taken over raises ``LeaseLost`` and writes nothing more.
+
+    **Deaths.** A segment whose worker process died (SIGKILL, out of memory, a lost machine: it left the
+    trial RUNNING) is retried from the same record and checkpoint, and its grant is not charged again. Kills
+    are counted so that a candidate that crashes its process is not retried for ever, and a preempted or
+    unlucky one is never failed: an attempt put back after SIGTERM, or interrupted by its driver, is no death
+    (``interruptions``); an attempt that died after it made progress (a new point reported, a checkpoint
+    uploaded, the segment's result recorded) is a death (``deaths``) that does not count against the
+    candidate and resets the count; each attempt that died without progress counts
+    (``deaths_in_a_row``), and :data:`MAX_DEATHS_WITHOUT_PROGRESS` (8) in a row fail the candidate with the
+    reason "its segment's worker died 8 times in a row without progress (...)". ``train_fn`` returns its points
+    and checkpoint when its segment ends, so a worker killed while it trains leaves no progress: whether the
+    kill was the candidate's doing or the cluster's cannot be told apart, and 8 in a row are what random kills
+    almost never do (see :data:`MAX_DEATHS_WITHOUT_PROGRESS`). At most :data:`MAX_DEATHS` (24) deaths of one
+    segment in all, progress or not.
 
     **Or no driver: workers.** :meth:`start` sets a sweep up for workers and :meth:`work` (or the command
     ``sh-scaling work``) works on it from any number of processes on any machines: each claims granted
@@ -352,7 +381,8 @@ class BudgetedHalving:
         A worker killed outright (SIGKILL, a lost machine) leaves its trial RUNNING: another worker takes the
         segment back when the trial's heartbeat has not changed for 60 s (at once when the dead worker ran on
         the same machine) and retries it from the same record and checkpoint (a death of the segment's
-        worker; :data:`MAX_ATTEMPTS` deaths fail the candidate). A worker told to stop (SIGTERM) lets
+        worker; :data:`MAX_DEATHS_WITHOUT_PROGRESS` in a row without progress fail the candidate, see the
+        class docstring). A worker told to stop (SIGTERM) lets
         ``train_fn`` return for up to ``preempt_grace`` seconds, or puts the segment back, then raises
         :class:`~sh_scaling.budgeted.Preempted` (exit status 0). Storage calls that lose their connection are
         retried with backoff for up to 5 minutes.
@@ -468,7 +498,7 @@ class BudgetedHalving:
                 beat = SegmentBeat(ctx.study._storage, task)
                 try:
                     outcome = run_segment(ctx.study, ctx.store, train_fn, task, preemption=preemption,
-                                          on_claim=beat.start)
+                                          on_claim=beat.start, on_release=beat.stop)
                 finally:
                     beat.stop()
                 if outcome["status"] == "missing":  # put back as it was, for a worker that has the checkpoint
@@ -536,6 +566,10 @@ class BudgetedHalving:
             seg = next((s for s in reversed(segments(t)) if s["status"] == "reserved"), None)
             if why is None:
                 continue
+            # The dead worker's heartbeat goes before the trial is given back: the next worker claims the
+            # trial (RUNNING) a moment before its own first heartbeat, and a worker that looked in between
+            # would find the dead one's and take the segment back from a live worker.
+            ctx.study._storage.set_trial_system_attr(t._trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
             if seg is None:  # its worker died after recording the segment: only the trial is to be given back
                 ctx.study._storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
                 continue
@@ -777,6 +811,7 @@ class BudgetedHalving:
             "first_step": (max(steps) + 1) if steps else 0, "resume": resume, "from_scratch": from_scratch,
             "status": "reserved", "attempts": attempts, "notes": notes, "reserved_at": _now(),
         }
+        seg["progress"] = progress_mark(ctx.study._storage, t, seg)
         ctx.study._storage.set_trial_system_attr(t._trial_id, budgeted_segment_key(k), seg)
         ctx.charges[(t._trial_id, k)] = charge
         return seg
@@ -817,14 +852,23 @@ class BudgetedHalving:
         # The worker died (killed, out of memory, the machine lost): retry from the same checkpoint and grant.
         if t.state == TrialState.RUNNING:
             storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
-        notes = list(seg.get("notes", [])) + [f"attempt {attempts}: {outcome['reason']}"]
+        # Only deaths without progress count against the candidate (see MAX_DEATHS_WITHOUT_PROGRESS): what the
+        # attempt left in the storage is compared with what was there when it started.
+        mark = progress_mark(storage, t, seg)
+        progressed = "progress" in seg and mark != seg["progress"]
         deaths = int(seg.get("deaths", 0)) + 1
-        if deaths >= MAX_ATTEMPTS:
-            fail_trial(storage, t._trial_id, f"its segment's worker died {deaths} times ({outcome['reason']})",
-                       segment=(task.key, {**seg, "deaths": deaths, "notes": notes}))
+        in_a_row = 0 if progressed else int(seg.get("deaths_in_a_row", 0)) + 1
+        how = "after it made progress" if progressed else f"without progress ({in_a_row} in a row)"
+        notes = list(seg.get("notes", [])) + [f"attempt {attempts}: {outcome['reason']}; died {how}"]
+        seg = {**seg, "deaths": deaths, "deaths_in_a_row": in_a_row, "progress": mark, "notes": notes}
+        if in_a_row >= MAX_DEATHS_WITHOUT_PROGRESS or deaths >= MAX_DEATHS:
+            why = (f"its segment's worker died {in_a_row} times in a row without progress (no new point, "
+                   f"checkpoint or result between two attempts: the candidate, not the machine, is the likely "
+                   f"cause; last: {outcome['reason']})" if in_a_row >= MAX_DEATHS_WITHOUT_PROGRESS else
+                   f"its segment's worker died {deaths} times ({outcome['reason']})")
+            fail_trial(storage, t._trial_id, why, segment=(task.key, seg))
             return []
-        storage.set_trial_system_attr(t._trial_id, task.key, {**seg, "attempts": attempts + 1, "deaths": deaths,
-                                                              "notes": notes})
+        storage.set_trial_system_attr(t._trial_id, task.key, {**seg, "attempts": attempts + 1})
         return [SegmentTask(t._trial_id, task.key, attempts + 1)]
 
     def _decide(self, ctx: _Context, r: int, alive: list[int], rng: np.random.Generator, rec: dict) -> dict:

@@ -9,6 +9,9 @@ sweep is done. A holder that stops beating for :data:`LEASE_GRACE_S` seconds (as
 process's own clock, so clocks of different machines need not agree), or whose process is gone on the same
 machine, is taken over: the taker creates the next link and finishes the stale one with the next link's id
 as its value, again a change only one process can win (a finished trial cannot be finished again). A holder
+that gives the lease back first removes itself from the link's record, and a taker checks that the link has
+not changed hands since it read it: a process that has just claimed the lease, and has not yet written itself
+in, is never taken for its predecessor, gone by then. A holder
 whose lease was taken over finds out at its next heartbeat, which the storage refuses, and stops without
 writing anything more.
 """
@@ -141,15 +144,20 @@ class Lease:
         try:
             if not self._storage.set_trial_state_values(tid, TrialState.RUNNING):
                 return False
-        except UpdateFinishedTrialError:
+            self.trial_id = tid
+            self._beat()
+        except UpdateFinishedTrialError:  # taken over before this process could write itself in
+            self.trial_id = None
             return False
-        self.trial_id = tid
-        self._beat()
         self._thread = threading.Thread(target=self._beat_loop, name="sh_scaling-lease", daemon=True)
         self._thread.start()
         return True
 
     def _take_over(self, cur: Any) -> bool:
+        fresh = self._storage.get_trial(cur._trial_id)
+        if fresh.state != TrialState.RUNNING or fresh.system_attrs.get(BUDGETED_LEASE_KEY) != cur.system_attrs[
+                BUDGETED_LEASE_KEY]:
+            return False  # it changed hands since it was read: look again
         generation = int(cur.system_attrs[BUDGETED_LEASE_KEY]["generation"]) + 1
         nxt = self._add_link(generation)
         try:
@@ -200,6 +208,11 @@ class Lease:
                 self._storage.set_trial_user_attr(self.trial_id, DECISION_KEY, "the budgeted sweep is finished")
                 self._storage.set_trial_state_values(self.trial_id, TrialState.COMPLETE, values=[-1.0])
             else:
+                # This holder leaves the record before the lease is given back: the next process claims the lease
+                # (RUNNING) a moment before it writes itself in, and one that looked in between would find this
+                # holder, perhaps gone by then, and take the lease over from a live process.
+                record = dict(self._storage.get_trial_system_attrs(self.trial_id)[BUDGETED_LEASE_KEY])
+                self._storage.set_trial_system_attr(self.trial_id, BUDGETED_LEASE_KEY, {**record, "holder": None})
                 self._storage.set_trial_state_values(self.trial_id, TrialState.WAITING)
         except UpdateFinishedTrialError:
             pass

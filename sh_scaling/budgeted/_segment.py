@@ -41,7 +41,7 @@ from sh_scaling.halving import RTOL
 from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_FAILED_KEY, DECISION_KEY
 from sh_scaling.pruning import report_points, reported_compute
 
-__all__ = ["CheckpointError", "SegmentTask", "run_segment", "fail_trial", "uploaded_ids"]
+__all__ = ["CheckpointError", "SegmentTask", "run_segment", "fail_trial", "progress_mark", "uploaded_ids"]
 
 #: How much of a train_fn traceback is kept with a failure (its last lines name the cause).
 _TRACEBACK_CHARS = 2000
@@ -80,6 +80,7 @@ def run_segment(
     abandoned: Callable[[], bool] = lambda: False,
     preemption: Preemption | None = None,
     on_claim: Callable[[], None] | None = None,
+    on_release: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run one reserved segment and record it. Returns the outcome for the driver:
     ``{"status": "done" | "failed" | "checkpoint" | "missing" | "stale" | "preempted", "reason": str}``.
@@ -91,7 +92,9 @@ def run_segment(
     A segment whose training ended before its process was killed has its outcome in its record (``result``):
     its retry trains nothing and reports what the killed attempt had not reported yet. With ``preemption``,
     a SIGTERM gives ``train_fn`` its grace; a ``train_fn`` stopped after it puts the trial back to WAITING
-    (``preempted``: an interruption of the segment, noted in its record, not a death of its worker)."""
+    (``preempted``: an interruption of the segment, noted in its record, not a death of its worker).
+    ``on_claim`` runs once the trial is claimed, ``on_release`` just before it is given back (WAITING), so that
+    what it writes (a worker's heartbeat saying it is idle) cannot land after another process claimed it."""
     storage: BaseStorage = study._storage
     tid = task.trial_id
     preemption = preemption or Preemption()
@@ -104,10 +107,16 @@ def run_segment(
         return {"status": "stale", "reason": "the trial is already finished"}
     if on_claim is not None:
         on_claim()
+
+    def give_back() -> None:
+        if on_release is not None:
+            on_release()
+        storage.set_trial_state_values(tid, TrialState.WAITING)
+
     frozen = storage.get_trial(tid)
     seg = dict(frozen.system_attrs[task.key])
     if seg["status"] != "reserved" or seg.get("attempts", 1) != task.attempt:
-        storage.set_trial_state_values(tid, TrialState.WAITING)
+        give_back()
         return {"status": "stale", "reason": f"segment {task.key} is {seg['status']}, attempt {seg.get('attempts')}"}
     candidate = frozen.system_attrs[BUDGETED_CANDIDATE_KEY]
     planned = float(candidate["planned"])
@@ -127,7 +136,7 @@ def run_segment(
                     storage.set_trial_state_values(tid, TrialState.WAITING)
                     return {"status": "missing", "reason": _not_in_store(frozen, seg["resume"], artifact_store)}
                 except Exception as exc:  # noqa: BLE001 - any store error means the same: no checkpoint to resume
-                    storage.set_trial_state_values(tid, TrialState.WAITING)
+                    give_back()
                     return {"status": "checkpoint", "reason": f"download failed: {type(exc).__name__}: {exc}"}
             try:
                 with preemption.training():
@@ -138,10 +147,10 @@ def run_segment(
                 storage.set_trial_system_attr(tid, task.key, {
                     **seg, "interruptions": int(seg.get("interruptions", 0)) + 1,
                     "notes": list(seg.get("notes", [])) + [why]})
-                storage.set_trial_state_values(tid, TrialState.WAITING)
+                give_back()
                 return {"status": "preempted", "reason": why}
             except CheckpointError as exc:
-                storage.set_trial_state_values(tid, TrialState.WAITING)
+                give_back()
                 return {"status": "checkpoint", "reason": f"train_fn could not load it: {exc}"}
             except Exception as exc:  # noqa: BLE001 - a failing candidate must not stop the round
                 reason = f"train_fn raised {type(exc).__name__}: {exc}"
@@ -166,7 +175,7 @@ def run_segment(
                   notes=list(seg.get("notes", [])) + record.pop("new_notes"))
     done = {k: v for k, v in seg.items() if k != "result"}
     storage.set_trial_system_attr(tid, task.key, {**done, **record})
-    storage.set_trial_state_values(tid, TrialState.WAITING)
+    give_back()
     return {"status": "done", "reason": ""}
 
 
@@ -258,6 +267,26 @@ def _report_result(storage: BaseStorage, frozen: optuna.trial.FrozenTrial, resul
         notes.append(f"points not reported: {exc}")
     summary = {k: v for k, v in result.items() if k not in ("points", "notes")}
     return {**summary, "n_points": len(result["points"]), "n_reported": n_reported, "new_notes": notes}
+
+
+def progress_mark(storage: BaseStorage, frozen: optuna.trial.FrozenTrial, seg: dict[str, Any]) -> list[int]:
+    """What the attempts of a segment have left in the storage so far: ``[points, checkpoints, result]``.
+
+    ``points``: losses the trial holds at the segment's steps (``first_step`` on); ``checkpoints``: artifacts
+    uploaded for the trial (removed ones too: the list only grows); ``result``: 1 once the segment's outcome
+    is recorded. Every attempt that made progress changes it: ``train_fn`` returned (a checkpoint uploaded, the
+    result written) or points were reported. The driver compares the mark when a worker is found dead with the
+    one from before the attempt, to tell a death that lost the attempt's work from one that did not.
+
+    Example::
+
+        before = progress_mark(storage, trial, seg)   # when the segment is reserved
+        ...                                           # an attempt runs and its worker dies
+        progressed = progress_mark(storage, storage.get_trial(trial._trial_id), seg) != before
+    """
+    first = int(seg["first_step"])
+    points = sum(1 for step in frozen.intermediate_values if step >= first)
+    return [points, len(uploaded_ids(storage, frozen)), int(seg.get("result") is not None)]
 
 
 def uploaded_ids(storage: BaseStorage, frozen: optuna.trial.FrozenTrial) -> set[str]:

@@ -70,7 +70,12 @@ class SegmentBeat:
                 continue
 
     def stop(self) -> None:
-        """Stop beating and say the trial is no longer held (it was given back, done or finished)."""
+        """Stop beating and say the trial is no longer held (it is about to be given back, or was finished).
+        Only the first call after :meth:`start` writes: before it this worker did not hold the trial, and after
+        it another worker may have claimed the trial."""
+        if self._stop.is_set() or self._n == 0:
+            self._stop.set()
+            return
         self._stop.set()
         if self._thread is not None:
             self._thread.join(SEGMENT_HEARTBEAT_S + 5)
