@@ -770,7 +770,10 @@ class BudgetedHalving:
                 give = min(share, ctx.planned[i] - start)
                 if not give > 0:
                     continue
-                until = min(start + give, ctx.planned[i])
+                # A candidate given all the room it had is finished, as in the simulator: start + (planned -
+                # start) can round to just below planned, which would leave it unfinished here and not there.
+                reached = start + give
+                until = ctx.planned[i] if reached >= ctx.planned[i] * (1 - RTOL) else reached
                 seg = self._reserve_next(ctx, t, len(segs), r, start, until, segs)
                 if seg is None:
                     continue
