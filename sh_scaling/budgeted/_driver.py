@@ -35,7 +35,7 @@ from sh_scaling.budgeted._worker_errors import record_worker_error
 from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
 from sh_scaling.budgeted._segment import SegmentTask, fail_trial, progress_mark, run_segment, uploaded_ids
-from sh_scaling.halving import RTOL, round_shares, round_sizes, select_survivors
+from sh_scaling.halving import RTOL, round_shares, round_sizes, select_survivors, trained_until
 from sh_scaling.keys import (
     BUDGETED_CANDIDATE_KEY,
     BUDGETED_LEDGER_KEY,
@@ -770,10 +770,7 @@ class BudgetedHalving:
                 give = min(share, ctx.planned[i] - start)
                 if not give > 0:
                     continue
-                # A candidate given all the room it had is finished, as in the simulator: start + (planned -
-                # start) can round to just below planned, which would leave it unfinished here and not there.
-                reached = start + give
-                until = ctx.planned[i] if reached >= ctx.planned[i] * (1 - RTOL) else reached
+                until = trained_until(start, give, ctx.planned[i])
                 seg = self._reserve_next(ctx, t, len(segs), r, start, until, segs)
                 if seg is None:
                     continue

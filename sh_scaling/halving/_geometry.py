@@ -21,6 +21,7 @@ __all__ = [
     "n_rounds",
     "round_sizes",
     "round_shares",
+    "trained_until",
     "fit_window",
 ]
 
@@ -75,6 +76,14 @@ def round_shares(budget: float, sizes: list[int]) -> list[float]:
         raise ValueError(f"budget must be a positive number, got {budget!r}")
     R = len(sizes)
     return [budget / (m * R) for m in sizes]
+
+
+def trained_until(start: float, give: float, end: float) -> float:
+    """The compute a candidate trained to ``start`` reaches when given ``give`` more, at most its planned ``end``:
+    ``end`` itself when given all the room it had, since ``start + (end - start)`` can round to just below it
+    (it is then finished, in the simulator and the budgeted driver alike)."""
+    reached = start + give
+    return end if reached >= end * (1 - RTOL) else reached
 
 
 def fit_window(compute: np.ndarray, planned: float, warmup_fraction: float) -> np.ndarray:

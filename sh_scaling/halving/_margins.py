@@ -79,21 +79,13 @@ def stage_margin(
     m0 = float(at_stage(prior, stage))
     info: dict[str, float] = {"prior": m0, "n": 0.0}
     m_proven = 0.0
-    if widen and proven is not None and np.size(proven[0]):
-        pe, ps = np.asarray(proven[0], dtype=float), np.asarray(proven[1], dtype=float)
-        pnear = np.isfinite(pe) & (ps > 0) & (np.abs(np.log(np.maximum(ps, 1e-12) / max(float(stage), 1e-12))) <= math.log(window))
+    if widen and proven is not None:
+        pe, pnear = _near_stage(proven[0], proven[1], stage, window)
         if pnear.any():
             m_proven = max(0.0, -float(np.min(pe[pnear])))
             info["proven"] = m_proven
             info["n_proven"] = float(pnear.sum())
-    if m_proven > m0 and (errors is None or np.size(errors) == 0):
-        info["widened"] = 1.0
-        return m_proven, info
-    if errors is None or stages is None or np.size(errors) == 0:
-        return max(m0, 0.0), info
-    e = np.asarray(errors, dtype=float)
-    s = np.asarray(stages, dtype=float)
-    near = np.isfinite(e) & (s > 0) & (np.abs(np.log(np.maximum(s, 1e-12) / max(float(stage), 1e-12))) <= math.log(window))
+    e, near = _near_stage(errors, stages, stage, window)
     n = int(near.sum())
     info["n"] = float(n)
     if n == 0:
@@ -109,6 +101,18 @@ def stage_margin(
         return m_study, info
     m = (prior_weight * m0 + n * m_study) / (prior_weight + n)
     return max(m, 0.0), info
+
+
+def _near_stage(
+    errors: np.ndarray | None, stages: np.ndarray | None, stage: float, window: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``errors`` as floats, and which of them are finite and were made within a factor ``window`` of ``stage``."""
+    if errors is None or stages is None or np.size(errors) == 0:
+        return np.empty(0), np.zeros(0, bool)
+    e = np.asarray(errors, dtype=float)
+    s = np.asarray(stages, dtype=float)
+    near = np.isfinite(e) & (s > 0) & (np.abs(np.log(np.maximum(s, 1e-12) / max(float(stage), 1e-12))) <= math.log(window))
+    return e, near
 
 
 def at_stage(table: Sequence[float], stage: float | np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ __all__ = [
     "REACHED",
     "Outcome",
     "drop_bound",
+    "forecast_kind",
     "forecast_residuals",
     "outcome_at",
     "reached",
@@ -118,8 +119,7 @@ def read_finished(
         if not (math.isfinite(value) and value > 0):
             continue
         stage = float(rec["compute"]) / float(target)
-        kind = "multipower" if rec.get("surrogate") == "multipower" else "own"
-        log_errors.append((math.log(value / float(forecast)), stage, kind))
+        log_errors.append((math.log(value / float(forecast)), stage, forecast_kind(rec)))
         std = rec.get("std")
         if std:
             errors.append(((value - float(forecast)) / float(std), stage))
@@ -128,6 +128,11 @@ def read_finished(
         # The drop from a point is read off the running minimum (what the trial had reached): curves are noisy.
         drops = (np.log(c / planned), np.log(np.minimum.accumulate(l) / l[-1]))
     return Finished(summary, final, outcome), Outcome(errors, log_errors, drops)
+
+
+def forecast_kind(record: dict[str, Any]) -> str:
+    """The kind of forecast a rung record holds: ``"multipower"`` (schedule-aware) or ``"own"`` (the others)."""
+    return "multipower" if record.get("surrogate") == "multipower" else "own"
 
 
 def drop_bound(outcomes: Iterable[Outcome], stage: float) -> tuple[float, int] | None:
@@ -178,8 +183,7 @@ def proven_misses(summaries: Iterable[RungSummary], kind: str) -> tuple[np.ndarr
         later_min = math.inf
         for rec in reversed(recs):
             forecast, target = rec.get("forecast"), rec.get("target")
-            rec_kind = "multipower" if rec.get("surrogate") == "multipower" else "own"
-            if (rec_kind == kind and not rec.get("fallback") and forecast is not None and target
+            if (forecast_kind(rec) == kind and not rec.get("fallback") and forecast is not None and target
                     and float(forecast) > 0 and later_min < float(forecast)):
                 rows.append((math.log(later_min / float(forecast)), float(rec["compute"]) / float(target)))
             loss = rec.get("loss")

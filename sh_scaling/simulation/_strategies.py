@@ -64,7 +64,6 @@ import numpy as np
 
 from sh_scaling.curves import Curve, CurveSet
 from sh_scaling.halving import (
-    RTOL,
     DEFAULT_OPTIMISM,
     MARGIN_COVERAGE,
     STAGE_MARGINS,
@@ -78,6 +77,7 @@ from sh_scaling.halving import (
     round_shares,
     round_sizes,
     select_survivors,
+    trained_until,
 )
 from sh_scaling.schedules import Schedule, schedule_from_dict
 from sh_scaling.surrogates import MIN_POINTS, Forecast, forecast
@@ -491,9 +491,7 @@ def allocate(
                 pool = shares[r] * len(alive)
                 give = np.minimum(shares[r], room)
             for c, g in zip(alive, give):
-                # A curve given all the room it had is finished: t + (final - t) can round to just below final.
-                reached = trained[c.id] + float(g)
-                trained[c.id] = finals[c.id] if reached >= finals[c.id] * (1 - RTOL) else reached
+                trained[c.id] = trained_until(trained[c.id], float(g), finals[c.id])
             now = np.array([trained[c.id] for c in alive])
             finished = np.array([trained[c.id] >= finals[c.id] for c in alive])
             if r == R - 1:
