@@ -273,3 +273,50 @@ def test_a_running_competitor_is_read_at_its_stage_median_error_and_an_outcome_i
     shifted, kept = pruner._debiased([rec, done], lambda kind: (np.empty(0), np.empty(0)))
     assert shifted["forecast"] == pytest.approx(2.0 * math.exp(-0.5)) and shifted["debiased"] == -0.5
     assert kept == done
+
+
+# --------------------------------------------------------------------------- the floor of schedule-aware forecasts
+def test_a_competitor_forecast_below_its_floor_is_read_at_the_floor():
+    rec = {"compute": 4.0, "loss": 3.0, "target": 64.0, "forecast": 0.9, "std": 0.1, "fallback": False,
+           "surrogate": "multipower", "forecast_own": 2.5, "floor": 2.0}
+    summary = RungSummary({2: rec}, 2, [], [])
+    read = freshest(rec, 2, summary, None)
+    assert read["forecast"] == 2.0 and read["floored"] == 0.9
+    # Above its floor a forecast stands; an outcome is an outcome whatever the floor said.
+    above = {**rec, "forecast": 2.2}
+    assert freshest(above, 2, RungSummary({2: above}, 2, [], []), None)["forecast"] == 2.2
+    assert freshest(rec, 2, summary, 1.5)["forecast"] == 1.5
+    # The floor of the latest forecast is the one that applies.
+    later = {**rec, "compute": 16.0, "loss": 2.6, "forecast": 1.0, "floor": 2.4}
+    both = RungSummary({2: rec, 4: later}, 2, [], [])
+    assert freshest(rec, 2, both, None)["forecast"] == 2.4
+
+
+def test_a_trial_is_not_ranked_out_by_a_competitor_forecast_below_its_floor():
+    """The first trial's rung record at compute 4 says it will end at 0.05 (far below anything), with a floor of
+    1.0 or none; the second, forecast at 0.25, is ranked out by the bare forecast and first against the floor."""
+    zero = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5}
+    states = {}
+    for floor in (None, 1.0):
+        study = optuna.create_study(pruner=_pruner(margin=zero))
+        first = study.ask()
+        for c, l in zip(C[C <= 4.0], STEADY[C <= 4.0]):
+            report(first, float(l), compute=float(c))
+            first.should_prune()
+        rec = dict(study.trials[0].system_attrs[rung_key(2)])
+        rec.update(forecast=0.05, surrogate="multipower")
+        if floor is not None:
+            rec.update(forecast_own=1.2, floor=floor)
+        study._storage.set_trial_system_attr(first._trial_id, rung_key(2), rec)
+        number, states[floor] = _run(study, C, STEADY)
+        decided = study.trials[number].system_attrs[rung_key(2)]
+        assert decided["rank"] == (2 if floor is None else 1)
+        study.tell(first, state=optuna.trial.TrialState.PRUNED)
+    assert states == {None: optuna.trial.TrialState.PRUNED, 1.0: optuna.trial.TrialState.COMPLETE}
+
+
+@pytest.mark.parametrize("floor", [1, "yes", None])
+def test_the_floor_setting_is_checked(floor):
+    with pytest.raises(ValueError, match="'floor' must be True or False"):
+        SurrogateHalvingPruner(max_compute=1.0, margin={"coverage": 0.9, "own": (0.1,) * 5,
+                                                        "multipower": (0.0,) * 5, "floor": floor})

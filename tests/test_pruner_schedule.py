@@ -289,3 +289,21 @@ def test_with_auto_the_improvement_rule_stops_a_schedule_aware_repeat_of_a_finis
         else:
             assert second.state == optuna.trial.TrialState.COMPLETE
             assert all("observed_gap" not in rec for rec in _records(second))
+
+
+@pytest.mark.parametrize("floor", [True, False])
+def test_a_schedule_aware_forecast_records_its_floor_from_the_trials_own_power_law(floor):
+    from sh_scaling.halving import STAGE_MARGINS, at_stage
+
+    margin = {"coverage": 0.9, **STAGE_MARGINS[0.9], "floor": floor}
+    study = _study(schedule=COSINE, margin=margin)
+    trial = _run(study, *_curve(COSINE, upto=0.3))
+    recs = [r for r in _records(trial) if r.get("rule") is not None and not r["fallback"]]
+    assert recs and all(r["surrogate"] == "multipower" for r in recs)
+    for rec in recs:
+        if not floor:
+            assert "floor" not in rec and "forecast_own" not in rec
+            continue
+        assert np.isfinite(rec["forecast_own"]) and rec["forecast_own"] > 0
+        expected = rec["forecast_own"] * np.exp(-at_stage(STAGE_MARGINS[0.9]["own"], rec["compute"] / MAX))
+        assert rec["floor"] == pytest.approx(min(float(expected), rec["loss"]))

@@ -13,6 +13,7 @@ from sh_scaling.halving._defaults import (
     DEFAULT_OPTIMISM,
     MARGIN_COVERAGE,
     MARGIN_PRIOR_WEIGHT,
+    MARGIN_FLOOR,
     MARGIN_PROVEN,
     MARGIN_WIDEN,
     MIN_RUNG_FACTOR,
@@ -53,6 +54,7 @@ from sh_scaling.halving._scores import (
 __all__ = [
     "MARGIN_COVERAGE",
     "MARGIN_PRIOR_WEIGHT",
+    "MARGIN_FLOOR",
     "MARGIN_PROVEN",
     "MARGIN_WIDEN",
     "MIN_RUNG_FACTOR",

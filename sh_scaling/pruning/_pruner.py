@@ -21,6 +21,7 @@ from sh_scaling.halving import (
     DEFAULT_OPTIMISM,
     MARGIN_COVERAGE,
     MARGIN_PRIOR_WEIGHT,
+    MARGIN_FLOOR,
     MARGIN_PROVEN,
     MARGIN_WIDEN,
     MIN_RUNG_FACTOR,
@@ -247,10 +248,15 @@ class SurrogateHalvingPruner(BasePruner):
             mapping turns it off). ``"proven": True`` in a mapping also believes misses that unfinished trials
             have already proven (a forecast made at an earlier rung that a later rung of the same trial has
             already beaten), which a study running many trials at once learns long before its long runs
-            finish (:data:`sh_scaling.halving.MARGIN_PROVEN` gives the measurement). The margin used is in each
+            finish (:data:`sh_scaling.halving.MARGIN_PROVEN` gives the measurement). A trial forecast under its
+            schedule is also forecast by the pruner's surrogate from its own curve alone; as a competitor it is
+            never read below that forecast's optimistic bound at its stage (the ``"own"`` table), its ``floor``:
+            a schedule-aware forecast that falls below it forecasts a drop nothing else supports, and no trial is
+            ranked out on it (:data:`sh_scaling.halving.MARGIN_FLOOR` gives the measurement; ``"floor": False`` in
+            a mapping turns it off; the rung record keeps ``forecast_own`` and ``floor``). The margin used is in each
             rung record (``margin``, ``margin_info``) and in the decision text. A number among ``sorted(STAGE_MARGINS)`` (0.5, 0.8, 0.9, 0.95) asks for another coverage; a
             mapping ``{"coverage": c, "own": table, "multipower": table}`` (optionally ``"own_bias"``,
-            ``"multipower_bias"``, ``"widen"``, ``"proven"``) gives tables measured on one's own past sweeps, one value per stage of
+            ``"multipower_bias"``, ``"widen"``, ``"proven"``, ``"floor"``) gives tables measured on one's own past sweeps, one value per stage of
             :data:`sh_scaling.halving.STAGE_NODES`. ``None``: forecasts' own Gaussian intervals only, and
             competitors' forecasts as they are; measured on 100 synthetic curves (5 arrival orders, competitors
             scored as now), that loses 2.8 % of the best loss where the default loses none.
@@ -376,6 +382,7 @@ class SurrogateHalvingPruner(BasePruner):
         self._margin = None if margin_model is None else margin_model[:2]
         self._margin_widen = margin_model is not None and margin_model[2]
         self._margin_proven = margin_model is not None and margin_model[3]
+        self._margin_floor = margin_model is not None and margin_model[4]
         self._min_improvement: float | str | None = (
             min_improvement if min_improvement is None or min_improvement == "auto" else float(min_improvement)
         )
@@ -696,6 +703,17 @@ class SurrogateHalvingPruner(BasePruner):
                                                widen=self._margin_widen, proven=proven)
             record["margin"] = clean_float(margin)
             record["margin_info"] = {"kind": kind, **{key: clean_float(v) for key, v in margin_info.items()}}
+        if self._margin is not None and self._margin_floor and schedule is not None and not record["fallback"] \
+                and target > r:
+            # A second opinion that knows nothing of the schedule: the trial's own curve by the pruner's surrogate.
+            # Where the schedule-aware forecast lies below what that forecast's error table allows at this stage,
+            # the drop it forecasts is one no other evidence supports; as a competitor, the trial is read at that
+            # floor (_competitors.freshest), so no trial is ranked out on such a forecast.
+            second = own_forecast(self._surrogate, fit_c, fit_l, target)
+            if not bool(second.fallback[0]):
+                floor = float(second.mean[0]) * math.exp(-float(at_stage(self._margin[1]["own"], r / target)))
+                record["forecast_own"] = clean_float(float(second.mean[0]))
+                record["floor"] = clean_float(min(floor, loss_r))
         min_improvement = self._min_improvement
         if min_improvement == "auto":
             # Only forecasts that know the schedule's future (a stated one, not just the rates reported so far)
@@ -884,7 +902,7 @@ class SurrogateHalvingPruner(BasePruner):
 
 
 
-def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], bool, bool] | None:
+def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], bool, bool, bool] | None:
     """The stage error model a ``margin`` setting asks for: its coverage, its tables per forecast kind (the
     margins under ``"own"``/``"multipower"``, the median errors under ``"own_bias"``/``"multipower_bias"``) and
     whether the study's wider misses are believed at once (``widen``)."""
@@ -892,11 +910,11 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], boo
         return None
     bias = {f"{kind}_bias": STAGE_BIAS[kind] for kind in ("own", "multipower")}
     if isinstance(margin, str) and margin == "stage":
-        return MARGIN_COVERAGE, {**STAGE_MARGINS[MARGIN_COVERAGE], **bias}, MARGIN_WIDEN, MARGIN_PROVEN
+        return MARGIN_COVERAGE, {**STAGE_MARGINS[MARGIN_COVERAGE], **bias}, MARGIN_WIDEN, MARGIN_PROVEN, MARGIN_FLOOR
     if _is_number(margin):
         if float(margin) not in STAGE_MARGINS:
             raise ValueError(f"margin={margin!r}: a coverage must be one of the measured {sorted(STAGE_MARGINS)}")
-        return float(margin), {**STAGE_MARGINS[float(margin)], **bias}, MARGIN_WIDEN, MARGIN_PROVEN
+        return float(margin), {**STAGE_MARGINS[float(margin)], **bias}, MARGIN_WIDEN, MARGIN_PROVEN, MARGIN_FLOOR
     if isinstance(margin, Mapping):
         coverage: Any = margin.get("coverage")
         if not (_is_number(coverage) and 0 < coverage < 1):
@@ -907,6 +925,9 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], boo
         proven = margin.get("proven", MARGIN_PROVEN)
         if not isinstance(proven, bool):
             raise ValueError(f"margin={dict(margin)!r}: 'proven' must be True or False")
+        floor = margin.get("floor", MARGIN_FLOOR)
+        if not isinstance(floor, bool):
+            raise ValueError(f"margin={dict(margin)!r}: 'floor' must be True or False")
         tables: dict[str, tuple[float, ...]] = {}
         for kind in ("own", "multipower", "own_bias", "multipower_bias"):
             table = margin.get(kind, STAGE_BIAS[kind[:-5]] if kind.endswith("_bias") else None)
@@ -921,7 +942,7 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], boo
                     f"one per stage of {STAGE_NODES}"
                 )
             tables[kind] = values
-        return float(coverage), tables, widen, proven
+        return float(coverage), tables, widen, proven, floor
     raise ValueError(
         f"margin={margin!r}: must be 'stage', a coverage among {sorted(STAGE_MARGINS)}, "
         "{'coverage': c, 'own': table, 'multipower': table}, or None"
