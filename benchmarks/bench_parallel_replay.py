@@ -36,6 +36,7 @@ Writes ``results/parallel_replay/runs.csv``, ``summary.csv``, ``summary.md``, ``
 from __future__ import annotations
 
 import argparse
+import ast
 import time
 import warnings
 from pathlib import Path
@@ -79,17 +80,33 @@ OPTUNA_QUICK = [PrunerSpec("sha"), PrunerSpec("hyperband"), PrunerSpec("median")
                 PrunerSpec("percentile", {"percentile": 25.0})]
 
 
-#: Our pruner's main knob in the full sweep: the stage error model's coverage (``margin``; 0.9 is the default).
-OURS_SWEEP = [{"margin": 0.5}, {"margin": 0.8}, {"margin": 0.95}]
+#: Our pruner's knobs in the full sweep, from its default towards less compute: the stage error model's coverage
+#: (``margin``; 0.9 is the default), then without the frontier rule (a trial whose forecast path could lower the
+#: others' frontier is kept whatever its rank: most of the compute above the zero-regret bound goes to it), then
+#: without the frontier rule and without a margin.
+OURS_SWEEP = [{"margin": 0.5}, {"keep_below_frontier": False}, {"keep_below_frontier": False, "margin": None}]
 
 
-def specs_for(set_name: str, quick: bool, sweep: list[float] | None = None) -> list[PrunerSpec]:
+def parse_sweep(text: str) -> dict[str, Any]:
+    """One ``--ours-sweep`` setting: a number is a margin coverage; else ``key=value,key=value`` (Python literals)."""
+    try:
+        return {"margin": float(text)}
+    except ValueError:
+        pass
+    out: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        out[key.strip()] = ast.literal_eval(value.strip())
+    return out
+
+
+def specs_for(set_name: str, quick: bool, sweep: list[dict[str, Any]] | None = None) -> list[PrunerSpec]:
     base: dict[str, Any] = {"schedule": FROM_CURVES} if set_name in WITH_SCHEDULES else {}
     ours = [PrunerSpec("ours")]
     if base:
         ours.append(PrunerSpec("ours", base))
     if not quick:
-        extras = OURS_SWEEP if sweep is None else [{"margin": m} for m in sweep]
+        extras = OURS_SWEEP if sweep is None else sweep
         ours += [PrunerSpec("ours", {**base, **extra}) for extra in extras]
     return [*ours, *(OPTUNA_QUICK if quick else OPTUNA_SWEEP), PrunerSpec("nop")]
 
@@ -184,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="results", help="results folder (default results)")
     ap.add_argument("--pruners", nargs="+", choices=["ours", "optuna", "exhaustive"],
                     default=["ours", "optuna", "exhaustive"], help="which pruners to replay (default: all)")
-    ap.add_argument("--ours-sweep", type=float, nargs="*", default=None,
-                    help="margin coverages of ours besides its default (default: 0.5 0.8 0.95)")
+    ap.add_argument("--ours-sweep", type=parse_sweep, nargs="*", default=None,
+                    help="settings of ours besides its default: a margin coverage (0.5) or key=value,... (default: "
+                         "margin=0.5; keep_below_frontier=False; the same with margin=None)")
     ap.add_argument("--also", type=Path, nargs="*", default=[],
                     help="runs.csv files of earlier runs (other pruners, same sets, K and seeds) to summarise and "
                          "plot with this run's")
