@@ -32,7 +32,7 @@ from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
 from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted, Preemption, check_grace
 from sh_scaling.budgeted._retry import RetryingStorage
 from sh_scaling.budgeted._worker_errors import record_worker_error
-from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch
+from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch, told_to_stop
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
 from sh_scaling.budgeted._segment import SegmentTask, fail_trial, progress_mark, run_segment, uploaded_ids
 from sh_scaling.halving import RTOL, round_shares, round_sizes, select_survivors, trained_until
@@ -57,10 +57,11 @@ __all__ = ["BudgetedHalving"]
 #: then more likely the candidate (it runs out of memory, it crashes the interpreter at the same step) than the
 #: machine. Progress is anything an attempt left in the storage (a new point, a checkpoint uploaded, the
 #: segment's result recorded; :func:`~sh_scaling.budgeted._segment.progress_mark`): an attempt that made some
-#: and died is not counted, and resets the count. A SIGTERM that put the segment back, and a driver that
-#: stopped (interrupted, killed, restarted) while the segment ran, count neither way (the segment's
-#: ``interruptions``). Why 8: under random kills every attempt dies with some probability ``p`` whatever the
-#: candidate, so ``n`` in a row happen with probability ``p**n``; in ``benchmarks/bench_cluster_chaos.py`` (one
+#: and died is not counted, and resets the count. A SIGTERM that put the segment back, a worker killed after
+#: SIGTERM before it could (its scheduler's grace ran out), and a driver that stopped (interrupted, killed,
+#: restarted) while the segment ran, count neither way (the segment's ``interruptions``). Why 8: under random
+#: kills every attempt dies with some probability ``p`` whatever the candidate, so ``n`` in a row happen with
+#: probability ``p**n``; in ``benchmarks/bench_cluster_chaos.py`` (one
 #: SIGKILL or SIGTERM a second on six workers training 2 s segments) 30-43 % of the first round's attempts not
 #: put back by a SIGTERM were SIGKILLed, three in a row hit some segment in 6 of 9 runs, and
 #: ``0.43**8 = 1.2e-3``: about one segment in a thousand under that storm. A candidate that does crash costs 8
@@ -139,10 +140,11 @@ class BudgetedHalving:
     **Deaths.** A segment whose worker process died (SIGKILL, out of memory, a lost machine: it left the
     trial RUNNING) is retried from the same record and checkpoint, and its grant is not charged again. Kills
     are counted so that a candidate that crashes its process is not retried for ever, and a preempted or
-    unlucky one is never failed: an attempt put back after SIGTERM, or interrupted by its driver, is no death
-    (``interruptions``); an attempt that died after it made progress (a new point reported, a checkpoint
-    uploaded, the segment's result recorded) is a death (``deaths``) that does not count against the
-    candidate and resets the count; each attempt that died without progress counts
+    unlucky one is never failed: an attempt put back after SIGTERM, or whose worker said it was told to stop
+    and was killed before it put the segment back (the scheduler's SIGKILL at the end of its grace), or
+    interrupted by its driver, is no death (``interruptions``); an attempt that died after it made progress (a
+    new point reported, a checkpoint uploaded, the segment's result recorded) is a death (``deaths``) that
+    does not count against the candidate and resets the count; each attempt that died without progress counts
     (``deaths_in_a_row``), and :data:`MAX_DEATHS_WITHOUT_PROGRESS` (8) in a row fail the candidate with the
     reason "its segment's worker died 8 times in a row without progress (...)". ``train_fn`` returns its points
     and checkpoint when its segment ends, so a worker killed while it trains leaves no progress: whether the
@@ -384,8 +386,10 @@ class BudgetedHalving:
         worker; :data:`MAX_DEATHS_WITHOUT_PROGRESS` in a row without progress fail the candidate, see the
         class docstring). A worker told to stop (SIGTERM) lets
         ``train_fn`` return for up to ``preempt_grace`` seconds, or puts the segment back, then raises
-        :class:`~sh_scaling.budgeted.Preempted` (exit status 0). Storage calls that lose their connection are
-        retried with backoff for up to 5 minutes.
+        :class:`~sh_scaling.budgeted.Preempted` (exit status 0). It first marks its heartbeat ``stopping``
+        (within 0.1 s), so that when its scheduler kills it before it put the segment back (SIGKILL after a
+        grace shorter than the work left) the segment taken back counts as an interruption, not a death.
+        Storage calls that lose their connection are retried with backoff for up to 5 minutes.
 
         ``train_fn`` is the same as :meth:`run`'s. A sweep started by :meth:`run` is not worked on by workers
         (and the other way round): ``ValueError``. A worker of another major or minor release of sh_scaling than
@@ -495,7 +499,7 @@ class BudgetedHalving:
             kind, tasks = self._scan(ctx, watch)
             if kind == "claim":
                 task = tasks[int(rng.integers(len(tasks)))]  # spread workers over the segments
-                beat = SegmentBeat(ctx.study._storage, task)
+                beat = SegmentBeat(ctx.study._storage, task, stopping=preemption.requested)
                 try:
                     outcome = run_segment(ctx.study, ctx.store, train_fn, task, preemption=preemption,
                                           on_claim=beat.start, on_release=beat.stop)
@@ -573,8 +577,12 @@ class BudgetedHalving:
             if seg is None:  # its worker died after recording the segment: only the trial is to be given back
                 ctx.study._storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
                 continue
-            self._handle(ctx, SegmentTask(t._trial_id, budgeted_segment_key(seg["k"]), int(seg["attempts"])),
-                         {"status": "died", "reason": why})
+            task = SegmentTask(t._trial_id, budgeted_segment_key(seg["k"]), int(seg["attempts"]))
+            # A worker that said it was told to stop was preempted: its scheduler's grace ran out before it
+            # put the segment back.
+            stopped = told_to_stop(t, task.key, task.attempt)
+            self._handle(ctx, task, {"status": "stopped", "reason": f"{why} after it was told to stop (SIGTERM)"}
+                         if stopped else {"status": "died", "reason": why})
         return self._advance(ctx)
 
     def _advance(self, ctx: _Context) -> bool:
@@ -849,9 +857,17 @@ class BudgetedHalving:
                            "left to train it again from scratch", segment=(task.key, {**seg, "notes": notes}))
                 return []
             return [SegmentTask(t._trial_id, task.key, attempts + 1)]
-        # The worker died (killed, out of memory, the machine lost): retry from the same checkpoint and grant.
         if t.state == TrialState.RUNNING:
             storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
+        if status == "stopped":
+            # Its worker was told to stop (SIGTERM) and killed before it put the segment back: the scheduler's
+            # doing, an interruption as when it puts the segment back in time, not a death.
+            notes = list(seg.get("notes", [])) + [f"attempt {attempts}: {outcome['reason']}; put back"]
+            storage.set_trial_system_attr(t._trial_id, task.key, {
+                **seg, "interruptions": int(seg.get("interruptions", 0)) + 1, "notes": notes,
+                "progress": progress_mark(storage, t, seg), "attempts": attempts + 1})
+            return [SegmentTask(t._trial_id, task.key, attempts + 1)]
+        # The worker died (killed, out of memory, the machine lost): retry from the same checkpoint and grant.
         # Only deaths without progress count against the candidate (see MAX_DEATHS_WITHOUT_PROGRESS): what the
         # attempt left in the storage is compared with what was there when it started.
         mark = progress_mark(storage, t, seg)
