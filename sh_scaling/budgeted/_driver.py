@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import pickle
@@ -30,7 +31,7 @@ from sh_scaling.budgeted._lease import POLL_S, Lease, create_sweep_study
 from sh_scaling.budgeted._memory_store import MemoryArtifactStore
 from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
 from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted, Preemption, check_grace
-from sh_scaling.budgeted._retry import RetryingStorage
+from sh_scaling.budgeted._retry import RETRY_FOR_S, RetryingStorage, backoff, is_server_busy
 from sh_scaling.budgeted._worker_errors import record_worker_error
 from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch, told_to_stop
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
@@ -78,6 +79,8 @@ DEFAULT_STUDY_NAME = "budgeted-halving"
 
 #: Seconds a driver that finds the study already created waits for its creator to write the plan.
 SETUP_WAIT_S = 60.0
+
+_logger = logging.getLogger("sh_scaling.budgeted")
 
 
 class BudgetedHalving:
@@ -1214,24 +1217,45 @@ def _check_version(storage: Any, study_id: int, stored: dict[str, Any], study_na
 SCHEMA_TRIES = 10
 
 
-def _connect(storage: Any) -> Any:
+def _connect(storage: Any, retry_for: float = RETRY_FOR_S) -> Any:
     """The Optuna storage for a URL or storage object, with an error that names a URL that cannot be reached.
 
     Processes that open a new database at the same moment (the tasks of a job array, each running
     ``sh-scaling start``) race to create Optuna's tables, and all but one fail (on PostgreSQL 15, 7 of 8
     processes started together: a duplicate key in ``pg_type``; optuna/optuna#1092). A loser tries again
     after a short random wait, when the tables are there.
+
+    A server that is there but takes no new connection now (PostgreSQL at ``max_connections``: ``FATAL: sorry,
+    too many clients already``; see :func:`~sh_scaling.budgeted._retry.is_server_busy`) is tried again with
+    the backoff of every storage call (:class:`~sh_scaling.budgeted._retry.RetryingStorage`: 0.25 s, then
+    twice as long each time, at most 30 s) for up to ``retry_for`` seconds (default
+    :data:`~sh_scaling.budgeted._retry.RETRY_FOR_S`, 300), with one warning logged (logger
+    ``sh_scaling.budgeted``) before each try; then ``ValueError``. Workers started together beyond the
+    server's limit so wait for connections to free up instead of failing at once. A server that cannot be
+    reached at all (a wrong host or port, a refused connection, a wrong password) is said at once: its URL is
+    more likely wrong than the server busy.
     """
     rng = np.random.default_rng()
-    for attempt in range(1, SCHEMA_TRIES + 1):
+    waits = backoff(retry_for)
+    schema_races = 0
+    while True:
         try:
             return optuna.storages.get_storage(storage)
         except Exception as exc:  # noqa: BLE001 - a driver, a database error, a refused connection: one cause
-            if attempt < SCHEMA_TRIES and _lost_schema_race(exc):
-                time.sleep(float(rng.uniform(0.1, 0.5)))
-                continue
+            if _lost_schema_race(exc):
+                schema_races += 1
+                if schema_races < SCHEMA_TRIES:
+                    time.sleep(float(rng.uniform(0.1, 0.5)))
+                    continue
+            elif is_server_busy(exc):
+                wait = next(waits, None)
+                if wait is not None:
+                    _logger.warning("storage %r takes no new connection (%s); trying again in %.3g s",
+                                    _hide_password(storage), _first_line(exc), wait)
+                    time.sleep(wait)
+                    continue
+                _cannot_reach(storage, exc, f" (tried for {retry_for:g} s)")
             _cannot_reach(storage, exc)
-    raise AssertionError("unreachable")  # pragma: no cover - the last try returns or raises
 
 
 def _lost_schema_race(exc: BaseException) -> bool:
@@ -1247,13 +1271,22 @@ def _lost_schema_race(exc: BaseException) -> bool:
     return False
 
 
-def _cannot_reach(storage: Any, exc: Exception) -> NoReturn:
+def _cannot_reach(storage: Any, exc: Exception, how: str = "") -> NoReturn:
     """Raise the ``ValueError`` that names the storage (without its password) and the cause."""
-    where = storage
-    if isinstance(storage, str) and "@" in storage:  # do not print a password
+    raise ValueError(f"cannot reach storage {_hide_password(storage)!r}{how}: {type(exc).__name__}: "
+                     f"{_first_line(exc)}") from exc
+
+
+def _hide_password(storage: Any) -> Any:
+    if isinstance(storage, str) and "@" in storage:
         scheme, _, rest = storage.partition("://")
-        where = f"{scheme}://***@{rest.rpartition('@')[2]}"
-    raise ValueError(f"cannot reach storage {where!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return storage
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).splitlines()
+    return lines[0] if lines else ""
 
 
 def _describe_storage(storage: Any) -> str:
