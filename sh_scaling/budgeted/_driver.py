@@ -252,7 +252,10 @@ class BudgetedHalving:
     another, possibly on other machines: load it with a loader that cannot run code
     (``torch.load(path, weights_only=True)``, safetensors). It should evaluate where its segment ends, so that the
     round's decision sees the candidate where it is; a segment whose last point is short of
-    ``until_compute`` is recorded (``short``). If it cannot load ``from_checkpoint`` it should raise
+    ``until_compute`` is recorded (``short``). Each point is one write of Optuna's storage (a transaction of an
+    RDB storage, a synced line of a journal file; the in-memory storage copies the trial's losses at each), so
+    return a few thousand points a segment at most: 100,000 took 1 to 13 minutes (the budgeted guide's table,
+    ``benchmarks/bench_segment_points.py``). If it cannot load ``from_checkpoint`` it should raise
     :class:`sh_scaling.budgeted.CheckpointError`: the segment restarts from scratch, recorded, and is granted
     the extra compute if the budget has it. Any other exception fails the candidate with the reason; the round
     goes on. With ``n_workers > 1`` it runs in worker processes started with ``spawn``, so it must be
