@@ -3,13 +3,15 @@ non-zero exit status for ``sh-scaling work``) and in the study (its worker error
 
 A train function that cannot be imported and a storage URL that cannot be reached by a worker process are in
 ``tests/test_budgeted_workers.py``; here: a worker of another release, a storage server that refuses the
-connection, and an artifact store that is not shared.
+connection or is full, and an artifact store that is not shared.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +124,62 @@ def test_a_worker_whose_database_refuses_the_connection_says_which_without_the_p
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "cannot reach storage 'postgresql+psycopg2://***@127.0.0.1:1/sweeps'" in err and "s3cret" not in err
+
+
+_FULL = "connection to server at \"db\" (10.0.0.5), port 5432 failed: FATAL:  sorry, too many clients already"
+
+
+def _full_server(monkeypatch, refusals: float) -> dict:
+    """``optuna.storages.get_storage`` refuses the first ``refusals`` connections as a PostgreSQL server at
+    ``max_connections`` does, then opens an in-memory storage."""
+    from sqlalchemy.exc import OperationalError
+
+    calls = {"n": 0}
+    real, server = optuna.storages.get_storage, optuna.storages.InMemoryStorage()
+
+    def get_storage(storage):
+        if not isinstance(storage, str):  # a storage object is used as it is (optuna.load_study, ...)
+            return real(storage)
+        calls["n"] += 1
+        if calls["n"] <= refusals:
+            raise OperationalError("connect", {}, Exception(_FULL))
+        return server
+
+    monkeypatch.setattr(optuna.storages, "get_storage", get_storage)
+    return calls
+
+
+def test_a_worker_that_the_database_refuses_as_too_many_clients_waits_and_joins(tmp_path, monkeypatch, caplog):
+    # Workers started together beyond the server's max_connections failed at once ("cannot reach storage").
+    calls = _full_server(monkeypatch, 2)
+    sweep = _sweep(tmp_path / "unused.journal", tmp_path / "ckpt")
+    sweep.storage = "postgresql+psycopg2://someone:s3cret@db/sweeps"
+    t0 = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="sh_scaling.budgeted"):
+        sweep.start()
+    assert calls["n"] == 3 and time.monotonic() - t0 < 10  # waited 0.25 s, then 0.5 s
+    lines = [r.getMessage() for r in caplog.records if r.name == "sh_scaling.budgeted"]
+    assert len(lines) == 2 and all("too many clients" in m and "\n" not in m for m in lines), lines
+    assert all("***@db/sweeps" in m and "s3cret" not in m for m in lines)
+
+
+def test_a_database_that_stays_full_is_said_after_the_retry_window(monkeypatch):
+    from sh_scaling.budgeted._driver import _connect
+
+    calls = _full_server(monkeypatch, float("inf"))
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match=r"cannot reach storage .*\(tried for 1 s\).*too many clients already"):
+        _connect("postgresql+psycopg2://someone:s3cret@db/sweeps", retry_for=1.0)
+    assert calls["n"] == 3 and time.monotonic() - t0 < 1.0 + 0.5  # tried at 0, 0.25 and 0.75 s; 1.75 is too late
+    # Any other connection error is said at once: the URL is more likely wrong than the server busy.
+    from sqlalchemy.exc import OperationalError
+
+    monkeypatch.setattr(optuna.storages, "get_storage", lambda s: (_ for _ in ()).throw(
+        OperationalError("connect", {}, Exception('FATAL:  password authentication failed for user "someone"'))))
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="password authentication failed"):
+        _connect("postgresql+psycopg2://someone:s3cret@db/sweeps", retry_for=60.0)
+    assert time.monotonic() - t0 < 0.2
 
 
 # ------------------------------------------------------------------------------------------ artifact store

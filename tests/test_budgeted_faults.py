@@ -137,6 +137,47 @@ def test_a_worker_killed_while_it_reports_is_retried_and_loses_no_point(tmp_path
     assert book["total"] == 40.0 and book["retries"] == 1
 
 
+#: Evaluations in one segment of the tests of many points (a segment of 100,000 is measured, not tested:
+#: ``benchmarks/bench_segment_points.py``).
+MANY = 5000
+
+
+def _many_points_fn(config, from_checkpoint, until):
+    return [(until * (k + 1) / MANY, 10.0 / (k + 1) ** 0.1 + config["i"]) for k in range(MANY)], None
+
+
+class _InterruptedStorage(optuna.storages.InMemoryStorage):
+    """Ctrl-C at the ``n``-th loss written (once)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def set_trial_intermediate_value(self, *args, **kwargs):
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+        return super().set_trial_intermediate_value(*args, **kwargs)
+
+
+def test_a_segment_of_many_points_reports_each_once_also_when_interrupted_while_it_reports():
+    storage = _InterruptedStorage(MANY // 2)
+    sweep = BudgetedHalving([{"i": 0}, {"i": 1}], 2.0, max_compute=1.0, strategy="UA", storage=storage)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(_many_points_fn)
+    sweep.run(_many_points_fn)
+    first, second = _candidate_trials(sweep.study_)
+    for t in (first, second):
+        want = _many_points_fn({"i": t.system_attrs[BUDGETED_CANDIDATE_KEY]["index"]}, None, 1.0)[0]
+        compute = reported_compute(t)
+        assert sorted(t.intermediate_values) == list(range(MANY))
+        assert [(compute[s], t.intermediate_values[s]) for s in range(MANY)] == want
+    (interrupted,), (whole,) = segments(first), segments(second)
+    assert interrupted["interruptions"] == 1 and interrupted["n_points"] == MANY
+    assert interrupted["n_reported"] == MANY - (MANY // 2 - 1)  # the retry wrote exactly the missing losses
+    assert whole["n_reported"] == whole["n_points"] == MANY and not whole.get("interruptions")
+
+
 # ------------------------------------------------------------------- driver restarts are not worker deaths
 def _interrupt_then_die(config, from_checkpoint, until):
     """Candidate 0: interrupts its driver twice (Ctrl-C), then its worker process dies once (SIGKILL)."""

@@ -323,3 +323,59 @@ def test_a_worker_writes_its_idle_heartbeat_only_while_it_holds_the_trial(tmp_pa
     held = storage.get_trial(second._trial_id).system_attrs[BUDGETED_WORKER_KEY]
     winner.stop()
     assert held["state"] == "running" and held["pid"] == os.getpid() and held["beat"] == 1
+
+
+def _hold_the_first_segment(config, from_checkpoint, until):
+    """Says it trains (its pid in ``training``), then outlasts any grace: it ignores the stop request."""
+    (Path(os.environ["SH_SCALING_TEST_WORKERS_LOG"]) / "training").write_text(str(os.getpid()))
+    time.sleep(DEADLINE_S)
+
+
+def _work_and_hold(journal, tmp_path) -> None:
+    _sweep(_journal(journal), tmp_path, sleep=0.0).work(_hold_the_first_segment, preempt_grace=DEADLINE_S)
+
+
+@pytest.mark.parametrize("told_to_stop", [True, False], ids=["SIGKILL after SIGTERM", "SIGKILL alone"])
+def test_a_worker_killed_after_it_was_told_to_stop_is_preempted_not_dead(tmp_path, monkeypatch, told_to_stop):
+    # A scheduler sends SIGTERM, then SIGKILL when its grace runs out, maybe before the worker put its segment
+    # back. Taken back, that segment was counted as a death of its worker, and such deaths in a row fail a
+    # candidate; a worker that was told to stop is preempted, whatever stopped it in the end.
+    import multiprocessing
+
+    from sh_scaling.budgeted._workers import Watch
+    from sh_scaling.keys import BUDGETED_WORKER_KEY
+
+    log = _setup(tmp_path, monkeypatch)
+    journal = tmp_path / "w.journal"
+    worker = multiprocessing.get_context("fork").Process(target=_work_and_hold, args=(journal, tmp_path))
+    worker.start()
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not (log / "training").exists():
+            assert time.monotonic() < deadline and worker.is_alive()
+            time.sleep(0.05)
+        if told_to_stop:
+            os.kill(worker.pid, signal.SIGTERM)
+            stop_deadline = time.monotonic() + 10  # the mark comes within 0.1 s; a loaded machine is slower
+            while time.monotonic() < stop_deadline:
+                study = optuna.load_study(study_name="w", storage=_journal(journal))
+                held = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
+                if held and held[0].system_attrs[BUDGETED_WORKER_KEY]["state"] == "stopping":
+                    break
+                time.sleep(0.1)
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)  # before it put its segment back
+        worker.join(DEADLINE_S)
+    assert worker.exitcode == -signal.SIGKILL
+    sweep = _sweep(_journal(journal), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    (held,) = [t for t in sweep._trials(ctx) if t.state == TrialState.RUNNING]
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # another worker takes the segment back
+    taken = ctx.study._storage.get_trial(held._trial_id)
+    (seg,) = segments(taken)
+    assert taken.state == TrialState.WAITING and seg["status"] == "reserved" and seg["attempts"] == 2
+    if told_to_stop:
+        assert not seg.get("deaths") and not seg.get("deaths_in_a_row") and seg["interruptions"] == 1
+        assert "told to stop" in seg["notes"][-1]
+    else:
+        assert seg["deaths"] == seg["deaths_in_a_row"] == 1 and not seg.get("interruptions")

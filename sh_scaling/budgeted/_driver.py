@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import pickle
@@ -30,9 +31,9 @@ from sh_scaling.budgeted._lease import POLL_S, Lease, create_sweep_study
 from sh_scaling.budgeted._memory_store import MemoryArtifactStore
 from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
 from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted, Preemption, check_grace
-from sh_scaling.budgeted._retry import RetryingStorage
+from sh_scaling.budgeted._retry import RETRY_FOR_S, RetryingStorage, backoff, is_server_busy
 from sh_scaling.budgeted._worker_errors import record_worker_error
-from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch
+from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch, told_to_stop
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
 from sh_scaling.budgeted._segment import SegmentTask, fail_trial, progress_mark, run_segment, uploaded_ids
 from sh_scaling.halving import RTOL, round_shares, round_sizes, select_survivors, trained_until
@@ -57,10 +58,11 @@ __all__ = ["BudgetedHalving"]
 #: then more likely the candidate (it runs out of memory, it crashes the interpreter at the same step) than the
 #: machine. Progress is anything an attempt left in the storage (a new point, a checkpoint uploaded, the
 #: segment's result recorded; :func:`~sh_scaling.budgeted._segment.progress_mark`): an attempt that made some
-#: and died is not counted, and resets the count. A SIGTERM that put the segment back, and a driver that
-#: stopped (interrupted, killed, restarted) while the segment ran, count neither way (the segment's
-#: ``interruptions``). Why 8: under random kills every attempt dies with some probability ``p`` whatever the
-#: candidate, so ``n`` in a row happen with probability ``p**n``; in ``benchmarks/bench_cluster_chaos.py`` (one
+#: and died is not counted, and resets the count. A SIGTERM that put the segment back, a worker killed after
+#: SIGTERM before it could (its scheduler's grace ran out), and a driver that stopped (interrupted, killed,
+#: restarted) while the segment ran, count neither way (the segment's ``interruptions``). Why 8: under random
+#: kills every attempt dies with some probability ``p`` whatever the candidate, so ``n`` in a row happen with
+#: probability ``p**n``; in ``benchmarks/bench_cluster_chaos.py`` (one
 #: SIGKILL or SIGTERM a second on six workers training 2 s segments) 30-43 % of the first round's attempts not
 #: put back by a SIGTERM were SIGKILLed, three in a row hit some segment in 6 of 9 runs, and
 #: ``0.43**8 = 1.2e-3``: about one segment in a thousand under that storm. A candidate that does crash costs 8
@@ -77,6 +79,8 @@ DEFAULT_STUDY_NAME = "budgeted-halving"
 
 #: Seconds a driver that finds the study already created waits for its creator to write the plan.
 SETUP_WAIT_S = 60.0
+
+_logger = logging.getLogger("sh_scaling.budgeted")
 
 
 class BudgetedHalving:
@@ -139,10 +143,11 @@ class BudgetedHalving:
     **Deaths.** A segment whose worker process died (SIGKILL, out of memory, a lost machine: it left the
     trial RUNNING) is retried from the same record and checkpoint, and its grant is not charged again. Kills
     are counted so that a candidate that crashes its process is not retried for ever, and a preempted or
-    unlucky one is never failed: an attempt put back after SIGTERM, or interrupted by its driver, is no death
-    (``interruptions``); an attempt that died after it made progress (a new point reported, a checkpoint
-    uploaded, the segment's result recorded) is a death (``deaths``) that does not count against the
-    candidate and resets the count; each attempt that died without progress counts
+    unlucky one is never failed: an attempt put back after SIGTERM, or whose worker said it was told to stop
+    and was killed before it put the segment back (the scheduler's SIGKILL at the end of its grace), or
+    interrupted by its driver, is no death (``interruptions``); an attempt that died after it made progress (a
+    new point reported, a checkpoint uploaded, the segment's result recorded) is a death (``deaths``) that
+    does not count against the candidate and resets the count; each attempt that died without progress counts
     (``deaths_in_a_row``), and :data:`MAX_DEATHS_WITHOUT_PROGRESS` (8) in a row fail the candidate with the
     reason "its segment's worker died 8 times in a row without progress (...)". ``train_fn`` returns its points
     and checkpoint when its segment ends, so a worker killed while it trains leaves no progress: whether the
@@ -247,7 +252,10 @@ class BudgetedHalving:
     another, possibly on other machines: load it with a loader that cannot run code
     (``torch.load(path, weights_only=True)``, safetensors). It should evaluate where its segment ends, so that the
     round's decision sees the candidate where it is; a segment whose last point is short of
-    ``until_compute`` is recorded (``short``). If it cannot load ``from_checkpoint`` it should raise
+    ``until_compute`` is recorded (``short``). Each point is one write of Optuna's storage (a transaction of an
+    RDB storage, a synced line of a journal file; the in-memory storage copies the trial's losses at each), so
+    return a few thousand points a segment at most: 100,000 took 1 to 13 minutes (the budgeted guide's table,
+    ``benchmarks/bench_segment_points.py``). If it cannot load ``from_checkpoint`` it should raise
     :class:`sh_scaling.budgeted.CheckpointError`: the segment restarts from scratch, recorded, and is granted
     the extra compute if the budget has it. Any other exception fails the candidate with the reason; the round
     goes on. With ``n_workers > 1`` it runs in worker processes started with ``spawn``, so it must be
@@ -384,8 +392,10 @@ class BudgetedHalving:
         worker; :data:`MAX_DEATHS_WITHOUT_PROGRESS` in a row without progress fail the candidate, see the
         class docstring). A worker told to stop (SIGTERM) lets
         ``train_fn`` return for up to ``preempt_grace`` seconds, or puts the segment back, then raises
-        :class:`~sh_scaling.budgeted.Preempted` (exit status 0). Storage calls that lose their connection are
-        retried with backoff for up to 5 minutes.
+        :class:`~sh_scaling.budgeted.Preempted` (exit status 0). It first marks its heartbeat ``stopping``
+        (within 0.1 s), so that when its scheduler kills it before it put the segment back (SIGKILL after a
+        grace shorter than the work left) the segment taken back counts as an interruption, not a death.
+        Storage calls that lose their connection are retried with backoff for up to 5 minutes.
 
         ``train_fn`` is the same as :meth:`run`'s. A sweep started by :meth:`run` is not worked on by workers
         (and the other way round): ``ValueError``. A worker of another major or minor release of sh_scaling than
@@ -495,7 +505,7 @@ class BudgetedHalving:
             kind, tasks = self._scan(ctx, watch)
             if kind == "claim":
                 task = tasks[int(rng.integers(len(tasks)))]  # spread workers over the segments
-                beat = SegmentBeat(ctx.study._storage, task)
+                beat = SegmentBeat(ctx.study._storage, task, stopping=preemption.requested)
                 try:
                     outcome = run_segment(ctx.study, ctx.store, train_fn, task, preemption=preemption,
                                           on_claim=beat.start, on_release=beat.stop)
@@ -573,8 +583,12 @@ class BudgetedHalving:
             if seg is None:  # its worker died after recording the segment: only the trial is to be given back
                 ctx.study._storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
                 continue
-            self._handle(ctx, SegmentTask(t._trial_id, budgeted_segment_key(seg["k"]), int(seg["attempts"])),
-                         {"status": "died", "reason": why})
+            task = SegmentTask(t._trial_id, budgeted_segment_key(seg["k"]), int(seg["attempts"]))
+            # A worker that said it was told to stop was preempted: its scheduler's grace ran out before it
+            # put the segment back.
+            stopped = told_to_stop(t, task.key, task.attempt)
+            self._handle(ctx, task, {"status": "stopped", "reason": f"{why} after it was told to stop (SIGTERM)"}
+                         if stopped else {"status": "died", "reason": why})
         return self._advance(ctx)
 
     def _advance(self, ctx: _Context) -> bool:
@@ -849,9 +863,17 @@ class BudgetedHalving:
                            "left to train it again from scratch", segment=(task.key, {**seg, "notes": notes}))
                 return []
             return [SegmentTask(t._trial_id, task.key, attempts + 1)]
-        # The worker died (killed, out of memory, the machine lost): retry from the same checkpoint and grant.
         if t.state == TrialState.RUNNING:
             storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
+        if status == "stopped":
+            # Its worker was told to stop (SIGTERM) and killed before it put the segment back: the scheduler's
+            # doing, an interruption as when it puts the segment back in time, not a death.
+            notes = list(seg.get("notes", [])) + [f"attempt {attempts}: {outcome['reason']}; put back"]
+            storage.set_trial_system_attr(t._trial_id, task.key, {
+                **seg, "interruptions": int(seg.get("interruptions", 0)) + 1, "notes": notes,
+                "progress": progress_mark(storage, t, seg), "attempts": attempts + 1})
+            return [SegmentTask(t._trial_id, task.key, attempts + 1)]
+        # The worker died (killed, out of memory, the machine lost): retry from the same checkpoint and grant.
         # Only deaths without progress count against the candidate (see MAX_DEATHS_WITHOUT_PROGRESS): what the
         # attempt left in the storage is compared with what was there when it started.
         mark = progress_mark(storage, t, seg)
@@ -1198,24 +1220,45 @@ def _check_version(storage: Any, study_id: int, stored: dict[str, Any], study_na
 SCHEMA_TRIES = 10
 
 
-def _connect(storage: Any) -> Any:
+def _connect(storage: Any, retry_for: float = RETRY_FOR_S) -> Any:
     """The Optuna storage for a URL or storage object, with an error that names a URL that cannot be reached.
 
     Processes that open a new database at the same moment (the tasks of a job array, each running
     ``sh-scaling start``) race to create Optuna's tables, and all but one fail (on PostgreSQL 15, 7 of 8
     processes started together: a duplicate key in ``pg_type``; optuna/optuna#1092). A loser tries again
     after a short random wait, when the tables are there.
+
+    A server that is there but takes no new connection now (PostgreSQL at ``max_connections``: ``FATAL: sorry,
+    too many clients already``; see :func:`~sh_scaling.budgeted._retry.is_server_busy`) is tried again with
+    the backoff of every storage call (:class:`~sh_scaling.budgeted._retry.RetryingStorage`: 0.25 s, then
+    twice as long each time, at most 30 s) for up to ``retry_for`` seconds (default
+    :data:`~sh_scaling.budgeted._retry.RETRY_FOR_S`, 300), with one warning logged (logger
+    ``sh_scaling.budgeted``) before each try; then ``ValueError``. Workers started together beyond the
+    server's limit so wait for connections to free up instead of failing at once. A server that cannot be
+    reached at all (a wrong host or port, a refused connection, a wrong password) is said at once: its URL is
+    more likely wrong than the server busy.
     """
     rng = np.random.default_rng()
-    for attempt in range(1, SCHEMA_TRIES + 1):
+    waits = backoff(retry_for)
+    schema_races = 0
+    while True:
         try:
             return optuna.storages.get_storage(storage)
         except Exception as exc:  # noqa: BLE001 - a driver, a database error, a refused connection: one cause
-            if attempt < SCHEMA_TRIES and _lost_schema_race(exc):
-                time.sleep(float(rng.uniform(0.1, 0.5)))
-                continue
+            if _lost_schema_race(exc):
+                schema_races += 1
+                if schema_races < SCHEMA_TRIES:
+                    time.sleep(float(rng.uniform(0.1, 0.5)))
+                    continue
+            elif is_server_busy(exc):
+                wait = next(waits, None)
+                if wait is not None:
+                    _logger.warning("storage %r takes no new connection (%s); trying again in %.3g s",
+                                    _hide_password(storage), _first_line(exc), wait)
+                    time.sleep(wait)
+                    continue
+                _cannot_reach(storage, exc, f" (tried for {retry_for:g} s)")
             _cannot_reach(storage, exc)
-    raise AssertionError("unreachable")  # pragma: no cover - the last try returns or raises
 
 
 def _lost_schema_race(exc: BaseException) -> bool:
@@ -1231,13 +1274,22 @@ def _lost_schema_race(exc: BaseException) -> bool:
     return False
 
 
-def _cannot_reach(storage: Any, exc: Exception) -> NoReturn:
+def _cannot_reach(storage: Any, exc: Exception, how: str = "") -> NoReturn:
     """Raise the ``ValueError`` that names the storage (without its password) and the cause."""
-    where = storage
-    if isinstance(storage, str) and "@" in storage:  # do not print a password
+    raise ValueError(f"cannot reach storage {_hide_password(storage)!r}{how}: {type(exc).__name__}: "
+                     f"{_first_line(exc)}") from exc
+
+
+def _hide_password(storage: Any) -> Any:
+    if isinstance(storage, str) and "@" in storage:
         scheme, _, rest = storage.partition("://")
-        where = f"{scheme}://***@{rest.rpartition('@')[2]}"
-    raise ValueError(f"cannot reach storage {where!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return storage
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).splitlines()
+    return lines[0] if lines else ""
 
 
 def _describe_storage(storage: Any) -> str:

@@ -7,7 +7,9 @@ storage that fails with an error of the connection (SQLAlchemy's ``OperationalEr
 that is briefly away; gRPC's ``UNAVAILABLE`` from Optuna's gRPC storage proxy that is restarting) is retried
 after 0.25 s, then twice as long each time (at most 30 s between tries), for up to :data:`RETRY_FOR_S`
 seconds; then the error is raised. Errors of the request itself (a finished trial, a missing key) are raised
-at once.
+at once. Opening the storage is retried with the same backoff when the server is there but takes no new
+connection now (:func:`is_server_busy`: PostgreSQL at ``max_connections`` says ``FATAL: sorry, too many
+clients already``); see :func:`sh_scaling.budgeted._driver._connect`.
 
 Every write a segment makes can be repeated without harm (records are rewritten whole, points are reported
 only where missing), with one exception handled where it happens: a claim (WAITING to RUNNING) whose
@@ -19,17 +21,39 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from optuna.storages import BaseStorage
 
-__all__ = ["RETRY_FOR_S", "RetryingStorage", "is_connection_error"]
+__all__ = ["RETRY_FOR_S", "RetryingStorage", "backoff", "is_connection_error", "is_server_busy"]
 
 #: Seconds a storage call is retried before its error is raised: long enough for a database server to
 #: restart or fail over.
 RETRY_FOR_S = 300.0
 _FIRST_WAIT_S = 0.25
 _MAX_WAIT_S = 30.0
+
+#: What a database server that is up says when it takes no new connection now: PostgreSQL at
+#: ``max_connections`` ("sorry, too many clients already"), at a role's or database's connection limit, with
+#: only the slots reserved for superusers left, or starting up; MySQL at ``max_connections`` ("Too many
+#: connections").
+_SERVER_BUSY = ("too many clients", "too many connections", "remaining connection slots are reserved",
+                "the database system is starting up")
+
+
+def backoff(retry_for: float) -> Iterator[float]:
+    """The waits between the tries of a call retried for up to ``retry_for`` seconds from now: 0.25 s, then
+    twice as long each time (at most 30 s), while the next try would start within ``retry_for`` seconds."""
+    deadline = time.monotonic() + retry_for
+
+    def waits() -> Iterator[float]:
+        wait = _FIRST_WAIT_S
+        while time.monotonic() + wait <= deadline:
+            yield wait
+            wait = min(2 * wait, _MAX_WAIT_S)
+
+    return waits()
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -39,6 +63,18 @@ def is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError)):
         return True
     return isinstance(exc, OSError) or _is_proxy_unavailable(exc)
+
+
+def is_server_busy(exc: BaseException) -> bool:
+    """A connection error of a database server that is there but takes no new connection now (see
+    ``_SERVER_BUSY``): worth waiting for when a process connects, unlike a server it cannot reach at all (a
+    wrong host or port, a refused connection, a wrong password), whose URL is more likely wrong."""
+    cause: BaseException | None = exc
+    while cause is not None:  # Optuna wraps some errors (StorageInternalError)
+        if is_connection_error(cause) and any(m in str(cause).lower() for m in _SERVER_BUSY):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _is_proxy_unavailable(exc: BaseException) -> bool:
@@ -65,17 +101,16 @@ class RetryingStorage(BaseStorage):
         return self._inner
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        deadline = time.monotonic() + self._retry_for
-        wait = _FIRST_WAIT_S
+        waits = backoff(self._retry_for)
         while True:
             try:
                 return getattr(self._inner, name)(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - sorted just below
-                if not is_connection_error(exc) or time.monotonic() + wait > deadline:
+                wait = next(waits, None) if is_connection_error(exc) else None
+                if wait is None:
                     raise
             self.retries += 1
             time.sleep(wait)
-            wait = min(2 * wait, _MAX_WAIT_S)
 
     # Optuna's abstract methods, forwarded (the rest of BaseStorage's public methods are forwarded below).
     def create_new_study(self, *args: Any, **kwargs: Any) -> Any:

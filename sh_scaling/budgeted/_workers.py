@@ -8,6 +8,12 @@ worker that sees the trial RUNNING takes the segment back (a death of its worker
 record) when the heartbeat has not changed for :data:`SEGMENT_GRACE_S` seconds of its own clock (clocks of
 different machines need not agree), or at once when the holder ran on the same machine and its process is
 gone.
+
+A worker told to stop (SIGTERM) says so in its heartbeat (``"state": "stopping"``) within
+:data:`STOP_MARK_S` seconds, from the heartbeat's own thread (the signal handler writes nothing: it may have
+cut a storage call of the main thread short). A scheduler whose grace runs out SIGKILLs it, maybe before it
+put its segment back; the segment is then taken back as a preemption (an ``interruption`` of the segment),
+not a death of its worker (:func:`told_to_stop`).
 """
 
 from __future__ import annotations
@@ -24,13 +30,18 @@ from sh_scaling.budgeted._records import UpdateFinishedTrialError
 from sh_scaling.budgeted._segment import SegmentTask
 from sh_scaling.keys import BUDGETED_WORKER_KEY
 
-__all__ = ["SEGMENT_GRACE_S", "SEGMENT_HEARTBEAT_S", "Collect", "SegmentBeat", "Watch"]
+__all__ = ["SEGMENT_GRACE_S", "SEGMENT_HEARTBEAT_S", "STOP_MARK_S", "Collect", "SegmentBeat", "Watch",
+           "told_to_stop"]
 
 #: Seconds between two heartbeats of a worker that trains a segment.
 SEGMENT_HEARTBEAT_S = 5.0
 #: Seconds without a heartbeat after which a segment is taken back from its worker (twelve missed beats, so
 #: that a slow storage or a long garbage collection does not hand a live worker's segment to another).
 SEGMENT_GRACE_S = 60.0
+#: Seconds within which a worker told to stop (SIGTERM) marks its heartbeat ``stopping``: how often the
+#: heartbeat's thread looks at the stop request. Small against any scheduler's grace (Slurm and Kubernetes
+#: send SIGKILL 30 s after SIGTERM by default), and a look is only an event's flag read.
+STOP_MARK_S = 0.1
 
 
 class Collect:
@@ -41,10 +52,17 @@ class Collect:
 
 
 class SegmentBeat:
-    """The heartbeat of the segment this worker trains, from the moment it claimed the trial."""
+    """The heartbeat of the segment this worker trains, from the moment it claimed the trial.
 
-    def __init__(self, storage: Any, task: SegmentTask) -> None:
+    ``stopping`` is set when the process is told to stop (:attr:`Preemption.requested
+    <sh_scaling.budgeted._preempt.Preemption.requested>`): the next beat, within :data:`STOP_MARK_S`
+    seconds, says ``"stopping"``, and every later one too.
+    """
+
+    def __init__(self, storage: Any, task: SegmentTask, stopping: threading.Event | None = None) -> None:
         self._storage, self._task = storage, task
+        self._stopping = stopping if stopping is not None else threading.Event()
+        self._marked = False
         self._stop = threading.Event()
         self._n = 0
         self._thread: threading.Thread | None = None
@@ -56,12 +74,18 @@ class SegmentBeat:
 
     def _beat(self) -> None:
         self._n += 1
+        stopping = self._stopping.is_set()
         self._storage.set_trial_system_attr(self._task.trial_id, BUDGETED_WORKER_KEY, {
-            "state": "running", "host": socket.gethostname(), "pid": os.getpid(), "key": self._task.key,
-            "attempt": self._task.attempt, "beat": self._n})
+            "state": "stopping" if stopping else "running", "host": socket.gethostname(), "pid": os.getpid(),
+            "key": self._task.key, "attempt": self._task.attempt, "beat": self._n})
+        self._marked = stopping
 
     def _loop(self) -> None:
-        while not self._stop.wait(SEGMENT_HEARTBEAT_S):
+        last = time.monotonic()
+        while not self._stop.wait(STOP_MARK_S):
+            if time.monotonic() - last < SEGMENT_HEARTBEAT_S and (self._marked or not self._stopping.is_set()):
+                continue
+            last = time.monotonic()
             try:
                 self._beat()
             except UpdateFinishedTrialError:
@@ -100,11 +124,18 @@ class Watch:
         seen = self._seen.get(trial._trial_id)
         if seen is None or seen[0] != key:
             self._seen[trial._trial_id] = seen = (key, now)
-        if record.get("state") == "running" and _gone(record):
+        if record.get("state") in ("running", "stopping") and _gone(record):
             return f"worker process {record['pid']} on {record['host']} is gone"
         if now - seen[1] > self.grace:
             return f"no heartbeat from its worker for {self.grace:g} s"
         return None
+
+
+def told_to_stop(trial: Any, key: str, attempt: int) -> bool:
+    """Whether the worker of attempt ``attempt`` of segment ``key`` said, before it was lost, that it had been
+    told to stop (SIGTERM): its heartbeat in ``trial`` is ``stopping`` for that attempt."""
+    record = trial.system_attrs.get(BUDGETED_WORKER_KEY) or {}
+    return record.get("state") == "stopping" and record.get("key") == key and record.get("attempt") == attempt
 
 
 def _gone(record: dict[str, Any]) -> bool:
