@@ -190,6 +190,35 @@ def plot(summary: pd.DataFrame, bounds: pd.DataFrame, set_name: str, path: Path)
     plt.close(fig)
 
 
+def dominance(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each Optuna point against ours' settings at no more compute, per set and K: how many Optuna points have
+    such a setting (``comparable``), how many of those one with no more regret, no more law error, and both at
+    once (one setting), how many lie below ours' cheapest setting, and the points where no setting of ours at no
+    more compute is at least as good on both (``not_matched``: pruner compute/regret %/law error)."""
+    rows = []
+    s = summary[summary.pruner != "nop"]
+    for (curves, k), g in s.groupby(["curves", "n_workers"], sort=False):
+        ours = g[g.pruner.map(kind).str.startswith("ours")]
+        optuna = g[g.pruner.map(kind) == "optuna"]
+        comparable = regret = law = both = 0
+        missed = []
+        for _, o in optuna.iterrows():
+            cheaper = ours[ours.compute_frac <= o.compute_frac]
+            if cheaper.empty:
+                continue
+            comparable += 1
+            r = cheaper.regret_pct <= o.regret_pct
+            e = cheaper.law_error <= o.law_error
+            regret, law, both = regret + bool(r.any()), law + bool(e.any()), both + bool((r & e).any())
+            if not (r & e).any():
+                missed.append(f"{o.pruner} {o.compute_frac:.3f}/{o.regret_pct:.2g}/{o.law_error:.4f}")
+        rows.append({"curves": curves, "n_workers": k, "optuna_points": len(optuna), "comparable": comparable,
+                     "no_more_regret": regret, "no_more_law_error": law, "both": both,
+                     "below_ours_cheapest": int((optuna.compute_frac < ours.compute_frac.min()).sum()),
+                     "not_matched": "; ".join(missed)})
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 seeds (unless --seeds), every pruner at its defaults")
@@ -237,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
         print(summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         print("\nLeast compute and wall-clock time for zero regret (clairvoyant, these orders, K workers):")
         print(bounds.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        table = dominance(summary)
+        table.to_csv(out / "dominance.csv", index=False)
+        print("\nEach Optuna point against ours' settings at no more compute:")
+        print(table.drop(columns="not_matched").to_string(index=False))
+        for _, row in table[table.not_matched != ""].iterrows():
+            print(f"  not matched ({row.curves}, K={row.n_workers}): {row.not_matched}")
     print(f"wrote {out}/ ({time.perf_counter() - t0:.0f}s)")
     return 0
 
