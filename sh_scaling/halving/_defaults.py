@@ -123,8 +123,10 @@ MARGIN_PROVEN = True
 #: schedule ladder, one and eight at once, the same compute and regret to the last digit (their schedule-aware
 #: forecasts never fall below the floor). Reading competitors at the higher of the two forecasts instead kept the
 #: CPU ladder's best run in 17 of 20 orders (0.85 %, 0.432) but cost the synthetic ladder 0.714 -> 0.834 of the
-#: compute with 8 at once. Routing and the synthetic curves have no schedules: no floor. Chosen looking at the
-#: CPU ladder, so that set is not left out of this choice.
+#: compute with 8 at once. Routing and the synthetic curves have no schedules: no floor. It costs one fit of the
+#: trial's own curve per schedule-aware decision: at 500 trials the deciding call's median went from 17.1-17.3 to
+#: 19.4-19.5 ms (``benchmarks/bench_pruner_latency.py``, side by side, two runs each). Chosen looking at the CPU
+#: ladder, so that set is not left out of this choice.
 MARGIN_FLOOR = True
 
 #: The stage error model's development table: at each coverage, the margin (log loss) at each stage of
