@@ -21,12 +21,15 @@ errors and stages, against those of the candidates kept in their place), and wri
     python benchmarks/bench_allocation_rounds.py --load results/a/allocation_rounds,results/b/allocation_rounds
 
 A strategy written ``NAME:keep_unseen`` is replayed with ``allocate(..., keep_unseen=True)`` (candidates with no
-evaluation yet survive while the remaining rounds can still observe them); SH and SH+oracle always run plain.
+evaluation yet survive while the remaining rounds can still observe them), ``NAME:unseen=RULE`` with the strategy's
+``unseen`` rule set to ``RULE`` (``median`` or ``prior``: candidates with no evaluation yet scored from the others'
+scores; see :class:`sh_scaling.simulation.Strategy`); SH and SH+oracle always run plain.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import warnings
@@ -38,6 +41,8 @@ from sh_scaling.benchmarking import benchmark_curves, local_curve_sets, output_d
 from sh_scaling.simulation import (
     MIN_ORACLE_GAIN,
     STRATEGIES,
+    UNSEEN_RULES,
+    Strategy,
     allocate,
     oracle_share,
     relative_improvement,
@@ -52,6 +57,7 @@ DEFAULT_RULE = "SH+FA"
 SURROGATES = tuple(n for n, s in STRATEGIES.items() if s.ranking in ("forecast", "frontier") and n != DEFAULT_RULE)
 STRATEGY_ORDER = (*REFERENCES, DEFAULT_RULE, *SURROGATES)
 KEEP_UNSEEN = "keep_unseen"
+UNSEEN = "unseen"
 
 
 def _one_set(task: tuple) -> tuple[list[dict], list[pd.DataFrame]]:
@@ -65,8 +71,8 @@ def _one_set(task: tuple) -> tuple[list[dict], list[pd.DataFrame]]:
         for strategy in strategies:
             # The stream simulate() gives every strategy for this candidate set and budget.
             rng = np.random.default_rng([seed, k, repeat, int(frac * 1e6)])
-            name_, _, option = strategy.partition(":")
-            res = allocate(cands, budget, name_, keep_unseen=option == KEEP_UNSEEN, rng=rng)
+            strat, keep_unseen = _strategy(strategy)
+            res = allocate(cands, budget, strat, keep_unseen=keep_unseen, rng=rng)
             key = {"set": name, "n_candidates": k, "budget_frac": frac, "repeat": repeat, "strategy": strategy}
             res.strategy = strategy
             runs.append({**key, "best_loss": res.best_loss, "spent": res.spent, "budget": budget,
@@ -77,6 +83,15 @@ def _one_set(task: tuple) -> tuple[list[dict], list[pd.DataFrame]]:
                 table[col] = value
             tables.append(table)
     return runs, tables
+
+
+def _strategy(text: str) -> tuple[Strategy, bool]:
+    """A strategy written ``NAME``, ``NAME:keep_unseen`` or ``NAME:unseen=RULE``, and whether to keep unseen."""
+    name, _, option = text.partition(":")
+    strat = STRATEGIES[name]
+    if option.startswith(UNSEEN + "="):
+        return dataclasses.replace(strat, name=text, unseen=option[len(UNSEEN) + 1:]), False
+    return strat, option == KEEP_UNSEEN
 
 
 def _settings_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -282,11 +297,12 @@ def main(argv: list[str] | None = None) -> int:
                          "them, merged, instead of replaying")
     args = ap.parse_args(argv)
     strategies = list(REFERENCES) + [s for s in args.strategies if s not in REFERENCES]
+    options = ("", KEEP_UNSEEN, *(f"{UNSEEN}={rule}" for rule in UNSEEN_RULES))
     unknown = [s for s in strategies
-               if s.partition(":")[0] not in STRATEGIES or s.partition(":")[2] not in ("", KEEP_UNSEEN)]
+               if s.partition(":")[0] not in STRATEGIES or s.partition(":")[2] not in options]
     if unknown:
-        ap.error(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}, each optionally with "
-                 f"':{KEEP_UNSEEN}'")
+        ap.error(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}, each optionally with one of "
+                 f"{[':' + o for o in options[1:]]}")
     sets = local_curve_sets(args.sets)
     out = output_dir("allocation_rounds", args.out)
     warnings.simplefilter("ignore")

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 import sh_scaling
 from sh_scaling.budgeted import BudgetedHalving, CheckpointError, ComputeBudget, ledger, round_share, segments
 from sh_scaling.curves import generate_synthetic, load_multipowerlaw, load_routing
-from sh_scaling.keys import BUDGETED_FAILED_KEY, BUDGETED_LEDGER_KEY, PRUNED_KEY, budgeted_round_key
+from sh_scaling.keys import BUDGETED_FAILED_KEY, BUDGETED_LEDGER_KEY, BUDGETED_PLAN_KEY, PRUNED_KEY, budgeted_round_key
 from sh_scaling.simulation import allocate
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -141,6 +141,39 @@ def test_replaying_routing_curves_makes_the_simulators_decisions(routing_csv, k)
 @pytest.mark.parametrize("k", range(N_SETS))
 def test_replaying_synthetic_curves_makes_the_simulators_decisions(k):
     _check_replay(*_random_set(None, k))
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_replaying_with_an_unseen_rule_makes_the_simulators_decisions(routing_csv, k):
+    """Routing runs are evaluated from 4 % of their runs on, so small budgets leave candidates unseen at the first
+    cut; both sides score them by the strategy's ``unseen`` rule."""
+    import dataclasses
+
+    from sh_scaling.simulation import STRATEGIES
+
+    curves, _, name, eta = _random_set(_routing(str(routing_csv)), k)
+    budget = [0.01, 0.03][k % 2] * sum(c.final_compute for c in curves)
+    strategy = dataclasses.replace(STRATEGIES[name], unseen=["prior", "median"][(k // 2) % 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sim = allocate(curves, budget, strategy, reduction_factor=eta, rng=np.random.default_rng(0))
+    assert np.isnan(sim.rounds[0].loss).any()  # the rule has someone to score
+    _check_replay(curves, budget, strategy, eta)
+
+
+def test_an_unseen_rule_is_part_of_the_stored_plan(tmp_path):
+    import dataclasses
+
+    from sh_scaling.simulation import STRATEGIES
+
+    curves = _synthetic(6, 3)
+    budget = 0.1 * sum(c.final_compute for c in curves)
+    storage = f"sqlite:///{tmp_path / 'plan.db'}"
+    sweep = _replay(curves, budget, dataclasses.replace(STRATEGIES["SH+FA"], unseen="prior"), storage=storage,
+                    study_name="s")
+    assert _study_attrs(sweep.study_)[BUDGETED_PLAN_KEY]["strategy"]["unseen"] == "prior"
+    with pytest.raises(ValueError, match="strategy differ"):
+        _replay(curves, budget, "SH+FA", storage=storage, study_name="s")
 
 
 _MULTIPOWERLAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "multipowerlaw"

@@ -228,6 +228,67 @@ def test_keep_unseen_keeps_candidates_not_evaluated_yet_while_they_can_be():
         assert kept.spent <= budget * (1 + 1e-9)
 
 
+def _ladder_with_a_late_large_model() -> list[Curve]:
+    """Four models planned for 100 to 800, evaluated from 1 % of their runs, each 0.2 better than the last at the
+    same compute, and one planned for 1600, better still, evaluated only from 160 (10 % of its run, after a
+    warm-up)."""
+    out = []
+    for k, planned in enumerate((100.0, 200.0, 400.0, 800.0)):
+        c = np.geomspace(0.01 * planned, planned, 20)
+        out.append(Curve.from_arrays(f"n{int(planned)}", c, 3.0 - 0.2 * k + 5.0 * c ** -0.3))
+    c = np.geomspace(160.0, 1600.0, 20)
+    return [*out, Curve.from_arrays("n1600", c, 2.2 + 5.0 * c ** -0.3)]
+
+
+@pytest.mark.parametrize("name", ["SH", "SH+PL", "SH+FA", "SH+MPL"])
+def test_an_unseen_candidate_scored_by_the_others_prior_survives_and_wins(name):
+    import dataclasses
+
+    from sh_scaling.simulation import STRATEGIES
+
+    cands = _ladder_with_a_late_large_model()
+    # Rounds of 5, 3, 2 share 1500 as 100, 166.7, 250 each: n1600 is not evaluated when the first round ends
+    # (first point at 160), and is by then 0.2 better per doubling of planned compute than n800 at equal compute.
+    runs = {rule: allocate(cands, 1500.0, dataclasses.replace(STRATEGIES[name], unseen=rule),
+                           rng=np.random.default_rng(0)) for rule in ("last", "median", "prior")}
+    first = runs["last"].rounds[0]
+    assert np.isnan(first.loss[4]) and np.isinf(first.score[4])
+    assert "n1600" not in runs["last"].survivors[1]
+    # The line through the others' scores against log planned compute puts it first; their median, third of the
+    # four unfinished (n100 has finished its run).
+    prior = runs["prior"].rounds[0].score
+    assert np.argmin(prior) == 4 and runs["prior"].survivors[1][0] == "n1600"
+    assert runs["median"].rounds[0].score[4] == pytest.approx(np.median(runs["median"].rounds[0].score[:4]))
+    assert "n1600" in runs["median"].survivors[1]
+    # Kept, it is evaluated in the second round and is the best at the end: 2.2 + 5 * 516.7**-0.3.
+    for rule in ("median", "prior"):
+        assert runs[rule].best_loss == pytest.approx(2.9864, abs=1e-4)
+        assert runs[rule].best_loss < runs["last"].best_loss
+
+
+def test_unseen_scores_fall_back_to_the_median_and_leave_scores_alone_without_a_prior():
+    from sh_scaling.simulation import unseen_scores
+
+    unseen = np.array([False, False, True])
+    # One planned compute among the scored: no line, the median.
+    assert unseen_scores(np.array([1.0, 3.0, np.inf]), unseen, np.array([5.0, 5.0, 50.0]), "prior")[2] == 2.0
+    # Nobody scored: nothing to learn from, the scores stand (the tie-break decides, as with "last").
+    alone = unseen_scores(np.array([np.inf, np.inf, np.inf]), unseen, np.array([5.0, 6.0, 7.0]), "prior")
+    assert np.isinf(alone).all()
+    assert np.isinf(unseen_scores(np.array([1.0, 3.0, np.inf]), unseen, None, "last")[2])
+    with pytest.raises(ValueError, match="unknown unseen rule 'first'"):
+        unseen_scores(np.array([1.0]), np.array([True]), None, "first")
+
+
+def test_a_strategy_refuses_an_unseen_rule_it_cannot_apply():
+    from sh_scaling.simulation import Strategy
+
+    with pytest.raises(ValueError, match="unknown unseen rule 'keep'"):
+        Strategy("x", "observed", unseen="keep")
+    with pytest.raises(ValueError, match="ranking 'oracle' scores none"):
+        Strategy("x", "oracle", unseen="prior")
+
+
 # ------------------------------------------------------------------------------------------------ bad input
 def _late(n: int, first_from: float = 10.0, prefix: str = "late") -> list[Curve]:
     """Curves evaluated only from compute ``first_from`` on (a warm-up without evaluations), of planned compute 100."""

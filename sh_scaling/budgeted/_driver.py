@@ -175,7 +175,9 @@ class BudgetedHalving:
 
     **Candidates not evaluated yet, budgets too small.** A candidate that has reported no loss when its round
     ends has nothing to rank: it ranks after every candidate that has, and candidates without a loss are ordered
-    among themselves by the seeded tie-break (``seed``), as in the simulator; where no candidate has reported one
+    among themselves by the seeded tie-break (``seed``), as in the simulator (a
+    :class:`~sh_scaling.simulation.Strategy` with ``unseen="median"`` or ``"prior"`` scores them from the
+    others' scores instead, here as there); where no candidate has reported one
     (evaluations that start after a warm-up longer than the first round's share), the whole first cut is that
     draw, recorded in the round's record with no scores. A budget whose rounds never carry any candidate to its
     first evaluation ends with every candidate PRUNED ("the schedule ended before it reported a finite positive
@@ -1155,8 +1157,11 @@ def _per_candidate(name: str, spec: Any, config: dict, i: int, default: float) -
 
 def _describe(s: Strategy) -> dict[str, Any]:
     surrogate = s.surrogate if s.surrogate is None or isinstance(s.surrogate, str) else type(s.surrogate).__name__
-    return {"name": s.name, "ranking": s.ranking, "surrogate": surrogate, "optimism": s.optimism,
-            "warmup_fraction": s.warmup_fraction}
+    described = {"name": s.name, "ranking": s.ranking, "surrogate": surrogate, "optimism": s.optimism,
+                 "warmup_fraction": s.warmup_fraction}
+    if s.unseen != "last":  # only where it is set, so that plans stored before it existed still match
+        described["unseen"] = s.unseen
+    return described
 
 
 def _fingerprint(configs: list[dict], planned: list[float]) -> str:

@@ -23,6 +23,7 @@ from sh_scaling.simulation._runner import DEFAULT_STRATEGIES, simulate, summariz
 from sh_scaling.simulation._strategies import (
     SCHEDULE_AWARE,
     STRATEGIES,
+    UNSEEN_RULES,
     AllocationResult,
     RoundInputs,
     RoundRecord,
@@ -33,6 +34,7 @@ from sh_scaling.simulation._strategies import (
     round_inputs,
     round_scores,
     stated_schedule,
+    unseen_scores,
 )
 
 __all__ = [
@@ -45,6 +47,8 @@ __all__ = [
     "RoundInputs",
     "RoundRecord",
     "SCHEDULE_AWARE",
+    "UNSEEN_RULES",
+    "unseen_scores",
     "arrival_order",
     "clairvoyant_bound",
     "make_pruner",

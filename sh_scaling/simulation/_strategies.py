@@ -84,10 +84,13 @@ from sh_scaling.surrogates import MIN_POINTS, Forecast, forecast
 
 __all__ = [
     "Strategy", "STRATEGIES", "SCHEDULE_AWARE", "AllocationResult", "RoundInputs", "RoundRecord", "allocate", "n_rounds",
-    "get_strategy", "round_inputs", "round_scores", "stated_schedule", "first_evaluation_reach",
+    "get_strategy", "round_inputs", "round_scores", "stated_schedule", "first_evaluation_reach", "unseen_scores",
+    "UNSEEN_RULES",
 ]
 
 _RANKINGS = ("none", "observed", "forecast", "frontier", "oracle")
+#: ``Strategy.unseen`` values: how a round ranks a survivor with no evaluation yet (see :class:`Strategy`).
+UNSEEN_RULES = ("last", "median", "prior")
 
 #: ``Strategy.surrogate`` value for the multi-power law under each curve's own schedule and planned compute
 #: (read from the curve's metadata), a different surrogate per curve.
@@ -114,6 +117,16 @@ class Strategy:
             ``forecast * exp(-m(s))``, ``m`` the development table's margin for its kind of forecast (power law,
             or the multi-power law under a schedule). A survivor early in a long run, whose forecast is the least
             certain, is then neither trusted nor dropped on that forecast alone.
+        unseen: How a survivor with no evaluation yet when its round ends is scored (it has no loss to rank).
+            ``"last"`` (default): after every survivor with a score, among themselves by the seeded tie-break.
+            ``"median"``: the median score of the survivors with one, as a typical candidate (the tie-break
+            orders it against any with that exact score). ``"prior"``: the score the survivors with one predict
+            for its planned compute (its curve's ``final_compute``): the straight line through their scores
+            against the log of their planned compute, least squares (the median where they have fewer than two
+            planned computes). Every candidate gets the same compute in a round, so a candidate not evaluated
+            yet is one whose first evaluation comes late: in a scaling ladder a long run, a large model, the
+            kind that the line through the others' scores says is better or worse at the same compute. Read by
+            :func:`round_scores`, so the simulator and :class:`sh_scaling.BudgetedHalving` decide alike.
     """
 
     name: str
@@ -122,6 +135,7 @@ class Strategy:
     optimism: float | None = None
     warmup_fraction: float = 0.0
     margin: float | None = None
+    unseen: str = "last"
 
     def __post_init__(self) -> None:
         if self.ranking not in _RANKINGS:
@@ -138,6 +152,11 @@ class Strategy:
             if self.margin not in STAGE_MARGINS:
                 raise ValueError(f"Strategy {self.name!r}: margin={self.margin!r}: choose a measured coverage, one of "
                                  f"{sorted(STAGE_MARGINS)}")
+        if self.unseen not in UNSEEN_RULES:
+            raise ValueError(f"Strategy {self.name!r}: unknown unseen rule {self.unseen!r}; choose one of {UNSEEN_RULES}")
+        if self.unseen != "last" and self.ranking in ("none", "oracle"):
+            raise ValueError(f"Strategy {self.name!r}: unseen={self.unseen!r} scores candidates not evaluated yet; "
+                             f"ranking {self.ranking!r} scores none")
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -251,8 +270,8 @@ class RoundInputs:
     first evaluation), ``target`` the compute it would reach if it survived every remaining round, ``mean``/
     ``std``/``fallback`` the surrogate's forecast there, and ``anchors`` every candidate's observed points as
     ``(compute, loss, owner)`` with ``owner`` the survivor's index or -1 for eliminated candidates. ``stage`` is
-    the fraction of its planned compute (its curve's ``final_compute``) each survivor has been trained to.
-    ``scheduled`` says, for a schedule-aware strategy, which survivors were forecast under a stated schedule.
+    the fraction of its planned compute (its curve's ``final_compute``, in ``planned``) each survivor has been
+    trained to. ``scheduled`` says, for a schedule-aware strategy, which survivors were forecast under a stated schedule.
     """
 
     start: np.ndarray
@@ -264,6 +283,7 @@ class RoundInputs:
     anchors: tuple[np.ndarray, np.ndarray, np.ndarray]
     stage: np.ndarray | None = None
     scheduled: np.ndarray | None = None
+    planned: np.ndarray | None = None
 
 
 def round_inputs(
@@ -303,8 +323,10 @@ def round_inputs(
         np.concatenate([o.loss for o in every] or [np.empty(0)]),
         np.concatenate(owners or [np.empty(0, int)]).astype(int),
     )
-    stage = np.array([trained[c.id] / c.final_compute if c.final_compute > 0 else np.nan for c in alive])
-    return RoundInputs(start, loss, np.asarray(targets, float), mean, std, fallback, anchors, stage, scheduled)
+    planned = np.array([c.final_compute for c in alive], float)
+    stage = np.array([trained[c.id] / p if p > 0 else np.nan for c, p in zip(alive, planned)])
+    return RoundInputs(start, loss, np.asarray(targets, float), mean, std, fallback, anchors, stage, scheduled,
+                       planned)
 
 
 def _forecast_under_schedules(
@@ -369,7 +391,43 @@ def first_evaluation_reach(n_candidates: int, budget: float, reduction_factor: f
 
 
 def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
-    """The core's scores for a fixed-budget round: every survivor is at risk (decided at once)."""
+    """The core's scores for a fixed-budget round: every survivor is at risk (decided at once); survivors with
+    no evaluation yet are scored by ``strategy.unseen`` (:func:`unseen_scores`)."""
+    score = _ranking_scores(strategy, inputs)
+    if strategy.unseen == "last":
+        return score
+    return unseen_scores(score, np.isnan(inputs.start), inputs.planned, strategy.unseen)
+
+
+def unseen_scores(score: np.ndarray, unseen: np.ndarray, planned: np.ndarray | None, rule: str) -> np.ndarray:
+    """Scores with those of the ``unseen`` candidates (no evaluation yet) replaced by ``rule``'s prior from the
+    others' finite scores (see :class:`Strategy`, ``unseen``); unchanged where no other has a finite score.
+
+    Example:
+        >>> s = unseen_scores(np.array([3.0, 2.0, np.inf]), np.array([False, False, True]),
+        ...                   np.array([10.0, 100.0, 1000.0]), "prior")
+        >>> [round(float(x), 6) for x in s]   # the line through (1, 3) and (2, 2) in log10 planned compute
+        [3.0, 2.0, 1.0]
+    """
+    if rule not in UNSEEN_RULES:
+        raise ValueError(f"unknown unseen rule {rule!r}; choose one of {UNSEEN_RULES}")
+    score = np.array(score, dtype=float)
+    unseen = np.asarray(unseen, bool)
+    known = ~unseen & np.isfinite(score)
+    if rule == "last" or not unseen.any() or not known.any():
+        return score
+    prior = np.full(int(unseen.sum()), float(np.median(score[known])))
+    if rule == "prior" and planned is not None:
+        x = np.log(np.asarray(planned, dtype=float))
+        if np.isfinite(x).all() and np.unique(x[known]).size >= 2:
+            slope, intercept = np.polyfit(x[known], score[known], 1)
+            prior = intercept + slope * x[unseen]
+    score[unseen] = prior
+    return score
+
+
+def _ranking_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
+    """The ranking's own scores; ``inf`` for survivors with no evaluation yet."""
     seen = ~np.isnan(inputs.start)
     at_risk = np.ones(inputs.start.size, bool)
     if strategy.ranking == "observed":
