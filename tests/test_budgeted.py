@@ -153,7 +153,7 @@ def test_replaying_with_an_unseen_rule_makes_the_simulators_decisions(routing_cs
 
     curves, _, name, eta = _random_set(_routing(str(routing_csv)), k)
     budget = [0.01, 0.03][k % 2] * sum(c.final_compute for c in curves)
-    strategy = dataclasses.replace(STRATEGIES[name], unseen=["prior", "median"][(k // 2) % 2])
+    strategy = dataclasses.replace(STRATEGIES[name], unseen=["reach", "median", "prior"][(k // 2) % 3])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sim = allocate(curves, budget, strategy, reduction_factor=eta, rng=np.random.default_rng(0))

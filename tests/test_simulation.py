@@ -250,7 +250,7 @@ def test_an_unseen_candidate_scored_by_the_others_prior_survives_and_wins(name):
     # Rounds of 5, 3, 2 share 1500 as 100, 166.7, 250 each: n1600 is not evaluated when the first round ends
     # (first point at 160), and is by then 0.2 better per doubling of planned compute than n800 at equal compute.
     runs = {rule: allocate(cands, 1500.0, dataclasses.replace(STRATEGIES[name], unseen=rule),
-                           rng=np.random.default_rng(0)) for rule in ("last", "median", "prior")}
+                           rng=np.random.default_rng(0)) for rule in ("last", "median", "prior", "reach")}
     first = runs["last"].rounds[0]
     assert np.isnan(first.loss[4]) and np.isinf(first.score[4])
     assert "n1600" not in runs["last"].survivors[1]
@@ -260,8 +260,10 @@ def test_an_unseen_candidate_scored_by_the_others_prior_survives_and_wins(name):
     assert np.argmin(prior) == 4 and runs["prior"].survivors[1][0] == "n1600"
     assert runs["median"].rounds[0].score[4] == pytest.approx(np.median(runs["median"].rounds[0].score[:4]))
     assert "n1600" in runs["median"].survivors[1]
+    # The others' first evaluations come at 1 % of their runs; its target, 516.7, is 32 % of its own.
+    assert runs["reach"].survivors == runs["median"].survivors
     # Kept, it is evaluated in the second round and is the best at the end: 2.2 + 5 * 516.7**-0.3.
-    for rule in ("median", "prior"):
+    for rule in ("median", "prior", "reach"):
         assert runs[rule].best_loss == pytest.approx(2.9864, abs=1e-4)
         assert runs[rule].best_loss < runs["last"].best_loss
 
@@ -278,6 +280,22 @@ def test_unseen_scores_fall_back_to_the_median_and_leave_scores_alone_without_a_
     assert np.isinf(unseen_scores(np.array([1.0, 3.0, np.inf]), unseen, None, "last")[2])
     with pytest.raises(ValueError, match="unknown unseen rule 'first'"):
         unseen_scores(np.array([1.0]), np.array([True]), None, "first")
+
+
+def test_reach_scores_only_the_unseen_candidates_whose_target_reaches_the_others_first_evaluation():
+    from sh_scaling.simulation import RoundInputs, Strategy, round_scores
+
+    # Two candidates planned for 100, first evaluated at 10 (10 % of their runs); two unseen, planned for 1000:
+    # one whose target is 5 % of its run (the rounds left end before 10 %), one whose target is 20 %.
+    inputs = RoundInputs(
+        start=np.array([20.0, 20.0, np.nan, np.nan]), loss=np.array([2.0, 3.0, np.nan, np.nan]),
+        target=np.array([60.0, 60.0, 50.0, 200.0]), mean=np.array([2.0, 3.0, np.nan, np.nan]),
+        std=np.zeros(4), fallback=np.array([True, True, True, True]),
+        anchors=(np.array([10.0, 20.0, 10.0, 20.0]), np.array([2.5, 2.0, 3.5, 3.0]), np.array([0, 0, 1, 1])),
+        planned=np.array([100.0, 100.0, 1000.0, 1000.0]))
+    score = round_scores(Strategy("SH", "observed", unseen="reach"), inputs)
+    assert score.tolist() == [2.0, 3.0, np.inf, 2.5]
+    assert round_scores(Strategy("SH", "observed", unseen="median"), inputs).tolist() == [2.0, 3.0, 2.5, 2.5]
 
 
 def test_a_strategy_refuses_an_unseen_rule_it_cannot_apply():
