@@ -22,8 +22,10 @@ errors and stages, against those of the candidates kept in their place), and wri
 
 A strategy written ``NAME:keep_unseen`` is replayed with ``allocate(..., keep_unseen=True)`` (candidates with no
 evaluation yet survive while the remaining rounds can still observe them), ``NAME:unseen=RULE`` with the strategy's
-``unseen`` rule set to ``RULE`` (``median`` or ``prior``: candidates with no evaluation yet scored from the others'
-scores; see :class:`sh_scaling.simulation.Strategy`); SH and SH+oracle always run plain.
+``unseen`` rule set to ``RULE`` (``median``, ``prior`` or ``reach``: candidates with no evaluation yet scored from
+the others' scores; see :class:`sh_scaling.simulation.Strategy`), ``NAME:replan`` with ``allocate(..., replan=True)``
+(what a round leaves unspent goes to the remaining rounds, the last round's to its survivors); options combine
+(``SH+FA:unseen=reach:replan``). SH and SH+oracle always run plain.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ SURROGATES = tuple(n for n, s in STRATEGIES.items() if s.ranking in ("forecast",
 STRATEGY_ORDER = (*REFERENCES, DEFAULT_RULE, *SURROGATES)
 KEEP_UNSEEN = "keep_unseen"
 UNSEEN = "unseen"
+REPLAN = "replan"
 
 
 def _one_set(task: tuple) -> tuple[list[dict], list[pd.DataFrame]]:
@@ -71,8 +74,9 @@ def _one_set(task: tuple) -> tuple[list[dict], list[pd.DataFrame]]:
         for strategy in strategies:
             # The stream simulate() gives every strategy for this candidate set and budget.
             rng = np.random.default_rng([seed, k, repeat, int(frac * 1e6)])
-            strat, keep_unseen = _strategy(strategy)
-            res = allocate(cands, budget, strat, keep_unseen=keep_unseen, rng=rng)
+            strat, options = _strategy(strategy)
+            res = allocate(cands, budget, strat, keep_unseen=KEEP_UNSEEN in options, replan=REPLAN in options,
+                           rng=rng)
             key = {"set": name, "n_candidates": k, "budget_frac": frac, "repeat": repeat, "strategy": strategy}
             res.strategy = strategy
             runs.append({**key, "best_loss": res.best_loss, "spent": res.spent, "budget": budget,
@@ -85,13 +89,15 @@ def _one_set(task: tuple) -> tuple[list[dict], list[pd.DataFrame]]:
     return runs, tables
 
 
-def _strategy(text: str) -> tuple[Strategy, bool]:
-    """A strategy written ``NAME``, ``NAME:keep_unseen`` or ``NAME:unseen=RULE``, and whether to keep unseen."""
-    name, _, option = text.partition(":")
+def _strategy(text: str) -> tuple[Strategy, list[str]]:
+    """A strategy written ``NAME`` followed by options (``:keep_unseen``, ``:replan``, ``:unseen=RULE``), with
+    its ``unseen`` rule set, and the options for :func:`allocate`."""
+    name, *options = text.split(":")
     strat = STRATEGIES[name]
-    if option.startswith(UNSEEN + "="):
-        return dataclasses.replace(strat, name=text, unseen=option[len(UNSEEN) + 1:]), False
-    return strat, option == KEEP_UNSEEN
+    for option in options:
+        if option.startswith(UNSEEN + "="):
+            strat = dataclasses.replace(strat, unseen=option[len(UNSEEN) + 1:])
+    return dataclasses.replace(strat, name=text), options
 
 
 def _settings_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -297,12 +303,12 @@ def main(argv: list[str] | None = None) -> int:
                          "them, merged, instead of replaying")
     args = ap.parse_args(argv)
     strategies = list(REFERENCES) + [s for s in args.strategies if s not in REFERENCES]
-    options = ("", KEEP_UNSEEN, *(f"{UNSEEN}={rule}" for rule in UNSEEN_RULES))
+    options = (KEEP_UNSEEN, REPLAN, *(f"{UNSEEN}={rule}" for rule in UNSEEN_RULES))
     unknown = [s for s in strategies
-               if s.partition(":")[0] not in STRATEGIES or s.partition(":")[2] not in options]
+               if s.split(":")[0] not in STRATEGIES or any(o not in options for o in s.split(":")[1:])]
     if unknown:
-        ap.error(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}, each optionally with one of "
-                 f"{[':' + o for o in options[1:]]}")
+        ap.error(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}, each optionally with any of "
+                 f"{[':' + o for o in options]}")
     sets = local_curve_sets(args.sets)
     out = output_dir("allocation_rounds", args.out)
     warnings.simplefilter("ignore")

@@ -176,6 +176,35 @@ def test_an_unseen_rule_is_part_of_the_stored_plan(tmp_path):
         _replay(curves, budget, "SH+FA", storage=storage, study_name="s")
 
 
+@pytest.mark.parametrize("k", range(12))
+def test_replaying_with_replan_makes_the_simulators_decisions(routing_csv, k):
+    """Every round's share of what the budget has left, the targets that count it, the last round water-filled:
+    the driver grants and decides as the simulator does, on routing and synthetic sets."""
+    curves, budget, name, eta = _random_set(_routing(str(routing_csv)) if k % 2 else None, k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sweep = _replay(curves, budget, name, reduction_factor=eta, replan=True)
+        sim = allocate(curves, budget, name, reduction_factor=eta, replan=True, rng=np.random.default_rng(0))
+    assert [[curves[i].id for i in alive] for alive in sweep.survivors_] == sim.survivors
+    assert sweep.trained_ == pytest.approx([sim.trained[c.id] for c in curves], rel=1e-9)
+    assert sweep.spent_ == pytest.approx(sim.spent, rel=1e-9) and sweep.spent_ <= budget * (1 + 1e-12)
+    assert sweep.best_loss_ == sim.best_loss or (np.isnan(sweep.best_loss_) and np.isnan(sim.best_loss))
+    _no_trial_left_running(sweep.study_)
+
+
+def test_replan_is_part_of_the_stored_plan(tmp_path):
+    curves = _synthetic(6, 3)
+    budget = 0.3 * sum(c.final_compute for c in curves)
+    storage = f"sqlite:///{tmp_path / 'plan.db'}"
+    sweep = _replay(curves, budget, "SH+FA", storage=storage, study_name="s", replan=True)
+    assert _study_attrs(sweep.study_)[BUDGETED_PLAN_KEY]["replan"] is True
+    assert _study_attrs(_replay(curves, budget, "SH+FA").study_)[BUDGETED_PLAN_KEY]["replan"] is False
+    with pytest.raises(ValueError, match="replan differ"):
+        _replay(curves, budget, "SH+FA", storage=storage, study_name="s")
+    with pytest.raises(ValueError, match="replan must be True or False"):
+        _replay(curves, budget, "SH+FA", replan="yes")
+
+
 _MULTIPOWERLAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "multipowerlaw"
 
 

@@ -307,6 +307,40 @@ def test_a_strategy_refuses_an_unseen_rule_it_cannot_apply():
         Strategy("x", "oracle", unseen="prior")
 
 
+def _two_short_two_long() -> list[Curve]:
+    short = [Curve.from_arrays(f"short{i}", np.geomspace(1.0, 10.0, 10), 3.0 + 0.1 * i + np.geomspace(1.0, 10.0, 10)
+                               ** -0.3) for i in range(2)]
+    c = np.geomspace(1.0, 1000.0, 30)
+    return [*short, *(Curve.from_arrays(f"long{i}", c, 2.0 + 0.1 * i + 2.0 * c ** -0.3) for i in range(2))]
+
+
+def test_replan_spends_what_finished_candidates_leave_and_forecasts_what_survivors_then_get():
+    cands = _two_short_two_long()
+    # Rounds of 4 and 2 share 400 as 50 and 100 each. The short runs end at 10 in the first round: 80 unspent.
+    plain = allocate(cands, 400.0, "SH+PL", rng=np.random.default_rng(0))
+    assert plain.spent == pytest.approx(320.0)
+    assert plain.rounds[0].target[2:].tolist() == [150.0, 150.0] and plain.trained["long0"] == 150.0
+    # replan gives the second round 100 * 280 / 200 = 140 each and forecasts exactly that.
+    replanned = allocate(cands, 400.0, "SH+PL", replan=True, rng=np.random.default_rng(0))
+    assert replanned.spent == pytest.approx(400.0)
+    assert replanned.rounds[0].target[2:] == pytest.approx([190.0, 190.0])
+    assert [replanned.trained[f"long{i}"] for i in range(2)] == pytest.approx([190.0, 190.0])
+    assert replanned.best_loss < plain.best_loss
+    with pytest.raises(ValueError, match="replan and carry_over"):
+        allocate(cands, 400.0, "SH", replan=True, carry_over=True)
+
+
+def test_replan_splits_the_last_rounds_budget_among_survivors_that_can_use_it():
+    from sh_scaling.halving import replanned_shares, water_fill
+
+    # One round (two candidates): 200 each, but short0 ends at 10; long0 takes the other 190.
+    cands = [_two_short_two_long()[0], _two_short_two_long()[2]]
+    res = allocate(cands, 400.0, "SH", replan=True, rng=np.random.default_rng(0))
+    assert res.trained == pytest.approx({"short0": 10.0, "long0": 390.0})
+    assert water_fill(9.0, np.array([1.0, 10.0, 10.0])).tolist() == [1.0, 4.0, 4.0]
+    assert replanned_shares([50.0, 100.0], [4, 2], 1, 280.0) == pytest.approx([140.0])
+
+
 # ------------------------------------------------------------------------------------------------ bad input
 def _late(n: int, first_from: float = 10.0, prefix: str = "late") -> list[Curve]:
     """Curves evaluated only from compute ``first_from`` on (a warm-up without evaluations), of planned compute 100."""

@@ -36,7 +36,15 @@ from sh_scaling.budgeted._worker_errors import record_worker_error
 from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch, told_to_stop
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
 from sh_scaling.budgeted._segment import SegmentTask, fail_trial, progress_mark, run_segment, uploaded_ids
-from sh_scaling.halving import RTOL, round_shares, round_sizes, select_survivors, trained_until
+from sh_scaling.halving import (
+    RTOL,
+    replanned_shares,
+    round_shares,
+    round_sizes,
+    select_survivors,
+    trained_until,
+    water_fill,
+)
 from sh_scaling.keys import (
     BUDGETED_CANDIDATE_KEY,
     BUDGETED_LEDGER_KEY,
@@ -221,6 +229,11 @@ class BudgetedHalving:
             failed candidates, and those superseded by a later segment, are removed from the artifact store, so
             that it ends with the last checkpoint of each complete candidate only. ``"all"``: nothing is
             removed.
+        replan: Leave no budget unspent, as the simulator's ``allocate(..., replan=True)`` does: each round gets
+            its schedule's share of what the budget has left (what earlier rounds did not spend, because
+            candidates reached their planned end, goes to the remaining rounds in the schedule's proportions),
+            each decision's targets count the remaining rounds' replanned shares, and the last round splits what
+            is left among its survivors. Default ``False``: the schedule's shares, as in the paper.
 
     After :meth:`run`: ``study_`` (the Optuna study), ``artifact_store_`` (where the checkpoints are),
     ``survivors_`` (candidate indices alive at the start of
@@ -279,6 +292,7 @@ class BudgetedHalving:
         artifact_store: Any = None,
         seed: int = 0,
         keep_checkpoints: str = "last",
+        replan: bool = False,
     ) -> None:
         self.candidates = candidates
         self.budget = budget
@@ -291,6 +305,7 @@ class BudgetedHalving:
         self.artifact_store = artifact_store
         self.seed = seed
         self.keep_checkpoints = keep_checkpoints
+        self.replan = replan
 
     # ------------------------------------------------------------------------------------------------ run
     def run(self, train_fn: Callable[..., Any], n_workers: int = 1, *,
@@ -340,6 +355,7 @@ class BudgetedHalving:
             held = lease.acquire(create=True)
             trial_ids = self._ensure_trials(study, configs, planned) if held else self._trial_ids(study, configs)
         ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed), lease)
+        ctx.replan = self._replan()
         ctx.store, ctx.keep_checkpoints = store, keep
         self.artifact_store_ = store
         if not held:
@@ -461,6 +477,7 @@ class BudgetedHalving:
             self._check_plan(study, plan)
             trial_ids = self._trial_ids(study, configs)
         ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed), lease)
+        ctx.replan = self._replan()
         ctx.store, ctx.keep_checkpoints = store, keep
         self.artifact_store_ = store
         return ctx
@@ -471,8 +488,8 @@ class BudgetedHalving:
         """The sweep a study holds, with the settings it was started with, to :meth:`work` on it.
 
         For a worker that knows only where the sweep is (``sh-scaling work``): the candidates, their planned
-        ends, the budget, reduction factor, strategy (by name), seed and ``keep_checkpoints`` are read from the
-        study. ``ValueError`` if the study holds no sweep started for workers, or one with a strategy that is
+        ends, the budget, reduction factor, strategy (by name), seed, ``keep_checkpoints`` and ``replan`` are
+        read from the study. ``ValueError`` if the study holds no sweep started for workers, or one with a strategy that is
         not a named one (join it with the ``BudgetedHalving(...)`` call that started it).
         """
         base = _connect(storage)
@@ -498,7 +515,7 @@ class BudgetedHalving:
         return cls(configs, stored["budget"], max_compute=lambda c: ends[json.dumps(c, sort_keys=True)],
                    reduction_factor=stored["reduction_factor"], strategy=name, storage=base,
                    study_name=study_name, artifact_store=artifact_store, seed=stored["seed"],
-                   keep_checkpoints=stored["keep_checkpoints"])
+                   keep_checkpoints=stored["keep_checkpoints"], replan=bool(stored.get("replan", False)))
 
     def _work_loop(self, ctx: _Context, train_fn: Callable[..., Any], preemption: Preemption) -> None:
         watch = Watch()
@@ -605,7 +622,7 @@ class BudgetedHalving:
             if decided:
                 continue
             if not rec.get("opened"):
-                self._train_round(ctx, Collect(), r, alive, float(rec["share"]))
+                self._train_round(ctx, Collect(), r, alive, float(rec["share"]), rec.get("grants"))
                 storage.set_study_system_attr(sid, budgeted_round_key(r), {**rec, "opened": True})
                 return False
             for i in alive:
@@ -621,6 +638,11 @@ class BudgetedHalving:
         self._write_ledger(ctx)
         return True
 
+    def _replan(self) -> bool:
+        if not isinstance(self.replan, bool):
+            raise ValueError(f"replan must be True or False, got {self.replan!r}")
+        return self.replan
+
     def _keep(self) -> str:
         if self.keep_checkpoints not in ("last", "all"):
             raise ValueError(f"keep_checkpoints must be 'last' (each candidate still wanted keeps its last "
@@ -634,6 +656,7 @@ class BudgetedHalving:
             "budget": budget, "reduction_factor": float(self.reduction_factor),
             "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
             "n_candidates": len(configs), "fingerprint": _fingerprint(configs, planned),
+            "replan": self._replan(),
         }
 
     def _schedule(self) -> tuple[list[dict], float, Strategy, list[int], list[float], list[float]]:
@@ -694,8 +717,18 @@ class BudgetedHalving:
         rec = storage.get_study_system_attrs(sid).get(budgeted_round_key(r))
         if rec is None:
             alive = [i for i in alive if self._trial(ctx, i).state != TrialState.FAIL]
-            share = round_share(ctx.shares, ctx.sizes, r, ctx.budget - ctx.total())
+            left = ctx.budget - ctx.total()
+            if ctx.replan:
+                share = replanned_shares(ctx.shares, ctx.sizes, r, left)[0]
+            else:
+                share = round_share(ctx.shares, ctx.sizes, r, left)
             rec = {"alive": alive, "share": share}
+            if ctx.replan and r == len(ctx.sizes) - 1:
+                # The last round, which no decision follows, splits what is left among its survivors; the
+                # grants are fixed here, so that a restart in the middle of the round grants the same.
+                room = np.array([0.0 if self._trial(ctx, i).state.is_finished()
+                                 else ctx.planned[i] - trained_compute(segments(self._trial(ctx, i))) for i in alive])
+                rec["grants"] = [float(g) for g in water_fill(share * len(alive), np.maximum(room, 0.0))]
             storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
         if "survivors" in rec:
             rng.random(int(rec["n_ranked"]))
@@ -731,7 +764,7 @@ class BudgetedHalving:
             rec, alive, decided = self._open_round(ctx, r, alive, rng)
             if decided:
                 continue
-            self._train_round(ctx, pool, r, alive, float(rec["share"]))
+            self._train_round(ctx, pool, r, alive, float(rec["share"]), rec.get("grants"))
             survivors = self._close_round(ctx, r, alive, rng, rec)
             if survivors is None:
                 break
@@ -772,7 +805,11 @@ class BudgetedHalving:
         if changed:
             storage.set_study_system_attr(sid, BUDGETED_REMOVED_KEY, record)
 
-    def _train_round(self, ctx: _Context, pool: Any, r: int, alive: list[int], share: float) -> None:
+    def _train_round(self, ctx: _Context, pool: Any, r: int, alive: list[int], share: float,
+                     grants: list[float] | None = None) -> None:
+        """Reserve and run each candidate's segment of round ``r``: ``share`` more each (at most to its planned
+        end), or the round's ``grants`` (one per candidate of ``alive``) where the round fixed them."""
+        granted = dict(zip(alive, grants)) if grants is not None else None
         tasks = []
         for i in alive:
             t = self._trial(ctx, i)
@@ -783,7 +820,7 @@ class BudgetedHalving:
             if seg is None:
                 start = trained_compute(segs)
                 # Exactly the simulator's arithmetic, so that the compute trained to is the same float.
-                give = min(share, ctx.planned[i] - start)
+                give = granted[i] if granted is not None else min(share, ctx.planned[i] - start)
                 if not give > 0:
                     continue
                 until = trained_until(start, give, ctx.planned[i])
@@ -902,7 +939,10 @@ class BudgetedHalving:
         curves = [planned_curve(t, p) for t, p in zip(trials, ctx.planned)]
         trained = {c.id: trained_compute(segments(t)) for c, t in zip(curves, trials)}
         ranked = [i for i in alive if trials[i].state != TrialState.FAIL]
-        future = sum(ctx.shares[r + 1:])
+        if ctx.replan:
+            future = sum(replanned_shares(ctx.shares, ctx.sizes, r + 1, ctx.budget - ctx.total()))
+        else:
+            future = sum(ctx.shares[r + 1:])
         targets = np.array([min(trained[curves[i].id] + future, ctx.planned[i]) for i in ranked])
         dead = [curves[j] for j in range(len(curves)) if j not in set(ranked)]
         inputs = round_inputs(ctx.strategy, [curves[i] for i in ranked], trained, targets, dead)
@@ -988,7 +1028,8 @@ class BudgetedHalving:
             raise ValueError(f"study {study.study_name!r} holds a budgeted sweep run {how[mode]}; it cannot be run "
                              f"{how[wanted]}: call the same method, or use a new study_name")
         # The release may differ by a patch (checked above); everything else must be the same.
-        diff = [k for k in plan if k != VERSION_FIELD and _jsonable(stored.get(k)) != _jsonable(plan[k])]
+        diff = [k for k in plan if k != VERSION_FIELD
+                and _jsonable(stored.get(k, _PLAN_DEFAULTS.get(k))) != _jsonable(plan[k])]
         if diff:
             raise ValueError(
                 f"study {study.study_name!r} holds a budgeted sweep with other settings ({', '.join(diff)} differ: "
@@ -1064,6 +1105,10 @@ class ArtifactStoreNotShared(ValueError):
     """A worker's artifact store lacks a checkpoint another worker recorded: the store is not shared."""
 
 
+#: Plan settings added after plans were first stored, with the value a plan that lacks them was run with.
+_PLAN_DEFAULTS: dict[str, Any] = {"replan": False}
+
+
 class _Context:
     """What one call of :meth:`BudgetedHalving.run` works with."""
 
@@ -1072,6 +1117,7 @@ class _Context:
         self.study, self.trial_ids, self.planned, self.budget = study, trial_ids, planned, budget
         self.sizes, self.shares, self.strategy, self.seed = sizes, shares, strategy, seed
         self.lease = lease
+        self.replan = False
         self.store: Any = None
         self.keep_checkpoints = "last"
         #: Whether a worker should stop waiting for the lease (it was told to stop).

@@ -21,7 +21,9 @@ __all__ = [
     "n_rounds",
     "round_sizes",
     "round_shares",
+    "replanned_shares",
     "trained_until",
+    "water_fill",
     "fit_window",
 ]
 
@@ -76,6 +78,42 @@ def round_shares(budget: float, sizes: list[int]) -> list[float]:
         raise ValueError(f"budget must be a positive number, got {budget!r}")
     R = len(sizes)
     return [budget / (m * R) for m in sizes]
+
+
+def replanned_shares(shares: list[float], sizes: list[int], r: int, left: float) -> list[float]:
+    """The shares of rounds ``r`` onwards, scaled so that they spend ``left`` (what the budget has left when
+    round ``r`` starts): ``shares[q] * left / sum_{p >= r} |M_p| shares[p]``. Compute the earlier rounds did not
+    spend (a survivor that reached its planned end) is spread over the remaining rounds in the schedule's own
+    proportions, so that a round's targets (each survivor's compute plus the remaining replanned shares) are
+    what the schedule then gives a survivor.
+
+    Example:
+        >>> [round(s, 6) for s in replanned_shares([1.5, 3.0], [4, 2], 1, 9.0)]   # 3 unspent in round 0
+        [4.5]
+    """
+    planned = sum(m * s for m, s in zip(sizes[r:], shares[r:]))
+    scale = max(0.0, left) / planned if planned > 0 else 0.0
+    return [s * scale for s in shares[r:]]
+
+
+def water_fill(pool: float, room: np.ndarray) -> np.ndarray:
+    """Split ``pool`` as equally as possible among candidates that can take at most ``room`` more each (what one
+    cannot take goes to the others; what none can take is left).
+
+    Example:
+        >>> water_fill(9.0, np.array([1.0, 10.0, 10.0])).tolist()
+        [1.0, 4.0, 4.0]
+    """
+    give = np.zeros_like(room)
+    left = pool
+    open_ = room > 0
+    while left > 1e-12 * pool and open_.any():
+        share = left / open_.sum()
+        add = np.where(open_, np.minimum(share, room - give), 0.0)
+        give += add
+        left -= add.sum()
+        open_ = open_ & (room - give > 1e-12 * np.maximum(room, 1.0))
+    return give
 
 
 def trained_until(start: float, give: float, end: float) -> float:

@@ -57,6 +57,7 @@ module only reveals prefixes of recorded curves and asks the surrogate for forec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,9 +77,11 @@ from sh_scaling.halving import (
     n_rounds,
     observed_scores,
     round_shares,
+    replanned_shares,
     round_sizes,
     select_survivors,
     trained_until,
+    water_fill,
 )
 from sh_scaling.schedules import Schedule, schedule_from_dict
 from sh_scaling.surrogates import MIN_POINTS, Forecast, forecast
@@ -490,20 +493,6 @@ def _stage_margins(strategy: Strategy, inputs: RoundInputs) -> np.ndarray | None
     return np.asarray(at_stage(STAGE_MARGINS[strategy.margin][kind], stage), dtype=float)
 
 
-def _water_fill(pool: float, room: np.ndarray) -> np.ndarray:
-    """Split ``pool`` as equally as possible among curves that can take at most ``room`` more each."""
-    give = np.zeros_like(room)
-    left = pool
-    open_ = room > 0
-    while left > 1e-12 * pool and open_.any():
-        share = left / open_.sum()
-        add = np.where(open_, np.minimum(share, room - give), 0.0)
-        give += add
-        left -= add.sum()
-        open_ = open_ & (room - give > 1e-12 * np.maximum(room, 1.0))
-    return give
-
-
 def allocate(
     candidates: CurveSet | list[Curve],
     budget: float,
@@ -512,6 +501,7 @@ def allocate(
     reduction_factor: float = 2.0,
     carry_over: bool = False,
     keep_unseen: bool = False,
+    replan: bool = False,
     rng: np.random.Generator | None = None,
 ) -> AllocationResult:
     """Replay one strategy on one candidate set (fixed-budget successive halving).
@@ -528,6 +518,14 @@ def allocate(
             forecast. Where evaluations start late (the schedule curves of Luo et al. have none during their
             warm-up, 9 % of a 24k-step run) a small first round leaves the largest models, the best ones,
             unseen, and ranking them last drops them all at the first cut.
+        replan: Leave no budget unspent while keeping each round's decision consistent with what survivors
+            then get: each round is given its schedule's share of what the budget has left when it starts
+            (:func:`~sh_scaling.halving.replanned_shares`: what earlier rounds did not spend, because survivors
+            reached their planned end, is spread over the remaining rounds in the schedule's proportions), the
+            targets of a decision are each survivor's compute plus the remaining rounds' replanned shares, and
+            the last round, which no decision follows, splits what is left among its survivors (water-filling).
+            Unlike ``carry_over`` a target never falls short of what the schedule then gives (it can only be
+            passed, where a later survivor finishes early). Not with ``carry_over``.
         rng: Breaks ties (e.g. between curves with no observed point yet) at random.
 
     Returns:
@@ -535,8 +533,9 @@ def allocate(
         the module doc, "Bad input"); ``best_loss`` is NaN where the budget evaluated no candidate.
 
     Raises:
-        ValueError: an empty candidate set, a budget that is not a positive number, an unknown strategy, or, for a
-            schedule-aware strategy, a curve whose ``meta["schedule"]`` is not a schedule.
+        ValueError: an empty candidate set, a budget that is not a positive number, an unknown strategy,
+            ``replan`` with ``carry_over``, or, for a schedule-aware strategy, a curve whose ``meta["schedule"]``
+            is not a schedule.
     """
     strat = get_strategy(strategy)
     cands = list(candidates)
@@ -544,6 +543,9 @@ def allocate(
         raise ValueError("allocate: empty candidate set")
     if not (np.isfinite(budget) and budget > 0):
         raise ValueError(f"allocate: budget must be a positive number, got {budget!r}")
+    if replan and carry_over:
+        raise ValueError("allocate: replan and carry_over are two ways to spend what finished curves leave; "
+                         "choose one")
     if strat.surrogate == SCHEDULE_AWARE:
         for c in cands:
             stated_schedule(c)  # a schedule that is not one fails here, before any round
@@ -556,7 +558,7 @@ def allocate(
 
     if strat.ranking == "none":
         if carry_over:
-            give = _water_fill(budget, np.array([finals[c.id] for c in cands]))
+            give = water_fill(budget, np.array([finals[c.id] for c in cands]))
         else:
             give = np.minimum(budget / len(cands), [finals[c.id] for c in cands])
         for c, g in zip(cands, give):
@@ -572,8 +574,12 @@ def allocate(
             room = np.array([finals[c.id] - trained[c.id] for c in alive])
             if carry_over:
                 pool = shares[r] * len(alive) + carry
-                give = _water_fill(pool, room)
+                give = water_fill(pool, room)
                 carry = pool - float(give.sum())
+            elif replan:
+                share = replanned_shares(shares, sizes, r, budget - math.fsum(trained.values()))[0]
+                pool = share * len(alive)
+                give = water_fill(pool, room) if r == R - 1 else np.minimum(share, room)
             else:
                 pool = shares[r] * len(alive)
                 give = np.minimum(shares[r], room)
@@ -588,7 +594,10 @@ def allocate(
                                           loss.copy(), np.zeros(len(alive)), np.ones(len(alive), bool), None,
                                           np.ones(len(alive), bool), finished))
                 break
-            future = sum(shares[r + 1 :])
+            if replan:
+                future = sum(replanned_shares(shares, sizes, r + 1, budget - math.fsum(trained.values())))
+            else:
+                future = sum(shares[r + 1 :])
             targets = np.array([min(trained[c.id] + future, finals[c.id]) for c in alive])
             scheduled = None
             if strat.ranking == "oracle":
