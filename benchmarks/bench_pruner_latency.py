@@ -15,6 +15,8 @@ Pruners:
 * ``powerlaw``, ``gp``: ``SurrogateHalvingPruner("powerlaw" / "gp")``, no schedule;
 * ``schedule``: ``SurrogateHalvingPruner(schedule=...)``: every decision fits the multi-power law to the trial's
   curve under its schedule;
+* ``schedule-nofloor``: the same without the floor of schedule-aware competitors (``margin={..., "floor":
+  False}``; the floor costs a fit of the trial's own curve per decision);
 * ``schedule+family``: ``SurrogateHalvingPruner(schedule=..., family=...)``: every decision fits the law jointly
   to the trial and up to 19 other runs of its model size (``JointMultiPowerLawSurrogate``).
 
@@ -132,7 +134,7 @@ from sh_scaling.pruning import SurrogateHalvingPruner, report
 from sh_scaling.schedules import WSD, Constant, Cosine, Schedule
 
 N_PROBE = 50
-PRUNERS = ("optuna-SH", "powerlaw", "gp", "schedule", "schedule+family")
+PRUNERS = ("optuna-SH", "powerlaw", "gp", "schedule", "schedule-nofloor", "schedule+family")
 #: The ladder: model sizes (the families), steps between evaluations, tokens per step (compute = 6 N D).
 LADDER_SIZES = tuple(float(s) for s in np.geomspace(25e6, 400e6, 6))
 EVAL_EVERY = 512
@@ -235,13 +237,18 @@ def make_pruner(kind: str) -> optuna.pruners.BasePruner:
         return SurrogateHalvingPruner(kind, max_compute=max_compute_of)
     if kind == "schedule":
         return SurrogateHalvingPruner(max_compute=max_compute_of, schedule=schedule_of)
+    if kind == "schedule-nofloor":
+        from sh_scaling.halving import STAGE_MARGINS
+
+        return SurrogateHalvingPruner(max_compute=max_compute_of, schedule=schedule_of,
+                                      margin={"coverage": 0.9, **STAGE_MARGINS[0.9], "floor": False})
     if kind == "schedule+family":
         return SurrogateHalvingPruner(max_compute=max_compute_of, schedule=schedule_of, family=family_of)
     raise ValueError(f"unknown pruner {kind!r}; choose from {PRUNERS}")
 
 
 #: The pruner that fills the study before the pruner under test is timed (see the module docstring).
-FILLER = {"gp": "powerlaw", "schedule+family": "schedule"}
+FILLER = {"gp": "powerlaw", "schedule-nofloor": "schedule", "schedule+family": "schedule"}
 
 
 def measure(kind: str, n_trials: int, seed: int = 0, curves: list[Curve] | None = None) -> dict:
