@@ -208,7 +208,9 @@ class BudgetedHalving:
         reduction_factor: ``eta`` > 1. Default 2, the paper's.
         strategy: How survivors are ranked: a name from :data:`sh_scaling.simulation.STRATEGIES` or a
             :class:`~sh_scaling.simulation.Strategy` (surrogate, optimism, warm-up window, objective).
-            Default ``"SH+FA"``, the rule the pruner ships (frontier-aware ranking on power-law forecasts).
+            Default ``"SH+FA"``, the rule the pruner ships (frontier-aware ranking on power-law forecasts),
+            with a candidate not evaluated yet scored by the others' median where its target reaches the stage
+            of their first evaluations (``Strategy(unseen="reach")``).
             ``"UA"`` trains every candidate by ``B / n`` and ranks nobody; ``"SH+oracle"`` needs the future
             and is refused, and so are the schedule-aware strategies (``"SH+MPL"``, ``"SH+FA-MPL"``,
             ``"SH+MPL-SE"``): candidates state no learning-rate schedule here, and forecasting each as if trained

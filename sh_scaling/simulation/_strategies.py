@@ -185,7 +185,9 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("SH+GP", "forecast", "gp", warmup_fraction=WARMUP_FRACTION),
         Strategy("SH+GPM", "forecast", "gp-multi", warmup_fraction=WARMUP_FRACTION),
         # The pruner's default rule (objective="frontier", its optimism and warm-up), in fixed-budget form.
-        Strategy("SH+FA", "frontier", "powerlaw", DEFAULT_OPTIMISM, WARMUP_FRACTION),
+        # The driver's default: unseen="reach", chosen leave-one-set-out on the five development sets (see
+        # Strategy's ``unseen``); the other named strategies keep "last".
+        Strategy("SH+FA", "frontier", "powerlaw", DEFAULT_OPTIMISM, WARMUP_FRACTION, unseen="reach"),
         Strategy("SH+FA-GP", "frontier", "gp", DEFAULT_OPTIMISM, WARMUP_FRACTION),
         # Schedule-aware: each curve's learning-rate schedule from its metadata (Luo et al., ICLR 2025).
         Strategy("SH+MPL", "forecast", SCHEDULE_AWARE, warmup_fraction=WARMUP_FRACTION),
