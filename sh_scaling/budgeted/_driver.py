@@ -35,7 +35,14 @@ from sh_scaling.budgeted._retry import RETRY_FOR_S, RetryingStorage, backoff, is
 from sh_scaling.budgeted._worker_errors import record_worker_error
 from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch, told_to_stop
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
-from sh_scaling.budgeted._segment import SegmentTask, fail_trial, progress_mark, run_segment, uploaded_ids
+from sh_scaling.budgeted._segment import (
+    SegmentTask,
+    fail_trial,
+    interrupted,
+    progress_mark,
+    run_segment,
+    uploaded_ids,
+)
 from sh_scaling.halving import (
     RTOL,
     replanned_shares,
@@ -728,8 +735,9 @@ class BudgetedHalving:
             if ctx.replan and r == len(ctx.sizes) - 1:
                 # The last round, which no decision follows, splits what is left among its survivors; the
                 # grants are fixed here, so that a restart in the middle of the round grants the same.
-                room = np.array([0.0 if self._trial(ctx, i).state.is_finished()
-                                 else ctx.planned[i] - trained_compute(segments(self._trial(ctx, i))) for i in alive])
+                trials = [self._trial(ctx, i) for i in alive]
+                room = np.array([0.0 if t.state.is_finished() else ctx.planned[i] - trained_compute(segments(t))
+                                 for i, t in zip(alive, trials)])
                 rec["grants"] = [float(g) for g in water_fill(share * len(alive), np.maximum(room, 0.0))]
             storage.set_study_system_attr(sid, budgeted_round_key(r), rec)
         if "survivors" in rec:
@@ -909,9 +917,8 @@ class BudgetedHalving:
         if status == "stopped":
             # Its worker was told to stop (SIGTERM) and killed before it put the segment back: the scheduler's
             # doing, an interruption as when it puts the segment back in time, not a death.
-            notes = list(seg.get("notes", [])) + [f"attempt {attempts}: {outcome['reason']}; put back"]
             storage.set_trial_system_attr(t._trial_id, task.key, {
-                **seg, "interruptions": int(seg.get("interruptions", 0)) + 1, "notes": notes,
+                **interrupted(seg, f"attempt {attempts}: {outcome['reason']}; put back"),
                 "progress": progress_mark(storage, t, seg), "attempts": attempts + 1})
             return [SegmentTask(t._trial_id, task.key, attempts + 1)]
         # The worker died (killed, out of memory, the machine lost): retry from the same checkpoint and grant.
@@ -1093,9 +1100,7 @@ class BudgetedHalving:
                     # The driver stopping is not the segment's fault: it is noted and counted apart from its
                     # worker's deaths, which alone can fail the candidate.
                     key = budgeted_segment_key(s["k"])
-                    storage.set_trial_system_attr(tid, key, {
-                        **s, "interruptions": int(s.get("interruptions", 0)) + 1,
-                        "notes": list(s.get("notes", [])) + [f"attempt {s['attempts']}: {why}"]})
+                    storage.set_trial_system_attr(tid, key, interrupted(s, f"attempt {s['attempts']}: {why}"))
             storage.set_trial_state_values(tid, TrialState.WAITING)
 
     def _write_ledger(self, ctx: _Context) -> None:

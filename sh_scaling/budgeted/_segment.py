@@ -41,7 +41,8 @@ from sh_scaling.halving import RTOL
 from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_FAILED_KEY, DECISION_KEY
 from sh_scaling.pruning import report_points, reported_compute
 
-__all__ = ["CheckpointError", "SegmentTask", "run_segment", "fail_trial", "progress_mark", "uploaded_ids"]
+__all__ = ["CheckpointError", "SegmentTask", "run_segment", "fail_trial", "interrupted", "progress_mark",
+           "uploaded_ids"]
 
 #: How much of a train_fn traceback is kept with a failure (its last lines name the cause).
 _TRACEBACK_CHARS = 2000
@@ -144,9 +145,7 @@ def run_segment(
                 points, checkpoint = _unpack(out)
             except TrainingStopped as exc:
                 why = f"attempt {task.attempt}: stopped by SIGTERM ({exc}); put back"
-                storage.set_trial_system_attr(tid, task.key, {
-                    **seg, "interruptions": int(seg.get("interruptions", 0)) + 1,
-                    "notes": list(seg.get("notes", [])) + [why]})
+                storage.set_trial_system_attr(tid, task.key, interrupted(seg, why))
                 give_back()
                 return {"status": "preempted", "reason": why}
             except CheckpointError as exc:
@@ -267,6 +266,13 @@ def _report_result(storage: BaseStorage, frozen: optuna.trial.FrozenTrial, resul
         notes.append(f"points not reported: {exc}")
     summary = {k: v for k, v in result.items() if k not in ("points", "notes")}
     return {**summary, "n_points": len(result["points"]), "n_reported": n_reported, "new_notes": notes}
+
+
+def interrupted(seg: dict[str, Any], note: str) -> dict[str, Any]:
+    """A segment record with one more interruption (an attempt stopped by no fault of its own: a SIGTERM, its
+    driver stopping) and ``note`` added to its notes. Interruptions never count against the candidate."""
+    return {**seg, "interruptions": int(seg.get("interruptions", 0)) + 1,
+            "notes": list(seg.get("notes", [])) + [note]}
 
 
 def progress_mark(storage: BaseStorage, frozen: optuna.trial.FrozenTrial, seg: dict[str, Any]) -> list[int]:

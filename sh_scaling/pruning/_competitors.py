@@ -87,7 +87,7 @@ def freshest(rec: dict[str, Any], k: int, summary: RungSummary, outcome: float |
     out["forecast_stage"] = float(source["compute"]) / float(source["target"])
     out["forecast_kind"] = "multipower" if source.get("surrogate") == "multipower" else "own"
     floor = source.get("floor")
-    if out.get("fresh") != "outcome" and floor is not None and float(floor) > float(out["forecast"]):
+    if floor is not None and float(floor) > float(out["forecast"]):
         # A schedule-aware forecast below the floor its trial's own curve allows (margin={"floor": True}): the
         # competitor is read at the floor.
         out.update(forecast=float(floor), floored=float(source["forecast"]))
