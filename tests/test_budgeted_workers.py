@@ -379,3 +379,76 @@ def test_a_worker_killed_after_it_was_told_to_stop_is_preempted_not_dead(tmp_pat
         assert "told to stop" in seg["notes"][-1]
     else:
         assert seg["deaths"] == seg["deaths_in_a_row"] == 1 and not seg.get("interruptions")
+
+
+def _hold_once(config, from_checkpoint, until):
+    """The first call says it trains (its pid in ``training``), then outlasts any grace; later calls train."""
+    log = Path(os.environ["SH_SCALING_TEST_WORKERS_LOG"])
+    try:
+        fd = os.open(log / "training", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return _workers_train.train(config, from_checkpoint, until)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    time.sleep(DEADLINE_S)
+
+
+@pytest.mark.parametrize("told_to_stop", [True, False], ids=["SIGKILL after SIGTERM", "SIGKILL alone"])
+def test_a_driver_pool_worker_killed_after_it_was_told_to_stop_is_preempted_not_dead(tmp_path, monkeypatch,
+                                                                                      told_to_stop):
+    # One worker process of run(n_workers=2) alone is sent SIGTERM, then SIGKILL when its scheduler's grace runs
+    # out, while its driver lives: as a worker of work(), it says so in its heartbeat, and its segment is an
+    # interruption. Killed outright, it is a death, and its heartbeat named it while it trained.
+    import threading
+
+    from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_WORKER_KEY
+
+    log = _setup(tmp_path, monkeypatch)
+    journal = tmp_path / "w.journal"
+    seen: dict = {}
+
+    def kill() -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        while not (log / "training").exists() or not (log / "training").read_text():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        pid = int((log / "training").read_text())
+        beats = []
+
+        def held() -> list:
+            study = optuna.load_study(study_name="w", storage=_journal(journal))
+            return [t.system_attrs.get(BUDGETED_WORKER_KEY) for t in study.get_trials()
+                    if t.state == TrialState.RUNNING]
+
+        if told_to_stop:
+            os.kill(pid, signal.SIGTERM)
+        mark_deadline = time.monotonic() + 10  # the mark comes within 0.1 s; a loaded machine is slower
+        while time.monotonic() < mark_deadline:
+            beats = [b for b in held() if b and b.get("pid") == pid]
+            if beats and beats[0]["state"] == ("stopping" if told_to_stop else "running"):
+                break
+            time.sleep(0.1)
+        seen["beat"] = beats[0] if beats else None
+        os.kill(pid, signal.SIGKILL)  # before it put its segment back
+
+    killer = threading.Thread(target=kill, daemon=True)
+    killer.start()
+    sweep = _sweep(_journal(journal), tmp_path, sleep=0.0).run(_hold_once, n_workers=2, preempt_grace=DEADLINE_S)
+    killer.join(DEADLINE_S)
+    _same_as_simulator(sweep)
+    trials = sweep.study_.get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    segs = [s for t in trials for s in segments(t)]
+    assert segs and all(s["status"] == "done" for s in segs)
+    # Every segment trained once, the held one once more (its retry); nothing else was retried.
+    calls = [json.loads(p.read_text()) for p in log.glob("call-*.json")]
+    assert sorted((c["i"], c["until"]) for c in calls) == sorted(
+        (candidate, s["until"]) for t in trials for s in segments(t)
+        for candidate in [t.system_attrs[BUDGETED_CANDIDATE_KEY]["index"]])
+    interruptions = sum(int(s.get("interruptions", 0)) for s in segs)
+    deaths = sum(int(s.get("deaths", 0)) for s in segs)
+    assert (interruptions, deaths) == ((1, 0) if told_to_stop else (0, 1))
+    assert sum(int(s["attempts"]) for s in segs) == len(segs) + 1
+    assert seen["beat"] is not None and seen["beat"]["state"] == ("stopping" if told_to_stop else "running")
+

@@ -33,14 +33,13 @@ from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
 from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted, Preemption, check_grace
 from sh_scaling.budgeted._retry import RETRY_FOR_S, RetryingStorage, backoff, is_server_busy
 from sh_scaling.budgeted._worker_errors import record_worker_error
-from sh_scaling.budgeted._workers import Collect, SegmentBeat, Watch, told_to_stop
+from sh_scaling.budgeted._workers import Collect, Watch, run_beating, told_to_stop
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
 from sh_scaling.budgeted._segment import (
     SegmentTask,
     fail_trial,
     interrupted,
     progress_mark,
-    run_segment,
     uploaded_ids,
 )
 from sh_scaling.halving import (
@@ -533,12 +532,7 @@ class BudgetedHalving:
             kind, tasks = self._scan(ctx, watch)
             if kind == "claim":
                 task = tasks[int(rng.integers(len(tasks)))]  # spread workers over the segments
-                beat = SegmentBeat(ctx.study._storage, task, stopping=preemption.requested)
-                try:
-                    outcome = run_segment(ctx.study, ctx.store, train_fn, task, preemption=preemption,
-                                          on_claim=beat.start, on_release=beat.stop)
-                finally:
-                    beat.stop()
+                outcome = run_beating(ctx.study, ctx.store, train_fn, task, preemption)
                 if outcome["status"] == "missing":  # put back as it was, for a worker that has the checkpoint
                     record_worker_error(ctx.study._storage, ctx.study._study_id, outcome["reason"])
                     raise ArtifactStoreNotShared(outcome["reason"])
@@ -604,19 +598,12 @@ class BudgetedHalving:
             seg = next((s for s in reversed(segments(t)) if s["status"] == "reserved"), None)
             if why is None:
                 continue
-            # The dead worker's heartbeat goes before the trial is given back: the next worker claims the
-            # trial (RUNNING) a moment before its own first heartbeat, and a worker that looked in between
-            # would find the dead one's and take the segment back from a live worker.
-            ctx.study._storage.set_trial_system_attr(t._trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
             if seg is None:  # its worker died after recording the segment: only the trial is to be given back
+                ctx.study._storage.set_trial_system_attr(t._trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
                 ctx.study._storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
                 continue
             task = SegmentTask(t._trial_id, budgeted_segment_key(seg["k"]), int(seg["attempts"]))
-            # A worker that said it was told to stop was preempted: its scheduler's grace ran out before it
-            # put the segment back.
-            stopped = told_to_stop(t, task.key, task.attempt)
-            self._handle(ctx, task, {"status": "stopped", "reason": f"{why} after it was told to stop (SIGTERM)"}
-                         if stopped else {"status": "died", "reason": why})
+            self._handle(ctx, task, {"status": "died", "reason": why})
         return self._advance(ctx)
 
     def _advance(self, ctx: _Context) -> bool:
@@ -912,11 +899,19 @@ class BudgetedHalving:
                            "left to train it again from scratch", segment=(task.key, {**seg, "notes": notes}))
                 return []
             return [SegmentTask(t._trial_id, task.key, attempts + 1)]
+        if status == "died" and told_to_stop(t, task.key, attempts):
+            # Its worker said it was told to stop (SIGTERM) and was killed before it put the segment back (its
+            # scheduler's grace ran out): the scheduler's doing, an interruption as when it puts the segment back
+            # in time, not a death.
+            status = "stopped"
+            outcome = {**outcome, "reason": f"{outcome['reason']} after it was told to stop (SIGTERM)"}
         if t.state == TrialState.RUNNING:
+            # The lost worker's heartbeat goes before the trial is given back: the next worker claims the
+            # trial (RUNNING) a moment before its own first heartbeat, and a worker that looked in between
+            # would find the lost one's and take the segment back from a live worker.
+            storage.set_trial_system_attr(t._trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
             storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
         if status == "stopped":
-            # Its worker was told to stop (SIGTERM) and killed before it put the segment back: the scheduler's
-            # doing, an interruption as when it puts the segment back in time, not a death.
             storage.set_trial_system_attr(t._trial_id, task.key, {
                 **interrupted(seg, f"attempt {attempts}: {outcome['reason']}; put back"),
                 "progress": progress_mark(storage, t, seg), "attempts": attempts + 1})

@@ -6,6 +6,13 @@ thread is inherited from the driver) and each talks to the driver over its own p
 always knows which segment a worker holds and sees at once when a worker dies: the pipe closes and the
 process sentinel fires. A shared queue could lose a segment that a dying worker had taken but not yet
 announced, or be left locked by it.
+
+A worker process trains each segment as a worker of :meth:`~sh_scaling.BudgetedHalving.work` does
+(:func:`~sh_scaling.budgeted._workers.run_beating`): with its heartbeat in the trial, marked ``stopping``
+within :data:`~sh_scaling.budgeted._workers.STOP_MARK_S` seconds of a SIGTERM. So one worker process told to
+stop and SIGKILLed before it put its segment back (a scheduler's grace that ran out, while the driver lives)
+is an interruption of the segment, not a death of its worker, and a worker process killed outright is seen
+gone from its heartbeat as well as by the driver's pipe.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import optuna
 from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted, Preemption
 from sh_scaling.budgeted._retry import RetryingStorage
 from sh_scaling.budgeted._segment import SegmentTask, _Abandoned, run_segment
+from sh_scaling.budgeted._workers import run_beating
 
 __all__ = ["InProcess", "WorkerProcesses"]
 
@@ -174,7 +182,7 @@ def _worker_main(conn: Any, storage: Any, study_name: str, artifact_store: Any, 
             return
         with preemption.deferred():
             try:
-                outcome = run_segment(study, artifact_store, train_fn, task, abandoned, preemption)
+                outcome = run_beating(study, artifact_store, train_fn, task, preemption, abandoned)
             except _Abandoned:
                 return
             try:

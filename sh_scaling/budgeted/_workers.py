@@ -22,16 +22,18 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import optuna
 
+from sh_scaling.budgeted._preempt import Preemption
 from sh_scaling.budgeted._records import UpdateFinishedTrialError
-from sh_scaling.budgeted._segment import SegmentTask
+from sh_scaling.budgeted._segment import SegmentTask, run_segment
 from sh_scaling.keys import BUDGETED_WORKER_KEY
 
 __all__ = ["SEGMENT_GRACE_S", "SEGMENT_HEARTBEAT_S", "STOP_MARK_S", "Collect", "SegmentBeat", "Watch",
-           "told_to_stop"]
+           "run_beating", "told_to_stop"]
 
 #: Seconds between two heartbeats of a worker that trains a segment.
 SEGMENT_HEARTBEAT_S = 5.0
@@ -56,12 +58,16 @@ class SegmentBeat:
 
     ``stopping`` is set when the process is told to stop (:attr:`Preemption.requested
     <sh_scaling.budgeted._preempt.Preemption.requested>`): the next beat, within :data:`STOP_MARK_S`
-    seconds, says ``"stopping"``, and every later one too.
+    seconds, says ``"stopping"``, and every later one too. Once ``abandoned()`` is true (the driver that
+    handed the segment out is gone, and a restarted one may have given the trial to another process) it writes
+    nothing more.
     """
 
-    def __init__(self, storage: Any, task: SegmentTask, stopping: threading.Event | None = None) -> None:
+    def __init__(self, storage: Any, task: SegmentTask, stopping: threading.Event | None = None,
+                 abandoned: Callable[[], bool] = lambda: False) -> None:
         self._storage, self._task = storage, task
         self._stopping = stopping if stopping is not None else threading.Event()
+        self._abandoned = abandoned
         self._marked = False
         self._stop = threading.Event()
         self._n = 0
@@ -83,6 +89,8 @@ class SegmentBeat:
     def _loop(self) -> None:
         last = time.monotonic()
         while not self._stop.wait(STOP_MARK_S):
+            if self._abandoned():
+                return
             if time.monotonic() - last < SEGMENT_HEARTBEAT_S and (self._marked or not self._stopping.is_set()):
                 continue
             last = time.monotonic()
@@ -103,10 +111,28 @@ class SegmentBeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(SEGMENT_HEARTBEAT_S + 5)
+        if self._abandoned():
+            return
         try:
             self._storage.set_trial_system_attr(self._task.trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
         except UpdateFinishedTrialError:
             pass
+
+
+def run_beating(study: optuna.Study, artifact_store: Any, train_fn: Callable[..., Any], task: SegmentTask,
+                preemption: Preemption, abandoned: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """:func:`~sh_scaling.budgeted._segment.run_segment` with this process's heartbeat in the trial, from its
+    claim to just before it gives the trial back: how every worker process trains a segment, whether
+    :meth:`~sh_scaling.BudgetedHalving.work` runs it or a driver's pool (``run(train_fn, n_workers > 1)``)
+    started it. The heartbeat says ``stopping`` within :data:`STOP_MARK_S` seconds of the process being told
+    to stop (``preemption.requested``), so a segment taken back after its process was killed then is an
+    interruption (:func:`told_to_stop`), and a process killed outright is seen gone (:class:`Watch`)."""
+    beat = SegmentBeat(study._storage, task, stopping=preemption.requested, abandoned=abandoned)
+    try:
+        return run_segment(study, artifact_store, train_fn, task, abandoned, preemption,
+                           on_claim=beat.start, on_release=beat.stop)
+    finally:
+        beat.stop()
 
 
 class Watch:
