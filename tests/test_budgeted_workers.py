@@ -452,3 +452,54 @@ def test_a_driver_pool_worker_killed_after_it_was_told_to_stop_is_preempted_not_
     assert sum(int(s["attempts"]) for s in segs) == len(segs) + 1
     assert seen["beat"] is not None and seen["beat"]["state"] == ("stopping" if told_to_stop else "running")
 
+
+def test_a_segment_taken_back_from_a_dead_worker_is_claimable_only_with_its_next_attempt(tmp_path, monkeypatch):
+    # The lease holder takes a dead worker's segment back: the next attempt in the segment's record, and the trial
+    # back to WAITING. A worker that scanned before the death holds a task for the attempt that died; if it claims
+    # the trial the moment it is WAITING, it must find the next attempt's record, not train the old attempt and
+    # then see its done record overwritten with a reserved one (the segment trained twice, the death uncounted).
+    from sh_scaling.budgeted._preempt import Preemption
+    from sh_scaling.budgeted._workers import Watch, run_beating
+    from sh_scaling.keys import BUDGETED_WORKER_KEY
+
+    log = _setup(tmp_path, monkeypatch)
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # grants the first round
+    storage = ctx.study._storage
+    kind, tasks = sweep._scan(ctx, Watch())
+    assert kind == "claim"
+    late = tasks[0]  # a worker's pick from its scan, claimed only later
+    # Another worker claimed it first and died without a trace but its heartbeat: its process is gone.
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    assert storage.set_trial_state_values(late.trial_id, TrialState.RUNNING)
+    storage.set_trial_system_attr(late.trial_id, BUDGETED_WORKER_KEY, {
+        "state": "running", "host": socket.gethostname(), "pid": gone.pid, "key": late.key,
+        "attempt": late.attempt, "beat": 1})
+    real = storage.set_trial_state_values
+    outcomes: list = []
+
+    def set_state(trial_id, state, values=None):
+        done = real(trial_id, state, values)
+        if trial_id == late.trial_id and state == TrialState.WAITING and not outcomes:
+            # The late worker claims the trial the moment it is claimable again.
+            outcomes.append(None)
+            outcomes[0] = run_beating(ctx.study, ctx.store, _workers_train.train, late, Preemption())
+        return done
+
+    with monkeypatch.context() as patch:
+        patch.setattr(storage, "set_trial_state_values", set_state)
+        sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # the lease holder takes the segment back
+    assert [o["status"] for o in outcomes] == ["stale"]
+    taken = storage.get_trial(late.trial_id)
+    (seg,) = segments(taken)
+    assert taken.state == TrialState.WAITING and seg["status"] == "reserved"
+    assert seg["attempts"] == 2 and seg["deaths"] == 1
+    finished = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0).work(_workers_train.train)
+    _same_as_simulator(finished)
+    # Each segment trained once.
+    calls = [json.loads(p.read_text()) for p in log.glob("call-*.json")]
+    assert len(calls) == len({(c["i"], c["until"]) for c in calls})
+    (seg,) = [s for s in segments(finished.study_._storage.get_trial(late.trial_id)) if s["k"] == 0]
+    assert seg["status"] == "done" and seg["deaths"] == 1 and seg["attempts"] == 2

@@ -905,14 +905,8 @@ class BudgetedHalving:
             # in time, not a death.
             status = "stopped"
             outcome = {**outcome, "reason": f"{outcome['reason']} after it was told to stop (SIGTERM)"}
-        if t.state == TrialState.RUNNING:
-            # The lost worker's heartbeat goes before the trial is given back: the next worker claims the
-            # trial (RUNNING) a moment before its own first heartbeat, and a worker that looked in between
-            # would find the lost one's and take the segment back from a live worker.
-            storage.set_trial_system_attr(t._trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
-            storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
         if status == "stopped":
-            storage.set_trial_system_attr(t._trial_id, task.key, {
+            self._give_back(storage, t, task.key, {
                 **interrupted(seg, f"attempt {attempts}: {outcome['reason']}; put back"),
                 "progress": progress_mark(storage, t, seg), "attempts": attempts + 1})
             return [SegmentTask(t._trial_id, task.key, attempts + 1)]
@@ -933,8 +927,28 @@ class BudgetedHalving:
                    f"its segment's worker died {deaths} times ({outcome['reason']})")
             fail_trial(storage, t._trial_id, why, segment=(task.key, seg))
             return []
-        storage.set_trial_system_attr(t._trial_id, task.key, {**seg, "attempts": attempts + 1})
+        self._give_back(storage, t, task.key, {**seg, "attempts": attempts + 1})
         return [SegmentTask(t._trial_id, task.key, attempts + 1)]
+
+    @staticmethod
+    def _give_back(storage: Any, t: Any, key: str, seg: dict[str, Any]) -> None:
+        """Record the next attempt of a segment taken back from its lost worker, then make its trial claimable.
+
+        Only the process that handles the lost worker's outcome writes here (a driver, or the worker that holds
+        the sweep's lease), and while the trial is RUNNING no other process can claim it (a claim is the WAITING
+        to RUNNING change, which only one process can win). So every write goes first, and the trial becomes
+        claimable last, in one write: the lost worker's heartbeat is cleared (the next worker claims the trial a
+        moment before its own first heartbeat, and one that looked in between must not find the lost one's and
+        take the segment back from a live worker), then the next attempt is recorded. A worker that claims the
+        trial then reads the next attempt's record, whatever it scanned before: one that holds a task for the
+        attempt that was lost finds it stale and gives the trial back untouched; none trains the lost attempt
+        again, nor overwrites the death or interruption just counted.
+        """
+        if t.state == TrialState.RUNNING:
+            storage.set_trial_system_attr(t._trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
+        storage.set_trial_system_attr(t._trial_id, key, seg)
+        if t.state == TrialState.RUNNING:
+            storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
 
     def _decide(self, ctx: _Context, r: int, alive: list[int], rng: np.random.Generator, rec: dict) -> dict:
         """The round's decision, from the storage, with the simulator's own functions."""
