@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 import _workers_train
 from sh_scaling.budgeted import BudgetedHalving, CheckpointError, ledger, segments
+from sh_scaling.budgeted._segment import SegmentTask
 from sh_scaling.keys import BUDGETED_WORKER_ERRORS_KEY
 from sh_scaling.simulation import allocate
 
@@ -503,3 +504,49 @@ def test_a_segment_taken_back_from_a_dead_worker_is_claimable_only_with_its_next
     assert len(calls) == len({(c["i"], c["until"]) for c in calls})
     (seg,) = [s for s in segments(finished.study_._storage.get_trial(late.trial_id)) if s["k"] == 0]
     assert seg["status"] == "done" and seg["deaths"] == 1 and seg["attempts"] == 2
+
+
+def test_a_live_worker_whose_segment_was_taken_back_writes_nothing_more(tmp_path, monkeypatch):
+    # A worker whose heartbeats stop reaching the storage for the grace (a stalled process, a partition) is taken
+    # for dead while it trains: its segment is taken back and another worker trains it. When the first one's
+    # train_fn returns, it must not record its result over the retry's, nor the attempt that was taken back.
+    import threading
+
+    from sh_scaling.budgeted._preempt import Preemption
+    from sh_scaling.budgeted._workers import Watch, run_beating
+    from sh_scaling.keys import BUDGETED_WORKER_KEY
+
+    log = _setup(tmp_path, monkeypatch)
+    monkeypatch.setattr("sh_scaling.budgeted._workers.SEGMENT_HEARTBEAT_S", 1e9)  # its first beat only
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # grants the first round
+    storage = ctx.study._storage
+    first = sweep._scan(ctx, Watch())[1][0]
+    training, release = threading.Event(), threading.Event()
+
+    def stalled(config, from_checkpoint, until):
+        training.set()
+        release.wait(DEADLINE_S)
+        return _workers_train.train(config, from_checkpoint, until)
+
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.update(
+        run_beating(ctx.study, ctx.store, stalled, first, Preemption())), daemon=True)
+    worker.start()
+    assert training.wait(DEADLINE_S)
+    watch = Watch(grace=0.0)
+    watch.dead(storage.get_trial(first.trial_id))  # seen once; its heartbeat does not change after
+    time.sleep(0.01)
+    sweep._locked(ctx, lambda: sweep._close(ctx, watch))  # taken back: no heartbeat for longer than the grace
+    retry = SegmentTask(first.trial_id, first.key, first.attempt + 1)
+    assert run_beating(ctx.study, ctx.store, _workers_train.train, retry, Preemption())["status"] == "done"
+    done = storage.get_trial(first.trial_id)
+    release.set()
+    worker.join(DEADLINE_S)
+    assert outcome["status"] == "stale" and "taken back" in outcome["reason"]
+    after = storage.get_trial(first.trial_id)
+    assert after.system_attrs[first.key] == done.system_attrs[first.key]
+    assert after.system_attrs[first.key]["attempts"] == 2 and after.system_attrs[first.key]["deaths"] == 1
+    assert after.system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"} and after.state == TrialState.WAITING
+    assert after.intermediate_values == done.intermediate_values

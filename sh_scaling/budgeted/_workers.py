@@ -26,14 +26,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from sh_scaling.budgeted._preempt import Preemption
 from sh_scaling.budgeted._records import UpdateFinishedTrialError
-from sh_scaling.budgeted._segment import SegmentTask, run_segment
+from sh_scaling.budgeted._segment import SegmentTask, _Abandoned, run_segment
 from sh_scaling.keys import BUDGETED_WORKER_KEY
 
 __all__ = ["SEGMENT_GRACE_S", "SEGMENT_HEARTBEAT_S", "STOP_MARK_S", "Collect", "SegmentBeat", "Watch",
-           "run_beating", "told_to_stop"]
+           "holds", "run_beating", "told_to_stop"]
 
 #: Seconds between two heartbeats of a worker that trains a segment.
 SEGMENT_HEARTBEAT_S = 5.0
@@ -58,16 +59,16 @@ class SegmentBeat:
 
     ``stopping`` is set when the process is told to stop (:attr:`Preemption.requested
     <sh_scaling.budgeted._preempt.Preemption.requested>`): the next beat, within :data:`STOP_MARK_S`
-    seconds, says ``"stopping"``, and every later one too. Once ``abandoned()`` is true (the driver that
-    handed the segment out is gone, and a restarted one may have given the trial to another process) it writes
-    nothing more.
+    seconds, says ``"stopping"``, and every later one too. ``lost()`` is asked before each beat after the
+    first and before the last write: once it is true (the driver that handed the segment out is gone, or the
+    segment was taken back from this worker) the heartbeat writes nothing more.
     """
 
     def __init__(self, storage: Any, task: SegmentTask, stopping: threading.Event | None = None,
-                 abandoned: Callable[[], bool] = lambda: False) -> None:
+                 lost: Callable[[], bool] = lambda: False) -> None:
         self._storage, self._task = storage, task
         self._stopping = stopping if stopping is not None else threading.Event()
-        self._abandoned = abandoned
+        self._lost = lost
         self._marked = False
         self._stop = threading.Event()
         self._n = 0
@@ -89,12 +90,12 @@ class SegmentBeat:
     def _loop(self) -> None:
         last = time.monotonic()
         while not self._stop.wait(STOP_MARK_S):
-            if self._abandoned():
-                return
             if time.monotonic() - last < SEGMENT_HEARTBEAT_S and (self._marked or not self._stopping.is_set()):
                 continue
             last = time.monotonic()
             try:
+                if self._lost():
+                    return
                 self._beat()
             except UpdateFinishedTrialError:
                 return
@@ -111,9 +112,9 @@ class SegmentBeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(SEGMENT_HEARTBEAT_S + 5)
-        if self._abandoned():
-            return
         try:
+            if self._lost():
+                return
             self._storage.set_trial_system_attr(self._task.trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
         except UpdateFinishedTrialError:
             pass
@@ -126,13 +127,45 @@ def run_beating(study: optuna.Study, artifact_store: Any, train_fn: Callable[...
     :meth:`~sh_scaling.BudgetedHalving.work` runs it or a driver's pool (``run(train_fn, n_workers > 1)``)
     started it. The heartbeat says ``stopping`` within :data:`STOP_MARK_S` seconds of the process being told
     to stop (``preemption.requested``), so a segment taken back after its process was killed then is an
-    interruption (:func:`told_to_stop`), and a process killed outright is seen gone (:class:`Watch`)."""
-    beat = SegmentBeat(study._storage, task, stopping=preemption.requested, abandoned=abandoned)
+    interruption (:func:`told_to_stop`), and a process killed outright is seen gone (:class:`Watch`).
+
+    A worker judged dead while it lives (its heartbeat did not reach the storage for :data:`SEGMENT_GRACE_S`
+    seconds: a stalled process, a network partition) has its segment taken back and retried by another. Before
+    it records what ``train_fn`` returned, and before each heartbeat, it looks whether it still holds the
+    trial (:func:`holds`); once it does not, it writes nothing more (neither the result nor a heartbeat) and
+    returns ``stale``. ``abandoned()``: the driver that handed the segment out is gone (the process then
+    raises ``_Abandoned`` as :func:`~sh_scaling.budgeted._segment.run_segment` does)."""
+    storage = study._storage
+    taken = threading.Event()
+
+    def lost() -> bool:
+        if abandoned():
+            return True
+        if not taken.is_set() and not holds(storage.get_trial(task.trial_id), task):
+            taken.set()
+        return taken.is_set()
+
+    beat = SegmentBeat(storage, task, stopping=preemption.requested, lost=lost)
     try:
-        return run_segment(study, artifact_store, train_fn, task, abandoned, preemption,
+        return run_segment(study, artifact_store, train_fn, task, lost, preemption,
                            on_claim=beat.start, on_release=beat.stop)
+    except _Abandoned:
+        if not taken.is_set():
+            raise
+        return {"status": "stale", "reason": f"segment {task.key}, attempt {task.attempt}, was taken back from this "
+                f"worker (no heartbeat of it reached the storage for {SEGMENT_GRACE_S:g} s); another attempt has it"}
     finally:
         beat.stop()
+
+
+def holds(trial: Any, task: SegmentTask) -> bool:
+    """Whether this process still holds ``trial`` for ``task``: the trial is RUNNING and its heartbeat is this
+    process's, for this segment and attempt. Taking a segment back clears the heartbeat first
+    (``BudgetedHalving._give_back``), so a worker whose segment was taken back finds it no longer its own."""
+    record = trial.system_attrs.get(BUDGETED_WORKER_KEY) or {}
+    return (trial.state == TrialState.RUNNING and record.get("state") in ("running", "stopping")
+            and record.get("pid") == os.getpid() and record.get("host") == socket.gethostname()
+            and record.get("key") == task.key and record.get("attempt") == task.attempt)
 
 
 class Watch:
