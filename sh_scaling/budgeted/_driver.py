@@ -328,7 +328,11 @@ class BudgetedHalving:
         :data:`~sh_scaling.budgeted.PREEMPT_GRACE_S`, 20) and its segment is then recorded as done; one that
         does not is stopped and its segment put back (WAITING; an ``interruption``, not a death of its worker,
         and not charged again). Then :class:`~sh_scaling.budgeted.Preempted` is raised: a ``SystemExit`` with
-        status 0, so the script exits 0 and a later ``run()`` continues.
+        status 0, so the script exits 0 and a later ``run()`` continues. A worker process sent SIGTERM on its
+        own (the driver goes on) does the same with its segment and is replaced; it trains with the heartbeat
+        of a :meth:`work` worker, marked ``stopping`` within 0.1 s of the SIGTERM, so that when it is SIGKILLed
+        before it put the segment back (a scheduler's grace that ran out) the segment counts as an
+        interruption, not a death of its worker.
         """
         if not callable(train_fn):
             raise ValueError(f"train_fn must be callable, got {train_fn!r}")
