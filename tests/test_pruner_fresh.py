@@ -3,6 +3,7 @@ margin in the pruner, and the review's defects in the pruner's input handling.""
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -13,9 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sh_scaling.keys import DECISION_KEY, SCHEDULE_KEY, rung_key
+from sh_scaling.curves import generate_synthetic
+from sh_scaling.keys import DECISION_KEY, SCHEDULE_KEY, rung_key, rung_records
 from sh_scaling.pruning import SurrogateHalvingPruner, report
-from sh_scaling.pruning._competitors import RungSummary, freshest
+from sh_scaling.pruning._competitors import RungSummary, competitors_at, freshest
+from sh_scaling.simulation import PrunerSpec, replay_study
 
 from _surrogates import LogLinear
 
@@ -320,3 +323,66 @@ def test_the_floor_setting_is_checked(floor):
     with pytest.raises(ValueError, match="'floor' must be True or False"):
         SurrogateHalvingPruner(max_compute=1.0, margin={"coverage": 0.9, "own": (0.1,) * 5,
                                                         "multipower": (0.0,) * 5, "floor": floor})
+
+
+def _first_rung_of_a_late_starter(pending: bool) -> dict:
+    """A trial RUNNING at compute 4 on a good curve (c^-0.5, forecast 0.125), and a worse one (2 c^-0.5,
+    forecast 0.25) whose first evaluation is past compute 4: the second one's first decision record."""
+    study = optuna.create_study(pruner=_pruner(pending_competitors=pending))
+    first = study.ask()
+    for c in C[C <= 4.0]:
+        report(first, float(c**-0.5), compute=float(c))
+        assert not first.should_prune()
+    second = study.ask()
+    for c, l in zip(C[C > 4.0], STEADY[C > 4.0]):
+        report(second, float(l), compute=float(c))
+        if second.should_prune():
+            break
+    recs = rung_records(study.trials[1].system_attrs)
+    return recs[min(recs)]
+
+
+def test_a_running_trial_below_the_rung_competes_when_pending_competitors_is_on():
+    alone = _first_rung_of_a_late_starter(False)
+    # No trial has passed the rung: promoted unranked, as asynchronous successive halving does.
+    assert (alone["rule"], alone["promoted"], alone["n_competitors"]) == ("startup", True, 1)
+    ranked = _first_rung_of_a_late_starter(True)
+    # The running trial, planned past the rung, competes with the forecast it made at its own highest rung.
+    assert (ranked["rule"], ranked["promoted"], ranked["n_competitors"], ranked["rank"]) == ("rank", False, 2, 2)
+
+
+def test_a_pending_competitor_is_a_running_trial_planned_past_the_rung():
+    study = optuna.create_study(pruner=_pruner(pending_competitors=True))
+    trial = study.ask()
+    for c in C[C <= 4.0]:
+        report(trial, float(c**-0.5), compute=float(c))
+        assert not trial.should_prune()
+    deciding = study.ask()
+    frozen = study._storage.get_trial(deciding._trial_id)
+    k_first = min(rung_records(study.trials[0].system_attrs))
+
+    def others(k, r, **kw):
+        return competitors_at(study, frozen, k, r, functools.partial(study.pruner._finished_trial, study), **kw)[0]
+
+    r = 8.0
+    assert others(k_first + 1, r) == []  # without pending: nobody has passed compute 8
+    (pending,) = others(k_first + 1, r, pending=True)
+    assert pending["pending"] == k_first and pending["forecast"] == pytest.approx(0.125, rel=1e-6)
+    assert others(k_first + 1, 128.0, pending=True) == []  # planned to 64: it never reaches compute 128
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    assert others(k_first + 1, r, pending=True) == []  # a pruned trial will not reach the rung
+
+
+def test_pending_competitors_change_nothing_one_trial_at_a_time():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        curves = generate_synthetic(24, seed=3, name="synthetic")
+        runs = [replay_study(curves, PrunerSpec("ours", {"pending_competitors": p}), seeds=[0, 1])
+                for p in (False, True)]
+    for col in ("state", "compute_spent", "decision"):
+        assert runs[0][col].tolist() == runs[1][col].tolist()
+
+
+def test_the_pending_competitors_setting_is_checked():
+    with pytest.raises(ValueError, match="pending_competitors"):
+        SurrogateHalvingPruner(pending_competitors="yes")

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import optuna
 
+from optuna.trial import TrialState
+
 from sh_scaling.halving import RTOL
 from sh_scaling.keys import FIRST_RUNG_KEY, rung_records
 
@@ -94,6 +96,19 @@ def freshest(rec: dict[str, Any], k: int, summary: RungSummary, outcome: float |
     return out
 
 
+def _pending(summary: RungSummary, k: int, r: float) -> dict[str, Any] | None:
+    """A running trial below rung ``k`` that is planned past it: its highest record with a forecast, as a pending
+    competitor (``None`` when it has none, or its target stops short of the rung's compute ``r``)."""
+    below = [j for j in summary.records if j < k]
+    if not below:
+        return None
+    j = max(below)
+    rec = summary.records[j]
+    if rec.get("forecast") is None or float(rec.get("target") or 0.0) < r * (1 + RTOL):
+        return None
+    return {**rec, "pending": j}
+
+
 def competitors_at(
     study: optuna.study.Study,
     trial: optuna.trial.FrozenTrial,
@@ -103,6 +118,7 @@ def competitors_at(
     *,
     observed: bool = False,
     trials: list[optuna.trial.FrozenTrial] | None = None,
+    pending: bool = False,
 ) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
     """The other trials' records that compete at rung ``k``, and every recorded point as an anchor.
 
@@ -139,6 +155,8 @@ def competitors_at(
         if rec is None:
             j = summary.first_rung
             rec = summary.records.get(j) if j is not None and j > k else None
+        if rec is None and pending and other.state == TrialState.RUNNING:
+            rec = _pending(summary, k, r)
         index = -1
         if rec is not None and rec.get("forecast") is not None:
             rec = freshest(rec, k, summary, info.outcome if info is not None else None)
