@@ -10,7 +10,7 @@ import pandas as pd
 from sh_scaling.curves import CurveSet
 from sh_scaling.laws import observed_frontier
 from sh_scaling.simulation._metrics import frontier_law
-from sh_scaling.simulation._strategies import allocate
+from sh_scaling.simulation._strategies import allocate, parse_strategy
 
 __all__ = ["plot_ri_by_budget", "plot_frontiers"]
 
@@ -97,7 +97,7 @@ def plot_frontiers(
         ax.plot(grid, f, color="k", lw=3.5, alpha=0.3, label="exhaustive frontier", zorder=2)
         if law is not None:
             ax.plot(grid, law.predict(grid), "k--", lw=1, label=f"exhaustive law, γ={law.exponent:.3f}", zorder=4)
-        res = allocate(candidates, budget, name, reduction_factor=reduction_factor, rng=np.random.default_rng(0))
+        res = allocate(candidates, budget, parse_strategy(name), reduction_factor=reduction_factor, rng=np.random.default_rng(0))
         seen = [o for o in res.observed if len(o)]
         title = name
         if seen:
