@@ -24,9 +24,9 @@ A strategy written ``NAME:keep_unseen`` is replayed with ``allocate(..., keep_un
 evaluation yet survive while the remaining rounds can still observe them), ``NAME:unseen=RULE`` with the strategy's
 ``unseen`` rule set to ``RULE`` (``median``, ``prior`` or ``reach``: candidates with no evaluation yet scored from
 the others' scores; see :class:`sh_scaling.simulation.Strategy`), ``NAME:few=RULE`` with its ``few`` rule set to
-``RULE`` (``median`` or ``slope``: candidates with points but no usable forecast), ``NAME:replan`` with ``allocate(..., replan=True)``
-(what a round leaves unspent goes to the remaining rounds, the last round's to its survivors); options combine
-(``SH+FA:unseen=reach:replan``). SH and SH+oracle always run plain.
+``RULE`` (``median``, ``slope`` or ``stage``: candidates with one or two points, too few to forecast),
+``NAME:replan`` with ``allocate(..., replan=True)`` (what a round leaves unspent goes to the remaining rounds, the
+last round's to its survivors); options combine (``SH+FA:unseen=reach:few=stage:replan``). SH and SH+oracle always run plain.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ __all__ = [
 _RANKINGS = ("none", "observed", "forecast", "frontier", "oracle")
 #: ``Strategy.unseen`` values: how a round ranks a survivor with no evaluation yet (see :class:`Strategy`).
 UNSEEN_RULES = ("last", "median", "prior", "reach")
-#: ``Strategy.few`` values: how a round ranks a survivor with points but no usable forecast (see :class:`Strategy`).
+#: ``Strategy.few`` values: how a round ranks a survivor with too few points to forecast (see :class:`Strategy`).
 FEW_RULES = ("last", "median", "slope", "stage")
 
 #: ``Strategy.surrogate`` value for the multi-power law under each curve's own schedule and planned compute
@@ -148,18 +148,16 @@ class Strategy:
             largest models of a ladder at a small budget are never trained far enough to win. ``"prior"`` did
             worse than ``"median"`` (10 candidate sets per setting). Read by :func:`round_scores`, so the simulator
             and :class:`sh_scaling.BudgetedHalving` decide alike.
-        few: How a survivor with points but no usable forecast is scored (too few points in its fit window for
-            the surrogate, :data:`~sh_scaling.surrogates.MIN_POINTS`, or a fit that failed): ``"last"``
-            (default): its observed loss stands in for the forecast, which ranks it as if it would not improve,
-            after every survivor forecast to. ``"median"``: the median score of the survivors with a usable
-            forecast. ``"slope"``: its observed loss carried to its target along the median slope, in log loss
-            against log compute, of the others' forecasts from their last point to their targets (with their
-            median relative spread), then ranked like theirs. ``"stage"``: its observed loss times the median
+        few: How a survivor evaluated, but fewer times than the surrogates need
+            (:data:`~sh_scaling.surrogates.MIN_POINTS`: one or two points), is scored. ``"last"`` (default): its
+            observed loss stands in for the forecast, which ranks it as if it would not improve. ``"median"``:
+            the median score of the survivors with a usable forecast. ``"slope"``: its observed loss carried to
+            its target along the median slope, in log loss against log compute, of the others' forecasts from
+            their last point to their targets (with their median relative spread), then ranked like theirs. ``"stage"``: its observed loss times the median
             ratio by which the other survivors' observed losses fell from its stage (the fraction of its planned
             compute at its last point) to its target's stage, among those observed at both; ``"slope"`` where
-            none was. Only candidates with fewer observed points than
-            :data:`~sh_scaling.surrogates.MIN_POINTS` are scored so; one whose forecast fell back for another
-            reason (points before ``warmup_fraction`` left out of its fit, a failed fit) keeps its observed loss.
+            none was. A survivor with enough points whose forecast fell back for another reason (points before
+            ``warmup_fraction`` left out of its fit, a failed fit) keeps its observed loss.
             On the five development sets (20 candidate sets per setting, ``benchmarks/bench_allocation_rounds.py``)
             ``"stage"`` took ``SH+FA``'s wrong drops of candidates with 1-2 points from 142 to 84 on routing (89
             to 58 on the CPU ladder), but not its gain: half of the oracle's in 10 of the 21 settings against 11
@@ -480,7 +478,7 @@ def first_evaluation_reach(n_candidates: int, budget: float, reduction_factor: f
 
 def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
     """The core's scores for a fixed-budget round: every survivor is at risk (decided at once); survivors with
-    points but no usable forecast are scored by ``strategy.few``, those with no evaluation yet by
+    too few points to forecast are scored by ``strategy.few``, those with no evaluation yet by
     ``strategy.unseen`` (:func:`unseen_scores`)."""
     few = _too_few_points(inputs)
     if strategy.few == "slope":
