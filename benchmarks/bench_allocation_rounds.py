@@ -23,9 +23,10 @@ errors and stages, against those of the candidates kept in their place), and wri
 A strategy written ``NAME:keep_unseen`` is replayed with ``allocate(..., keep_unseen=True)`` (candidates with no
 evaluation yet survive while the remaining rounds can still observe them), ``NAME:unseen=RULE`` with the strategy's
 ``unseen`` rule set to ``RULE`` (``median``, ``prior`` or ``reach``: candidates with no evaluation yet scored from
-the others' scores; see :class:`sh_scaling.simulation.Strategy`), ``NAME:replan`` with ``allocate(..., replan=True)``
-(what a round leaves unspent goes to the remaining rounds, the last round's to its survivors); options combine
-(``SH+FA:unseen=reach:replan``). SH and SH+oracle always run plain.
+the others' scores; see :class:`sh_scaling.simulation.Strategy`), ``NAME:few=RULE`` with its ``few`` rule set to
+``RULE`` (``median``, ``slope`` or ``stage``: candidates with one or two points, too few to forecast),
+``NAME:replan`` with ``allocate(..., replan=True)`` (what a round leaves unspent goes to the remaining rounds, the
+last round's to its survivors); options combine (``SH+FA:unseen=reach:few=stage:replan``). SH and SH+oracle always run plain.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from sh_scaling.benchmarking import benchmark_curves, local_curve_sets, output_d
 from sh_scaling.simulation import (
     MIN_ORACLE_GAIN,
     STRATEGIES,
+    FEW_RULES,
     UNSEEN_RULES,
     Strategy,
     allocate,
@@ -60,6 +62,7 @@ SURROGATES = tuple(n for n, s in STRATEGIES.items() if s.ranking in ("forecast",
 STRATEGY_ORDER = (*REFERENCES, DEFAULT_RULE, *SURROGATES)
 KEEP_UNSEEN = "keep_unseen"
 UNSEEN = "unseen"
+FEW = "few"
 REPLAN = "replan"
 
 
@@ -90,13 +93,15 @@ def _one_set(task: tuple) -> tuple[list[dict], list[pd.DataFrame]]:
 
 
 def _strategy(text: str) -> tuple[Strategy, list[str]]:
-    """A strategy written ``NAME`` followed by options (``:keep_unseen``, ``:replan``, ``:unseen=RULE``), with
-    its ``unseen`` rule set, and the options for :func:`allocate`."""
+    """A strategy written ``NAME`` followed by options (``:keep_unseen``, ``:replan``, ``:unseen=RULE``,
+    ``:few=RULE``), with its ``unseen`` and ``few`` rules set, and the options for :func:`allocate`."""
     name, *options = text.split(":")
     strat = STRATEGIES[name]
     for option in options:
         if option.startswith(UNSEEN + "="):
             strat = dataclasses.replace(strat, unseen=option[len(UNSEEN) + 1:])
+        if option.startswith(FEW + "="):
+            strat = dataclasses.replace(strat, few=option[len(FEW) + 1:])
     return dataclasses.replace(strat, name=text), options
 
 
@@ -173,6 +178,7 @@ def diagnose(rounds: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             "lost_best_gap": float(gaps[gaps > 0].median()) if (gaps > 0).any() else np.nan,
             "unseen": int((cause == "unseen").sum()), "fallback": int((cause == "fallback").sum()),
             "forecast": len(fc),
+            **_by_points(drops[cause == "fallback"]),
             "pessimistic": int((seen.forecast_error > 0).sum()), "seen": len(seen),
             "drop_error": float(seen.forecast_error.median()) if len(seen) else np.nan,
             "drop_stage": float(seen.stage.median()) if len(seen) else np.nan,
@@ -187,6 +193,17 @@ def diagnose(rounds: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             "unspent_last": _last_round_share(rounds[(rounds.set == name) & (rounds.strategy == strategy)]),
         })
     return pd.DataFrame(rows)
+
+
+def _by_points(drops: pd.DataFrame) -> dict[str, float]:
+    """Wrong drops without a usable forecast by the evaluations the candidate had when its round ended (1, 2,
+    3 or more), with the median forecast error of those with 1-2 (NaN counts from runs recorded without them)."""
+    if "points" not in drops:
+        return {"fallback_1": np.nan, "fallback_2": np.nan, "fallback_3up": np.nan, "fallback_few_error": np.nan}
+    few = drops[drops.points <= 2]
+    return {"fallback_1": int((drops.points == 1).sum()), "fallback_2": int((drops.points == 2).sum()),
+            "fallback_3up": int((drops.points >= 3).sum()),
+            "fallback_few_error": float(few.forecast_error.median()) if len(few) else np.nan}
 
 
 def _best_gaps(decided: pd.DataFrame) -> pd.Series:
@@ -220,7 +237,12 @@ def _diagnosis_lines(d: pd.DataFrame) -> list[str]:
                    f", whose outcome was a median {100 * r.lost_best_gap:.2f} % below the best kept")
                 + f"); by cause: {r.unseen} unseen (no point yet"
                 + ("" if not r.unseen else f", median stage {r.unseen_stage:.3f}") + "), "
-                f"{r.fallback} without a usable forecast (observed loss used), {r.forecast} on a forecast")
+                f"{r.fallback} without a usable forecast (observed loss used"
+                + ("" if not np.isfinite(r.fallback_1) else
+                   f"; {r.fallback_1:.0f} with 1 point, {r.fallback_2:.0f} with 2, {r.fallback_3up:.0f} with more"
+                   + ("" if not np.isfinite(r.fallback_few_error) else
+                      f", those with 1-2 at a median forecast error {100 * r.fallback_few_error:+.1f} %"))
+                + f"), {r.forecast} on a forecast")
         if r.seen:
             text += (f"; in {r.pessimistic} of {r.seen} drops with a point, the dropped candidate's forecast was too "
                      f"pessimistic; median forecast error {100 * r.drop_error:+.1f} % (forecast / outcome - 1) at "
@@ -303,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
                          "them, merged, instead of replaying")
     args = ap.parse_args(argv)
     strategies = list(REFERENCES) + [s for s in args.strategies if s not in REFERENCES]
-    options = (KEEP_UNSEEN, REPLAN, *(f"{UNSEEN}={rule}" for rule in UNSEEN_RULES))
+    options = (KEEP_UNSEEN, REPLAN, *(f"{UNSEEN}={rule}" for rule in UNSEEN_RULES),
+               *(f"{FEW}={rule}" for rule in FEW_RULES))
     unknown = [s for s in strategies
                if s.split(":")[0] not in STRATEGIES or any(o not in options for o in s.split(":")[1:])]
     if unknown:

@@ -176,6 +176,44 @@ def test_an_unseen_rule_is_part_of_the_stored_plan(tmp_path):
         _replay(curves, budget, "SH+FA", storage=storage, study_name="s")
 
 
+@pytest.mark.parametrize("k", range(6))
+def test_replaying_with_a_few_rule_makes_the_simulators_decisions(routing_csv, k):
+    """At 3-10 % of exhaustive compute, some routing runs have one or two evaluations when a round ends, too few to
+    forecast; both sides score them by the strategy's ``few`` rule."""
+    import dataclasses
+
+    from sh_scaling.simulation import STRATEGIES
+
+    curves, _, _, eta = _random_set(_routing(str(routing_csv)), k + 40)
+    budget = [0.03, 0.1][k % 2] * sum(c.final_compute for c in curves)
+    strategy = dataclasses.replace(STRATEGIES[["SH+FA", "SH+PL"][k % 2]], few=["stage", "slope", "median"][k // 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sim = allocate(curves, budget, strategy, reduction_factor=eta, rng=np.random.default_rng(0))
+    by_id = {c.id: c for c in curves}
+    few = [len(by_id[i].observed_until(t)) in (1, 2) for r in sim.rounds[:-1] for i, t in zip(r.ids, r.trained)]
+    assert any(few)  # the rule has someone to score
+    _check_replay(curves, budget, strategy, eta)
+
+
+def test_a_few_rule_is_part_of_the_stored_plan(tmp_path):
+    import dataclasses
+
+    from sh_scaling.simulation import STRATEGIES
+
+    curves = _synthetic(6, 3)
+    budget = 0.1 * sum(c.final_compute for c in curves)
+    storage = f"sqlite:///{tmp_path / 'plan.db'}"
+    sweep = _replay(curves, budget, dataclasses.replace(STRATEGIES["SH+FA"], few="stage"), storage=storage,
+                    study_name="s")
+    assert _study_attrs(sweep.study_)[BUDGETED_PLAN_KEY]["strategy"]["few"] == "stage"
+    from sh_scaling.budgeted._driver import _describe
+
+    assert "few" not in _describe(STRATEGIES["SH+FA"])  # plans stored before the rule existed still match
+    with pytest.raises(ValueError, match="strategy differ"):
+        _replay(curves, budget, "SH+FA", storage=storage, study_name="s")
+
+
 @pytest.mark.parametrize("k", range(12))
 def test_replaying_with_replan_makes_the_simulators_decisions(routing_csv, k):
     """Every round's share of what the budget has left, the targets that count it, the last round water-filled:

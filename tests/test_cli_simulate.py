@@ -171,3 +171,40 @@ def test_simulate_help_shows_every_default(capsys):
     for action in simulate._actions:
         if action.option_strings and action.nargs != 0:  # every option that takes a value
             assert "default" in action.help, action.option_strings
+
+
+def test_simulate_takes_strategy_settings_and_replan(tmp_path, capsys):
+    out = tmp_path / "spec"
+    grid = ["--curves", "synthetic", "--n-curves", "20", "--repeats", "3", "--candidates", "4", "--budgets", "0.3"]
+    assert main(["simulate", *grid, "--strategies", "SH+FA,SH+FA:unseen=last:few=stage", "--replan", "--out",
+                 str(out), "--quiet", "--no-plots"]) == 0
+    assert "SH+FA:unseen=last:few=stage" in capsys.readouterr().out
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs.strategy) == {"SH", "SH+oracle", "SH+FA", "SH+FA:unseen=last:few=stage"}
+    assert json.loads((out / "summary.json").read_text())["replan"] is True
+    # Replanned, SH and SH+FA spend what runs that reached their end leave, which the planned shares do not.
+    assert main(["simulate", *grid, "--strategies", "SH+FA", "--out", str(tmp_path / "plain"), "--quiet",
+                 "--no-plots"]) == 0
+    plain = pd.read_csv(tmp_path / "plain" / "runs.csv").set_index(["strategy", "repeat"]).savings
+    replanned = runs.set_index(["strategy", "repeat"]).savings
+    assert (replanned.loc[["SH", "SH+FA"]] <= plain.loc[["SH", "SH+FA"]] + 1e-12).all()
+    assert (replanned.loc[["SH", "SH+FA"]] < plain.loc[["SH", "SH+FA"]]).any()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("SH+FA:few=bogus", "strategy 'SH+FA:few=bogus': few='bogus'; choose one of ['last', 'median', 'slope', 'stage']"),
+    ("SH+FA:unseen=first", "unseen='first'; choose one of ['last', 'median', 'prior', 'reach']"),
+    ("SH+FA:keep", "'keep' is not a setting; write KEY=VALUE with KEY one of ['few', 'unseen']"),
+    ("SH:few=stage", "few='stage' stands in for forecasts; ranking 'observed' has none"),
+])
+def test_simulate_refuses_a_bad_strategy_setting(spec, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--strategies", f"SH,{spec}"])
+    assert message in capsys.readouterr().err
+
+
+def test_simulate_refuses_replan_with_carry_over(tmp_path, capsys):
+    assert main(["simulate", "--quiet", "--replan", "--carry-over", "--out", str(tmp_path / "never")]) == 2
+    assert capsys.readouterr().err == ("sh-scaling simulate: error: --replan and --carry-over are two ways to spend "
+                                       "what finished curves leave; choose one\n")
+    assert not (tmp_path / "never").exists()

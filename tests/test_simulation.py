@@ -453,3 +453,88 @@ def test_a_schedule_that_is_not_one_is_refused_naming_the_curve():
     a = allocate(as_dict, 0.3 * as_dict.exhaustive_compute, "SH+MPL")
     b = allocate(syn, 0.3 * syn.exhaustive_compute, "SH+MPL")
     assert a.survivors == b.survivors and a.best_loss == b.best_loss
+
+
+def _ladder_with_a_sparsely_evaluated_large_model():
+    """Four runs evaluated 20 times each from 1 % of their run, and a larger run evaluated at 1/16, 1/4, 1/2 and all
+    of its run: worse than n800 at 100 (3.912 against 3.656), better at the targets of the first cut."""
+    out = []
+    for k, planned in enumerate((100.0, 200.0, 400.0, 800.0)):
+        c = np.geomspace(0.01 * planned, planned, 20)
+        out.append(Curve.from_arrays(f"n{int(planned)}", c, 3.0 - 0.2 * k + 5.0 * c ** -0.3))
+    c = np.array([100.0, 400.0, 800.0, 1600.0])
+    return [*out, Curve.from_arrays("n1600", c, 1.4 + 10.0 * c ** -0.3)]
+
+
+def test_a_candidate_with_one_point_scored_by_the_others_drop_from_its_stage_survives_and_wins():
+    import dataclasses
+
+    from sh_scaling.simulation import STRATEGIES
+
+    cands = _ladder_with_a_sparsely_evaluated_large_model()
+    runs = {rule: allocate(cands, 1500.0, dataclasses.replace(STRATEGIES["SH+PL"], few=rule),
+                           rng=np.random.default_rng(0)) for rule in ("last", "stage")}
+    # Rounds of 5, 3, 2 share 1500 as 100, 166.7, 250 each: n1600 has one point (100) when the first round ends,
+    # too few to forecast. "last" takes its observed loss for its forecast and drops it at the first cut.
+    first = runs["last"].rounds[0]
+    assert first.fallback[4] and first.score[4] == pytest.approx(1.4 + 10.0 * 100.0 ** -0.3)
+    assert "n1600" not in runs["last"].survivors[1]
+    # "stage": its loss times the median drop of the others observed from its stage (100 / 1600) to its target's
+    # (516.7 / 1600): n100 and n200 (n400 and n800 have not reached that stage yet).
+    lo, hi = 100.0 / 1600.0, runs["stage"].rounds[0].target[4] / 1600.0
+    assert hi == pytest.approx((100.0 + 1500.0 / 9 + 250.0) / 1600.0)
+    drops = []
+    for c in cands[:2]:
+        seen = c.observed_until(100.0)
+        stage = seen.compute / c.final_compute
+        drops.append(seen.loss[stage <= hi].min() / seen.loss[stage <= lo].min())
+    score = runs["stage"].rounds[0].score[4]
+    assert score == pytest.approx((1.4 + 10.0 * 100.0 ** -0.3) * np.median(drops))
+    assert "n1600" in runs["stage"].survivors[1]
+    # Kept, it is evaluated at 400 in the last round and is the best at the end: 1.4 + 10 * 400**-0.3.
+    assert runs["stage"].best_loss == pytest.approx(1.4 + 10.0 * 400.0 ** -0.3)
+    assert runs["stage"].best_loss < runs["last"].best_loss == pytest.approx(3.1784, abs=1e-4)
+
+
+def test_few_rules_leave_candidates_with_enough_points_alone_and_fall_back_to_the_slope():
+    from sh_scaling.simulation import RoundInputs, Strategy, round_scores
+
+    # Candidate 0 forecast (2.0 -> 1.0 over a decade); 1 has one point, 2 has three points and no usable forecast
+    # (a fit that failed): only 1 is too few to forecast. Nobody was observed at 1's stages: the slope stands in.
+    inputs = RoundInputs(
+        start=np.array([10.0, 10.0, 10.0]), loss=np.array([2.0, 4.0, 3.0]), target=np.array([100.0, 1000.0, 100.0]),
+        mean=np.array([1.0, 4.0, 3.0]), std=np.zeros(3), fallback=np.array([False, True, True]),
+        anchors=(np.array([1.0, 5.0, 10.0, 10.0, 2.0, 5.0, 10.0]), np.array([3.0, 2.5, 2.0, 4.0, 3.5, 3.2, 3.0]),
+                 np.array([0, 0, 0, 1, 2, 2, 2])),
+        planned=np.array([100.0, 10000.0, 100.0]))
+    pl = Strategy("x", "forecast", "powerlaw")
+    assert round_scores(pl, inputs).tolist() == [1.0, 4.0, 3.0]
+    for rule in ("slope", "stage"):
+        # Halving per decade over two decades.
+        assert round_scores(Strategy("x", "forecast", "powerlaw", few=rule), inputs) == pytest.approx([1.0, 1.0, 3.0])
+    assert round_scores(Strategy("x", "forecast", "powerlaw", few="median"), inputs).tolist() == [1.0, 1.0, 3.0]
+
+
+def test_a_strategy_refuses_a_few_rule_it_cannot_apply():
+    from sh_scaling.simulation import Strategy
+
+    with pytest.raises(ValueError, match="unknown few rule 'first'"):
+        Strategy("x", "frontier", "powerlaw", few="first")
+    with pytest.raises(ValueError, match="few='stage' stands in for forecasts; ranking 'observed' has none"):
+        Strategy("x", "observed", few="stage")
+
+
+def test_a_strategy_spec_changes_settings_and_names_what_is_wrong():
+    from sh_scaling.simulation import STRATEGIES, parse_strategy
+
+    s = parse_strategy("SH+FA:unseen=last:few=stage")
+    assert (s.name, s.ranking, s.unseen, s.few) == ("SH+FA:unseen=last:few=stage", "frontier", "last", "stage")
+    assert parse_strategy("SH+FA") is STRATEGIES["SH+FA"]
+    for spec, message in (("SH+FA:few=bogus", "few='bogus'; choose one of"),
+                          ("SH+FA:unseen", "'unseen' is not a setting; write KEY=VALUE"),
+                          ("SH+FA:replan=1", "'replan=1' is not a setting"),
+                          ("SH+FA:few=stage:few=slope", "few given twice"),
+                          ("SH:few=stage", "strategy 'SH:few=stage': few='stage' stands in for forecasts"),
+                          ("XYZ:few=stage", "unknown strategy 'XYZ'")):
+        with pytest.raises(ValueError, match=message):
+            parse_strategy(spec)

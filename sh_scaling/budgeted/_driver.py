@@ -216,7 +216,9 @@ class BudgetedHalving:
             :class:`~sh_scaling.simulation.Strategy` (surrogate, optimism, warm-up window, objective).
             Default ``"SH+FA"``, the rule the pruner ships (frontier-aware ranking on power-law forecasts),
             with a candidate not evaluated yet scored by the others' median where its target reaches the stage
-            of their first evaluations (``Strategy(unseen="reach")``).
+            of their first evaluations (``Strategy(unseen="reach")``). A candidate evaluated fewer times than
+            the surrogate needs is ranked on its observed loss unless the strategy's ``few`` rule says otherwise
+            (``Strategy(few="stage")``, here as in the simulator).
             ``"UA"`` trains every candidate by ``B / n`` and ranks nobody; ``"SH+oracle"`` needs the future
             and is refused, and so are the schedule-aware strategies (``"SH+MPL"``, ``"SH+FA-MPL"``,
             ``"SH+MPL-SE"``): candidates state no learning-rate schedule here, and forecasting each as if trained
@@ -1227,6 +1229,8 @@ def _describe(s: Strategy) -> dict[str, Any]:
                  "warmup_fraction": s.warmup_fraction}
     if s.unseen != "last":  # only where it is set, so that plans stored before it existed still match
         described["unseen"] = s.unseen
+    if s.few != "last":
+        described["few"] = s.few
     return described
 
 

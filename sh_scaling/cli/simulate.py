@@ -13,7 +13,7 @@ import pandas as pd
 from sh_scaling.cli._output import check_output_dir, write_results
 from sh_scaling.cli._replay_mode import pruner_names, replay_outputs, run_replay
 from sh_scaling.curves import NOISE_MODELS
-from sh_scaling.simulation import DEFAULT_STRATEGIES, MIN_ORACLE_GAIN, STRATEGIES
+from sh_scaling.simulation import DEFAULT_STRATEGIES, MIN_ORACLE_GAIN, SPEC_SETTINGS, STRATEGIES, parse_strategy
 
 #: Always replayed beside the strategies asked for: RI is measured against SH, and the share of the oracle's
 #: gain against SH+oracle (a bound that needs no forecast, so it costs next to nothing).
@@ -35,10 +35,16 @@ def _ints(text: str) -> list[int]:
 
 
 def _names(text: str) -> list[str]:
+    """Strategy specs, each a name with optional settings (``SH+FA:unseen=last:few=stage``), checked here."""
     names = [x.strip() for x in text.split(",") if x.strip()]
-    unknown = [n for n in names if n not in STRATEGIES]
+    unknown = [n for n in names if n.split(":")[0] not in STRATEGIES]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown strategies {unknown}; choose from {sorted(STRATEGIES)}")
+    for n in names:
+        try:
+            parse_strategy(n)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return names
 
 
@@ -81,8 +87,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budgets", type=_floats, default=[0.01, 0.03, 0.1, 0.3],
                    help="budgets as fractions of exhaustive compute, each in (0, 1] (default 0.01,0.03,0.1,0.3)")
     p.add_argument("--strategies", type=_names, default=list(DEFAULT_STRATEGIES),
-                   help=f"comma-separated, from {', '.join(STRATEGIES)}; SH and SH+oracle are always replayed too "
-                        f"(the references of RI and of the share of the oracle's gain; default "
+                   help=f"comma-separated, from {', '.join(STRATEGIES)}, each optionally with settings changed as "
+                        f"NAME:KEY=VALUE ({'; '.join(f'{k}: ' + '/'.join(v) for k, v in SPEC_SETTINGS.items())}; "
+                        f"e.g. SH+FA:unseen=last, the driver's former default); SH and SH+oracle are always "
+                        f"replayed too (the references of RI and of the share of the oracle's gain; default "
                         f"{','.join(DEFAULT_STRATEGIES)})")
     p.add_argument("--pruners", type=pruner_names, default=None,
                    help="replay the curves as trials of real Optuna studies under these pruners instead (comma-"
@@ -104,6 +112,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-unseen", action="store_true",
                    help="keep candidates with no evaluation yet while later rounds can still observe them "
                         "(default: they rank last)")
+    p.add_argument("--replan", action="store_true",
+                   help="give each round its share of what the budget has left and the last round all of it, for "
+                        "every strategy, SH and SH+oracle included (default: each round its planned share); not "
+                        "with --carry-over")
     p.add_argument("--jobs", type=int, default=1, help="worker processes, >= 1 or -1 for all cores (default 1)")
     p.add_argument("--out", default=None, help="directory for runs.csv, summary.csv, summary.json and plots "
                    "(default: print only)")
@@ -238,6 +250,8 @@ def _check_ranges(args: argparse.Namespace) -> None:
         raise bad("--jobs", args.jobs, "must be >= 1, or -1 for all cores")
     if args.workers != 1 and not args.pruners:
         raise bad("--workers", args.workers, "applies to replays under --pruners")
+    if args.replan and args.carry_over:
+        raise ValueError("--replan and --carry-over are two ways to spend what finished curves leave; choose one")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -268,6 +282,7 @@ def run(args: argparse.Namespace) -> int:
         reduction_factor=args.reduction_factor,
         carry_over=args.carry_over,
         keep_unseen=args.keep_unseen,
+        replan=args.replan,
         n_jobs=args.jobs,
         progress=not args.quiet,
     )
@@ -305,6 +320,7 @@ def run(args: argparse.Namespace) -> int:
             "reduction_factor": args.reduction_factor,
             "carry_over": args.carry_over,
             "keep_unseen": args.keep_unseen,
+            "replan": args.replan,
             "seconds": round(elapsed, 2),
         })
         if not args.no_plots:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 from sh_scaling.curves import CurveSet
 from sh_scaling.laws import observed_frontier
 from sh_scaling.simulation._metrics import frontier_law
-from sh_scaling.simulation._strategies import allocate
+from sh_scaling.simulation._strategies import Strategy, allocate, parse_strategy
 
 __all__ = ["plot_ri_by_budget", "plot_frontiers"]
 
@@ -73,10 +74,15 @@ def plot_ri_by_budget(summary: pd.DataFrame, path: str | Path, title: str = "") 
 
 
 def plot_frontiers(
-    candidates: CurveSet, budget_frac: float, strategies: list[str], path: str | Path, reduction_factor: float = 2.0
+    candidates: CurveSet,
+    budget_frac: float,
+    strategies: Sequence[str | Strategy],
+    path: str | Path,
+    reduction_factor: float = 2.0,
 ) -> Path:
-    """One panel per strategy, for one candidate set and budget: the candidates' full curves, the exhaustive
-    frontier and law, and the strategy's observed frontier and fitted law (panels, because strategies that
+    """One panel per strategy (a name, a spec such as ``"SH+FA:few=stage"`` or a
+    :class:`~sh_scaling.simulation.Strategy`), for one candidate set and budget: the candidates' full curves, the
+    exhaustive frontier and law, and the strategy's observed frontier and fitted law (panels, because strategies that
     observe the same frontier would hide each other on one axis)."""
     plt = _pyplot()
     n = max(1, len(strategies))
@@ -91,13 +97,15 @@ def plot_frontiers(
         if i >= n:
             ax.set_visible(False)
             continue
-        name = strategies[i]
+        given = strategies[i]
+        strategy = parse_strategy(given) if isinstance(given, str) else given
+        name = strategy.name
         for c in candidates:
             ax.plot(c.compute, c.loss, color="0.85", lw=0.8, zorder=1)
         ax.plot(grid, f, color="k", lw=3.5, alpha=0.3, label="exhaustive frontier", zorder=2)
         if law is not None:
             ax.plot(grid, law.predict(grid), "k--", lw=1, label=f"exhaustive law, γ={law.exponent:.3f}", zorder=4)
-        res = allocate(candidates, budget, name, reduction_factor=reduction_factor, rng=np.random.default_rng(0))
+        res = allocate(candidates, budget, strategy, reduction_factor=reduction_factor, rng=np.random.default_rng(0))
         seen = [o for o in res.observed if len(o)]
         title = name
         if seen:

@@ -22,7 +22,7 @@ from sh_scaling.simulation._strategies import AllocationResult
 __all__ = ["round_table"]
 
 _COLUMNS = [
-    "strategy", "round", "n_rounds", "candidate", "stage", "trained", "target", "loss", "forecast", "std",
+    "strategy", "round", "n_rounds", "candidate", "stage", "trained", "target", "points", "loss", "forecast", "std",
     "fallback", "score", "outcome", "forecast_error", "kept", "finished", "oracle_kept", "outcome_rank",
     "dropped", "wrong_drop", "wrong_keep", "offered", "given", "scheduled",
 ]
@@ -40,7 +40,8 @@ def round_table(result: AllocationResult, candidates: CurveSet | Sequence[Curve]
 
         - ``strategy``, ``round`` (0 is the first), ``n_rounds``, ``candidate`` (its id);
         - ``stage``: the fraction of the candidate's run (compute of its last recorded point) trained when the
-          round ended, ``trained`` that compute, ``target`` the compute it would reach if it survived;
+          round ended, ``trained`` that compute, ``target`` the compute it would reach if it survived,
+          ``points`` how many evaluations it had by then;
         - ``loss``: its lowest observed loss, ``forecast``/``std``/``fallback`` what the ranking believed it
           reaches at ``target`` (see :class:`~sh_scaling.simulation.RoundRecord`), ``score`` its score;
         - ``outcome``: the lowest loss the full curve reaches by ``target`` (what the oracle ranks by; NaN where
@@ -91,6 +92,7 @@ def round_table(result: AllocationResult, candidates: CurveSet | Sequence[Curve]
             "stage": rec.trained / final,
             "trained": rec.trained,
             "target": rec.target,
+            "points": [len(c.observed_until(t)) for c, t in zip(curves, rec.trained)],
             "loss": rec.loss,
             "forecast": rec.forecast,
             "std": rec.std,

@@ -16,6 +16,7 @@ from sh_scaling.simulation._strategies import (
     allocate,
     first_evaluation_reach,
     get_strategy,
+    parse_strategy,
     stated_schedule,
 )
 
@@ -25,7 +26,7 @@ DEFAULT_STRATEGIES = ("UA", "SH", "SH+PL", "SH+GP", "SH+FA")
 
 
 def _one_candidate_set(args: tuple) -> list[dict]:
-    curves, ids, k, budgets, strategies, reduction_factor, carry_over, keep_unseen, repeat, seed = args
+    curves, ids, k, budgets, strategies, reduction_factor, carry_over, keep_unseen, replan, repeat, seed = args
     cands = curves.subset(ids)
     exh_law = frontier_law(list(cands))
     rows = []
@@ -35,7 +36,7 @@ def _one_candidate_set(args: tuple) -> list[dict]:
             # Every strategy gets the same tie-breaking stream for this candidate set and budget.
             rng = np.random.default_rng([seed, k, repeat, int(frac * 1e6)])
             res = allocate(cands, budget, name, reduction_factor=reduction_factor, carry_over=carry_over,
-                           keep_unseen=keep_unseen, rng=rng)
+                           keep_unseen=keep_unseen, replan=replan, rng=rng)
             row = {
                 "n_candidates": k,
                 "budget_frac": frac,
@@ -60,6 +61,7 @@ def simulate(
     reduction_factor: float = 2.0,
     carry_over: bool = False,
     keep_unseen: bool = False,
+    replan: bool = False,
     n_jobs: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -69,8 +71,9 @@ def simulate(
         curves: The pool of recorded curves.
         candidates: Candidate-set sizes ``|M0|``.
         budgets: Budgets as fractions of the candidate set's exhaustive compute (every curve to its end).
-        strategies: Names from :data:`sh_scaling.simulation.STRATEGIES` or :class:`Strategy` objects (e.g. with a
-            surrogate of your own). ``"SH"`` is always added, because
+        strategies: Names from :data:`sh_scaling.simulation.STRATEGIES`, specs with settings changed
+            (``"SH+FA:unseen=last"``, :func:`~sh_scaling.simulation.parse_strategy`) or :class:`Strategy` objects
+            (e.g. with a surrogate of your own). ``"SH"`` is always added, because
             relative improvement is measured against it.
         repeats: Random candidate sets per size; the same sets are used for every budget and strategy.
         seed: Seed of the candidate draws and the tie-breaking.
@@ -79,6 +82,9 @@ def simulate(
             (see :func:`sh_scaling.simulation.allocate`).
         keep_unseen: Keep candidates with no evaluation yet while the remaining rounds can still observe them
             (see :func:`sh_scaling.simulation.allocate`).
+        replan: Give each round its share of what the budget has left, the last round all of it (see
+            :func:`sh_scaling.simulation.allocate`); every strategy, SH included, replays with it. Not with
+            ``carry_over``.
         n_jobs: Worker processes (1 runs in-process).
         progress: Print progress on stderr.
 
@@ -104,7 +110,9 @@ def simulate(
         >>> sorted(df.strategy.unique()), len(df)
         (['SH'], 2)
     """
-    names = [get_strategy(s) for s in strategies]
+    names = [parse_strategy(s) if isinstance(s, str) else get_strategy(s) for s in strategies]
+    if replan and carry_over:
+        raise ValueError("replan and carry_over are two ways to spend what finished curves leave; choose one")
     if "SH" not in [s.name for s in names]:
         names.insert(0, get_strategy("SH"))
     for k in candidates:
@@ -127,7 +135,7 @@ def simulate(
             chosen = list(rng.choice(len(ids), size=k, replace=False))
             drawn.append([ids[i] for i in chosen])
             tasks.append((curves, drawn[-1], k, tuple(budgets), tuple(names), reduction_factor,
-                          carry_over, keep_unseen, repeat, seed))
+                          carry_over, keep_unseen, replan, repeat, seed))
         _check_some_set_can_be_evaluated(curves, drawn, budgets, reduction_factor, carry_over)
     workers = n_jobs if n_jobs > 0 else os.cpu_count() or 1
     per_set = parallel_map(_one_candidate_set, tasks, jobs=workers, label=f"simulate[{curves.name}]",

@@ -40,6 +40,9 @@ Bad input, and what happens:
   of a candidate set); ``keep_unseen=True`` instead keeps those the remaining rounds can still evaluate, and a
   strategy's ``unseen`` rule (:class:`Strategy`) scores them from the evaluated candidates' scores. The
   round's record shows them: ``loss`` and ``forecast`` NaN, ``fallback`` true.
+* **Candidates with too few points to forecast** (one or two evaluations): their forecast falls back to their
+  observed loss (``fallback`` true in the round's record, which keeps that value as ``forecast``); a strategy's
+  ``few`` rule (:class:`Strategy`) scores them from the other survivors' forecasts or observed drops instead.
 * **A budget that cannot evaluate any candidate**: where the most the round schedule gives one candidate
   (:func:`first_evaluation_reach`) is below the cheapest first evaluation of the set, nothing is ever observed:
   ``best_loss`` is NaN and every round is decided by the tie-break alone. :func:`allocate` returns that result
@@ -57,6 +60,7 @@ module only reveals prefixes of recorded curves and asks the surrogate for forec
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,12 +93,14 @@ from sh_scaling.surrogates import MIN_POINTS, Forecast, forecast
 __all__ = [
     "Strategy", "STRATEGIES", "SCHEDULE_AWARE", "AllocationResult", "RoundInputs", "RoundRecord", "allocate", "n_rounds",
     "get_strategy", "round_inputs", "round_scores", "stated_schedule", "first_evaluation_reach", "unseen_scores",
-    "UNSEEN_RULES",
+    "UNSEEN_RULES", "FEW_RULES", "parse_strategy", "SPEC_SETTINGS",
 ]
 
 _RANKINGS = ("none", "observed", "forecast", "frontier", "oracle")
 #: ``Strategy.unseen`` values: how a round ranks a survivor with no evaluation yet (see :class:`Strategy`).
 UNSEEN_RULES = ("last", "median", "prior", "reach")
+#: ``Strategy.few`` values: how a round ranks a survivor with too few points to forecast (see :class:`Strategy`).
+FEW_RULES = ("last", "median", "slope", "stage")
 
 #: ``Strategy.surrogate`` value for the multi-power law under each curve's own schedule and planned compute
 #: (read from the curve's metadata), a different surrogate per curve.
@@ -142,6 +148,24 @@ class Strategy:
             largest models of a ladder at a small budget are never trained far enough to win. ``"prior"`` did
             worse than ``"median"`` (10 candidate sets per setting). Read by :func:`round_scores`, so the simulator
             and :class:`sh_scaling.BudgetedHalving` decide alike.
+        few: How a survivor evaluated, but fewer times than the surrogates need
+            (:data:`~sh_scaling.surrogates.MIN_POINTS`: one or two points), is scored. ``"last"`` (default): its
+            observed loss stands in for the forecast, which ranks it as if it would not improve. ``"median"``:
+            the median score of the survivors with a usable forecast. ``"slope"``: its observed loss carried to
+            its target along the median slope, in log loss against log compute, of the others' forecasts from
+            their last point to their targets (with their median relative spread), then ranked like theirs. ``"stage"``: its observed loss times the median
+            ratio by which the other survivors' observed losses fell from its stage (the fraction of its planned
+            compute at its last point) to its target's stage, among those observed at both; ``"slope"`` where
+            none was. A survivor with enough points whose forecast fell back for another reason (points before
+            ``warmup_fraction`` left out of its fit, a failed fit) keeps its observed loss.
+            On the five development sets (20 candidate sets per setting, ``benchmarks/bench_allocation_rounds.py``)
+            ``"stage"`` took ``SH+FA``'s wrong drops of candidates with 1-2 points from 142 to 84 on routing (89
+            to 58 on the CPU ladder), but not its gain: half of the oracle's in 10 of the 21 settings against 11
+            with ``"last"`` (routing 10 / 10 %: share 0.47 against 0.50), one setting's interval below 0
+            (synthetic 20 / 3 %, -0.53 %); ``"slope"`` 10 of 21, none below 0; ``"median"`` 8 of 21, four below 0.
+            Chosen leave-one-set-out by mean RI over the other sets, ``"last"`` wins for three left-out sets and
+            ``"stage"`` for two, so the named strategies keep ``"last"``. Read by :func:`round_scores`; only for
+            rankings by a forecast.
     """
 
     name: str
@@ -151,6 +175,7 @@ class Strategy:
     warmup_fraction: float = 0.0
     margin: float | None = None
     unseen: str = "last"
+    few: str = "last"
 
     def __post_init__(self) -> None:
         if self.ranking not in _RANKINGS:
@@ -172,6 +197,11 @@ class Strategy:
         if self.unseen != "last" and self.ranking in ("none", "oracle"):
             raise ValueError(f"Strategy {self.name!r}: unseen={self.unseen!r} scores candidates not evaluated yet; "
                              f"ranking {self.ranking!r} scores none")
+        if self.few not in FEW_RULES:
+            raise ValueError(f"Strategy {self.name!r}: unknown few rule {self.few!r}; choose one of {FEW_RULES}")
+        if self.few != "last" and self.ranking not in ("forecast", "frontier"):
+            raise ValueError(f"Strategy {self.name!r}: few={self.few!r} stands in for forecasts; ranking "
+                             f"{self.ranking!r} has none")
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -199,6 +229,45 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("SH+oracle", "oracle"),
     )
 }
+
+
+#: The settings a strategy spec may change (:func:`parse_strategy`), with their allowed values.
+SPEC_SETTINGS: dict[str, tuple[str, ...]] = {"unseen": UNSEEN_RULES, "few": FEW_RULES}
+
+
+def parse_strategy(spec: str) -> Strategy:
+    """A named strategy with settings changed, written ``NAME[:KEY=VALUE...]`` (keys ``unseen`` and ``few``, see
+    :class:`Strategy`); the strategy is named by the spec, so that tables tell it from ``NAME``.
+
+    Example:
+        >>> s = parse_strategy("SH+FA:unseen=last:few=stage")
+        >>> s.name, s.unseen, s.few
+        ('SH+FA:unseen=last:few=stage', 'last', 'stage')
+
+    Raises:
+        ValueError: an unknown name, key or value, a key given twice, or a setting the strategy's ranking has no
+            use for, in one line naming the part that is wrong.
+    """
+    name, *parts = spec.strip().split(":")
+    strat = get_strategy(name)
+    changes: dict[str, str] = {}
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if not eq or key not in SPEC_SETTINGS:
+            raise ValueError(f"strategy {spec!r}: {part!r} is not a setting; write KEY=VALUE with KEY one of "
+                             f"{sorted(SPEC_SETTINGS)}")
+        if key in changes:
+            raise ValueError(f"strategy {spec!r}: {key} given twice")
+        if value not in SPEC_SETTINGS[key]:
+            raise ValueError(f"strategy {spec!r}: {key}={value!r}; choose one of {list(SPEC_SETTINGS[key])}")
+        changes[key] = value
+    if not changes:
+        return strat
+    try:
+        return dataclasses.replace(strat, name=spec.strip(), unseen=changes.get("unseen", strat.unseen),
+                                   few=changes.get("few", strat.few))
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(f"Strategy {spec.strip()!r}", f"strategy {spec.strip()!r}")) from None
 
 
 def get_strategy(name: str | Strategy) -> Strategy:
@@ -409,8 +478,17 @@ def first_evaluation_reach(n_candidates: int, budget: float, reduction_factor: f
 
 def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
     """The core's scores for a fixed-budget round: every survivor is at risk (decided at once); survivors with
-    no evaluation yet are scored by ``strategy.unseen`` (:func:`unseen_scores`)."""
+    too few points to forecast are scored by ``strategy.few``, those with no evaluation yet by
+    ``strategy.unseen`` (:func:`unseen_scores`)."""
+    few = _too_few_points(inputs)
+    if strategy.few == "slope":
+        inputs = few_by_slope(inputs, few)
+    elif strategy.few == "stage":
+        inputs = few_by_stage(inputs, few)
     score = _ranking_scores(strategy, inputs)
+    usable = ~np.isnan(inputs.start) & ~np.asarray(inputs.fallback, bool) & np.isfinite(score)
+    if strategy.few == "median" and few.any() and usable.any():
+        score = np.where(few, float(np.median(score[usable])), score)
     if strategy.unseen == "last":
         return score
     unseen = np.isnan(inputs.start)
@@ -420,6 +498,83 @@ def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
     else:
         rule = strategy.unseen
     return unseen_scores(score, unseen, inputs.planned, rule)
+
+
+def _too_few_points(inputs: RoundInputs) -> np.ndarray:
+    """Survivors evaluated, but fewer times than the surrogates need (:data:`~sh_scaling.surrogates.MIN_POINTS`),
+    whose forecast therefore fell back to their observed loss."""
+    owner = np.asarray(inputs.anchors[2])
+    points = np.bincount(owner[owner >= 0], minlength=inputs.start.size)[: inputs.start.size]
+    return ~np.isnan(inputs.start) & np.asarray(inputs.fallback, bool) & (points < MIN_POINTS)
+
+
+def few_by_slope(inputs: RoundInputs, few: np.ndarray) -> RoundInputs:
+    """``inputs`` with the forecasts of the ``few`` survivors (points, but too few to forecast) replaced: each
+    one's observed loss carried from its last point to its target along the median slope (log loss against log
+    compute) of the forecasts of the survivors that have one, from their last points to their targets, with
+    their median relative standard deviation; unchanged where no survivor has a forecast to take a slope from.
+
+    Example:
+        >>> import numpy as np
+        >>> inputs = RoundInputs(start=np.array([1.0, 1.0]), loss=np.array([2.0, 4.0]), target=np.array([10.0, 100.0]),
+        ...                      mean=np.array([1.0, 4.0]), std=np.zeros(2), fallback=np.array([False, True]),
+        ...                      anchors=(np.empty(0), np.empty(0), np.empty(0, int)))
+        >>> float(few_by_slope(inputs, np.array([False, True])).mean[1])   # halves per decade, two decades
+        1.0
+    """
+    few = np.asarray(few, bool)
+    start, loss, target = (np.asarray(a, dtype=float) for a in (inputs.start, inputs.loss, inputs.target))
+    mean, std = np.array(inputs.mean, dtype=float), np.array(inputs.std, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        span = np.log(target) - np.log(start)
+        slope = (np.log(mean) - np.log(loss)) / span
+        spread = std / mean
+    known = ~np.asarray(inputs.fallback, bool) & ~np.isnan(start) & np.isfinite(slope) & (span > 0)
+    if not few.any() or not known.any():
+        return inputs
+    b = float(np.median(slope[known]))
+    rel = float(np.median(np.nan_to_num(spread[known], nan=0.0)))
+    ahead = np.nan_to_num(np.where(few, np.maximum(span, 0.0), 0.0))
+    mean = np.where(few, loss * np.exp(min(b, 0.0) * ahead), mean)
+    std = np.where(few, mean * max(rel, 0.0), std)
+    return dataclasses.replace(inputs, mean=mean, std=std)
+
+
+def few_by_stage(inputs: RoundInputs, few: np.ndarray) -> RoundInputs:
+    """``inputs`` with the forecasts of the ``few`` survivors replaced: each one's observed loss times the median
+    ratio by which the other survivors' observed losses (their lowest at or before each stage) fell from its
+    stage at its last point to its target's stage (stages: fractions of planned compute), with the spread of
+    those ratios as its standard deviation; :func:`few_by_slope` for one that no other was observed at both.
+
+    Example:
+        >>> import numpy as np
+        >>> inputs = RoundInputs(start=np.array([10.0, 10.0]), loss=np.array([2.4, 4.0]),
+        ...                      target=np.array([80.0, 40.0]), mean=np.array([1.5, 4.0]), std=np.zeros(2),
+        ...                      fallback=np.array([False, True]),
+        ...                      anchors=(np.array([2.0, 10.0]), np.array([3.0, 2.4]), np.array([0, 0])),
+        ...                      planned=np.array([100.0, 400.0]))
+        >>> round(float(few_by_stage(inputs, np.array([False, True])).mean[1]), 6)  # stage 0.025 to 0.1: 3 to 2.4
+        3.2
+    """
+    few = np.asarray(few, bool)
+    if inputs.planned is None or not few.any():
+        return few_by_slope(inputs, few)
+    c, l, owner = (np.asarray(a) for a in inputs.anchors)
+    planned = np.asarray(inputs.planned, dtype=float)
+    others = np.flatnonzero(~few & ~np.isnan(inputs.start))
+    by_slope = few_by_slope(inputs, few)
+    mean, std = np.array(by_slope.mean, dtype=float), np.array(by_slope.std, dtype=float)
+    for i in np.flatnonzero(few):
+        lo, hi = inputs.start[i] / planned[i], inputs.target[i] / planned[i]
+        ratios = []
+        for j in others:
+            stage, loss = c[owner == j] / planned[j], l[owner == j]
+            if stage.size and stage.min() <= lo and stage.max() >= hi:
+                ratios.append(loss[stage <= hi].min() / loss[stage <= lo].min())
+        if ratios:
+            mean[i] = inputs.loss[i] * float(np.median(ratios))
+            std[i] = inputs.loss[i] * float(np.std(ratios))
+    return dataclasses.replace(inputs, mean=mean, std=std)
 
 
 def _reaches_first_evaluation(inputs: RoundInputs) -> np.ndarray:
