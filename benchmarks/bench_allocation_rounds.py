@@ -12,7 +12,10 @@ unspent at the end.
 
 Prints, per set, a table per setting (RI over SH with 95 % intervals, the share of the oracle's RI reached,
 unspent budget) and the diagnosis (wrong drops by cause: no point yet, no usable forecast, a forecast; their
-errors and stages, against those of the candidates kept in their place), and writes
+errors and stages, against those of the candidates kept in their place), the choice among the strategies made
+leave-one-set-out (for each set, the strategy with the best mean RI over the other sets' settings, and how every
+strategy fares on the set left out: settings reaching half of the oracle's RI, settings whose RI interval lies
+below 0, mean RI), and writes
 ``results/allocation_rounds/`` (``runs.csv``, ``summary.csv``, ``rounds.csv.gz`` with every round's rows,
 ``diagnosis.csv``, ``diagnosis.md`` and ``rounds.png``).
 
