@@ -12,7 +12,10 @@ unspent at the end.
 
 Prints, per set, a table per setting (RI over SH with 95 % intervals, the share of the oracle's RI reached,
 unspent budget) and the diagnosis (wrong drops by cause: no point yet, no usable forecast, a forecast; their
-errors and stages, against those of the candidates kept in their place), and writes
+errors and stages, against those of the candidates kept in their place), the choice among the strategies made
+leave-one-set-out (for each set, the strategy with the best mean RI over the other sets' settings, and how every
+strategy fares on the set left out: settings reaching half of the oracle's RI, settings whose RI interval lies
+below 0, mean RI), and writes
 ``results/allocation_rounds/`` (``runs.csv``, ``summary.csv``, ``rounds.csv.gz`` with every round's rows,
 ``diagnosis.csv``, ``diagnosis.md`` and ``rounds.png``).
 
@@ -124,6 +127,30 @@ def _settings_table(runs: pd.DataFrame) -> pd.DataFrame:
                      "unspent": g.unspent.mean(), "regret": ((g.best_loss - g.exhaustive_best)
                                                              / g.exhaustive_best).mean()})
     return pd.DataFrame(rows)
+
+
+def _leave_one_set_out(summary: pd.DataFrame, sets: list[str], strategies: list[str]) -> list[str]:
+    """The choice among ``strategies`` made without each set: the best mean RI over the settings of the other
+    sets, and how every strategy fares on the set left out (settings where the oracle gains at least
+    ``MIN_ORACLE_GAIN`` in which it reaches half of the oracle's RI; settings whose RI interval lies below 0)."""
+    if len(sets) < 2 or len(strategies) < 2:
+        return []
+    s = summary[summary.strategy.isin(strategies)]
+    lines = ["", "== Leave-one-set-out: chosen on the other sets (best mean RI over their settings); on the set "
+                 "left out, per strategy: half of the oracle's RI / settings where the oracle gains >= "
+                 f"{100 * MIN_ORACLE_GAIN:g} %, settings with the RI interval below 0, mean RI % ==",
+             "", f"| left-out set | chosen | {' | '.join(strategies)} |", "|---" * (len(strategies) + 2) + "|"]
+    for name in sets:
+        others = s[s.set != name].groupby("strategy").ri_mean.mean()
+        chosen = max(strategies, key=lambda x: others.get(x, -np.inf))
+        cells = []
+        for strategy in strategies:
+            g = s[(s.set == name) & (s.strategy == strategy)]
+            counted = g[g.oracle_ri >= MIN_ORACLE_GAIN]
+            cells.append(f"{int((counted.share >= 0.5).sum())}/{len(counted)}, {int((g.ri_hi < 0).sum())}, "
+                         f"{_pct(g.ri_mean.mean())}")
+        lines.append(f"| {name} | {chosen} ({_pct(others[chosen])} elsewhere) | {' | '.join(cells)} |")
+    return lines
 
 
 def _pct(v: float, digits: int = 2) -> str:
@@ -403,6 +430,8 @@ def _report(runs: pd.DataFrame, rounds: pd.DataFrame, sets: list[str], strategie
         print(f"  {strategy:<{width}} half of the oracle in {int((c.share >= 0.5).sum())} of {len(c)}; median "
               f"share {c.share.median():+.2f}; RI interval below 0 in "
               f"{int((summary[summary.strategy == strategy].ri_hi < 0).sum())} settings")
+    for line in _leave_one_set_out(summary, sets, [x for x in strategies if x not in REFERENCES]):
+        print(line)
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     rounds.to_csv(out / "rounds.csv.gz", index=False)

@@ -6,6 +6,7 @@ budget, survive bad input, killed workers and a killed driver, and leave no tria
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -22,9 +23,10 @@ from optuna.trial import TrialState
 
 import sh_scaling
 from sh_scaling.budgeted import BudgetedHalving, CheckpointError, ComputeBudget, ledger, round_share, segments
-from sh_scaling.curves import generate_synthetic, load_multipowerlaw, load_routing
+from sh_scaling.curves import from_study, generate_synthetic, load_cpu_ladder, load_multipowerlaw, load_routing
 from sh_scaling.keys import BUDGETED_FAILED_KEY, BUDGETED_LEDGER_KEY, BUDGETED_PLAN_KEY, PRUNED_KEY, budgeted_round_key
-from sh_scaling.simulation import allocate
+from sh_scaling.schedules import Cosine
+from sh_scaling.simulation import STRATEGIES, allocate
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -107,10 +109,10 @@ def _random_set(curves_or_n, k):
     return curves, budget, _STRATEGIES[k % 4], [2, 3][(k // 4) % 2]
 
 
-def _check_replay(curves, budget, strategy, eta):
+def _check_replay(curves, budget, strategy, eta, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # surrogate fits that fall back, on both sides alike
-        sweep = _replay(curves, budget, strategy, reduction_factor=eta)
+        sweep = _replay(curves, budget, strategy, reduction_factor=eta, **kw)
         sim = allocate(curves, budget, strategy, reduction_factor=eta, rng=np.random.default_rng(0))
     assert [[curves[i].id for i in alive] for alive in sweep.survivors_] == sim.survivors
     assert sweep.trained_ == pytest.approx([sim.trained[c.id] for c in curves], rel=1e-12)
@@ -258,6 +260,90 @@ def test_replaying_schedule_curves_makes_the_simulators_decisions(k):
     if not (Path(path) / "loss_curve_repo").is_dir():
         pytest.skip("multipowerlaw curves not found: set SH_SCALING_MULTIPOWERLAW_PATH or place ../shared/data")
     _check_replay(*_random_set(_schedule_curves(path), k))
+
+
+@lru_cache(maxsize=None)
+def _cpu_ladder():
+    return list(load_cpu_ladder())
+
+
+_SCHEDULE_AWARE = [dataclasses.replace(STRATEGIES["SH+MPL"], unseen="reach"),
+                   dataclasses.replace(STRATEGIES["SH+FA-MPL"], unseen="reach"),
+                   dataclasses.replace(STRATEGIES["SH+MPL-SE"], unseen="reach"), "SH+FA-MPL"]
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_replaying_with_schedules_makes_the_simulators_decisions(k):
+    """The recorded CPU ladder (cosine, WSD and constant schedules): candidates that state their schedule are
+    forecast under it, as the simulator forecasts each curve under its ``meta["schedule"]``."""
+    curves, budget, _, eta = _random_set(_cpu_ladder(), k)
+    by_id = {c.id: c for c in curves}
+    _check_replay(curves, budget, _SCHEDULE_AWARE[k % 4], eta,
+                  schedule=lambda cfg: by_id[cfg["run"]].meta["schedule"])
+
+
+def test_candidates_without_a_schedule_are_forecast_at_a_constant_rate_as_in_the_simulator():
+    """Some candidates state a schedule, others none (``schedule(config)`` returns ``None``): the simulator's
+    curves without ``meta["schedule"]``."""
+    curves, budget, _, eta = _random_set(_cpu_ladder(), 3)
+    stated = {c.id for c in curves[::2]}
+    plain = [c if c.id in stated else dataclasses.replace(c, meta={k: v for k, v in c.meta.items()
+                                                                   if k != "schedule"}) for c in curves]
+    by_id = {c.id: c for c in curves}
+    _check_replay(plain, budget, "SH+FA-MPL", eta,
+                  schedule=lambda cfg: by_id[cfg["run"]].meta["schedule"] if cfg["run"] in stated else None)
+
+
+def test_schedules_are_stored_in_the_plan_and_a_restart_with_others_is_refused(tmp_path):
+    curves = _cpu_ladder()[:6]
+    budget = 0.1 * sum(c.final_compute for c in curves)
+    storage = _journal(tmp_path / "sweep.journal")
+    by_id = {c.id: c for c in curves}
+    schedule = lambda cfg: by_id[cfg["run"]].meta["schedule"]  # noqa: E731
+    sweep = _replay(curves, budget, "SH+MPL", storage=storage, study_name="s", schedule=schedule)
+    plan = _study_attrs(sweep.study_)[BUDGETED_PLAN_KEY]
+    assert plan["schedules"] == [c.meta["schedule"].to_dict() for c in curves]
+    # Each trial states its schedule where from_study reads it.
+    assert [c.meta["schedule"] for c in from_study(sweep.study_)] == [c.meta["schedule"] for c in curves]
+    # The same sweep again (the to_dict() form) is the same sweep; another schedule, or none, is refused.
+    _replay(curves, budget, "SH+MPL", storage=storage, study_name="s",
+            schedule=lambda cfg: by_id[cfg["run"]].meta["schedule"].to_dict())
+    with pytest.raises(ValueError, match="schedules differ"):
+        _replay(curves, budget, "SH+MPL", storage=storage, study_name="s", schedule=Cosine())
+    with pytest.raises(ValueError, match="schedules differ"):
+        _replay(curves, budget, "SH+MPL", storage=storage, study_name="s",
+                schedule=lambda cfg: None if cfg["run"] == curves[0].id else schedule(cfg))
+    # Without schedules the plan says so, as plans stored before schedules existed do.
+    assert _study_attrs(_replay(curves, budget, "SH+FA").study_)[BUDGETED_PLAN_KEY]["schedules"] is None
+
+
+@pytest.mark.parametrize("schedule, match", [
+    ("cosine", "pass a Schedule"),
+    ({"kind": "nope"}, "not a learning-rate schedule"),
+    (lambda c: "cosine", "schedule of candidate 0 is 'cosine'"),
+    (lambda c: 1 / 0, "schedule raised ZeroDivisionError"),
+])
+def test_a_schedule_that_is_not_one_is_refused_before_training(schedule, match):
+    curves = _synthetic(4, 17)
+    calls = []
+    with pytest.raises(ValueError, match=match):
+        _sweep(curves, 0.3 * sum(c.final_compute for c in curves), strategy="SH+MPL",
+               schedule=schedule).run(_trainer(curves, calls))
+    assert calls == []
+
+
+def test_the_default_strategy_forecasts_from_the_curve_alone_whether_or_not_schedules_are_stated():
+    """Stating schedules changes nothing under the default SH+FA: the same decisions, the schedules only stored."""
+    curves = _synthetic(6, 18)
+    budget = 0.3 * sum(c.final_compute for c in curves)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = _sweep(curves, budget).run(_trainer(curves))
+        stated = _sweep(curves, budget, schedule=lambda c: curves[c["i"]].meta["schedule"]).run(_trainer(curves))
+    plans = [_study_attrs(s.study_)[BUDGETED_PLAN_KEY] for s in (plain, stated)]
+    assert plans[0]["strategy"] == plans[1]["strategy"] and plans[1]["strategy"]["name"] == "SH+FA"
+    assert plans[0]["schedules"] is None and plans[1]["schedules"] is not None
+    assert stated.survivors_ == plain.survivors_ and stated.trained_ == plain.trained_
 
 
 # ------------------------------------------------------------------ worker processes, one of them killed
@@ -513,11 +599,13 @@ def test_a_budget_that_evaluates_no_candidate_prunes_every_one_with_the_reason()
 
 
 @pytest.mark.parametrize("strategy", ["SH+MPL", "SH+FA-MPL", "SH+MPL-SE"])
-def test_a_schedule_aware_strategy_is_refused_before_training(strategy):
+@pytest.mark.parametrize("schedule", [None, lambda c: None])
+def test_a_schedule_aware_strategy_without_schedules_is_refused_before_training(strategy, schedule):
     curves = _synthetic(4, 17)
     calls = []
-    with pytest.raises(ValueError, match=r"learning-rate schedule.*SH\+FA"):
-        _sweep(curves, 0.3 * sum(c.final_compute for c in curves), strategy=strategy).run(_trainer(curves, calls))
+    with pytest.raises(ValueError, match=r"no candidate states one.*schedule=.*SH\+FA"):
+        _sweep(curves, 0.3 * sum(c.final_compute for c in curves), strategy=strategy,
+               schedule=schedule).run(_trainer(curves, calls))
     assert calls == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -22,7 +23,8 @@ import _workers_train
 from sh_scaling.budgeted import BudgetedHalving, CheckpointError, ledger, segments
 from sh_scaling.budgeted._segment import SegmentTask
 from sh_scaling.keys import BUDGETED_WORKER_ERRORS_KEY
-from sh_scaling.simulation import allocate
+from sh_scaling.schedules import Cosine
+from sh_scaling.simulation import STRATEGIES, allocate
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -72,6 +74,24 @@ def test_one_worker_in_this_process_makes_the_simulators_decisions(tmp_path, mon
     # The same sweep from the stored settings alone, as `sh-scaling work` builds it, is finished: it returns.
     again = BudgetedHalving.join(_journal(tmp_path / "w.journal"), "w", artifact_store=sweep.artifact_store_)
     assert again.work(_workers_train.train).survivors_ == sweep.survivors_
+
+
+def test_workers_forecast_under_the_schedules_stored_in_the_plan(tmp_path, monkeypatch):
+    """A schedule-aware sweep run by workers: its candidates' schedules are in the plan, so a worker that knows
+    only where the sweep is (``join``, as ``sh-scaling work``) decides with them, and a restart with other
+    schedules is refused."""
+    _setup(tmp_path, monkeypatch)
+    curves = _workers_train.curves(N, SEED)
+    strategy = dataclasses.replace(STRATEGIES["SH+MPL"], unseen="reach")
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0, strategy=strategy,
+                   schedule=lambda c: curves[c["i"]].meta["schedule"]).work(_workers_train.train)
+    sim = allocate(curves, sweep.budget, strategy, rng=np.random.default_rng(0))
+    assert [[curves[i].id for i in alive] for alive in sweep.survivors_] == sim.survivors
+    again = BudgetedHalving.join(_journal(tmp_path / "w.journal"), "w", artifact_store=sweep.artifact_store_)
+    assert [again.schedule(c) for c in again.candidates] == [c.meta["schedule"].to_dict() for c in curves]
+    assert again.work(_workers_train.train).survivors_ == sweep.survivors_
+    with pytest.raises(ValueError, match="schedules differ"):
+        _sweep(_journal(tmp_path / "w.journal"), tmp_path, strategy=strategy, schedule=Cosine()).start()
 
 
 def _worker_cmd(journal, tmp_path, *extra, study="w"):

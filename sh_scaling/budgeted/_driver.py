@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -59,11 +60,13 @@ from sh_scaling.keys import (
     BUDGETED_WORKER_ERRORS_KEY,
     BUDGETED_WORKER_KEY,
     DECISION_KEY,
+    SCHEDULE_KEY,
     FORECAST_KEY,
     PRUNED_KEY,
     budgeted_round_key,
     budgeted_segment_key,
 )
+from sh_scaling.schedules import Schedule, as_schedule, schedule_from_dict
 from sh_scaling.simulation import SCHEDULE_AWARE, STRATEGIES, Strategy, round_inputs, round_scores
 
 __all__ = ["BudgetedHalving"]
@@ -110,7 +113,8 @@ class BudgetedHalving:
     survivor's curve observed up to the compute it was trained to, its target (that compute plus the rest of
     the schedule's shares, capped at its planned end), the curves of eliminated candidates as anchors of the
     frontier, and the same seeded tie-breaks. A replay of recorded curves through this driver therefore makes
-    exactly the simulator's decisions (``tests/test_budgeted.py`` checks it on routing and synthetic curves).
+    exactly the simulator's decisions (``tests/test_budgeted.py`` checks it on routing and synthetic curves,
+    and on the CPU ladder with each candidate's schedule stated).
 
     **One trial per candidate, paused between rounds.** Optuna has no pause, but it has a state for a trial
     that exists and waits to run: WAITING (what ``enqueue_trial`` creates). Every candidate is a trial created
@@ -220,9 +224,22 @@ class BudgetedHalving:
             the surrogate needs is ranked on its observed loss unless the strategy's ``few`` rule says otherwise
             (``Strategy(few="stage")``, here as in the simulator).
             ``"UA"`` trains every candidate by ``B / n`` and ranks nobody; ``"SH+oracle"`` needs the future
-            and is refused, and so are the schedule-aware strategies (``"SH+MPL"``, ``"SH+FA-MPL"``,
-            ``"SH+MPL-SE"``): candidates state no learning-rate schedule here, and forecasting each as if trained
-            at a constant rate would be a silent fallback.
+            and is refused. The schedule-aware strategies (``"SH+MPL"``, ``"SH+FA-MPL"``, ``"SH+MPL-SE"``)
+            forecast each candidate by the multi-power law under its ``schedule`` to its ``max_compute``, as the
+            simulator forecasts a curve under its ``meta["schedule"]``; they are refused when no candidate
+            states a schedule (forecasting every one as if trained at a constant rate would be a silent
+            fallback).
+        schedule: Each candidate's planned learning-rate schedule, as a fraction of its ``max_compute``: a
+            :class:`~sh_scaling.schedules.Schedule` (``Cosine(warmup=0.05, final_ratio=0.1)``) or its
+            ``to_dict()`` for every candidate, or a function of the candidate's configuration returning one of
+            those, or ``None`` for a candidate without a known schedule (as ``SurrogateHalvingPruner(schedule=)``).
+            Read once, when the sweep is set up, and stored in the plan (so workers that :meth:`join` and
+            restarts forecast with the same schedules; a restart with other schedules is refused) and on each
+            candidate's trial (:data:`~sh_scaling.keys.SCHEDULE_KEY`, where
+            :func:`sh_scaling.curves.from_study` reads it). Only schedule-aware strategies use it; under one, a
+            candidate without a schedule is forecast at a constant rate (a power law in compute), as the
+            simulator forecasts a curve without one. A value that is not a schedule, or a function that raises,
+            is refused with ``ValueError`` naming the candidate, before any training.
         storage: An Optuna storage or URL. ``None``: in memory (one process, no restart). Worker processes
             (``n_workers > 1``) need one they can share: a ``JournalStorage`` file or an RDB URL.
         study_name: Default ``"budgeted-halving"``, so that a restart finds the sweep.
@@ -297,6 +314,7 @@ class BudgetedHalving:
         first_eval_compute: float | Callable[[dict[str, Any]], float] | None = None,
         reduction_factor: float = 2,
         strategy: str | Strategy = "SH+FA",
+        schedule: Schedule | Mapping[str, Any] | Callable[[dict[str, Any]], Any] | None = None,
         storage: str | optuna.storages.BaseStorage | None = None,
         study_name: str | None = None,
         artifact_store: Any = None,
@@ -310,6 +328,7 @@ class BudgetedHalving:
         self.first_eval_compute = first_eval_compute
         self.reduction_factor = reduction_factor
         self.strategy = strategy
+        self.schedule = schedule
         self.storage = storage
         self.study_name = study_name
         self.artifact_store = artifact_store
@@ -341,7 +360,7 @@ class BudgetedHalving:
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
         grace = check_grace(preempt_grace)
-        configs, budget, strat, sizes, shares, planned = self._schedule()
+        configs, budget, strat, sizes, shares, planned, schedules = self._schedule()
         keep = self._keep()
         storage = _connect(self.storage)
         if n_workers > 1:
@@ -349,7 +368,7 @@ class BudgetedHalving:
         store = self._artifact_store(storage)
         _check_writable(store)
         study_name = self.study_name or DEFAULT_STUDY_NAME
-        plan = self._plan(configs, budget, strat, sizes, shares, planned)
+        plan = self._plan(configs, budget, strat, sizes, shares, planned, schedules)
         creator = create_sweep_study(storage, study_name)
         study = optuna.load_study(storage=storage, study_name=study_name,
                                   sampler=optuna.samplers.RandomSampler(self.seed))
@@ -359,7 +378,7 @@ class BudgetedHalving:
             lease = Lease(storage, study_name, study._study_id)
             lease.create_root()
             held = lease.acquire()
-            trial_ids = self._ensure_trials(study, configs, planned)
+            trial_ids = self._ensure_trials(study, configs, planned, schedules)
             study._storage.set_study_system_attr(study._study_id, BUDGETED_PLAN_KEY, plan)
         else:
             self._wait_for_plan(study)
@@ -367,8 +386,10 @@ class BudgetedHalving:
             lease = Lease(storage, study_name, study._study_id)
             # Another driver may run the sweep: wait while it does, take over if it stops, or find it finished.
             held = lease.acquire(create=True)
-            trial_ids = self._ensure_trials(study, configs, planned) if held else self._trial_ids(study, configs)
+            trial_ids = (self._ensure_trials(study, configs, planned, schedules) if held
+                         else self._trial_ids(study, configs))
         ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed), lease)
+        ctx.schedules = [None if d is None else schedule_from_dict(d) for d in schedules]
         ctx.replan = self._replan()
         ctx.store, ctx.keep_checkpoints = store, keep
         self.artifact_store_ = store
@@ -466,13 +487,13 @@ class BudgetedHalving:
         return self
 
     def _start(self) -> _Context:
-        configs, budget, strat, sizes, shares, planned = self._schedule()
+        configs, budget, strat, sizes, shares, planned, schedules = self._schedule()
         keep = self._keep()
         storage = RetryingStorage(_connect(self.storage))
         store = self._artifact_store(storage)
         _check_writable(store)
         study_name = self.study_name or DEFAULT_STUDY_NAME
-        plan = {**self._plan(configs, budget, strat, sizes, shares, planned), "mode": "workers",
+        plan = {**self._plan(configs, budget, strat, sizes, shares, planned, schedules), "mode": "workers",
                 "keep_checkpoints": keep}
         creator = create_sweep_study(storage, study_name)
         study = optuna.load_study(storage=storage, study_name=study_name,
@@ -482,7 +503,7 @@ class BudgetedHalving:
             lease.create_root()
             lease.acquire()
             try:
-                trial_ids = self._ensure_trials(study, configs, planned)
+                trial_ids = self._ensure_trials(study, configs, planned, schedules)
                 study._storage.set_study_system_attr(study._study_id, BUDGETED_PLAN_KEY, plan)
             finally:
                 lease.release(finished=False)
@@ -491,6 +512,7 @@ class BudgetedHalving:
             self._check_plan(study, plan)
             trial_ids = self._trial_ids(study, configs)
         ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed), lease)
+        ctx.schedules = [None if d is None else schedule_from_dict(d) for d in schedules]
         ctx.replan = self._replan()
         ctx.store, ctx.keep_checkpoints = store, keep
         self.artifact_store_ = store
@@ -502,9 +524,10 @@ class BudgetedHalving:
         """The sweep a study holds, with the settings it was started with, to :meth:`work` on it.
 
         For a worker that knows only where the sweep is (``sh-scaling work``): the candidates, their planned
-        ends, the budget, reduction factor, strategy (by name), seed, ``keep_checkpoints`` and ``replan`` are
-        read from the study. ``ValueError`` if the study holds no sweep started for workers, or one with a strategy that is
-        not a named one (join it with the ``BudgetedHalving(...)`` call that started it).
+        ends and schedules, the budget, reduction factor, strategy (by name, with its ``unseen`` and ``few``
+        rules), seed, ``keep_checkpoints`` and ``replan`` are read from the study. ``ValueError`` if the study
+        holds no sweep started for workers, or one with a strategy that is not a named one (join it with the
+        ``BudgetedHalving(...)`` call that started it).
         """
         base = _connect(storage)
         try:
@@ -518,16 +541,20 @@ class BudgetedHalving:
         _check_version(study._storage, study._study_id, stored, study_name)
         if stored.get("mode") != "workers":
             raise ValueError(f"study {study_name!r} is run by a driver (BudgetedHalving.run), not by workers")
-        name = stored["strategy"]["name"]
-        if name not in STRATEGIES or _describe(STRATEGIES[name]) != stored["strategy"]:
+        strat = _named_strategy(stored["strategy"])
+        if strat is None:
             raise ValueError(f"study {study_name!r} ranks with a custom strategy {stored['strategy']}: join it "
                              "with the BudgetedHalving(...) call that started it")
         records = sorted((t.system_attrs[BUDGETED_CANDIDATE_KEY] for t in study.get_trials(deepcopy=False)
                           if candidate_index(t) is not None), key=lambda c: int(c["index"]))
         configs = [c["config"] for c in records]
         ends = {json.dumps(c["config"], sort_keys=True): float(c["planned"]) for c in records}
+        schedule = None
+        if stored.get("schedules") is not None:
+            by_config = {json.dumps(c, sort_keys=True): d for c, d in zip(configs, stored["schedules"])}
+            schedule = lambda c: by_config[json.dumps(c, sort_keys=True)]  # noqa: E731
         return cls(configs, stored["budget"], max_compute=lambda c: ends[json.dumps(c, sort_keys=True)],
-                   reduction_factor=stored["reduction_factor"], strategy=name, storage=base,
+                   reduction_factor=stored["reduction_factor"], strategy=strat, schedule=schedule, storage=base,
                    study_name=study_name, artifact_store=artifact_store, seed=stored["seed"],
                    keep_checkpoints=stored["keep_checkpoints"], replan=bool(stored.get("replan", False)))
 
@@ -652,23 +679,35 @@ class BudgetedHalving:
         return str(self.keep_checkpoints)
 
     def _plan(self, configs: list[dict], budget: float, strat: Strategy, sizes: list[int], shares: list[float],
-              planned: list[float]) -> dict[str, Any]:
+              planned: list[float], schedules: list[dict[str, Any] | None]) -> dict[str, Any]:
         return {
             "version": RECORDS_FORMAT, VERSION_FIELD: this_version(),
             "budget": budget, "reduction_factor": float(self.reduction_factor),
             "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
             "n_candidates": len(configs), "fingerprint": _fingerprint(configs, planned),
             "replan": self._replan(),
+            # Each candidate's learning-rate schedule, None for all when none is stated.
+            "schedules": schedules if any(d is not None for d in schedules) else None,
         }
 
-    def _schedule(self) -> tuple[list[dict], float, Strategy, list[int], list[float], list[float]]:
-        """Checked arguments, the rounds and shares, and each candidate's planned end."""
+    def _schedule(self) -> tuple[list[dict], float, Strategy, list[int], list[float], list[float],
+                                 list[dict[str, Any] | None]]:
+        """Checked arguments, the rounds and shares, each candidate's planned end and its learning-rate schedule
+        (as :meth:`~sh_scaling.schedules.Schedule.to_dict`, ``None`` where none is stated)."""
         configs = _configs(self.candidates)
         budget = _positive("budget", self.budget)
         if isinstance(self.reduction_factor, bool) or not (
                 isinstance(self.reduction_factor, (int, float)) and self.reduction_factor > 1):
             raise ValueError(f"reduction_factor must be a number > 1, got {self.reduction_factor!r}")
-        strat = _without_schedules(_strategy(self.strategy))
+        schedules = _schedules(self.schedule, configs)
+        stated = any(d is not None for d in schedules)
+        strat = _strategy(self.strategy)
+        if strat.surrogate == SCHEDULE_AWARE and not stated:
+            raise ValueError(
+                f"strategy {strat.name!r} forecasts each candidate under its learning-rate schedule, and no "
+                "candidate states one: every candidate would be forecast as if trained at a constant rate. Pass "
+                "schedule= (a Schedule, its to_dict(), or a function of the candidate's config returning one), or "
+                "use a strategy that forecasts from the curve alone, such as 'SH+FA' or 'SH+PL'")
         if strat.ranking == "oracle":
             raise ValueError(f"strategy {strat.name!r} ranks by the future of each curve: a replay-only bound")
         n = len(configs)
@@ -689,7 +728,7 @@ class BudgetedHalving:
                     f"than the first evaluation of candidate(s) {short[:10]} ({first[short[0]]:.6g}): no decision "
                     f"could see their loss. The smallest budget that evaluates every candidate once in the first "
                     f"round is {max(first) * budget / shares[0]:.6g}")
-        return configs, budget, strat, sizes, shares, planned
+        return configs, budget, strat, sizes, shares, planned, schedules
 
     def _learn(self, ctx: _Context) -> None:
         """The learned attributes, read back from the storage."""
@@ -960,7 +999,9 @@ class BudgetedHalving:
         """The round's decision, from the storage, with the simulator's own functions."""
         ctx.lease.check()
         trials = self._trials(ctx)
-        curves = [planned_curve(t, p) for t, p in zip(trials, ctx.planned)]
+        scheduled = ctx.strategy.surrogate == SCHEDULE_AWARE
+        curves = [planned_curve(t, p, s if scheduled else None)
+                  for t, p, s in zip(trials, ctx.planned, ctx.schedules)]
         trained = {c.id: trained_compute(segments(t)) for c, t in zip(curves, trials)}
         ranked = [i for i in alive if trials[i].state != TrialState.FAIL]
         if ctx.replan:
@@ -1058,7 +1099,7 @@ class BudgetedHalving:
             raise ValueError(
                 f"study {study.study_name!r} holds a budgeted sweep with other settings ({', '.join(diff)} differ: "
                 f"stored {[stored.get(k) for k in diff]}); a restart must pass the same candidates, budget, "
-                "max_compute, reduction_factor, strategy and seed, or use a new study_name")
+                "max_compute, reduction_factor, strategy, schedule and seed, or use a new study_name")
 
     def _artifact_store(self, storage: Any) -> Any:
         """The store the user gave, else the default for the storage (never a location read from the study)."""
@@ -1070,7 +1111,8 @@ class BudgetedHalving:
         Path(folder).mkdir(parents=True, exist_ok=True)
         return FileSystemArtifactStore(folder)
 
-    def _ensure_trials(self, study: optuna.Study, configs: list[dict], planned: list[float]) -> list[int]:
+    def _ensure_trials(self, study: optuna.Study, configs: list[dict], planned: list[float],
+                       schedules: list[dict[str, Any] | None]) -> list[int]:
         have = {candidate_index(t): t._trial_id for t in study.get_trials(deepcopy=False)}
         # One distribution per parameter for the whole study (RDB storages refuse a parameter whose
         # distribution changes from trial to trial): every value the candidates give it.
@@ -1079,14 +1121,16 @@ class BudgetedHalving:
             for k, v in config.items():
                 if _is_param(v) and not any(type(v) is type(u) and v == u for u in choices.setdefault(k, [])):
                     choices[k].append(v)
-        for i, (config, p) in enumerate(zip(configs, planned)):
+        for i, (config, p, sched) in enumerate(zip(configs, planned, schedules)):
             if i in have:
                 continue
             params = {k: v for k, v in config.items() if _is_param(v)}
+            attrs: dict[str, Any] = {BUDGETED_CANDIDATE_KEY: {"index": i, "config": config, "planned": p}}
+            if sched is not None:  # where from_study and the dashboard read a trial's schedule
+                attrs[SCHEDULE_KEY] = sched
             trial = optuna.trial.create_trial(
                 state=TrialState.WAITING, params=params,
-                distributions={k: CategoricalDistribution(choices[k]) for k in params},
-                system_attrs={BUDGETED_CANDIDATE_KEY: {"index": i, "config": config, "planned": p}},
+                distributions={k: CategoricalDistribution(choices[k]) for k in params}, system_attrs=attrs,
             )
             study.add_trial(trial)
         have = {candidate_index(t): t._trial_id for t in study.get_trials(deepcopy=False)}
@@ -1128,7 +1172,7 @@ class ArtifactStoreNotShared(ValueError):
 
 
 #: Plan settings added after plans were first stored, with the value a plan that lacks them was run with.
-_PLAN_DEFAULTS: dict[str, Any] = {"replan": False}
+_PLAN_DEFAULTS: dict[str, Any] = {"replan": False, "schedules": None}
 
 
 class _Context:
@@ -1139,6 +1183,8 @@ class _Context:
         self.study, self.trial_ids, self.planned, self.budget = study, trial_ids, planned, budget
         self.sizes, self.shares, self.strategy, self.seed = sizes, shares, strategy, seed
         self.lease = lease
+        #: Each candidate's learning-rate schedule (``None``: none stated).
+        self.schedules: list[Schedule | None] = [None] * len(planned)
         self.replan = False
         self.store: Any = None
         self.keep_checkpoints = "last"
@@ -1184,15 +1230,45 @@ def _strategy(strategy: Any) -> Strategy:
     return STRATEGIES[strategy]
 
 
-def _without_schedules(strat: Strategy) -> Strategy:
-    """The strategy, unless it forecasts under each candidate's learning-rate schedule, which the driver's
-    candidates do not state: it would forecast every one of them at a constant rate without saying so."""
-    if strat.surrogate == SCHEDULE_AWARE:
-        raise ValueError(
-            f"strategy {strat.name!r} forecasts each candidate under its learning-rate schedule, and BudgetedHalving "
-            "takes no schedules: every candidate would be forecast as if trained at a constant rate. Use a strategy "
-            "that forecasts from the curve alone, such as 'SH+FA' (the default) or 'SH+PL'")
-    return strat
+def _schedules(spec: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """Each candidate's learning-rate schedule as stored (its ``to_dict()``; ``None``: none), from ``schedule=``:
+    ``None``, a :class:`~sh_scaling.schedules.Schedule` or its ``to_dict()`` (every candidate's), or a function
+    of the candidate's config returning one of those or ``None``."""
+    if spec is None:
+        return [None] * len(configs)
+    if isinstance(spec, (Schedule, Mapping)):
+        try:
+            same = as_schedule(spec).to_dict()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"schedule={spec!r} is not a learning-rate schedule: {exc}") from None
+        return [same] * len(configs)
+    if not callable(spec):
+        raise ValueError(f"schedule={spec!r}: pass a Schedule, its to_dict(), or a function of the candidate's "
+                         "config returning one (or None)")
+    out: list[dict[str, Any] | None] = []
+    for i, config in enumerate(configs):
+        try:
+            value = spec(dict(config))
+        except Exception as exc:  # noqa: BLE001 - named, so the user sees which function failed
+            raise ValueError(f"schedule raised {type(exc).__name__}: {exc} for candidate {i}") from exc
+        if value is not None and not isinstance(value, (Schedule, Mapping)):
+            raise ValueError(f"schedule of candidate {i} is {value!r}: return a Schedule, its to_dict(), or None")
+        try:
+            out.append(None if value is None else as_schedule(value).to_dict())
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"schedule of candidate {i} is not a learning-rate schedule: {exc}") from None
+    return out
+
+
+def _named_strategy(described: Mapping[str, Any]) -> Strategy | None:
+    """The named strategy, with its ``unseen`` and ``few`` rules, that a plan's description is of (``None``: a
+    custom one)."""
+    name = described.get("name")
+    if name not in STRATEGIES:
+        return None
+    strat = dataclasses.replace(STRATEGIES[name], unseen=described.get("unseen", "last"),
+                                few=described.get("few", "last"))
+    return strat if _describe(strat) == dict(described) else None
 
 
 def _is_param(v: Any) -> bool:

@@ -16,6 +16,7 @@ import optuna
 from sh_scaling.curves import Curve
 from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_SEGMENT_PREFIX
 from sh_scaling.pruning import reported_compute
+from sh_scaling.schedules import Schedule
 
 __all__ = ["PlannedCurve", "segments", "trained_compute", "planned_curve", "candidate_index",
            "UpdateFinishedTrialError"]
@@ -62,11 +63,13 @@ def trained_compute(segs: list[dict[str, Any]]) -> float:
     return float(done[-1]["until"]) if done else 0.0
 
 
-def planned_curve(trial: Any, planned: float) -> PlannedCurve:
+def planned_curve(trial: Any, planned: float, schedule: Schedule | None = None) -> PlannedCurve:
     """The trial's reported points, in step order, as a curve the decision core can rank.
 
     Losses that are not finite and positive are left out (they stay in the trial): the core works in
-    log-log space. A candidate with no point yet has an empty curve, which the core ranks last.
+    log-log space. A candidate with no point yet has an empty curve, which the core ranks last. ``schedule``
+    (its learning-rate schedule over the fraction of ``planned``) goes into ``meta["schedule"]``, where
+    schedule-aware strategies read it, as they do from recorded curves.
     """
     compute_of = reported_compute(trial)
     steps = sorted(s for s in trial.intermediate_values if s in compute_of)
@@ -77,4 +80,5 @@ def planned_curve(trial: Any, planned: float) -> PlannedCurve:
     c.setflags(write=False)
     y.setflags(write=False)
     index = candidate_index(trial)
-    return PlannedCurve(str(index if index is not None else trial.number), c, y, planned=float(planned))
+    meta = {} if schedule is None else {"schedule": schedule}
+    return PlannedCurve(str(index if index is not None else trial.number), c, y, meta, planned=float(planned))
