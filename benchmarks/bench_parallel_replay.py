@@ -83,8 +83,11 @@ OPTUNA_QUICK = [PrunerSpec("sha"), PrunerSpec("hyperband"), PrunerSpec("median")
 #: Our pruner's knobs in the full sweep, from its default towards less compute: the stage error model's coverage
 #: (``margin``; 0.9 is the default), then without the frontier rule (a trial whose forecast path could lower the
 #: others' frontier is kept whatever its rank: most of the compute above the zero-regret bound goes to it), then
-#: without the frontier rule and without a margin.
-OURS_SWEEP = [{"margin": 0.5}, {"keep_below_frontier": False}, {"keep_below_frontier": False, "margin": None}]
+#: without the frontier rule and without a margin; the coverages 0.8 and 0.5 with and without the frontier rule fill
+#: the compute range where Optuna's Hyperband, Median and Percentile pruners sit.
+OURS_SWEEP = [{"margin": 0.8}, {"margin": 0.5}, {"keep_below_frontier": False},
+              {"keep_below_frontier": False, "margin": 0.8}, {"keep_below_frontier": False, "margin": 0.5},
+              {"keep_below_frontier": False, "margin": None}]
 
 
 def parse_sweep(text: str) -> dict[str, Any]:
@@ -232,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                     default=["ours", "optuna", "exhaustive"], help="which pruners to replay (default: all)")
     ap.add_argument("--ours-sweep", type=parse_sweep, nargs="*", default=None,
                     help="settings of ours besides its default: a margin coverage (0.5) or key=value,... (default: "
-                         "margin=0.5; keep_below_frontier=False; the same with margin=None)")
+                         "margin=0.8; margin=0.5; keep_below_frontier=False with the default margin, 0.8, 0.5 and None)")
     ap.add_argument("--also", type=Path, nargs="*", default=[],
                     help="runs.csv files of earlier runs (other pruners, same sets, K and seeds) to summarise and "
                          "plot with this run's")
