@@ -163,21 +163,6 @@ def test_replaying_with_an_unseen_rule_makes_the_simulators_decisions(routing_cs
     _check_replay(curves, budget, strategy, eta)
 
 
-def test_an_unseen_rule_is_part_of_the_stored_plan(tmp_path):
-    import dataclasses
-
-    from sh_scaling.simulation import STRATEGIES
-
-    curves = _synthetic(6, 3)
-    budget = 0.1 * sum(c.final_compute for c in curves)
-    storage = f"sqlite:///{tmp_path / 'plan.db'}"
-    sweep = _replay(curves, budget, dataclasses.replace(STRATEGIES["SH+FA"], unseen="prior"), storage=storage,
-                    study_name="s")
-    assert _study_attrs(sweep.study_)[BUDGETED_PLAN_KEY]["strategy"]["unseen"] == "prior"
-    with pytest.raises(ValueError, match="strategy differ"):
-        _replay(curves, budget, "SH+FA", storage=storage, study_name="s")
-
-
 @pytest.mark.parametrize("k", range(6))
 def test_replaying_with_a_few_rule_makes_the_simulators_decisions(routing_csv, k):
     """At 3-10 % of exhaustive compute, some routing runs have one or two evaluations when a round ends, too few to
@@ -198,7 +183,8 @@ def test_replaying_with_a_few_rule_makes_the_simulators_decisions(routing_csv, k
     _check_replay(curves, budget, strategy, eta)
 
 
-def test_a_few_rule_is_part_of_the_stored_plan(tmp_path):
+@pytest.mark.parametrize("key, value", [("unseen", "prior"), ("few", "stage")])
+def test_a_strategys_rule_is_part_of_the_stored_plan(tmp_path, key, value):
     import dataclasses
 
     from sh_scaling.simulation import STRATEGIES
@@ -206,14 +192,18 @@ def test_a_few_rule_is_part_of_the_stored_plan(tmp_path):
     curves = _synthetic(6, 3)
     budget = 0.1 * sum(c.final_compute for c in curves)
     storage = f"sqlite:///{tmp_path / 'plan.db'}"
-    sweep = _replay(curves, budget, dataclasses.replace(STRATEGIES["SH+FA"], few="stage"), storage=storage,
+    sweep = _replay(curves, budget, dataclasses.replace(STRATEGIES["SH+FA"], **{key: value}), storage=storage,
                     study_name="s")
-    assert _study_attrs(sweep.study_)[BUDGETED_PLAN_KEY]["strategy"]["few"] == "stage"
-    from sh_scaling.budgeted._driver import _describe
-
-    assert "few" not in _describe(STRATEGIES["SH+FA"])  # plans stored before the rule existed still match
+    assert _study_attrs(sweep.study_)[BUDGETED_PLAN_KEY]["strategy"][key] == value
     with pytest.raises(ValueError, match="strategy differ"):
         _replay(curves, budget, "SH+FA", storage=storage, study_name="s")
+
+
+def test_a_plan_names_the_few_rule_only_where_it_is_set():
+    from sh_scaling.budgeted._driver import _describe
+    from sh_scaling.simulation import STRATEGIES
+
+    assert "few" not in _describe(STRATEGIES["SH+FA"])  # plans stored before the rule existed still match
 
 
 @pytest.mark.parametrize("k", range(12))

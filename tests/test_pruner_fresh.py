@@ -325,14 +325,20 @@ def test_the_floor_setting_is_checked(floor):
                                                         "multipower": (0.0,) * 5, "floor": floor})
 
 
-def _first_rung_of_a_late_starter(pending: bool) -> dict:
-    """A trial RUNNING at compute 4 on a good curve (c^-0.5, forecast 0.125), and a worse one (2 c^-0.5,
-    forecast 0.25) whose first evaluation is past compute 4: the second one's first decision record."""
+def _running_to_compute_4(pending: bool) -> tuple[optuna.Study, optuna.Trial]:
+    """A study whose first trial is RUNNING at compute 4 on a good curve (c^-0.5: forecast 0.125 at 64)."""
     study = optuna.create_study(pruner=_pruner(pending_competitors=pending))
     first = study.ask()
     for c in C[C <= 4.0]:
         report(first, float(c**-0.5), compute=float(c))
         assert not first.should_prune()
+    return study, first
+
+
+def _first_rung_of_a_late_starter(pending: bool) -> dict:
+    """A trial RUNNING at compute 4 (:func:`_running_to_compute_4`), and a worse one (2 c^-0.5, forecast 0.25)
+    whose first evaluation is past compute 4: the second one's first decision record."""
+    study, _ = _running_to_compute_4(pending)
     second = study.ask()
     for c, l in zip(C[C > 4.0], STEADY[C > 4.0]):
         report(second, float(l), compute=float(c))
@@ -352,11 +358,7 @@ def test_a_running_trial_below_the_rung_competes_when_pending_competitors_is_on(
 
 
 def test_a_pending_competitor_is_a_running_trial_planned_past_the_rung():
-    study = optuna.create_study(pruner=_pruner(pending_competitors=True))
-    trial = study.ask()
-    for c in C[C <= 4.0]:
-        report(trial, float(c**-0.5), compute=float(c))
-        assert not trial.should_prune()
+    study, trial = _running_to_compute_4(True)
     deciding = study.ask()
     frozen = study._storage.get_trial(deciding._trial_id)
     k_first = min(rung_records(study.trials[0].system_attrs))
