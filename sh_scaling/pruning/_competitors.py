@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-
 from optuna.trial import TrialState
 
 from sh_scaling.halving import RTOL
@@ -97,8 +96,9 @@ def freshest(rec: dict[str, Any], k: int, summary: RungSummary, outcome: float |
 
 
 def _pending(summary: RungSummary, k: int, r: float) -> dict[str, Any] | None:
-    """A running trial below rung ``k`` that is planned past it: its highest record with a forecast, as a pending
-    competitor (``None`` when it has none, or its target stops short of the rung's compute ``r``)."""
+    """A running trial below rung ``k`` that is planned past it: its highest record below ``k``, as a pending
+    competitor (``None`` when it has no record below ``k``, that record has no forecast, or its target stops
+    short of the rung's compute ``r``)."""
     below = [j for j in summary.records if j < k]
     if not below:
         return None
