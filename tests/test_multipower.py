@@ -319,7 +319,9 @@ def test_long_curves_are_thinned():
 def test_default_priors_come_from_the_papers_fits():
     p = default_priors()
     assert p["alpha"][0] == pytest.approx((0.508 + 0.453 + 0.429) / 3)
-    gains = [q.B * 3e-4 / (q.L0 + q.B * 3e-4) for q in LUO_2025.values()]
+    # The anneal gain: B * peak against the loss of a constant-rate run of 24,000 steps at its end.
+    gains = [q.B * 3e-4 / (q.L0 + q.A * (3e-4 * 24000) ** -q.alpha) for q in LUO_2025.values()]
+    assert [round(g, 3) for g in gains] == [0.034, 0.045, 0.059]
     assert math.exp(p["log_gain"][0]) == pytest.approx(math.exp(np.mean(np.log(gains))))
     assert set(p) == {"alpha", "log_gain", "log_C", "beta", "gamma"}
     assert set(default_priors("tissue")) == {"alpha", "log_gain", "log_tau"}
@@ -327,6 +329,24 @@ def test_default_priors_come_from_the_papers_fits():
     assert one["beta"][0] == pytest.approx(0.583)
     with pytest.raises(ValueError, match="at least one"):
         priors_from_fits([])
+
+
+def test_the_anneal_gain_prior_binds_where_the_data_leave_no_asymptote():
+    # A run at a constant rate so far, its loss a pure power law of its learning-rate area (no asymptote: the
+    # fit puts L0 at 0), its cooldown to 0 still ahead. Only the prior says how much the cooldown will remove,
+    # so the forecast drop follows the prior's gain (it stayed 0 whatever the prior while the gain was a share
+    # of L0).
+    schedule = WSD(peak_lr=3e-3, warmup=0.0, decay_start=0.8, decay="linear", final_ratio=0.0)
+    f = np.linspace(0.02, 0.6, 30)
+    y = 3.0 * f ** -0.12
+    constant_end = 3.0
+    drops = {}
+    for gain in (0.03, 0.15):
+        s = MultiPowerLawSurrogate(schedule=schedule, max_compute=1.0, priors={"log_gain": (math.log(gain), 0.1)})
+        drops[gain] = 1.0 - float(s.fit(f, y).predict(1.0)) / constant_end
+    assert 0.01 < drops[0.03] < 0.04
+    assert 0.08 < drops[0.15] < 0.17
+    assert drops[0.15] > 3.0 * drops[0.03]
 
 
 def test_a_prior_can_be_replaced_or_removed():

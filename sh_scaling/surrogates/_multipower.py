@@ -86,9 +86,10 @@ LAWS: dict[str, tuple[str, ...]] = {
     "multipower": ("L0", "log_A", "alpha", "log_B", "log_C", "beta", "gamma"),
     "tissue": ("L0", "log_A", "alpha", "log_B", "log_tau"),
 }
-#: What ``priors=`` may constrain, per law. ``log_gain`` is ``log(B / (L0 + B))``, the share of a constant-rate
-#: run's asymptotic loss that annealing the rate to 0 removes: a property of the model and data, unlike ``B``
-#: relative to the loss seen so far, which depends on where the run was cut.
+#: What ``priors=`` may constrain, per law. ``log_gain`` is ``log(B / (L0 + A))``, the share of a constant-rate
+#: run's loss at the end of the run (of the longest run in a joint fit) that annealing the rate to 0 removes: a
+#: property of the model and data, unlike ``B`` relative to the loss seen so far, which depends on where the run
+#: was cut. (A share of the asymptote ``L0`` alone left ``B`` free wherever the data put ``L0`` at 0.)
 PRIOR_KEYS: dict[str, tuple[str, ...]] = {
     "multipower": ("alpha", "log_gain", "log_C", "beta", "gamma"),
     "tissue": ("alpha", "log_gain", "log_tau"),
@@ -123,8 +124,8 @@ _PRIOR_RUN_STEPS = 24_000.0
 _PRIOR_PEAK_LR = 3e-4
 #: Lag of Tissue et al.'s momentum area, in steps: ``-1 / ln(lambda)`` with their lambda = 0.999.
 _TISSUE_LAG_STEPS = -1.0 / math.log(TISSUE_2024_DECAY)
-#: Prior widths: 0.3 on the log anneal gain ``B`` (the spread of the paper's three model sizes is 0.29: 3.5 %
-#: to 6.2 % of the loss); e**2 = 7.4 on the lag constant (run lengths differ by that much between sweeps); 0.2
+#: Prior widths: 0.3 on the log anneal gain ``B`` (the spread of the paper's three model sizes is 0.28: 3.4 %
+#: to 5.9 % of the loss); e**2 = 7.4 on the lag constant (run lengths differ by that much between sweeps); 0.2
 #: on ``alpha`` and 0.1 on ``beta``/``gamma``, a few times the spread of the three fits; 1.5 on Tissue et al.'s
 #: lag. With 0.5 on ``B`` the 80 % intervals of one-run forecasts covered 88-100 % on the paper's runs.
 _PRIOR_STD = {"alpha": 0.2, "log_gain": 0.3, "log_C": 2.0, "beta": 0.1, "gamma": 0.1, "log_tau": 1.5}
@@ -165,9 +166,9 @@ def priors_from_fits(
     :data:`~sh_scaling.schedules.LUO_2025`), converted to the surrogate's units:
 
     * ``alpha``: the mean exponent (Luo et al.: 0.463), std 0.2;
-    * ``log_gain``: mean log of the anneal gain ``B * peak / (L0 + B * peak)``, the share of a constant-rate
-      run's asymptotic loss that decaying the rate to 0 removes (Luo et al.: 3.5 %, 4.7 %, 6.2 % for 25M, 100M,
-      400M), std 0.3;
+    * ``log_gain``: mean log of the anneal gain ``B * peak / (L0 + A * (peak * run_steps)**(-alpha))``, the
+      share of a constant-rate run's loss at the end of ``run_steps`` that decaying the rate to 0 removes (Luo et
+      al.: 3.4 %, 4.5 %, 5.9 % for 25M, 100M, 400M), std 0.3;
     * ``log_C``: mean of ``log(C * peak**(1 - gamma) * run_steps)``, the lag constant for a run of ``run_steps``
       steps at ``peak_lr`` (lags in steps carry over between runs; in fractions of a run they do not), std 2;
     * ``beta``, ``gamma``: the means (Luo et al.: 0.592, 0.644), std 0.1;
@@ -190,7 +191,8 @@ def priors_from_fits(
     fits = list(fits)
     if not fits:
         raise ValueError("priors_from_fits: needs at least one fit")
-    gain = [p.B * peak_lr / (p.L0 + p.B * peak_lr) for p in fits]
+    # The loss of a constant-rate run at its end: the learning-rate area is peak_lr * run_steps in the paper's units.
+    gain = [p.B * peak_lr / (p.L0 + p.A * (peak_lr * run_steps) ** (-p.alpha)) for p in fits]
     lag = [p.C * peak_lr ** (1.0 - p.gamma) * run_steps for p in fits]
     means = {
         "alpha": float(np.mean([p.alpha for p in fits])),
@@ -377,13 +379,17 @@ class _Objective:
         jac = np.zeros((len(self.prior_keys), len(self.names)))
         for row, key in enumerate(self.prior_keys):
             if key == "log_gain":
-                # log(B / (L0 + B)) with B = exp(log_B), both relative to the loss scale.
-                i_l0, i_b = self.names.index("L0"), self.names.index("log_B")
-                b = math.exp(theta[i_b])
-                total = theta[i_l0] + b
+                # log(B / (L0 + A)): B against the loss of a constant-rate run at the reference end (time 1 in
+                # the fit's units: area 1, so L0 + A), all relative to the loss scale. Never degenerate: A > 0,
+                # so the prior binds B even where the data leave L0 at 0 (a share of L0 alone did not, and a
+                # run not yet decaying was forecast with no drop at all).
+                i_l0, i_a, i_b = self.names.index("L0"), self.names.index("log_A"), self.names.index("log_B")
+                a = math.exp(theta[i_a])
+                total = theta[i_l0] + a
                 values[row] = theta[i_b] - math.log(total)
-                jac[row, i_b] = theta[i_l0] / total
+                jac[row, i_b] = 1.0
                 jac[row, i_l0] = -1.0 / total
+                jac[row, i_a] = -a / total
             else:
                 i = self.names.index(key)
                 values[row] = theta[i]
