@@ -143,10 +143,10 @@ MARGIN_FLOOR = True
 #: run and needs 38 % for 90 % coverage; the multi-power law 15 % and 35 %), and a table that covered it would let
 #: nothing be pruned early anywhere; in such a study the model learns the larger errors from its own outcomes.
 STAGE_MARGINS: dict[float, dict[str, tuple[float, ...]]] = {
-    0.5: {"own": (0.1088, 0.1088, 0.0937, 0.0712, 0.0186), "multipower": (0.0168, 0.0029, 0.0029, 0.0011, 0.0006)},
-    0.8: {"own": (0.1514, 0.1296, 0.1092, 0.0848, 0.0345), "multipower": (0.0270, 0.0270, 0.0105, 0.0058, 0.0027)},
-    0.9: {"own": (0.1518, 0.1358, 0.1145, 0.0898, 0.0402), "multipower": (0.0377, 0.0377, 0.0139, 0.0128, 0.0080)},
-    0.95: {"own": (0.1836, 0.1444, 0.1187, 0.0953, 0.0422), "multipower": (0.0393, 0.0393, 0.0160, 0.0136, 0.0090)},
+    0.5: {"own": (0.1088, 0.1088, 0.0937, 0.0712, 0.0186), "multipower": (0.0178, 0.0024, 0.0024, 0.0005, 0.0005)},
+    0.8: {"own": (0.1514, 0.1296, 0.1092, 0.0848, 0.0345), "multipower": (0.0268, 0.0268, 0.0117, 0.0059, 0.0023)},
+    0.9: {"own": (0.1518, 0.1358, 0.1145, 0.0898, 0.0402), "multipower": (0.0377, 0.0377, 0.0136, 0.0113, 0.0057)},
+    0.95: {"own": (0.1836, 0.1444, 0.1187, 0.0953, 0.0422), "multipower": (0.0393, 0.0393, 0.0151, 0.0122, 0.0075)},
 }
 
 #: The stage error model's centre: the median log error ``log(outcome / forecast)`` of forecasts made at each
@@ -159,5 +159,5 @@ STAGE_MARGINS: dict[float, dict[str, tuple[float, ...]]] = {
 #: keeping trials), and a study's own finished trials move it towards their own.
 STAGE_BIAS: dict[str, tuple[float, ...]] = {
     "own": (-0.0015, -0.0347, -0.0292, -0.0233, -0.0021),
-    "multipower": (0.0021, 0.0051, 0.0023, 0.0012, 0.0013),
+    "multipower": (0.0010, 0.0042, 0.0021, 0.0012, 0.0019),
 }
