@@ -28,9 +28,12 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sh_scaling.cli._output import count_at_least, number_in
+
+if TYPE_CHECKING:
+    from sh_scaling.simulation import Strategy
 
 __all__ = ["register", "read_candidates", "compute_spec", "schedule_spec", "strategy_spec"]
 
@@ -131,7 +134,7 @@ def compute_spec(option: str, spec: str | None, candidates: list[dict[str, Any]]
     return lambda config: config[spec]
 
 
-def strategy_spec(text: str) -> Any:
+def strategy_spec(text: str) -> Strategy:
     """An argparse ``type=``: the :class:`~sh_scaling.simulation.Strategy` a name or spec
     (``NAME[:KEY=VALUE...]``) stands for, read by :func:`~sh_scaling.simulation.parse_strategy`; its one-line
     error otherwise."""
@@ -238,6 +241,6 @@ def _run(args: argparse.Namespace) -> int:
     stated_for = "" if plan.get("schedules") is None else (
         f", {sum(d is not None for d in plan['schedules'])} with a schedule")
     print(f"sweep {args.study!r} ready: {len(candidates)} candidates{stated_for}, {len(plan['sizes'])} round(s), "
-          f"budget {args.budget:.6g}, ranked by {plan['strategy']['name']}; start workers with `sh-scaling work --storage ... --study {args.study} "
-          "--train MODULE:FUNCTION`")
+          f"budget {args.budget:.6g}, ranked by {plan['strategy']['name']}; start workers with `sh-scaling work "
+          f"--storage ... --study {args.study} --train MODULE:FUNCTION`")
     return 0
