@@ -67,7 +67,7 @@ from sh_scaling.keys import (
     budgeted_segment_key,
 )
 from sh_scaling.schedules import Schedule, as_schedule, schedule_from_dict
-from sh_scaling.simulation import SCHEDULE_AWARE, STRATEGIES, Strategy, round_inputs, round_scores
+from sh_scaling.simulation import SCHEDULE_AWARE, STRATEGIES, Strategy, parse_strategy, round_inputs, round_scores
 
 __all__ = ["BudgetedHalving"]
 
@@ -217,7 +217,9 @@ class BudgetedHalving:
             evaluation raises ``ValueError`` before any training (no decision could see those candidates).
         reduction_factor: ``eta`` > 1. Default 2, the paper's.
         strategy: How survivors are ranked: a name from :data:`sh_scaling.simulation.STRATEGIES` or a
-            :class:`~sh_scaling.simulation.Strategy` (surrogate, optimism, warm-up window, objective).
+            :class:`~sh_scaling.simulation.Strategy` (surrogate, optimism, warm-up window, objective), such as
+            :func:`~sh_scaling.simulation.parse_strategy` makes of a spec (``"SH+MPL-SE:unseen=reach"``;
+            :meth:`join` rebuilds it from the spec).
             Default ``"SH+FA"``, the rule the pruner ships (frontier-aware ranking on power-law forecasts),
             with a candidate not evaluated yet scored by the others' median where its target reaches the stage
             of their first evaluations (``Strategy(unseen="reach")``). A candidate evaluated fewer times than
@@ -524,10 +526,11 @@ class BudgetedHalving:
         """The sweep a study holds, with the settings it was started with, to :meth:`work` on it.
 
         For a worker that knows only where the sweep is (``sh-scaling work``): the candidates, their planned
-        ends and schedules, the budget, reduction factor, strategy (by name, with its ``unseen`` and ``few``
-        rules), seed, ``keep_checkpoints`` and ``replan`` are read from the study. ``ValueError`` if the study
-        holds no sweep started for workers, or one with a strategy that is not a named one (join it with the
-        ``BudgetedHalving(...)`` call that started it).
+        ends and schedules, the budget, reduction factor, strategy (by name or spec, as
+        :func:`~sh_scaling.simulation.parse_strategy` reads it, with its ``unseen`` and ``few`` rules), seed,
+        ``keep_checkpoints`` and ``replan`` are read from the study. ``ValueError`` if the study holds no sweep
+        started for workers, or one with a strategy that is neither a named one nor a spec of one (join it with
+        the ``BudgetedHalving(...)`` call that started it).
         """
         base = _connect(storage)
         try:
@@ -1262,12 +1265,16 @@ def _schedules(spec: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any] 
 
 def _named_strategy(described: Mapping[str, Any]) -> Strategy | None:
     """The named strategy, with its ``unseen`` and ``few`` rules, that a plan's description is of (``None``: a
-    custom one)."""
+    custom one). The name is a key of :data:`~sh_scaling.simulation.STRATEGIES` or a spec of one with settings
+    (``"SH+MPL-SE:unseen=reach"``, as :func:`~sh_scaling.simulation.parse_strategy` names what it makes)."""
     name = described.get("name")
-    if name not in STRATEGIES:
+    if not isinstance(name, str):
         return None
-    strat = dataclasses.replace(STRATEGIES[name], unseen=described.get("unseen", "last"),
-                                few=described.get("few", "last"))
+    try:
+        strat = dataclasses.replace(parse_strategy(name), unseen=described.get("unseen", "last"),
+                                    few=described.get("few", "last"))
+    except ValueError:  # not a name or spec the library knows, or settings its ranking refuses
+        return None
     return strat if _describe(strat) == dict(described) else None
 
 

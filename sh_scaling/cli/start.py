@@ -7,11 +7,16 @@ same settings, from any machine, at the same time as others, and it joins the sw
 with other settings it is refused (exit 2, naming the settings that differ). That is why a cluster job can run
 it at the start of every worker (a Slurm array task, a Kubernetes init container) before ``sh-scaling work``.
 
+The strategy is a name or a spec with settings (``--strategy SH+MPL-SE:unseen=reach``, as ``sh-scaling simulate
+--strategies`` reads it); the schedule-aware strategies need each candidate's learning-rate schedule
+(``--schedule``: one ``Schedule.to_dict()`` in JSON for all, or a field of the candidates holding each one's).
+
 Example::
 
     sh-scaling plan --flops 1e18 --csv plan.csv
     sh-scaling start --storage postgresql://user:pw@db/sweeps --study ladder --candidates plan.csv \\
-        --budget 2e18 --max-compute flops --artifacts /shared/checkpoints
+        --budget 2e18 --max-compute flops --artifacts /shared/checkpoints \\
+        --strategy SH+MPL-SE:unseen=reach --schedule '{"kind": "cosine", "warmup": 0.05, "final_ratio": 0.1}'
     sh-scaling work --storage postgresql://user:pw@db/sweeps --study ladder --train mypackage.train:train_fn \\
         --artifacts /shared/checkpoints
 """
@@ -23,11 +28,14 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sh_scaling.cli._output import count_at_least, number_in
 
-__all__ = ["register", "read_candidates", "compute_spec"]
+if TYPE_CHECKING:
+    from sh_scaling.simulation import Strategy
+
+__all__ = ["register", "read_candidates", "compute_spec", "schedule_spec", "strategy_spec"]
 
 DESCRIPTION = (
     "Create a budgeted sweep for workers (BudgetedHalving(...).start()) from a CSV or JSON file of candidates, or "
@@ -56,8 +64,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "first round cannot reach every first evaluation is refused before any training")
     p.add_argument("--reduction-factor", type=number_in(1, low_open=True), default=2.0,
                    help="eta, the share of candidates kept each round is 1/eta (default 2, the paper's)")
-    p.add_argument("--strategy", default="SH+FA",
-                   help="how survivors are ranked: a name from sh_scaling.simulation.STRATEGIES (default SH+FA)")
+    p.add_argument("--strategy", type=strategy_spec, default="SH+FA", metavar="NAME[:KEY=VALUE...]",
+                   help="how survivors are ranked: a name from sh_scaling.simulation.STRATEGIES, optionally with "
+                   "settings as `sh-scaling simulate --strategies` takes them (e.g. SH+MPL-SE:unseen=reach); "
+                   "default SH+FA")
+    p.add_argument("--schedule", default=None, metavar="FIELD|JSON",
+                   help="each candidate's learning-rate schedule, which the schedule-aware strategies (SH+MPL, "
+                   "SH+FA-MPL, SH+MPL-SE) forecast under: a JSON object (a Schedule.to_dict(), e.g. "
+                   "'{\"kind\": \"cosine\", \"warmup\": 0.05, \"final_ratio\": 0.1}') for every candidate, or "
+                   "the name of a field of the candidates holding one (an object in a JSON file, a JSON string "
+                   "in a CSV cell; an empty cell or null: no schedule for that candidate)")
     p.add_argument("--seed", type=count_at_least(0), default=0, help="seeds the tie-breaks (default 0)")
     p.add_argument("--keep-checkpoints", choices=("last", "all"), default="last",
                    help="last (default): remove checkpoints no longer wanted; all: remove nothing")
@@ -118,6 +134,69 @@ def compute_spec(option: str, spec: str | None, candidates: list[dict[str, Any]]
     return lambda config: config[spec]
 
 
+def strategy_spec(text: str) -> Strategy:
+    """An argparse ``type=``: the :class:`~sh_scaling.simulation.Strategy` a name or spec
+    (``NAME[:KEY=VALUE...]``) stands for, read by :func:`~sh_scaling.simulation.parse_strategy`; its one-line
+    error otherwise."""
+    from sh_scaling.simulation import parse_strategy
+
+    try:
+        return parse_strategy(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def schedule_spec(spec: str | None, candidates: list[dict[str, Any]]) -> Any:
+    """``--schedule`` as ``BudgetedHalving`` takes it: ``None``, one schedule description for every candidate
+    (a JSON object), or a function that reads the named field of a candidate (a description, its JSON text, or
+    ``None``/an empty cell for none). Every candidate's schedule is checked here, and a field some candidate
+    lacks or a value that is not a schedule is refused with the candidate's index."""
+    from sh_scaling.schedules import as_schedule
+
+    if spec is None:
+        return None
+    if spec.lstrip().startswith("{"):
+        try:
+            data = json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--schedule {spec!r} is not valid JSON: {exc}") from None
+        try:
+            return as_schedule(data).to_dict()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"--schedule {spec!r} is not a learning-rate schedule: {exc}") from None
+    missing = [i for i, c in enumerate(candidates) if spec not in c]
+    if missing:
+        raise ValueError(f"--schedule {spec!r} is neither a JSON object nor a field of every candidate (candidate "
+                         f"{missing[0]} has {sorted(candidates[missing[0]])})")
+    for i, c in enumerate(candidates):
+        try:
+            _cell_schedule(c[spec])
+        except ValueError as exc:
+            raise ValueError(f"--schedule {spec!r}: candidate {i}'s {exc}") from None
+    return lambda config: _cell_schedule(config[spec])
+
+
+def _cell_schedule(value: Any) -> dict[str, Any] | None:
+    """The schedule description a candidate's field holds (``None``: none); ``ValueError`` saying what is wrong."""
+    from sh_scaling.schedules import as_schedule
+
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"value {value!r} is not valid JSON: {exc}") from None
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"value {value!r} is not a schedule (a JSON object such as Schedule.to_dict() writes)")
+    try:
+        return as_schedule(value).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"value {value!r} is not a learning-rate schedule: {exc}") from None
+
+
 def _plain(v: Any) -> Any:
     """A CSV cell as JSON holds it: numpy scalars as Python numbers, an empty cell (NaN) as ``None``."""
     if hasattr(v, "item"):
@@ -133,23 +212,35 @@ def _run(args: argparse.Namespace) -> int:
     from sh_scaling.budgeted import BudgetedHalving
     from sh_scaling.cli.work import storage_from_arg
     from sh_scaling.keys import BUDGETED_PLAN_KEY
+    from sh_scaling.simulation import SCHEDULE_AWARE
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     candidates = read_candidates(args.candidates)
     max_compute = compute_spec("--max-compute", args.max_compute, candidates)
     first_eval = compute_spec("--first-eval-compute", args.first_eval_compute, candidates)
+    schedule = schedule_spec(args.schedule, candidates)
+    stated = schedule is not None and (not callable(schedule) or any(schedule(c) is not None for c in candidates))
+    if args.strategy.surrogate == SCHEDULE_AWARE and not stated:
+        # Refused before the storage and the checkpoint folder are created.
+        raise ValueError(
+            f"strategy {args.strategy.name!r} forecasts each candidate under its learning-rate schedule, and no "
+            "candidate states one: every candidate would be forecast as if trained at a constant rate. Give "
+            "--schedule (a JSON Schedule.to_dict() for every candidate, or a field of the candidates holding "
+            "each one's), or use a strategy that forecasts from the curve alone, such as SH+FA or SH+PL")
     artifact_store = None
     if args.artifacts is not None:
         os.makedirs(args.artifacts, exist_ok=True)
         artifact_store = optuna.artifacts.FileSystemArtifactStore(args.artifacts)
     storage = storage_from_arg(args.storage, create=True)
     BudgetedHalving(candidates, args.budget, max_compute=max_compute, first_eval_compute=first_eval,
-                            reduction_factor=args.reduction_factor, strategy=args.strategy, storage=storage,
-                            study_name=args.study, artifact_store=artifact_store, seed=args.seed,
-                            keep_checkpoints=args.keep_checkpoints).start()
+                    reduction_factor=args.reduction_factor, strategy=args.strategy, schedule=schedule,
+                    storage=storage, study_name=args.study, artifact_store=artifact_store, seed=args.seed,
+                    keep_checkpoints=args.keep_checkpoints).start()
     study = optuna.load_study(study_name=args.study, storage=storage)
     plan = study._storage.get_study_system_attrs(study._study_id)[BUDGETED_PLAN_KEY]  # whoever created it
-    print(f"sweep {args.study!r} ready: {len(candidates)} candidates, {len(plan['sizes'])} round(s), "
-          f"budget {args.budget:.6g}; start workers with `sh-scaling work --storage ... --study {args.study} "
-          "--train MODULE:FUNCTION`")
+    stated_for = "" if plan.get("schedules") is None else (
+        f", {sum(d is not None for d in plan['schedules'])} with a schedule")
+    print(f"sweep {args.study!r} ready: {len(candidates)} candidates{stated_for}, {len(plan['sizes'])} round(s), "
+          f"budget {args.budget:.6g}, ranked by {plan['strategy']['name']}; start workers with `sh-scaling work "
+          f"--storage ... --study {args.study} --train MODULE:FUNCTION`")
     return 0
