@@ -307,6 +307,14 @@ def _soft_l1(r: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
     return r * q, 1.0 / (q * root)
 
 
+def _capped(a: np.ndarray, nan: float) -> np.ndarray:
+    """``a`` clipped to +-:data:`_RESIDUAL_CAP` with NaN replaced by ``nan`` (``np.nan_to_num`` then ``np.clip``,
+    the same values, in a third of the time: it runs at every evaluation of the least squares)."""
+    out = np.clip(a, -_RESIDUAL_CAP, _RESIDUAL_CAP)
+    out[np.isnan(out)] = nan
+    return out
+
+
 def _power_start(area: np.ndarray, target: np.ndarray, n_grid: int = 24) -> tuple[float, float, float]:
     """``(L0, log A, alpha)`` of ``target = L0 + A area**(-alpha)``: a grid over L0 and a line in log-log."""
     top = float(target.min())
@@ -360,7 +368,7 @@ class _Objective:
         rr, _ = _soft_l1(np.log(np.maximum(model, 1e-12)) - self.z, self.scale)
         prior, _ = self.prior_rows(theta)
         res = np.concatenate([self.weight * rr / self.noise, prior])
-        return np.clip(np.nan_to_num(res, nan=_RESIDUAL_CAP), -_RESIDUAL_CAP, _RESIDUAL_CAP)
+        return _capped(res, nan=_RESIDUAL_CAP)
 
     def jacobian(self, theta: np.ndarray) -> np.ndarray:
         model, jac = self.model(theta, True)
@@ -369,7 +377,7 @@ class _Objective:
         data = jac * ((model > 1e-12) * self.weight * slope / (safe * self.noise))[:, None]
         _, prior = self.prior_rows(theta)
         full = np.vstack([data, prior])
-        return np.clip(np.nan_to_num(full, nan=0.0), -_RESIDUAL_CAP, _RESIDUAL_CAP)
+        return _capped(full, nan=0.0)
 
     def prior_rows(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Standardised prior residuals ``(h(theta) - mean) / std`` and their Jacobian."""
