@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -707,7 +708,7 @@ class LearningRateHistory:
         terms = self._terms  # read once: another thread may replace it
         if terms is None or terms[0] != key:
             power, d_power = self._power(A, alpha)
-            log_x = np.minimum(math.log(C) - gamma * self._log_lr[self.pair_change] + self._log_since, 700.0)
+            log_x = np.minimum(math.log(C) - gamma * self._pair_log_lr + self._log_since, 700.0)
             x = np.exp(log_x)
             log1p_x = np.log1p(x)
             remain = np.exp(-beta * log1p_x)  # (1 + x)**(-beta)
@@ -728,7 +729,7 @@ class LearningRateHistory:
         jac[:, 3] = -drop_sum
         jac[:, 4] = -B * self._sum_over_changes(x_dg) / C
         jac[:, 5] = -B * self._sum_over_changes(remain * log1p_x)
-        jac[:, 6] = B * self._sum_over_changes(x_dg * self._log_lr[self.pair_change])
+        jac[:, 6] = B * self._sum_over_changes(x_dg * self._pair_log_lr)
         return loss, jac
 
     def momentum_law(self, L0: float, A: float, alpha: float, B: float, tau: float, *, jacobian: bool = False) -> Any:
@@ -753,8 +754,17 @@ class LearningRateHistory:
         jac[:, 4] = B * self._sum_over_changes(decay * self.pair_elapsed) / tau**2
         return loss, jac
 
+    @functools.cached_property
+    def _pair_log_lr(self) -> np.ndarray:
+        """``log lr_after`` of each pair's change, gathered once: every evaluation of the law reads it."""
+        return self._log_lr[self.pair_change]
+
+    @functools.cached_property
+    def _log_area(self) -> np.ndarray:
+        return np.log(self.area)
+
     def _power(self, A: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-        log_area = np.log(self.area)
+        log_area = self._log_area
         base = np.exp(-alpha * log_area)
         return A * base, np.column_stack([base, -A * base * log_area])
 
