@@ -524,15 +524,22 @@ def test_the_objective_gives_the_residuals_and_jacobian_of_each_point_alone():
         h = LearningRateHistory(WSD_RUN, f, run_length=1.0, lr_scale=WSD_RUN.peak_lr, n_cells=128)
         return _Objective([_Run(h, np.log(y / y.min()))], "multipower", default_priors(), 3.0)
 
+    def alone(weight):
+        fresh = objective()
+        fresh.weight = weight
+        return fresh
+
     shared = objective()
     theta = np.array([0.5, -1.0, 0.45, -3.0, 2.0, 0.6, 0.64])
-    for i in range(7):  # each constant alone moved
-        other = theta.copy()
-        other[i] += 0.05
-        for point in (theta, other, theta):
-            assert np.array_equal(shared.residuals(point), objective().residuals(point))
-            assert np.array_equal(shared.jacobian(point), objective().jacobian(point))
-        assert np.array_equal(shared.jacobian(other), objective().jacobian(other))
+    for weight in (1.0, 0.6):  # the second round of a fit re-weights the data rows
+        shared.weight = weight
+        for i in range(7):  # each constant alone moved
+            other = theta.copy()
+            other[i] += 0.05
+            for point in (theta, other, theta):
+                assert np.array_equal(shared.residuals(point), alone(weight).residuals(point))
+                assert np.array_equal(shared.jacobian(point), alone(weight).jacobian(point))
+            assert np.array_equal(shared.jacobian(other), alone(weight).jacobian(other))
 
 
 def test_residuals_are_capped_as_nan_to_num_and_clip_would():

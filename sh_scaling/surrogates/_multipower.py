@@ -359,21 +359,30 @@ class _Objective:
         self.noise = math.hypot(self.white_noise, MODEL_DISCREPANCY)
         self.scale = robust_scale * self.noise
         self.weight = 1.0
+        # The last residuals' point, with max(law, 1e-12) and the soft-L1 slopes there: least squares asks for the
+        # Jacobian at the point whose residuals it has just accepted.
+        self._slopes: tuple[bytes, np.ndarray, np.ndarray] | None = None
 
     def model(self, theta: np.ndarray, jacobian: bool) -> Any:
         return _law_values(theta, self.law, self.history, jacobian)
 
     def residuals(self, theta: np.ndarray) -> np.ndarray:
         model = self.model(theta, False)
-        rr, _ = _soft_l1(np.log(np.maximum(model, 1e-12)) - self.z, self.scale)
+        safe = np.maximum(model, 1e-12)
+        rr, slope = _soft_l1(np.log(safe) - self.z, self.scale)
+        self._slopes = (theta.tobytes(), safe, slope)
         prior, _ = self.prior_rows(theta)
         res = np.concatenate([self.weight * rr / self.noise, prior])
         return _capped(res, nan=_RESIDUAL_CAP)
 
     def jacobian(self, theta: np.ndarray) -> np.ndarray:
         model, jac = self.model(theta, True)
-        safe = np.maximum(model, 1e-12)
-        _, slope = _soft_l1(np.log(safe) - self.z, self.scale)
+        kept = self._slopes
+        if kept is not None and kept[0] == theta.tobytes():
+            safe, slope = kept[1], kept[2]
+        else:
+            safe = np.maximum(model, 1e-12)
+            _, slope = _soft_l1(np.log(safe) - self.z, self.scale)
         data = jac * ((model > 1e-12) * self.weight * slope / (safe * self.noise))[:, None]
         _, prior = self.prior_rows(theta)
         full = np.vstack([data, prior])
