@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -648,6 +649,10 @@ class LearningRateHistory:
         n_cells: Cells of the discretisation (default 512).
     """
 
+    #: The terms of :meth:`multi_power_law`'s last evaluation of values alone, keyed by the constants they depend
+    #: on (``A, alpha, C, beta, gamma``): its Jacobian at the same constants reuses them (bitwise the same).
+    _terms: tuple[Any, ...] | None = None
+
     def __init__(self, schedule: Schedule, fraction: Any, *, run_length: float = 1.0, lr_scale: float = 1.0,
                  n_cells: int = 512) -> None:
         f = np.asarray(fraction, dtype=float).ravel()
@@ -699,12 +704,21 @@ class LearningRateHistory:
         the derivatives with respect to ``(L0, A, alpha, B, C, beta, gamma)``, shape ``(n_queries, 7)``.
         ``x`` is computed from logs and capped at ``e**700``, so nothing overflows for any constants.
         """
-        power, d_power = self._power(A, alpha)
-        log_x = np.minimum(math.log(C) - gamma * self._log_lr[self.pair_change] + self._log_since, 700.0)
-        x = np.exp(log_x)
-        log1p_x = np.log1p(x)
-        remain = np.exp(-beta * log1p_x)  # (1 + x)**(-beta)
-        drop_sum = self._sum_over_changes(1.0 - remain)
+        key = (A, alpha, C, beta, gamma)
+        terms = self._terms  # read once: another thread may replace it
+        if terms is None or terms[0] != key:
+            power, d_power = self._power(A, alpha)
+            log_x = np.minimum(math.log(C) - gamma * self._pair_log_lr + self._log_since, 700.0)
+            x = np.exp(log_x)
+            log1p_x = np.log1p(x)
+            remain = np.exp(-beta * log1p_x)  # (1 + x)**(-beta)
+            drop_sum = self._sum_over_changes(1.0 - remain)
+            terms = (key, power, d_power, x, log1p_x, remain, drop_sum)
+            if not jacobian:
+                # A least-squares fit asks for the Jacobian at the point whose values it has just accepted: the
+                # terms shared by both (every pair's x and (1 + x)**(-beta)) are kept for that call.
+                self._terms = terms
+        _, power, d_power, x, log1p_x, remain, drop_sum = terms
         loss = L0 + power - B * drop_sum
         if not jacobian:
             return loss
@@ -715,7 +729,7 @@ class LearningRateHistory:
         jac[:, 3] = -drop_sum
         jac[:, 4] = -B * self._sum_over_changes(x_dg) / C
         jac[:, 5] = -B * self._sum_over_changes(remain * log1p_x)
-        jac[:, 6] = B * self._sum_over_changes(x_dg * self._log_lr[self.pair_change])
+        jac[:, 6] = B * self._sum_over_changes(x_dg * self._pair_log_lr)
         return loss, jac
 
     def momentum_law(self, L0: float, A: float, alpha: float, B: float, tau: float, *, jacobian: bool = False) -> Any:
@@ -740,8 +754,17 @@ class LearningRateHistory:
         jac[:, 4] = B * self._sum_over_changes(decay * self.pair_elapsed) / tau**2
         return loss, jac
 
+    @functools.cached_property
+    def _pair_log_lr(self) -> np.ndarray:
+        """``log lr_after`` of each pair's change, gathered once: every evaluation of the law reads it."""
+        return self._log_lr[self.pair_change]
+
+    @functools.cached_property
+    def _log_area(self) -> np.ndarray:
+        return np.log(self.area)
+
     def _power(self, A: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-        log_area = np.log(self.area)
+        log_area = self._log_area
         base = np.exp(-alpha * log_area)
         return A * base, np.column_stack([base, -A * base * log_area])
 

@@ -30,6 +30,9 @@ from sh_scaling.surrogates._multipower import (
     LAWS,
     JointMultiPowerLawSurrogate,
     MultiPowerLawSurrogate,
+    _capped,
+    _Objective,
+    _Run,
     default_priors,
     priors_from_fits,
 )
@@ -509,6 +512,60 @@ def test_stacked_histories_give_each_runs_own_values_bitwise():
         assert np.array_equal(joint_jac, np.concatenate([jac for _, jac in alone]))
     with pytest.raises(ValueError, match="no histories"):
         LearningRateHistory.stack([])
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_the_jacobian_after_the_values_is_that_of_its_own_constants(stacked):
+    # The law keeps the terms of its last values for the Jacobian at the same constants (what a least-squares fit
+    # asks for next); every call must give, bitwise, what a fresh history gives, whatever came before it.
+    def history():
+        h = LearningRateHistory(WSD_RUN, np.geomspace(0.05, 1.2, 23), run_length=2.0, lr_scale=3e-4, n_cells=64)
+        return LearningRateHistory.stack([h, LearningRateHistory(COSINE, np.array([0.4, 0.8]), n_cells=64)]) \
+            if stacked else h
+
+    p = np.array([2.0, 0.6, 0.45, 0.3, 40.0, 0.6, 0.64])
+    q = p * np.array([1.0, 1.1, 0.9, 1.0, 2.0, 1.2, 0.8])  # every constant the kept terms depend on moved
+    calls = [(p, False), (p, True), (q, False), (p, True), (q, True), (p + [0.1, 0, 0, 0.2, 0, 0, 0], True)]
+    for i in range(7):  # each constant alone moved after the values at p
+        d = np.zeros(7)
+        d[i] = 0.01
+        calls += [(p, False), (p + d, True)]
+    h = history()
+    for theta, jacobian in calls:
+        got, fresh = h.multi_power_law(*theta, jacobian=jacobian), history().multi_power_law(*theta, jacobian=jacobian)
+        for a, b in zip(*((got, fresh) if jacobian else ((got,), (fresh,)))):
+            assert np.array_equal(a, b), (theta, jacobian)
+
+
+def test_the_objective_gives_the_residuals_and_jacobian_of_each_point_alone():
+    c, y, m = run(WSD_RUN, 24000, upto=0.7)
+    f = c / m
+    def objective():
+        h = LearningRateHistory(WSD_RUN, f, run_length=1.0, lr_scale=WSD_RUN.peak_lr, n_cells=128)
+        return _Objective([_Run(h, np.log(y / y.min()))], "multipower", default_priors(), 3.0)
+
+    def alone(weight):
+        fresh = objective()
+        fresh.weight = weight
+        return fresh
+
+    shared = objective()
+    theta = np.array([0.5, -1.0, 0.45, -3.0, 2.0, 0.6, 0.64])
+    for weight in (1.0, 0.6):  # the second round of a fit re-weights the data rows
+        shared.weight = weight
+        for i in range(7):  # each constant alone moved
+            other = theta.copy()
+            other[i] += 0.05
+            for point in (theta, other, theta):
+                assert np.array_equal(shared.residuals(point), alone(weight).residuals(point))
+                assert np.array_equal(shared.jacobian(point), alone(weight).jacobian(point))
+            assert np.array_equal(shared.jacobian(other), alone(weight).jacobian(other))
+
+
+def test_residuals_are_capped_as_nan_to_num_and_clip_would():
+    a = np.array([[0.5, np.nan, np.inf], [-np.inf, 3e8, -2e9]])
+    for nan in (0.0, 1e8):
+        assert np.array_equal(_capped(a, nan=nan), np.clip(np.nan_to_num(a, nan=nan), -1e8, 1e8))
 
 
 def test_a_family_answers_only_the_runs_asked_about():

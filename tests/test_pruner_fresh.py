@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sh_scaling.curves import generate_synthetic
 from sh_scaling.keys import DECISION_KEY, SCHEDULE_KEY, rung_key, rung_records
 from sh_scaling.pruning import SurrogateHalvingPruner, report
-from sh_scaling.pruning._competitors import RungSummary, competitors_at, freshest
+from sh_scaling.pruning._competitors import Finished, RungSummary, competitors_at, freshest
 from sh_scaling.simulation import PrunerSpec, replay_study
 
 from _surrogates import LogLinear
@@ -103,6 +103,21 @@ def test_a_finished_trials_score_never_depends_on_when_it_passed_the_rung(at_run
     # Without an outcome: the latest model forecast (from the highest rung), or the rung's own.
     running = freshest(records[k], k, summary, None)
     assert running["forecast"] == (later[-1] if later else at_rung)
+
+
+@pytest.mark.parametrize("outcome", [2.25, None])
+def test_a_finished_trial_competes_as_freshest_scores_it_at_every_rung_asked_again(outcome):
+    records = {j: {"compute": 2.0**j, "loss": 3.0 - 0.1 * j, "target": 64.0, "forecast": 2.5 - 0.05 * j, "std": 0.1,
+                   "fallback": False} for j in (2, 3, 5)}
+    summary = RungSummary(records, 2, [4.0, 8.0, 32.0], [2.8, 2.7, 2.5])
+    info = Finished(summary, (64.0, 2.2), outcome)
+    for k in (2, 3, 1, 4, 5, 6, 2, 1, 4):  # scored once per rung: the second time must give the same
+        got = info.competitor_at(k)
+        rec = records.get(k, records[2] if k < 2 else None)
+        assert got == (None if rec is None else freshest(rec, k, summary, outcome))
+        if got is not None:  # a new dict each time: a caller's change does not reach the next decision
+            got["forecast"] = -1.0
+            assert info.competitor_at(k)["forecast"] != -1.0
 
 
 def test_fallback_records_are_not_taken_as_a_fresher_forecast():

@@ -107,6 +107,34 @@ def test_power_law_refinement_converges_from_its_start():
     assert s.converged_
 
 
+@pytest.mark.parametrize("cls", [PowerLawSurrogate, ExponentialSurrogate, MMFSurrogate])
+def test_the_jacobian_given_to_the_solver_is_that_of_its_own_point(cls, monkeypatch):
+    # The fit evaluates the model once for the residuals and the Jacobian at the same point. Whatever was asked
+    # before, and whatever the solver did to a Jacobian it was given (it scales it in place), each Jacobian must
+    # be the one a first call at that point gives.
+    from scipy.optimize import least_squares
+
+    from sh_scaling.surrogates import _parametric
+
+    checked = []
+
+    def checking(fun, x0, jac, **kwargs):
+        p, q = np.asarray(x0, float), np.asarray(x0, float) * 1.01
+        fresh = jac(q).copy()
+        for before in (p, q, q):
+            fun(before)
+            got = jac(q)
+            assert np.array_equal(got, fresh), before
+            got *= 2.0
+        assert np.array_equal(jac(q), fresh)
+        checked.append(cls)
+        return least_squares(fun, x0, jac=jac, **kwargs)
+
+    monkeypatch.setattr(_parametric, "least_squares", checking)
+    cls().fit(COMPUTE, power_law(COMPUTE) * (1 + 0.002 * np.sin(np.arange(20))))
+    assert checked
+
+
 # --- monotone forecasts -------------------------------------------------------------------------------
 
 

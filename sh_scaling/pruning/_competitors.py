@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,28 @@ class Finished:
     summary: RungSummary
     final: tuple[float, float] | None
     outcome: float | None
+    _competing: dict[int, dict[str, Any] | None] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def competitor_at(self, k: int) -> dict[str, Any] | None:
+        """Its record as a competitor at rung ``k`` (:func:`freshest` of :func:`_rung_record`), ``None`` if it has
+        none with a forecast; scored once per rung (a finished trial no longer changes), a new dict each call."""
+        if k not in self._competing:
+            rec = _rung_record(self.summary, k)
+            scored = freshest(rec, k, self.summary, self.outcome) if rec is not None and rec.get("forecast") is not None \
+                else None
+            self._competing[k] = scored
+        found = self._competing[k]
+        return None if found is None else dict(found)
+
+
+def _rung_record(summary: RungSummary, k: int) -> dict[str, Any] | None:
+    """A trial's record at rung ``k``, else its first record if that is at a higher rung (it started beyond
+    ``r_k``), else ``None``."""
+    rec = summary.records.get(k)
+    if rec is None:
+        j = summary.first_rung
+        rec = summary.records.get(j) if j is not None and j > k else None
+    return rec
 
 
 def freshest(rec: dict[str, Any], k: int, summary: RungSummary, outcome: float | None) -> dict[str, Any]:
@@ -146,20 +168,22 @@ def competitors_at(
     owner: list[int] = []
     seen_c: list[float] = []
     seen_l: list[float] = []
+    tid = trial._trial_id
     for other in study.get_trials(deepcopy=False) if trials is None else trials:
-        if other._trial_id == trial._trial_id:
+        if other._trial_id == tid:
             continue
         info = finished(other) if other.state.is_finished() else None
-        summary = info.summary if info is not None else RungSummary.read(other.system_attrs)
-        rec = summary.records.get(k)
-        if rec is None:
-            j = summary.first_rung
-            rec = summary.records.get(j) if j is not None and j > k else None
-        if rec is None and pending and other.state == TrialState.RUNNING:
-            rec = _pending(summary, k, r)
+        if info is not None:
+            summary = info.summary
+            rec = info.competitor_at(k)
+        else:
+            summary = RungSummary.read(other.system_attrs)
+            rec = _rung_record(summary, k)
+            if rec is None and pending and other.state == TrialState.RUNNING:
+                rec = _pending(summary, k, r)
+            rec = freshest(rec, k, summary, None) if rec is not None and rec.get("forecast") is not None else None
         index = -1
-        if rec is not None and rec.get("forecast") is not None:
-            rec = freshest(rec, k, summary, info.outcome if info is not None else None)
+        if rec is not None:
             others.append(rec)
             index = len(others)
         n = bisect.bisect_right(summary.compute, limit)

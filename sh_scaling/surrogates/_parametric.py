@@ -226,11 +226,20 @@ class _ParametricSurrogate(BaseEstimator):
         scaled = np.exp(z)
         lo, hi = self._bounds()
 
+        # The solver asks for the Jacobian at the point whose residuals it has just accepted: the model (values and
+        # Jacobian together) is evaluated once for both. The Jacobian is handed over once, as the solver scales it
+        # in place for the robust loss.
+        unclaimed: dict[bytes, np.ndarray] = {}
+
         def residuals(p: np.ndarray) -> np.ndarray:
-            return self._log_model(u, p)[0] - z
+            log_f, jac = self._log_model(u, p)
+            unclaimed.clear()
+            unclaimed[p.tobytes()] = jac
+            return log_f - z
 
         def jacobian(p: np.ndarray) -> np.ndarray:
-            return require_finite(self._log_model(u, p)[1], "the Jacobian", f"{name}.fit")
+            jac = unclaimed.pop(p.tobytes(), None)
+            return require_finite(self._log_model(u, p)[1] if jac is None else jac, "the Jacobian", f"{name}.fit")
 
         best = None
         with one_blas_thread(), np.errstate(over="ignore", under="ignore", divide="ignore"):
