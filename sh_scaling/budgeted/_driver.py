@@ -390,8 +390,7 @@ class BudgetedHalving:
             held = lease.acquire(create=True)
             trial_ids = (self._ensure_trials(study, configs, planned, schedules) if held
                          else self._trial_ids(study, configs))
-        ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed), lease)
-        ctx.schedules = [None if d is None else schedule_from_dict(d) for d in schedules]
+        ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed), lease, schedules)
         ctx.replan = self._replan()
         ctx.store, ctx.keep_checkpoints = store, keep
         self.artifact_store_ = store
@@ -513,8 +512,7 @@ class BudgetedHalving:
             self._wait_for_plan(study)
             self._check_plan(study, plan)
             trial_ids = self._trial_ids(study, configs)
-        ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed), lease)
-        ctx.schedules = [None if d is None else schedule_from_dict(d) for d in schedules]
+        ctx = _Context(study, trial_ids, planned, budget, sizes, shares, strat, int(self.seed), lease, schedules)
         ctx.replan = self._replan()
         ctx.store, ctx.keep_checkpoints = store, keep
         self.artifact_store_ = store
@@ -1182,12 +1180,13 @@ class _Context:
     """What one call of :meth:`BudgetedHalving.run` works with."""
 
     def __init__(self, study: optuna.Study, trial_ids: list[int], planned: list[float], budget: float,
-                 sizes: list[int], shares: list[float], strategy: Strategy, seed: int, lease: Lease) -> None:
+                 sizes: list[int], shares: list[float], strategy: Strategy, seed: int, lease: Lease,
+                 schedules: list[dict[str, Any] | None]) -> None:
         self.study, self.trial_ids, self.planned, self.budget = study, trial_ids, planned, budget
         self.sizes, self.shares, self.strategy, self.seed = sizes, shares, strategy, seed
         self.lease = lease
-        #: Each candidate's learning-rate schedule (``None``: none stated).
-        self.schedules: list[Schedule | None] = [None] * len(planned)
+        #: Each candidate's learning-rate schedule, from the plan's descriptions (``None``: none stated).
+        self.schedules: list[Schedule | None] = [None if d is None else schedule_from_dict(d) for d in schedules]
         self.replan = False
         self.store: Any = None
         self.keep_checkpoints = "last"

@@ -72,10 +72,7 @@ class Finished:
         """Its record as a competitor at rung ``k`` (:func:`freshest` of :func:`_rung_record`), ``None`` if it has
         none with a forecast; scored once per rung (a finished trial no longer changes), a new dict each call."""
         if k not in self._competing:
-            rec = _rung_record(self.summary, k)
-            scored = freshest(rec, k, self.summary, self.outcome) if rec is not None and rec.get("forecast") is not None \
-                else None
-            self._competing[k] = scored
+            self._competing[k] = _scored(_rung_record(self.summary, k), k, self.summary, self.outcome)
         found = self._competing[k]
         return None if found is None else dict(found)
 
@@ -88,6 +85,12 @@ def _rung_record(summary: RungSummary, k: int) -> dict[str, Any] | None:
         j = summary.first_rung
         rec = summary.records.get(j) if j is not None and j > k else None
     return rec
+
+
+def _scored(rec: dict[str, Any] | None, k: int, summary: RungSummary, outcome: float | None) -> dict[str, Any] | None:
+    """``rec`` as a competitor at rung ``k`` (:func:`freshest`), ``None`` when there is no record or it has no
+    forecast."""
+    return freshest(rec, k, summary, outcome) if rec is not None and rec.get("forecast") is not None else None
 
 
 def freshest(rec: dict[str, Any], k: int, summary: RungSummary, outcome: float | None) -> dict[str, Any]:
@@ -181,7 +184,7 @@ def competitors_at(
             rec = _rung_record(summary, k)
             if rec is None and pending and other.state == TrialState.RUNNING:
                 rec = _pending(summary, k, r)
-            rec = freshest(rec, k, summary, None) if rec is not None and rec.get("forecast") is not None else None
+            rec = _scored(rec, k, summary, None)
         index = -1
         if rec is not None:
             others.append(rec)
