@@ -143,3 +143,55 @@ def test_proven_misses_are_forecasts_already_beaten_by_a_later_rung_of_the_same_
     assert sorted(zip(stages.tolist(), errors.tolist())) == [(0.05, pytest.approx(math.log(2.0 / 2.4))),
                                                              (0.1, pytest.approx(math.log(2.0 / 2.2)))]
     assert proven_misses([summary], "own")[0].size == 0  # another kind of forecast: nothing
+
+
+# ------------------------------------------------------------------------------------ how sure widening is
+def test_a_hundred_errors_just_past_the_table_are_not_judged_by_their_single_worst():
+    """The rule before ``widen_level``: a 90 % quantile a hair above the table took the margin to the largest of
+    a hundred misses (0.14 -> 0.5 on the synthetic curves, one trial at a time against eight at once). Now the
+    table must be shown too narrow (more misses beyond it than chance allows) and the margin is a bound on the
+    study's own 10th percentile."""
+    from sh_scaling.halving import MARGIN_WIDEN_LEVEL, widened_margin
+
+    rng = np.random.default_rng(3)
+    errors = np.sort(rng.normal(-0.02, 0.09, 100))
+    errors[0] = -0.5  # one run that misses far more than the rest
+    stages = np.full(100, 0.1)
+    table = (0.10, -np.quantile(errors, 0.1) - 0.002, 0.04, 0.02, 0.01)  # the study's quantile just past it
+    old, info_old = stage_margin(0.1, table, errors, stages, coverage=0.9, prior_weight=10, widen=True)
+    assert info_old["widened"] == 1.0 and old == pytest.approx(0.5)
+    new, info = stage_margin(0.1, table, errors, stages, coverage=0.9, prior_weight=10, widen=True,
+                             widen_level=MARGIN_WIDEN_LEVEL)
+    assert "widened" not in info  # 11 or so of 100 beyond a table that allows 10: no evidence it is too narrow
+    assert new == pytest.approx((10 * table[1] + 100 * -np.quantile(errors, 0.1)) / 110)
+    assert widened_margin(errors, table[1], 0.9, MARGIN_WIDEN_LEVEL) is None
+
+
+def test_the_table_is_widened_only_where_more_errors_lie_past_it_than_chance_allows():
+    from sh_scaling.halving import widened_margin
+
+    # Three forecasts, all far past the table (a plateau study): 1 in 1000 by chance; the largest miss.
+    few = np.array([-0.35, -0.30, -0.12])
+    assert widened_margin(few, 0.08, 0.9, 0.1) == pytest.approx(0.35)
+    m, info = stage_margin(0.1, PRIOR, few, np.full(3, 0.1), coverage=0.9, prior_weight=10, widen=True,
+                           widen_level=0.1)
+    assert m == pytest.approx(0.35) and info["widened"] == 1.0
+    # One of one past the table: P = 0.1, at the level; one of two: P = 0.19, not enough.
+    assert widened_margin(np.array([-0.2]), 0.08, 0.9, 0.1) == pytest.approx(0.2)
+    assert widened_margin(np.array([-0.2, 0.0]), 0.08, 0.9, 0.1) is None
+    # A hundred errors: 16 past the table is more than chance allows (P(Bin(100, 0.1) >= 16) = 0.040), 14 is
+    # not (0.12).
+    for k, widened in ((16, True), (14, False)):
+        errors = np.concatenate([-np.linspace(0.5, 0.21, k), np.zeros(100 - k)])
+        assert (widened_margin(errors, 0.2, 0.9, 0.1) == pytest.approx(0.5)) if widened else \
+            widened_margin(errors, 0.2, 0.9, 0.1) is None
+
+
+def test_widen_level_is_checked():
+    from sh_scaling.pruning import SurrogateHalvingPruner
+
+    for bad in (0, 1, 1.5, "0.1", True):
+        with pytest.raises(ValueError, match="widen_level"):
+            SurrogateHalvingPruner(margin={"coverage": 0.9, "own": PRIOR, "multipower": PRIOR, "widen_level": bad})
+    SurrogateHalvingPruner(margin={"coverage": 0.9, "own": PRIOR, "multipower": PRIOR, "widen_level": None})
+

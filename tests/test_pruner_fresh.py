@@ -403,3 +403,29 @@ def test_pending_competitors_change_nothing_one_trial_at_a_time():
 def test_the_pending_competitors_setting_is_checked():
     with pytest.raises(ValueError, match="pending_competitors"):
         SurrogateHalvingPruner(pending_competitors="yes")
+
+
+def test_a_few_misses_among_many_right_forecasts_do_not_set_the_margin_at_the_worst_one():
+    """Thirty finished trials forecast exactly at 6 % of their runs, and four that sat on a plateau and then
+    dropped, by a factor of 4 for the worst and hardly for the mildest: an eighth of the study's errors lie past
+    a table that allows 1 %, about as many as chance gives at 90 % coverage. The rule before ``widen_level``
+    took the margin to the worst miss (the study's 90 % quantile, the mildest miss, was past the table); now the
+    study's quantile is weighed against the table."""
+    plateau = 3.0 * C**-0.1
+    ends = (0.5, 0.73, 1.47, 1.88)  # the plateau's own forecast of the end is about 1.98
+    never_misses = {"coverage": 0.9, "own": (0.01,) * 5, "multipower": (0.01,) * 5}
+    margins = {}
+    for level in (None, 0.1):
+        study = optuna.create_study(pruner=_pruner(margin={**never_misses, "widen_level": level},
+                                                   n_startup_trials=100))
+        for i in range(34):
+            drop = np.minimum(plateau, ends[(i - 4) // 9] * (C / 64.0) ** -0.5) if i % 9 == 4 else None
+            _run(study, C, drop if drop is not None else (1.0 + 0.01 * i) * C**-0.5)
+        number, _ = _run(study, C, STEADY)
+        rec = study.trials[number].system_attrs[rung_key(2)]
+        assert rec["margin_info"]["n"] >= 30
+        margins[level] = rec["margin"], rec["margin_info"]
+    assert margins[None][1]["widened"] == 1.0 and margins[None][0] > 0.9  # the worst trial's miss
+    assert "widened" not in margins[0.1][1] and 0.01 < margins[0.1][1]["study"] < 0.2
+    n, study_margin = margins[0.1][1]["n"], margins[0.1][1]["study"]
+    assert margins[0.1][0] == pytest.approx((10 * 0.01 + n * study_margin) / (10 + n))

@@ -16,6 +16,7 @@ from sh_scaling.halving._defaults import (
     MARGIN_FLOOR,
     MARGIN_PROVEN,
     MARGIN_WIDEN,
+    MARGIN_WIDEN_LEVEL,
     MIN_RUNG_FACTOR,
     N_STARTUP_TRIALS,
     PRUNER_WARMUP_FRACTION,
@@ -38,7 +39,14 @@ from sh_scaling.halving._geometry import (
     rung_compute,
     rungs_crossed,
 )
-from sh_scaling.halving._margins import STAGE_NODES, at_stage, margin_quantile, stage_center_table, stage_margin
+from sh_scaling.halving._margins import (
+    STAGE_NODES,
+    at_stage,
+    margin_quantile,
+    stage_center_table,
+    stage_margin,
+    widened_margin,
+)
 from sh_scaling.halving._rule import Decision, decide, improvement_of, quota, select_survivors
 from sh_scaling.halving._scores import (
     FRONTIER_GRID,
@@ -59,6 +67,7 @@ __all__ = [
     "MARGIN_FLOOR",
     "MARGIN_PROVEN",
     "MARGIN_WIDEN",
+    "MARGIN_WIDEN_LEVEL",
     "MIN_RUNG_FACTOR",
     "STAGE_MARGINS",
     "STAGE_NODES",
@@ -67,6 +76,7 @@ __all__ = [
     "stage_center_table",
     "STAGE_BIAS",
     "stage_margin",
+    "widened_margin",
     "MIN_CALIBRATION_RESIDUALS",
     "calibrate_forecasts",
     "DECISION_START",

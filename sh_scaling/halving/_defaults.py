@@ -12,6 +12,7 @@ __all__ = [
     "MIN_RUNG_FACTOR",
     "MARGIN_COVERAGE",
     "MARGIN_PRIOR_WEIGHT",
+    "MARGIN_WIDEN_LEVEL",
     "STAGE_MARGINS",
     "STAGE_BIAS",
 ]
@@ -97,6 +98,15 @@ MARGIN_PRIOR_WEIGHT = 10.0
 #: regret on either way (``benchmarks/bench_pruner_sets.py``; the README's table). Chosen looking at the CPU
 #: ladder's decisions, so that set is not left out of this choice.
 MARGIN_WIDEN = True
+
+#: How sure a study's finished forecasts must make the widened margin (:data:`MARGIN_WIDEN`) that the table is
+#: too narrow near a stage (:func:`sh_scaling.halving.widened_margin`): more of its errors lie past the table
+#: than chance allows at this level if the table were right (one of one, two of two to five, 16 of 100). Before,
+#: any study quantile past the table widened the margin to the largest miss: on the 100 synthetic curves a
+#: 90 % quantile of a hundred errors a hair past the table (0.137 against 0.139, one trial at a time; the other
+#: way eight at once) took the margin from 0.14 to 0.50, the worst of the hundred. ``None``
+#: (``margin={"widen_level": None}``) is that rule.
+MARGIN_WIDEN_LEVEL: float | None = 0.1
 
 #: Whether the widened margin (:data:`MARGIN_WIDEN`) also believes the misses that unfinished trials have
 #: already proven (``margin={"proven": ...}``): a forecast made at one rung that a later rung of the same trial

@@ -16,8 +16,9 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.stats import binom
 
-__all__ = ["STAGE_NODES", "stage_margin", "margin_quantile", "stage_center_table", "at_stage"]
+__all__ = ["STAGE_NODES", "stage_margin", "margin_quantile", "stage_center_table", "at_stage", "widened_margin"]
 
 #: Stages (fractions of a run's planned compute) at which the error model's table is given; between them it
 #: is interpolated in log stage, and held constant beyond the ends.
@@ -45,6 +46,7 @@ def stage_margin(
     widen: bool = False,
     window: float = 2.0,
     proven: tuple[np.ndarray, np.ndarray] | None = None,
+    widen_level: float | None = None,
 ) -> tuple[float, dict[str, float]]:
     """The margin (log loss) for a forecast made at ``stage``, and what went into it.
 
@@ -66,6 +68,10 @@ def stage_margin(
             the ``margin={"proven": True}`` setting of the pruner): where the largest of them near the stage exceeds the
             table, it is the margin (or the study's largest finished miss, if larger). Trials that run at once
             finish late, long runs last; what they have already shown is known before their outcomes.
+        widen_level: With ``widen``, how sure the study's finished errors near the stage must make it that the
+            table is too narrow before the margin is widened to their largest miss (:func:`widened_margin`);
+            otherwise they are weighed against the table. ``None``: any study margin above the table widens it,
+            however many errors there are.
 
     Returns:
         ``(margin, info)``, ``info`` holding ``prior`` (the table's value here), ``n`` (the study's errors near
@@ -95,12 +101,23 @@ def stage_margin(
         return max(m0, 0.0), info
     m_study = margin_quantile(e[near], coverage)
     info["study"] = m_study
-    if widen and max(m_study, m_proven) > m0:
-        info["study"] = m_study = max(m_study, -float(np.min(e[near])), m_proven)
+    m = max((prior_weight * m0 + n * m_study) / (prior_weight + n), 0.0)
+    if not widen:
+        return m, info
+    if widen_level is None:
+        if max(m_study, m_proven) > m0:
+            info["study"] = m_study = max(m_study, -float(np.min(e[near])), m_proven)
+            info["widened"] = 1.0
+            return m_study, info
+        return m, info
+    bound = widened_margin(e[near], m0, coverage, widen_level)
+    if bound is not None:
+        info["study"] = m_study = max(m_study, bound)
+        m = m_study
+    if bound is not None or m_proven > m:
         info["widened"] = 1.0
-        return m_study, info
-    m = (prior_weight * m0 + n * m_study) / (prior_weight + n)
-    return max(m, 0.0), info
+        return max(m, m_proven), info
+    return m, info
 
 
 def _near_stage(
@@ -150,3 +167,22 @@ def stage_center_table(
         if n:
             out[i] = (prior_weight * out[i] + n * float(np.median(e[near]))) / (prior_weight + n)
     return tuple(out)
+
+
+def widened_margin(errors: np.ndarray, table: float, coverage: float, level: float) -> float | None:
+    """A study's own margin where its errors show the table's margin ``table`` too narrow: its largest miss;
+    ``None`` where they do not.
+
+    The table says that a share ``p = 1 - coverage`` of the errors fall below ``-table``. Out of ``n`` errors,
+    ``k`` do; if the table were right, as many or more would with the binomial probability ``P(Bin(n, p) >= k)``.
+    Only where that is at most ``level`` is the table taken to be too narrow. One error past the table is
+    enough where it is the only one near the stage (``P = p``, at the default level); a hundred errors of which
+    eleven lie past it (a 90 % quantile a hair beyond the table) are not, and are weighed against the table
+    instead of being judged by their single worst.
+    """
+    e = np.asarray(errors, dtype=float)
+    n = int(e.size)
+    k = int(np.count_nonzero(e < -float(table)))
+    if k == 0 or float(binom.sf(k - 1, n, 1.0 - float(coverage))) > level:
+        return None
+    return max(0.0, -float(np.min(e)))

@@ -24,6 +24,7 @@ from sh_scaling.halving import (
     MARGIN_FLOOR,
     MARGIN_PROVEN,
     MARGIN_WIDEN,
+    MARGIN_WIDEN_LEVEL,
     MIN_RUNG_FACTOR,
     N_STARTUP_TRIALS,
     RTOL,
@@ -243,9 +244,11 @@ class SurrogateHalvingPruner(BasePruner):
             with their stage's median error taken out (:data:`sh_scaling.halving.STAGE_BIAS`); both move towards
             the study's own finished forecasts as they accumulate (ten of them near a stage weigh as much as the
             table), except that a study whose forecasts miss by more than the table allows is believed at once:
-            the margin is then the largest miss of its finished forecasts near the stage
-            (:data:`sh_scaling.halving.MARGIN_WIDEN`, which gives the measurement; ``"widen": False`` in a
-            mapping turns it off). ``"proven": True`` in a mapping also believes misses that unfinished trials
+            where more of its finished forecasts near the stage miss past the table than chance allows
+            (:data:`sh_scaling.halving.MARGIN_WIDEN_LEVEL`), the margin is a bound on their 10th percentile,
+            the largest miss for up to 22 of them (:data:`sh_scaling.halving.MARGIN_WIDEN`, which gives the
+            measurement; ``"widen": False`` in a mapping turns it off, ``"widen_level": None`` widens on any
+            study margin past the table, to the largest miss). ``"proven": True`` in a mapping also believes misses that unfinished trials
             have already proven (a forecast made at an earlier rung that a later rung of the same trial has
             already beaten), which a study running many trials at once learns long before its long runs
             finish (:data:`sh_scaling.halving.MARGIN_PROVEN` gives the measurement). A trial forecast under its
@@ -256,7 +259,7 @@ class SurrogateHalvingPruner(BasePruner):
             a mapping turns it off; the rung record keeps ``forecast_own`` and ``floor``). The margin used is in each
             rung record (``margin``, ``margin_info``) and in the decision text. A number among ``sorted(STAGE_MARGINS)`` (0.5, 0.8, 0.9, 0.95) asks for another coverage; a
             mapping ``{"coverage": c, "own": table, "multipower": table}`` (optionally ``"own_bias"``,
-            ``"multipower_bias"``, ``"widen"``, ``"proven"``, ``"floor"``) gives tables measured on one's own past sweeps, one value per stage of
+            ``"multipower_bias"``, ``"widen"``, ``"widen_level"``, ``"proven"``, ``"floor"``) gives tables measured on one's own past sweeps, one value per stage of
             :data:`sh_scaling.halving.STAGE_NODES`. ``None``: forecasts' own Gaussian intervals only, and
             competitors' forecasts as they are; measured on 100 synthetic curves (5 arrival orders, competitors
             scored as now), that loses 2.8 % of the best loss where the default loses none.
@@ -394,6 +397,7 @@ class SurrogateHalvingPruner(BasePruner):
         self._margin_widen = margin_model is not None and margin_model[2]
         self._margin_proven = margin_model is not None and margin_model[3]
         self._margin_floor = margin_model is not None and margin_model[4]
+        self._margin_level = None if margin_model is None else margin_model[5]
         self._min_improvement: float | str | None = (
             min_improvement if min_improvement is None or min_improvement == "auto" else float(min_improvement)
         )
@@ -711,7 +715,8 @@ class SurrogateHalvingPruner(BasePruner):
             proven = self._proven_misses(study, trials, trial, kind) if self._margin_proven else None
             margin, margin_info = stage_margin(r / target, tables[kind], errors, stages,
                                                coverage=coverage, prior_weight=MARGIN_PRIOR_WEIGHT,
-                                               widen=self._margin_widen, proven=proven)
+                                               widen=self._margin_widen, proven=proven,
+                                               widen_level=self._margin_level)
             record["margin"] = clean_float(margin)
             record["margin_info"] = {"kind": kind, **{key: clean_float(v) for key, v in margin_info.items()}}
         if self._margin is not None and self._margin_floor and schedule is not None and not record["fallback"] \
@@ -913,19 +918,22 @@ class SurrogateHalvingPruner(BasePruner):
 
 
 
-def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], bool, bool, bool] | None:
+def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], bool, bool, bool, float | None] | None:
     """The stage error model a ``margin`` setting asks for: its coverage, its tables per forecast kind (the
-    margins under ``"own"``/``"multipower"``, the median errors under ``"own_bias"``/``"multipower_bias"``) and
-    whether the study's wider misses are believed at once (``widen``)."""
+    margins under ``"own"``/``"multipower"``, the median errors under ``"own_bias"``/``"multipower_bias"``),
+    whether the study's wider misses are believed at once (``widen``), ``proven``, ``floor`` and the level of
+    the widening (``widen_level``)."""
     if margin is None:
         return None
     bias = {f"{kind}_bias": STAGE_BIAS[kind] for kind in ("own", "multipower")}
     if isinstance(margin, str) and margin == "stage":
-        return MARGIN_COVERAGE, {**STAGE_MARGINS[MARGIN_COVERAGE], **bias}, MARGIN_WIDEN, MARGIN_PROVEN, MARGIN_FLOOR
+        return (MARGIN_COVERAGE, {**STAGE_MARGINS[MARGIN_COVERAGE], **bias}, MARGIN_WIDEN, MARGIN_PROVEN, MARGIN_FLOOR,
+                MARGIN_WIDEN_LEVEL)
     if _is_number(margin):
         if float(margin) not in STAGE_MARGINS:
             raise ValueError(f"margin={margin!r}: a coverage must be one of the measured {sorted(STAGE_MARGINS)}")
-        return float(margin), {**STAGE_MARGINS[float(margin)], **bias}, MARGIN_WIDEN, MARGIN_PROVEN, MARGIN_FLOOR
+        return (float(margin), {**STAGE_MARGINS[float(margin)], **bias}, MARGIN_WIDEN, MARGIN_PROVEN, MARGIN_FLOOR,
+                MARGIN_WIDEN_LEVEL)
     if isinstance(margin, Mapping):
         coverage: Any = margin.get("coverage")
         if not (_is_number(coverage) and 0 < coverage < 1):
@@ -939,6 +947,9 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], boo
         floor = margin.get("floor", MARGIN_FLOOR)
         if not isinstance(floor, bool):
             raise ValueError(f"margin={dict(margin)!r}: 'floor' must be True or False")
+        level: Any = margin.get("widen_level", MARGIN_WIDEN_LEVEL)
+        if level is not None and not (_is_number(level) and 0 < level < 1):
+            raise ValueError(f"margin={dict(margin)!r}: 'widen_level' must be a number in (0, 1) or None")
         tables: dict[str, tuple[float, ...]] = {}
         for kind in ("own", "multipower", "own_bias", "multipower_bias"):
             table = margin.get(kind, STAGE_BIAS[kind[:-5]] if kind.endswith("_bias") else None)
@@ -953,7 +964,7 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], boo
                     f"one per stage of {STAGE_NODES}"
                 )
             tables[kind] = values
-        return float(coverage), tables, widen, proven, floor
+        return float(coverage), tables, widen, proven, floor, None if level is None else float(level)
     raise ValueError(
         f"margin={margin!r}: must be 'stage', a coverage among {sorted(STAGE_MARGINS)}, "
         "{'coverage': c, 'own': table, 'multipower': table}, or None"
