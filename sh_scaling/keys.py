@@ -48,7 +48,9 @@ Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose stud
   is refused.
   Written last when the sweep is set up: a second driver waits for it.
 * :func:`budgeted_round_key` ``(r)`` (study system attr): round ``r``: who was alive, its share, and once decided
-  the ranking, scores and survivors.
+  the ranking, scores and survivors, and what each ranked candidate's score was made from (``ranked_by``, in the
+  order of ``ranked``: ``"forecast"``, ``"observed"``, ``"few:<rule>"``, ``"unseen:<rule>"``, as
+  :class:`sh_scaling.simulation.RoundRecord` names them; absent from rounds decided by earlier releases).
 * :data:`BUDGETED_LEDGER_KEY` (study system attr): the budget's running total (charged, reserved, retries),
   rewritten by the driver from the segment records, which are the ledger itself.
 * :data:`BUDGETED_CANDIDATE_KEY` (trial system attr): the candidate's index, configuration and planned end.

@@ -626,7 +626,7 @@ def _unpicklable_train_fn():
     (dict(candidates=[{"a": 1}, 3]), "candidate 1 is a int"),
     (dict(candidates=[{"a": object()}]), "cannot be stored as JSON"),
     (dict(strategy="SH+oracle"), "replay-only"),
-    (dict(strategy="nope"), "choose one of"),
+    (dict(strategy="nope"), "unknown strategy 'nope'; choose from"),
     (dict(reduction_factor=1), "reduction_factor"),
     (dict(max_compute=-1.0), "max_compute of candidate 0"),
     (dict(n_workers=2), "storage the worker processes share"),

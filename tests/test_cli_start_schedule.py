@@ -164,10 +164,12 @@ def test_start_reads_each_candidates_schedule_from_a_csv_cell_of_json_empty_for_
 
 @pytest.mark.parametrize("value, schedule, message", [
     (None, "lr", "--schedule 'lr' is neither a JSON object nor a field of every candidate (candidate 3 has"),
-    ({"kind": "cosine", "warmup": 2.0}, "lr_schedule", "--schedule 'lr_schedule': candidate 3's value"),
-    ({"kind": "cosin"}, "lr_schedule", "candidate 3's value {'kind': 'cosin'} is not a learning-rate schedule"),
-    ("{not json", "lr_schedule", "candidate 3's value '{not json' is not valid JSON"),
-    (0.1, "lr_schedule", "candidate 3's value 0.1 is not a schedule"),
+    # Whether a value is a schedule is the driver's check (BudgetedHalving.check), as in Python.
+    ({"kind": "cosine", "warmup": 2.0}, "lr_schedule", "schedule of candidate 3, {'kind': 'cosine', 'warmup': 2.0}, "
+                                                       "is not a learning-rate schedule: Cosine: warmup"),
+    ({"kind": "cosin"}, "lr_schedule", "schedule of candidate 3, {'kind': 'cosin'}, is not a learning-rate schedule"),
+    ("{not json", "lr_schedule", "--schedule 'lr_schedule': candidate 3's value '{not json' is not valid JSON"),
+    (0.1, "lr_schedule", "schedule of candidate 3 is 0.1, not a Schedule"),
     (None, '{"kind": "cosin"}', "is not a learning-rate schedule: unknown schedule kind 'cosin'"),
     (None, '{"kind": "cosine"', "is not valid JSON"),
 ])

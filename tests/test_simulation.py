@@ -538,3 +538,47 @@ def test_a_strategy_spec_changes_settings_and_names_what_is_wrong():
                           ("XYZ:few=stage", "unknown strategy 'XYZ'")):
         with pytest.raises(ValueError, match=message):
             parse_strategy(spec)
+
+
+def test_a_round_record_holds_what_the_few_rule_ranked_with_and_names_the_rule():
+    import dataclasses
+
+    from sh_scaling.simulation import STRATEGIES, round_table
+
+    cands = _ladder_with_a_sparsely_evaluated_large_model()
+    runs = {rule: allocate(cands, 1500.0, dataclasses.replace(STRATEGIES["SH+PL"], few=rule),
+                           rng=np.random.default_rng(0)) for rule in ("last", "stage", "median")}
+    observed = 1.4 + 10.0 * 100.0 ** -0.3  # n1600's one point, too few to forecast
+    last, stage, median = (runs[rule].rounds[0] for rule in ("last", "stage", "median"))
+    assert last.ranked_by[4] == "few:last" and last.forecast[4] == pytest.approx(observed)
+    # "stage" ranks it by its loss times the others' drop (the test above): the record holds that forecast.
+    assert stage.ranked_by[4] == "few:stage" and stage.forecast[4] < observed
+    assert stage.score[4] == pytest.approx(stage.forecast[4]) and stage.fallback[4]
+    # "median" scores it with the others' median score: no forecast of its own.
+    assert median.ranked_by[4] == "few:median" and np.isnan(median.forecast[4])
+    assert median.score[4] == pytest.approx(np.median(median.score[:4]))
+    for rec in (last, stage, median):
+        assert rec.ranked_by[:4] == ["forecast"] * 4
+    assert runs["last"].rounds[-1].ranked_by is None
+    table = round_table(runs["stage"], cands)
+    assert table.loc[(table["round"] == 0) & (table.candidate == "n1600"), "ranked_by"].item() == "few:stage"
+    sh = allocate(cands, 1500.0, "SH", rng=np.random.default_rng(0)).rounds[0]
+    assert sh.ranked_by == ["observed"] * 5
+
+
+def test_a_round_record_names_the_unseen_rule_and_the_oracle():
+    from sh_scaling.simulation import STRATEGIES, RoundInputs, round_ranking
+
+    inputs = RoundInputs(start=np.array([10.0, 10.0, np.nan, np.nan]), loss=np.array([2.0, 3.0, np.nan, np.nan]),
+                         target=np.array([20.0, 20.0, 20.0, 2.0]), mean=np.array([2.0, 3.0, np.nan, np.nan]),
+                         std=np.zeros(4), fallback=np.array([True, True, True, True]),
+                         anchors=(np.array([2.0, 5.0, 10.0, 10.0]), np.array([3.0, 2.5, 2.0, 3.0]),
+                                  np.array([0, 0, 0, 1])),
+                         planned=np.array([100.0, 100.0, 100.0, 100.0]))
+    # 0 has three points and no usable forecast, 1 has one point. Candidate 2 reaches the others' first-evaluation
+    # stage (0.06 of its run, the median of 0.02 and 0.1), 3 does not.
+    reach = round_ranking(STRATEGIES["SH+FA"], inputs)
+    assert reach.ranked_by == ["observed", "few:last", "unseen:reach", "unseen:last"]
+    assert round_ranking(STRATEGIES["SH+PL"], inputs).ranked_by[2:] == ["unseen:last"] * 2
+    oracle = allocate(_ladder_with_a_sparsely_evaluated_large_model(), 1500.0, "SH+oracle").rounds[0]
+    assert oracle.ranked_by == ["oracle"] * 5

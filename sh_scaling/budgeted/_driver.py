@@ -67,7 +67,14 @@ from sh_scaling.keys import (
     budgeted_segment_key,
 )
 from sh_scaling.schedules import Schedule, as_schedule, schedule_from_dict
-from sh_scaling.simulation import SCHEDULE_AWARE, STRATEGIES, Strategy, parse_strategy, round_inputs, round_scores
+from sh_scaling.simulation import (
+    SCHEDULE_AWARE,
+    STRATEGIES,
+    Strategy,
+    parse_strategy,
+    round_inputs,
+    round_ranking,
+)
 
 __all__ = ["BudgetedHalving"]
 
@@ -109,7 +116,7 @@ class BudgetedHalving:
     in round ``r`` every survivor is trained further by ``C_r = B / (|M_r| R)`` (never past its planned end),
     then paused; the best ``ceil(|M_r| / eta)`` go on. Rounds, shares, scores and the survivor rule all come
     from the decision core (:mod:`sh_scaling.halving`) through the simulator's own
-    :func:`~sh_scaling.simulation.round_inputs` and :func:`~sh_scaling.simulation.round_scores`: each
+    :func:`~sh_scaling.simulation.round_inputs` and :func:`~sh_scaling.simulation.round_ranking`: each
     survivor's curve observed up to the compute it was trained to, its target (that compute plus the rest of
     the schedule's shares, capped at its planned end), the curves of eliminated candidates as anchors of the
     frontier, and the same seeded tie-breaks. A replay of recorded curves through this driver therefore makes
@@ -146,7 +153,9 @@ class BudgetedHalving:
     the same storage, study name and arguments continues where the last call stopped: decided rounds are not
     decided again, finished segments are not trained again, an interrupted segment is retried from its
     candidate's last checkpoint, and a trial left RUNNING by a driver killed outright (SIGKILL) is taken back.
-    Arguments that would change the sweep (candidates, budget, strategy, ...) raise ``ValueError``.
+    Arguments that would change the sweep (candidates, budget, strategy, ...) raise ``ValueError``, before
+    anything is created or written (checkpoint folder included). :meth:`check` makes every refusal that needs no
+    storage without opening it; every method that opens the storage begins with it.
 
     **One driver at a time.** The process that creates the study (a state change only one process can win)
     sets the sweep up: its trials, then the plan. A driver that finds the study already there waits for the
@@ -216,10 +225,13 @@ class BudgetedHalving:
             configuration). When given, a budget whose first round cannot reach every candidate's first
             evaluation raises ``ValueError`` before any training (no decision could see those candidates).
         reduction_factor: ``eta`` > 1. Default 2, the paper's.
-        strategy: How survivors are ranked: a name from :data:`sh_scaling.simulation.STRATEGIES` or a
-            :class:`~sh_scaling.simulation.Strategy` (surrogate, optimism, warm-up window, objective), such as
-            :func:`~sh_scaling.simulation.parse_strategy` makes of a spec (``"SH+MPL-SE:unseen=reach"``;
-            :meth:`join` rebuilds it from the spec).
+        strategy: How survivors are ranked: a name from :data:`sh_scaling.simulation.STRATEGIES`, a spec with
+            settings (``"SH+MPL-SE:unseen=reach"``, read by :func:`~sh_scaling.simulation.parse_strategy` as
+            ``sh-scaling simulate --strategies`` reads it; a bad one raises its one-line ``ValueError`` naming the
+            spec, before anything is stored), or a :class:`~sh_scaling.simulation.Strategy` (surrogate,
+            optimism, warm-up window, margin, objective). :meth:`join` rebuilds a named strategy or spec from
+            the plan. Every setting of the strategy is stored in the plan (its ``margin``, and a surrogate
+            prototype's class and ``get_params()``), so a restart that changes any of them is refused.
             Default ``"SH+FA"``, the rule the pruner ships (frontier-aware ranking on power-law forecasts),
             with a candidate not evaluated yet scored by the others' median where its target reaches the stage
             of their first evaluations (``Strategy(unseen="reach")``). A candidate evaluated fewer times than
@@ -338,6 +350,25 @@ class BudgetedHalving:
         self.keep_checkpoints = keep_checkpoints
         self.replan = replan
 
+    # ---------------------------------------------------------------------------------------------- check
+    def check(self) -> BudgetedHalving:
+        """Every refusal that needs no storage, made at once; returns ``self``. Opens, creates and writes nothing.
+
+        ``ValueError`` for: candidates that are not a non-empty sequence of JSON-serialisable mappings, or that
+        repeat a configuration; a budget, ``max_compute`` or ``first_eval_compute`` that is not a positive
+        finite number (or a function of the configuration that raises or returns one that is not); a
+        ``reduction_factor`` not above 1; a strategy name or spec that :func:`~sh_scaling.simulation.parse_strategy`
+        refuses (its one-line error, naming the spec), ``"SH+oracle"``, or a schedule-aware strategy when no
+        candidate states a schedule; a ``schedule`` that is not one for some candidate; a budget whose first
+        round cannot reach the first evaluation of every candidate (with ``first_eval_compute``);
+        ``keep_checkpoints``, ``replan`` or ``seed`` of the wrong kind. :meth:`run`, :meth:`work` and
+        :meth:`start` begin with the same checks, before they open the storage; a restart with settings other
+        than those stored is refused after the storage is opened, before anything is created or written
+        (the checkpoint folder included). ``sh-scaling start`` calls it before it creates the storage.
+        """
+        self._schedule()
+        return self
+
     # ------------------------------------------------------------------------------------------------ run
     def run(self, train_fn: Callable[..., Any], n_workers: int = 1, *,
             preempt_grace: float = PREEMPT_GRACE_S) -> BudgetedHalving:
@@ -364,13 +395,14 @@ class BudgetedHalving:
         grace = check_grace(preempt_grace)
         configs, budget, strat, sizes, shares, planned, schedules = self._schedule()
         keep = self._keep()
+        study_name = self.study_name or DEFAULT_STUDY_NAME
+        plan = self._plan(configs, budget, strat, sizes, shares, planned, schedules)
         storage = _connect(self.storage)
         if n_workers > 1:
             _check_shareable(storage, train_fn, self.artifact_store)
+        self._refuse_other_settings(storage, study_name, plan)
         store = self._artifact_store(storage)
         _check_writable(store)
-        study_name = self.study_name or DEFAULT_STUDY_NAME
-        plan = self._plan(configs, budget, strat, sizes, shares, planned, schedules)
         creator = create_sweep_study(storage, study_name)
         study = optuna.load_study(storage=storage, study_name=study_name,
                                   sampler=optuna.samplers.RandomSampler(self.seed))
@@ -490,12 +522,13 @@ class BudgetedHalving:
     def _start(self) -> _Context:
         configs, budget, strat, sizes, shares, planned, schedules = self._schedule()
         keep = self._keep()
-        storage = RetryingStorage(_connect(self.storage))
-        store = self._artifact_store(storage)
-        _check_writable(store)
         study_name = self.study_name or DEFAULT_STUDY_NAME
         plan = {**self._plan(configs, budget, strat, sizes, shares, planned, schedules), "mode": "workers",
                 "keep_checkpoints": keep}
+        storage = RetryingStorage(_connect(self.storage))
+        self._refuse_other_settings(storage, study_name, plan)
+        store = self._artifact_store(storage)
+        _check_writable(store)
         creator = create_sweep_study(storage, study_name)
         study = optuna.load_study(storage=storage, study_name=study_name,
                                   sampler=optuna.samplers.RandomSampler(self.seed))
@@ -673,6 +706,13 @@ class BudgetedHalving:
             raise ValueError(f"replan must be True or False, got {self.replan!r}")
         return self.replan
 
+    def _seed(self) -> int:
+        seed = self.seed
+        integral = isinstance(seed, (int, np.integer)) or (isinstance(seed, float) and seed.is_integer())
+        if isinstance(seed, bool) or not integral or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        return int(seed)
+
     def _keep(self) -> str:
         if self.keep_checkpoints not in ("last", "all"):
             raise ValueError(f"keep_checkpoints must be 'last' (each candidate still wanted keeps its last "
@@ -684,7 +724,7 @@ class BudgetedHalving:
         return {
             "version": RECORDS_FORMAT, VERSION_FIELD: this_version(),
             "budget": budget, "reduction_factor": float(self.reduction_factor),
-            "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": int(self.seed),
+            "strategy": _describe(strat), "sizes": sizes, "shares": shares, "seed": self._seed(),
             "n_candidates": len(configs), "fingerprint": _fingerprint(configs, planned),
             "replan": self._replan(),
             # Each candidate's learning-rate schedule, None for all when none is stated.
@@ -697,6 +737,9 @@ class BudgetedHalving:
         (as :meth:`~sh_scaling.schedules.Schedule.to_dict`, ``None`` where none is stated)."""
         configs = _configs(self.candidates)
         budget = _positive("budget", self.budget)
+        self._keep()
+        self._replan()
+        self._seed()
         if isinstance(self.reduction_factor, bool) or not (
                 isinstance(self.reduction_factor, (int, float)) and self.reduction_factor > 1):
             raise ValueError(f"reduction_factor must be a number > 1, got {self.reduction_factor!r}")
@@ -707,8 +750,9 @@ class BudgetedHalving:
             raise ValueError(
                 f"strategy {strat.name!r} forecasts each candidate under its learning-rate schedule, and no "
                 "candidate states one: every candidate would be forecast as if trained at a constant rate. Pass "
-                "schedule= (a Schedule, its to_dict(), or a function of the candidate's config returning one), or "
-                "use a strategy that forecasts from the curve alone, such as 'SH+FA' or 'SH+PL'")
+                "schedule= (a Schedule, its to_dict(), or a function of the candidate's config returning one; "
+                "--schedule of sh-scaling start), or use a strategy that forecasts from the curve alone, such as "
+                "'SH+FA' or 'SH+PL'")
         if strat.ranking == "oracle":
             raise ValueError(f"strategy {strat.name!r} ranks by the future of each curve: a replay-only bound")
         n = len(configs)
@@ -1012,7 +1056,8 @@ class BudgetedHalving:
         targets = np.array([min(trained[curves[i].id] + future, ctx.planned[i]) for i in ranked])
         dead = [curves[j] for j in range(len(curves)) if j not in set(ranked)]
         inputs = round_inputs(ctx.strategy, [curves[i] for i in ranked], trained, targets, dead)
-        score = round_scores(ctx.strategy, inputs)
+        ranking = round_ranking(ctx.strategy, inputs)
+        score = ranking.score
         finished = np.array([trained[curves[i].id] >= ctx.planned[i] for i in ranked], bool)
         tiebreak = rng.random(len(ranked))
         n_keep = ctx.sizes[r + 1]
@@ -1038,6 +1083,7 @@ class BudgetedHalving:
                 storage.set_trial_state_values(tid, TrialState.PRUNED)
         return {**rec, "n_ranked": len(ranked), "ranked": [ranked[j] for j in order],
                 "scores": [_clean(score[j]) for j in order], "targets": [_clean(targets[j]) for j in order],
+                "ranked_by": [ranking.ranked_by[j] for j in order],
                 "survivors": survivors, "decided_at": _now()}
 
     def _complete_finished(self, ctx: _Context, alive: list[int]) -> None:
@@ -1086,19 +1132,34 @@ class BudgetedHalving:
 
     def _check_plan(self, study: optuna.Study, plan: dict) -> None:
         """A driver joining a sweep, or restarting it, must ask for the same sweep."""
-        stored = study._storage.get_study_system_attrs(study._study_id)[BUDGETED_PLAN_KEY]
-        _check_version(study._storage, study._study_id, stored, study.study_name)
+        self._check_stored(study._storage, study._study_id, study.study_name, plan)
+
+    def _refuse_other_settings(self, storage: Any, study_name: str, plan: dict) -> None:
+        """Where the storage already holds this study's plan, refuse other settings before anything is created
+        (the checkpoint folder, the study's trials) or written; the check after the study is opened stays."""
+        try:
+            study_id = storage.get_study_id_from_name(study_name)
+        except KeyError:
+            return
+        if BUDGETED_PLAN_KEY in storage.get_study_system_attrs(study_id):
+            self._check_stored(storage, study_id, study_name, plan)
+
+    def _check_stored(self, storage: Any, study_id: int, study_name: str, plan: dict) -> None:
+        stored = dict(storage.get_study_system_attrs(study_id)[BUDGETED_PLAN_KEY])
+        _check_version(storage, study_id, stored, study_name)
+        if isinstance(stored.get("strategy"), Mapping):
+            stored["strategy"] = _stored_description(stored["strategy"], plan["strategy"])
         mode, wanted = stored.get("mode", "driver"), plan.get("mode", "driver")
         if mode != wanted:
             how = {"driver": "by a driver (BudgetedHalving.run)", "workers": "by workers (BudgetedHalving.work)"}
-            raise ValueError(f"study {study.study_name!r} holds a budgeted sweep run {how[mode]}; it cannot be run "
+            raise ValueError(f"study {study_name!r} holds a budgeted sweep run {how[mode]}; it cannot be run "
                              f"{how[wanted]}: call the same method, or use a new study_name")
         # The release may differ by a patch (checked above); everything else must be the same.
         diff = [k for k in plan if k != VERSION_FIELD
                 and _jsonable(stored.get(k, _PLAN_DEFAULTS.get(k))) != _jsonable(plan[k])]
         if diff:
             raise ValueError(
-                f"study {study.study_name!r} holds a budgeted sweep with other settings ({', '.join(diff)} differ: "
+                f"study {study_name!r} holds a budgeted sweep with other settings ({', '.join(diff)} differ: "
                 f"stored {[stored.get(k) for k in diff]}); a restart must pass the same candidates, budget, "
                 "max_compute, reduction_factor, strategy, schedule and seed, or use a new study_name")
 
@@ -1225,11 +1286,14 @@ def _configs(candidates: Any) -> list[dict[str, Any]]:
 
 
 def _strategy(strategy: Any) -> Strategy:
+    """The :class:`~sh_scaling.simulation.Strategy` itself, or the one a name or spec (``"SH+MPL-SE:unseen=reach"``)
+    stands for, read by :func:`~sh_scaling.simulation.parse_strategy` (its one-line error naming the spec)."""
     if isinstance(strategy, Strategy):
         return strategy
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy {strategy!r}: choose one of {sorted(STRATEGIES)} or pass a Strategy")
-    return STRATEGIES[strategy]
+    if not isinstance(strategy, str):
+        raise ValueError(f"strategy {strategy!r}: pass a name from {sorted(STRATEGIES)}, a spec NAME[:KEY=VALUE...] "
+                         "or a Strategy")
+    return parse_strategy(strategy)
 
 
 def _schedules(spec: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
@@ -1254,11 +1318,11 @@ def _schedules(spec: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any] 
         except Exception as exc:  # noqa: BLE001 - named, so the user sees which function failed
             raise ValueError(f"schedule raised {type(exc).__name__}: {exc} for candidate {i}") from exc
         if value is not None and not isinstance(value, (Schedule, Mapping)):
-            raise ValueError(f"schedule of candidate {i} is {value!r}: return a Schedule, its to_dict(), or None")
+            raise ValueError(f"schedule of candidate {i} is {value!r}, not a Schedule, its to_dict() or None")
         try:
             out.append(None if value is None else as_schedule(value).to_dict())
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"schedule of candidate {i} is not a learning-rate schedule: {exc}") from None
+            raise ValueError(f"schedule of candidate {i}, {value!r}, is not a learning-rate schedule: {exc}") from None
     return out
 
 
@@ -1266,6 +1330,7 @@ def _named_strategy(described: Mapping[str, Any]) -> Strategy | None:
     """The named strategy, with its ``unseen`` and ``few`` rules, that a plan's description is of (``None``: a
     custom one). The name is a key of :data:`~sh_scaling.simulation.STRATEGIES` or a spec of one with settings
     (``"SH+MPL-SE:unseen=reach"``, as :func:`~sh_scaling.simulation.parse_strategy` names what it makes)."""
+    described = _stored_description(described)
     name = described.get("name")
     if not isinstance(name, str):
         return None
@@ -1274,7 +1339,7 @@ def _named_strategy(described: Mapping[str, Any]) -> Strategy | None:
                                     few=described.get("few", "last"))
     except ValueError:  # not a name or spec the library knows, or settings its ranking refuses
         return None
-    return strat if _describe(strat) == dict(described) else None
+    return strat if _jsonable(_describe(strat)) == _jsonable(described) else None
 
 
 def _is_param(v: Any) -> bool:
@@ -1306,14 +1371,60 @@ def _per_candidate(name: str, spec: Any, config: dict, i: int, default: float) -
 
 
 def _describe(s: Strategy) -> dict[str, Any]:
-    surrogate = s.surrogate if s.surrogate is None or isinstance(s.surrogate, str) else type(s.surrogate).__name__
-    described = {"name": s.name, "ranking": s.ranking, "surrogate": surrogate, "optimism": s.optimism,
-                 "warmup_fraction": s.warmup_fraction}
+    """Every setting of a strategy, as the plan stores it: what a restart or a worker must match."""
+    described = {"name": s.name, "ranking": s.ranking, "surrogate": _describe_surrogate(s.surrogate),
+                 "optimism": s.optimism, "warmup_fraction": s.warmup_fraction, "margin": s.margin}
     if s.unseen != "last":  # only where it is set, so that plans stored before it existed still match
         described["unseen"] = s.unseen
     if s.few != "last":
         described["few"] = s.few
     return described
+
+
+def _describe_surrogate(surrogate: Any) -> Any:
+    """A surrogate as the plan stores it: its name, or a prototype's class and settings (``get_params()``, a
+    value JSON cannot hold by its ``to_dict()``, list or ``repr``; an object whose ``repr`` is only its address
+    by its class name)."""
+    if surrogate is None or isinstance(surrogate, str):
+        return surrogate
+    params = surrogate.get_params(deep=False) if hasattr(surrogate, "get_params") else {}
+    return {"class": type(surrogate).__name__,
+            "params": json.loads(json.dumps(params, sort_keys=True, default=_setting))}
+
+
+def _setting(v: Any) -> Any:
+    if hasattr(v, "to_dict"):
+        return v.to_dict()
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    text = repr(v)
+    return type(v).__name__ if " at 0x" in text else text
+
+
+def _stored_description(stored: Mapping[str, Any], wanted: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A strategy description read from a plan, in the form :func:`_describe` writes today.
+
+    Plans stored by releases that described a strategy without its ``margin``, and a surrogate prototype by its
+    class name alone, are read as follows: the ``margin`` is that of the named strategy or spec the description
+    names (the margin that named strategy has); for a custom strategy, whose margin was not recorded, that of the
+    strategy asking to join (``wanted``; no margin without one), as those releases compared. A prototype's class
+    name matches a prototype of that class."""
+    out = dict(stored)
+    if "margin" not in out:
+        named = None
+        if isinstance(out.get("name"), str):
+            try:
+                named = parse_strategy(out["name"])
+            except ValueError:
+                named = None
+        if named is not None:
+            out["margin"] = named.margin
+        else:
+            out["margin"] = None if wanted is None else wanted.get("margin")
+    ours = None if wanted is None else wanted.get("surrogate")
+    if isinstance(out.get("surrogate"), str) and isinstance(ours, dict) and ours.get("class") == out["surrogate"]:
+        out["surrogate"] = ours
+    return out
 
 
 def _fingerprint(configs: list[dict], planned: list[float]) -> str:

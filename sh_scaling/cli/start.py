@@ -147,54 +147,54 @@ def strategy_spec(text: str) -> Strategy:
 
 
 def schedule_spec(spec: str | None, candidates: list[dict[str, Any]]) -> Any:
-    """``--schedule`` as ``BudgetedHalving`` takes it: ``None``, one schedule description for every candidate
-    (a JSON object), or a function that reads the named field of a candidate (a description, its JSON text, or
-    ``None``/an empty cell for none). Every candidate's schedule is checked here, and a field some candidate
-    lacks or a value that is not a schedule is refused with the candidate's index."""
-    from sh_scaling.schedules import as_schedule
-
+    """``--schedule`` as ``BudgetedHalving`` takes it: ``None``, the JSON object given (one schedule description for
+    every candidate), or a function that reads the named field of a candidate (a description, its JSON text in a
+    CSV cell, or ``None``/an empty cell for none). A field some candidate lacks, or JSON text that does not parse,
+    is refused here with the candidate's index; whether each value is a schedule is checked by
+    :meth:`BudgetedHalving.check <sh_scaling.BudgetedHalving.check>`, as for a sweep started in Python."""
     if spec is None:
         return None
     if spec.lstrip().startswith("{"):
         try:
-            data = json.loads(spec)
+            return json.loads(spec)
         except json.JSONDecodeError as exc:
             raise ValueError(f"--schedule {spec!r} is not valid JSON: {exc}") from None
-        try:
-            return as_schedule(data).to_dict()
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"--schedule {spec!r} is not a learning-rate schedule: {exc}") from None
     missing = [i for i, c in enumerate(candidates) if spec not in c]
     if missing:
         raise ValueError(f"--schedule {spec!r} is neither a JSON object nor a field of every candidate (candidate "
                          f"{missing[0]} has {sorted(candidates[missing[0]])})")
     for i, c in enumerate(candidates):
         try:
-            _cell_schedule(c[spec])
+            _cell(c[spec])
         except ValueError as exc:
             raise ValueError(f"--schedule {spec!r}: candidate {i}'s {exc}") from None
-    return lambda config: _cell_schedule(config[spec])
+    return lambda config: _cell(config[spec])
 
 
-def _cell_schedule(value: Any) -> dict[str, Any] | None:
-    """The schedule description a candidate's field holds (``None``: none); ``ValueError`` saying what is wrong."""
-    from sh_scaling.schedules import as_schedule
-
+def _cell(value: Any) -> Any:
+    """A candidate's schedule field with JSON text (a CSV cell) read: an empty cell is ``None``."""
     if isinstance(value, str):
         if not value.strip():
             return None
         try:
-            value = json.loads(value)
+            return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"value {value!r} is not valid JSON: {exc}") from None
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise ValueError(f"value {value!r} is not a schedule (a JSON object such as Schedule.to_dict() writes)")
-    try:
-        return as_schedule(value).to_dict()
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"value {value!r} is not a learning-rate schedule: {exc}") from None
+    return value
+
+
+def _folder_store(folder: str) -> Any:
+    """A :class:`~optuna.artifacts.FileSystemArtifactStore` of the ``--artifacts`` folder that creates the folder
+    when its first checkpoint (the sweep's writability probe) is written: a start refused after the storage is
+    opened (other settings than those stored) leaves no new folder."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    class FolderOnWrite(FileSystemArtifactStore):
+        def write(self, artifact_id: str, content_body: Any) -> None:
+            os.makedirs(folder, exist_ok=True)
+            super().write(artifact_id, content_body)
+
+    return FolderOnWrite(folder)
 
 
 def _plain(v: Any) -> Any:
@@ -212,30 +212,19 @@ def _run(args: argparse.Namespace) -> int:
     from sh_scaling.budgeted import BudgetedHalving
     from sh_scaling.cli.work import storage_from_arg
     from sh_scaling.keys import BUDGETED_PLAN_KEY
-    from sh_scaling.simulation import SCHEDULE_AWARE
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     candidates = read_candidates(args.candidates)
     max_compute = compute_spec("--max-compute", args.max_compute, candidates)
     first_eval = compute_spec("--first-eval-compute", args.first_eval_compute, candidates)
     schedule = schedule_spec(args.schedule, candidates)
-    stated = schedule is not None and (not callable(schedule) or any(schedule(c) is not None for c in candidates))
-    if args.strategy.surrogate == SCHEDULE_AWARE and not stated:
-        # Refused before the storage and the checkpoint folder are created.
-        raise ValueError(
-            f"strategy {args.strategy.name!r} forecasts each candidate under its learning-rate schedule, and no "
-            "candidate states one: every candidate would be forecast as if trained at a constant rate. Give "
-            "--schedule (a JSON Schedule.to_dict() for every candidate, or a field of the candidates holding "
-            "each one's), or use a strategy that forecasts from the curve alone, such as SH+FA or SH+PL")
-    artifact_store = None
-    if args.artifacts is not None:
-        os.makedirs(args.artifacts, exist_ok=True)
-        artifact_store = optuna.artifacts.FileSystemArtifactStore(args.artifacts)
-    storage = storage_from_arg(args.storage, create=True)
-    BudgetedHalving(candidates, args.budget, max_compute=max_compute, first_eval_compute=first_eval,
-                    reduction_factor=args.reduction_factor, strategy=args.strategy, schedule=schedule,
-                    storage=storage, study_name=args.study, artifact_store=artifact_store, seed=args.seed,
-                    keep_checkpoints=args.keep_checkpoints).start()
+    sweep = BudgetedHalving(candidates, args.budget, max_compute=max_compute, first_eval_compute=first_eval,
+                            reduction_factor=args.reduction_factor, strategy=args.strategy, schedule=schedule,
+                            study_name=args.study, seed=args.seed, keep_checkpoints=args.keep_checkpoints)
+    sweep.check()  # every refusal that needs no storage, before the storage or the checkpoint folder is created
+    sweep.storage = storage = storage_from_arg(args.storage, create=True)
+    sweep.artifact_store = None if args.artifacts is None else _folder_store(args.artifacts)
+    sweep.start()
     study = optuna.load_study(study_name=args.study, storage=storage)
     plan = study._storage.get_study_system_attrs(study._study_id)[BUDGETED_PLAN_KEY]  # whoever created it
     stated_for = "" if plan.get("schedules") is None else (

@@ -24,7 +24,7 @@ __all__ = ["round_table"]
 _COLUMNS = [
     "strategy", "round", "n_rounds", "candidate", "stage", "trained", "target", "points", "loss", "forecast", "std",
     "fallback", "score", "outcome", "forecast_error", "kept", "finished", "oracle_kept", "outcome_rank",
-    "dropped", "wrong_drop", "wrong_keep", "offered", "given", "scheduled",
+    "dropped", "wrong_drop", "wrong_keep", "offered", "given", "scheduled", "ranked_by",
 ]
 
 
@@ -43,7 +43,9 @@ def round_table(result: AllocationResult, candidates: CurveSet | Sequence[Curve]
           round ended, ``trained`` that compute, ``target`` the compute it would reach if it survived,
           ``points`` how many evaluations it had by then;
         - ``loss``: its lowest observed loss, ``forecast``/``std``/``fallback`` what the ranking believed it
-          reaches at ``target`` (see :class:`~sh_scaling.simulation.RoundRecord`), ``score`` its score;
+          reaches at ``target`` (see :class:`~sh_scaling.simulation.RoundRecord`), ``score`` its score,
+          ``ranked_by`` what the score was made from (``"forecast"``, ``"observed"``, ``"few:stage"``, ...; see
+          :class:`~sh_scaling.simulation.RoundRecord`; ``None`` in the last round);
         - ``outcome``: the lowest loss the full curve reaches by ``target`` (what the oracle ranks by; NaN where
           the curve has no point by then), and ``forecast_error = forecast / outcome - 1``: positive where the
           forecast was too pessimistic (it expected a higher loss than the curve reached);
@@ -110,6 +112,7 @@ def round_table(result: AllocationResult, candidates: CurveSet | Sequence[Curve]
             "offered": rec.offered,
             "given": rec.given,
             "scheduled": rec.scheduled if rec.scheduled is not None else np.zeros(len(curves), bool),
+            "ranked_by": rec.ranked_by if rec.ranked_by is not None else [None] * len(curves),
         }))
     if not frames:
         return pd.DataFrame(columns=_COLUMNS)

@@ -42,7 +42,8 @@ Bad input, and what happens:
   round's record shows them: ``loss`` and ``forecast`` NaN, ``fallback`` true.
 * **Candidates with too few points to forecast** (one or two evaluations): their forecast falls back to their
   observed loss (``fallback`` true in the round's record, which keeps that value as ``forecast``); a strategy's
-  ``few`` rule (:class:`Strategy`) scores them from the other survivors' forecasts or observed drops instead.
+  ``few`` rule (:class:`Strategy`) scores them from the other survivors' forecasts or observed drops instead,
+  and the record then holds what the rule ranked them with (``ranked_by`` names the rule, e.g. ``"few:stage"``).
 * **A budget that cannot evaluate any candidate**: where the most the round schedule gives one candidate
   (:func:`first_evaluation_reach`) is below the cheapest first evaluation of the set, nothing is ever observed:
   ``best_loss`` is NaN and every round is decided by the tie-break alone. :func:`allocate` returns that result
@@ -93,7 +94,7 @@ from sh_scaling.surrogates import MIN_POINTS, Forecast, forecast
 __all__ = [
     "Strategy", "STRATEGIES", "SCHEDULE_AWARE", "AllocationResult", "RoundInputs", "RoundRecord", "allocate", "n_rounds",
     "get_strategy", "round_inputs", "round_scores", "stated_schedule", "first_evaluation_reach", "unseen_scores",
-    "UNSEEN_RULES", "FEW_RULES", "parse_strategy", "SPEC_SETTINGS",
+    "UNSEEN_RULES", "FEW_RULES", "parse_strategy", "SPEC_SETTINGS", "RANKED_BY", "RoundRanking", "round_ranking",
 ]
 
 _RANKINGS = ("none", "observed", "forecast", "frontier", "oracle")
@@ -249,7 +250,12 @@ def parse_strategy(spec: str) -> Strategy:
             use for, in one line naming the part that is wrong.
     """
     name, *parts = spec.strip().split(":")
-    strat = get_strategy(name)
+    try:
+        strat = get_strategy(name)
+    except ValueError as exc:
+        if not parts:
+            raise
+        raise ValueError(f"strategy {spec.strip()!r}: {exc}") from None
     changes: dict[str, str] = {}
     for part in parts:
         key, eq, value = part.partition("=")
@@ -293,16 +299,25 @@ class RoundRecord:
         trained: Compute each survivor was trained to when the round ended.
         target: Compute each would reach if it survived every remaining round (the forecasts' horizon).
         loss: Each survivor's lowest observed loss (NaN before its first evaluation).
-        forecast: What the ranking believed each survivor reaches at ``target``: the surrogate's mean
-            (``SH``: the observed loss; ``SH+oracle``: the loss the curve really reaches there; NaN where
-            nothing was observed).
+        forecast: What the ranking believed each survivor reaches at ``target``, the value it ranked with
+            (see ``ranked_by``): the surrogate's mean, or for a survivor with too few points to forecast what the
+            strategy's ``few`` rule made (``SH``: the observed loss; ``SH+oracle``: the loss the curve really
+            reaches there; NaN where nothing was observed).
         std: The forecast's standard deviation (0 without a surrogate).
-        fallback: Where the surrogate gave no usable forecast and the observed loss stood in for it.
+        fallback: Where the surrogate gave no usable forecast (``ranked_by`` says what stood in for it).
         score: The ranking's scores (lower is better), ``None`` for the last round, which decides nothing.
         kept: Who survived the round's decision (all ``True`` in the last round).
         finished: Who had reached its last point (it leaves the race; its result stands).
         scheduled: For a schedule-aware strategy, who was forecast under a stated learning-rate schedule (the
             others at a constant rate); ``None`` for other strategies and for the last round.
+        ranked_by: What each survivor's score was made from (:data:`RANKED_BY`): ``"forecast"`` (``forecast``
+            is the surrogate's), ``"observed"`` (its observed loss: ``SH``, or a forecast that fell back for
+            another reason than too few points), ``"oracle"``, ``"few:<rule>"`` for a survivor with too few
+            points to forecast (``forecast`` is what the strategy's ``few`` rule made: its observed loss for
+            ``"last"``, the rule's forecast for ``"slope"`` and ``"stage"``, NaN for ``"median"``, which scores
+            it with the others' median score), ``"unseen:<rule>"`` for one not evaluated yet (``"unseen:last"``:
+            ranked after every survivor with a score; ``"unseen:keep"``: kept ahead by ``keep_unseen``; the
+            strategy's ``unseen`` rule otherwise). ``None`` for the last round, which ranks nobody.
     """
 
     round: int
@@ -319,6 +334,7 @@ class RoundRecord:
     kept: np.ndarray
     finished: np.ndarray
     scheduled: np.ndarray | None = None
+    ranked_by: list[str] | None = None
 
 
 @dataclass
@@ -479,25 +495,86 @@ def first_evaluation_reach(n_candidates: int, budget: float, reduction_factor: f
 def round_scores(strategy: Strategy, inputs: RoundInputs) -> np.ndarray:
     """The core's scores for a fixed-budget round: every survivor is at risk (decided at once); survivors with
     too few points to forecast are scored by ``strategy.few``, those with no evaluation yet by
-    ``strategy.unseen`` (:func:`unseen_scores`)."""
+    ``strategy.unseen`` (:func:`unseen_scores`). The scores of :func:`round_ranking`."""
+    return round_ranking(strategy, inputs).score
+
+
+@dataclass
+class RoundRanking:
+    """What a fixed-budget round ranked its survivors by (:func:`round_ranking`; one entry per survivor).
+
+    Attributes:
+        score: The scores (lower is better), as :func:`round_scores` returns them.
+        inputs: The round's inputs as ranked: ``mean``/``std`` hold the forecasts the ranking used, those of a
+            ``few`` rule standing in for the surrogate's (``fallback`` still says where the surrogate gave none).
+        ranked_by: What each survivor was ranked by (see :data:`RANKED_BY`): ``"forecast"`` (the surrogate's
+            forecast), ``"observed"`` (its observed loss: the ranking ``SH``, or a surrogate that gave no usable
+            forecast for another reason than too few points), ``"few:<rule>"`` (too few points to forecast, and
+            the rule that scored it: ``"few:last"`` its observed loss, ``"few:slope"`` or ``"few:stage"`` the
+            forecast that rule made, ``"few:median"`` the median of the others' scores, no forecast) or
+            ``"unseen:<rule>"`` (no evaluation yet: ``"unseen:last"`` ranked after every survivor with a score,
+            ``"unseen:median"``, ``"unseen:prior"``, ``"unseen:reach"`` scored from the others' scores).
+    """
+
+    score: np.ndarray
+    inputs: RoundInputs
+    ranked_by: list[str]
+
+
+#: What a round record's ``ranked_by`` names (:class:`RoundRanking`, :class:`RoundRecord`): the source of each
+#: survivor's score.
+RANKED_BY = ("forecast", "observed", "oracle", *(f"few:{r}" for r in FEW_RULES),
+             *(f"unseen:{r}" for r in UNSEEN_RULES), "unseen:keep")
+
+
+def round_ranking(strategy: Strategy, inputs: RoundInputs) -> RoundRanking:
+    """The round's scores (:func:`round_scores`), the forecasts they were made from, and what each survivor was
+    ranked by: its forecast, its observed loss, a ``few`` rule or an ``unseen`` rule (:class:`RoundRanking`).
+
+    Example:
+        >>> import numpy as np
+        >>> inputs = RoundInputs(start=np.array([1.0, 1.0]), loss=np.array([2.0, 4.0]), target=np.array([10.0, 100.0]),
+        ...                      mean=np.array([1.0, 4.0]), std=np.zeros(2), fallback=np.array([False, True]),
+        ...                      anchors=(np.array([0.5, 0.8, 1.0, 1.0]), np.array([3.0, 2.5, 2.0, 4.0]),
+        ...                               np.array([0, 0, 0, 1])))
+        >>> ranking = round_ranking(Strategy("x", "forecast", "powerlaw", few="slope"), inputs)
+        >>> ranking.ranked_by, float(ranking.inputs.mean[1])   # halves per decade, two decades
+        (['forecast', 'few:slope'], 1.0)
+    """
+    unseen = np.isnan(inputs.start)
+    if strategy.ranking in ("forecast", "frontier"):
+        ranked_by = np.where(np.asarray(inputs.fallback, bool), "observed", "forecast").astype(object)
+    else:
+        ranked_by = np.full(inputs.start.size, "observed", dtype=object)
     few = _too_few_points(inputs)
+    if strategy.ranking in ("forecast", "frontier"):
+        ranked_by[few] = "few:last"
     if strategy.few == "slope":
-        inputs = few_by_slope(inputs, few)
+        inputs, by = _few_by_slope(inputs, few)
+        ranked_by[by] = "few:slope"
     elif strategy.few == "stage":
-        inputs = few_by_stage(inputs, few)
+        inputs, by_stage, by_slope = _few_by_stage(inputs, few)
+        ranked_by[by_slope] = "few:slope"
+        ranked_by[by_stage] = "few:stage"
     score = _ranking_scores(strategy, inputs)
-    usable = ~np.isnan(inputs.start) & ~np.asarray(inputs.fallback, bool) & np.isfinite(score)
+    usable = ~unseen & ~np.asarray(inputs.fallback, bool) & np.isfinite(score)
     if strategy.few == "median" and few.any() and usable.any():
         score = np.where(few, float(np.median(score[usable])), score)
-    if strategy.unseen == "last":
-        return score
-    unseen = np.isnan(inputs.start)
-    if strategy.unseen == "reach":
-        unseen = unseen & _reaches_first_evaluation(inputs)
-        rule = "median"
-    else:
-        rule = strategy.unseen
-    return unseen_scores(score, unseen, inputs.planned, rule)
+        inputs = dataclasses.replace(inputs, mean=np.where(few, np.nan, inputs.mean),
+                                     std=np.where(few, np.nan, inputs.std))
+        ranked_by[few] = "few:median"
+    ranked_by[unseen] = "unseen:last"
+    if strategy.unseen != "last":
+        scored = unseen
+        if strategy.unseen == "reach":
+            scored = unseen & _reaches_first_evaluation(inputs)
+            rule = "median"
+        else:
+            rule = strategy.unseen
+        if (~scored & np.isfinite(score)).any():  # the rule scores them from the others' scores
+            ranked_by[scored] = f"unseen:{strategy.unseen}"
+        score = unseen_scores(score, scored, inputs.planned, rule)
+    return RoundRanking(score, inputs, [str(b) for b in ranked_by])
 
 
 def _too_few_points(inputs: RoundInputs) -> np.ndarray:
@@ -522,6 +599,11 @@ def few_by_slope(inputs: RoundInputs, few: np.ndarray) -> RoundInputs:
         >>> float(few_by_slope(inputs, np.array([False, True])).mean[1])   # halves per decade, two decades
         1.0
     """
+    return _few_by_slope(inputs, few)[0]
+
+
+def _few_by_slope(inputs: RoundInputs, few: np.ndarray) -> tuple[RoundInputs, np.ndarray]:
+    """:func:`few_by_slope`, and which survivors it gave a forecast."""
     few = np.asarray(few, bool)
     start, loss, target = (np.asarray(a, dtype=float) for a in (inputs.start, inputs.loss, inputs.target))
     mean, std = np.array(inputs.mean, dtype=float), np.array(inputs.std, dtype=float)
@@ -531,13 +613,13 @@ def few_by_slope(inputs: RoundInputs, few: np.ndarray) -> RoundInputs:
         spread = std / mean
     known = ~np.asarray(inputs.fallback, bool) & ~np.isnan(start) & np.isfinite(slope) & (span > 0)
     if not few.any() or not known.any():
-        return inputs
+        return inputs, np.zeros(few.size, bool)
     b = float(np.median(slope[known]))
     rel = float(np.median(np.nan_to_num(spread[known], nan=0.0)))
     ahead = np.nan_to_num(np.where(few, np.maximum(span, 0.0), 0.0))
     mean = np.where(few, loss * np.exp(min(b, 0.0) * ahead), mean)
     std = np.where(few, mean * max(rel, 0.0), std)
-    return dataclasses.replace(inputs, mean=mean, std=std)
+    return dataclasses.replace(inputs, mean=mean, std=std), few
 
 
 def few_by_stage(inputs: RoundInputs, few: np.ndarray) -> RoundInputs:
@@ -556,14 +638,21 @@ def few_by_stage(inputs: RoundInputs, few: np.ndarray) -> RoundInputs:
         >>> round(float(few_by_stage(inputs, np.array([False, True])).mean[1]), 6)  # stage 0.025 to 0.1: 3 to 2.4
         3.2
     """
+    return _few_by_stage(inputs, few)[0]
+
+
+def _few_by_stage(inputs: RoundInputs, few: np.ndarray) -> tuple[RoundInputs, np.ndarray, np.ndarray]:
+    """:func:`few_by_stage`, and which survivors it gave a forecast from the others' stages, and which from the
+    slope."""
     few = np.asarray(few, bool)
+    by_slope_inputs, by_slope = _few_by_slope(inputs, few)
+    by_stage = np.zeros(few.size, bool)
     if inputs.planned is None or not few.any():
-        return few_by_slope(inputs, few)
+        return by_slope_inputs, by_stage, by_slope
     c, l, owner = (np.asarray(a) for a in inputs.anchors)
     planned = np.asarray(inputs.planned, dtype=float)
     others = np.flatnonzero(~few & ~np.isnan(inputs.start))
-    by_slope = few_by_slope(inputs, few)
-    mean, std = np.array(by_slope.mean, dtype=float), np.array(by_slope.std, dtype=float)
+    mean, std = np.array(by_slope_inputs.mean, dtype=float), np.array(by_slope_inputs.std, dtype=float)
     for i in np.flatnonzero(few):
         lo, hi = inputs.start[i] / planned[i], inputs.target[i] / planned[i]
         ratios = []
@@ -574,7 +663,8 @@ def few_by_stage(inputs: RoundInputs, few: np.ndarray) -> RoundInputs:
         if ratios:
             mean[i] = inputs.loss[i] * float(np.median(ratios))
             std[i] = inputs.loss[i] * float(np.std(ratios))
-    return dataclasses.replace(inputs, mean=mean, std=std)
+            by_stage[i] = True
+    return dataclasses.replace(inputs, mean=mean, std=std), by_stage, by_slope & ~by_stage
 
 
 def _reaches_first_evaluation(inputs: RoundInputs) -> np.ndarray:
@@ -772,27 +862,31 @@ def allocate(
                 loss = np.array([o.min_loss if len(o) else np.nan for o in obs])
                 believed, std, fell_back = score.copy(), np.zeros(len(alive)), np.zeros(len(alive), bool)
                 score = np.where(np.isnan(score), np.inf, score)
+                ranked_by = ["oracle"] * len(alive)
             else:
                 alive_ids = {c.id for c in alive}
                 dead = [c for c in cands if c.id not in alive_ids]
                 inputs = round_inputs(strat, alive, trained, targets, dead)
                 if strat.ranking in ("forecast", "frontier"):
                     n_fallbacks += int(np.sum(inputs.fallback & ~np.isnan(inputs.start)))
-                score = round_scores(strat, inputs)
-                loss, believed, std, fell_back = inputs.loss, inputs.mean, inputs.std, inputs.fallback
+                ranking = round_ranking(strat, inputs)
+                score, ranked_by = ranking.score, ranking.ranked_by
+                loss, believed, std, fell_back = inputs.loss, ranking.inputs.mean, ranking.inputs.std, inputs.fallback
                 scheduled = inputs.scheduled
                 if keep_unseen:
                     unseen = np.isnan(inputs.start)
                     seeable = np.array([t >= c.compute[min(MIN_POINTS, len(c)) - 1]
                                         for c, t in zip(alive, targets)])
                     score = np.where(unseen, np.where(seeable, -np.inf, np.inf), score)
+                    ranked_by = [("unseen:keep" if see else "unseen:last") if u else b
+                                 for u, see, b in zip(unseen, seeable, ranked_by)]
             keep = select_survivors(score, sizes[r + 1], finished=finished, tiebreak=rng.random(len(alive)))
             kept = np.zeros(len(alive), bool)
             kept[keep] = True
             rounds.append(RoundRecord(r, history[-1], float(pool), float(give.sum()), now, targets, loss,
                                       np.asarray(believed, float), np.asarray(std, float),
                                       np.asarray(fell_back, bool), np.asarray(score, float), kept, finished,
-                                      scheduled))
+                                      scheduled, list(ranked_by)))
             alive = [alive[i] for i in keep]
 
     observed = [c.observed_until(trained[c.id]) for c in cands]
