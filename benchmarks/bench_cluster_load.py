@@ -24,7 +24,9 @@ may be left RUNNING.
 (the same kind of replayed curves, a budget of 20 % of training all of them, reduction factor 2), then each
 process runs ``BudgetedHalving.join(...).work(train)``, where ``train`` sleeps ``--seconds`` and returns the
 curve's points up to the granted compute. The claim (the state change WAITING to RUNNING that only one process
-can win: ``set_trial_state_values``) is timed in each process, claims won and lost apart. Each process logs
+can win: ``set_trial_state_values``) is timed in each process, claims won and lost apart; a claim won whose
+segment was no longer to be trained (another worker trained it since the scan that picked it) gives the trial
+back untrained, and is counted with the reason the worker saw. Each process logs
 every segment (candidate, from, to) it trains; afterwards no segment may be trained twice, the segment records
 must all be done, the ledger must equal the compute trained and stay within the budget, every worker must exit
 0, and no trial (nor the lease's) may be left RUNNING.

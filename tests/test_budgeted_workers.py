@@ -139,7 +139,7 @@ def shared_storage(request, tmp_path):
         pytest.skip("SH_SCALING_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
     name = f"workers-{uuid.uuid4().hex[:8]}"
     yield (lambda: POSTGRES_URL), POSTGRES_URL, name
-    for study in (name, f"{name}:driver"):
+    for study in (name, f"{name}:driver", f"{name}:attempts"):
         try:
             optuna.delete_study(study_name=study, storage=POSTGRES_URL)
         except KeyError:
@@ -651,7 +651,7 @@ def test_a_live_worker_whose_outcome_write_lands_after_the_take_back_records_not
 
 def test_a_worker_lost_after_it_recorded_its_outcome_has_it_reported_not_trained_again(tmp_path, monkeypatch):
     # The other order: the worker's outcome is recorded (its attempt's trial finished with it), then the worker
-    # stalls before it writes the segment's points, and is taken for dead. The take-back finds the outcome
+    # stalls while it reports the segment's points, and is taken for dead. The take-back finds the outcome
     # recorded: it goes into the segment's record with the death counted after progress, and the next attempt
     # reports it without training. When the stalled worker wakes up it reports the same points and keeps the
     # death: the segment is trained once, its points are on the curve once.
@@ -667,7 +667,7 @@ def test_a_worker_lost_after_it_recorded_its_outcome_has_it_reported_not_trained
     storage = ctx.study._storage
     first = sweep._scan(ctx, Watch())[1][0]
     watch = Watch(grace=0.0)
-    real = _segment.finish_attempt
+    real = _segment._report_result
     seen: dict = {}
 
     def stalled(*args, **kwargs):
@@ -678,7 +678,7 @@ def test_a_worker_lost_after_it_recorded_its_outcome_has_it_reported_not_trained
             seen["taken"] = storage.get_trial(first.trial_id)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_segment, "finish_attempt", stalled)
+    monkeypatch.setattr(_segment, "_report_result", stalled)  # the worker stalls while it reports
     outcome = run_beating(ctx.study, ctx.store, _workers_train.train, first, Preemption())
     seg = seen["taken"].system_attrs[first.key]
     assert seen["taken"].state == TrialState.WAITING and seg["status"] == "reserved" and seg["attempts"] == 2
@@ -687,7 +687,7 @@ def test_a_worker_lost_after_it_recorded_its_outcome_has_it_reported_not_trained
     after = storage.get_trial(first.trial_id)
     seg = after.system_attrs[first.key]
     assert seg["status"] == "done" and seg["attempts"] == 2 and seg["deaths"] == 1 and "result" not in seg
-    monkeypatch.setattr(_segment, "finish_attempt", real)
+    monkeypatch.setattr(_segment, "_report_result", real)
     retry = SegmentTask(first.trial_id, first.key, first.attempt + 1)
     assert run_beating(ctx.study, ctx.store, _workers_train.train, retry, Preemption())["status"] == "stale"
     finished = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0).work(_workers_train.train)

@@ -194,10 +194,12 @@ def finish_attempt(storage: BaseStorage, tid: int, key: str, seg: dict[str, Any]
     its ``train_fn``'s reason) or ``"done"`` (the points reported, the segment's record done). The trial is not
     given back here.
 
-    The record is read again first, and written on what it holds now (``seg`` if the trial has none): a worker
-    that recorded its attempt's outcome and then stalled may have had the segment taken back meanwhile, with
-    the outcome put into the record and its death counted there; what it writes when it wakes up keeps that. Every
-    write can be repeated with the same outcome without harm. ``note`` is added to the record's notes."""
+    The record is read again first, and again after the points are reported, and written on what it holds then
+    (``seg`` if the trial has none): a worker that recorded its attempt's outcome and then stalled may have had
+    the segment taken back meanwhile, with the outcome put into the record and its death counted there; what it
+    writes when it wakes up keeps that (a take-back between the last read and the write of the record can still
+    lose that count, not the outcome). Every write can be repeated with the same outcome without harm. ``note``
+    is added to the record's notes."""
     frozen = storage.get_trial(tid)
     seg = dict(frozen.system_attrs.get(key) or seg)
     notes = list(seg.get("notes", [])) + ([note] if note else [])
@@ -212,6 +214,9 @@ def finish_attempt(storage: BaseStorage, tid: int, key: str, seg: dict[str, Any]
         seg = {**seg, "result": result}
         storage.set_trial_system_attr(tid, key, seg)
     record = _report_result(storage, frozen, result, planned)
+    # Read once more: reporting many points takes a while, and a take-back meanwhile counted a death here.
+    seg = dict(storage.get_trial(tid).system_attrs.get(key) or seg)
+    notes = list(seg.get("notes", [])) + ([note] if note else [])
     record.update(status="done", worker=result.get("worker", os.getpid()),
                   host=result.get("host", socket.gethostname()), notes=notes + record.pop("new_notes"))
     done = {k: v for k, v in seg.items() if k not in ("result", "notes")}

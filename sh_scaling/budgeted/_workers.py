@@ -134,7 +134,7 @@ def run_beating(study: optuna.Study, artifact_store: Any, train_fn: Callable[...
     ``train_fn`` returned counts only once the attempt's own trial is finished with it, and the take-back
     finishes that trial first (:mod:`sh_scaling.budgeted._attempts`): the storage refuses the outcome of an
     attempt taken back, and the worker writes nothing more and returns ``stale``. Before it uploads the
-    checkpoint, and before each heartbeat, it also looks whether it still holds the trial (:func:`holds`), so
+    checkpoint, before it records the outcome, and before each heartbeat, it also looks whether it still holds the trial (:func:`holds`), so
     that a worker taken back stops early. ``abandoned()``: the driver that handed the segment out is gone (the
     process then raises ``_Abandoned`` as :func:`~sh_scaling.budgeted._segment.run_segment` does)."""
     storage = study._storage
