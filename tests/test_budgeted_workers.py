@@ -722,3 +722,45 @@ def test_a_claim_won_on_a_segment_another_worker_finished_since_the_scan_trains_
     assert after.system_attrs[late.key] == before.system_attrs[late.key]
     assert after.intermediate_values == before.intermediate_values
     assert len(list(log.glob("call-*.json"))) == 1
+
+
+def test_a_worker_lost_after_it_recorded_a_failure_fails_its_candidate_once_and_does_not_crash(tmp_path,
+                                                                                                monkeypatch):
+    # The worker's train_fn raised and its failure is recorded (the attempt's trial finished with it); the worker
+    # stalls before it fails the candidate and is taken for dead. The take-back fails the candidate with the
+    # recorded reason; the worker, when it wakes up, finds the candidate finished and writes nothing more.
+    from sh_scaling.budgeted import _segment
+    from sh_scaling.budgeted._preempt import Preemption
+    from sh_scaling.budgeted._workers import Watch, run_beating
+    from sh_scaling.keys import BUDGETED_FAILED_KEY
+
+    _setup(tmp_path, monkeypatch)
+    monkeypatch.setattr("sh_scaling.budgeted._workers.SEGMENT_HEARTBEAT_S", 1e9)
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))
+    storage = ctx.study._storage
+    first = sweep._scan(ctx, Watch())[1][0]
+    watch = Watch(grace=0.0)
+    real = _segment.fail_trial
+    seen: dict = {}
+
+    def raises(config, from_checkpoint, until):
+        raise RuntimeError("out of memory")
+
+    def stalled(*args, **kwargs):
+        if not seen:
+            seen["stalled"] = True
+            watch.dead(storage.get_trial(first.trial_id))
+            time.sleep(0.01)
+            sweep._locked(ctx, lambda: sweep._close(ctx, watch))  # the take-back finds the failure recorded
+            seen["taken"] = storage.get_trial(first.trial_id)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_segment, "fail_trial", stalled)
+    outcome = run_beating(ctx.study, ctx.store, raises, first, Preemption())
+    assert seen["taken"].state == TrialState.FAIL
+    assert "out of memory" in seen["taken"].system_attrs[BUDGETED_FAILED_KEY]["reason"]
+    assert outcome["status"] == "stale"
+    after = storage.get_trial(first.trial_id)
+    assert after.state == TrialState.FAIL and after.system_attrs[first.key]["status"] == "failed"

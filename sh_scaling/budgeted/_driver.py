@@ -1226,7 +1226,8 @@ class _Context:
         storage = self.study._storage
         if self._attempts_study_id is None:
             name = attempts_study_name(self.study.study_name)
-            self._attempts_study_id = optuna.create_study(storage=storage, study_name=name, load_if_exists=True)._study_id
+            study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True)
+            self._attempts_study_id = study._study_id
         return create_attempt(storage, self._attempts_study_id, self.study._study_id, trial_id, key, attempt)
 
     def total(self) -> float:

@@ -182,7 +182,13 @@ def run_segment(
             outcome = stands
     else:
         outcome = {"result": result}
-    status = finish_attempt(storage, tid, task.key, seg, outcome, planned)
+    try:
+        status = finish_attempt(storage, tid, task.key, seg, outcome, planned)
+    except UpdateFinishedTrialError:
+        # Taken for dead after it recorded the outcome, and the candidate finished since (its recorded failure
+        # failed it, or a later round pruned it): everything this process had to write was written by others.
+        return {"status": "stale", "taken_back": True,
+                "reason": f"segment {task.key}, attempt {task.attempt}: the candidate's trial was finished meanwhile"}
     if status == "done":
         give_back()
     return {"status": status, "reason": str(outcome.get("failed", ""))}
