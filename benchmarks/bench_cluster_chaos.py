@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| kill to resumption, SIGTERM (median / max) | | {_ms(term_s)} ({len(term_s)} segments put back) |")
     passed = all(ok for _, ok, _ in checks)
     if arg.startswith("postgres") and passed:
-        for name in (study_name, f"{study_name}:driver"):
+        for name in (study_name, f"{study_name}:driver", f"{study_name}:attempts"):
             optuna.delete_study(study_name=name, storage=arg)
     elif not passed:
         print(f"kept for inspection: study {study_name!r} in {kind}, worker logs and checkpoints in {root}")

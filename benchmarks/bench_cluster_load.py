@@ -24,7 +24,9 @@ may be left RUNNING.
 (the same kind of replayed curves, a budget of 20 % of training all of them, reduction factor 2), then each
 process runs ``BudgetedHalving.join(...).work(train)``, where ``train`` sleeps ``--seconds`` and returns the
 curve's points up to the granted compute. The claim (the state change WAITING to RUNNING that only one process
-can win: ``set_trial_state_values``) is timed in each process, claims won and lost apart. Each process logs
+can win: ``set_trial_state_values``) is timed in each process, claims won and lost apart; a claim won whose
+segment was no longer to be trained (another worker trained it since the scan that picked it) gives the trial
+back untrained, and is counted with the reason the worker saw. Each process logs
 every segment (candidate, from, to) it trains; afterwards no segment may be trained twice, the segment records
 must all be done, the ledger must equal the compute trained and stay within the budget, every worker must exit
 0, and no trial (nor the lease's) may be left RUNNING.
@@ -55,6 +57,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -420,6 +423,18 @@ def _budgeted_worker(route: dict[str, Any], study_name: str, artifacts: str, log
         return won
 
     storage.set_trial_state_values = timed
+    untrained: list[list[Any]] = []  # claims won that gave the trial back untrained: [trial id, reason]
+    from sh_scaling.budgeted import _driver
+
+    run_beating = _driver.run_beating
+
+    def logged_run(study: Any, store: Any, train_fn: Any, task: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        outcome = run_beating(study, store, train_fn, task, *args, **kwargs)
+        if outcome["status"] == "stale" and "in another process" not in outcome["reason"]:  # a claim won
+            untrained.append([task.trial_id, outcome["reason"]])
+        return outcome
+
+    _driver.run_beating = logged_run
     sweep = sh_scaling.BudgetedHalving.join(storage, study_name,
                                             artifact_store=optuna.artifacts.FileSystemArtifactStore(artifacts))
     barrier.wait(timeout=BARRIER_S)
@@ -431,7 +446,8 @@ def _budgeted_worker(route: dict[str, Any], study_name: str, artifacts: str, log
         error = _why(exc)
         raise
     finally:
-        Path(log).write_text(json.dumps({"claims": claims, "trained": _TRAINED, "start": t0,
+        Path(log).write_text(json.dumps({"claims": claims, "trained": _TRAINED, "untrained": untrained,
+                                         "start": t0,
                                          "end": time.monotonic(), "error": error}))
 
 
@@ -492,6 +508,10 @@ def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, roo
     concurrent = all(log is not None for log in logged) and max(lg["start"] for lg in logged) < min(
         lg["end"] for lg in logged)
     won = sum(c[0] == "claim won" for c in calls)
+    # A claim won that trains nothing: the worker's pick from its scan was trained and given back by another
+    # worker before it claimed it (the trial was WAITING again, its segment done), so it gives the trial back.
+    untrained = Counter(re.sub(r"segment \S+ ", "segment ", reason) for log in logged if log
+                        for _, reason in log.get("untrained", []))
     checks = {
         "processes exited 0": (ok_procs == n, f"{ok_procs} of {n}" + (
             f"; {len(errors)} failed, e.g. {errors[0][:300]}" if errors else "")),
@@ -499,7 +519,9 @@ def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, roo
         "no double claim": (not twice and len(trained) == len(records) and all(s["status"] == "done" for s in records)
                             and len(trained) > 0,
                             f"{len(trained)} segments trained, {len(twice)} twice, {len(records)} records, "
-                            f"{sum(s['status'] == 'done' for s in records)} done; {won} claims won"),
+                            f"{sum(s['status'] == 'done' for s in records)} done; {won} claims won, "
+                            f"{sum(untrained.values())} of them gave the trial back untrained"
+                            + "".join(f" ({v}: {k})" for k, v in sorted(untrained.items()))),
         "ledger = compute trained <= budget": (
             abs(book["total"] - spent) <= RTOL * budget and book["total"] <= budget * (1 + RTOL) and same_compute,
             f"ledger {book['total']:.6g}, trained {spent:.6g}, budget {budget:.6g}; "
@@ -510,6 +532,7 @@ def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, roo
                                   + f"; lease trials {len(driver)}, none RUNNING"),
     }
     optuna.delete_study(study_name=f"{name}:driver", storage=own)
+    optuna.delete_study(study_name=f"{name}:attempts", storage=own)
     optuna.delete_study(study_name=name, storage=own)
     return {"calls": calls + lease, "checks": checks, "window": window, "seconds": t_end - t_go,
             "rows": _rows(calls + lease, ("claim won", "claim lost", "lease"))}

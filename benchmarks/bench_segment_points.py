@@ -56,7 +56,7 @@ def measure(kind: str, n: int, profile: bool) -> tuple[float, int, str]:
         try:
             return _measure(storage, name, folder, n, profile)
         finally:
-            for study in (name, f"{name}:driver"):
+            for study in (name, f"{name}:driver", f"{name}:attempts"):
                 try:
                     optuna.delete_study(study_name=study, storage=storage)
                 except KeyError:

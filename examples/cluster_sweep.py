@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  the killed segment was resumed by another worker {resumed_after:.1f} s after the kill")
     print(f"done in {elapsed:.0f} s")
     if arg.startswith("postgres"):
-        for name in (study_name, f"{study_name}:driver"):
+        for name in (study_name, f"{study_name}:driver", f"{study_name}:attempts"):
             optuna.delete_study(study_name=name, storage=arg)
     return 0 if all(checks.values()) else 1
 

@@ -66,6 +66,11 @@ Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose stud
   host and process id, its heartbeat count). Sweeps run by workers (:meth:`sh_scaling.BudgetedHalving.work`)
   use the same lease as a short lock, held by the worker that closes a round or takes a dead worker's
   segment back.
+* :data:`BUDGETED_ATTEMPT_KEY` (trial system attr, in the companion study ``<study_name>:attempts``): which
+  attempt of which segment a trial of that study stands for (the sweep's study id, the candidate's trial id,
+  the segment's key, the attempt's number). The trial is finished once: COMPLETE by the process that recorded
+  the attempt's outcome (its value names the outcome, kept under :data:`BUDGETED_OUTCOME_PREFIX` and a token),
+  FAIL by the process that took the attempt back from a lost worker.
 * :data:`BUDGETED_WORKER_KEY` (trial system attr): the worker training the candidate's segment now (its host,
   process id, the segment and attempt, a heartbeat count), ``{"state": "idle"}`` once it gave the trial back.
 * :data:`BUDGETED_WORKER_ERRORS_KEY` (study system attr): the last errors of workers that could not work on
@@ -102,11 +107,13 @@ __all__ = [
     "plan_key",
     "rung_key",
     "rung_records",
+    "BUDGETED_ATTEMPT_KEY",
     "BUDGETED_CANDIDATE_KEY",
     "BUDGETED_FAILED_KEY",
     "BUDGETED_LEASE_KEY",
     "BUDGETED_REMOVED_KEY",
     "BUDGETED_LEDGER_KEY",
+    "BUDGETED_OUTCOME_PREFIX",
     "BUDGETED_PLAN_KEY",
     "BUDGETED_ROUND_PREFIX",
     "BUDGETED_SEGMENT_PREFIX",
@@ -177,6 +184,8 @@ BUDGETED_FAILED_KEY = "sh_scaling:budgeted:failed"
 BUDGETED_LEASE_KEY = "sh_scaling:budgeted:lease"
 BUDGETED_REMOVED_KEY = "sh_scaling:budgeted:removed"
 BUDGETED_WORKER_KEY = "sh_scaling:budgeted:worker"
+BUDGETED_ATTEMPT_KEY = "sh_scaling:budgeted:attempt"
+BUDGETED_OUTCOME_PREFIX = "sh_scaling:budgeted:outcome:"
 BUDGETED_WORKER_ERRORS_KEY = "sh_scaling:budgeted:worker_errors"
 
 

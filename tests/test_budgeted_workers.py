@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -138,7 +139,7 @@ def shared_storage(request, tmp_path):
         pytest.skip("SH_SCALING_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
     name = f"workers-{uuid.uuid4().hex[:8]}"
     yield (lambda: POSTGRES_URL), POSTGRES_URL, name
-    for study in (name, f"{name}:driver"):
+    for study in (name, f"{name}:driver", f"{name}:attempts"):
         try:
             optuna.delete_study(study_name=study, storage=POSTGRES_URL)
         except KeyError:
@@ -570,3 +571,196 @@ def test_a_live_worker_whose_segment_was_taken_back_writes_nothing_more(tmp_path
     assert after.system_attrs[first.key]["attempts"] == 2 and after.system_attrs[first.key]["deaths"] == 1
     assert after.system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"} and after.state == TrialState.WAITING
     assert after.intermediate_values == done.intermediate_values
+
+
+def _delay_first_outcome_write(storage, worker: list, run_first) -> None:
+    """Patch ``storage`` so that the first write the thread in ``worker`` makes after its ``train_fn`` returned
+    (other than a heartbeat or a checkpoint's upload) waits while ``run_first()`` runs, then lands: a worker
+    that passed every check that it still holds its segment and stalled inside its write of the outcome."""
+    from sh_scaling.keys import BUDGETED_WORKER_KEY
+
+    hooked = {"done": False}
+
+    def delayed(name):
+        real = getattr(storage, name)
+
+        def write(trial_id, *args, **kwargs):
+            key = args[0] if args and isinstance(args[0], str) else ""
+            if (not hooked["done"] and worker and worker[0] == threading.get_ident() and worker[1]
+                    and key != BUDGETED_WORKER_KEY and not key.startswith("artifacts:")):
+                hooked["done"] = True
+                run_first()
+            return real(trial_id, *args, **kwargs)
+
+        return write
+
+    for name in ("set_trial_system_attr", "set_trial_state_values", "set_trial_user_attr",
+                 "set_trial_intermediate_value"):
+        setattr(storage, name, delayed(name))
+
+
+def test_a_live_worker_whose_outcome_write_lands_after_the_take_back_records_nothing(tmp_path, monkeypatch):
+    # A worker taken for dead while it lives passes every check that it still holds its segment, then stalls
+    # inside its one write of the outcome for longer than the grace. Meanwhile the segment is taken back and its
+    # retry trains and records it. When the stalled write lands, the storage must refuse it: the segment trained
+    # twice must be recorded once (the retry's), with the death counted, and the stalled worker writes nothing.
+    from sh_scaling.budgeted._preempt import Preemption
+    from sh_scaling.budgeted._workers import Watch, run_beating
+    from sh_scaling.keys import BUDGETED_WORKER_KEY
+
+    log = _setup(tmp_path, monkeypatch)
+    monkeypatch.setattr("sh_scaling.budgeted._workers.SEGMENT_HEARTBEAT_S", 1e9)  # its first beat only
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # grants the first round
+    storage = ctx.study._storage
+    first = sweep._scan(ctx, Watch())[1][0]
+    retry = SegmentTask(first.trial_id, first.key, first.attempt + 1)
+    watch = Watch(grace=0.0)
+    worker: list = []  # [thread id, train_fn returned]
+    seen: dict = {}
+
+    def trained(config, from_checkpoint, until):
+        worker[:] = [threading.get_ident(), False]
+        watch.dead(storage.get_trial(first.trial_id))  # seen once; its heartbeat does not change after
+        out = _workers_train.train(config, from_checkpoint, until)
+        worker[1] = True
+        return out
+
+    def take_back_and_retry() -> None:
+        worker[1] = False  # the retry runs in this thread too: its writes are not delayed
+        time.sleep(0.01)
+        sweep._locked(ctx, lambda: sweep._close(ctx, watch))  # taken back: no heartbeat for longer than the grace
+        seen["retry"] = run_beating(ctx.study, ctx.store, _workers_train.train, retry, Preemption())
+        seen["done"] = storage.get_trial(first.trial_id)
+
+    _delay_first_outcome_write(storage, worker, take_back_and_retry)
+    outcome = run_beating(ctx.study, ctx.store, trained, first, Preemption())
+    assert seen["retry"]["status"] == "done"
+    assert outcome["status"] == "stale"
+    done, after = seen["done"], storage.get_trial(first.trial_id)
+    assert after.system_attrs[first.key] == done.system_attrs[first.key]
+    seg = after.system_attrs[first.key]
+    assert seg["status"] == "done" and seg["attempts"] == 2 and seg["deaths"] == 1
+    assert after.intermediate_values == done.intermediate_values
+    assert after.state == TrialState.WAITING and after.system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"}
+    # Trained twice (the stalled attempt and its retry), recorded once.
+    calls = [json.loads(p.read_text()) for p in log.glob("call-*.json")]
+    assert len(calls) == 2 and len({(c["i"], c["until"]) for c in calls}) == 1
+
+
+def test_a_worker_lost_after_it_recorded_its_outcome_has_it_reported_not_trained_again(tmp_path, monkeypatch):
+    # The other order: the worker's outcome is recorded (its attempt's trial finished with it), then the worker
+    # stalls while it reports the segment's points, and is taken for dead. The take-back finds the outcome
+    # recorded: it goes into the segment's record with the death counted after progress, and the next attempt
+    # reports it without training. When the stalled worker wakes up it reports the same points and keeps the
+    # death: the segment is trained once, its points are on the curve once.
+    from sh_scaling.budgeted import _segment
+    from sh_scaling.budgeted._preempt import Preemption
+    from sh_scaling.budgeted._workers import Watch, run_beating
+
+    log = _setup(tmp_path, monkeypatch)
+    monkeypatch.setattr("sh_scaling.budgeted._workers.SEGMENT_HEARTBEAT_S", 1e9)
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))
+    storage = ctx.study._storage
+    first = sweep._scan(ctx, Watch())[1][0]
+    watch = Watch(grace=0.0)
+    real = _segment._report_result
+    seen: dict = {}
+
+    def stalled(*args, **kwargs):
+        if not seen:
+            watch.dead(storage.get_trial(first.trial_id))
+            time.sleep(0.01)
+            sweep._locked(ctx, lambda: sweep._close(ctx, watch))  # the take-back finds the outcome recorded
+            seen["taken"] = storage.get_trial(first.trial_id)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_segment, "_report_result", stalled)  # the worker stalls while it reports
+    outcome = run_beating(ctx.study, ctx.store, _workers_train.train, first, Preemption())
+    seg = seen["taken"].system_attrs[first.key]
+    assert seen["taken"].state == TrialState.WAITING and seg["status"] == "reserved" and seg["attempts"] == 2
+    assert seg["result"] is not None and seg["deaths"] == 1 and seg["deaths_in_a_row"] == 0
+    assert outcome["status"] == "done"
+    after = storage.get_trial(first.trial_id)
+    seg = after.system_attrs[first.key]
+    assert seg["status"] == "done" and seg["attempts"] == 2 and seg["deaths"] == 1 and "result" not in seg
+    monkeypatch.setattr(_segment, "_report_result", real)
+    retry = SegmentTask(first.trial_id, first.key, first.attempt + 1)
+    assert run_beating(ctx.study, ctx.store, _workers_train.train, retry, Preemption())["status"] == "stale"
+    finished = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0).work(_workers_train.train)
+    _same_as_simulator(finished)
+    calls = [json.loads(p.read_text()) for p in log.glob("call-*.json")]
+    assert len(calls) == len({(c["i"], c["until"]) for c in calls})  # each segment trained once
+
+
+def test_a_claim_won_on_a_segment_another_worker_finished_since_the_scan_trains_nothing(tmp_path, monkeypatch):
+    # A worker picks a segment from its scan (its trial WAITING, the segment reserved) and claims it later. Another
+    # worker may have claimed, trained and given it back in between: the trial is WAITING again, so the claim is
+    # won, but the segment is done. The worker gives the trial back untrained and untouched (the claims won that
+    # trained nothing in the load test), and the segment stays trained once.
+    from sh_scaling.budgeted._preempt import Preemption
+    from sh_scaling.budgeted._workers import Watch, run_beating
+    from sh_scaling.keys import BUDGETED_WORKER_KEY
+
+    log = _setup(tmp_path, monkeypatch)
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))
+    storage = ctx.study._storage
+    kind, tasks = sweep._scan(ctx, Watch())
+    assert kind == "claim"
+    late = tasks[0]
+    assert run_beating(ctx.study, ctx.store, _workers_train.train, late, Preemption())["status"] == "done"
+    before = storage.get_trial(late.trial_id)
+    out = run_beating(ctx.study, ctx.store, _workers_train.train, late, Preemption())
+    assert out["status"] == "stale" and "is done" in out["reason"]
+    after = storage.get_trial(late.trial_id)
+    assert after.state == TrialState.WAITING and after.system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"}
+    assert after.system_attrs[late.key] == before.system_attrs[late.key]
+    assert after.intermediate_values == before.intermediate_values
+    assert len(list(log.glob("call-*.json"))) == 1
+
+
+def test_a_worker_lost_after_it_recorded_a_failure_fails_its_candidate_once_and_does_not_crash(tmp_path,
+                                                                                                monkeypatch):
+    # The worker's train_fn raised and its failure is recorded (the attempt's trial finished with it); the worker
+    # stalls before it fails the candidate and is taken for dead. The take-back fails the candidate with the
+    # recorded reason; the worker, when it wakes up, finds the candidate finished and writes nothing more.
+    from sh_scaling.budgeted import _segment
+    from sh_scaling.budgeted._preempt import Preemption
+    from sh_scaling.budgeted._workers import Watch, run_beating
+    from sh_scaling.keys import BUDGETED_FAILED_KEY
+
+    _setup(tmp_path, monkeypatch)
+    monkeypatch.setattr("sh_scaling.budgeted._workers.SEGMENT_HEARTBEAT_S", 1e9)
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))
+    storage = ctx.study._storage
+    first = sweep._scan(ctx, Watch())[1][0]
+    watch = Watch(grace=0.0)
+    real = _segment.fail_trial
+    seen: dict = {}
+
+    def raises(config, from_checkpoint, until):
+        raise RuntimeError("out of memory")
+
+    def stalled(*args, **kwargs):
+        if not seen:
+            seen["stalled"] = True
+            watch.dead(storage.get_trial(first.trial_id))
+            time.sleep(0.01)
+            sweep._locked(ctx, lambda: sweep._close(ctx, watch))  # the take-back finds the failure recorded
+            seen["taken"] = storage.get_trial(first.trial_id)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_segment, "fail_trial", stalled)
+    outcome = run_beating(ctx.study, ctx.store, raises, first, Preemption())
+    assert seen["taken"].state == TrialState.FAIL
+    assert "out of memory" in seen["taken"].system_attrs[BUDGETED_FAILED_KEY]["reason"]
+    assert outcome["status"] == "stale"
+    after = storage.get_trial(first.trial_id)
+    assert after.state == TrialState.FAIL and after.system_attrs[first.key]["status"] == "failed"

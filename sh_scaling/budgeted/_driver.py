@@ -27,6 +27,7 @@ from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
 from sh_scaling.budgeted._budget import ledger, round_share
+from sh_scaling.budgeted._attempts import attempts_study_name, create_attempt, take_back
 from sh_scaling.budgeted._compat import RECORDS_FORMAT, VERSION_FIELD, VersionMismatch, check_joinable, this_version
 from sh_scaling.budgeted._lease import POLL_S, Lease, create_sweep_study
 from sh_scaling.budgeted._memory_store import MemoryArtifactStore
@@ -39,6 +40,7 @@ from sh_scaling.budgeted._records import candidate_index, planned_curve, segment
 from sh_scaling.budgeted._segment import (
     SegmentTask,
     fail_trial,
+    finish_attempt,
     interrupted,
     progress_mark,
     uploaded_ids,
@@ -952,6 +954,7 @@ class BudgetedHalving:
             "status": "reserved", "attempts": attempts, "notes": notes, "reserved_at": _now(),
         }
         seg["progress"] = progress_mark(ctx.study._storage, t, seg)
+        seg["attempt_trial"] = ctx.new_attempt(t._trial_id, budgeted_segment_key(k), attempts)
         ctx.study._storage.set_trial_system_attr(t._trial_id, budgeted_segment_key(k), seg)
         ctx.charges[(t._trial_id, k)] = charge
         return seg
@@ -978,6 +981,17 @@ class BudgetedHalving:
                               RuntimeWarning, stacklevel=2)
             return []
         attempts = int(seg["attempts"])
+        if seg.get("attempt_trial") is not None:
+            # The attempt is finished first, before anything else is written: a worker that lives on after it was
+            # taken for dead can record nothing for it from now on. It may have recorded its outcome first: a
+            # failure fails the candidate as its worker would have; a result goes into the segment's record, where
+            # the next attempt finds it and reports it without training (the death came after progress).
+            recorded = take_back(storage, int(seg["attempt_trial"]))
+            if recorded is not None and "result" not in recorded:
+                self._finish_recorded(ctx, t, task.key, seg, recorded, outcome["reason"])
+                return []
+            if recorded is not None and seg.get("result") is None:
+                seg = {**seg, "result": recorded["result"]}
         if status in ("checkpoint", "missing"):  # one store for all processes of a driver: the file is gone
             notes = list(seg.get("notes", [])) + [
                 f"attempt {attempts}: checkpoint {seg['resume']} could not be loaded ({outcome['reason']}); "
@@ -996,7 +1010,7 @@ class BudgetedHalving:
             status = "stopped"
             outcome = {**outcome, "reason": f"{outcome['reason']} after it was told to stop (SIGTERM)"}
         if status == "stopped":
-            self._give_back(storage, t, task.key, {
+            self._give_back(ctx, t, task.key, {
                 **interrupted(seg, f"attempt {attempts}: {outcome['reason']}; put back"),
                 "progress": progress_mark(storage, t, seg), "attempts": attempts + 1})
             return [SegmentTask(t._trial_id, task.key, attempts + 1)]
@@ -1017,28 +1031,38 @@ class BudgetedHalving:
                    f"its segment's worker died {deaths} times ({outcome['reason']})")
             fail_trial(storage, t._trial_id, why, segment=(task.key, seg))
             return []
-        self._give_back(storage, t, task.key, {**seg, "attempts": attempts + 1})
+        self._give_back(ctx, t, task.key, {**seg, "attempts": attempts + 1})
         return [SegmentTask(t._trial_id, task.key, attempts + 1)]
 
-    @staticmethod
-    def _give_back(storage: Any, t: Any, key: str, seg: dict[str, Any]) -> None:
+    def _give_back(self, ctx: _Context, t: Any, key: str, seg: dict[str, Any]) -> None:
         """Record the next attempt of a segment taken back from its lost worker, then make its trial claimable.
 
         Only the process that handles the lost worker's outcome writes here (a driver, or the worker that holds
-        the sweep's lease), and while the trial is RUNNING no other process can claim it (a claim is the WAITING
-        to RUNNING change, which only one process can win). So every write goes first, and the trial becomes
-        claimable last, in one write: the lost worker's heartbeat is cleared (the next worker claims the trial a
-        moment before its own first heartbeat, and one that looked in between must not find the lost one's and
-        take the segment back from a live worker), then the next attempt is recorded. A worker that claims the
-        trial then reads the next attempt's record, whatever it scanned before: one that holds a task for the
-        attempt that was lost finds it stale and gives the trial back untouched; none trains the lost attempt
-        again, nor overwrites the death or interruption just counted.
+        the sweep's lease), after it finished the lost attempt's trial (:func:`~sh_scaling.budgeted._attempts.
+        take_back`), and while the trial is RUNNING no other process can claim it (a claim is the WAITING to
+        RUNNING change, which only one process can win). So every write goes first, and the trial becomes
+        claimable last, in one write: the next attempt's own trial is created, the lost worker's heartbeat is
+        cleared (the next worker claims the trial a moment before its own first heartbeat, and one that looked in
+        between must not find the lost one's and take the segment back from a live worker), then the next
+        attempt is recorded. A worker that claims the trial then reads the next attempt's record, whatever it
+        scanned before: one that holds a task for the attempt that was lost finds it stale and gives the trial
+        back untouched; none trains the lost attempt again, nor overwrites the death or interruption just counted.
         """
+        storage = ctx.study._storage
+        seg = {**seg, "attempt_trial": ctx.new_attempt(t._trial_id, key, int(seg["attempts"]))}
         if t.state == TrialState.RUNNING:
             storage.set_trial_system_attr(t._trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
         storage.set_trial_system_attr(t._trial_id, key, seg)
         if t.state == TrialState.RUNNING:
             storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
+
+    def _finish_recorded(self, ctx: _Context, t: Any, key: str, seg: dict[str, Any], recorded: dict[str, Any],
+                         why: str) -> None:
+        """Fail a candidate whose segment's worker was lost after it recorded its ``train_fn``'s failure (the
+        attempt's trial was COMPLETE with it when it was to be taken back), as that worker would have."""
+        planned = float(t.system_attrs[BUDGETED_CANDIDATE_KEY]["planned"])
+        note = f"attempt {seg['attempts']}: {why} after it recorded the failure of its train_fn"
+        finish_attempt(ctx.study._storage, t._trial_id, key, seg, recorded, planned, note=note)
 
     def _decide(self, ctx: _Context, r: int, alive: list[int], rng: np.random.Generator, rec: dict) -> dict:
         """The round's decision, from the storage, with the simulator's own functions."""
@@ -1255,6 +1279,17 @@ class _Context:
         self.stop_requested: Callable[[], bool] = lambda: False
         # Every segment's grant, kept current by the one process that writes grants.
         self.charges: dict[tuple[int, int], float] = {}
+        self._attempts_study_id: int | None = None
+
+    def new_attempt(self, trial_id: int, key: str, attempt: int) -> int:
+        """A new trial for attempt ``attempt`` of segment ``key`` (see :mod:`sh_scaling.budgeted._attempts`), in
+        the companion study ``<study_name>:attempts``, created the first time it is needed; its id."""
+        storage = self.study._storage
+        if self._attempts_study_id is None:
+            name = attempts_study_name(self.study.study_name)
+            study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True)
+            self._attempts_study_id = study._study_id
+        return create_attempt(storage, self._attempts_study_id, self.study._study_id, trial_id, key, attempt)
 
     def total(self) -> float:
         return math.fsum(self.charges.values())

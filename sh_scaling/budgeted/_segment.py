@@ -7,8 +7,10 @@ segment record by the driver before the segment was handed out; the segment writ
 same record, and never touches the budget.
 
 Order of the writes, so that a process killed at any point leaves a state the driver can resume from:
-checkpoint upload; then one write of the segment record holding its outcome (``result``: every point with
-its step, compute and loss, and the checkpoint's id); then the points are reported from that record
+checkpoint upload; then the outcome is recorded in the attempt's own trial, which is finished with it (two
+writes; the storage refuses them once the attempt was taken back from this process, see
+:mod:`sh_scaling.budgeted._attempts`); then one write of the segment record holding its outcome (``result``:
+every point with its step, compute and loss, and the checkpoint's id); then the points are reported from that record
 (:func:`sh_scaling.pruning.report_points`: computes first, then the losses that are missing, so a retry
 writes exactly the points a killed attempt did not and pairs each loss with its own compute); then the
 record is marked ``done`` (the points leave it: the trial holds them) and the trial goes back to WAITING. A
@@ -35,13 +37,15 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from sh_scaling.budgeted._attempts import record_outcome
 from sh_scaling.budgeted._preempt import Preemption, TrainingStopped
 from sh_scaling.budgeted._records import UpdateFinishedTrialError, segments
 from sh_scaling.halving import RTOL
 from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_FAILED_KEY, DECISION_KEY
 from sh_scaling.pruning import report_points, reported_compute
 
-__all__ = ["CheckpointError", "SegmentTask", "run_segment", "fail_trial", "interrupted", "progress_mark",
+__all__ = ["CheckpointError", "SegmentTask", "run_segment", "fail_trial", "finish_attempt", "interrupted",
+           "progress_mark",
            "uploaded_ids"]
 
 #: How much of a train_fn traceback is kept with a failure (its last lines name the cause).
@@ -156,26 +160,74 @@ def run_segment(
                 tb = traceback.format_exc()[-_TRACEBACK_CHARS:]
                 if abandoned():
                     raise _Abandoned from exc
-                fail_trial(storage, tid, reason, segment=(task.key, seg), traceback=tb)
-                return {"status": "failed", "reason": reason}
-            if abandoned():
-                raise _Abandoned
-            result = _result(frozen, seg, points)
-            result.update(_upload(storage, artifact_store, frozen, checkpoint, tmp))
+                outcome: dict[str, Any] = {"failed": reason, "traceback": tb}
+            else:
+                if abandoned():
+                    raise _Abandoned
+                result = _result(frozen, seg, points)
+                result.update(_upload(storage, artifact_store, frozen, checkpoint, tmp))
+                result.update(seconds=round(time.perf_counter() - t0, 3), worker=os.getpid(),
+                              host=socket.gethostname())
+                outcome = {"result": result}
         if abandoned():
             raise _Abandoned
-        result["seconds"] = round(time.perf_counter() - t0, 3)
+        if seg.get("attempt_trial") is not None:
+            # The outcome counts once the attempt's trial is finished with it, a change only one process can win:
+            # a take-back that finished it first (this worker was taken for dead) leaves this one nothing to write.
+            stands = record_outcome(storage, int(seg["attempt_trial"]), outcome)
+            if stands is None:
+                return {"status": "stale", "taken_back": True,
+                        "reason": f"segment {task.key}, attempt {task.attempt}, was taken back from this worker; "
+                                  "the storage refused its outcome"}
+            outcome = stands
+    else:
+        outcome = {"result": result}
+    try:
+        status = finish_attempt(storage, tid, task.key, seg, outcome, planned)
+    except UpdateFinishedTrialError:
+        # Taken for dead after it recorded the outcome, and the candidate finished since (its recorded failure
+        # failed it, or a later round pruned it): everything this process had to write was written by others.
+        return {"status": "stale", "taken_back": True,
+                "reason": f"segment {task.key}, attempt {task.attempt}: the candidate's trial was finished meanwhile"}
+    if status == "done":
+        give_back()
+    return {"status": status, "reason": str(outcome.get("failed", ""))}
+
+
+def finish_attempt(storage: BaseStorage, tid: int, key: str, seg: dict[str, Any], outcome: dict[str, Any],
+                   planned: float, note: str | None = None) -> str:
+    """Write a segment's recorded outcome into its candidate's trial: ``"failed"`` (the candidate fails with
+    its ``train_fn``'s reason) or ``"done"`` (the points reported, the segment's record done). The trial is not
+    given back here.
+
+    The record is read again first, and again after the points are reported, and written on what it holds then
+    (``seg`` if the trial has none): a worker that recorded its attempt's outcome and then stalled may have had
+    the segment taken back meanwhile, with the outcome put into the record and its death counted there; what it
+    writes when it wakes up keeps that (a take-back between the last read and the write of the record can still
+    lose that count, not the outcome). Every write can be repeated with the same outcome without harm. ``note``
+    is added to the record's notes."""
+    frozen = storage.get_trial(tid)
+    seg = dict(frozen.system_attrs.get(key) or seg)
+    notes = list(seg.get("notes", [])) + ([note] if note else [])
+    if "failed" in outcome:
+        fail_trial(storage, tid, str(outcome["failed"]), segment=(key, {**seg, "notes": notes}),
+                   traceback=outcome.get("traceback"))
+        return "failed"
+    result = outcome["result"]
+    if seg.get("result") is None:
         # One write holds every point with its step, compute and loss, and the checkpoint: from here on a kill
         # loses nothing, and the points are reported from this record alone.
         seg = {**seg, "result": result}
-        storage.set_trial_system_attr(tid, task.key, seg)
-    record = _report_result(storage, storage.get_trial(tid), result, planned)
-    record.update(status="done", worker=os.getpid(), host=socket.gethostname(),
-                  notes=list(seg.get("notes", [])) + record.pop("new_notes"))
-    done = {k: v for k, v in seg.items() if k != "result"}
-    storage.set_trial_system_attr(tid, task.key, {**done, **record})
-    give_back()
-    return {"status": "done", "reason": ""}
+        storage.set_trial_system_attr(tid, key, seg)
+    record = _report_result(storage, frozen, result, planned)
+    # Read once more: reporting many points takes a while, and a take-back meanwhile counted a death here.
+    seg = dict(storage.get_trial(tid).system_attrs.get(key) or seg)
+    notes = list(seg.get("notes", [])) + ([note] if note else [])
+    record.update(status="done", worker=result.get("worker", os.getpid()),
+                  host=result.get("host", socket.gethostname()), notes=notes + record.pop("new_notes"))
+    done = {k: v for k, v in seg.items() if k not in ("result", "notes")}
+    storage.set_trial_system_attr(tid, key, {**done, **record})
+    return "done"
 
 
 def fail_trial(

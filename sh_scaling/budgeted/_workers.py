@@ -130,11 +130,13 @@ def run_beating(study: optuna.Study, artifact_store: Any, train_fn: Callable[...
     interruption (:func:`told_to_stop`), and a process killed outright is seen gone (:class:`Watch`).
 
     A worker judged dead while it lives (its heartbeat did not reach the storage for :data:`SEGMENT_GRACE_S`
-    seconds: a stalled process, a network partition) has its segment taken back and retried by another. Before
-    it records what ``train_fn`` returned, and before each heartbeat, it looks whether it still holds the
-    trial (:func:`holds`); once it does not, it writes nothing more (neither the result nor a heartbeat) and
-    returns ``stale``. ``abandoned()``: the driver that handed the segment out is gone (the process then
-    raises ``_Abandoned`` as :func:`~sh_scaling.budgeted._segment.run_segment` does)."""
+    seconds: a stalled process, a network partition) has its segment taken back and retried by another. What
+    ``train_fn`` returned counts only once the attempt's own trial is finished with it, and the take-back
+    finishes that trial first (:mod:`sh_scaling.budgeted._attempts`): the storage refuses the outcome of an
+    attempt taken back, and the worker writes nothing more and returns ``stale``. Before it uploads the
+    checkpoint, before it records the outcome, and before each heartbeat, it also looks whether it still holds the trial (:func:`holds`), so
+    that a worker taken back stops early. ``abandoned()``: the driver that handed the segment out is gone (the
+    process then raises ``_Abandoned`` as :func:`~sh_scaling.budgeted._segment.run_segment` does)."""
     storage = study._storage
     taken = threading.Event()
 
@@ -147,8 +149,11 @@ def run_beating(study: optuna.Study, artifact_store: Any, train_fn: Callable[...
 
     beat = SegmentBeat(storage, task, stopping=preemption.requested, lost=lost)
     try:
-        return run_segment(study, artifact_store, train_fn, task, lost, preemption,
-                           on_claim=beat.start, on_release=beat.stop)
+        out = run_segment(study, artifact_store, train_fn, task, lost, preemption,
+                          on_claim=beat.start, on_release=beat.stop)
+        if out.get("taken_back"):
+            taken.set()  # the storage refused its outcome: no heartbeat either
+        return out
     except _Abandoned:
         if not taken.is_set():
             raise
