@@ -48,12 +48,13 @@ def least_squares_trf(
     function, at its default tolerances: the same result, bitwise, for less work per call.
 
     The surrogates' fits solve small problems (a few to a few hundred residuals, 3 or 7 parameters) in 5-30
-    evaluations, where SciPy's front end costs as much as its trust-region loop: checking the arguments and
-    wrapping ``fun`` and ``jac`` in objects that copy and compare ``x`` at every evaluation (about a fifth of a
-    multi-power-law fit). Here the checks the surrogates' arguments cannot fail are left out and the loop
-    (``scipy.optimize._lsq.trf``) is called with ``fun`` and ``jac`` themselves; they are pure functions of
-    ``x``, so the wrappers' caching changes no value. Where SciPy's internals do not have the expected shape,
-    ``least_squares`` itself is called. ``tests/test_numerics.py`` checks both paths give the same bits.
+    evaluations, where SciPy's front end costs about as much per evaluation as its trust-region loop: checking
+    the arguments and wrapping ``fun`` and ``jac`` in objects that copy and compare ``x`` at every evaluation (a
+    tenth to a fifth of a fit on the latency benchmark's curves). Here ``fun`` and ``jac`` are handed to the loop
+    (``scipy.optimize._lsq.trf``) as they are, after the checks ``least_squares`` makes of the first point; they
+    are pure functions of ``x``, so the wrappers' caching changes no value. Where SciPy's internals do not have
+    the expected shape, ``least_squares`` itself is called. ``tests/test_decision_caches.py`` checks both give
+    the same bits.
 
     ``x_scale``: ``None`` for ``least_squares``'s default.
     """
@@ -76,7 +77,7 @@ def least_squares_trf(
         raise ValueError(f"`fun` must return at most 1-d array_like. f0.shape: {f0.shape}")
     if not np.all(np.isfinite(f0)):
         raise ValueError("Residuals are not finite in the initial point.")
-    if J0.shape != (x.size, f0.size)[::-1]:
+    if J0.shape != (f0.size, x.size):
         raise ValueError(f"The return value of `jac` has wrong shape: expected {(f0.size, x.size)}, "
                          f"actual {J0.shape}.")
     loss_function = lsq.construct_loss_function(f0.size, loss, f_scale)
