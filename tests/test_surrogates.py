@@ -118,7 +118,7 @@ def test_the_jacobian_given_to_the_solver_is_that_of_its_own_point(cls, monkeypa
 
     checked = []
 
-    def checking(fun, x0, jac, **kwargs):
+    def checking(fun, x0, jac, bounds, **kwargs):
         p, q = np.asarray(x0, float), np.asarray(x0, float) * 1.01
         fresh = jac(q).copy()
         for before in (p, q, q):
@@ -128,9 +128,9 @@ def test_the_jacobian_given_to_the_solver_is_that_of_its_own_point(cls, monkeypa
             got *= 2.0
         assert np.array_equal(jac(q), fresh)
         checked.append(cls)
-        return least_squares(fun, x0, jac=jac, **kwargs)
+        return least_squares(fun, x0, jac=jac, bounds=bounds, method="trf", **kwargs)
 
-    monkeypatch.setattr(_parametric, "least_squares", checking)
+    monkeypatch.setattr(_parametric, "least_squares_trf", checking)
     cls().fit(COMPUTE, power_law(COMPUTE) * (1 + 0.002 * np.sin(np.arange(20))))
     assert checked
 
@@ -255,13 +255,13 @@ def test_failed_fits_raise_and_forecast_falls_back(monkeypatch):
 
     from sh_scaling.surrogates import _gp, _parametric
 
-    def diverged(fun, x0, **kwargs):
+    def diverged(fun, x0, *args, **kwargs):
         return SimpleNamespace(x=np.full_like(x0, np.nan), cost=np.nan, status=0)
 
     def no_optimum(fun, x0, **kwargs):
         return SimpleNamespace(x=x0, fun=np.inf, success=False)
 
-    monkeypatch.setattr(_parametric, "least_squares", diverged)
+    monkeypatch.setattr(_parametric, "least_squares_trf", diverged)
     monkeypatch.setattr(_gp, "minimize", no_optimum)
     with pytest.raises(RuntimeError, match="no finite solution"):
         PowerLawSurrogate().fit(COMPUTE, power_law(COMPUTE))

@@ -127,7 +127,7 @@ def test_block_likelihood_fails_softly_on_a_non_finite_covariance():
 
 def test_every_iterative_fit_is_bounded(monkeypatch):
     caps = []
-    real_least_squares, real_minimize = _parametric.least_squares, _gp.minimize
+    real_least_squares, real_minimize = _parametric.least_squares_trf, _gp.minimize
 
     def least_squares(*args, **kwargs):
         caps.append(("least_squares", kwargs.get("max_nfev")))
@@ -137,7 +137,7 @@ def test_every_iterative_fit_is_bounded(monkeypatch):
         caps.append(("minimize", kwargs.get("options", {}).get("maxiter")))
         return real_minimize(*args, **kwargs)
 
-    monkeypatch.setattr(_parametric, "least_squares", least_squares)
+    monkeypatch.setattr(_parametric, "least_squares_trf", least_squares)
     monkeypatch.setattr(_gp, "minimize", minimize)
     c = np.geomspace(1e17, 1e19, 10)
     loss = 1.7 + 5e3 * c**-0.2

@@ -16,6 +16,7 @@ against a loss the competitor never reached.
 from __future__ import annotations
 
 import bisect
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from optuna.trial import TrialState
 from sh_scaling.halving import RTOL
 from sh_scaling.keys import FIRST_RUNG_KEY, rung_records
 
-__all__ = ["RungSummary", "Finished", "competitors_at", "freshest"]
+__all__ = ["RungSummary", "Finished", "FinishedCompetitors", "competitors_at", "freshest"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ def competitors_at(
     observed: bool = False,
     trials: list[optuna.trial.FrozenTrial] | None = None,
     pending: bool = False,
+    cache: FinishedCompetitors | None = None,
 ) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
     """The other trials' records that compete at rung ``k``, and every recorded point as an anchor.
 
@@ -162,42 +164,198 @@ def competitors_at(
     ``finished`` gives a finished trial's :class:`Finished` (the pruner caches it: a finished trial no longer
     changes). With ``observed``, also what the study has observed, for the improvement rule: every other
     trial's recorded ``(compute, loss)`` at all its rungs, beyond ``r`` too, and each finished trial's last
-    point; else ``None``. ``trials``: the study's trials, when the caller has read them already.
+    point; else ``None``. ``trials``: the study's trials, when the caller has read them already. ``cache``: the
+    finished trials' part of the answer kept from earlier calls for the same study (:class:`FinishedCompetitors`;
+    the same answer, read for the newly finished trials only).
     """
     limit = r * (1 + RTOL)
+    tid = trial._trial_id
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+
+    def part(other: optuna.trial.FrozenTrial) -> _Part:
+        return _part(other, k, r, limit, finished, observed=observed, pending=pending)
+
+    if cache is not None:
+        return cache.competitors(tid, trials, (k, limit, observed), part)
     others: list[dict[str, Any]] = []
     c: list[float] = []
     l: list[float] = []
     owner: list[int] = []
     seen_c: list[float] = []
     seen_l: list[float] = []
-    tid = trial._trial_id
-    for other in study.get_trials(deepcopy=False) if trials is None else trials:
+    for other in trials:
         if other._trial_id == tid:
             continue
-        info = finished(other) if other.state.is_finished() else None
-        if info is not None:
-            summary = info.summary
-            rec = info.competitor_at(k)
-        else:
-            summary = RungSummary.read(other.system_attrs)
-            rec = _rung_record(summary, k)
-            if rec is None and pending and other.state == TrialState.RUNNING:
-                rec = _pending(summary, k, r)
-            rec = _scored(rec, k, summary, None)
+        rec, below_c, below_l, other_c, other_l = part(other)
         index = -1
         if rec is not None:
             others.append(rec)
             index = len(others)
-        n = bisect.bisect_right(summary.compute, limit)
-        c.extend(summary.compute[:n])
-        l.extend(summary.loss[:n])
-        owner.extend([index] * n)
-        if observed:
-            seen_c.extend(summary.compute)
-            seen_l.extend(summary.loss)
-            if info is not None and info.final is not None:
-                seen_c.append(info.final[0])
-                seen_l.append(info.final[1])
+        c.extend(below_c)
+        l.extend(below_l)
+        owner.extend([index] * len(below_c))
+        seen_c.extend(other_c)
+        seen_l.extend(other_l)
     seen = (np.asarray(seen_c, float), np.asarray(seen_l, float)) if observed else None
     return others, (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int)), seen
+
+
+#: What one other trial brings to a rung's competition: its record as a competitor (or ``None``), its recorded
+#: points up to the rung's compute (anchors) and, with ``observed``, every point it has observed.
+_Part = tuple[dict[str, Any] | None, list[float], list[float], list[float], list[float]]
+
+
+def _part(
+    other: optuna.trial.FrozenTrial,
+    k: int,
+    r: float,
+    limit: float,
+    finished: Callable[[optuna.trial.FrozenTrial], Finished],
+    *,
+    observed: bool,
+    pending: bool,
+) -> _Part:
+    """``other``'s part in the competition at rung ``k`` (see :func:`competitors_at`)."""
+    info = finished(other) if other.state.is_finished() else None
+    if info is not None:
+        summary = info.summary
+        rec = info.competitor_at(k)
+    else:
+        summary = RungSummary.read(other.system_attrs)
+        rec = _rung_record(summary, k)
+        if rec is None and pending and other.state == TrialState.RUNNING:
+            rec = _pending(summary, k, r)
+        rec = _scored(rec, k, summary, None)
+    n = bisect.bisect_right(summary.compute, limit)
+    seen_c: list[float] = []
+    seen_l: list[float] = []
+    if observed:
+        seen_c.extend(summary.compute)
+        seen_l.extend(summary.loss)
+        if info is not None and info.final is not None:
+            seen_c.append(info.final[0])
+            seen_l.append(info.final[1])
+    return rec, summary.compute[:n], summary.loss[:n], seen_c, seen_l
+
+
+class _Block:
+    """The finished trials' parts at one rung (one ``(k, limit, observed)``), in trial order, joined."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.records: list[dict[str, Any] | None] = []
+        # Per trial: competitors, anchors and observed points before it (the last entry: all of them).
+        self.n_records = [0]
+        self.n_anchors = [0]
+        self.n_seen = [0]
+        self._lists: tuple[list[float], list[float], list[int], list[float], list[float]] = ([], [], [], [], [])
+        self._arrays: tuple[np.ndarray, ...] | None = None
+
+    def add(self, trial_id: int, part: _Part) -> None:
+        rec, below_c, below_l, seen_c, seen_l = part
+        c, l, owner, all_c, all_l = self._lists
+        self.ids.append(trial_id)
+        self.records.append(rec)
+        self.n_records.append(self.n_records[-1] + (rec is not None))
+        c.extend(below_c)
+        l.extend(below_l)
+        owner.extend([self.n_records[-1] if rec is not None else -1] * len(below_c))
+        all_c.extend(seen_c)
+        all_l.extend(seen_l)
+        self.n_anchors.append(len(c))
+        self.n_seen.append(len(all_c))
+        self._arrays = None
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """Anchors' compute, loss and owner (1-based among this block's competitors, -1: none) and the observed
+        points' compute and loss, as arrays (read-only: shared between calls)."""
+        if self._arrays is None:
+            c, l, owner, all_c, all_l = self._lists
+            arrays = (np.asarray(c, float), np.asarray(l, float), np.asarray(owner, int), np.asarray(all_c, float),
+                      np.asarray(all_l, float))
+            for a in arrays:
+                a.setflags(write=False)
+            self._arrays = arrays
+        return self._arrays
+
+
+class FinishedCompetitors:
+    """What :func:`competitors_at` reads of a study's finished trials, per rung, kept between decisions.
+
+    A finished trial's part in a rung's competition no longer changes (:class:`Finished`): each is read once
+    per rung, and the parts of all of them are joined in trial order once, then extended as more trials finish
+    (read again in whole when a trial finishes before one that finished earlier, as with several workers).
+    A decision then reads only the running trials and places their parts among the finished ones, in the order
+    :func:`competitors_at` gives without a cache: the same records, anchors and owners.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: dict[tuple[int, float, bool], _Block] = {}
+        self._lock = threading.Lock()
+
+    def competitors(
+        self,
+        tid: int,
+        trials: list[optuna.trial.FrozenTrial],
+        key: tuple[int, float, bool],
+        part: Callable[[optuna.trial.FrozenTrial], _Part],
+    ) -> tuple[list[dict[str, Any]], tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+        """:func:`competitors_at`'s answer for the trial ``tid`` among ``trials``, ``key`` the rung's ``(k,
+        limit, observed)`` and ``part`` a trial's part in it."""
+        done: list[optuna.trial.FrozenTrial] = []
+        running: list[tuple[int, optuna.trial.FrozenTrial]] = []  # (finished trials before it, the trial)
+        for other in trials:
+            if other._trial_id == tid:
+                continue
+            if other.state.is_finished():
+                done.append(other)
+            else:
+                running.append((len(done), other))
+        block = self._block(key, done, part)
+        c, l, owner, all_c, all_l = block.arrays()
+        observed = key[2]
+        if not running:
+            others = [dict(rec) for rec in block.records if rec is not None]
+            return others, (c, l, owner), ((all_c, all_l) if observed else None)
+        # Running trials placed among the finished ones: the finished competitors after each are renumbered.
+        others = []
+        pieces: list[list[np.ndarray]] = [[], [], [], [], []]
+        start = 0
+        entries: list[tuple[int, optuna.trial.FrozenTrial | None]] = [*running, (len(done), None)]
+        for stop, entry in entries:
+            shift = len(others) - block.n_records[start]
+            others.extend(dict(rec) for rec in block.records[start:stop] if rec is not None)
+            a, b = block.n_anchors[start], block.n_anchors[stop]
+            pieces[0].append(c[a:b])
+            pieces[1].append(l[a:b])
+            pieces[2].append(np.where(owner[a:b] > 0, owner[a:b] + shift, -1))
+            pieces[3].append(all_c[block.n_seen[start]:block.n_seen[stop]])
+            pieces[4].append(all_l[block.n_seen[start]:block.n_seen[stop]])
+            if entry is not None:
+                rec, below_c, below_l, seen_c, seen_l = part(entry)
+                index = -1
+                if rec is not None:
+                    others.append(rec)
+                    index = len(others)
+                pieces[0].append(np.asarray(below_c, float))
+                pieces[1].append(np.asarray(below_l, float))
+                pieces[2].append(np.full(len(below_c), index, dtype=int))
+                pieces[3].append(np.asarray(seen_c, float))
+                pieces[4].append(np.asarray(seen_l, float))
+            start = stop
+        joined = [np.concatenate(p) for p in pieces]
+        return others, (joined[0], joined[1], joined[2]), ((joined[3], joined[4]) if observed else None)
+
+    def _block(
+        self, key: tuple[int, float, bool], done: list[optuna.trial.FrozenTrial],
+        part: Callable[[optuna.trial.FrozenTrial], _Part],
+    ) -> _Block:
+        with self._lock:
+            block = self._blocks.get(key)
+            n = 0 if block is None else len(block.ids)
+            if block is None or n > len(done) or any(t._trial_id != i for t, i in zip(done[:n], block.ids)):
+                block, n = _Block(), 0
+            for other in done[n:]:
+                block.add(other._trial_id, part(other))
+            self._blocks[key] = block
+            return block

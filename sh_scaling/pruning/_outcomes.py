@@ -15,7 +15,7 @@ Everything here is read once per finished trial (the pruner caches it) and is pu
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +30,12 @@ from sh_scaling.surrogates import MIN_POINTS
 
 __all__ = [
     "CALIBRATION_STAGE_FACTOR",
+    "FinishedOutcomes",
     "IMPLAUSIBLE_DROP_FACTOR",
     "MIN_DROP_TRIALS",
     "REACHED",
     "Outcome",
+    "SettledMisses",
     "drop_bound",
     "forecast_kind",
     "forecast_residuals",
@@ -166,9 +168,60 @@ def forecast_residuals(outcomes: Iterable[Outcome], stage: float | None = None) 
 def stage_errors(outcomes: Iterable[Outcome], kind: str) -> tuple[np.ndarray, np.ndarray]:
     """The log errors ``log(outcome / forecast)`` of finished trials' forecasts of one ``kind``, with the stage
     (fraction of the run) each was made at: the study's own evidence for the stage error model."""
-    rows = [(e, s) for o in outcomes for e, s, k in o.log_errors if k == kind]
-    arr = np.array(rows, dtype=float).reshape(-1, 2)
+    arr = _stage_rows(outcomes, kind)
     return arr[:, 0], arr[:, 1]
+
+
+def _stage_rows(outcomes: Iterable[Outcome], kind: str) -> np.ndarray:
+    """:func:`stage_errors` as rows ``(log error, stage)``."""
+    rows = [(e, s) for o in outcomes for e, s, k in o.log_errors if k == kind]
+    return np.array(rows, dtype=float).reshape(-1, 2)
+
+
+class FinishedOutcomes:
+    """The outcomes of a study's completed trials, in trial order, and what decisions derive from them.
+
+    A value: :meth:`extended` returns another when more trials have completed, reading only the new ones
+    (the pruner keeps the latest per study; a completed trial's outcome no longer changes). Each kind's
+    :meth:`stage_errors` is read once per set of outcomes, carried over from the set before and extended by
+    the new trials'; :meth:`derived` keeps other values computed from them (the stage error model's centre
+    tables), for as long as the outcomes are the same.
+    """
+
+    def __init__(self, ids: tuple[int, ...] = (), outcomes: tuple[Outcome, ...] = (),
+                 rows: dict[str, np.ndarray] | None = None) -> None:
+        self.ids = ids
+        self.outcomes = outcomes
+        self._rows: dict[str, np.ndarray] = dict(rows or {})
+        self._derived: dict[Any, Any] = {}
+
+    def extended(self, trials: list[optuna.trial.FrozenTrial],
+                 read: Callable[[optuna.trial.FrozenTrial], Outcome]) -> FinishedOutcomes:
+        """The outcomes of ``trials`` (the study's completed trials, in trial order): ``self`` when they are the
+        same trials, else a new value that reads (``read``) only the trials not in ``self`` when those come
+        after the ones it holds, and all of them otherwise."""
+        ids = tuple(t._trial_id for t in trials)
+        if ids == self.ids:
+            return self
+        n = len(self.ids)
+        if ids[:n] != self.ids:
+            return FinishedOutcomes(ids, tuple(read(t) for t in trials))
+        new = tuple(read(t) for t in trials[n:])
+        rows = {kind: np.concatenate([arr, _stage_rows(new, kind)]) for kind, arr in self._rows.items()}
+        return FinishedOutcomes(ids, self.outcomes + new, rows)
+
+    def stage_errors(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`stage_errors` of the outcomes (the same values)."""
+        arr = self._rows.get(kind)
+        if arr is None:
+            arr = self._rows[kind] = _stage_rows(self.outcomes, kind)
+        return arr[:, 0], arr[:, 1]
+
+    def derived(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept under ``key`` for these outcomes (it must depend on nothing else that changes)."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
 
 def proven_misses(summaries: Iterable[RungSummary], kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -191,3 +244,40 @@ def proven_misses(summaries: Iterable[RungSummary], kind: str) -> tuple[np.ndarr
                 later_min = min(later_min, float(loss))
     arr = np.array(rows, dtype=float).reshape(-1, 2)
     return arr[:, 0], arr[:, 1]
+
+
+class SettledMisses:
+    """The :func:`proven_misses` of trials that no longer change (pruned, failed), gathered as they are added.
+
+    The misses are kept per trial; :meth:`misses` joins them once per set of trials (their order is not
+    kept: what the stage error model reads of them, the largest near a stage and how many, does not depend on it).
+    """
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self._parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._joined: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add(self, trial_id: int, misses: tuple[np.ndarray, np.ndarray]) -> None:
+        """Add a trial's misses (once: a trial already added is left as it is)."""
+        if trial_id in self.ids:
+            return
+        self._parts[trial_id] = misses
+        self.ids.add(trial_id)
+        self._joined = None
+
+    def misses(self, exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """All the trials' misses, ``(log_errors, stages)``, without those of the trial ``exclude``."""
+        if exclude in self.ids:
+            parts = [p for tid, p in self._parts.items() if tid != exclude]
+            return _joined(parts)
+        joined = self._joined
+        if joined is None:
+            joined = self._joined = _joined(list(self._parts.values()))
+        return joined
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if not parts:
+        return np.empty(0), np.empty(0)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -60,7 +60,7 @@ from sh_scaling.keys import (
     SCHEDULE_WARNING_KEY,
     rung_key,
 )
-from sh_scaling.pruning._competitors import Finished, RungSummary, competitors_at
+from sh_scaling.pruning._competitors import Finished, FinishedCompetitors, RungSummary, competitors_at
 from sh_scaling.pruning._compute import (
     HOW_TO_REPORT,
     clean_float,
@@ -71,12 +71,13 @@ from sh_scaling.pruning._compute import (
 from sh_scaling.pruning._forecasting import family_forecast, fit_points, own_forecast, peer_curves, shares_curves
 from sh_scaling.pruning._outcomes import (
     IMPLAUSIBLE_DROP_FACTOR,
+    FinishedOutcomes,
     Outcome,
+    SettledMisses,
     drop_bound,
     forecast_residuals,
     proven_misses,
     read_finished,
-    stage_errors,
 )
 from sh_scaling.pruning._trial_schedules import schedule_dict, stated_schedule, trial_schedule
 from sh_scaling.schedules import Schedule, schedule_from_dict
@@ -412,6 +413,13 @@ class SurrogateHalvingPruner(BasePruner):
         self._checked: dict[tuple[int, int], set[int]] = {}
         # Pruned and failed trials' proven misses per forecast kind, per study (a cache: they no longer change).
         self._proven: dict[tuple[int, int], dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]] = {}
+        # The same misses of the trials that are pruned or failed, per study and forecast kind, gathered into one
+        # (a cache: such a trial no longer changes).
+        self._settled: dict[tuple[int, int, str], SettledMisses] = {}
+        # The outcomes of each study's completed trials (a cache: extended as trials complete).
+        self._outcomes: dict[tuple[int, int], FinishedOutcomes] = {}
+        # The finished trials' parts in each rung's competition, per study (a cache: extended as trials finish).
+        self._competing: dict[tuple[int, int], FinishedCompetitors] = {}
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -423,6 +431,9 @@ class SurrogateHalvingPruner(BasePruner):
         state["_checked"] = {}
         state["_finished"] = {}
         state["_proven"] = {}
+        state["_settled"] = {}
+        state["_outcomes"] = {}
+        state["_competing"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -674,8 +685,9 @@ class SurrogateHalvingPruner(BasePruner):
         mean, std = float(fc.mean[0]), float(fc.std[0])
         # What the study's finished trials tell about forecasts, read once for the uses below.
         trials = study.get_trials(deepcopy=False)
-        outcomes = [self._read_finished(study, t)[1] for t in trials if t.state == TrialState.COMPLETE]
-        evidence = functools.lru_cache(maxsize=None)(functools.partial(stage_errors, outcomes))
+        finished = self._finished_outcomes(study, trials)
+        outcomes = finished.outcomes
+        evidence = finished.stage_errors
         implausible = None
         if self._calibrate and not bool(fc.fallback[0]) and target > r:
             bound = drop_bound(outcomes, r / target)
@@ -740,10 +752,10 @@ class SurrogateHalvingPruner(BasePruner):
             record["min_improvement"] = float(min_improvement)
         others, anchors, observed = competitors_at(
             study, trial, k, r, functools.partial(self._finished_trial, study), observed=min_improvement is not None,
-            trials=trials, pending=self._pending,
+            trials=trials, pending=self._pending, cache=self._competing_in(study),
         )
         if self._margin is not None and not self._calibrate:
-            others = self._debiased(others, evidence)
+            others = self._debiased(others, evidence, finished.derived)
         residuals = forecast_residuals(outcomes, r / target) if self._calibrate else None
         decision, ranking, score = self.decide_record(record, others, anchors, r, residuals=residuals,
                                                       observed=observed)
@@ -778,12 +790,14 @@ class SurrogateHalvingPruner(BasePruner):
         return decision.promoted
 
     def _debiased(
-        self, others: list[dict[str, Any]], evidence: Callable[[str], tuple[np.ndarray, np.ndarray]]
+        self, others: list[dict[str, Any]], evidence: Callable[[str], tuple[np.ndarray, np.ndarray]],
+        derived: Callable[[Hashable, Callable[[], Any]], Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Competitors' forecasts with the stage error model's median error taken out (outcomes unchanged): a
         competitor forecast early, pessimistic on real curves, is read at what such forecasts typically
         became. The centre moves from the development table towards this study's own finished forecasts
-        (``evidence(kind)``: their log errors and stages)."""
+        (``evidence(kind)``: their log errors and stages). ``derived``: where the centre tables are kept for the
+        same evidence (:meth:`FinishedOutcomes.derived`)."""
         assert self._margin is not None
         tables = self._margin[1]
         out = list(others)
@@ -792,9 +806,14 @@ class SurrogateHalvingPruner(BasePruner):
                    and rec.get("fresh") != "outcome" and rec.get("forecast") is not None]
             if not idx:
                 continue
-            errors, stages = evidence(kind)
-            center = stage_center_table(tables[f"{kind}_bias"], errors, stages, prior_weight=MARGIN_PRIOR_WEIGHT)
-            shifts = at_stage(center, np.array([float(others[i]["forecast_stage"]) for i in idx]))
+
+            def center(kind: str = kind) -> tuple[float, ...]:
+                errors, stages = evidence(kind)
+                return stage_center_table(tables[f"{kind}_bias"], errors, stages, prior_weight=MARGIN_PRIOR_WEIGHT)
+
+            # The centre table depends on the finished outcomes alone: computed once for each set of them.
+            table = center() if derived is None else derived(("center", kind), center)
+            shifts = at_stage(table, np.array([float(others[i]["forecast_stage"]) for i in idx]))
             for i, shift in zip(idx, shifts):
                 rec = others[i]
                 out[i] = {**rec, "forecast": float(rec["forecast"]) * math.exp(float(shift)), "debiased": float(shift)}
@@ -805,22 +824,54 @@ class SurrogateHalvingPruner(BasePruner):
         kind: str,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The misses of ``kind`` forecasts that the study's unfinished trials (running, pruned, failed; not
-        ``trial``) have already proven (:func:`proven_misses`)."""
-        cache = self._proven.setdefault((id(study._storage), study._study_id), {})
+        ``trial``) have already proven (:func:`proven_misses`), in no particular order.
+
+        Pruned and failed trials no longer change: their misses are gathered once into :class:`SettledMisses`;
+        only the running trials' (and those waiting) are read at each decision."""
+        key = (id(study._storage), study._study_id)
+        with self._lock:
+            cache = self._proven.setdefault(key, {})
+            settled = self._settled.setdefault((*key, kind), SettledMisses())
         parts = []
         for t in trials:
-            if t.state == TrialState.COMPLETE or t.number == trial.number:
+            if t.number == trial.number:
+                continue
+            state = t.state
+            if state == TrialState.COMPLETE or t._trial_id in settled.ids:
                 continue
             known = cache.get((t._trial_id, kind))
             if known is None:
                 known = proven_misses([RungSummary.read(t.system_attrs)], kind)
-                if t.state != TrialState.RUNNING:
+                if state != TrialState.RUNNING:
                     with self._lock:
                         cache[(t._trial_id, kind)] = known
-            parts.append(known)
+            if state.is_finished():
+                with self._lock:
+                    settled.add(t._trial_id, known)
+            else:
+                parts.append(known)
+        errors, stages = settled.misses(exclude=trial._trial_id)
         if not parts:
-            return np.empty(0), np.empty(0)
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            return errors, stages
+        return np.concatenate([errors, *(p[0] for p in parts)]), np.concatenate([stages, *(p[1] for p in parts)])
+
+    def _competing_in(self, study: optuna.study.Study) -> FinishedCompetitors:
+        """The study's :class:`FinishedCompetitors` (one per study, kept by this object)."""
+        key = (id(study._storage), study._study_id)
+        with self._lock:
+            return self._competing.setdefault(key, FinishedCompetitors())
+
+    def _finished_outcomes(self, study: optuna.study.Study, trials: list[optuna.trial.FrozenTrial]) -> FinishedOutcomes:
+        """The outcomes of the study's completed trials among ``trials`` (:class:`FinishedOutcomes`, kept per
+        study and extended as trials complete)."""
+        key = (id(study._storage), study._study_id)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        known = self._outcomes.get(key) or FinishedOutcomes()
+        found = known.extended(complete, lambda t: self._read_finished(study, t)[1])
+        if found is not known:
+            with self._lock:
+                self._outcomes[key] = found
+        return found
 
     def _finished_trial(self, study: optuna.study.Study, t: optuna.trial.FrozenTrial) -> Finished:
         """A finished trial as decisions need it (read once per trial: a cache)."""

@@ -54,7 +54,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from scipy.optimize import least_squares
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
@@ -67,7 +66,7 @@ from sh_scaling.schedules import (
     Schedule,
     as_schedule,
 )
-from sh_scaling.surrogates._numerics import one_blas_thread
+from sh_scaling.surrogates._numerics import least_squares_trf, one_blas_thread
 from sh_scaling.surrogates._validation import check_curve
 
 __all__ = [
@@ -150,6 +149,12 @@ def default_priors(law: str = "multipower") -> dict[str, tuple[float, float]]:
     ``priors_from_fits(LUO_2025.values(), law)``; see :func:`priors_from_fits`. Parameters without a prior
     (``L0``, ``log_A``) are left to the data.
     """
+    return dict(_default_priors(law))
+
+
+@functools.lru_cache(maxsize=None)
+def _default_priors(law: str) -> dict[str, tuple[float, float]]:
+    """:func:`default_priors`, computed once per law (every fit reads them twice); callers get a copy."""
     return priors_from_fits(LUO_2025.values(), law)
 
 
@@ -364,6 +369,18 @@ class _Objective:
         # The last residuals' point, with max(law, 1e-12) and the soft-L1 slopes there: least squares asks for the
         # Jacobian at the point whose residuals it has just accepted.
         self._slopes: tuple[bytes, np.ndarray, np.ndarray] | None = None
+        # The prior rows' layout, fixed for the fit: rows that read a parameter as it is (their Jacobian a
+        # constant), and the row of the anneal gain, if any, whose value and Jacobian depend on theta.
+        k = len(self.prior_keys)
+        plain = [row for row, key in enumerate(self.prior_keys) if key != "log_gain"]
+        self._plain_rows = np.array(plain, dtype=int)
+        self._plain_params = np.array([self.names.index(self.prior_keys[row]) for row in plain], dtype=int)
+        self._gain_row = self.prior_keys.index("log_gain") if "log_gain" in self.prior_keys else None
+        jac = np.zeros((k, len(self.names)))
+        jac[self._plain_rows, self._plain_params] = 1.0
+        self._plain_jac = jac / self.prior_std[:, None]
+        # Residuals and Jacobian are asked for at the same point, one after the other: the last point's rows.
+        self._prior: tuple[bytes, np.ndarray, np.ndarray] | None = None
 
     def model(self, theta: np.ndarray, jacobian: bool) -> Any:
         return _law_values(theta, self.law, self.history, jacobian)
@@ -391,27 +408,35 @@ class _Objective:
         return _capped(full, nan=0.0)
 
     def prior_rows(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised prior residuals ``(h(theta) - mean) / std`` and their Jacobian."""
+        """Standardised prior residuals ``(h(theta) - mean) / std`` and their Jacobian (read-only arrays, kept
+        for the next call at the same ``theta``)."""
+        key = theta.tobytes()
+        kept = self._prior
+        if kept is not None and kept[0] == key:
+            return kept[1], kept[2]
         values = np.empty(len(self.prior_keys))
-        jac = np.zeros((len(self.prior_keys), len(self.names)))
-        for row, key in enumerate(self.prior_keys):
-            if key == "log_gain":
-                # log(B / (L0 + A)): B against the loss of a constant-rate run at the reference end (time 1 in
-                # the fit's units: area 1, so L0 + A), all relative to the loss scale. Never degenerate: A > 0,
-                # so the prior binds B even where the data leave L0 at 0 (a share of L0 alone did not, and a
-                # run not yet decaying was forecast with no drop at all).
-                i_l0, i_a, i_b = self.names.index("L0"), self.names.index("log_A"), self.names.index("log_B")
-                a = math.exp(theta[i_a])
-                total = theta[i_l0] + a
-                values[row] = theta[i_b] - math.log(total)
-                jac[row, i_b] = 1.0
-                jac[row, i_l0] = -1.0 / total
-                jac[row, i_a] = -a / total
-            else:
-                i = self.names.index(key)
-                values[row] = theta[i]
-                jac[row, i] = 1.0
-        return (values - self.prior_mean) / self.prior_std, jac / self.prior_std[:, None]
+        values[self._plain_rows] = theta[self._plain_params]
+        jac = self._plain_jac
+        row = self._gain_row
+        if row is not None:
+            # log(B / (L0 + A)): B against the loss of a constant-rate run at the reference end (time 1 in
+            # the fit's units: area 1, so L0 + A), all relative to the loss scale. Never degenerate: A > 0,
+            # so the prior binds B even where the data leave L0 at 0 (a share of L0 alone did not, and a
+            # run not yet decaying was forecast with no drop at all).
+            i_l0, i_a, i_b = self.names.index("L0"), self.names.index("log_A"), self.names.index("log_B")
+            a = math.exp(theta[i_a])
+            total = theta[i_l0] + a
+            values[row] = theta[i_b] - math.log(total)
+            std = self.prior_std[row]
+            jac = jac.copy()
+            jac[row, i_b] = 1.0 / std
+            jac[row, i_l0] = (-1.0 / total) / std
+            jac[row, i_a] = (-a / total) / std
+        out = (values - self.prior_mean) / self.prior_std
+        out.setflags(write=False)
+        jac.setflags(write=False)
+        self._prior = (key, out, jac)
+        return out, jac
 
     def log_residuals(self, theta: np.ndarray) -> list[np.ndarray]:
         """``log L_model - log L_observed`` of each run."""
@@ -496,8 +521,8 @@ def _run_offset_std(residuals: Sequence[np.ndarray]) -> float:
 def _solve(objective: _Objective, start: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_nfev: int) -> Any:
     """One bounded trust-region least-squares run from ``start`` (nudged inside the bounds)."""
     x0 = np.clip(start, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))
-    return least_squares(objective.residuals, x0, jac=objective.jacobian, bounds=(lo, hi), max_nfev=max_nfev,
-                         method="trf", x_scale="jac")
+    return least_squares_trf(objective.residuals, x0, objective.jacobian, (lo, hi), max_nfev=max_nfev,
+                             x_scale="jac")
 
 
 def _starts(history: LearningRateHistory, log_loss: np.ndarray, law: str, priors: Mapping[str, tuple[float, float]],

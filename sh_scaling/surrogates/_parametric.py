@@ -40,12 +40,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
 from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from sh_scaling.surrogates._numerics import EXP_CLIP, one_blas_thread
+from sh_scaling.surrogates._numerics import EXP_CLIP, least_squares_trf, one_blas_thread
 from sh_scaling.surrogates._validation import (
     check_curve,
     check_extrapolation_std,
@@ -247,8 +246,8 @@ class _ParametricSurrogate(BaseEstimator):
                 if not np.all(np.isfinite(start)):
                     continue
                 p0 = np.clip(start, lo + _START_INTERIOR * (hi - lo), hi - _START_INTERIOR * (hi - lo))
-                res = least_squares(residuals, p0, jac=jacobian, bounds=(lo, hi), loss=self.loss,
-                                    f_scale=self.f_scale, max_nfev=max_nfev, method="trf")
+                res = least_squares_trf(residuals, p0, jacobian, (lo, hi), loss=self.loss, f_scale=self.f_scale,
+                                        max_nfev=max_nfev)
                 if np.isfinite(res.cost) and np.all(np.isfinite(res.x)) and (best is None or res.cost < best.cost):
                     best = res
             if best is None:
