@@ -16,7 +16,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import binom
 
 __all__ = ["STAGE_NODES", "stage_margin", "margin_quantile", "stage_center_table", "at_stage", "widened_margin"]
 
@@ -183,6 +182,10 @@ def widened_margin(errors: np.ndarray, table: float, coverage: float, level: flo
     e = np.asarray(errors, dtype=float)
     n = int(e.size)
     k = int(np.count_nonzero(e < -float(table)))
-    if k == 0 or float(binom.sf(k - 1, n, 1.0 - float(coverage))) > level:
+    if k == 0:
+        return None
+    from scipy.stats import binom  # scipy.stats takes a while to import; only a widening test needs it
+
+    if float(binom.sf(k - 1, n, 1.0 - float(coverage))) > level:
         return None
     return max(0.0, -float(np.min(e)))
