@@ -70,6 +70,22 @@ def test_least_squares_trf_gives_least_squares_bits(loss, x_scale, direct, monke
         assert getattr(got, name) == getattr(want, name), name
 
 
+def test_a_scipy_whose_helpers_take_other_arguments_gets_the_public_call(monkeypatch):
+    """SciPy 1.10's ``check_x_scale`` takes two arguments (1.17's three): names and the loop's signature alone do
+    not tell, so the direct path is tried on a small fit against ``least_squares`` before it is used."""
+    import importlib
+
+    lsq = importlib.import_module("scipy.optimize._lsq.least_squares")
+    original = lsq.check_x_scale
+    monkeypatch.setattr(lsq, "check_x_scale", lambda x_scale, x0: original(x_scale, x0, "trf"))
+    monkeypatch.setattr(_numerics, "_DIRECT", [])
+    assert _numerics._direct_trf() is None
+    monkeypatch.setattr(lsq, "check_x_scale", original)  # the public call below needs SciPy's own
+    fun, jac, x0, bounds = _problem()
+    want = least_squares(fun, x0, jac=jac, bounds=bounds, method="trf", max_nfev=40)
+    assert np.array_equal(least_squares_trf(fun, x0, jac, bounds, max_nfev=40).x, want.x)
+
+
 def test_least_squares_trf_refuses_what_least_squares_refuses():
     fun, jac, x0, bounds = _problem()
     with pytest.raises(ValueError, match="Residuals are not finite in the initial point"):
