@@ -246,10 +246,9 @@ class SurrogateHalvingPruner(BasePruner):
             the study's own finished forecasts as they accumulate (ten of them near a stage weigh as much as the
             table), except that a study whose forecasts miss by more than the table allows is believed at once:
             where more of its finished forecasts near the stage miss past the table than chance allows
-            (:data:`sh_scaling.halving.MARGIN_WIDEN_LEVEL`), the margin is a bound on their 10th percentile,
-            the largest miss for up to 22 of them (:data:`sh_scaling.halving.MARGIN_WIDEN`, which gives the
-            measurement; ``"widen": False`` in a mapping turns it off, ``"widen_level": None`` widens on any
-            study margin past the table, to the largest miss). ``"proven": True`` in a mapping also believes misses that unfinished trials
+            (:data:`sh_scaling.halving.MARGIN_WIDEN_LEVEL`), the margin is the largest of those misses
+            (:data:`sh_scaling.halving.MARGIN_WIDEN`, which gives the measurement; ``"widen": False`` in a
+            mapping turns it off, ``"widen_level": None`` widens on any study margin past the table). ``"proven": True`` in a mapping also believes misses that unfinished trials
             have already proven (a forecast made at an earlier rung that a later rung of the same trial has
             already beaten), which a study running many trials at once learns long before its long runs
             finish (:data:`sh_scaling.halving.MARGIN_PROVEN` gives the measurement). A trial forecast under its
@@ -411,9 +410,7 @@ class SurrogateHalvingPruner(BasePruner):
         self._warned_schedule: set[tuple[int, int, str]] = set()
         # Finished trials already checked for "never decided", per study (a cache: checking again is harmless).
         self._checked: dict[tuple[int, int], set[int]] = {}
-        # Pruned and failed trials' proven misses per forecast kind, per study (a cache: they no longer change).
-        self._proven: dict[tuple[int, int], dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]] = {}
-        # The same misses of the trials that are pruned or failed, per study and forecast kind, gathered into one
+        # The proven misses of the trials that are pruned or failed, per study and forecast kind, gathered into one
         # (a cache: such a trial no longer changes).
         self._settled: dict[tuple[int, int, str], SettledMisses] = {}
         # The outcomes of each study's completed trials (a cache: extended as trials complete).
@@ -430,7 +427,6 @@ class SurrogateHalvingPruner(BasePruner):
         state["_warned_schedule"] = set()
         state["_checked"] = {}
         state["_finished"] = {}
-        state["_proven"] = {}
         state["_settled"] = {}
         state["_outcomes"] = {}
         state["_competing"] = {}
@@ -830,7 +826,6 @@ class SurrogateHalvingPruner(BasePruner):
         only the running trials' (and those waiting) are read at each decision."""
         key = (id(study._storage), study._study_id)
         with self._lock:
-            cache = self._proven.setdefault(key, {})
             settled = self._settled.setdefault((*key, kind), SettledMisses())
         parts = []
         for t in trials:
@@ -839,12 +834,7 @@ class SurrogateHalvingPruner(BasePruner):
             state = t.state
             if state == TrialState.COMPLETE or t._trial_id in settled.ids:
                 continue
-            known = cache.get((t._trial_id, kind))
-            if known is None:
-                known = proven_misses([RungSummary.read(t.system_attrs)], kind)
-                if state != TrialState.RUNNING:
-                    with self._lock:
-                        cache[(t._trial_id, kind)] = known
+            known = proven_misses([RungSummary.read(t.system_attrs)], kind)
             if state.is_finished():
                 with self._lock:
                     settled.add(t._trial_id, known)
