@@ -527,6 +527,19 @@ def test_a_segment_taken_back_from_a_dead_worker_is_claimable_only_with_its_next
     assert seg["status"] == "done" and seg["deaths"] == 1 and seg["attempts"] == 2
 
 
+def _first_segment_granted(tmp_path, monkeypatch):
+    """A sweep whose first round is granted, with workers that beat only once a segment (so a test decides when
+    one is taken for dead): the call log, the sweep, its context, its storage and the first segment to claim."""
+    from sh_scaling.budgeted._workers import Watch
+
+    log = _setup(tmp_path, monkeypatch)
+    monkeypatch.setattr("sh_scaling.budgeted._workers.SEGMENT_HEARTBEAT_S", 1e9)  # its first beat only
+    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
+    ctx = sweep._start()
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # grants the first round
+    return log, sweep, ctx, ctx.study._storage, sweep._scan(ctx, Watch())[1][0]
+
+
 def test_a_live_worker_whose_segment_was_taken_back_writes_nothing_more(tmp_path, monkeypatch):
     # A worker whose heartbeats stop reaching the storage for the grace (a stalled process, a partition) is taken
     # for dead while it trains: its segment is taken back and another worker trains it. When the first one's
@@ -537,13 +550,7 @@ def test_a_live_worker_whose_segment_was_taken_back_writes_nothing_more(tmp_path
     from sh_scaling.budgeted._workers import Watch, run_beating
     from sh_scaling.keys import BUDGETED_WORKER_KEY
 
-    log = _setup(tmp_path, monkeypatch)
-    monkeypatch.setattr("sh_scaling.budgeted._workers.SEGMENT_HEARTBEAT_S", 1e9)  # its first beat only
-    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
-    ctx = sweep._start()
-    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # grants the first round
-    storage = ctx.study._storage
-    first = sweep._scan(ctx, Watch())[1][0]
+    log, sweep, ctx, storage, first = _first_segment_granted(tmp_path, monkeypatch)
     training, release = threading.Event(), threading.Event()
 
     def stalled(config, from_checkpoint, until):
@@ -608,13 +615,7 @@ def test_a_live_worker_whose_outcome_write_lands_after_the_take_back_records_not
     from sh_scaling.budgeted._workers import Watch, run_beating
     from sh_scaling.keys import BUDGETED_WORKER_KEY
 
-    log = _setup(tmp_path, monkeypatch)
-    monkeypatch.setattr("sh_scaling.budgeted._workers.SEGMENT_HEARTBEAT_S", 1e9)  # its first beat only
-    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
-    ctx = sweep._start()
-    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # grants the first round
-    storage = ctx.study._storage
-    first = sweep._scan(ctx, Watch())[1][0]
+    log, sweep, ctx, storage, first = _first_segment_granted(tmp_path, monkeypatch)
     retry = SegmentTask(first.trial_id, first.key, first.attempt + 1)
     watch = Watch(grace=0.0)
     worker: list = []  # [thread id, train_fn returned]
@@ -659,13 +660,7 @@ def test_a_worker_lost_after_it_recorded_its_outcome_has_it_reported_not_trained
     from sh_scaling.budgeted._preempt import Preemption
     from sh_scaling.budgeted._workers import Watch, run_beating
 
-    log = _setup(tmp_path, monkeypatch)
-    monkeypatch.setattr("sh_scaling.budgeted._workers.SEGMENT_HEARTBEAT_S", 1e9)
-    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
-    ctx = sweep._start()
-    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))
-    storage = ctx.study._storage
-    first = sweep._scan(ctx, Watch())[1][0]
+    log, sweep, ctx, storage, first = _first_segment_granted(tmp_path, monkeypatch)
     watch = Watch(grace=0.0)
     real = _segment._report_result
     seen: dict = {}
@@ -734,13 +729,7 @@ def test_a_worker_lost_after_it_recorded_a_failure_fails_its_candidate_once_and_
     from sh_scaling.budgeted._workers import Watch, run_beating
     from sh_scaling.keys import BUDGETED_FAILED_KEY
 
-    _setup(tmp_path, monkeypatch)
-    monkeypatch.setattr("sh_scaling.budgeted._workers.SEGMENT_HEARTBEAT_S", 1e9)
-    sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
-    ctx = sweep._start()
-    sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))
-    storage = ctx.study._storage
-    first = sweep._scan(ctx, Watch())[1][0]
+    _, sweep, ctx, storage, first = _first_segment_granted(tmp_path, monkeypatch)
     watch = Watch(grace=0.0)
     real = _segment.fail_trial
     seen: dict = {}
