@@ -429,3 +429,42 @@ def test_a_few_misses_among_many_right_forecasts_do_not_set_the_margin_at_the_wo
     assert "widened" not in margins[0.1][1] and 0.01 < margins[0.1][1]["study"] < 0.2
     n, study_margin = margins[0.1][1]["n"], margins[0.1][1]["study"]
     assert margins[0.1][0] == pytest.approx((10 * 0.01 + n * study_margin) / (10 + n))
+
+
+def test_a_miss_proven_by_an_enqueued_trial_counts_once_it_runs():
+    """Trials queued with ``enqueue_trial`` wait (WAITING) while others decide. The second one queued is read
+    while it waits (no proven misses then), then runs and proves a miss at rung 2; a third trial deciding at
+    that stage while it still runs, and a fourth after it was pruned, are both given that miss as their margin."""
+    plateau_then_drop = np.where(C <= 16.0, 3.0 * C**-0.1, 0.5 * (C / 64.0) ** -0.5)
+    never_misses = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5}
+    study = optuna.create_study(pruner=_pruner(margin={**never_misses, "proven": True}))
+    study.enqueue_trial({})
+    study.enqueue_trial({})
+    first = study.ask()
+    for c in C[C < 5]:
+        report(first, float(3.2 * c**-0.1), compute=float(c))
+        first.should_prune()
+    assert study.trials[1].state == optuna.trial.TrialState.WAITING
+    assert "margin" in study.trials[0].system_attrs[rung_key(2)]  # its decision read the waiting trial
+    prover = study.ask()
+    assert prover.number == 1
+    for c, l in zip(C[C < 33], plateau_then_drop[C < 33]):
+        report(prover, float(l), compute=float(c))
+        assert not prover.should_prune()
+    miss = math.log(study.trials[1].system_attrs[rung_key(2)]["forecast"] / (0.5 * 2**0.5))
+
+    def decided_margin():
+        trial = study.ask()
+        for c in C[C < 5]:
+            report(trial, float(3.2 * c**-0.1), compute=float(c))
+            trial.should_prune()
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return study.trials[trial.number].system_attrs[rung_key(2)]
+
+    assert study.trials[1].state == optuna.trial.TrialState.RUNNING
+    rec = decided_margin()
+    assert rec["margin"] == pytest.approx(miss) and rec["margin_info"]["n_proven"] >= 1
+    study.tell(prover, state=optuna.trial.TrialState.PRUNED)
+    rec = decided_margin()
+    assert rec["margin"] == pytest.approx(miss) and rec["margin_info"]["n_proven"] >= 1
+    study.tell(first, state=optuna.trial.TrialState.PRUNED)

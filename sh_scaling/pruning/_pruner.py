@@ -410,8 +410,6 @@ class SurrogateHalvingPruner(BasePruner):
         self._warned_schedule: set[tuple[int, int, str]] = set()
         # Finished trials already checked for "never decided", per study (a cache: checking again is harmless).
         self._checked: dict[tuple[int, int], set[int]] = {}
-        # Proven misses per trial and forecast kind, per study, kept once read from a trial that was not RUNNING.
-        self._proven: dict[tuple[int, int], dict[tuple[int, str], tuple[np.ndarray, np.ndarray]]] = {}
         # The proven misses of the trials that are pruned or failed, per study and forecast kind, gathered into one
         # (a cache: such a trial no longer changes).
         self._settled: dict[tuple[int, int, str], SettledMisses] = {}
@@ -428,7 +426,6 @@ class SurrogateHalvingPruner(BasePruner):
         state["_warned"] = set()
         state["_warned_schedule"] = set()
         state["_checked"] = {}
-        state["_proven"] = {}
         state["_finished"] = {}
         state["_settled"] = {}
         state["_outcomes"] = {}
@@ -829,7 +826,6 @@ class SurrogateHalvingPruner(BasePruner):
         only the running trials' (and those waiting) are read at each decision."""
         key = (id(study._storage), study._study_id)
         with self._lock:
-            cache = self._proven.setdefault(key, {})
             settled = self._settled.setdefault((*key, kind), SettledMisses())
         parts = []
         for t in trials:
@@ -838,12 +834,8 @@ class SurrogateHalvingPruner(BasePruner):
             state = t.state
             if state == TrialState.COMPLETE or t._trial_id in settled.ids:
                 continue
-            known = cache.get((t._trial_id, kind))
-            if known is None:
-                known = proven_misses([RungSummary.read(t.system_attrs)], kind)
-                if state != TrialState.RUNNING:
-                    with self._lock:
-                        cache[(t._trial_id, kind)] = known
+            # Read afresh until settled: a trial that waits now (enqueued) proves its misses once it runs.
+            known = proven_misses([RungSummary.read(t.system_attrs)], kind)
             if state.is_finished():
                 with self._lock:
                     settled.add(t._trial_id, known)
