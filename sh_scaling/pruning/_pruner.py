@@ -823,7 +823,7 @@ class SurrogateHalvingPruner(BasePruner):
         ``trial``) have already proven (:func:`proven_misses`), in no particular order.
 
         Pruned and failed trials no longer change: their misses are gathered once into :class:`SettledMisses`;
-        only the running trials' (and those waiting) are read at each decision."""
+        only the running trials' are read at each decision (a waiting trial has reported nothing yet)."""
         key = (id(study._storage), study._study_id)
         with self._lock:
             settled = self._settled.setdefault((*key, kind), SettledMisses())
@@ -832,9 +832,9 @@ class SurrogateHalvingPruner(BasePruner):
             if t.number == trial.number:
                 continue
             state = t.state
-            if state == TrialState.COMPLETE or t._trial_id in settled.ids:
+            if state in (TrialState.COMPLETE, TrialState.WAITING) or t._trial_id in settled.ids:
                 continue
-            # Read afresh until settled: a trial that waits now (enqueued) proves its misses once it runs.
+            # Read afresh until settled: a trial proves more misses as it runs.
             known = proven_misses([RungSummary.read(t.system_attrs)], kind)
             if state.is_finished():
                 with self._lock:
