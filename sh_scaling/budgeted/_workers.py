@@ -106,7 +106,7 @@ class SegmentBeat:
         self._thread = threading.Thread(target=self._loop, name="sh_scaling-segment-beat", daemon=True)
         self._thread.start()
 
-    def record(self) -> dict[str, Any]:
+    def _record(self) -> dict[str, Any]:
         """What the next beat writes."""
         return {"state": "stopping" if self._stopping.is_set() else "running", "host": socket.gethostname(),
                 "pid": os.getpid(), "key": self._task.key, "attempt": self._task.attempt, "beat": self._n}
@@ -115,7 +115,7 @@ class SegmentBeat:
         assert self._beat_trial is not None
         self._n += 1
         stopping = self._stopping.is_set()
-        self._storage.set_trial_system_attr(self._beat_trial, BUDGETED_WORKER_KEY, self.record())
+        self._storage.set_trial_system_attr(self._beat_trial, BUDGETED_WORKER_KEY, self._record())
         self._marked = stopping
 
     def _loop(self) -> None:
