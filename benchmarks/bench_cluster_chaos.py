@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
             trials = study.get_trials(deepcopy=False)
             most_ledger = max(most_ledger, ledger(trials, budget)["total"])
-            busy = training(trials)
+            busy = training(study, trials)
             up_pids.update(busy)
             for ev in events:
                 held = busy.get(ev["pid"])

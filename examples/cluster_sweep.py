@@ -82,17 +82,21 @@ def start_worker(arg: str, study: str, artifacts: Path, machine: Path, *extra: s
             cwd=machine, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def training(trials) -> dict[int, tuple[int, str]]:
-    """{worker pid: (trial id, segment key)} for the segments being trained now, from the trials' heartbeats
-    (a SIGKILLed worker's last heartbeat stays until its segment is taken back)."""
+def training(study, trials=None) -> dict[int, tuple[int, str]]:
+    """{worker pid: (trial id, segment key)} for the segments being trained now, from the heartbeats of their
+    attempts (a SIGKILLed worker's last heartbeat stays until its segment is taken back)."""
     from optuna.trial import TrialState
 
+    from sh_scaling.budgeted import segments
     from sh_scaling.keys import BUDGETED_WORKER_KEY
 
     out = {}
-    for t in trials:
-        beat = t.system_attrs.get(BUDGETED_WORKER_KEY) or {}
-        if t.state == TrialState.RUNNING and beat.get("state") == "running":
+    for t in trials if trials is not None else study.get_trials(deepcopy=False):
+        seg = next((s for s in reversed(segments(t)) if s["status"] == "reserved"), None)
+        if t.state != TrialState.RUNNING or seg is None:
+            continue
+        beat = study._storage.get_trial(seg["beat_trial"]).system_attrs.get(BUDGETED_WORKER_KEY) or {}
+        if beat.get("state") == "running":
             out[int(beat["pid"])] = (t._trial_id, str(beat["key"]))
     return out
 
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         while None in [p.poll() for p in procs]:  # polling every process reaps a killed one at once
             if time.monotonic() > deadline:
                 raise SystemExit(f"the workers did not finish within {DEADLINE_S:g} s; logs in {root}")
-            busy = training(study.get_trials(deepcopy=False))
+            busy = training(study)
             if killed is None and procs[0].pid in busy:
                 killed_trial = busy[procs[0].pid]
                 procs[0].kill()

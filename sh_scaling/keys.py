@@ -68,11 +68,14 @@ Keys of budget-limited halving (:class:`sh_scaling.BudgetedHalving`), whose stud
   segment back.
 * :data:`BUDGETED_ATTEMPT_KEY` (trial system attr, in the companion study ``<study_name>:attempts``): which
   attempt of which segment a trial of that study stands for (the sweep's study id, the candidate's trial id,
-  the segment's key, the attempt's number). The trial is finished once: COMPLETE by the process that recorded
+  the segment's key, the attempt's number, and ``"heartbeat": True`` for the attempt's heartbeat trial). The
+  trial is finished once: COMPLETE by the process that recorded
   the attempt's outcome (its value names the outcome, kept under :data:`BUDGETED_OUTCOME_PREFIX` and a token),
   FAIL by the process that took the attempt back from a lost worker.
-* :data:`BUDGETED_WORKER_KEY` (trial system attr): the worker training the candidate's segment now (its host,
-  process id, the segment and attempt, a heartbeat count), ``{"state": "idle"}`` once it gave the trial back.
+* :data:`BUDGETED_WORKER_KEY` (trial system attr of an attempt's heartbeat trial, in ``<study_name>:attempts``):
+  the worker training the segment's attempt (its host, process id, the segment and attempt, a heartbeat count),
+  ``{"state": "idle"}`` once it put the attempt back for another worker; the trial is finished once it gave the
+  segment back (COMPLETE) or the attempt was taken back from it (FAIL).
 * :data:`BUDGETED_WORKER_ERRORS_KEY` (study system attr): the last errors of workers that could not work on
   the sweep (a ``train_fn`` they could not import, another release of sh_scaling, an artifact store that lacks
   a checkpoint another worker recorded), with host, process id and time.

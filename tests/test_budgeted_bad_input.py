@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 import _workers_train
 import sh_scaling
 from sh_scaling.budgeted import BudgetedHalving, ledger, segments
+from sh_scaling.budgeted._compat import RECORDS_FORMAT
 from sh_scaling.cli import main
 from sh_scaling.keys import BUDGETED_PLAN_KEY, BUDGETED_WORKER_ERRORS_KEY
 from sh_scaling.simulation import allocate
@@ -75,7 +76,7 @@ def _same_as_simulator(sweep) -> None:
 def test_the_sweep_records_the_release_that_started_it(tmp_path, log):
     _sweep(tmp_path / "w.journal", tmp_path / "ckpt").start()
     plan = _study(tmp_path / "w.journal")[1][BUDGETED_PLAN_KEY]
-    assert plan["sh_scaling_version"] == sh_scaling.__version__ and plan["version"] == 1
+    assert plan["sh_scaling_version"] == sh_scaling.__version__ and plan["version"] == RECORDS_FORMAT
 
 
 def test_a_worker_of_another_minor_release_refuses_to_join_naming_both(tmp_path, log, monkeypatch, capsys):
@@ -112,9 +113,27 @@ def test_a_sweep_whose_records_format_differs_is_refused(tmp_path, log, capsys):
     _sweep(journal, store).start()
     study, attrs = _study(journal)
     study._storage.set_study_system_attr(study._study_id, BUDGETED_PLAN_KEY, {**attrs[BUDGETED_PLAN_KEY],
-                                                                              "version": 2})
+                                                                              "version": RECORDS_FORMAT + 1})
     code, err = _work(journal, store, capsys)
-    assert code == 2 and "records format 2" in err and "records format 1" in err, err
+    assert code == 2 and f"records format {RECORDS_FORMAT + 1}" in err and f"records format {RECORDS_FORMAT}" in err
+
+
+def test_a_sweep_started_before_attempts_had_trials_of_their_own_is_refused_naming_both_formats(tmp_path, log,
+                                                                                                  capsys):
+    # Records format 1 kept no trial per attempt (nor one per attempt's heartbeat): a worker of that format
+    # joining a sweep of this one would ignore them and write its outcome and heartbeat where no one reads them,
+    # and one of this format cannot take back an attempt of that one. Both sides refuse the other.
+    journal, store = tmp_path / "w.journal", tmp_path / "ckpt"
+    _sweep(journal, store).start()
+    study, attrs = _study(journal)
+    study._storage.set_study_system_attr(study._study_id, BUDGETED_PLAN_KEY, {**attrs[BUDGETED_PLAN_KEY],
+                                                                              "version": 1})
+    code, err = _work(journal, store, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "records format 1" in err and "records format 2" in err and "Traceback" not in err
+    assert "records format 1" in _study(journal)[1][BUDGETED_WORKER_ERRORS_KEY][-1]["error"]
+    assert all(t.state == TrialState.WAITING and not segments(t) for t in _study(journal)[0].get_trials())
+    assert not list(log.glob("call-*.json"))
 
 
 # ------------------------------------------------------------------------------------------------- storage

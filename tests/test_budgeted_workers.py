@@ -58,6 +58,20 @@ def _same_as_simulator(sweep) -> None:
     assert sweep.best_loss_ == sim.best_loss
 
 
+def _beat_trial(storage, trial_id):
+    """The heartbeat trial of a candidate's segment in progress (its last one reserved, else its last one)."""
+    segs = segments(storage.get_trial(trial_id))
+    seg = next((s for s in reversed(segs) if s["status"] == "reserved"), segs[-1])
+    return storage.get_trial(seg["beat_trial"])
+
+
+def _beat(storage, trial_id) -> dict:
+    """The last heartbeat of the worker of a candidate's segment in progress."""
+    from sh_scaling.keys import BUDGETED_WORKER_KEY
+
+    return _beat_trial(storage, trial_id).system_attrs.get(BUDGETED_WORKER_KEY) or {}
+
+
 def _setup(tmp_path, monkeypatch):
     (tmp_path / "checkpoints").mkdir()
     log = tmp_path / "calls"
@@ -281,7 +295,6 @@ def test_a_segment_just_claimed_again_is_not_taken_back_on_its_dead_workers_hear
     import multiprocessing
 
     from sh_scaling.budgeted._workers import Watch
-    from sh_scaling.keys import BUDGETED_WORKER_KEY
 
     _setup(tmp_path, monkeypatch)
     journal = tmp_path / "w.journal"
@@ -296,6 +309,7 @@ def test_a_segment_just_claimed_again_is_not_taken_back_on_its_dead_workers_hear
     sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))  # another worker takes the segment back
     taken = storage.get_trial(held._trial_id)
     assert taken.state == TrialState.WAITING and segments(taken)[0]["attempts"] == 2
+    assert storage.get_trial(segments(held)[0]["beat_trial"]).state == TrialState.FAIL
     # A worker claims it again: RUNNING first, its own heartbeat a moment later. A third worker that looks in
     # between must not take the segment back from it on the dead worker's heartbeat.
     assert storage.set_trial_state_values(held._trial_id, TrialState.RUNNING)
@@ -303,13 +317,13 @@ def test_a_segment_just_claimed_again_is_not_taken_back_on_its_dead_workers_hear
     sweep._locked(ctx, lambda: sweep._close(ctx, Watch()))
     again = storage.get_trial(held._trial_id)
     assert again.state == TrialState.RUNNING and segments(again)[0]["attempts"] == 2
-    assert again.system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"}
+    assert _beat(storage, held._trial_id) == {}  # the next attempt's heartbeat is its own, not the dead one's
 
 
 def test_a_worker_writes_its_idle_heartbeat_only_while_it_holds_the_trial(tmp_path, monkeypatch):
     from sh_scaling.budgeted._segment import SegmentTask, run_segment
     from sh_scaling.budgeted._workers import SegmentBeat, Watch
-    from sh_scaling.keys import BUDGETED_WORKER_KEY, budgeted_segment_key
+    from sh_scaling.keys import budgeted_segment_key
 
     _setup(tmp_path, monkeypatch)
     sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
@@ -318,8 +332,8 @@ def test_a_worker_writes_its_idle_heartbeat_only_while_it_holds_the_trial(tmp_pa
     storage = ctx.study._storage
     first, second = sweep._trials(ctx)[:2]
     tasks = [SegmentTask(t._trial_id, budgeted_segment_key(0), 1) for t in (first, second)]
-    # A worker that trains a segment says it is idle before it gives the trial back, not after: by then another
-    # worker may hold the trial, and its heartbeat must not be overwritten.
+    # A worker that trains a segment finishes its heartbeat before it gives the trial back, not after: by then
+    # another worker may hold the trial.
     seen = []
 
     def release() -> None:
@@ -330,7 +344,7 @@ def test_a_worker_writes_its_idle_heartbeat_only_while_it_holds_the_trial(tmp_pa
     assert run_segment(ctx.study, ctx.store, _workers_train.train, tasks[0], on_claim=beat.start,
                        on_release=release)["status"] == "done"
     assert seen == [TrialState.RUNNING]
-    assert storage.get_trial(first._trial_id).system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"}
+    assert _beat_trial(storage, first._trial_id).state == TrialState.COMPLETE
     # A worker that lost the race for a trial writes nothing into it: the winner's heartbeat stands.
     assert storage.set_trial_state_values(second._trial_id, TrialState.RUNNING)
     winner = SegmentBeat(storage, tasks[1])
@@ -342,7 +356,7 @@ def test_a_worker_writes_its_idle_heartbeat_only_while_it_holds_the_trial(tmp_pa
     finally:
         loser.stop()
     assert out["status"] == "stale"
-    held = storage.get_trial(second._trial_id).system_attrs[BUDGETED_WORKER_KEY]
+    held = _beat(storage, second._trial_id)
     winner.stop()
     assert held["state"] == "running" and held["pid"] == os.getpid() and held["beat"] == 1
 
@@ -365,7 +379,6 @@ def test_a_worker_killed_after_it_was_told_to_stop_is_preempted_not_dead(tmp_pat
     import multiprocessing
 
     from sh_scaling.budgeted._workers import Watch
-    from sh_scaling.keys import BUDGETED_WORKER_KEY
 
     log = _setup(tmp_path, monkeypatch)
     journal = tmp_path / "w.journal"
@@ -382,7 +395,7 @@ def test_a_worker_killed_after_it_was_told_to_stop_is_preempted_not_dead(tmp_pat
             while time.monotonic() < stop_deadline:
                 study = optuna.load_study(study_name="w", storage=_journal(journal))
                 held = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
-                if held and held[0].system_attrs[BUDGETED_WORKER_KEY]["state"] == "stopping":
+                if held and _beat(study._storage, held[0]._trial_id).get("state") == "stopping":
                     break
                 time.sleep(0.1)
     finally:
@@ -423,7 +436,7 @@ def test_a_driver_pool_worker_killed_after_it_was_told_to_stop_is_preempted_not_
     # interruption. Killed outright, it is a death, and its heartbeat named it while it trained.
     import threading
 
-    from sh_scaling.keys import BUDGETED_CANDIDATE_KEY, BUDGETED_WORKER_KEY
+    from sh_scaling.keys import BUDGETED_CANDIDATE_KEY
 
     log = _setup(tmp_path, monkeypatch)
     journal = tmp_path / "w.journal"
@@ -440,7 +453,7 @@ def test_a_driver_pool_worker_killed_after_it_was_told_to_stop_is_preempted_not_
 
         def held() -> list:
             study = optuna.load_study(study_name="w", storage=_journal(journal))
-            return [t.system_attrs.get(BUDGETED_WORKER_KEY) for t in study.get_trials()
+            return [_beat(study._storage, t._trial_id) for t in study.get_trials()
                     if t.state == TrialState.RUNNING]
 
         if told_to_stop:
@@ -496,7 +509,7 @@ def test_a_segment_taken_back_from_a_dead_worker_is_claimable_only_with_its_next
     gone = subprocess.Popen([sys.executable, "-c", ""])
     gone.wait()
     assert storage.set_trial_state_values(late.trial_id, TrialState.RUNNING)
-    storage.set_trial_system_attr(late.trial_id, BUDGETED_WORKER_KEY, {
+    storage.set_trial_system_attr(_beat_trial(storage, late.trial_id)._trial_id, BUDGETED_WORKER_KEY, {
         "state": "running", "host": socket.gethostname(), "pid": gone.pid, "key": late.key,
         "attempt": late.attempt, "beat": 1})
     real = storage.set_trial_state_values
@@ -548,7 +561,6 @@ def test_a_live_worker_whose_segment_was_taken_back_writes_nothing_more(tmp_path
 
     from sh_scaling.budgeted._preempt import Preemption
     from sh_scaling.budgeted._workers import Watch, run_beating
-    from sh_scaling.keys import BUDGETED_WORKER_KEY
 
     log, sweep, ctx, storage, first = _first_segment_granted(tmp_path, monkeypatch)
     training, release = threading.Event(), threading.Event()
@@ -564,7 +576,7 @@ def test_a_live_worker_whose_segment_was_taken_back_writes_nothing_more(tmp_path
     worker.start()
     assert training.wait(DEADLINE_S)
     watch = Watch(grace=0.0)
-    watch.dead(storage.get_trial(first.trial_id))  # seen once; its heartbeat does not change after
+    watch.dead(storage.get_trial(first.trial_id), _beat(storage, first.trial_id))  # seen once; its heartbeat does not change after
     time.sleep(0.01)
     sweep._locked(ctx, lambda: sweep._close(ctx, watch))  # taken back: no heartbeat for longer than the grace
     retry = SegmentTask(first.trial_id, first.key, first.attempt + 1)
@@ -576,7 +588,7 @@ def test_a_live_worker_whose_segment_was_taken_back_writes_nothing_more(tmp_path
     after = storage.get_trial(first.trial_id)
     assert after.system_attrs[first.key] == done.system_attrs[first.key]
     assert after.system_attrs[first.key]["attempts"] == 2 and after.system_attrs[first.key]["deaths"] == 1
-    assert after.system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"} and after.state == TrialState.WAITING
+    assert _beat_trial(storage, first.trial_id).state == TrialState.COMPLETE and after.state == TrialState.WAITING
     assert after.intermediate_values == done.intermediate_values
 
 
@@ -613,7 +625,6 @@ def test_a_live_worker_whose_outcome_write_lands_after_the_take_back_records_not
     # twice must be recorded once (the retry's), with the death counted, and the stalled worker writes nothing.
     from sh_scaling.budgeted._preempt import Preemption
     from sh_scaling.budgeted._workers import Watch, run_beating
-    from sh_scaling.keys import BUDGETED_WORKER_KEY
 
     log, sweep, ctx, storage, first = _first_segment_granted(tmp_path, monkeypatch)
     retry = SegmentTask(first.trial_id, first.key, first.attempt + 1)
@@ -623,7 +634,7 @@ def test_a_live_worker_whose_outcome_write_lands_after_the_take_back_records_not
 
     def trained(config, from_checkpoint, until):
         worker[:] = [threading.get_ident(), False]
-        watch.dead(storage.get_trial(first.trial_id))  # seen once; its heartbeat does not change after
+        watch.dead(storage.get_trial(first.trial_id), _beat(storage, first.trial_id))  # seen once; its heartbeat does not change after
         out = _workers_train.train(config, from_checkpoint, until)
         worker[1] = True
         return out
@@ -644,7 +655,7 @@ def test_a_live_worker_whose_outcome_write_lands_after_the_take_back_records_not
     seg = after.system_attrs[first.key]
     assert seg["status"] == "done" and seg["attempts"] == 2 and seg["deaths"] == 1
     assert after.intermediate_values == done.intermediate_values
-    assert after.state == TrialState.WAITING and after.system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"}
+    assert after.state == TrialState.WAITING and _beat_trial(storage, first.trial_id).state == TrialState.COMPLETE
     # Trained twice (the stalled attempt and its retry), recorded once.
     calls = [json.loads(p.read_text()) for p in log.glob("call-*.json")]
     assert len(calls) == 2 and len({(c["i"], c["until"]) for c in calls}) == 1
@@ -667,7 +678,7 @@ def test_a_worker_lost_after_it_recorded_its_outcome_has_it_reported_not_trained
 
     def stalled(*args, **kwargs):
         if not seen:
-            watch.dead(storage.get_trial(first.trial_id))
+            watch.dead(storage.get_trial(first.trial_id), _beat(storage, first.trial_id))
             time.sleep(0.01)
             sweep._locked(ctx, lambda: sweep._close(ctx, watch))  # the take-back finds the outcome recorded
             seen["taken"] = storage.get_trial(first.trial_id)
@@ -698,7 +709,6 @@ def test_a_claim_won_on_a_segment_another_worker_finished_since_the_scan_trains_
     # trained nothing in the load test), and the segment stays trained once.
     from sh_scaling.budgeted._preempt import Preemption
     from sh_scaling.budgeted._workers import Watch, run_beating
-    from sh_scaling.keys import BUDGETED_WORKER_KEY
 
     log = _setup(tmp_path, monkeypatch)
     sweep = _sweep(_journal(tmp_path / "w.journal"), tmp_path, sleep=0.0)
@@ -713,7 +723,7 @@ def test_a_claim_won_on_a_segment_another_worker_finished_since_the_scan_trains_
     out = run_beating(ctx.study, ctx.store, _workers_train.train, late, Preemption())
     assert out["status"] == "stale" and "is done" in out["reason"]
     after = storage.get_trial(late.trial_id)
-    assert after.state == TrialState.WAITING and after.system_attrs[BUDGETED_WORKER_KEY] == {"state": "idle"}
+    assert after.state == TrialState.WAITING and _beat_trial(storage, late.trial_id).state == TrialState.COMPLETE
     assert after.system_attrs[late.key] == before.system_attrs[late.key]
     assert after.intermediate_values == before.intermediate_values
     assert len(list(log.glob("call-*.json"))) == 1
@@ -740,7 +750,7 @@ def test_a_worker_lost_after_it_recorded_a_failure_fails_its_candidate_once_and_
     def stalled(*args, **kwargs):
         if not seen:
             seen["stalled"] = True
-            watch.dead(storage.get_trial(first.trial_id))
+            watch.dead(storage.get_trial(first.trial_id), _beat(storage, first.trial_id))
             time.sleep(0.01)
             sweep._locked(ctx, lambda: sweep._close(ctx, watch))  # the take-back finds the failure recorded
             seen["taken"] = storage.get_trial(first.trial_id)
@@ -753,3 +763,110 @@ def test_a_worker_lost_after_it_recorded_a_failure_fails_its_candidate_once_and_
     assert outcome["status"] == "stale"
     after = storage.get_trial(first.trial_id)
     assert after.state == TrialState.FAIL and after.system_attrs[first.key]["status"] == "failed"
+
+
+def test_a_heartbeat_of_a_worker_whose_segment_was_taken_back_never_lands(tmp_path, monkeypatch):
+    # A worker taken for dead while it lives (its beats stalled past the grace) wakes up inside a heartbeat: the
+    # write reaches the storage after its segment was taken back and the retry's worker started beating. It must
+    # be refused: landed, it stood as the segment's heartbeat, and the retry's worker, finding the heartbeat no
+    # longer its own, gave the segment up as taken back from it (the segment left RUNNING with no worker).
+    from sh_scaling.budgeted._preempt import Preemption
+    from sh_scaling.budgeted._workers import Watch, run_beating
+    from sh_scaling.keys import BUDGETED_WORKER_KEY
+
+    log, sweep, ctx, storage, first = _first_segment_granted(tmp_path, monkeypatch)
+    monkeypatch.setattr("sh_scaling.budgeted._workers.SEGMENT_HEARTBEAT_S", 0.05)
+    retry = SegmentTask(first.trial_id, first.key, first.attempt + 1)
+    release = {1: threading.Event(), 2: threading.Event()}
+    training = {1: threading.Event(), 2: threading.Event()}
+    outcomes: dict = {}
+
+    def train(config, from_checkpoint, until):
+        attempt = 2 if 1 in outcomes or training[1].is_set() else 1
+        training[attempt].set()
+        assert release[attempt].wait(DEADLINE_S)
+        return _workers_train.train(config, from_checkpoint, until)
+
+    def take_back_and_retry() -> None:
+        sweep._locked(ctx, lambda: sweep._close(ctx, Watch(grace=-1.0)))  # taken for dead
+        retrying = threading.Thread(target=lambda: outcomes.update(
+            {2: run_beating(ctx.study, ctx.store, train, retry, Preemption())}), daemon=True)
+        retrying.start()
+        assert training[2].wait(DEADLINE_S)  # the retry's worker holds the segment and beats
+        outcomes["retrying"] = retrying
+
+    real = storage.set_trial_system_attr
+    stale = threading.Event()
+
+    def set_attr(trial_id, key, value):
+        if (key == BUDGETED_WORKER_KEY and isinstance(value, dict) and value.get("attempt") == first.attempt
+                and value.get("beat", 0) >= 2 and not stale.is_set()):
+            take_back_and_retry()  # the first worker stalls inside this beat; the write lands after
+            try:
+                return real(trial_id, key, value)
+            finally:
+                stale.set()
+        return real(trial_id, key, value)
+
+    monkeypatch.setattr(storage, "set_trial_system_attr", set_attr)
+    worker = threading.Thread(target=lambda: outcomes.update(
+        {1: run_beating(ctx.study, ctx.store, train, first, Preemption())}), daemon=True)
+    worker.start()
+    assert stale.wait(DEADLINE_S)
+    time.sleep(0.3)  # a few beats of the retry's worker
+    release[1].set()
+    worker.join(DEADLINE_S)
+    release[2].set()
+    outcomes["retrying"].join(DEADLINE_S)
+    assert outcomes[1]["status"] == "stale"
+    assert outcomes[2]["status"] == "done", outcomes[2]
+    after = storage.get_trial(first.trial_id)
+    seg = after.system_attrs[first.key]
+    assert after.state == TrialState.WAITING and seg["status"] == "done" and seg["attempts"] == 2
+    assert seg["deaths"] == 1
+
+
+def test_a_worker_taken_back_then_told_to_stop_writes_nothing_over_the_segments_next_worker(tmp_path, monkeypatch):
+    # A worker taken for dead while it lives is then told to stop (SIGTERM) and its train_fn stops. Its note of the
+    # interruption and its give-back must be refused: they would overwrite the record of the segment's next attempt
+    # and hand the trial back (WAITING) while the next worker trains it, for a third worker to claim.
+    from sh_scaling.budgeted._preempt import Preemption, TrainingStopped
+    from sh_scaling.budgeted._workers import Watch, run_beating
+
+    log, sweep, ctx, storage, first = _first_segment_granted(tmp_path, monkeypatch)
+    retry = SegmentTask(first.trial_id, first.key, first.attempt + 1)
+    training, release = threading.Event(), threading.Event()
+    retry_training, retry_release = threading.Event(), threading.Event()
+
+    def stopped(config, from_checkpoint, until):
+        training.set()
+        assert release.wait(DEADLINE_S)
+        raise TrainingStopped("train_fn did not return within 0 s of SIGTERM")
+
+    def retried(config, from_checkpoint, until):
+        retry_training.set()
+        assert retry_release.wait(DEADLINE_S)
+        return _workers_train.train(config, from_checkpoint, until)
+
+    outcomes: dict = {}
+    worker = threading.Thread(target=lambda: outcomes.update(
+        {1: run_beating(ctx.study, ctx.store, stopped, first, Preemption())}), daemon=True)
+    worker.start()
+    assert training.wait(DEADLINE_S)
+    sweep._locked(ctx, lambda: sweep._close(ctx, Watch(grace=-1.0)))  # taken for dead
+    retrying = threading.Thread(target=lambda: outcomes.update(
+        {2: run_beating(ctx.study, ctx.store, retried, retry, Preemption())}), daemon=True)
+    retrying.start()
+    assert retry_training.wait(DEADLINE_S)
+    held = storage.get_trial(first.trial_id)
+    release.set()  # the first worker's train_fn stops, as after SIGTERM
+    worker.join(DEADLINE_S)
+    assert outcomes[1]["status"] == "stale", outcomes[1]
+    now = storage.get_trial(first.trial_id)
+    assert now.state == TrialState.RUNNING  # still the retry's
+    assert now.system_attrs[first.key] == held.system_attrs[first.key]
+    retry_release.set()
+    retrying.join(DEADLINE_S)
+    assert outcomes[2]["status"] == "done", outcomes[2]
+    seg = storage.get_trial(first.trial_id).system_attrs[first.key]
+    assert seg["status"] == "done" and seg["attempts"] == 2 and seg["deaths"] == 1 and not seg.get("interruptions")

@@ -18,7 +18,7 @@ from typing import Any
 __all__ = ["FORMAT_FIELD", "RECORDS_FORMAT", "VERSION_FIELD", "VersionMismatch", "check_joinable", "this_version"]
 
 #: Format of the records a sweep keeps in its study (plan, rounds, segments); raised when they change.
-RECORDS_FORMAT = 1
+RECORDS_FORMAT = 2
 #: The plan's field holding :data:`RECORDS_FORMAT` as the sweep's creator wrote it.
 FORMAT_FIELD = "version"
 #: The plan's field holding the sh_scaling release that started the sweep.

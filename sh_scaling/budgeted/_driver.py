@@ -27,7 +27,7 @@ from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
 
 from sh_scaling.budgeted._budget import ledger, round_share
-from sh_scaling.budgeted._attempts import attempts_study_name, create_attempt, take_back
+from sh_scaling.budgeted._attempts import attempts_study_name, new_attempt, take_back, take_back_heartbeat
 from sh_scaling.budgeted._compat import RECORDS_FORMAT, VERSION_FIELD, VersionMismatch, check_joinable, this_version
 from sh_scaling.budgeted._lease import POLL_S, Lease, create_sweep_study
 from sh_scaling.budgeted._memory_store import MemoryArtifactStore
@@ -35,7 +35,7 @@ from sh_scaling.budgeted._pool import InProcess, WorkerProcesses
 from sh_scaling.budgeted._preempt import PREEMPT_GRACE_S, Preempted, Preemption, check_grace
 from sh_scaling.budgeted._retry import RETRY_FOR_S, RetryingStorage, backoff, is_server_busy
 from sh_scaling.budgeted._worker_errors import record_worker_error
-from sh_scaling.budgeted._workers import Collect, Watch, run_beating, told_to_stop
+from sh_scaling.budgeted._workers import Collect, Watch, current_beat, heartbeats, run_beating, told_to_stop
 from sh_scaling.budgeted._records import candidate_index, planned_curve, segments, trained_compute
 from sh_scaling.budgeted._segment import (
     SegmentTask,
@@ -642,13 +642,16 @@ class BudgetedHalving:
         assert rec is not None
         trials = self._trials(ctx)
         claimable, busy = [], False
+        beats: dict[int, dict[str, Any]] | None = None
         for i in rec["alive"]:
             t = trials[int(i)]
             if t.state.is_finished():
                 continue
             seg = next((s for s in segments(t) if s["round"] == r), None)
             if t.state == TrialState.RUNNING:
-                if watch.dead(t) is not None:
+                if beats is None:
+                    beats = ctx.heartbeats()
+                if watch.dead(t, current_beat(t, beats)) is not None:
                     return "close", []
                 busy = True
             elif seg is not None and seg["status"] == "reserved":
@@ -660,15 +663,20 @@ class BudgetedHalving:
     def _close(self, ctx: _Context, watch: Watch) -> bool:
         """Holding the lease: take back the segments of dead workers, close every round whose segments are all
         finished and grant the next; ``True`` when the sweep is finished."""
+        beats: dict[int, dict[str, Any]] | None = None
         for t in self._trials(ctx):
             if t.state != TrialState.RUNNING:
                 continue
-            why = watch.dead(t)
+            if beats is None:
+                beats = ctx.heartbeats()
+            why = watch.dead(t, current_beat(t, beats))
             seg = next((s for s in reversed(segments(t)) if s["status"] == "reserved"), None)
             if why is None:
                 continue
             if seg is None:  # its worker died after recording the segment: only the trial is to be given back
-                ctx.study._storage.set_trial_system_attr(t._trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
+                last = segments(t)[-1] if segments(t) else {}
+                if last.get("beat_trial") is not None:
+                    take_back_heartbeat(ctx.study._storage, int(last["beat_trial"]))
                 ctx.study._storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
                 continue
             task = SegmentTask(t._trial_id, budgeted_segment_key(seg["k"]), int(seg["attempts"]))
@@ -954,7 +962,7 @@ class BudgetedHalving:
             "status": "reserved", "attempts": attempts, "notes": notes, "reserved_at": _now(),
         }
         seg["progress"] = progress_mark(ctx.study._storage, t, seg)
-        seg["attempt_trial"] = ctx.new_attempt(t._trial_id, budgeted_segment_key(k), attempts)
+        seg.update(ctx.new_attempt(t._trial_id, budgeted_segment_key(k), attempts))
         ctx.study._storage.set_trial_system_attr(t._trial_id, budgeted_segment_key(k), seg)
         ctx.charges[(t._trial_id, k)] = charge
         return seg
@@ -986,7 +994,12 @@ class BudgetedHalving:
             # taken for dead can record nothing for it from now on. It may have recorded its outcome first: a
             # failure fails the candidate as its worker would have; a result goes into the segment's record, where
             # the next attempt finds it and reports it without training (the death came after progress).
-            recorded = take_back(storage, int(seg["attempt_trial"]))
+            recorded = take_back(storage, int(seg["attempt_trial"]), seg.get("beat_trial"))
+            if recorded is not None and "interrupted" in recorded:
+                # Its worker recorded that it was told to stop (SIGTERM), then was lost before it put the segment
+                # back: an interruption, as when it puts the segment back in time.
+                status, outcome = "stopped", {**outcome, "reason": str(recorded["interrupted"])}
+                recorded = None
             if recorded is not None and "result" not in recorded:
                 self._finish_recorded(ctx, t, task.key, seg, recorded, outcome["reason"])
                 return []
@@ -1003,7 +1016,7 @@ class BudgetedHalving:
                            "left to train it again from scratch", segment=(task.key, {**seg, "notes": notes}))
                 return []
             return [SegmentTask(t._trial_id, task.key, attempts + 1)]
-        if status == "died" and told_to_stop(t, task.key, attempts):
+        if status == "died" and told_to_stop(_beat_of(storage, seg), task.key, attempts):
             # Its worker said it was told to stop (SIGTERM) and was killed before it put the segment back (its
             # scheduler's grace ran out): the scheduler's doing, an interruption as when it puts the segment back
             # in time, not a death.
@@ -1041,17 +1054,15 @@ class BudgetedHalving:
         the sweep's lease), after it finished the lost attempt's trial (:func:`~sh_scaling.budgeted._attempts.
         take_back`), and while the trial is RUNNING no other process can claim it (a claim is the WAITING to
         RUNNING change, which only one process can win). So every write goes first, and the trial becomes
-        claimable last, in one write: the next attempt's own trial is created, the lost worker's heartbeat is
-        cleared (the next worker claims the trial a moment before its own first heartbeat, and one that looked in
-        between must not find the lost one's and take the segment back from a live worker), then the next
-        attempt is recorded. A worker that claims the trial then reads the next attempt's record, whatever it
+        claimable last, in one write: the next attempt's own trials are created (its outcome's and its heartbeat's:
+        the next worker claims the trial a moment before its own first heartbeat, and one that looked in between
+        finds no heartbeat of the lost worker there to take the segment back from a live worker on), then the
+        next attempt is recorded. A worker that claims the trial then reads the next attempt's record, whatever it
         scanned before: one that holds a task for the attempt that was lost finds it stale and gives the trial
         back untouched; none trains the lost attempt again, nor overwrites the death or interruption just counted.
         """
         storage = ctx.study._storage
-        seg = {**seg, "attempt_trial": ctx.new_attempt(t._trial_id, key, int(seg["attempts"]))}
-        if t.state == TrialState.RUNNING:
-            storage.set_trial_system_attr(t._trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
+        seg = {**seg, **ctx.new_attempt(t._trial_id, key, int(seg["attempts"]))}
         storage.set_trial_system_attr(t._trial_id, key, seg)
         if t.state == TrialState.RUNNING:
             storage.set_trial_state_values(t._trial_id, TrialState.WAITING)
@@ -1281,15 +1292,27 @@ class _Context:
         self.charges: dict[tuple[int, int], float] = {}
         self._attempts_study_id: int | None = None
 
-    def new_attempt(self, trial_id: int, key: str, attempt: int) -> int:
-        """A new trial for attempt ``attempt`` of segment ``key`` (see :mod:`sh_scaling.budgeted._attempts`), in
-        the companion study ``<study_name>:attempts``, created the first time it is needed; its id."""
+    def new_attempt(self, trial_id: int, key: str, attempt: int) -> dict[str, int]:
+        """The trials of attempt ``attempt`` of segment ``key`` (its outcome's and its heartbeat's, see
+        :mod:`sh_scaling.budgeted._attempts`), in the companion study ``<study_name>:attempts``, created the first
+        time it is needed; their ids as the segment's record names them."""
         storage = self.study._storage
         if self._attempts_study_id is None:
             name = attempts_study_name(self.study.study_name)
             study = optuna.create_study(storage=storage, study_name=name, load_if_exists=True)
             self._attempts_study_id = study._study_id
-        return create_attempt(storage, self._attempts_study_id, self.study._study_id, trial_id, key, attempt)
+        return new_attempt(storage, self._attempts_study_id, self.study._study_id, trial_id, key, attempt)
+
+    def heartbeats(self) -> dict[int, dict[str, Any]]:
+        """The heartbeats of the attempts that may be held now (:func:`~sh_scaling.budgeted._workers.heartbeats`):
+        one read."""
+        if self._attempts_study_id is None:
+            try:
+                name = attempts_study_name(self.study.study_name)
+                self._attempts_study_id = self.study._storage.get_study_id_from_name(name)
+            except KeyError:
+                return {}  # no attempt granted yet
+        return heartbeats(self.study._storage, self._attempts_study_id)
 
     def total(self) -> float:
         return math.fsum(self.charges.values())
@@ -1508,6 +1531,13 @@ def _default_checkpoint_folder(storage: Any) -> str:
         "every process of the sweep, on any machine and after a reboot, can read them (a FileSystemArtifactStore "
         "on a shared file system, an optuna.artifacts.Boto3ArtifactStore or GCSArtifactStore); only a journal "
         "file or SQLite database has a default (a folder next to it)")
+
+
+def _beat_of(storage: Any, seg: dict[str, Any]) -> dict[str, Any]:
+    """The last heartbeat of a segment's attempt (``{}`` if none)."""
+    if seg.get("beat_trial") is None:
+        return {}
+    return dict(storage.get_trial(int(seg["beat_trial"])).system_attrs.get(BUDGETED_WORKER_KEY) or {})
 
 
 def _check_version(storage: Any, study_id: int, stored: dict[str, Any], study_name: str) -> None:

@@ -37,7 +37,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from sh_scaling.budgeted._attempts import record_outcome
+from sh_scaling.budgeted._attempts import attempts_study_name, new_attempt, record_outcome
 from sh_scaling.budgeted._preempt import Preemption, TrainingStopped
 from sh_scaling.budgeted._records import UpdateFinishedTrialError, segments
 from sh_scaling.halving import RTOL
@@ -84,8 +84,8 @@ def run_segment(
     task: SegmentTask,
     abandoned: Callable[[], bool] = lambda: False,
     preemption: Preemption | None = None,
-    on_claim: Callable[[], None] | None = None,
-    on_release: Callable[[], None] | None = None,
+    on_claim: Callable[[dict[str, Any]], None] | None = None,
+    on_release: Callable[..., bool | None] | None = None,
 ) -> dict[str, Any]:
     """Run one reserved segment and record it. Returns the outcome for the driver:
     ``{"status": "done" | "failed" | "checkpoint" | "missing" | "stale" | "preempted", "reason": str}``.
@@ -98,8 +98,11 @@ def run_segment(
     its retry trains nothing and reports what the killed attempt had not reported yet. With ``preemption``,
     a SIGTERM gives ``train_fn`` its grace; a ``train_fn`` stopped after it puts the trial back to WAITING
     (``preempted``: an interruption of the segment, noted in its record, not a death of its worker).
-    ``on_claim`` runs once the trial is claimed, ``on_release`` just before it is given back (WAITING), so that
-    what it writes (a worker's heartbeat saying it is idle) cannot land after another process claimed it."""
+    ``on_claim(seg)`` runs once the trial is claimed for the segment's record ``seg``, ``on_release()`` just
+    before it is given back (WAITING), so that what it writes (a worker's heartbeat finished) cannot land after
+    another process claimed it; ``on_release(reuse=True)`` when the same attempt is put back for another
+    worker. ``on_release`` returning ``False`` says the segment was taken back from this process: the trial is
+    then not given back."""
     storage: BaseStorage = study._storage
     tid = task.trial_id
     preemption = preemption or Preemption()
@@ -110,12 +113,12 @@ def run_segment(
             return {"status": "stale", "reason": "the trial is already running in another process"}
     except UpdateFinishedTrialError:
         return {"status": "stale", "reason": "the trial is already finished"}
-    if on_claim is not None:
-        on_claim()
 
-    def give_back() -> None:
-        if on_release is not None:
-            on_release()
+    def give_back(reuse: bool = False) -> None:
+        # A heartbeat refused by the storage (``on_release`` says ``False``): the segment was taken back from this
+        # process and the trial may be another worker's by now.
+        if on_release is not None and (on_release(reuse=True) if reuse else on_release()) is False:
+            return
         storage.set_trial_state_values(tid, TrialState.WAITING)
 
     frozen = storage.get_trial(tid)
@@ -123,10 +126,13 @@ def run_segment(
     if seg["status"] != "reserved" or seg.get("attempts", 1) != task.attempt:
         give_back()
         return {"status": "stale", "reason": f"segment {task.key} is {seg['status']}, attempt {seg.get('attempts')}"}
+    if on_claim is not None:
+        on_claim(seg)
     candidate = frozen.system_attrs[BUDGETED_CANDIDATE_KEY]
     planned = float(candidate["planned"])
     t0 = time.perf_counter()
     result = seg.get("result")
+    outcome: dict[str, Any]
     if result is None:
         with tempfile.TemporaryDirectory(prefix="sh_scaling-segment-") as tmp:
             resume_path = None
@@ -138,7 +144,7 @@ def run_segment(
                         raise ValueError(why)
                     download_artifact(artifact_store=artifact_store, file_path=resume_path, artifact_id=seg["resume"])
                 except ArtifactNotFound:
-                    storage.set_trial_state_values(tid, TrialState.WAITING)
+                    give_back(reuse=True)  # the same attempt, for a worker that has the checkpoint
                     return {"status": "missing", "reason": _not_in_store(frozen, seg["resume"], artifact_store)}
                 except Exception as exc:  # noqa: BLE001 - any store error means the same: no checkpoint to resume
                     give_back()
@@ -149,9 +155,25 @@ def run_segment(
                 points, checkpoint = _unpack(out)
             except TrainingStopped as exc:
                 why = f"attempt {task.attempt}: stopped by SIGTERM ({exc}); put back"
-                storage.set_trial_system_attr(tid, task.key, interrupted(seg, why))
-                give_back()
-                return {"status": "preempted", "reason": why}
+                if seg.get("attempt_trial") is None:
+                    storage.set_trial_system_attr(tid, task.key, interrupted(seg, why))
+                    give_back()
+                    return {"status": "preempted", "reason": why}
+                # The interruption is the attempt's outcome, recorded as any other: a worker whose segment was
+                # taken back meanwhile finds it refused and writes nothing, neither the note nor the give-back,
+                # over what the segment's next worker holds. The same attempt goes on with trials of its own.
+                stands = record_outcome(storage, int(seg["attempt_trial"]), {"interrupted": why})
+                if stands is None:
+                    return {"status": "stale", "taken_back": True,
+                            "reason": f"segment {task.key}, attempt {task.attempt}, was taken back from this worker; "
+                                      "the storage refused its interruption"}
+                if "interrupted" in stands:
+                    attempts_id = storage.get_study_id_from_name(attempts_study_name(study.study_name))
+                    fresh = new_attempt(storage, attempts_id, study._study_id, tid, task.key, task.attempt)
+                    storage.set_trial_system_attr(tid, task.key, {**interrupted(seg, why), **fresh})
+                    give_back()
+                    return {"status": "preempted", "reason": why}
+                outcome = stands  # another process of this attempt recorded its outcome first: it stands
             except CheckpointError as exc:
                 give_back()
                 return {"status": "checkpoint", "reason": f"train_fn could not load it: {exc}"}
@@ -160,7 +182,7 @@ def run_segment(
                 tb = traceback.format_exc()[-_TRACEBACK_CHARS:]
                 if abandoned():
                     raise _Abandoned from exc
-                outcome: dict[str, Any] = {"failed": reason, "traceback": tb}
+                outcome = {"failed": reason, "traceback": tb}
             else:
                 if abandoned():
                     raise _Abandoned

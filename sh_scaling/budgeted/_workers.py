@@ -1,9 +1,12 @@
-"""What workers of a budgeted sweep need beyond the driver's code: a heartbeat in the trial a worker trains,
-and a watch that tells a live worker from a dead one.
+"""What workers of a budgeted sweep need beyond the driver's code: a heartbeat for the segment a worker
+trains, and a watch that tells a live worker from a dead one.
 
 A worker that claimed a segment (its trial moved WAITING to RUNNING, a change only one process can win)
-writes ``{host, pid, key, attempt, beat}`` into the trial (:data:`~sh_scaling.keys.BUDGETED_WORKER_KEY`)
-every :data:`SEGMENT_HEARTBEAT_S` seconds, and ``{"state": "idle"}`` once it gave the trial back. Another
+writes ``{host, pid, key, attempt, beat}`` (:data:`~sh_scaling.keys.BUDGETED_WORKER_KEY`) every
+:data:`SEGMENT_HEARTBEAT_S` seconds into the attempt's heartbeat trial (``beat_trial`` in the segment's record,
+in the companion study ``<study_name>:attempts``), and finishes that trial once it gives the segment back. The
+take-back finishes it first, so the heartbeat of a worker whose segment was taken back is refused by the
+storage (:mod:`sh_scaling.budgeted._attempts`). Another
 worker that sees the trial RUNNING takes the segment back (a death of its worker, retried from the same
 record) when the heartbeat has not changed for :data:`SEGMENT_GRACE_S` seconds of its own clock (clocks of
 different machines need not agree), or at once when the holder ran on the same machine and its process is
@@ -29,12 +32,12 @@ import optuna
 from optuna.trial import TrialState
 
 from sh_scaling.budgeted._preempt import Preemption
-from sh_scaling.budgeted._records import UpdateFinishedTrialError
+from sh_scaling.budgeted._records import UpdateFinishedTrialError, segments
 from sh_scaling.budgeted._segment import SegmentTask, _Abandoned, run_segment
 from sh_scaling.keys import BUDGETED_WORKER_KEY
 
 __all__ = ["SEGMENT_GRACE_S", "SEGMENT_HEARTBEAT_S", "STOP_MARK_S", "Collect", "SegmentBeat", "Watch",
-           "holds", "run_beating", "told_to_stop"]
+           "current_beat", "heartbeats", "holds", "run_beating", "told_to_stop"]
 
 #: Seconds between two heartbeats of a worker that trains a segment.
 SEGMENT_HEARTBEAT_S = 5.0
@@ -57,34 +60,62 @@ class Collect:
 class SegmentBeat:
     """The heartbeat of the segment this worker trains, from the moment it claimed the trial.
 
+    The beats go into the attempt's heartbeat trial (``beat_trial`` in the segment's record, see
+    :mod:`sh_scaling.budgeted._attempts`), which the take-back finishes first: once the segment was taken back
+    from this worker the storage refuses its next beat (:attr:`refused`), and the worker writes nothing more.
     ``stopping`` is set when the process is told to stop (:attr:`Preemption.requested
     <sh_scaling.budgeted._preempt.Preemption.requested>`): the next beat, within :data:`STOP_MARK_S`
-    seconds, says ``"stopping"``, and every later one too. ``lost()`` is asked before each beat after the
-    first and before the last write: once it is true (the driver that handed the segment out is gone, or the
-    segment was taken back from this worker) the heartbeat writes nothing more.
+    seconds, says ``"stopping"``, and every later one too. ``abandoned()`` is asked before each beat after the
+    first and before the last write: once it is true (the driver that handed the segment out is gone) the
+    heartbeat writes nothing more.
     """
 
     def __init__(self, storage: Any, task: SegmentTask, stopping: threading.Event | None = None,
-                 lost: Callable[[], bool] = lambda: False) -> None:
+                 abandoned: Callable[[], bool] = lambda: False) -> None:
         self._storage, self._task = storage, task
         self._stopping = stopping if stopping is not None else threading.Event()
-        self._lost = lost
+        self._abandoned = abandoned
         self._marked = False
         self._stop = threading.Event()
+        self._refused = threading.Event()
         self._n = 0
+        self._beat_trial: int | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._beat()
+    @property
+    def beat_trial(self) -> int | None:
+        """The heartbeat trial this worker beats into (``None`` before :meth:`start`)."""
+        return self._beat_trial
+
+    @property
+    def refused(self) -> bool:
+        """The storage refused a beat: the segment was taken back from this worker."""
+        return self._refused.is_set()
+
+    def start(self, seg: dict[str, Any] | None = None) -> None:
+        """Beat now and every :data:`SEGMENT_HEARTBEAT_S` seconds, into the heartbeat trial of ``seg`` (the
+        segment's record, read from the storage when not given)."""
+        if seg is None:
+            seg = self._storage.get_trial(self._task.trial_id).system_attrs[self._task.key]
+        self._beat_trial = int(seg["beat_trial"])
+        try:
+            self._beat()
+        except UpdateFinishedTrialError:
+            self._refused.set()
+            return
         self._thread = threading.Thread(target=self._loop, name="sh_scaling-segment-beat", daemon=True)
         self._thread.start()
 
+    def _record(self) -> dict[str, Any]:
+        """What the next beat writes."""
+        return {"state": "stopping" if self._stopping.is_set() else "running", "host": socket.gethostname(),
+                "pid": os.getpid(), "key": self._task.key, "attempt": self._task.attempt, "beat": self._n}
+
     def _beat(self) -> None:
+        assert self._beat_trial is not None
         self._n += 1
         stopping = self._stopping.is_set()
-        self._storage.set_trial_system_attr(self._task.trial_id, BUDGETED_WORKER_KEY, {
-            "state": "stopping" if stopping else "running", "host": socket.gethostname(), "pid": os.getpid(),
-            "key": self._task.key, "attempt": self._task.attempt, "beat": self._n})
+        self._storage.set_trial_system_attr(self._beat_trial, BUDGETED_WORKER_KEY, self._record())
         self._marked = stopping
 
     def _loop(self) -> None:
@@ -94,65 +125,78 @@ class SegmentBeat:
                 continue
             last = time.monotonic()
             try:
-                if self._lost():
+                if self._abandoned():
                     return
                 self._beat()
             except UpdateFinishedTrialError:
+                self._refused.set()
                 return
             except Exception:  # noqa: BLE001 - a storage hiccup: the next beat tries again
                 continue
 
-    def stop(self) -> None:
-        """Stop beating and say the trial is no longer held (it is about to be given back, or was finished).
-        Only the first call after :meth:`start` writes: before it this worker did not hold the trial, and after
-        it another worker may have claimed the trial."""
+    def stop(self, reuse: bool = False) -> bool:
+        """Stop beating and say the trial is no longer held (it is about to be given back, or was finished):
+        the heartbeat trial is finished (COMPLETE), or, with ``reuse`` (the segment is put back for another
+        worker to run the same attempt), marked ``{"state": "idle"}``. Only the first call after :meth:`start`
+        writes: before it this worker did not hold the trial, and after it another worker may have claimed the
+        trial. ``False`` when this worker no longer holds the segment (a beat or this write was refused): the
+        trial is not this worker's to give back."""
         if self._stop.is_set() or self._n == 0:
             self._stop.set()
-            return
+            return not self._refused.is_set()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(SEGMENT_HEARTBEAT_S + 5)
+        if self._refused.is_set():
+            return False
+        if self._abandoned():
+            return True
+        assert self._beat_trial is not None
         try:
-            if self._lost():
-                return
-            self._storage.set_trial_system_attr(self._task.trial_id, BUDGETED_WORKER_KEY, {"state": "idle"})
+            if reuse:
+                self._storage.set_trial_system_attr(self._beat_trial, BUDGETED_WORKER_KEY, {"state": "idle"})
+            else:
+                self._storage.set_trial_state_values(self._beat_trial, TrialState.COMPLETE, values=[float(self._n)])
         except UpdateFinishedTrialError:
-            pass
+            self._refused.set()
+            return False
+        return True
 
 
 def run_beating(study: optuna.Study, artifact_store: Any, train_fn: Callable[..., Any], task: SegmentTask,
                 preemption: Preemption, abandoned: Callable[[], bool] = lambda: False) -> dict[str, Any]:
-    """:func:`~sh_scaling.budgeted._segment.run_segment` with this process's heartbeat in the trial, from its
-    claim to just before it gives the trial back: how every worker process trains a segment, whether
-    :meth:`~sh_scaling.BudgetedHalving.work` runs it or a driver's pool (``run(train_fn, n_workers > 1)``)
-    started it. The heartbeat says ``stopping`` within :data:`STOP_MARK_S` seconds of the process being told
-    to stop (``preemption.requested``), so a segment taken back after its process was killed then is an
+    """:func:`~sh_scaling.budgeted._segment.run_segment` with this process's heartbeat in the attempt's heartbeat
+    trial, from its claim to just before it gives the trial back: how every worker process trains a segment,
+    whether :meth:`~sh_scaling.BudgetedHalving.work` runs it or a driver's pool (``run(train_fn, n_workers >
+    1)``) started it. The heartbeat says ``stopping`` within :data:`STOP_MARK_S` seconds of the process being
+    told to stop (``preemption.requested``), so a segment taken back after its process was killed then is an
     interruption (:func:`told_to_stop`), and a process killed outright is seen gone (:class:`Watch`).
 
     A worker judged dead while it lives (its heartbeat did not reach the storage for :data:`SEGMENT_GRACE_S`
-    seconds: a stalled process, a network partition) has its segment taken back and retried by another. What
-    ``train_fn`` returned counts only once the attempt's own trial is finished with it, and the take-back
-    finishes that trial first (:mod:`sh_scaling.budgeted._attempts`): the storage refuses the outcome of an
-    attempt taken back, and the worker writes nothing more and returns ``stale``. Before it uploads the
-    checkpoint, before it records the outcome, and before each heartbeat, it also looks whether it still holds the trial (:func:`holds`), so
-    that a worker taken back stops early. ``abandoned()``: the driver that handed the segment out is gone (the
-    process then raises ``_Abandoned`` as :func:`~sh_scaling.budgeted._segment.run_segment` does)."""
+    seconds: a stalled process, a network partition) has its segment taken back and retried by another. The
+    take-back finishes the attempt's trials first (:mod:`sh_scaling.budgeted._attempts`): the storage refuses
+    this worker's next heartbeat, what ``train_fn`` returned, and the note of an interruption, and the worker
+    writes nothing more and returns ``stale``. Before it uploads the checkpoint and before it records the
+    outcome, it also looks whether it still holds the segment (:func:`holds`, one read), so that a worker
+    taken back stops early. ``abandoned()``: the driver that handed the segment out is gone (the process then
+    raises ``_Abandoned`` as :func:`~sh_scaling.budgeted._segment.run_segment` does)."""
     storage = study._storage
     taken = threading.Event()
+    beat = SegmentBeat(storage, task, stopping=preemption.requested, abandoned=abandoned)
 
     def lost() -> bool:
         if abandoned():
             return True
-        if not taken.is_set() and not holds(storage.get_trial(task.trial_id), task):
+        if not taken.is_set() and (beat.refused or (beat.beat_trial is not None and not holds(
+                storage.get_trial(beat.beat_trial), task))):
             taken.set()
         return taken.is_set()
 
-    beat = SegmentBeat(storage, task, stopping=preemption.requested, lost=lost)
     try:
         out = run_segment(study, artifact_store, train_fn, task, lost, preemption,
                           on_claim=beat.start, on_release=beat.stop)
         if out.get("taken_back"):
-            taken.set()  # the storage refused its outcome: no heartbeat either
+            taken.set()  # the storage refused what it wrote: no heartbeat either
         return out
     except _Abandoned:
         if not taken.is_set():
@@ -163,14 +207,32 @@ def run_beating(study: optuna.Study, artifact_store: Any, train_fn: Callable[...
         beat.stop()
 
 
-def holds(trial: Any, task: SegmentTask) -> bool:
-    """Whether this process still holds ``trial`` for ``task``: the trial is RUNNING and its heartbeat is this
-    process's, for this segment and attempt. Taking a segment back clears the heartbeat first
-    (``BudgetedHalving._give_back``), so a worker whose segment was taken back finds it no longer its own."""
-    record = trial.system_attrs.get(BUDGETED_WORKER_KEY) or {}
-    return (trial.state == TrialState.RUNNING and record.get("state") in ("running", "stopping")
+def holds(beat_trial: Any, task: SegmentTask) -> bool:
+    """Whether this process still holds the segment of ``task``, from its attempt's heartbeat trial: the trial
+    is not finished (the take-back finishes it FAIL first) and its heartbeat is this process's, for this segment
+    and attempt."""
+    record = beat_trial.system_attrs.get(BUDGETED_WORKER_KEY) or {}
+    return (not beat_trial.state.is_finished() and record.get("state") in ("running", "stopping")
             and record.get("pid") == os.getpid() and record.get("host") == socket.gethostname()
             and record.get("key") == task.key and record.get("attempt") == task.attempt)
+
+
+def heartbeats(storage: Any, attempts_study_id: int | None) -> dict[int, dict[str, Any]]:
+    """The heartbeat of every attempt that may be held now, by the id of its heartbeat trial (one read of the
+    attempts' study: its WAITING trials)."""
+    if attempts_study_id is None:
+        return {}
+    return {t._trial_id: dict(t.system_attrs.get(BUDGETED_WORKER_KEY) or {})
+            for t in storage.get_all_trials(attempts_study_id, deepcopy=False, states=(TrialState.WAITING,))}
+
+
+def current_beat(trial: Any, beats: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The heartbeat of the worker that holds a candidate's trial: that of its segment in progress (the last
+    one reserved, else its last one), ``{}`` before a first beat and once the heartbeat trial is finished."""
+    segs = segments(trial)
+    seg = next((s for s in reversed(segs) if s["status"] == "reserved"), segs[-1] if segs else {})
+    beat_trial = seg.get("beat_trial")
+    return beats.get(int(beat_trial), {}) if beat_trial is not None else {}
 
 
 class Watch:
@@ -180,9 +242,9 @@ class Watch:
         self.grace = grace
         self._seen: dict[int, tuple[Any, float]] = {}
 
-    def dead(self, trial: Any) -> str | None:
-        """Why the worker of a RUNNING trial is taken to be dead, or ``None`` while it may be alive."""
-        record = trial.system_attrs.get(BUDGETED_WORKER_KEY) or {}
+    def dead(self, trial: Any, record: dict[str, Any]) -> str | None:
+        """Why the worker of a RUNNING trial is taken to be dead, or ``None`` while it may be alive. ``record``
+        is its heartbeat (:func:`current_beat`)."""
         now = time.monotonic()
         key = repr(sorted(record.items()))
         seen = self._seen.get(trial._trial_id)
@@ -195,10 +257,10 @@ class Watch:
         return None
 
 
-def told_to_stop(trial: Any, key: str, attempt: int) -> bool:
+def told_to_stop(record: dict[str, Any], key: str, attempt: int) -> bool:
     """Whether the worker of attempt ``attempt`` of segment ``key`` said, before it was lost, that it had been
-    told to stop (SIGTERM): its heartbeat in ``trial`` is ``stopping`` for that attempt."""
-    record = trial.system_attrs.get(BUDGETED_WORKER_KEY) or {}
+    told to stop (SIGTERM): its heartbeat ``record`` (read from the attempt's heartbeat trial) is ``stopping``
+    for that attempt."""
     return record.get("state") == "stopping" and record.get("key") == key and record.get("attempt") == attempt
 
 
