@@ -468,3 +468,33 @@ def test_a_miss_proven_by_an_enqueued_trial_counts_once_it_runs():
     rec = decided_margin()
     assert rec["margin"] == pytest.approx(miss) and rec["margin_info"]["n_proven"] >= 1
     study.tell(first, state=optuna.trial.TrialState.PRUNED)
+
+
+def test_a_miss_the_deciding_trial_has_proven_itself_widens_its_own_margin_when_asked():
+    """A trial alone on a plateau, then dropping: at compute 32 its loss (0.707) has beaten the forecast it was
+    given at compute 16 (about 2.3 at the end). With ``proven_own`` that miss is its margin at compute 32 (stage
+    0.5, within a factor 2 of 0.25); without it, the table's (0)."""
+    plateau_then_drop = np.where(C <= 16.0, 3.0 * C**-0.1, 0.5 * (C / 64.0) ** -0.5)
+    never_misses = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5}
+    for own in (False, True):
+        study = optuna.create_study(pruner=_pruner(margin={**never_misses, "proven_own": own}))
+        trial = study.ask()
+        for c, l in zip(C[C < 33], plateau_then_drop[C < 33]):
+            report(trial, float(l), compute=float(c))
+            assert not trial.should_prune()
+        records = study.trials[0].system_attrs
+        before = records[rung_key(4)]["forecast"]  # made at compute 16, on the plateau
+        rec = records[rung_key(5)]
+        if own:
+            loss_32 = float(plateau_then_drop[np.isclose(C, 32.0)][0])
+            assert math.log(before / loss_32) > 1.0
+            assert rec["margin"] == pytest.approx(math.log(before / loss_32))  # the one forecast near its stage
+            assert rec["margin_info"]["widened"] == 1.0 and rec["margin_info"]["n_proven"] >= 1
+        else:
+            assert rec["margin"] == 0.0 and "proven" not in rec["margin_info"]
+        study.tell(trial, float(plateau_then_drop[-1]))
+
+
+def test_proven_own_must_be_a_bool():
+    with pytest.raises(ValueError, match="proven_own"):
+        _pruner(margin={"coverage": 0.9, "own": (0.1,) * 5, "multipower": (0.0,) * 5, "proven_own": "yes"})

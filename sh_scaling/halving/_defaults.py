@@ -124,6 +124,29 @@ MARGIN_WIDEN_LEVEL: float | None = 0.1
 #: Chosen looking at the CPU ladder, so that set is not left out of this choice.
 MARGIN_PROVEN = True
 
+#: Whether the misses the deciding trial's own earlier forecasts have proven (:data:`MARGIN_PROVEN`'s evidence,
+#: from the trial itself: a forecast made at an earlier rung that this rung's loss has already beaten) also
+#: widen its margin (``margin={"proven_own": ...}``). The CPU ladder's best run, a WSD run, is 94 % through its
+#: linear cooldown when it meets a finished cosine run; its multi-power fit lags the cooldown and forecasts no
+#: further drop (1.640, the loss it has then; it ends at 1.587, the competitor at 1.621), while its own forecast
+#: at 80 % of the run (1.727) has already been beaten by 5 %. With :data:`PENDING_COMPETITORS`, 8 trials at once,
+#: 20 orders, tables chosen without that ladder (``benchmarks/bench_pruner_sets.py``): regret 0.32 % -> 0.11 %,
+#: best run kept in 17 -> 19 of 20 orders, compute 0.334 -> 0.335; on the other four sets (tables chosen without
+#: each) the same compute and regret to the third digit, one and eight at once. Chosen looking at the CPU ladder,
+#: so that set is not left out of this choice.
+MARGIN_PROVEN_OWN = True
+
+#: Whether a trial at a rung is also ranked against the running trials that have not reached the rung yet but are
+#: planned past it, each read at its latest forecast (``SurrogateHalvingPruner(pending_competitors=...)``). With
+#: many trials at once a decision otherwise knows only the trials that happen to be ahead of it, and spends more
+#: than one trial at a time would. 8 trials at once, 20 orders, tables chosen without the set measured
+#: (``benchmarks/bench_pruner_sets.py``), compute / regret / orders that kept the best run, off -> on: schedule
+#: curves 0.561 -> 0.466 / 0 / 20; synthetic schedule ladder 0.709 -> 0.652 / 0 / 20; routing 0.340 -> 0.325 /
+#: 0.04 % / 19; 100 synthetic curves 0.877 -> 0.866 / 0 / 20; CPU ladder 0.423 / 0 / 20 -> 0.335 / 0.11 % / 19
+#: (with :data:`MARGIN_PROVEN_OWN`; without, 0.334 / 0.32 % / 17). One trial at a time nothing changes. Chosen
+#: with :data:`MARGIN_PROVEN_OWN`, looking at the CPU ladder.
+PENDING_COMPETITORS = True
+
 #: Whether a competitor whose forecast knows its schedule (the multi-power law) is read no lower than its
 #: ``floor``: the forecast of its own curve by the pruner's surrogate, lowered by that forecast's margin at the
 #: stage (the ``"own"`` table of :data:`STAGE_MARGINS`), the lowest outcome that forecast's error model allows

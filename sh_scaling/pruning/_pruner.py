@@ -23,6 +23,8 @@ from sh_scaling.halving import (
     MARGIN_PRIOR_WEIGHT,
     MARGIN_FLOOR,
     MARGIN_PROVEN,
+    MARGIN_PROVEN_OWN,
+    PENDING_COMPETITORS,
     MARGIN_WIDEN,
     MARGIN_WIDEN_LEVEL,
     MIN_RUNG_FACTOR,
@@ -251,7 +253,9 @@ class SurrogateHalvingPruner(BasePruner):
             mapping turns it off, ``"widen_level": None`` widens on any study margin past the table). ``"proven": True`` in a mapping also believes misses that unfinished trials
             have already proven (a forecast made at an earlier rung that a later rung of the same trial has
             already beaten), which a study running many trials at once learns long before its long runs
-            finish (:data:`sh_scaling.halving.MARGIN_PROVEN` gives the measurement). A trial forecast under its
+            finish (:data:`sh_scaling.halving.MARGIN_PROVEN` gives the measurement); ``"proven_own": True``
+            also the deciding trial's own (its earlier forecasts that this rung's loss has beaten:
+            :data:`sh_scaling.halving.MARGIN_PROVEN_OWN`). A trial forecast under its
             schedule is also forecast by the pruner's surrogate from its own curve alone; as a competitor it is
             never read below that forecast's optimistic bound at its stage (the ``"own"`` table), its ``floor``:
             a schedule-aware forecast that falls below it forecasts a drop nothing else supports, and no trial is
@@ -259,17 +263,17 @@ class SurrogateHalvingPruner(BasePruner):
             a mapping turns it off; the rung record keeps ``forecast_own`` and ``floor``). The margin used is in each
             rung record (``margin``, ``margin_info``) and in the decision text. A number among ``sorted(STAGE_MARGINS)`` (0.5, 0.8, 0.9, 0.95) asks for another coverage; a
             mapping ``{"coverage": c, "own": table, "multipower": table}`` (optionally ``"own_bias"``,
-            ``"multipower_bias"``, ``"widen"``, ``"widen_level"``, ``"proven"``, ``"floor"``) gives tables measured on one's own past sweeps, one value per stage of
+            ``"multipower_bias"``, ``"widen"``, ``"widen_level"``, ``"proven"``, ``"proven_own"``, ``"floor"``) gives tables measured on one's own past sweeps, one value per stage of
             :data:`sh_scaling.halving.STAGE_NODES`. ``None``: forecasts' own Gaussian intervals only, and
             competitors' forecasts as they are; measured on 100 synthetic curves (5 arrival orders, competitors
             scored as now), that loses 2.8 % of the best loss where the default loses none.
         pending_competitors: With several trials running at once, also rank a trial at a rung against the
             running trials that have not reached the rung yet but are planned past it, each with the forecast
             of its highest rung (a decision then knows more than the trials that happen to be ahead). One trial
-            at a time nothing changes. Default False: measured with 8 workers on the five development sets
-            (20 orders, ``benchmarks/bench_pruner_sets.py``), it spends 2.5-17 % less compute on four of them
-            with the same regret, but on the CPU ladder, whose early schedule-aware forecasts of long runs are
-            far too optimistic, it loses the best run in 11 of 20 orders (2.6 %) instead of 5 (0.54 %).
+            at a time nothing changes. Default :data:`sh_scaling.halving.PENDING_COMPETITORS` (on; which gives
+            the measurement: 8 trials at once it spends 1-21 % less compute on the five development sets, and
+            keeps the CPU ladder's best run in 19 of 20 orders instead of 20, with the trial's own proven misses
+            in its margin).
 
     Raises: ``ValueError`` at construction for settings that can be checked then (numbers out of range,
     functions that cannot take the arguments they will be given); from :meth:`prune` (so the trial fails with
@@ -314,7 +318,7 @@ class SurrogateHalvingPruner(BasePruner):
         calibrate: bool = False,
         min_improvement: float | str | None = None,
         margin: str | float | Mapping[str, Any] | None = "stage",
-        pending_competitors: bool = False,
+        pending_competitors: bool = PENDING_COMPETITORS,
     ) -> None:
         if isinstance(surrogate, str):
             if surrogate not in _SURROGATE_NAMES:
@@ -398,6 +402,7 @@ class SurrogateHalvingPruner(BasePruner):
         self._margin_proven = margin_model is not None and margin_model[3]
         self._margin_floor = margin_model is not None and margin_model[4]
         self._margin_level = None if margin_model is None else margin_model[5]
+        self._margin_proven_own = margin_model is not None and margin_model[6]
         self._min_improvement: float | str | None = (
             min_improvement if min_improvement is None or min_improvement == "auto" else float(min_improvement)
         )
@@ -721,6 +726,13 @@ class SurrogateHalvingPruner(BasePruner):
             coverage, tables = self._margin
             errors, stages = evidence(kind)
             proven = self._proven_misses(study, trials, trial, kind) if self._margin_proven else None
+            if self._margin_proven_own:
+                # The trial's own earlier forecasts that its loss has since beaten, this rung's loss included.
+                summary = RungSummary.read(trial.system_attrs)
+                own = proven_misses([RungSummary({**summary.records, -1: {"compute": r, "loss": loss_r}}, None,
+                                                 [], [])], kind)
+                proven = own if proven is None else (np.concatenate([proven[0], own[0]]),
+                                                     np.concatenate([proven[1], own[1]]))
             margin, margin_info = stage_margin(r / target, tables[kind], errors, stages,
                                                coverage=coverage, prior_weight=MARGIN_PRIOR_WEIGHT,
                                                widen=self._margin_widen, proven=proven,
@@ -960,7 +972,9 @@ class SurrogateHalvingPruner(BasePruner):
 
 
 
-def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], bool, bool, bool, float | None] | None:
+def _margin_model(
+    margin: Any,
+) -> tuple[float, dict[str, tuple[float, ...]], bool, bool, bool, float | None, bool] | None:
     """The stage error model a ``margin`` setting asks for: its coverage, its tables per forecast kind (the
     margins under ``"own"``/``"multipower"``, the median errors under ``"own_bias"``/``"multipower_bias"``),
     whether the study's wider misses are believed at once (``widen``), ``proven``, ``floor`` and the level of
@@ -970,12 +984,12 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], boo
     bias = {f"{kind}_bias": STAGE_BIAS[kind] for kind in ("own", "multipower")}
     if isinstance(margin, str) and margin == "stage":
         return (MARGIN_COVERAGE, {**STAGE_MARGINS[MARGIN_COVERAGE], **bias}, MARGIN_WIDEN, MARGIN_PROVEN, MARGIN_FLOOR,
-                MARGIN_WIDEN_LEVEL)
+                MARGIN_WIDEN_LEVEL, MARGIN_PROVEN_OWN)
     if _is_number(margin):
         if float(margin) not in STAGE_MARGINS:
             raise ValueError(f"margin={margin!r}: a coverage must be one of the measured {sorted(STAGE_MARGINS)}")
         return (float(margin), {**STAGE_MARGINS[float(margin)], **bias}, MARGIN_WIDEN, MARGIN_PROVEN, MARGIN_FLOOR,
-                MARGIN_WIDEN_LEVEL)
+                MARGIN_WIDEN_LEVEL, MARGIN_PROVEN_OWN)
     if isinstance(margin, Mapping):
         coverage: Any = margin.get("coverage")
         if not (_is_number(coverage) and 0 < coverage < 1):
@@ -989,6 +1003,9 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], boo
         floor = margin.get("floor", MARGIN_FLOOR)
         if not isinstance(floor, bool):
             raise ValueError(f"margin={dict(margin)!r}: 'floor' must be True or False")
+        proven_own = margin.get("proven_own", MARGIN_PROVEN_OWN)
+        if not isinstance(proven_own, bool):
+            raise ValueError(f"margin={dict(margin)!r}: 'proven_own' must be True or False")
         level: Any = margin.get("widen_level", MARGIN_WIDEN_LEVEL)
         if level is not None and not (_is_number(level) and 0 < level < 1):
             raise ValueError(f"margin={dict(margin)!r}: 'widen_level' must be a number in (0, 1) or None")
@@ -1006,7 +1023,7 @@ def _margin_model(margin: Any) -> tuple[float, dict[str, tuple[float, ...]], boo
                     f"one per stage of {STAGE_NODES}"
                 )
             tables[kind] = values
-        return float(coverage), tables, widen, proven, floor, None if level is None else float(level)
+        return float(coverage), tables, widen, proven, floor, None if level is None else float(level), proven_own
     raise ValueError(
         f"margin={margin!r}: must be 'stage', a coverage among {sorted(STAGE_MARGINS)}, "
         "{'coverage': c, 'own': table, 'multipower': table}, or None"
