@@ -977,8 +977,8 @@ def _margin_model(
 ) -> tuple[float, dict[str, tuple[float, ...]], bool, bool, bool, float | None, bool] | None:
     """The stage error model a ``margin`` setting asks for: its coverage, its tables per forecast kind (the
     margins under ``"own"``/``"multipower"``, the median errors under ``"own_bias"``/``"multipower_bias"``),
-    whether the study's wider misses are believed at once (``widen``), ``proven``, ``floor`` and the level of
-    the widening (``widen_level``)."""
+    whether the study's wider misses are believed at once (``widen``), ``proven``, ``floor``, the level of the
+    widening (``widen_level``) and ``proven_own``."""
     if margin is None:
         return None
     bias = {f"{kind}_bias": STAGE_BIAS[kind] for kind in ("own", "multipower")}
