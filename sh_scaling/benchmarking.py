@@ -7,8 +7,10 @@ the test suite.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -112,25 +114,35 @@ def parallel_map(
     chunksize: int = 1,
     progress: bool = True,
 ) -> list[R]:
-    """``[fn(t) for t in tasks]`` over ``jobs`` processes (1: in this process; 0 or less: one per core), with a
-    progress bar on stderr (tqdm, which Optuna already depends on) when ``progress`` is set and stderr is a
-    terminal: in a log file a bar redrawn with carriage returns is one endless line."""
+    """``[fn(t) for t in tasks]`` over ``jobs`` processes (1: in this process; 0 or less: one per core), with
+    progress on stderr when ``progress`` is set: a bar (tqdm, which Optuna already depends on) where stderr is a
+    terminal; elsewhere (a log file, where a bar redrawn with carriage returns is one endless line) a line at
+    each tenth of the tasks done, with the time so far."""
     from tqdm.auto import tqdm
 
     if jobs < 1:
         jobs = os.cpu_count() or 1
-    bar = tqdm(total=len(tasks), desc=label, disable=not (progress and sys.stderr.isatty()), file=sys.stderr)
+    tty = sys.stderr.isatty()
+    bar = tqdm(total=len(tasks), desc=label, disable=not (progress and tty), file=sys.stderr)
     out: list[R] = []
+    t0 = time.perf_counter()
+    steps = {math.ceil(len(tasks) * i / 10) for i in range(1, 11)}
+
+    def done(r: R) -> None:
+        out.append(r)
+        bar.update()
+        if progress and not tty and len(out) in steps:
+            print(f"{label}: {len(out)} of {len(tasks)} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr,
+                  flush=True)
+
     try:
         if jobs == 1:
             for t in tasks:
-                out.append(fn(t))
-                bar.update()
+                done(fn(t))
         else:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
                 for r in pool.map(fn, tasks, chunksize=chunksize):
-                    out.append(r)
-                    bar.update()
+                    done(r)
     finally:
         bar.close()
     return out

@@ -31,3 +31,18 @@ def test_local_curve_sets_skip_routing_without_a_local_copy(monkeypatch, capsys)
     assert "routing curves not found" in capsys.readouterr().err
     monkeypatch.setattr(bm, "data_path", lambda name: "/somewhere")
     assert bm.local_curve_sets(["routing", "ladder"]) == ["routing", "ladder"]
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_parallel_map_reports_progress_in_a_log_at_each_tenth(capsys, jobs):
+    from sh_scaling.benchmarking import parallel_map
+
+    assert parallel_map(_square, list(range(20)), jobs=jobs, label="studies") == [x * x for x in range(20)]
+    lines = capsys.readouterr().err.strip().splitlines()  # pytest's stderr is not a terminal: lines, no bar
+    assert [line.split(" done")[0] for line in lines] == [f"studies: {n} of 20" for n in range(2, 21, 2)]
+    parallel_map(_square, list(range(3)), jobs=jobs, progress=False)
+    assert capsys.readouterr().err == ""
