@@ -21,7 +21,7 @@ from sh_scaling.keys import COMPUTE_KEY, COMPUTE_TAIL_KEY, COMPUTE_TAIL_SIZE
 
 __all__ = [
     "HOW_TO_REPORT", "reported_compute", "reported_lr", "last_reported", "n_stored", "observed_curve", "loss_at",
-    "stored_pairs", "lr_curve",
+    "stored_pairs", "lr_curve", "is_number",
 ]
 
 HOW_TO_REPORT = (
@@ -29,6 +29,11 @@ HOW_TO_REPORT = (
     "`sh_scaling.report(trial, loss, compute=flops_so_far, step=step)`, or pass "
     "`compute_fn=lambda params, step: ...` to the pruner"
 )
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float that is not a bool: what a setting that asks for a number accepts."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _stored_entries(system_attrs: Mapping[str, Any]) -> list[list[float]]:

@@ -19,22 +19,13 @@ from optuna.trial import TrialState
 from sh_scaling.halving import (
     DECISION_START,
     DEFAULT_OPTIMISM,
-    MARGIN_COVERAGE,
     MARGIN_PRIOR_WEIGHT,
-    MARGIN_FLOOR,
-    MARGIN_PROVEN,
-    MARGIN_PROVEN_OWN,
     PENDING_COMPETITORS,
-    MARGIN_WIDEN,
-    MARGIN_WIDEN_LEVEL,
     MIN_RUNG_FACTOR,
     N_STARTUP_TRIALS,
     RTOL,
     PRUNER_WARMUP_FRACTION,
     SCHEDULE_MIN_IMPROVEMENT,
-    STAGE_BIAS,
-    STAGE_MARGINS,
-    STAGE_NODES,
     Decision,
     at_stage,
     calibrate_forecasts,
@@ -66,10 +57,12 @@ from sh_scaling.pruning._competitors import Finished, FinishedCompetitors, RungS
 from sh_scaling.pruning._compute import (
     HOW_TO_REPORT,
     clean_float,
+    is_number,
     last_reported,
     loss_at,
     observed_curve,
 )
+from sh_scaling.pruning._margin_model import MarginModel, parse_margin
 from sh_scaling.pruning._forecasting import family_forecast, fit_points, own_forecast, peer_curves, shares_curves
 from sh_scaling.pruning._outcomes import (
     IMPLAUSIBLE_DROP_FACTOR,
@@ -334,10 +327,10 @@ class SurrogateHalvingPruner(BasePruner):
                 _check_positive("max_compute", max_compute)
         if min_compute is not None:
             _check_positive("min_compute", min_compute)
-        if not (_is_number(reduction_factor) and reduction_factor > 1):
+        if not (is_number(reduction_factor) and reduction_factor > 1):
             raise ValueError(f"reduction_factor={reduction_factor!r}: must be a number > 1")
         spacing = reduction_factor if rung_factor is None else rung_factor
-        if not (_is_number(spacing) and spacing >= MIN_RUNG_FACTOR):
+        if not (is_number(spacing) and spacing >= MIN_RUNG_FACTOR):
             name = "rung_factor" if rung_factor is not None else "reduction_factor (the rung spacing when rung_factor=None)"
             raise ValueError(
                 f"{name}={spacing!r}: must be a number >= {MIN_RUNG_FACTOR:g}; rungs closer than that decide a trial "
@@ -346,11 +339,11 @@ class SurrogateHalvingPruner(BasePruner):
         if not (isinstance(n_startup_trials, int) and n_startup_trials >= 0):
             raise ValueError(f"n_startup_trials={n_startup_trials!r}: must be an integer >= 0")
         for name, value in (("decision_start", decision_start), ("warmup_fraction", warmup_fraction)):
-            if not (_is_number(value) and 0 <= value < 1):
+            if not (is_number(value) and 0 <= value < 1):
                 raise ValueError(f"{name}={value!r}: must be in [0, 1)")
         if optimism == "mean":
             optimism = None
-        if optimism is not None and not (_is_number(optimism) and 0 < optimism <= 0.5):  # type: ignore[operator]
+        if optimism is not None and not (is_number(optimism) and 0 < optimism <= 0.5):  # type: ignore[operator]
             raise ValueError(f"optimism={optimism!r}: use None / 'mean' or a lower quantile in (0, 0.5]")
         if objective not in _OBJECTIVES:
             raise ValueError(f"objective={objective!r}: choose one of {list(_OBJECTIVES)}")
@@ -372,9 +365,9 @@ class SurrogateHalvingPruner(BasePruner):
                 )
             _check_callable("schedule", schedule, "schedule(params)", 1)
         if not (min_improvement is None or min_improvement == "auto"
-                or (_is_number(min_improvement) and 0 <= min_improvement < 1)):  # type: ignore[operator]
+                or (is_number(min_improvement) and 0 <= min_improvement < 1)):  # type: ignore[operator]
             raise ValueError(f"min_improvement={min_improvement!r}: must be 'auto', None or a fraction in [0, 1)")
-        margin_model = _margin_model(margin)
+        margin_model = parse_margin(margin)
         if family is not None:
             if not callable(family):
                 raise ValueError(f"family={family!r}: must be callable as family(params)")
@@ -397,12 +390,7 @@ class SurrogateHalvingPruner(BasePruner):
         self._schedule = schedule
         self._family = family
         self._calibrate = bool(calibrate)
-        self._margin = None if margin_model is None else margin_model[:2]
-        self._margin_widen = margin_model is not None and margin_model[2]
-        self._margin_proven = margin_model is not None and margin_model[3]
-        self._margin_floor = margin_model is not None and margin_model[4]
-        self._margin_level = None if margin_model is None else margin_model[5]
-        self._margin_proven_own = margin_model is not None and margin_model[6]
+        self._margin: MarginModel | None = margin_model
         self._min_improvement: float | str | None = (
             min_improvement if min_improvement is None or min_improvement == "auto" else float(min_improvement)
         )
@@ -723,23 +711,22 @@ class SurrogateHalvingPruner(BasePruner):
             # How wrong a forecast of this kind can be at this stage of a run: the development sets' error table,
             # updated by this study's finished trials.
             kind = "multipower" if schedule is not None else "own"
-            coverage, tables = self._margin
+            model = self._margin
             errors, stages = evidence(kind)
-            proven = self._proven_misses(study, trials, trial, kind) if self._margin_proven else None
-            if self._margin_proven_own:
+            proven = self._proven_misses(study, trials, trial, kind) if model.proven else None
+            if model.proven_own:
                 # The trial's own earlier forecasts that its loss has since beaten, this rung's loss included.
                 summary = RungSummary.read(trial.system_attrs)
                 own = proven_misses([RungSummary({**summary.records, -1: {"compute": r, "loss": loss_r}}, None,
                                                  [], [])], kind)
                 proven = own if proven is None else (np.concatenate([proven[0], own[0]]),
                                                      np.concatenate([proven[1], own[1]]))
-            margin, margin_info = stage_margin(r / target, tables[kind], errors, stages,
-                                               coverage=coverage, prior_weight=MARGIN_PRIOR_WEIGHT,
-                                               widen=self._margin_widen, proven=proven,
-                                               widen_level=self._margin_level)
+            margin, margin_info = stage_margin(r / target, model.tables[kind], errors, stages,
+                                               coverage=model.coverage, prior_weight=MARGIN_PRIOR_WEIGHT,
+                                               widen=model.widen, proven=proven, widen_level=model.widen_level)
             record["margin"] = clean_float(margin)
             record["margin_info"] = {"kind": kind, **{key: clean_float(v) for key, v in margin_info.items()}}
-        if self._margin is not None and self._margin_floor and schedule is not None and not record["fallback"] \
+        if self._margin is not None and self._margin.floor and schedule is not None and not record["fallback"] \
                 and target > r:
             # A second opinion that knows nothing of the schedule: the trial's own curve by the pruner's surrogate.
             # Where the schedule-aware forecast lies below what that forecast's error table allows at this stage,
@@ -747,7 +734,7 @@ class SurrogateHalvingPruner(BasePruner):
             # floor (_competitors.freshest), so no trial is ranked out on such a forecast.
             second = own_forecast(self._surrogate, fit_c, fit_l, target)
             if not bool(second.fallback[0]):
-                floor = float(second.mean[0]) * math.exp(-float(at_stage(self._margin[1]["own"], r / target)))
+                floor = float(second.mean[0]) * math.exp(-float(at_stage(self._margin.tables["own"], r / target)))
                 record["forecast_own"] = clean_float(float(second.mean[0]))
                 record["floor"] = clean_float(min(floor, loss_r))
         min_improvement = self._min_improvement
@@ -807,7 +794,7 @@ class SurrogateHalvingPruner(BasePruner):
         (``evidence(kind)``: their log errors and stages). ``derived``: where the centre tables are kept for the
         same evidence (:meth:`FinishedOutcomes.derived`)."""
         assert self._margin is not None
-        tables = self._margin[1]
+        tables = self._margin.tables
         out = list(others)
         for kind in ("own", "multipower"):
             idx = [i for i, rec in enumerate(others) if rec.get("forecast_kind") == kind
@@ -972,64 +959,6 @@ class SurrogateHalvingPruner(BasePruner):
 
 
 
-def _margin_model(
-    margin: Any,
-) -> tuple[float, dict[str, tuple[float, ...]], bool, bool, bool, float | None, bool] | None:
-    """The stage error model a ``margin`` setting asks for: its coverage, its tables per forecast kind (the
-    margins under ``"own"``/``"multipower"``, the median errors under ``"own_bias"``/``"multipower_bias"``),
-    whether the study's wider misses are believed at once (``widen``), ``proven``, ``floor``, the level of the
-    widening (``widen_level``) and ``proven_own``."""
-    if margin is None:
-        return None
-    bias = {f"{kind}_bias": STAGE_BIAS[kind] for kind in ("own", "multipower")}
-    if isinstance(margin, str) and margin == "stage":
-        return (MARGIN_COVERAGE, {**STAGE_MARGINS[MARGIN_COVERAGE], **bias}, MARGIN_WIDEN, MARGIN_PROVEN, MARGIN_FLOOR,
-                MARGIN_WIDEN_LEVEL, MARGIN_PROVEN_OWN)
-    if _is_number(margin):
-        if float(margin) not in STAGE_MARGINS:
-            raise ValueError(f"margin={margin!r}: a coverage must be one of the measured {sorted(STAGE_MARGINS)}")
-        return (float(margin), {**STAGE_MARGINS[float(margin)], **bias}, MARGIN_WIDEN, MARGIN_PROVEN, MARGIN_FLOOR,
-                MARGIN_WIDEN_LEVEL, MARGIN_PROVEN_OWN)
-    if isinstance(margin, Mapping):
-        coverage: Any = margin.get("coverage")
-        if not (_is_number(coverage) and 0 < coverage < 1):
-            raise ValueError(f"margin={dict(margin)!r}: 'coverage' must be a number in (0, 1)")
-        widen = margin.get("widen", MARGIN_WIDEN)
-        if not isinstance(widen, bool):
-            raise ValueError(f"margin={dict(margin)!r}: 'widen' must be True or False")
-        proven = margin.get("proven", MARGIN_PROVEN)
-        if not isinstance(proven, bool):
-            raise ValueError(f"margin={dict(margin)!r}: 'proven' must be True or False")
-        floor = margin.get("floor", MARGIN_FLOOR)
-        if not isinstance(floor, bool):
-            raise ValueError(f"margin={dict(margin)!r}: 'floor' must be True or False")
-        proven_own = margin.get("proven_own", MARGIN_PROVEN_OWN)
-        if not isinstance(proven_own, bool):
-            raise ValueError(f"margin={dict(margin)!r}: 'proven_own' must be True or False")
-        level: Any = margin.get("widen_level", MARGIN_WIDEN_LEVEL)
-        if level is not None and not (_is_number(level) and 0 < level < 1):
-            raise ValueError(f"margin={dict(margin)!r}: 'widen_level' must be a number in (0, 1) or None")
-        tables: dict[str, tuple[float, ...]] = {}
-        for kind in ("own", "multipower", "own_bias", "multipower_bias"):
-            table = margin.get(kind, STAGE_BIAS[kind[:-5]] if kind.endswith("_bias") else None)
-            try:
-                values = tuple(float(v) for v in table)
-            except TypeError:
-                values = ()
-            signed = kind.endswith("_bias")
-            if len(values) != len(STAGE_NODES) or not all(math.isfinite(v) and (signed or v >= 0) for v in values):
-                raise ValueError(
-                    f"margin[{kind!r}]={table!r}: {len(STAGE_NODES)} {'log errors' if signed else 'margins >= 0'}, "
-                    f"one per stage of {STAGE_NODES}"
-                )
-            tables[kind] = values
-        return float(coverage), tables, widen, proven, floor, None if level is None else float(level), proven_own
-    raise ValueError(
-        f"margin={margin!r}: must be 'stage', a coverage among {sorted(STAGE_MARGINS)}, "
-        "{'coverage': c, 'own': table, 'multipower': table}, or None"
-    )
-
-
 def _system_attrs(study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> Any:
     """The trial's system attributes, read without loading the whole trial where that can be avoided.
 
@@ -1054,10 +983,6 @@ def _check_study(study: optuna.study.Study) -> None:
             "SurrogateHalvingPruner: the study direction is maximize, but the pruner forecasts a loss to "
             "minimise; create the study with direction='minimize' and report the loss"
         )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_positive(name: str, value: Any) -> None:
