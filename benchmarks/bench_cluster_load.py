@@ -531,11 +531,18 @@ def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, roo
                                   f"{len(trials)} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(states.items()))
                                   + f"; lease trials {len(driver)}, none RUNNING"),
     }
+    # The final close: the last hold of the sweep's lease, from its claim (RUNNING) to the sweep finished (COMPLETE),
+    # while every other worker waits for the lease and then finds the sweep finished.
+    final = next((t for t in driver if t.state == TrialState.COMPLETE), None)
+    began, ended = (final.datetime_start, final.datetime_complete) if final is not None else (None, None)
+    close_s = (ended - began).total_seconds() if began is not None and ended is not None else math.nan
+    print(f"  workers/{route['kind']}: the final close held the lease {close_s:.2f} s ({n_cand} candidates)",
+          flush=True)
     optuna.delete_study(study_name=f"{name}:driver", storage=own)
     optuna.delete_study(study_name=f"{name}:attempts", storage=own)
     optuna.delete_study(study_name=name, storage=own)
     return {"calls": calls + lease, "checks": checks, "window": window, "seconds": t_end - t_go,
-            "rows": _rows(calls + lease, ("claim won", "claim lost", "lease"))}
+            "final_close_s": close_s, "rows": _rows(calls + lease, ("claim won", "claim lost", "lease"))}
 
 
 # ------------------------------------------------------------------------------------------------ report
