@@ -66,6 +66,7 @@ import time
 import uuid
 import warnings
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -448,7 +449,7 @@ def _budgeted_worker(route: dict[str, Any], study_name: str, artifacts: str, log
     finally:
         Path(log).write_text(json.dumps({"claims": claims, "trained": _TRAINED, "untrained": untrained,
                                          "start": t0,
-                                         "end": time.monotonic(), "error": error}))
+                                         "end": time.monotonic(), "end_wall": time.time(), "error": error}))
 
 
 def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, root: Path,
@@ -484,6 +485,7 @@ def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, roo
 
     codes, t_go, t_end = _run_processes(_budgeted_worker, argv, barrier, time.monotonic() + args.deadline,
                                         f"workers/{route['kind']}", progress)
+    t_end_wall = time.time() - (time.monotonic() - t_end)
     window = [s for s in conns.samples if t_go <= s[0] <= t_end]
     logged, errors = _read_logs(logs)
     trials = sorted(study.get_trials(), key=lambda t: t.number)
@@ -531,11 +533,25 @@ def _workers_part(route: dict[str, Any], args: argparse.Namespace, own: Any, roo
                                   f"{len(trials)} trials: " + ", ".join(f"{v} {k}" for k, v in sorted(states.items()))
                                   + f"; lease trials {len(driver)}, none RUNNING"),
     }
+    # The final close: the last hold of the sweep's lease, from its claim (RUNNING) to the sweep finished (COMPLETE),
+    # while every other worker waits for the lease and then finds the sweep finished.
+    final = next((t for t in driver if t.state == TrialState.COMPLETE), None)
+    began, ended = (final.datetime_start, final.datetime_complete) if final is not None else (None, None)
+    close_s = (ended - began).total_seconds() if began is not None and ended is not None else math.nan
+    closed = ended.timestamp() if ended is not None else math.nan  # the storage's clock: this machine's
+    returned = max((lg.get("end_wall", math.nan) for lg in logged if lg), default=math.nan)
+    # The last grant, after which the ledger stays at its last value (recorded to the second).
+    granted = max((datetime.fromisoformat(str(s["reserved_at"])).timestamp() for s in records
+                   if s.get("reserved_at")), default=math.nan)
+    print(f"  workers/{route['kind']}: the last grant (the ledger at its last value) came "
+          f"{closed - close_s - granted:.0f} s (to the second) before the final close, which held the lease "
+          f"{close_s:.2f} s ({n_cand} candidates); every work() returned {returned - closed:.1f} s and every "
+          f"process exited {t_end_wall - closed:.1f} s after it", flush=True)
     optuna.delete_study(study_name=f"{name}:driver", storage=own)
     optuna.delete_study(study_name=f"{name}:attempts", storage=own)
     optuna.delete_study(study_name=name, storage=own)
     return {"calls": calls + lease, "checks": checks, "window": window, "seconds": t_end - t_go,
-            "rows": _rows(calls + lease, ("claim won", "claim lost", "lease"))}
+            "final_close_s": close_s, "rows": _rows(calls + lease, ("claim won", "claim lost", "lease"))}
 
 
 # ------------------------------------------------------------------------------------------------ report

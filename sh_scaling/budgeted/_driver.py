@@ -698,8 +698,9 @@ class BudgetedHalving:
                 self._train_round(ctx, Collect(), r, alive, float(rec["share"]), rec.get("grants"))
                 storage.set_study_system_attr(sid, budgeted_round_key(r), {**rec, "opened": True})
                 return False
+            trials = self._trials(ctx)
             for i in alive:
-                t = self._trial(ctx, i)
+                t = trials[i]
                 if t.state == TrialState.RUNNING or (not t.state.is_finished() and any(
                         s["round"] == r and s["status"] == "reserved" for s in segments(t))):
                     return False  # a segment of the round is not finished yet
@@ -812,7 +813,8 @@ class BudgetedHalving:
         storage, sid = ctx.study._storage, ctx.study._study_id
         rec = storage.get_study_system_attrs(sid).get(budgeted_round_key(r))
         if rec is None:
-            alive = [i for i in alive if self._trial(ctx, i).state != TrialState.FAIL]
+            now = self._trials(ctx)
+            alive = [i for i in alive if now[i].state != TrialState.FAIL]
             left = ctx.budget - ctx.total()
             if ctx.replan:
                 share = replanned_shares(ctx.shares, ctx.sizes, r, left)[0]
@@ -822,7 +824,7 @@ class BudgetedHalving:
             if ctx.replan and r == len(ctx.sizes) - 1:
                 # The last round, which no decision follows, splits what is left among its survivors; the
                 # grants are fixed here, so that a restart in the middle of the round grants the same.
-                trials = [self._trial(ctx, i) for i in alive]
+                trials = [now[i] for i in alive]
                 room = np.array([0.0 if t.state.is_finished() else ctx.planned[i] - trained_compute(segments(t))
                                  for i, t in zip(alive, trials)])
                 rec["grants"] = [float(g) for g in water_fill(share * len(alive), np.maximum(room, 0.0))]
@@ -849,8 +851,8 @@ class BudgetedHalving:
 
     def _end_rounds(self, ctx: _Context) -> None:
         """After the last round: every candidate settled, and the checkpoints no longer wanted removed."""
-        for i in range(len(ctx.planned)):
-            self._settle(ctx, i)
+        for i, t in enumerate(self._trials(ctx)):
+            self._settle(ctx, t, i)
         self._clean_checkpoints(ctx)
 
     def _rounds(self, ctx: _Context, pool: Any) -> None:
@@ -887,7 +889,8 @@ class BudgetedHalving:
             keep = {done[-1].get("checkpoint")} if done and t.state in (
                 TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) else set()
             removed = list(record.get(str(t._trial_id), []))
-            for artifact_id in sorted(uploaded_ids(storage, t) - keep - set(removed)):
+            # The uploads as this read of the study holds them: the same read as the segments they are kept by.
+            for artifact_id in sorted(uploaded_ids(None, t) - keep - set(removed)):
                 try:
                     ctx.store.remove(artifact_id)
                 except (ArtifactNotFound, FileNotFoundError):
@@ -908,8 +911,9 @@ class BudgetedHalving:
         end), or the round's ``grants`` (one per candidate of ``alive``) where the round fixed them."""
         granted = dict(zip(alive, grants)) if grants is not None else None
         tasks = []
+        trials = self._trials(ctx)
         for i in alive:
-            t = self._trial(ctx, i)
+            t = trials[i]
             if t.state.is_finished():
                 continue
             segs = segments(t)
@@ -961,7 +965,7 @@ class BudgetedHalving:
             "first_step": (max(steps) + 1) if steps else 0, "resume": resume, "from_scratch": from_scratch,
             "status": "reserved", "attempts": attempts, "notes": notes, "reserved_at": _now(),
         }
-        seg["progress"] = progress_mark(ctx.study._storage, t, seg)
+        seg["progress"] = progress_mark(None, t, seg)  # as read: nothing trains the candidate while it is granted
         seg.update(ctx.new_attempt(t._trial_id, budgeted_segment_key(k), attempts))
         ctx.study._storage.set_trial_system_attr(t._trial_id, budgeted_segment_key(k), seg)
         ctx.charges[(t._trial_id, k)] = charge
@@ -1123,14 +1127,14 @@ class BudgetedHalving:
 
     def _complete_finished(self, ctx: _Context, alive: list[int]) -> None:
         """Candidates that reached their planned end leave the race with their result."""
+        trials = self._trials(ctx)
         for i in alive:
-            t = self._trial(ctx, i)
+            t = trials[i]
             if t.state == TrialState.WAITING and trained_compute(segments(t)) >= ctx.planned[i]:
                 self._finish(ctx, t, i)
 
-    def _settle(self, ctx: _Context, i: int) -> None:
+    def _settle(self, ctx: _Context, t: Any, i: int) -> None:
         """At the end of the schedule every candidate still waiting is done with."""
-        t = self._trial(ctx, i)
         if t.state == TrialState.WAITING:
             self._finish(ctx, t, i)
 
@@ -1238,11 +1242,11 @@ class BudgetedHalving:
         return [have[i] for i in range(len(configs))]
 
     def _trials(self, ctx: _Context) -> list[Any]:
+        """Every candidate's trial, in candidate order, from one read of the study (one storage call, however
+        many candidates: the steps that hold the sweep's lease read their candidates this way, not one by one,
+        since every other worker waits while they run)."""
         by_id = {t._trial_id: t for t in ctx.study.get_trials(deepcopy=False)}
         return [by_id[tid] for tid in ctx.trial_ids]
-
-    def _trial(self, ctx: _Context, i: int) -> Any:
-        return ctx.study._storage.get_trial(ctx.trial_ids[i])
 
     def _take_back(self, ctx: _Context, why: str) -> None:
         """Put every candidate trial left RUNNING back to WAITING: its segment is retried on the next run."""

@@ -349,14 +349,15 @@ def interrupted(seg: dict[str, Any], note: str) -> dict[str, Any]:
             "notes": list(seg.get("notes", [])) + [note]}
 
 
-def progress_mark(storage: BaseStorage, frozen: optuna.trial.FrozenTrial, seg: dict[str, Any]) -> list[int]:
+def progress_mark(storage: BaseStorage | None, frozen: optuna.trial.FrozenTrial, seg: dict[str, Any]) -> list[int]:
     """What the attempts of a segment have left in the storage so far: ``[points, checkpoints, result]``.
 
     ``points``: losses the trial holds at the segment's steps (``first_step`` on); ``checkpoints``: artifacts
     uploaded for the trial (removed ones too: the list only grows); ``result``: 1 once the segment's outcome
     is recorded. Every attempt that made progress changes it: ``train_fn`` returned (a checkpoint uploaded, the
     result written) or points were reported. The driver compares the mark when a worker is found dead with the
-    one from before the attempt, to tell a death that lost the attempt's work from one that did not.
+    one from before the attempt, to tell a death that lost the attempt's work from one that did not. With
+    ``storage`` ``None``, the checkpoints are counted as ``frozen`` holds them (see :func:`uploaded_ids`).
 
     Example::
 
@@ -369,9 +370,25 @@ def progress_mark(storage: BaseStorage, frozen: optuna.trial.FrozenTrial, seg: d
     return [points, len(uploaded_ids(storage, frozen)), int(seg.get("result") is not None)]
 
 
-def uploaded_ids(storage: BaseStorage, frozen: optuna.trial.FrozenTrial) -> set[str]:
-    """The ids of the artifacts uploaded for a trial."""
-    return {m.artifact_id for m in get_all_artifact_meta(frozen, storage=storage)}
+def uploaded_ids(storage: BaseStorage | None, frozen: optuna.trial.FrozenTrial) -> set[str]:
+    """The ids of the artifacts uploaded for a trial: read from ``storage`` (one read), or with ``storage``
+    ``None`` as ``frozen`` holds them (no read: the attributes it was read with, which name every upload; for a
+    trial read a moment ago, such as each trial of one read of the whole study)."""
+    source: Any = storage if storage is not None else _AttributesOf(frozen)
+    return {m.artifact_id for m in get_all_artifact_meta(frozen, storage=source)}
+
+
+class _AttributesOf:
+    """Answers the one read :func:`optuna.artifacts.get_all_artifact_meta` makes of a trial (its system
+    attributes) from a trial already read, so that its uploads are listed without a storage call."""
+
+    def __init__(self, frozen: optuna.trial.FrozenTrial) -> None:
+        self._frozen = frozen
+
+    def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
+        if trial_id != self._frozen._trial_id:
+            raise KeyError(f"trial {trial_id} is not trial {self._frozen._trial_id}")
+        return dict(self._frozen.system_attrs)
 
 
 def _not_in_store(frozen: Any, artifact_id: str, artifact_store: Any) -> str:
