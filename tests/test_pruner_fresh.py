@@ -51,6 +51,10 @@ STALLS = np.where(C <= 8.0, C**-0.5, 8.0**-0.5)
 # A run twice as high all along (worse at every compute seen early) that ends at 2 * 64^-0.5 = 0.25: better than
 # the first run's outcome, worse than the first run's forecast at rung 4.
 STEADY = 2.0 * C**-0.5
+# A run on a plateau to compute 16 that then drops to 0.5 at 64: forecasts from its plateau miss by far.
+PLATEAU_THEN_DROP = np.where(C <= 16.0, 3.0 * C**-0.1, 0.5 * (C / 64.0) ** -0.5)
+# A stage error model whose tables say forecasts never miss (margins and median errors of 0).
+NEVER_MISSES = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5}
 
 
 def test_a_finished_competitor_is_scored_by_its_outcome_not_its_forecast_at_the_rung():
@@ -170,13 +174,11 @@ def test_a_study_whose_forecasts_missed_by_more_than_the_table_is_believed_at_on
     ended 4x lower than forecast. A second like it, a little lower on its plateau, is its equal on what the
     first taught; a table that says forecasts never miss (margins of 0) outweighs that lesson unless the study's
     wider misses are believed whole."""
-    plateau_then_drop = np.where(C <= 16.0, 3.0 * C**-0.1, 0.5 * (C / 64.0) ** -0.5)
     lower_plateau = np.where(C <= 16.0, 2.9 * C**-0.1, 0.45 * (C / 64.0) ** -0.5)
-    never_misses = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5}
     states = {}
     for widen in (False, True):
-        study = optuna.create_study(pruner=_pruner(margin={**never_misses, "widen": widen}))
-        _run(study, C, plateau_then_drop)
+        study = optuna.create_study(pruner=_pruner(margin={**NEVER_MISSES, "widen": widen}))
+        _run(study, C, PLATEAU_THEN_DROP)
         number, states[widen] = _run(study, C, lower_plateau)
         rec = study.trials[number].system_attrs[rung_key(2)]
         assert rec["margin_info"]["study"] > math.log(3.0 * 64**-0.1 / 0.5) - 0.05  # the miss it learned
@@ -190,12 +192,10 @@ def test_a_miss_a_running_trial_has_already_proven_widens_the_margin_of_the_next
     """Two trials at once: the first, forecast from its plateau at rung 2 (1.98 at the end), has since reached
     0.707 at compute 32 while still running; the second, decided at the same stage before anything has
     finished, is given that proven miss as its margin when ``proven`` is on, and the table's (0) when off."""
-    plateau_then_drop = np.where(C <= 16.0, 3.0 * C**-0.1, 0.5 * (C / 64.0) ** -0.5)
-    never_misses = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5}
     for proven in (False, True):
-        study = optuna.create_study(pruner=_pruner(margin={**never_misses, "proven": proven}))
+        study = optuna.create_study(pruner=_pruner(margin={**NEVER_MISSES, "proven": proven}))
         first = study.ask()
-        for c, l in zip(C[C < 33], plateau_then_drop[C < 33]):
+        for c, l in zip(C[C < 33], PLATEAU_THEN_DROP[C < 33]):
             report(first, float(l), compute=float(c))
             assert not first.should_prune()
         promised = study.trials[0].system_attrs[rung_key(2)]["forecast"]
@@ -211,7 +211,7 @@ def test_a_miss_a_running_trial_has_already_proven_widens_the_margin_of_the_next
             assert "the largest miss of this study's own forecasts" in study.trials[1].user_attrs[DECISION_KEY]
         else:
             assert rec["margin"] == 0.0 and "proven" not in rec["margin_info"]
-        study.tell(first, float(plateau_then_drop[-1]))
+        study.tell(first, float(PLATEAU_THEN_DROP[-1]))
         study.tell(second, state=optuna.trial.TrialState.PRUNED)
 
 
@@ -435,9 +435,7 @@ def test_a_miss_proven_by_an_enqueued_trial_counts_once_it_runs():
     """Trials queued with ``enqueue_trial`` wait (WAITING) while others decide. The second one queued is read
     while it waits (no proven misses then), then runs and proves a miss at rung 2; a third trial deciding at
     that stage while it still runs, and a fourth after it was pruned, are both given that miss as their margin."""
-    plateau_then_drop = np.where(C <= 16.0, 3.0 * C**-0.1, 0.5 * (C / 64.0) ** -0.5)
-    never_misses = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5}
-    study = optuna.create_study(pruner=_pruner(margin={**never_misses, "proven": True}))
+    study = optuna.create_study(pruner=_pruner(margin={**NEVER_MISSES, "proven": True}))
     study.enqueue_trial({})
     study.enqueue_trial({})
     first = study.ask()
@@ -448,7 +446,7 @@ def test_a_miss_proven_by_an_enqueued_trial_counts_once_it_runs():
     assert "margin" in study.trials[0].system_attrs[rung_key(2)]  # its decision read the waiting trial
     prover = study.ask()
     assert prover.number == 1
-    for c, l in zip(C[C < 33], plateau_then_drop[C < 33]):
+    for c, l in zip(C[C < 33], PLATEAU_THEN_DROP[C < 33]):
         report(prover, float(l), compute=float(c))
         assert not prover.should_prune()
     miss = math.log(study.trials[1].system_attrs[rung_key(2)]["forecast"] / (0.5 * 2**0.5))
@@ -474,25 +472,23 @@ def test_a_miss_the_deciding_trial_has_proven_itself_widens_its_own_margin_when_
     """A trial alone on a plateau, then dropping: at compute 32 its loss (0.707) has beaten the forecast it was
     given at compute 16 (about 2.3 at the end). With ``proven_own`` that miss is its margin at compute 32 (stage
     0.5, within a factor 2 of 0.25); without it, the table's (0)."""
-    plateau_then_drop = np.where(C <= 16.0, 3.0 * C**-0.1, 0.5 * (C / 64.0) ** -0.5)
-    never_misses = {"coverage": 0.9, "own": (0.0,) * 5, "multipower": (0.0,) * 5}
     for own in (False, True):
-        study = optuna.create_study(pruner=_pruner(margin={**never_misses, "proven_own": own}))
+        study = optuna.create_study(pruner=_pruner(margin={**NEVER_MISSES, "proven_own": own}))
         trial = study.ask()
-        for c, l in zip(C[C < 33], plateau_then_drop[C < 33]):
+        for c, l in zip(C[C < 33], PLATEAU_THEN_DROP[C < 33]):
             report(trial, float(l), compute=float(c))
             assert not trial.should_prune()
         records = study.trials[0].system_attrs
         before = records[rung_key(4)]["forecast"]  # made at compute 16, on the plateau
         rec = records[rung_key(5)]
         if own:
-            loss_32 = float(plateau_then_drop[np.isclose(C, 32.0)][0])
+            loss_32 = float(PLATEAU_THEN_DROP[np.isclose(C, 32.0)][0])
             assert math.log(before / loss_32) > 1.0
             assert rec["margin"] == pytest.approx(math.log(before / loss_32))  # the one forecast near its stage
             assert rec["margin_info"]["widened"] == 1.0 and rec["margin_info"]["n_proven"] >= 1
         else:
             assert rec["margin"] == 0.0 and "proven" not in rec["margin_info"]
-        study.tell(trial, float(plateau_then_drop[-1]))
+        study.tell(trial, float(PLATEAU_THEN_DROP[-1]))
 
 
 def test_proven_own_must_be_a_bool():

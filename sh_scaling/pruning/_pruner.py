@@ -716,7 +716,7 @@ class SurrogateHalvingPruner(BasePruner):
             proven = self._proven_misses(study, trials, trial, kind) if model.proven else None
             if model.proven_own:
                 # The trial's own earlier forecasts that its loss has since beaten, this rung's loss included.
-                summary = RungSummary.read(trial.system_attrs)
+                summary = RungSummary.read(attrs)
                 own = proven_misses([RungSummary({**summary.records, -1: {"compute": r, "loss": loss_r}}, None,
                                                  [], [])], kind)
                 proven = own if proven is None else (np.concatenate([proven[0], own[0]]),
